@@ -1,0 +1,16 @@
+//! Tidegate's gateway policy, shared by the edge Worker and the rollback Lambda.
+//!
+//! Everything here is pure: no I/O, no clock, no randomness. Time, state and
+//! inputs are arguments and every decision is a value, so the same code runs
+//! in a Cloudflare Worker (wasm32), in an AWS Lambda and in unit tests. No
+//! function panics on any input: the Worker shares one wasm instance across
+//! requests, and a panic would break all of them.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod problem;
+pub mod route;
+pub mod throttle;
