@@ -7,6 +7,20 @@
 //! requests, and a panic would break all of them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// The request path must never panic: these lints keep panicking shortcuts out
+// of library code (tests may use them).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod auth;
 pub mod cache;
