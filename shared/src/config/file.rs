@@ -1,0 +1,397 @@
+//! The configuration file exactly as written: the serde and JSON Schema view.
+//!
+//! Values that need more than a type check (durations, URLs, patterns,
+//! methods, algorithms) stay text here, so that one typo does not hide the
+//! next: [`super::validate`] reads them all and reports every problem at once.
+
+use std::borrow::Cow;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+
+/// Declares a text newtype with its own JSON Schema (a string with a pattern or a list of values).
+macro_rules! text_type {
+    ($(#[$doc:meta])* $name:ident, $schema:tt) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!($schema)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                Self(text.to_owned())
+            }
+        }
+    };
+}
+
+text_type!(
+    /// A duration such as `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"` or `"1h30m"`.
+    DurationText,
+    {
+        "type": "string",
+        "pattern": "^\\s*([0-9]+(ms|s|m|h|d))+\\s*$",
+        "description": "A duration: digits followed by ms, s, m, h or d, e.g. \"30s\", \"5m\", \"1h30m\".",
+        "examples": ["30s", "5m", "1h"]
+    }
+);
+
+text_type!(
+    /// An HTTP method name.
+    MethodText,
+    {
+        "type": "string",
+        "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    }
+);
+
+text_type!(
+    /// A JWT signature algorithm name. `none` is never accepted.
+    AlgorithmText,
+    {
+        "type": "string",
+        "enum": ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+                 "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+    }
+);
+
+text_type!(
+    /// An absolute `http` or `https` URL.
+    UrlText,
+    { "type": "string", "format": "uri", "pattern": "^https?://" }
+);
+
+text_type!(
+    /// A route path pattern: `/`-separated literal segments, `{name}` (one segment), `*` (one
+    /// segment, or the rest of the path when last).
+    PatternText,
+    {
+        "type": "string",
+        "pattern": "^/",
+        "description": "A path pattern such as \"/v1/orders/{id}\" or \"/static/*\".",
+        "examples": ["/v1/orders/{id}", "/static/*"]
+    }
+);
+
+/// The whole gateway configuration file, shared by the edge Worker and the rollback Lambda.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// Lets editors find this schema (`"$schema"` in JSON); ignored by Tidegate.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Gateway-wide settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySection>,
+    /// Trusted JWT issuers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<IssuerSection>,
+    /// API key settings; the keys themselves come from the `API_KEYS` secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<ApiKeysSection>,
+    /// Routes, matched in order: the first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSection>,
+    /// The API Gateway stages the rollback Lambda manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSection>,
+}
+
+/// `[gateway]`: settings for every route.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Path prefix of the admin endpoints. Default `/__tidegate/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_prefix: Option<String>,
+    /// Upstream timeout for routes that set none. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_timeout: Option<DurationText>,
+    /// Reuse a well-formed incoming `x-request-id` instead of generating one. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_request_id: Option<bool>,
+}
+
+/// `[[issuers]]`: one trusted JWT issuer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    /// Name routes use to refer to this issuer.
+    pub name: String,
+    /// Expected `iss` claim, exactly.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must carry at least one.
+    pub audiences: Vec<String>,
+    /// Where to fetch the key set (JWKS). Give this or `jwks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<UrlText>,
+    /// An inline key set (JWKS document). Give this or `jwks_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// Accepted signature algorithms. `none` is never accepted.
+    pub algorithms: Vec<AlgorithmText>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `30s`, at most `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leeway: Option<DurationText>,
+    /// Longest accepted token lifetime (`exp` - `iat`). Default: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<DurationText>,
+    /// Claim holding the consumer tier, if any (e.g. `tier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_claim: Option<String>,
+    /// How long fetched keys are trusted and how often they may be refetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_cache: Option<JwksCacheSection>,
+}
+
+/// `[issuers.jwks_cache]`: JWKS caching and refetch limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwksCacheSection {
+    /// How long a fetched key set is fresh. Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<DurationText>,
+    /// How long past `ttl` a key set is still used while the JWKS endpoint fails. Default `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stale: Option<DurationText>,
+    /// Least time between two fetches, whatever the token kids. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refetch_cooldown: Option<DurationText>,
+    /// How long an unknown `kid` is remembered as unknown. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_ttl: Option<DurationText>,
+}
+
+/// `[api_keys]`: how clients present API keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeysSection {
+    /// Request header carrying the key. Default `x-api-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+}
+
+/// `[[routes]]`: one route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Unique name, used in logs, limiter keys and metrics.
+    pub name: String,
+    /// Methods this route serves; absent or empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<MethodText>,
+    /// Path pattern, e.g. `/v1/orders/{id}` or `/static/*`.
+    pub path: PatternText,
+    /// Origin base URL requests are proxied to, e.g. `https://origin.example.com`.
+    pub upstream: UrlText,
+    /// Literal path prefix removed before proxying, e.g. `/api`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<String>,
+    /// Upstream timeout. Default: `gateway.default_timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationText>,
+    /// Forward the client's `Authorization` and API key headers to the origin. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_credentials: Option<bool>,
+    /// Who may call this route. Required: write `auth = { require = "none" }` for a public route.
+    pub auth: RouteAuthSection,
+    /// Rate limits for this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSection>,
+    /// Response caching for this route (GET and HEAD only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSection>,
+}
+
+/// Which credentials a route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthRequirementName {
+    /// Anyone may call the route.
+    None,
+    /// A valid JWT from one of the route's issuers.
+    Jwt,
+    /// A valid API key.
+    ApiKey,
+    /// A valid JWT or a valid API key.
+    Either,
+}
+
+/// `[routes.auth]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAuthSection {
+    /// `none`, `jwt`, `api_key` or `either`.
+    pub require: AuthRequirementName,
+    /// Scopes the caller must all hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Issuers (by name) accepted on this route; absent means every configured issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuers: Option<Vec<String>>,
+}
+
+/// What a rate limit counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKeyName {
+    /// The authenticated subject (JWT `sub` or API key consumer).
+    Subject,
+    /// The API key id.
+    ApiKey,
+    /// The client IP from `CF-Connecting-IP`.
+    ClientIp,
+    /// One counter for the whole route.
+    Route,
+}
+
+/// What to do when the limiter cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureModeName {
+    /// Let the request through.
+    Open,
+    /// Refuse the request with 503.
+    Closed,
+}
+
+/// `[routes.rate_limit]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Count and add headers, but never refuse. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<bool>,
+    /// `open` or `closed` when the limiter is unreachable. Default `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<FailureModeName>,
+    /// The limits; a request must pass all of them.
+    pub limits: Vec<LimitSection>,
+}
+
+/// `[[routes.rate_limit.limits]]`: one limit, e.g. 10 per second per subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSection {
+    /// Name, unique within the route; shown in `RateLimit-Policy`.
+    pub name: String,
+    /// Requests (cost units) allowed per `period`.
+    pub limit: u64,
+    /// The window, e.g. `1s`, `1m`, `1d`.
+    pub period: DurationText,
+    /// What to count by: `subject`, `api_key`, `client_ip` or `route`.
+    pub key: LimitKeyName,
+    /// Cost of one request. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u64>,
+    /// Largest burst admitted at once. Default: `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+}
+
+/// Whether cached responses are shared between callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScopeName {
+    /// One entry serves every caller.
+    Shared,
+    /// Entries are keyed by the caller's identity.
+    Private,
+}
+
+/// `[routes.cache]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// How long a stored response is fresh.
+    pub ttl: DurationText,
+    /// How long past `ttl` a stale response is served while it is refreshed. Default `0s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_while_revalidate: Option<DurationText>,
+    /// How long past `ttl` a stale response is served when the origin fails. Default `0s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_if_error: Option<DurationText>,
+    /// Request headers whose values are part of the cache key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vary_headers: Vec<String>,
+    /// Query parameters kept in the cache key; absent means all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vary_query: Option<Vec<String>>,
+    /// `shared` or `private`. Default `shared`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<CacheScopeName>,
+    /// Response statuses that may be stored. Default 200, 203, 204, 300, 301, 404, 410.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statuses: Option<Vec<u16>>,
+}
+
+/// `[rollback]`: what the rollback Lambda manages.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackSection {
+    /// Log the actions that would be taken and change nothing, for every stage. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// SNS topic ARN notified of every action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_topic_arn: Option<String>,
+    /// The managed stages. Nothing else is ever touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageSection>,
+}
+
+/// `[[rollback.stages]]`: one managed API Gateway stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageSection {
+    /// REST API id. Give this or `rest_api_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_api_id: Option<String>,
+    /// REST API name, resolved to an id at run time. Give this or `rest_api_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_api_name: Option<String>,
+    /// Stage name, e.g. `prod`.
+    pub stage: String,
+    /// CloudWatch alarms watching the whole stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_alarms: Vec<String>,
+    /// CloudWatch alarms watching the canary only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_alarms: Vec<String>,
+    /// Canary 5XX error rate (0 to 1) above which the canary is unhealthy. Default 0.05.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate_threshold: Option<f64>,
+    /// Fewest canary requests in the window before its error rate is judged. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<u64>,
+    /// Canary traffic percentages, strictly increasing, ending at 100. Default [5, 10, 25, 50, 100].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_steps: Option<Vec<f64>>,
+    /// How long each step (and a new deployment) must stay healthy. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_time: Option<DurationText>,
+    /// Least time between two actions on this stage. Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<DurationText>,
+    /// Window of metric data read for the error rate. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_window: Option<DurationText>,
+    /// `ApiName` dimension of the API's CloudWatch metrics. Default: `rest_api_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_api_name: Option<String>,
+    /// `Stage` dimension value of canary metrics; `{stage}` is replaced. Default `{stage}/Canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_stage_dimension: Option<String>,
+    /// Log instead of acting, for this stage. Default: `rollback.dry_run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}

@@ -1,0 +1,231 @@
+//! The validated configuration: every value parsed, every default applied,
+//! every cross-reference checked. Adapters only ever see this form.
+
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use url::Url;
+
+use crate::auth::jwks::JwksCachePolicy;
+use crate::auth::jwt::IssuerPolicy;
+use crate::auth::AuthRequirement;
+use crate::cache::CacheRule;
+use crate::route::{Method, RoutePattern};
+use crate::throttle::{LimitKey, Quota};
+
+/// A validated gateway configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    /// Gateway-wide settings.
+    pub gateway: GatewaySettings,
+    /// Trusted JWT issuers, in file order.
+    pub issuers: Vec<Issuer>,
+    /// API key settings, when any route accepts API keys.
+    pub api_keys: Option<ApiKeySettings>,
+    /// Routes, in match order.
+    pub routes: Vec<Route>,
+    /// Stages the rollback Lambda manages, if any.
+    pub rollback: Option<RollbackPolicy>,
+}
+
+/// Gateway-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// Path prefix of the admin endpoints, starting and ending with `/`.
+    pub admin_prefix: String,
+    /// Upstream timeout for routes that set none.
+    pub default_timeout: Duration,
+    /// Reuse a well-formed incoming request id.
+    pub trust_request_id: bool,
+}
+
+impl GatewaySettings {
+    /// Default admin endpoint prefix.
+    pub const DEFAULT_ADMIN_PREFIX: &'static str = "/__tidegate/";
+    /// Default upstream timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            admin_prefix: Self::DEFAULT_ADMIN_PREFIX.to_owned(),
+            default_timeout: Self::DEFAULT_TIMEOUT,
+            trust_request_id: true,
+        }
+    }
+}
+
+/// A trusted JWT issuer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issuer {
+    /// Name routes refer to.
+    pub name: String,
+    /// How its tokens are checked.
+    pub policy: IssuerPolicy,
+    /// Where its keys come from.
+    pub jwks: JwksSource,
+    /// How fetched keys are cached.
+    pub jwks_cache: JwksCachePolicy,
+}
+
+/// Where an issuer's signing keys come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JwksSource {
+    /// Fetched from this URL by the adapter.
+    Url(Url),
+    /// Written in the config file.
+    Inline(JwkSet),
+}
+
+/// How clients present API keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeySettings {
+    /// Request header carrying the key, lowercase.
+    pub header: String,
+}
+
+impl ApiKeySettings {
+    /// Default API key header.
+    pub const DEFAULT_HEADER: &'static str = "x-api-key";
+}
+
+/// One route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Unique name.
+    pub name: String,
+    /// Methods served; empty means any.
+    pub methods: Vec<Method>,
+    /// Path pattern.
+    pub pattern: RoutePattern,
+    /// Origin base URL.
+    pub upstream: Url,
+    /// Literal prefix removed before proxying.
+    pub strip_prefix: Option<String>,
+    /// Upstream timeout.
+    pub timeout: Duration,
+    /// Forward the client's credentials to the origin.
+    pub forward_credentials: bool,
+    /// Who may call the route.
+    pub auth: RouteAuth,
+    /// Rate limits, if any.
+    pub rate_limit: Option<RateLimitPolicy>,
+    /// Response caching, if any.
+    pub cache: Option<CacheRule>,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAuth {
+    /// Which credentials are accepted.
+    pub requirement: AuthRequirement,
+    /// Scopes the caller must all hold.
+    pub scopes: Vec<String>,
+    /// Issuer names accepted; `None` means all configured issuers.
+    pub issuers: Option<Vec<String>>,
+}
+
+/// What to do when the limiter cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// Let the request through.
+    Open,
+    /// Refuse it with 503.
+    Closed,
+}
+
+/// A route's rate limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitPolicy {
+    /// Count and add headers but never refuse.
+    pub shadow: bool,
+    /// Behaviour when the limiter is unreachable.
+    pub on_error: FailureMode,
+    /// Limits a request must all pass.
+    pub limits: Vec<RouteLimit>,
+}
+
+/// One limit of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteLimit {
+    /// Name, unique within the route.
+    pub name: String,
+    /// How much, how often.
+    pub quota: Quota,
+    /// What is counted by.
+    pub key: LimitKey,
+    /// Cost of one request.
+    pub cost: u64,
+}
+
+/// The stages the rollback Lambda manages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackPolicy {
+    /// SNS topic notified of every action.
+    pub notification_topic_arn: Option<String>,
+    /// Managed stages; nothing else is touched.
+    pub stages: Vec<ManagedStage>,
+}
+
+/// How a managed stage names its REST API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestApiRef {
+    /// By id, e.g. `a1b2c3d4e5`.
+    Id(String),
+    /// By name, resolved at run time.
+    Name(String),
+}
+
+/// One managed API Gateway stage and its rollout policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedStage {
+    /// The REST API.
+    pub api: RestApiRef,
+    /// Stage name.
+    pub stage: String,
+    /// Alarms on the whole stage.
+    pub stage_alarms: Vec<String>,
+    /// Alarms on the canary only.
+    pub canary_alarms: Vec<String>,
+    /// Canary 5XX error rate (0 to 1] above which the canary is unhealthy.
+    pub error_rate_threshold: f64,
+    /// Fewest requests before the error rate is judged.
+    pub min_requests: u64,
+    /// Canary traffic percentages, strictly increasing, ending at 100.
+    pub canary_steps: Vec<f64>,
+    /// How long each step must stay healthy.
+    pub bake_time: Duration,
+    /// Least time between two actions.
+    pub cooldown: Duration,
+    /// Window of metric data read for the error rate.
+    pub metric_window: Duration,
+    /// `ApiName` metric dimension, if it differs from the API name.
+    pub metric_api_name: Option<String>,
+    /// `Stage` dimension of canary metrics, with `{stage}` unexpanded.
+    pub canary_stage_dimension: String,
+    /// Log instead of acting.
+    pub dry_run: bool,
+}
+
+impl ManagedStage {
+    /// Default canary error-rate threshold (5 %).
+    pub const DEFAULT_ERROR_RATE_THRESHOLD: f64 = 0.05;
+    /// Default minimum request count.
+    pub const DEFAULT_MIN_REQUESTS: u64 = 100;
+    /// Default canary steps.
+    pub const DEFAULT_CANARY_STEPS: [f64; 5] = [5.0, 10.0, 25.0, 50.0, 100.0];
+    /// Default bake time per step.
+    pub const DEFAULT_BAKE_TIME: Duration = Duration::from_secs(300);
+    /// Default cooldown between actions.
+    pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(600);
+    /// Default metric window.
+    pub const DEFAULT_METRIC_WINDOW: Duration = Duration::from_secs(300);
+    /// Default canary `Stage` dimension template.
+    pub const DEFAULT_CANARY_STAGE_DIMENSION: &'static str = "{stage}/Canary";
+
+    /// The canary's `Stage` metric dimension value for this stage.
+    pub fn canary_stage_dimension_value(&self) -> String {
+        self.canary_stage_dimension.replace("{stage}", &self.stage)
+    }
+}
