@@ -1,1 +1,309 @@
+use std::time::Duration;
 
+use proptest::prelude::*;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[[routes]]
+name = "all"
+path = "/*"
+upstream = "https://origin.example.com"
+auth = { require = "none" }
+"#;
+
+fn problems(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn minimal_file_gets_every_default() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.gateway, GatewaySettings::default());
+    let route = &config.routes[0];
+    assert_eq!(route.timeout, GatewaySettings::DEFAULT_TIMEOUT);
+    assert!(route.methods.is_empty());
+    assert!(!route.forward_credentials);
+    assert!(route.rate_limit.is_none() && route.cache.is_none());
+}
+
+#[test]
+fn empty_file_is_a_valid_gateway_with_no_routes() {
+    assert_eq!(parse("").unwrap(), GatewayConfig::empty());
+}
+
+#[test]
+fn json_is_accepted_with_the_same_structure() {
+    let json = r#"{"$schema": "./gateway.schema.json", "routes": [{"name": "all", "path": "/*",
+        "upstream": "https://origin.example.com", "auth": {"require": "none"}}]}"#;
+    assert_eq!(parse(json).unwrap(), parse(MINIMAL).unwrap());
+}
+
+#[test]
+fn syntax_errors_name_the_format_and_position() {
+    let toml = problems("[[routes]\nname = 1");
+    assert_eq!(toml.len(), 1);
+    assert!(toml[0].starts_with("the file is not valid TOML"), "{toml:?}");
+    assert!(toml[0].contains("line 1"), "{toml:?}");
+    let json = problems("{\"routes\": [}");
+    assert!(json[0].starts_with("the file is not valid JSON"), "{json:?}");
+}
+
+#[test]
+fn a_non_table_document_is_refused() {
+    let errors = parse_as("[1, 2]", Format::Json).unwrap_err();
+    assert!(errors.to_string().contains("must be a table"), "{errors}");
+    assert!(problems("{\"routes\": []} ").is_empty());
+}
+
+#[test]
+fn routes_must_be_a_list() {
+    let p = problems("routes = 3");
+    assert_eq!(p, ["routes: must be a list; in TOML write each item as [[routes]]"]);
+}
+
+#[test]
+fn one_malformed_route_does_not_hide_problems_elsewhere() {
+    let text = format!(
+        "{MINIMAL}\n[[routes]]\nname = 7\n\n[[routes]]\nname = \"b\"\npath = \"/b\"\n\
+         upstream = \"https://o\"\ntimeout = \"soon\"\nauth = {{ require = \"none\" }}\n"
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].starts_with("routes[1].name: invalid type"), "{p:?}");
+    assert!(p[1].starts_with("routes[2].timeout: `soon`"), "{p:?}");
+}
+
+#[test]
+fn references_to_a_malformed_issuer_are_not_reported_twice() {
+    let text = r#"
+        [[issuers]]
+        name = "idp"
+        issuer = 5
+        [[routes]]
+        name = "r"
+        path = "/r"
+        upstream = "https://o"
+        auth = { require = "jwt", issuers = ["idp"] }
+    "#;
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("issuers[0].issuer"), "{p:?}");
+}
+
+#[test]
+fn hmac_issuers_need_inline_keys_and_no_asymmetric_neighbours() {
+    let text = r#"
+        [[issuers]]
+        name = "a"
+        issuer = "a"
+        audiences = ["x"]
+        algorithms = ["HS256", "RS256"]
+        jwks = { keys = [{ kty = "oct", k = "c2VjcmV0", kid = "1" }] }
+    "#;
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("mixes HS* with asymmetric"), "{p:?}");
+    let ok = text.replace(", \"RS256\"", "");
+    let config = parse(&ok).unwrap();
+    assert!(matches!(config.issuers[0].jwks, JwksSource::Inline(_)));
+}
+
+#[test]
+fn redaction_hides_symmetric_and_private_key_material() {
+    let text = r#"
+        [[issuers]]
+        name = "a"
+        issuer = "a"
+        audiences = ["x"]
+        algorithms = ["HS256"]
+        jwks = { keys = [{ kty = "oct", k = "c2VjcmV0", kid = "1" }] }
+    "#;
+    let config = parse(text).unwrap();
+    let shown = serde_json::to_string(&config.redacted()).unwrap();
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    assert!(shown.contains("[redacted]"));
+}
+
+#[test]
+fn jwks_over_plain_http_is_only_for_localhost() {
+    let issuer = |url: &str| {
+        format!(
+            "[[issuers]]\nname = \"a\"\nissuer = \"a\"\naudiences = [\"x\"]\n\
+             algorithms = [\"RS256\"]\njwks_url = \"{url}\"\n"
+        )
+    };
+    assert!(problems(&issuer("http://127.0.0.1:9999/jwks")).is_empty());
+    assert!(problems(&issuer("http://localhost/jwks")).is_empty());
+    assert_eq!(problems(&issuer("http://idp.example.com/jwks")).len(), 1);
+}
+
+#[test]
+fn limits_default_burst_to_limit_and_cost_to_one() {
+    let text = r#"
+        [[routes]]
+        name = "r"
+        path = "/r"
+        upstream = "https://o"
+        auth = { require = "none" }
+        rate_limit = { limits = [{ name = "l", limit = 7, period = "1m", key = "client_ip" }] }
+    "#;
+    let config = parse(text).unwrap();
+    let policy = config.routes[0].rate_limit.as_ref().unwrap();
+    assert_eq!(policy.on_error, FailureMode::Closed);
+    assert!(!policy.shadow);
+    let limit = &policy.limits[0];
+    assert_eq!(limit.quota.burst, 7);
+    assert_eq!(limit.quota.period, Duration::from_secs(60));
+    assert_eq!(limit.cost, 1);
+}
+
+#[test]
+fn routes_under_the_admin_prefix_are_refused() {
+    let text = MINIMAL.replace("/*", "/__tidegate/x");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("admin prefix"), "{p:?}");
+}
+
+#[test]
+fn stage_defaults_and_dimension_template() {
+    let text = r#"
+        [rollback]
+        dry_run = true
+        [[rollback.stages]]
+        rest_api_id = "abc"
+        stage = "prod"
+        stage_alarms = ["a"]
+    "#;
+    let config = parse(text).unwrap();
+    let stage = &config.rollback.unwrap().stages[0];
+    assert!(stage.dry_run, "the section's dry_run applies to its stages");
+    assert_eq!(stage.canary_steps, ManagedStage::DEFAULT_CANARY_STEPS.to_vec());
+    assert_eq!(stage.canary_stage_dimension_value(), "prod/Canary");
+}
+
+#[test]
+fn duplicate_stages_are_refused() {
+    let text = r#"
+        [[rollback.stages]]
+        rest_api_id = "abc"
+        stage = "prod"
+        stage_alarms = ["a"]
+        [[rollback.stages]]
+        rest_api_id = "abc"
+        stage = "prod"
+        stage_alarms = ["b"]
+    "#;
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("stage names must be unique"), "{p:?}");
+}
+
+#[test]
+fn schema_describes_every_section() {
+    let schema = json_schema();
+    for section in ["gateway", "issuers", "api_keys", "routes", "rollback"] {
+        assert!(
+            schema["properties"][section].is_object(),
+            "schema lacks {section}"
+        );
+    }
+}
+
+// --- round trip -------------------------------------------------------------
+
+fn duration_text() -> impl Strategy<Value = String> {
+    (1u64..100, prop::sample::select(vec!["s", "m", "h"])).prop_map(|(n, u)| format!("{n}{u}"))
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9-]{0,8}"
+}
+
+prop_compose! {
+    fn route_text(index: usize)(
+        segment in "[a-z]{1,6}",
+        param in prop::bool::ANY,
+        methods in prop::sample::subsequence(vec!["GET", "HEAD", "POST"], 1..=3),
+        timeout in duration_text(),
+        limit in 1u64..1000,
+        period in duration_text(),
+        key in prop::sample::select(vec!["client_ip", "route"]),
+        cache_ttl in prop::option::of(duration_text()),
+        shadow in prop::bool::ANY,
+    ) -> String {
+        let path = if param { format!("/r{index}/{segment}/{{id}}") } else { format!("/r{index}/{segment}/*") };
+        let cache = match cache_ttl {
+            Some(ttl) if methods.contains(&"GET") => format!("cache = {{ ttl = \"{ttl}\", vary_query = [\"page\"] }}\n"),
+            _ => String::new(),
+        };
+        let methods: Vec<String> = methods.iter().map(|m| format!("\"{m}\"")).collect();
+        format!(
+            "[[routes]]\nname = \"route-{index}\"\nmethods = [{}]\npath = \"{path}\"\n\
+             upstream = \"https://origin{index}.example.com/base\"\ntimeout = \"{}\"\n\
+             auth = {{ require = \"none\" }}\n\
+             rate_limit = {{ shadow = {shadow}, limits = [{{ name = \"l\", limit = {limit}, period = \"{period}\", key = \"{key}\" }}] }}\n{cache}\n",
+            methods.join(", "),
+            // Keep the timeout in range: minutes and hours above 5m are refused.
+            if timeout.ends_with('s') { timeout } else { "30s".to_owned() },
+        )
+    }
+}
+
+prop_compose! {
+    fn stage_text(index: usize)(
+        stage in name(),
+        threshold in 0.001f64..1.0,
+        min_requests in 1u64..10_000,
+        bake in duration_text(),
+        dry_run in prop::bool::ANY,
+    ) -> String {
+        format!(
+            "[[rollback.stages]]\nrest_api_name = \"api-{index}\"\nstage = \"{stage}\"\n\
+             stage_alarms = [\"alarm-{index}\"]\nerror_rate_threshold = {threshold}\n\
+             min_requests = {min_requests}\nbake_time = \"{bake}\"\ndry_run = {dry_run}\n\n"
+        )
+    }
+}
+
+fn config_text() -> impl Strategy<Value = String> {
+    (1usize..6, 0usize..3)
+        .prop_flat_map(|(routes, stages)| {
+            let routes: Vec<_> = (0..routes).map(route_text).collect();
+            let stages: Vec<_> = (0..stages).map(stage_text).collect();
+            (routes, stages)
+        })
+        .prop_map(|(routes, stages)| format!("{}{}", routes.concat(), stages.concat()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn rendering_then_parsing_gives_the_same_config(text in config_text()) {
+        let config = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        let rendered = config.to_toml_string();
+        let again = parse(&rendered).map_err(|e| TestCaseError::fail(format!("{e}\n{rendered}")))?;
+        prop_assert_eq!(&config, &again);
+        let json = serde_json::to_string(&config.to_file()).unwrap();
+        prop_assert_eq!(&config, &parse(&json).unwrap());
+    }
+
+    #[test]
+    fn parsing_never_panics(text in ".{0,200}") {
+        let _ = parse(&text);
+    }
+
+    #[test]
+    fn parsing_damaged_examples_never_panics(cut in 0usize..4000, junk in "[\\[\\]{}=\"a-z0-9 \n]{0,8}") {
+        let example = include_str!("../../../examples/gateway.toml");
+        let cut = cut.min(example.len());
+        let cut = (0..=cut).rev().find(|i| example.is_char_boundary(*i)).unwrap_or(0);
+        let damaged = format!("{}{junk}{}", &example[..cut], &example[cut..]);
+        let _ = parse(&damaged);
+    }
+}
