@@ -1,21 +1,60 @@
-//! TEMP STUB
-#![allow(missing_docs)]
-use std::time::Duration;
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheScope {
-    Shared,
-    Private,
+//! HTTP caching policy for the edge: which requests and responses may use the
+//! cache, under which key, and how fresh a stored entry is.
+//!
+//! The adapter does the I/O (Workers Cache API); this module only decides.
+//! Flow: [`cacheability::check_request`] → [`key::cache_key`] → look up →
+//! [`freshness::freshness`] on a hit, or fetch and
+//! [`cacheability::check_response`] before storing with
+//! [`freshness::stored_headers`].
+//!
+//! Headers are passed everywhere as [`Headers`], a slice of `(name, value)`
+//! pairs with case-insensitive names — what a Worker gets from iterating a
+//! `Headers` object.
+
+pub mod cache_control;
+pub mod cacheability;
+pub mod freshness;
+pub mod key;
+pub mod rule;
+
+pub use cache_control::CacheControl;
+pub use cacheability::{
+    check_request, check_response, BypassReason, RequestPlan, RequestVerdict, ResponseVerdict,
+};
+pub use freshness::{freshness, storage_lifetime, CacheStatus, Freshness, FreshnessCheck};
+pub use key::{cache_key, CacheKey, KeyError, RequestParts};
+pub use rule::{CacheRule, CacheScope};
+
+/// Request or response headers: `(name, value)` pairs; names compare
+/// case-insensitively, and a name may repeat.
+pub type Headers = [(String, String)];
+
+/// The values of every header named `name` (case-insensitive), in order.
+pub fn header_values<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheRule {
-    pub ttl: Duration,
-    pub stale_while_revalidate: Duration,
-    pub stale_if_error: Duration,
-    pub vary_headers: Vec<String>,
-    pub vary_query: Option<Vec<String>>,
-    pub scope: CacheScope,
-    pub statuses: Vec<u16>,
+
+/// Whether any header named `name` is present.
+pub fn has_header(headers: &Headers, name: &str) -> bool {
+    headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
 }
-impl CacheRule {
-    pub const DEFAULT_STATUSES: [u16; 7] = [200, 203, 204, 300, 301, 404, 410];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lookup_is_case_insensitive() {
+        let h = vec![
+            ("Vary".to_owned(), "a".to_owned()),
+            ("x".to_owned(), "1".to_owned()),
+            ("VARY".to_owned(), "b".to_owned()),
+        ];
+        assert_eq!(header_values(&h, "vary").collect::<Vec<_>>(), ["a", "b"]);
+        assert!(has_header(&h, "X"));
+        assert!(!has_header(&h, "y"));
+    }
 }

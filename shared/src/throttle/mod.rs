@@ -1,16 +1,18 @@
-//! TEMP STUB
-#![allow(missing_docs)]
-use std::time::Duration;
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitKey {
-    Subject,
-    ApiKey,
-    ClientIp,
-    Route,
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    pub limit: u64,
-    pub period: Duration,
-    pub burst: u64,
-}
+//! Rate limiting as a pure state machine.
+//!
+//! The limiter is GCRA ([`gcra`]): one `u64` of state per key, exact at the
+//! boundary (a quota of `L` admits exactly `L` simultaneous unit requests),
+//! and cheap to store in a Durable Object. The adapter loads the state, calls
+//! [`gcra::check`] with the current time, stores the new state and renders the
+//! decision with [`headers`]. Several limits on one request go through
+//! [`multi`], which admits a request only if every limit does. [`key`] builds
+//! the storage key a limit's state lives under.
+
+pub mod gcra;
+pub mod headers;
+pub mod key;
+pub mod multi;
+
+pub use gcra::{check, normalize, peek, refund, Decision, GcraState, Quota};
+pub use key::{limiter_key, KeyError, KeySource, LimitKey};
+pub use multi::{check_all, MultiDecision};

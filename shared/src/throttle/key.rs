@@ -1,0 +1,284 @@
+//! Which caller a limit counts against, and the storage key of its state.
+//!
+//! The key is `"{route}:{limit}:{value}"`. Every part is percent-encoded down
+//! to unreserved characters, so no part can contain the `:` separator and a
+//! client cannot forge a value that lands in someone else's bucket. Parts
+//! longer than [`MAX_PART_LEN`] are replaced by `#` and their SHA-256 (hex):
+//! `#` never appears in an encoded part, so a hashed part cannot collide with
+//! a literal one, and keys stay bounded whatever the client sends.
+//!
+//! When the value a limit is keyed by is absent (keyed by subject on an
+//! anonymous request, say), [`limiter_key`] returns a [`KeyError`] rather than
+//! falling back to the client IP: a silent fallback would turn a per-caller
+//! quota into a per-IP one shared by everyone behind the same NAT, or give
+//! anonymous callers a separate, fresh bucket. The adapter decides: usually
+//! reject ([`KeyError::problem`]), since a route limited per caller should
+//! require a caller.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::problem::Problem;
+
+/// Longest encoded key part kept verbatim; longer ones are hashed.
+pub const MAX_PART_LEN: usize = 128;
+
+/// Everything but RFC 3986 unreserved characters gets encoded.
+const KEY_PART: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The value of the literal route-wide bucket: `*` is never produced by
+/// encoding, so no caller value can equal it.
+const ROUTE_WIDE: &str = "*";
+
+/// What a limit counts requests by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKey {
+    /// The authenticated subject (e.g. the JWT `sub`).
+    Subject,
+    /// The API key's id (never the secret itself).
+    ApiKey,
+    /// The client's IP address; IPv6 addresses count per /64, since one
+    /// client usually holds a whole /64.
+    ClientIp,
+    /// One bucket for the whole route, shared by every caller.
+    Route,
+}
+
+/// The per-request values a limit may be keyed by, as the adapter knows them.
+/// Empty or blank values count as absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySource<'a> {
+    /// The authenticated subject, if the request carried valid credentials.
+    pub subject: Option<&'a str>,
+    /// The id of the API key the request authenticated with.
+    pub api_key_id: Option<&'a str>,
+    /// The client IP (e.g. `CF-Connecting-IP`).
+    pub client_ip: Option<&'a str>,
+}
+
+/// The request lacks the value its limit is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The limit is per subject, but the request is not authenticated.
+    #[error("the rate limit is per subject, but the request has no authenticated subject")]
+    MissingSubject,
+    /// The limit is per API key, but the request used none.
+    #[error("the rate limit is per API key, but the request has no API key")]
+    MissingApiKey,
+    /// The limit is per client IP, but the adapter had no client IP.
+    #[error("the rate limit is per client IP, but the client IP is unknown")]
+    MissingClientIp,
+}
+
+impl KeyError {
+    /// The recommended client response: 401 when credentials are missing
+    /// (the route limits per caller, so it needs one), 500 when the gateway
+    /// failed to provide the client IP (a deployment fault, not the client's).
+    pub fn problem(&self) -> Problem {
+        match self {
+            Self::MissingSubject | Self::MissingApiKey => {
+                Problem::new(401, "authentication-required", "Authentication required")
+                    .with_detail("This route limits requests per caller; send credentials.")
+            }
+            Self::MissingClientIp => Problem::new(500, "internal", "Internal error"),
+        }
+    }
+}
+
+/// The storage key for the state of limit `limit` on route `route`, keyed by
+/// `kind` with values from `source`.
+pub fn limiter_key(
+    route: &str,
+    limit: &str,
+    kind: LimitKey,
+    source: &KeySource<'_>,
+) -> Result<String, KeyError> {
+    let value = match kind {
+        LimitKey::Subject => encode_part(present(source.subject).ok_or(KeyError::MissingSubject)?),
+        LimitKey::ApiKey => encode_part(present(source.api_key_id).ok_or(KeyError::MissingApiKey)?),
+        LimitKey::ClientIp => {
+            let ip = present(source.client_ip).ok_or(KeyError::MissingClientIp)?;
+            encode_part(&normalize_ip(ip))
+        }
+        LimitKey::Route => ROUTE_WIDE.to_owned(),
+    };
+    Ok(format!(
+        "{}:{}:{value}",
+        encode_part(route),
+        encode_part(limit)
+    ))
+}
+
+fn present(v: Option<&str>) -> Option<&str> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+/// Canonical text of an IP so spellings of one address share a bucket;
+/// IPv6 masked to its /64. Unparseable input is kept (trimmed) behind a `?`,
+/// which no normalised address starts with, so it cannot alias one.
+fn normalize_ip(raw: &str) -> String {
+    let raw = raw.trim();
+    match raw.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let masked = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", Ipv6Addr::from(masked))
+            }
+        },
+        Err(_) => format!("?{raw}"),
+    }
+}
+
+/// Percent-encodes a key part; hashes it when too long.
+fn encode_part(part: &str) -> String {
+    let encoded = utf8_percent_encode(part, KEY_PART).to_string();
+    if encoded.len() <= MAX_PART_LEN {
+        return encoded;
+    }
+    let digest = Sha256::digest(part.as_bytes());
+    let mut out = String::with_capacity(65);
+    out.push('#');
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn src<'a>(
+        subject: Option<&'a str>,
+        key: Option<&'a str>,
+        ip: Option<&'a str>,
+    ) -> KeySource<'a> {
+        KeySource {
+            subject,
+            api_key_id: key,
+            client_ip: ip,
+        }
+    }
+
+    #[test]
+    fn builds_keys_per_kind() {
+        let s = src(Some("user-1"), Some("k_42"), Some("203.0.113.9"));
+        assert_eq!(
+            limiter_key("orders", "per-second", LimitKey::Subject, &s).unwrap(),
+            "orders:per-second:user-1"
+        );
+        assert_eq!(
+            limiter_key("orders", "daily", LimitKey::ApiKey, &s).unwrap(),
+            "orders:daily:k_42"
+        );
+        assert_eq!(
+            limiter_key("orders", "ip", LimitKey::ClientIp, &s).unwrap(),
+            "orders:ip:203.0.113.9"
+        );
+        assert_eq!(
+            limiter_key("orders", "all", LimitKey::Route, &s).unwrap(),
+            "orders:all:*"
+        );
+    }
+
+    #[test]
+    fn missing_inputs_are_errors_not_fallbacks() {
+        let anon = src(None, Some("  "), Some("203.0.113.9"));
+        assert_eq!(
+            limiter_key("r", "l", LimitKey::Subject, &anon),
+            Err(KeyError::MissingSubject)
+        );
+        assert_eq!(
+            limiter_key("r", "l", LimitKey::ApiKey, &anon),
+            Err(KeyError::MissingApiKey)
+        );
+        assert_eq!(
+            limiter_key("r", "l", LimitKey::ClientIp, &KeySource::default()),
+            Err(KeyError::MissingClientIp)
+        );
+        assert_eq!(KeyError::MissingSubject.problem().status, 401);
+        assert_eq!(KeyError::MissingClientIp.problem().status, 500);
+        assert_eq!(KeyError::MissingClientIp.problem().detail, None);
+    }
+
+    #[test]
+    fn separators_in_values_cannot_collide() {
+        let a = limiter_key("r", "l:x", LimitKey::Subject, &src(Some("y"), None, None)).unwrap();
+        let b = limiter_key("r", "l", LimitKey::Subject, &src(Some("x:y"), None, None)).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(b, "r:l:x%3Ay");
+        let star = limiter_key("r", "l", LimitKey::Subject, &src(Some("*"), None, None)).unwrap();
+        assert_ne!(
+            star,
+            limiter_key("r", "l", LimitKey::Route, &KeySource::default()).unwrap()
+        );
+    }
+
+    #[test]
+    fn long_values_are_hashed_and_bounded() {
+        let long = "a".repeat(10_000);
+        let k = limiter_key("r", "l", LimitKey::Subject, &src(Some(&long), None, None)).unwrap();
+        assert!(k.starts_with("r:l:#"));
+        assert_eq!(k.len(), "r:l:#".len() + 64);
+        let other = "a".repeat(10_001);
+        assert_ne!(
+            k,
+            limiter_key("r", "l", LimitKey::Subject, &src(Some(&other), None, None)).unwrap()
+        );
+    }
+
+    #[test]
+    fn ips_are_normalized() {
+        let key =
+            |ip| limiter_key("r", "l", LimitKey::ClientIp, &src(None, None, Some(ip))).unwrap();
+        assert_eq!(key("2001:db8:0:0:1::1"), key("2001:db8::ffff:1"));
+        assert_eq!(key("2001:db8::1"), "r:l:2001%3Adb8%3A%3A%2F64");
+        assert_ne!(key("2001:db8::1"), key("2001:db9::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_eq!(key(" 192.0.2.1 "), "r:l:192.0.2.1");
+        assert_eq!(key("not-an-ip"), "r:l:%3Fnot-an-ip");
+        assert_ne!(key("2001:db8::/64"), key("2001:db8::1"));
+    }
+
+    #[test]
+    fn serde_names() {
+        assert_eq!(
+            serde_json::to_string(&LimitKey::ClientIp).unwrap(),
+            r#""client_ip""#
+        );
+        let k: LimitKey = serde_json::from_str(r#""api_key""#).unwrap();
+        assert_eq!(k, LimitKey::ApiKey);
+    }
+
+    proptest! {
+        #[test]
+        fn distinct_values_give_distinct_keys(a in ".{0,200}", b in ".{0,200}") {
+            prop_assume!(a != b && !a.trim().is_empty() && !b.trim().is_empty());
+            let ka = limiter_key("r", "l", LimitKey::Subject, &src(Some(&a), None, None)).unwrap();
+            let kb = limiter_key("r", "l", LimitKey::Subject, &src(Some(&b), None, None)).unwrap();
+            prop_assert_ne!(ka, kb);
+        }
+
+        #[test]
+        fn keys_are_bounded_and_never_panic(route in ".*", limit in ".*", v in ".*") {
+            for kind in [LimitKey::Subject, LimitKey::ApiKey, LimitKey::ClientIp, LimitKey::Route] {
+                let s = src(Some(&v), Some(&v), Some(&v));
+                if let Ok(k) = limiter_key(&route, &limit, kind, &s) {
+                    prop_assert!(k.len() <= 3 * MAX_PART_LEN + 2);
+                    prop_assert_eq!(k.matches(':').count(), 2);
+                }
+            }
+        }
+    }
+}

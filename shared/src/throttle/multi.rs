@@ -1,0 +1,267 @@
+//! Several limits on one request, e.g. 10/s *and* 10,000/day.
+//!
+//! All-or-nothing: a request is admitted only if every limit admits it, and a
+//! request one limit denies consumes nothing from any of them (otherwise a
+//! client hammering the per-second limit would drain its daily quota with
+//! requests it never got served).
+//!
+//! When the limits live in different Durable Objects the adapter cannot check
+//! them atomically; it checks them one by one and [`super::refund`]s the
+//! admitted ones if a later one denies.
+
+use std::time::Duration;
+
+use super::gcra::{check, normalize, Decision, GcraState, Quota};
+
+/// The combined outcome of checking several limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiDecision {
+    /// Whether every limit admits the request.
+    pub allowed: bool,
+    /// On deny, the longest wait among the denying limits (after it, the
+    /// others only have more room). `None` when admitted, or when some
+    /// denying limit can never admit this cost.
+    pub retry_after: Option<Duration>,
+    /// Per limit, in input order. `allowed` says whether that limit alone
+    /// admits; `remaining`/`reset_after` describe the state actually stored.
+    pub decisions: Vec<Decision>,
+    /// Per limit, in input order: the state to store. On deny, each is the
+    /// input state, [`normalize`]d (equal to it unless a stricter quota left
+    /// it beyond this one's tolerance).
+    pub states: Vec<GcraState>,
+}
+
+impl MultiDecision {
+    /// Index of the limit to advertise in the `RateLimit` header: see
+    /// [`most_restrictive`].
+    pub fn most_restrictive(&self) -> Option<usize> {
+        most_restrictive(&self.decisions)
+    }
+}
+
+/// Checks a request of `cost` at `now_ms` against every `(quota, state)`.
+///
+/// An empty list admits.
+pub fn check_all(limits: &[(Quota, GcraState)], now_ms: u64, cost: u64) -> MultiDecision {
+    let results: Vec<(Decision, GcraState)> = limits
+        .iter()
+        .map(|(quota, state)| check(*state, now_ms, cost, quota))
+        .collect();
+    let allowed = results.iter().all(|(d, _)| d.allowed);
+
+    if allowed {
+        let (decisions, states) = results.into_iter().unzip();
+        return MultiDecision {
+            allowed,
+            retry_after: None,
+            decisions,
+            states,
+        };
+    }
+
+    // Some limit denied: nothing is consumed anywhere. Limits that would have
+    // admitted report their untouched state.
+    let mut retry_after = Some(Duration::ZERO);
+    let mut decisions = Vec::with_capacity(limits.len());
+    for ((quota, state), (decision, _)) in limits.iter().zip(results) {
+        if decision.allowed {
+            let (untouched, _) = check(*state, now_ms, 0, quota);
+            decisions.push(Decision {
+                allowed: true,
+                ..untouched
+            });
+        } else {
+            retry_after = match (retry_after, decision.retry_after) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+            decisions.push(decision);
+        }
+    }
+    MultiDecision {
+        allowed,
+        retry_after,
+        decisions,
+        states: limits
+            .iter()
+            .map(|(q, s)| normalize(*s, now_ms, q))
+            .collect(),
+    }
+}
+
+/// The most restrictive decision: denied before admitted, then the lowest
+/// `remaining`, then the longest `reset_after`. `None` for an empty slice.
+pub fn most_restrictive(decisions: &[Decision]) -> Option<usize> {
+    decisions
+        .iter()
+        .enumerate()
+        .min_by(|(_, a), (_, b)| {
+            a.allowed
+                .cmp(&b.allowed)
+                .then(a.remaining.cmp(&b.remaining))
+                .then(b.reset_after.cmp(&a.reset_after))
+        })
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::throttle::gcra::refund;
+    use proptest::prelude::*;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn fresh(quotas: &[Quota]) -> Vec<(Quota, GcraState)> {
+        quotas.iter().map(|q| (*q, GcraState::default())).collect()
+    }
+
+    #[test]
+    fn empty_admits() {
+        let d = check_all(&[], NOW, 1);
+        assert!(d.allowed);
+        assert_eq!(d.most_restrictive(), None);
+    }
+
+    #[test]
+    fn per_second_and_per_day() {
+        let quotas = [Quota::per_second(10), Quota::per_day(15)];
+        let mut limits = fresh(&quotas);
+        let mut admitted = 0;
+        for ms in [
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000,
+        ] {
+            let d = check_all(&limits, NOW + ms, 1);
+            if d.allowed {
+                admitted += 1;
+            }
+            for (l, s) in limits.iter_mut().zip(&d.states) {
+                l.1 = *s;
+            }
+        }
+        // 10 in the first second, then the daily 15 caps the second burst at 5.
+        assert_eq!(admitted, 15);
+        let d = check_all(&limits, NOW + 5_000, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.most_restrictive(), Some(1));
+        assert!(d.decisions[0].allowed);
+        assert!(!d.decisions[1].allowed);
+        assert_eq!(d.retry_after, d.decisions[1].retry_after);
+    }
+
+    #[test]
+    fn denied_request_consumes_nothing() {
+        let quotas = [Quota::per_second(10), Quota::per_second(1)];
+        let limits = fresh(&quotas);
+        let d = check_all(&limits, NOW, 2);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, None, "cost 2 never fits burst 1");
+        assert_eq!(d.states, vec![GcraState::default(); 2]);
+        assert_eq!(d.decisions[0].remaining, 10);
+    }
+
+    #[test]
+    fn retry_after_is_the_longest_wait() {
+        let quotas = [Quota::per_second(1), Quota::per_minute(1)];
+        let mut limits = fresh(&quotas);
+        let d = check_all(&limits, NOW, 1);
+        for (l, s) in limits.iter_mut().zip(&d.states) {
+            l.1 = *s;
+        }
+        let d = check_all(&limits, NOW, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn most_restrictive_prefers_denied_then_lowest_remaining() {
+        let base = Decision {
+            allowed: true,
+            limit: 10,
+            window: Duration::from_secs(1),
+            remaining: 5,
+            reset_after: Duration::from_secs(1),
+            retry_after: None,
+        };
+        let low = Decision {
+            remaining: 2,
+            ..base
+        };
+        let low_longer = Decision {
+            reset_after: Duration::from_secs(9),
+            ..low
+        };
+        let denied = Decision {
+            allowed: false,
+            remaining: 3,
+            ..base
+        };
+        assert_eq!(most_restrictive(&[base, low, low_longer]), Some(2));
+        assert_eq!(most_restrictive(&[base, low, denied]), Some(2));
+    }
+
+    fn arb_quota() -> impl Strategy<Value = Quota> {
+        (1u64..10, 1u64..3_000, 1u64..10)
+            .prop_map(|(l, p, b)| Quota::new(l, Duration::from_millis(p)).with_burst(b))
+    }
+
+    proptest! {
+        #[test]
+        fn a_denied_request_changes_no_state(
+            quotas in proptest::collection::vec(arb_quota(), 1..4),
+            arrivals in proptest::collection::vec((0u64..50, 1u64..4), 1..80),
+        ) {
+            let mut limits = fresh(&quotas);
+            let mut at = NOW;
+            for (gap, cost) in arrivals {
+                at += gap;
+                let d = check_all(&limits, at, cost);
+                prop_assert_eq!(d.decisions.len(), limits.len());
+                if !d.allowed {
+                    let before: Vec<GcraState> = limits.iter().map(|l| l.1).collect();
+                    prop_assert_eq!(&d.states, &before);
+                    prop_assert!(d.decisions.iter().any(|x| !x.allowed));
+                }
+                for (l, s) in limits.iter_mut().zip(&d.states) {
+                    l.1 = *s;
+                }
+            }
+        }
+
+        /// The two-phase path (check one, refund it when another denies)
+        /// ends in the same states as the atomic check_all.
+        #[test]
+        fn two_phase_refund_matches_atomic(
+            quotas in proptest::collection::vec(arb_quota(), 1..4),
+            cost in 1u64..4,
+            pre in proptest::collection::vec(0u64..5, 1..4),
+        ) {
+            let mut limits = fresh(&quotas);
+            for ((q, s), n) in limits.iter_mut().zip(pre.iter().chain(std::iter::repeat(&0))) {
+                for _ in 0..*n {
+                    *s = check(*s, NOW, 1, q).1;
+                }
+            }
+            let atomic = check_all(&limits, NOW, cost);
+            let mut phased: Vec<GcraState> = Vec::new();
+            let mut denied = false;
+            for (q, s) in &limits {
+                let (d, next) = check(*s, NOW, cost, q);
+                if !d.allowed { denied = true; break; }
+                phased.push(next);
+            }
+            if denied {
+                for (i, s) in phased.iter_mut().enumerate() {
+                    *s = refund(*s, NOW, cost, &limits[i].0);
+                }
+                for (i, s) in phased.iter().enumerate() {
+                    prop_assert_eq!(check(*s, NOW, 1, &limits[i].0).0,
+                                    check(limits[i].1, NOW, 1, &limits[i].0).0);
+                }
+            } else {
+                prop_assert_eq!(phased, atomic.states);
+            }
+            prop_assert_eq!(atomic.allowed, !denied);
+        }
+    }
+}
