@@ -76,7 +76,7 @@ pub(super) fn cache(
         }
     }
     let statuses = match &s.statuses {
-        None => Some(CacheRule::DEFAULT_STATUSES.to_vec()),
+        None => Some(crate::cache::rule::DEFAULT_STATUSES.to_vec()),
         Some(list) => collect(list.iter().enumerate().map(|(i, &status)| {
             if (100..=599).contains(&status) && status != 206 {
                 Some(status)
