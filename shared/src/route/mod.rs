@@ -1,1 +1,23 @@
-//! TODO
+//! Routing: which configured route a request goes to, and how it is
+//! forwarded to that route's origin.
+//!
+//! - [`method`]: the HTTP methods a route can be restricted to;
+//! - [`pattern`]: route patterns such as `/users/{id}` and `/static/*`;
+//! - [`table`]: first-match-wins lookup over all routes (a segment trie);
+//! - [`upstream`]: the origin URL for a matched request;
+//! - [`headers`]: the header list sent to the origin;
+//! - [`request_id`]: the `x-request-id` every request carries.
+
+pub mod headers;
+pub mod method;
+pub mod pattern;
+pub mod request_id;
+pub mod table;
+pub mod upstream;
+
+pub use headers::{forwarded_headers, ForwardPolicy, TrustedIdentity};
+pub use method::{Method, MethodError};
+pub use pattern::{PatternError, RoutePattern, Segment};
+pub use request_id::{RequestId, RequestIdError, REQUEST_ID_HEADER};
+pub use table::{RouteMatch, RouteTable};
+pub use upstream::{upstream_url, UpstreamError};
