@@ -1,48 +1,23 @@
-//! TEMP STUB
-#![allow(missing_docs)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Patch,
-    Delete,
-    Options,
-}
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_uppercase().as_str() {
-            "GET" => Ok(Self::Get),
-            "HEAD" => Ok(Self::Head),
-            "POST" => Ok(Self::Post),
-            "PUT" => Ok(Self::Put),
-            "PATCH" => Ok(Self::Patch),
-            "DELETE" => Ok(Self::Delete),
-            "OPTIONS" => Ok(Self::Options),
-            _ => Err("expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS".into()),
-        }
-    }
-}
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", format!("{self:?}").to_ascii_uppercase())
-    }
-}
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutePattern(String);
-impl RoutePattern {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if s.starts_with('/') {
-            Ok(Self(s.into()))
-        } else {
-            Err("must start with /".into())
-        }
-    }
-}
-impl std::fmt::Display for RoutePattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+//! Routing: which configured route a request goes to, and how it is
+//! forwarded to that route's origin.
+//!
+//! - [`method`]: the HTTP methods a route can be restricted to;
+//! - [`pattern`]: route patterns such as `/users/{id}` and `/static/*`;
+//! - [`table`]: first-match-wins lookup over all routes (a segment trie);
+//! - [`upstream`]: the origin URL for a matched request;
+//! - [`headers`]: the header list sent to the origin;
+//! - [`request_id`]: the `x-request-id` every request carries.
+
+pub mod headers;
+pub mod method;
+pub mod pattern;
+pub mod request_id;
+pub mod table;
+pub mod upstream;
+
+pub use headers::{forwarded_headers, ForwardPolicy, TrustedIdentity};
+pub use method::{Method, MethodError};
+pub use pattern::{PatternError, RoutePattern, Segment};
+pub use request_id::{RequestId, RequestIdError, REQUEST_ID_HEADER};
+pub use table::{RouteMatch, RouteTable};
+pub use upstream::{upstream_url, UpstreamError};
