@@ -46,10 +46,16 @@ fn json_is_accepted_with_the_same_structure() {
 fn syntax_errors_name_the_format_and_position() {
     let toml = problems("[[routes]\nname = 1");
     assert_eq!(toml.len(), 1);
-    assert!(toml[0].starts_with("the file is not valid TOML"), "{toml:?}");
+    assert!(
+        toml[0].starts_with("the file is not valid TOML"),
+        "{toml:?}"
+    );
     assert!(toml[0].contains("line 1"), "{toml:?}");
     let json = problems("{\"routes\": [}");
-    assert!(json[0].starts_with("the file is not valid JSON"), "{json:?}");
+    assert!(
+        json[0].starts_with("the file is not valid JSON"),
+        "{json:?}"
+    );
 }
 
 #[test]
@@ -62,7 +68,10 @@ fn a_non_table_document_is_refused() {
 #[test]
 fn routes_must_be_a_list() {
     let p = problems("routes = 3");
-    assert_eq!(p, ["routes: must be a list; in TOML write each item as [[routes]]"]);
+    assert_eq!(
+        p,
+        ["routes: must be a list; in TOML write each item as [[routes]]"]
+    );
 }
 
 #[test]
@@ -182,7 +191,10 @@ fn stage_defaults_and_dimension_template() {
     let config = parse(text).unwrap();
     let stage = &config.rollback.unwrap().stages[0];
     assert!(stage.dry_run, "the section's dry_run applies to its stages");
-    assert_eq!(stage.canary_steps, ManagedStage::DEFAULT_CANARY_STEPS.to_vec());
+    assert_eq!(
+        stage.canary_steps,
+        ManagedStage::DEFAULT_CANARY_STEPS.to_vec()
+    );
     assert_eq!(stage.canary_stage_dimension_value(), "prod/Canary");
 }
 

@@ -37,7 +37,9 @@ pub(super) fn route(
                     format!("{path}.methods[{i}]"),
                     Kind::NotOneOf {
                         value: m.0.clone(),
-                        expected: format!("an HTTP method ({e})"),
+                        expected: e
+                            .to_string()
+                            .replace("unsupported HTTP method; expected ", ""),
                     },
                 )
             })
@@ -78,11 +80,12 @@ pub(super) fn route(
             );
             None
         }
-        Some(p) if !s.path.0.starts_with(p.trim_end_matches('/')) => {
+        Some(p) if !strips_every_match(p, pattern.as_ref(), &s.path.0) => {
             c.push(
                 join(path, "strip_prefix"),
                 Kind::Conflict(format!(
-                    "`{p}` is not a prefix of the route path `{}`, so it would never apply",
+                    "`{p}` is not a leading run of whole literal segments of `{}`, \
+                     so some requests the route matches could not be stripped",
                     s.path.0
                 )),
             );
@@ -121,6 +124,17 @@ pub(super) fn route(
         rate_limit: optional(rate_limit)?,
         cache: optional(cache)?,
     })
+}
+
+/// True when every path the pattern matches starts with `prefix` on a segment
+/// boundary. Without a parsed pattern, judge by its text.
+fn strips_every_match(prefix: &str, pattern: Option<&RoutePattern>, text: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    let literal = pattern.map_or_else(|| text.to_owned(), RoutePattern::literal_prefix);
+    literal == prefix
+        || literal
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 pub(super) fn upstream(c: &mut Collector, path: &str, text: &UrlText) -> Option<Url> {
