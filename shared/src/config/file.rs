@@ -139,7 +139,7 @@ pub struct IssuerSection {
     pub jwks: Option<serde_json::Value>,
     /// Accepted signature algorithms. `none` is never accepted.
     pub algorithms: Vec<AlgorithmText>,
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `30s`, at most `5m`.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `60s`, at most `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leeway: Option<DurationText>,
     /// Longest accepted token lifetime (`exp` - `iat`). Default: unlimited.

@@ -6,9 +6,9 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 use url::Url;
 
-use crate::auth::jwks::JwksCachePolicy;
-use crate::auth::jwt::IssuerPolicy;
 use crate::auth::AuthRequirement;
+use crate::auth::IssuerPolicy;
+use crate::auth::JwksCachePolicy;
 use crate::cache::CacheRule;
 use crate::route::{Method, RoutePattern};
 use crate::throttle::{LimitKey, Quota};

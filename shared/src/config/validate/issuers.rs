@@ -62,7 +62,7 @@ pub(super) fn issuer(path: &str, s: &IssuerSection, c: &mut Collector) -> Option
         c,
         &join(path, "leeway"),
         s.leeway.as_ref(),
-        IssuerPolicy::DEFAULT_LEEWAY,
+        crate::auth::DEFAULT_LEEWAY,
         (Duration::ZERO, MAX_LEEWAY, "between 0s and 5m"),
     );
     let max_lifetime = s.max_lifetime.as_ref().map(|d| {

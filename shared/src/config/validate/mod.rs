@@ -8,9 +8,9 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use url::Url;
 
-use crate::auth::jwks::JwksCachePolicy;
-use crate::auth::jwt::IssuerPolicy;
 use crate::auth::AuthRequirement;
+use crate::auth::IssuerPolicy;
+use crate::auth::JwksCachePolicy;
 use crate::cache::{CacheRule, CacheScope};
 use crate::config::duration;
 use crate::config::error::{join, Collector, ConfigErrorKind as Kind};

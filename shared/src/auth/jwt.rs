@@ -1,0 +1,415 @@
+//! JWT bearer tokens: parsing, issuer policy, signature and claim checks.
+//!
+//! `jsonwebtoken` only checks signatures (`jsonwebtoken::crypto::verify`). We
+//! parse header and claims ourselves so that sizes are bounded, duplicate
+//! members are refused, and time comes from the caller: jsonwebtoken's claim
+//! validation reads the system clock, which is impure and panics on wasm32.
+//!
+//! Header members that point at keys — `jku`, `x5u`, `jwk`, `x5c` — are
+//! ignored, never followed or trusted: keys come only from the issuer's
+//! configured key set, selected by `kid`. Letting a token name its own key
+//! would let anyone sign for anyone. `typ` and `cty` are not checked either;
+//! the issuer and audience checks keep other kinds of token out.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::claims::{string_claim, Claims};
+use super::keys::{decoding_key_for, select_key};
+use super::strict_json::{parse_object, StrictJsonError};
+use super::{AuthMethod, AuthRejection, Identity, MalformedToken, TokenPart};
+
+/// Default bound on a token's length. Real access tokens are 1–4 KiB; the
+/// bound caps the work a single header can make us do.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Default clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// Longest `kid` accepted. Unknown kids are remembered in the JWKS negative
+/// cache, so their size must be bounded.
+pub const MAX_KID_BYTES: usize = 256;
+
+/// What we trust from one token issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerPolicy {
+    /// The exact `iss` value of the issuer's tokens.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one. Must not be
+    /// empty: an empty list matches no token (fail closed).
+    pub audiences: Vec<String>,
+    /// Algorithms this issuer signs with. Keep asymmetric and HMAC
+    /// algorithms apart per issuer; key checks prevent confusion anyway.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Longest accepted lifetime: `exp - iat`, or `exp - now` without `iat`.
+    pub max_lifetime: Option<Duration>,
+    /// A string claim holding the caller's tier (plan), e.g. `"tier"`.
+    pub tier_claim: Option<String>,
+}
+
+impl IssuerPolicy {
+    /// An issuer with the default leeway, no lifetime cap and no tier claim.
+    pub fn new<A, S>(issuer: impl Into<String>, audiences: A, algorithms: &[Algorithm]) -> Self
+    where
+        A: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            issuer: issuer.into(),
+            audiences: audiences.into_iter().map(Into::into).collect(),
+            algorithms: algorithms.to_vec(),
+            leeway: DEFAULT_LEEWAY,
+            max_lifetime: None,
+            tier_claim: None,
+        }
+    }
+
+    /// The same policy with another leeway.
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The same policy with a lifetime cap.
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = Some(max);
+        self
+    }
+
+    /// The same policy, reading the tier from claim `name`.
+    pub fn with_tier_claim(mut self, name: impl Into<String>) -> Self {
+        self.tier_claim = Some(name.into());
+        self
+    }
+
+    /// Whether tokens of this issuer may use `alg`.
+    pub fn allows(&self, alg: Algorithm) -> bool {
+        self.algorithms.contains(&alg)
+    }
+}
+
+/// The trusted issuers and the token size bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwtPolicy {
+    /// Trusted issuers; `iss` picks one.
+    pub issuers: Vec<IssuerPolicy>,
+    /// Longest accepted token, in bytes.
+    pub max_token_bytes: usize,
+}
+
+impl JwtPolicy {
+    /// A policy trusting `issuers`, with the default size bound.
+    pub fn new(issuers: Vec<IssuerPolicy>) -> Self {
+        Self {
+            issuers,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+
+    /// Parses `token` under this policy's size bound.
+    pub fn parse<'t>(&self, token: &'t str) -> Result<UnverifiedJwt<'t>, AuthRejection> {
+        UnverifiedJwt::parse(token, self.max_token_bytes)
+    }
+
+    /// The policy of the token's issuer, if trusted and allowing its `alg`.
+    ///
+    /// Choosing by the unverified `iss` is safe: the signature is then
+    /// checked with that issuer's keys only, and `iss` again after that.
+    pub fn issuer_for(&self, jwt: &UnverifiedJwt<'_>) -> Result<&IssuerPolicy, AuthRejection> {
+        let iss = jwt.issuer().ok_or(AuthRejection::WrongIssuer)?;
+        let policy = self
+            .issuers
+            .iter()
+            .find(|p| p.issuer == iss)
+            .ok_or(AuthRejection::WrongIssuer)?;
+        if policy.allows(jwt.alg()) {
+            Ok(policy)
+        } else {
+            Err(AuthRejection::DisallowedAlgorithm)
+        }
+    }
+
+    /// Parses and verifies `token` in one go, for key sets the caller
+    /// already holds (static HMAC secrets, tests). `keys_for` returns the
+    /// issuer's key set, or `None` if it is unavailable (503).
+    pub fn verify<'k, F>(
+        &self,
+        token: &str,
+        now_ms: u64,
+        keys_for: F,
+    ) -> Result<Identity, AuthRejection>
+    where
+        F: FnOnce(&IssuerPolicy) -> Option<&'k JwkSet>,
+    {
+        let jwt = self.parse(token)?;
+        let issuer = self.issuer_for(&jwt)?;
+        let keys = keys_for(issuer).ok_or(AuthRejection::KeysUnavailable)?;
+        jwt.verify_with_set(issuer, keys, now_ms)
+    }
+}
+
+/// What an adapter needs to know before verifying: which issuer's key set to
+/// consult and which key in it. All of it is unverified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtHeaderPeek {
+    /// The header `alg`.
+    pub alg: Algorithm,
+    /// The header `kid`.
+    pub kid: Option<String>,
+    /// The claims `iss`.
+    pub issuer: Option<String>,
+}
+
+/// A structurally valid JWT whose signature and claims are not checked yet.
+#[derive(Clone)]
+pub struct UnverifiedJwt<'t> {
+    /// `header.claims`, the bytes the signature covers.
+    signing_input: &'t str,
+    signature: &'t str,
+    alg: Algorithm,
+    kid: Option<String>,
+    claims: Claims,
+}
+
+// Never print the token itself.
+impl std::fmt::Debug for UnverifiedJwt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnverifiedJwt")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("iss", &self.claims.iss)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t> UnverifiedJwt<'t> {
+    /// Parses a JWS compact token of at most `max_bytes`.
+    ///
+    /// Refuses: oversize tokens, anything but three segments, padded or
+    /// invalid base64url, non-object or duplicate-member JSON, a missing,
+    /// unknown or `none` `alg`, a non-empty `crit`, a bad `kid`, and
+    /// registered claims of the wrong type or range.
+    pub fn parse(token: &'t str, max_bytes: usize) -> Result<Self, AuthRejection> {
+        if token.len() > max_bytes {
+            return Err(MalformedToken::TooLong { max: max_bytes }.into());
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(claims_b64), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(MalformedToken::SegmentCount.into());
+        };
+        let signing_input = token
+            .get(
+                ..header_b64
+                    .len()
+                    .saturating_add(1)
+                    .saturating_add(claims_b64.len()),
+            )
+            .ok_or(MalformedToken::SegmentCount)?;
+
+        let header = decode_object(header_b64, TokenPart::Header)?;
+        let alg = match header.get("alg") {
+            Some(Value::String(name)) => {
+                algorithm(name).ok_or(AuthRejection::DisallowedAlgorithm)?
+            }
+            _ => return Err(MalformedToken::MissingAlgorithm.into()),
+        };
+        match header.get("crit") {
+            None => {}
+            Some(Value::Array(items)) if items.is_empty() => {}
+            Some(_) => return Err(MalformedToken::CriticalHeader.into()),
+        }
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(kid)) if kid.len() <= MAX_KID_BYTES => Some(kid.clone()),
+            Some(_) => {
+                return Err(MalformedToken::InvalidKeyId { max: MAX_KID_BYTES }.into());
+            }
+        };
+
+        let claims = Claims::from_map(decode_object(claims_b64, TokenPart::Claims)?)?;
+        if URL_SAFE_NO_PAD.decode(signature).is_err() {
+            return Err(MalformedToken::Base64(TokenPart::Signature).into());
+        }
+        Ok(Self {
+            signing_input,
+            signature,
+            alg,
+            kid,
+            claims,
+        })
+    }
+
+    /// The header `alg`.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The header `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The (unverified) `iss` claim.
+    pub fn issuer(&self) -> Option<&str> {
+        self.claims.iss.as_deref()
+    }
+
+    /// Issuer, `kid` and `alg`, owned, to pick a key set before verifying.
+    pub fn peek(&self) -> JwtHeaderPeek {
+        JwtHeaderPeek {
+            alg: self.alg,
+            kid: self.kid.clone(),
+            issuer: self.claims.iss.clone(),
+        }
+    }
+
+    /// Verifies with the key in `keys` that matches the token's `kid` and
+    /// `alg` (see [`select_key`]: without a `kid`, only a set with exactly
+    /// one usable key will do).
+    pub fn verify_with_set(
+        &self,
+        issuer: &IssuerPolicy,
+        keys: &JwkSet,
+        now_ms: u64,
+    ) -> Result<Identity, AuthRejection> {
+        if !issuer.allows(self.alg) {
+            return Err(AuthRejection::DisallowedAlgorithm);
+        }
+        let jwk = select_key(keys, self.kid(), self.alg).ok_or(AuthRejection::UnknownKey)?;
+        self.verify(issuer, jwk, now_ms)
+    }
+
+    /// Verifies signature and claims with `jwk` under `issuer`, at `now_ms`.
+    ///
+    /// Order: algorithm allowed, `iss`, key fits the algorithm, signature,
+    /// then `exp`/`nbf`/`iat`, lifetime, `aud` and `sub`. Only the first
+    /// failure is reported.
+    pub fn verify(
+        &self,
+        issuer: &IssuerPolicy,
+        jwk: &Jwk,
+        now_ms: u64,
+    ) -> Result<Identity, AuthRejection> {
+        if !issuer.allows(self.alg) {
+            return Err(AuthRejection::DisallowedAlgorithm);
+        }
+        if self.claims.iss.as_deref() != Some(issuer.issuer.as_str()) {
+            return Err(AuthRejection::WrongIssuer);
+        }
+        if let (Some(want), Some(have)) = (self.kid(), jwk.common.key_id.as_deref()) {
+            if want != have {
+                return Err(AuthRejection::UnknownKey);
+            }
+        }
+        let key = decoding_key_for(jwk, self.alg).map_err(|_| AuthRejection::UnknownKey)?;
+        match jsonwebtoken::crypto::verify(
+            self.signature,
+            self.signing_input.as_bytes(),
+            &key,
+            self.alg,
+        ) {
+            Ok(true) => {}
+            Ok(false) => return Err(AuthRejection::BadSignature),
+            // The verifier refused the key itself (e.g. a point off the curve).
+            Err(_) => return Err(AuthRejection::UnknownKey),
+        }
+
+        check_times(&self.claims, issuer, now_ms)?;
+        let aud = self.claims.aud.as_deref().unwrap_or_default();
+        if !issuer.audiences.iter().any(|a| aud.contains(a)) {
+            return Err(AuthRejection::WrongAudience);
+        }
+        let subject = self
+            .claims
+            .sub
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or(MalformedToken::MissingClaim("sub"))?;
+        let tier = match &issuer.tier_claim {
+            Some(name) => string_claim(&self.claims.all, name)?,
+            None => None,
+        };
+        Ok(Identity {
+            subject,
+            key_id: self.kid.clone().or_else(|| jwk.common.key_id.clone()),
+            issuer: Some(issuer.issuer.clone()),
+            scopes: self.claims.scopes.clone(),
+            tier,
+            limit_overrides: Default::default(),
+            method: AuthMethod::Jwt,
+        })
+    }
+}
+
+fn check_times(c: &Claims, policy: &IssuerPolicy, now_ms: u64) -> Result<(), AuthRejection> {
+    let leeway = millis(policy.leeway);
+    let exp = c.exp_ms.ok_or(MalformedToken::MissingClaim("exp"))?;
+    // RFC 7519 §4.1.4: the current time must be before `exp`.
+    if now_ms >= exp.saturating_add(leeway) {
+        return Err(AuthRejection::Expired);
+    }
+    let latest_start = now_ms.saturating_add(leeway);
+    if c.nbf_ms.is_some_and(|nbf| nbf > latest_start)
+        || c.iat_ms.is_some_and(|iat| iat > latest_start)
+    {
+        return Err(AuthRejection::NotYetValid);
+    }
+    if let Some(max) = policy.max_lifetime {
+        let start = c.iat_ms.unwrap_or(now_ms);
+        if exp.saturating_sub(start) > millis(max) {
+            return Err(AuthRejection::LifetimeTooLong);
+        }
+    }
+    Ok(())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn decode_object(
+    b64: &str,
+    part: TokenPart,
+) -> Result<serde_json::Map<String, Value>, MalformedToken> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(b64)
+        .map_err(|_| MalformedToken::Base64(part))?;
+    parse_object(&bytes).map_err(|e| match e {
+        StrictJsonError::DuplicateKey => MalformedToken::DuplicateKey(part),
+        StrictJsonError::Syntax | StrictJsonError::NotAnObject => MalformedToken::Json(part),
+    })
+}
+
+/// The supported algorithm named `name` (case-sensitive, RFC 7518). `none`
+/// and everything else is `None`.
+fn algorithm(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+#[path = "jwt_tests.rs"]
+mod tests;
