@@ -25,6 +25,7 @@
 //! ```
 
 pub mod duration;
+mod compose;
 mod error;
 pub mod file;
 mod load;
