@@ -24,8 +24,8 @@
 //! );
 //! ```
 
-pub mod duration;
 mod compose;
+pub mod duration;
 mod error;
 pub mod file;
 mod load;
