@@ -7,21 +7,20 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tidegate_policy::auth::{
-    authorize, parse_jwks, select_credential, Algorithm, ApiKeyStore, AuthMethod, AuthRejection,
-    Credential, Identity, Jwk, JwksCache, KeyLookup, API_KEY_HEADER,
+    authorize, parse_jwks, select_credential, Algorithm, ApiKeyStore, AuthRejection, Credential,
+    Identity, Jwk, JwksCache, KeyLookup, UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
 };
 use tidegate_policy::cache::{
-    self, cache_key, check_request, check_response, freshness::*, CacheRule, CacheStatus,
-    Freshness, RequestParts, RequestVerdict, ResponseVerdict,
+    self, after_origin, before_origin, cache_key, check_request, check_response, first_header,
+    freshness::*, CacheRule, CacheStatus, LookupDecision, RequestParts, RequestVerdict,
+    ResponseVerdict, ServeDecision,
 };
 use tidegate_policy::config::{GatewayConfig, Route};
 use tidegate_policy::problem::Problem;
-use tidegate_policy::route::table::allow_header_value;
 use tidegate_policy::route::{
-    forwarded_headers, upstream_url, ForwardPolicy, Method, RequestId, RouteMatch, RouteTable,
-    TrustedIdentity,
+    forwarded_headers, upstream_url, Method, RequestId, RouteMatch, RouteTable, TrustedIdentity,
 };
-use tidegate_policy::throttle::{check_all, headers, limiter_key, GcraState, KeySource};
+use tidegate_policy::throttle::{GcraState, KeySource};
 use url::Url;
 
 /// Header lists as the Worker sees them.
@@ -97,12 +96,7 @@ pub struct Response {
 impl Response {
     /// The first value of response header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        // Not cache::header_values: it ties `name`'s lifetime to the headers'.
-        let mut found = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
-        found.next().map(|(_, v)| v.as_str())
+        first_header(&self.headers, name)
     }
 
     /// The problem's slug, e.g. `invalid-token`; empty on success.
@@ -166,10 +160,11 @@ impl<'c> Gateway<'c> {
         jwks_body: Vec<u8>,
         now_ms: u64,
     ) -> Self {
+        // Fetching caches for jwks_url issuers, pinned ones for inline keys.
         let jwks = config
             .issuers
             .iter()
-            .map(|i| (i.name.clone(), JwksCache::new(i.jwks_cache.clone())));
+            .map(|i| (i.name.clone(), i.new_jwks_cache()));
         Self {
             config,
             table: config.route_table(),
@@ -259,20 +254,13 @@ impl<'c> Gateway<'c> {
             .method
             .parse()
             .map_err(|_| Problem::new(501, "method", "Not implemented"))?;
-        let route = match self.table.match_request(method, path) {
-            RouteMatch::Matched { index, .. } => config.routes.get(index),
-            RouteMatch::MethodNotAllowed { allowed } => {
-                resp.headers
-                    .push(("Allow".into(), allow_header_value(&allowed)));
-                return Err(RouteMatch::MethodNotAllowed { allowed }
-                    .to_problem()
-                    .unwrap_or_else(internal));
-            }
-            RouteMatch::NotFound => {
-                return Err(RouteMatch::NotFound.to_problem().unwrap_or_else(internal))
-            }
+        let matched = self.table.match_request(method, path);
+        let RouteMatch::Matched { index, .. } = matched else {
+            let allow = matched.allow_header().map(|v| ("Allow".to_owned(), v));
+            resp.headers.extend(allow);
+            return Err(matched.to_problem().unwrap_or_else(internal));
         };
-        let route = route.ok_or_else(internal)?;
+        let route = config.routes.get(index).ok_or_else(internal)?;
         resp.route = Some(route.name.clone());
 
         let identity = self.authenticate(route, req).map_err(|r| reject(r, resp))?;
@@ -281,18 +269,8 @@ impl<'c> Gateway<'c> {
 
         let url = upstream_url(&route.upstream, route.strip_prefix.as_deref(), path, query)
             .map_err(|e| e.to_problem())?;
-        let policy = ForwardPolicy {
-            forward_authorization: route.forward_credentials,
-            api_key_header: config.api_keys.as_ref().map(|k| k.header.clone()),
-            forward_api_key: route.forward_credentials,
-        };
-        let trusted = identity.as_ref().map(|i| TrustedIdentity {
-            subject: i.subject.clone(),
-            key_id: i.key_id.clone(),
-            scopes: i.scopes.clone(),
-            tier: i.tier.clone(),
-            issuer: i.issuer.clone(),
-        });
+        let policy = config.forward_policy(route);
+        let trusted = identity.as_ref().map(TrustedIdentity::from);
         let forwarded =
             forwarded_headers(&req.headers, &policy, &resp.request_id, trusted.as_ref());
         resp.upstream = Some((url, forwarded));
@@ -311,16 +289,10 @@ impl<'c> Gateway<'c> {
         route: &Route,
         req: &Request,
     ) -> Result<Option<Identity>, AuthRejection> {
-        let key_header = self
-            .config
-            .api_keys
-            .as_ref()
-            .map_or(API_KEY_HEADER, |k| k.header.as_str());
-        let found = |name| cache::header_values(&req.headers, name).next();
         let identity = match select_credential(
             route.auth.requirement,
-            found("authorization"),
-            found(key_header),
+            first_header(&req.headers, "authorization"),
+            first_header(&req.headers, self.config.api_key_header()),
         )? {
             None => return Ok(None),
             Some(Credential::ApiKey(key)) => self.api_keys.authenticate(key, self.now_ms)?,
@@ -332,24 +304,15 @@ impl<'c> Gateway<'c> {
 
     fn verify_jwt(&mut self, route: &Route, token: &str) -> Result<Identity, AuthRejection> {
         let config = self.config;
-        let policy = config.jwt_policy(route);
-        let jwt = policy.parse(token)?;
-        let issuer = policy.issuer_for(&jwt)?;
-        // Which configured issuer (and JWKS cache) that policy belongs to.
-        let name = config
-            .issuers
-            .iter()
-            .find(|i| i.policy.issuer == issuer.issuer)
-            .map(|i| i.name.clone());
-        let jwk = self.key_for(
-            &name.ok_or(AuthRejection::WrongIssuer)?,
-            jwt.kid(),
-            jwt.alg(),
-        )?;
-        jwt.verify(issuer, &jwk, self.now_ms)
+        let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
+        // The issuer's name picks its JWKS cache; its policy verifies.
+        let issuer = config.issuer_for_token(route, &jwt)?;
+        let jwk = self.key_for(&issuer.name, jwt.kid(), jwt.alg())?;
+        jwt.verify(&issuer.policy, &jwk, self.now_ms)
     }
 
-    /// The JWKS cache protocol: look up, fetch when told, look up again.
+    /// The JWKS cache protocol: look up, fetch when told, look up again. A
+    /// kid the fetch did not bring is negative-cached by the cache itself.
     fn key_for(
         &mut self,
         issuer: &str,
@@ -373,11 +336,7 @@ impl<'c> Gateway<'c> {
                 }
                 KeyLookup::FetchThenRetry if attempt == 0 => self.fetch_jwks(issuer),
                 KeyLookup::FetchThenRetry | KeyLookup::UnknownKid => {
-                    // Only a kid missing from a set fetched just now is known to be unknown.
-                    if let (1, Some(kid)) = (attempt, kid) {
-                        cache.record_unknown(kid, now);
-                    }
-                    return Err(AuthRejection::UnknownKey);
+                    return Err(AuthRejection::UnknownKey)
                 }
                 KeyLookup::Unavailable => return Err(AuthRejection::KeysUnavailable),
             }
@@ -395,47 +354,25 @@ impl<'c> Gateway<'c> {
         let Some(policy) = &route.rate_limit else {
             return Ok(());
         };
-        let source = KeySource {
-            subject: id.map(|i| i.subject.as_str()),
-            api_key_id: id
-                .filter(|i| i.method == AuthMethod::ApiKey)
-                .and_then(|i| i.key_id.as_deref()),
-            client_ip: cache::header_values(&req.headers, "cf-connecting-ip").next(),
-        };
-        let mut keys = Vec::new();
-        for limit in &policy.limits {
-            keys.push(
-                limiter_key(&route.name, &limit.name, limit.key, &source)
-                    .map_err(|e| e.problem())?,
-            );
-        }
-        // check_all takes one cost for all limits, but each RouteLimit has its
-        // own; gateway.toml's routes happen to use one cost per route.
-        let cost = policy.limits.first().map_or(1, |l| l.cost);
-        let limits: Vec<_> = policy
-            .limits
+        let client_ip = first_header(&req.headers, "cf-connecting-ip");
+        let source = KeySource::from_identity(id, client_ip);
+        let keys = policy
+            .storage_keys(&route.name, &source)
+            .map_err(|e| e.problem())?;
+        // The Durable Object's part: load, check, store. A storage failure
+        // would go to policy.on_limiter_error().
+        let states: Vec<GcraState> = keys
             .iter()
-            .zip(&keys)
-            .map(|(l, k)| (l.quota, self.limiter.get(k).copied().unwrap_or_default()))
+            .map(|k| self.limiter.get(k).copied().unwrap_or_default())
             .collect();
-        let decision = check_all(&limits, self.now_ms, cost);
+        let decision = policy.check(&states, self.now_ms, id);
         for (key, state) in keys.into_iter().zip(&decision.states) {
             self.limiter.insert(key, *state);
         }
-        let named: Vec<_> = policy
-            .limits
-            .iter()
-            .map(|l| l.name.as_str())
-            .zip(&decision.decisions)
-            .collect();
-        for (name, value) in headers::render(&named, decision.retry_after) {
-            resp.headers.push((name.to_owned(), value));
-        }
-        if decision.allowed || policy.shadow {
-            return Ok(());
-        }
-        let detail = "A rate limit of this route is exhausted; see RateLimit and Retry-After.";
-        Err(Problem::new(429, "rate-limited", "Too many requests").with_detail(detail))
+        let headers = policy.headers(&decision).into_iter();
+        resp.headers
+            .extend(headers.map(|(name, value)| (name.to_owned(), value)));
+        policy.rejection(&decision).map_or(Ok(()), Err)
     }
 
     fn through_cache(
@@ -451,6 +388,7 @@ impl<'c> Gateway<'c> {
             RequestVerdict::Cache(plan) => plan,
             RequestVerdict::Bypass(_) => return self.bypass(),
         };
+        let caller = id.map(Identity::cache_identity);
         let parts = RequestParts {
             method: req.method,
             scheme: "https",
@@ -458,7 +396,7 @@ impl<'c> Gateway<'c> {
             path,
             query,
             headers: &req.headers,
-            identity: id.map(|i| i.subject.as_str()),
+            identity: caller.as_deref(),
         };
         let key = match cache_key(rule, &parts) {
             Ok(key) => key.to_url(),
@@ -470,29 +408,33 @@ impl<'c> Gateway<'c> {
         let check = stored
             .as_ref()
             .map(|s| freshness_from_headers(&s.headers, rule, now));
-        let serve = |s: &Reply, age, status| Reply {
-            status: s.status,
-            headers: prepare_for_serving(&s.headers, age, status),
+        let freshness = check.map(|c| c.freshness);
+        let serve = |status: CacheStatus| {
+            let (s, c) = stored.as_ref().zip(check)?;
+            let headers = prepare_for_serving(&s.headers, c.age, status);
+            Some(Reply {
+                status: s.status,
+                headers,
+            })
         };
-        match (stored.as_ref(), check.map(|c| (c.freshness, c.age))) {
-            (Some(s), Some((Freshness::Fresh, age))) => serve(s, age, CacheStatus::Hit),
-            (Some(s), Some((Freshness::StaleWhileRevalidate, age))) => {
+        let lookup = before_origin(freshness);
+        if let Some(status) = lookup.cache_status() {
+            if lookup == LookupDecision::ServeStaleAndRevalidate {
                 let fresh = self.call_origin(); // in ctx.waitUntil, really
-                self.keep(rule, &plan, &key, &fresh);
-                serve(s, age, CacheStatus::Stale)
-            }
-            (Some(s), Some((Freshness::StaleIfError, age))) => {
-                let fresh = self.call_origin();
-                if is_origin_error(fresh.status) {
-                    return serve(s, age, CacheStatus::Stale);
+                if let ServeDecision::UseOrigin { .. } = after_origin(freshness, Some(fresh.status))
+                {
+                    self.keep(rule, &plan, &key, &fresh);
                 }
-                self.keep(rule, &plan, &key, &fresh);
-                tag(fresh, CacheStatus::Revalidated)
             }
-            _ => {
-                let fresh = self.call_origin();
+            return serve(status).unwrap_or_else(|| self.bypass());
+        }
+        // A real adapter passes None when the origin is unreachable or times out.
+        let fresh = self.call_origin();
+        match after_origin(freshness, Some(fresh.status)) {
+            ServeDecision::ServeStale => serve(CacheStatus::Stale).unwrap_or(fresh),
+            ServeDecision::UseOrigin { status } => {
                 self.keep(rule, &plan, &key, &fresh);
-                tag(fresh, CacheStatus::Miss)
+                tag(fresh, status)
             }
         }
     }

@@ -7,10 +7,15 @@
 //! - `FoundStale { refresh: true }`: verify, and refresh the set in the
 //!   background (`on_fetched` / `on_fetch_failed`).
 //! - `FetchThenRetry`: fetch the JWKS, report with `on_fetched` or
-//!   `on_fetch_failed`, and look up again; if the kid is still missing, call
-//!   `record_unknown` so it stops causing fetches for `negative_ttl`.
+//!   `on_fetch_failed`, and look up again. A kid still missing from the set
+//!   just fetched is negative-cached by `on_fetched` itself, so it stops
+//!   causing fetches for `negative_ttl`; the adapter remembers nothing.
 //! - `UnknownKid`: reject the token (401).
 //! - `Unavailable`: no usable keys and no fetch allowed now (503).
+//!
+//! Keys written in the config file go in a [`JwksCache::pinned`] cache,
+//! which answers `Found` or `UnknownKid` and never asks for a fetch, so
+//! adapters treat both key sources alike.
 //!
 //! A fetch is only ever requested through the *fetch slot*: at most one
 //! attempt per `refetch_cooldown`, claimed by the lookup (or by
@@ -99,7 +104,10 @@ pub enum KeyLookup<'a> {
     /// No such key yet; this caller holds the fetch slot: fetch, report, and
     /// look up again.
     FetchThenRetry,
-    /// No such key, and no fetch now (negative-cached, or in cooldown): 401.
+    /// No such key, and no fetch now: 401. Either the kid is missing from
+    /// a set fetched for it (negative-cached), or a fetch ran less than
+    /// `refetch_cooldown` ago, or the set is pinned; to the client these are
+    /// the same.
     UnknownKid,
     /// No usable key set, and no fetch now: 503.
     Unavailable,
@@ -115,6 +123,11 @@ pub struct JwksCache {
     consecutive_failures: u32,
     /// Unknown kid → when it was recorded.
     negative: BTreeMap<String, u64>,
+    /// The kid whose lookup claimed the pending fetch: negative-cached by
+    /// `on_fetched` if the new set lacks it.
+    awaited_kid: Option<String>,
+    /// Keys from the config file: never fetched, never stale.
+    pinned: bool,
 }
 
 impl JwksCache {
@@ -127,7 +140,25 @@ impl JwksCache {
             last_attempt_ms: None,
             consecutive_failures: 0,
             negative: BTreeMap::new(),
+            awaited_kid: None,
+            pinned: false,
         }
+    }
+
+    /// A cache holding a key set written in the config file (an inline
+    /// `jwks`): lookups answer `Found` or `UnknownKid`, never ask for a
+    /// fetch, and the set never goes stale. `on_fetched` leaves it unchanged.
+    pub fn pinned(keys: JwkSet, policy: JwksCachePolicy) -> Self {
+        Self {
+            keys: Some(keys),
+            pinned: true,
+            ..Self::new(policy)
+        }
+    }
+
+    /// Whether this cache holds a pinned (config-file) key set.
+    pub fn is_pinned(&self) -> bool {
+        self.pinned
     }
 
     /// The policy.
@@ -159,6 +190,13 @@ impl JwksCache {
     /// [`select_key`](super::select_key) for kid-less tokens), and whether
     /// to fetch. May claim the fetch slot.
     pub fn lookup(&mut self, kid: Option<&str>, alg: Algorithm, now_ms: u64) -> KeyLookup<'_> {
+        if self.pinned {
+            let found = self.keys.as_ref().and_then(|set| {
+                let index = select_key_index(set, kid, alg)?;
+                set.keys.get(index)
+            });
+            return found.map_or(KeyLookup::UnknownKid, KeyLookup::Found);
+        }
         let age = now_ms.saturating_sub(self.fetched_at_ms);
         let fresh = age < millis(self.policy.ttl);
         let usable = self.keys.is_some()
@@ -182,6 +220,7 @@ impl JwksCache {
         if usable && negative {
             KeyLookup::UnknownKid
         } else if self.try_begin_fetch(now_ms) {
+            self.awaited_kid = kid.filter(|k| k.len() <= MAX_KID_BYTES).map(str::to_owned);
             KeyLookup::FetchThenRetry
         } else if usable {
             KeyLookup::UnknownKid
@@ -193,16 +232,21 @@ impl JwksCache {
     /// Whether the set is missing or past its `ttl` and a fetch is allowed:
     /// for adapters that refresh ahead of requests.
     pub fn needs_refresh(&self, now_ms: u64) -> bool {
+        if self.pinned {
+            return false;
+        }
         let stale = self.keys.is_none()
             || now_ms.saturating_sub(self.fetched_at_ms) >= millis(self.policy.ttl);
         stale && self.cooldown_over(now_ms)
     }
 
     /// Claims the fetch slot if the cooldown has passed; the caller must then
-    /// fetch and report with `on_fetched` or `on_fetch_failed`.
+    /// fetch and report with `on_fetched` or `on_fetch_failed`. Never for a
+    /// pinned set.
     pub fn try_begin_fetch(&mut self, now_ms: u64) -> bool {
-        if self.cooldown_over(now_ms) {
+        if !self.pinned && self.cooldown_over(now_ms) {
             self.last_attempt_ms = Some(now_ms);
+            self.awaited_kid = None;
             true
         } else {
             false
@@ -210,8 +254,20 @@ impl JwksCache {
     }
 
     /// Installs a freshly fetched set (use [`parse_jwks`](super::parse_jwks)
-    /// on the body). Kids it contains are no longer negative-cached.
+    /// on the body). Kids it contains are no longer negative-cached; the kid
+    /// whose lookup asked for this fetch is, if the set lacks it.
     pub fn on_fetched(&mut self, keys: JwkSet, now_ms: u64) {
+        if self.pinned {
+            return;
+        }
+        let has = |kid: &str| {
+            keys.keys
+                .iter()
+                .any(|k| k.common.key_id.as_deref() == Some(kid))
+        };
+        if let Some(kid) = self.awaited_kid.take().filter(|k| !has(k)) {
+            self.record_unknown(&kid, now_ms);
+        }
         self.negative.retain(|kid, _| {
             !keys
                 .keys
@@ -227,13 +283,19 @@ impl JwksCache {
     /// Records a failed fetch (network error, bad status, unparsable body).
     /// The current set, if any, keeps being served within `max_stale`.
     pub fn on_fetch_failed(&mut self, now_ms: u64) {
+        if self.pinned {
+            return;
+        }
+        // Nothing was learnt about the awaited kid.
+        self.awaited_kid = None;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.note_attempt(now_ms);
     }
 
     /// Remembers that `kid` is not in the issuer's set, so tokens naming it
     /// are refused without a fetch for `negative_ttl`. Over-long kids are not
-    /// recorded; when full, the oldest entry is forgotten.
+    /// recorded; when full, the oldest entry is forgotten. `on_fetched` calls
+    /// this for the kid that asked for the fetch; adapters need not.
     pub fn record_unknown(&mut self, kid: &str, now_ms: u64) {
         if kid.len() > MAX_KID_BYTES || self.policy.max_negative_entries == 0 {
             return;

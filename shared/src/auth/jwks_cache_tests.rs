@@ -107,9 +107,9 @@ fn unknown_kids_are_negative_cached() {
     assert_eq!(c.lookup(Some("x"), HS, 10 * SEC), KeyLookup::UnknownKid);
     assert_eq!(c.lookup(Some("x"), HS, 30 * SEC), KeyLookup::FetchThenRetry);
     c.on_fetched(set(&["a"]), 31 * SEC);
-    assert_eq!(c.lookup(Some("x"), HS, 31 * SEC), KeyLookup::UnknownKid);
-    c.record_unknown("x", 31 * SEC);
+    // The fetch was for "x" and the set lacks it: on_fetched remembers that.
     assert!(c.is_negative("x", 31 * SEC));
+    assert_eq!(c.lookup(Some("x"), HS, 31 * SEC), KeyLookup::UnknownKid);
     // After the cooldown, "x" still causes no fetch; a new kid does.
     assert_eq!(c.lookup(Some("x"), HS, 100 * SEC), KeyLookup::UnknownKid);
     assert_eq!(
@@ -187,11 +187,56 @@ fn random_kids_cause_one_fetch_per_cooldown() {
             fetches += 1;
             c.on_fetched(set(&["a"]), now);
             assert_eq!(c.lookup(Some(&kid), HS, now), KeyLookup::UnknownKid);
-            c.record_unknown(&kid, now);
+            assert!(c.is_negative(&kid, now));
         }
     }
     assert_eq!(fetches, 1);
     assert!(c.negative_len() <= c.policy().max_negative_entries);
+}
+
+#[test]
+fn a_failed_fetch_negative_caches_nothing() {
+    let mut c = JwksCache::new(policy());
+    c.on_fetched(set(&["a"]), 0);
+    assert_eq!(c.lookup(Some("x"), HS, 30 * SEC), KeyLookup::FetchThenRetry);
+    c.on_fetch_failed(30 * SEC);
+    assert!(!c.is_negative("x", 30 * SEC));
+    // A later refresh not asked for by "x" does not negative-cache it.
+    assert!(c.try_begin_fetch(60 * SEC));
+    c.on_fetched(set(&["a"]), 60 * SEC);
+    assert!(!c.is_negative("x", 60 * SEC));
+    assert_eq!(c.negative_len(), 0);
+}
+
+#[test]
+fn a_kid_found_by_the_fetch_is_not_negative_cached() {
+    let mut c = JwksCache::new(policy());
+    assert_eq!(c.lookup(Some("b"), HS, 0), KeyLookup::FetchThenRetry);
+    c.on_fetched(set(&["a", "b"]), 0);
+    assert!(!c.is_negative("b", 0));
+    assert!(matches!(c.lookup(Some("b"), HS, 0), KeyLookup::Found(_)));
+}
+
+#[test]
+fn pinned_sets_never_fetch() {
+    let mut c = JwksCache::pinned(set(&["a"]), policy());
+    assert!(c.is_pinned());
+    assert!(!c.needs_refresh(0));
+    assert!(!c.try_begin_fetch(0));
+    assert!(matches!(c.lookup(Some("a"), HS, 0), KeyLookup::Found(_)));
+    // Never stale, however old.
+    let later = u64::MAX / 2;
+    assert!(matches!(
+        c.lookup(Some("a"), HS, later),
+        KeyLookup::Found(_)
+    ));
+    assert_eq!(c.lookup(Some("x"), HS, later), KeyLookup::UnknownKid);
+    assert_eq!(c.lookup(None, Algorithm::RS256, 0), KeyLookup::UnknownKid);
+    // Reports of fetches nobody asked for change nothing.
+    c.on_fetched(set(&["b"]), 1);
+    c.on_fetch_failed(2);
+    assert_eq!(kid_of(c.lookup(Some("a"), HS, 3)).as_deref(), Some("a"));
+    assert_eq!(c.consecutive_failures(), 0);
 }
 
 #[test]
@@ -248,8 +293,10 @@ proptest! {
                     match c.lookup(Some(&kid), HS, now) {
                         KeyLookup::FetchThenRetry => {
                             fetch(&mut c, now, fetch_ok, &mut fetches);
-                            if c.lookup(Some(&kid), HS, now) == KeyLookup::UnknownKid {
-                                c.record_unknown(&kid, now);
+                            let missing = kid_of(c.lookup(Some(&kid), HS, now)).is_none();
+                            // After a good fetch: negative-cached exactly when missing.
+                            if fetch_ok {
+                                prop_assert_eq!(c.is_negative(&kid, now), missing);
                             }
                         }
                         KeyLookup::FoundStale { refresh: true, .. } => {

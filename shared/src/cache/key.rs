@@ -96,7 +96,9 @@ pub struct RequestParts<'a> {
     pub query: Option<&'a str>,
     /// The request headers.
     pub headers: &'a Headers,
-    /// The caller's identity (subject or API key id), for private scope.
+    /// The caller's identity, for private scope: use
+    /// `auth::Identity::cache_identity`, which cannot collide between
+    /// callers (a bare subject can, across issuers and API key consumers).
     pub identity: Option<&'a str>,
 }
 

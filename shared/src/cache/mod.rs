@@ -3,9 +3,11 @@
 //!
 //! The adapter does the I/O (Workers Cache API); this module only decides.
 //! Flow: [`cacheability::check_request`] → [`key::cache_key`] → look up →
-//! [`freshness::freshness`] on a hit, or fetch and
-//! [`cacheability::check_response`] before storing with
-//! [`freshness::stored_headers`].
+//! [`freshness::freshness_from_headers`] on a hit → [`serve::before_origin`]
+//! says whether to answer from the entry or ask the origin, and
+//! [`serve::after_origin`] what to answer once it replied; an origin response
+//! is stored only if [`cacheability::check_response`] allows, with
+//! [`freshness::prepare_for_storage`].
 //!
 //! Headers are passed everywhere as [`Headers`], a slice of `(name, value)`
 //! pairs with case-insensitive names — what a Worker gets from iterating a
@@ -16,6 +18,7 @@ pub mod cacheability;
 pub mod freshness;
 pub mod key;
 pub mod rule;
+pub mod serve;
 
 pub use cache_control::CacheControl;
 pub use cacheability::{
@@ -24,17 +27,28 @@ pub use cacheability::{
 pub use freshness::{freshness, storage_lifetime, CacheStatus, Freshness, FreshnessCheck};
 pub use key::{cache_key, CacheKey, KeyError, RequestParts};
 pub use rule::{CacheRule, CacheScope};
+pub use serve::{after_origin, before_origin, LookupDecision, ServeDecision};
 
 /// Request or response headers: `(name, value)` pairs; names compare
 /// case-insensitively, and a name may repeat.
 pub type Headers = [(String, String)];
 
 /// The values of every header named `name` (case-insensitive), in order.
-pub fn header_values<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> {
+///
+/// The values borrow from `headers` only, so `name` may be a temporary.
+pub fn header_values<'h, 'n>(
+    headers: &'h Headers,
+    name: &'n str,
+) -> impl Iterator<Item = &'h str> + use<'h, 'n> {
     headers
         .iter()
         .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+/// The first value of the header named `name` (case-insensitive), if any.
+pub fn first_header<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
+    header_values(headers, name).next()
 }
 
 /// Whether any header named `name` is present.
@@ -55,6 +69,10 @@ mod tests {
         ];
         assert_eq!(header_values(&h, "vary").collect::<Vec<_>>(), ["a", "b"]);
         assert!(has_header(&h, "X"));
+        // The name may be a temporary: the value outlives it.
+        let first = first_header(&h, &String::from("VARY"));
+        assert_eq!(first, Some("a"));
+        assert_eq!(first_header(&h, "y"), None);
         assert!(!has_header(&h, "y"));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Values that need more than a type check (durations, URLs, patterns,
 //! methods, algorithms) stay text here, so that one typo does not hide the
-//! next: [`super::validate`] reads them all and reports every problem at once.
+//! next: the `validate` module reads them all and reports every problem at once.
 
 use std::borrow::Cow;
 

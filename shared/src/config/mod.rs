@@ -30,6 +30,7 @@ mod error;
 pub mod file;
 mod load;
 mod model;
+mod rate_limit;
 mod render;
 mod validate;
 

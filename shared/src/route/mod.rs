@@ -19,5 +19,5 @@ pub use headers::{forwarded_headers, ForwardPolicy, TrustedIdentity};
 pub use method::{Method, MethodError};
 pub use pattern::{PatternError, RoutePattern, Segment};
 pub use request_id::{RequestId, RequestIdError, REQUEST_ID_HEADER};
-pub use table::{RouteMatch, RouteTable};
+pub use table::{allow_header_value, RouteMatch, RouteTable};
 pub use upstream::{upstream_url, UpstreamError};

@@ -71,6 +71,17 @@ impl RouteMatch {
     }
 }
 
+impl RouteMatch {
+    /// The `Allow` header value to send with a 405 (e.g. `GET, HEAD`);
+    /// `None` for any other outcome.
+    pub fn allow_header(&self) -> Option<String> {
+        match self {
+            RouteMatch::MethodNotAllowed { allowed } => Some(allow_header_value(allowed)),
+            RouteMatch::Matched { .. } | RouteMatch::NotFound => None,
+        }
+    }
+}
+
 /// The value of an `Allow` header for these methods, e.g. `GET, HEAD`.
 pub fn allow_header_value(allowed: &[Method]) -> String {
     allowed
@@ -504,6 +515,16 @@ mod tests {
         assert_eq!(RouteMatch::NotFound.to_problem().unwrap().status, 404);
         assert_eq!(matched(0, &[]).to_problem(), None);
         assert_eq!(allow_header_value(&[]), "");
+    }
+
+    #[test]
+    fn allow_header_only_for_405() {
+        let not_allowed = RouteMatch::MethodNotAllowed {
+            allowed: vec![Get, Head],
+        };
+        assert_eq!(not_allowed.allow_header().as_deref(), Some("GET, HEAD"));
+        assert_eq!(RouteMatch::NotFound.allow_header(), None);
+        assert_eq!(matched(0, &[]).allow_header(), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::auth::{AuthMethod, Identity};
 use crate::problem::Problem;
 
 /// Longest encoded key part kept verbatim; longer ones are hashed.
@@ -62,6 +63,22 @@ pub struct KeySource<'a> {
     pub api_key_id: Option<&'a str>,
     /// The client IP (e.g. `CF-Connecting-IP`).
     pub client_ip: Option<&'a str>,
+}
+
+impl<'a> KeySource<'a> {
+    /// The values of an authenticated (or anonymous, `None`) request: the
+    /// identity's subject, its key id only when it authenticated with an API
+    /// key (a JWT's `kid` names the issuer's signing key, shared by every
+    /// caller), and the client IP the platform reported.
+    pub fn from_identity(identity: Option<&'a Identity>, client_ip: Option<&'a str>) -> Self {
+        Self {
+            subject: identity.map(|i| i.subject.as_str()),
+            api_key_id: identity
+                .filter(|i| i.method == AuthMethod::ApiKey)
+                .and_then(|i| i.key_id.as_deref()),
+            client_ip,
+        }
+    }
 }
 
 /// The request lacks the value its limit is keyed by.
@@ -169,6 +186,30 @@ mod tests {
             api_key_id: key,
             client_ip: ip,
         }
+    }
+
+    #[test]
+    fn source_from_identity_takes_the_key_id_of_api_keys_only() {
+        let mut id = Identity {
+            subject: "acme".into(),
+            key_id: Some("key_1".into()),
+            issuer: None,
+            scopes: Vec::new(),
+            tier: None,
+            limit_overrides: Default::default(),
+            method: AuthMethod::ApiKey,
+        };
+        let ip = Some("192.0.2.1");
+        assert_eq!(
+            KeySource::from_identity(Some(&id), ip),
+            src(Some("acme"), Some("key_1"), ip)
+        );
+        id.method = AuthMethod::Jwt;
+        assert_eq!(
+            KeySource::from_identity(Some(&id), ip),
+            src(Some("acme"), None, ip)
+        );
+        assert_eq!(KeySource::from_identity(None, ip), src(None, None, ip));
     }
 
     #[test]

@@ -6,13 +6,17 @@
 //! [`gcra::check`] with the current time, stores the new state and renders the
 //! decision with [`headers`]. Several limits on one request go through
 //! [`multi`], which admits a request only if every limit does. [`key`] builds
-//! the storage key a limit's state lives under.
+//! the storage key a limit's state lives under, and [`problem`] what a
+//! refused client is told. For a configured route, `config::RateLimitPolicy`
+//! ties these together (keys, per-caller quotas, check, headers, problem).
 
 pub mod gcra;
 pub mod headers;
 pub mod key;
 pub mod multi;
+pub mod problem;
 
 pub use gcra::{check, normalize, peek, refund, Decision, GcraState, Quota};
 pub use key::{limiter_key, KeyError, KeySource, LimitKey};
-pub use multi::{check_all, MultiDecision};
+pub use multi::{check_all, LimitInput, MultiDecision};
+pub use problem::limiter_unavailable_problem;

@@ -13,6 +13,25 @@ use std::time::Duration;
 
 use super::gcra::{check, normalize, Decision, GcraState, Quota};
 
+/// One limit to check: its quota, its stored state and what this request
+/// costs under it (limits of one route may weigh a request differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitInput {
+    /// The quota, with any per-caller override already applied.
+    pub quota: Quota,
+    /// The state loaded from storage (`Default` when there is none).
+    pub state: GcraState,
+    /// The units this request costs under this limit.
+    pub cost: u64,
+}
+
+impl LimitInput {
+    /// A limit with `quota`, stored `state` and request `cost`.
+    pub const fn new(quota: Quota, state: GcraState, cost: u64) -> Self {
+        Self { quota, state, cost }
+    }
+}
+
 /// The combined outcome of checking several limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultiDecision {
@@ -39,13 +58,13 @@ impl MultiDecision {
     }
 }
 
-/// Checks a request of `cost` at `now_ms` against every `(quota, state)`.
+/// Checks a request at `now_ms` against every limit, each at its own cost.
 ///
 /// An empty list admits.
-pub fn check_all(limits: &[(Quota, GcraState)], now_ms: u64, cost: u64) -> MultiDecision {
+pub fn check_all(limits: &[LimitInput], now_ms: u64) -> MultiDecision {
     let results: Vec<(Decision, GcraState)> = limits
         .iter()
-        .map(|(quota, state)| check(*state, now_ms, cost, quota))
+        .map(|l| check(l.state, now_ms, l.cost, &l.quota))
         .collect();
     let allowed = results.iter().all(|(d, _)| d.allowed);
 
@@ -63,9 +82,9 @@ pub fn check_all(limits: &[(Quota, GcraState)], now_ms: u64, cost: u64) -> Multi
     // admitted report their untouched state.
     let mut retry_after = Some(Duration::ZERO);
     let mut decisions = Vec::with_capacity(limits.len());
-    for ((quota, state), (decision, _)) in limits.iter().zip(results) {
+    for (l, (decision, _)) in limits.iter().zip(results) {
         if decision.allowed {
-            let (untouched, _) = check(*state, now_ms, 0, quota);
+            let (untouched, _) = check(l.state, now_ms, 0, &l.quota);
             decisions.push(Decision {
                 allowed: true,
                 ..untouched
@@ -84,7 +103,7 @@ pub fn check_all(limits: &[(Quota, GcraState)], now_ms: u64, cost: u64) -> Multi
         decisions,
         states: limits
             .iter()
-            .map(|(q, s)| normalize(*s, now_ms, q))
+            .map(|l| normalize(l.state, now_ms, &l.quota))
             .collect(),
     }
 }
@@ -116,9 +135,45 @@ mod tests {
         quotas.iter().map(|q| (*q, GcraState::default())).collect()
     }
 
+    /// The limits at one cost each, as `check_all` takes them.
+    fn inputs(limits: &[(Quota, GcraState)], cost: u64) -> Vec<LimitInput> {
+        limits
+            .iter()
+            .map(|(q, s)| LimitInput::new(*q, *s, cost))
+            .collect()
+    }
+
+    #[test]
+    fn each_limit_charges_its_own_cost() {
+        // 10/s at cost 1 and 10/s at cost 5: the second allows two requests.
+        let limits = [
+            LimitInput::new(Quota::per_second(10), GcraState::default(), 1),
+            LimitInput::new(Quota::per_second(10), GcraState::default(), 5),
+        ];
+        let d = check_all(&limits, NOW);
+        assert!(d.allowed);
+        assert_eq!(d.decisions[0].remaining, 9);
+        assert_eq!(d.decisions[1].remaining, 5);
+        let mut next = limits;
+        for (l, s) in next.iter_mut().zip(&d.states) {
+            l.state = *s;
+        }
+        let d = check_all(&next, NOW);
+        assert!(d.allowed);
+        assert_eq!(d.decisions[1].remaining, 0);
+        for (l, s) in next.iter_mut().zip(&d.states) {
+            l.state = *s;
+        }
+        let d = check_all(&next, NOW);
+        assert!(!d.allowed);
+        assert!(d.decisions[0].allowed, "the cheap limit alone would admit");
+        assert_eq!(d.decisions[0].remaining, 8, "and is not charged");
+        assert_eq!(d.retry_after, Some(Duration::from_millis(500)));
+    }
+
     #[test]
     fn empty_admits() {
-        let d = check_all(&[], NOW, 1);
+        let d = check_all(&[], NOW);
         assert!(d.allowed);
         assert_eq!(d.most_restrictive(), None);
     }
@@ -131,7 +186,7 @@ mod tests {
         for ms in [
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000,
         ] {
-            let d = check_all(&limits, NOW + ms, 1);
+            let d = check_all(&inputs(&limits, 1), NOW + ms);
             if d.allowed {
                 admitted += 1;
             }
@@ -141,7 +196,7 @@ mod tests {
         }
         // 10 in the first second, then the daily 15 caps the second burst at 5.
         assert_eq!(admitted, 15);
-        let d = check_all(&limits, NOW + 5_000, 1);
+        let d = check_all(&inputs(&limits, 1), NOW + 5_000);
         assert!(!d.allowed);
         assert_eq!(d.most_restrictive(), Some(1));
         assert!(d.decisions[0].allowed);
@@ -153,7 +208,7 @@ mod tests {
     fn denied_request_consumes_nothing() {
         let quotas = [Quota::per_second(10), Quota::per_second(1)];
         let limits = fresh(&quotas);
-        let d = check_all(&limits, NOW, 2);
+        let d = check_all(&inputs(&limits, 2), NOW);
         assert!(!d.allowed);
         assert_eq!(d.retry_after, None, "cost 2 never fits burst 1");
         assert_eq!(d.states, vec![GcraState::default(); 2]);
@@ -164,11 +219,11 @@ mod tests {
     fn retry_after_is_the_longest_wait() {
         let quotas = [Quota::per_second(1), Quota::per_minute(1)];
         let mut limits = fresh(&quotas);
-        let d = check_all(&limits, NOW, 1);
+        let d = check_all(&inputs(&limits, 1), NOW);
         for (l, s) in limits.iter_mut().zip(&d.states) {
             l.1 = *s;
         }
-        let d = check_all(&limits, NOW, 1);
+        let d = check_all(&inputs(&limits, 1), NOW);
         assert!(!d.allowed);
         assert_eq!(d.retry_after, Some(Duration::from_secs(60)));
     }
@@ -215,7 +270,7 @@ mod tests {
             let mut at = NOW;
             for (gap, cost) in arrivals {
                 at += gap;
-                let d = check_all(&limits, at, cost);
+                let d = check_all(&inputs(&limits, cost), at);
                 prop_assert_eq!(d.decisions.len(), limits.len());
                 if !d.allowed {
                     let before: Vec<GcraState> = limits.iter().map(|l| l.1).collect();
@@ -242,7 +297,7 @@ mod tests {
                     *s = check(*s, NOW, 1, q).1;
                 }
             }
-            let atomic = check_all(&limits, NOW, cost);
+            let atomic = check_all(&inputs(&limits, cost), NOW);
             let mut phased: Vec<GcraState> = Vec::new();
             let mut denied = false;
             for (q, s) in &limits {
