@@ -1,0 +1,42 @@
+# Tidegate: one entry point for setup, build, checks and the demo.
+# Everything installs into project-local folders (.tools/, .venv/, .cache/,
+# tests/node_modules/); see docs/setup.md. CI runs `make test` (.ci/run).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+# Recipes that need the tools source the environment setup wrote.
+ENV := . ./.tools/env.sh
+
+.PHONY: help setup test build lint demo dev clean distclean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install toolchains and packages (idempotent; seconds when done)
+	@bash scripts/setup.sh
+
+test: setup ## setup, then every check: fmt, clippy, tests, wasm, Worker+Miniflare, wrangler, LocalStack, Lambda
+	@bash scripts/test.sh
+
+build: setup ## Build the Worker (worker-build --release) and the Lambda (cargo lambda)
+	@bash scripts/build-worker.sh --release
+	@bash scripts/build-lambda.sh
+
+lint: setup ## cargo fmt --check and clippy -D warnings (native + edge on wasm32)
+	@bash scripts/test.sh fmt clippy clippy-wasm
+
+demo: setup ## Walk through the policy with examples/gateway.toml
+	@[ -f examples/gateway.toml ] || { echo "==> [demo] examples/gateway.toml is missing (it comes with the config work)"; exit 1; }
+	@$(ENV) && cargo run -q -p tidegate-policy --example walkthrough -- examples/gateway.toml
+
+dev: setup ## Run the Worker locally: wrangler dev on 127.0.0.1:8787
+	@bash scripts/dev.sh
+
+clean: ## Remove build outputs: build/, .wrangler/, test caches, cargo clean (honours CARGO_TARGET_DIR)
+	@if [ -f .cache/localstack/localstack.pid ]; then bash scripts/localstack.sh stop; fi
+	rm -rf build .wrangler .cache/wrangler-dry-run .cache/wrangler .cache/localstack .cache/worker-build
+	cargo clean
+
+distclean: clean ## clean, and remove the installed tools (.tools/, .venv/, .cache/, tests/node_modules/)
+	rm -rf .tools .venv .cache tests/node_modules

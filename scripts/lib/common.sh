@@ -1,0 +1,80 @@
+# shellcheck shell=bash
+# Helpers shared by the scripts in scripts/. Source it; it defines functions
+# and a few variables and changes nothing else.
+
+TIDEGATE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TOOLS_DIR="$TIDEGATE_ROOT/.tools"
+CACHE_DIR="$TIDEGATE_ROOT/.cache"
+VENV_DIR="$TIDEGATE_ROOT/.venv"
+TESTS_DIR="$TIDEGATE_ROOT/tests"
+ENV_FILE="$TOOLS_DIR/env.sh"
+WASM_ENV_FILE="$TOOLS_DIR/wasm-env.sh"
+
+# shellcheck source=../versions.env
+. "$TIDEGATE_ROOT/scripts/versions.env"
+
+# The word in brackets on every progress line: setup, test, localstack, ...
+: "${TG_TAG:=tidegate}"
+
+say() { printf '==> [%s] %s\n' "$TG_TAG" "$*"; }
+warn() { printf '==> [%s] WARNING: %s\n' "$TG_TAG" "$*" >&2; }
+die() {
+    printf '==> [%s] ERROR: %s\n' "$TG_TAG" "$*" >&2
+    exit 1
+}
+
+now_ms() { date +%s%3N; }
+
+# Milliseconds as "1m02.3s" or "4.2s".
+fmt_ms() {
+    local ms=$1
+    if ((ms >= 60000)); then
+        printf '%dm%02d.%ds' $((ms / 60000)) $(((ms % 60000) / 1000)) $(((ms % 1000) / 100))
+    else
+        printf '%d.%ds' $((ms / 1000)) $(((ms % 1000) / 100))
+    fi
+}
+
+# version_ge A B: true when version A >= version B (dotted numbers).
+version_ge() {
+    [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$2" ]
+}
+
+# The version Cargo.lock records for crate NAME; fails unless exactly one.
+lock_version() {
+    local name=$1 versions
+    versions=$(awk -v want="name = \"$name\"" '
+        $0 == "[[package]]" { inpkg = 0 }
+        $0 == want { inpkg = 1; next }
+        inpkg && /^version = / { gsub(/"/, "", $3); print $3; inpkg = 0 }
+    ' "$TIDEGATE_ROOT/Cargo.lock")
+    case "$(printf '%s' "$versions" | grep -c .)" in
+        1) printf '%s\n' "$versions" ;;
+        0) die "Cargo.lock has no '$name' package; run 'cargo generate-lockfile' or check the workspace" ;;
+        *) die "Cargo.lock has several '$name' versions ($(echo "$versions" | tr '\n' ' ')); pin one" ;;
+    esac
+}
+
+# Puts the project's tools on PATH (written by scripts/setup.sh).
+load_env() {
+    [ -f "$ENV_FILE" ] || die "$ENV_FILE is missing: run 'make setup' (or bash scripts/setup.sh) first"
+    # shellcheck source=/dev/null
+    . "$ENV_FILE"
+}
+
+# Runs a command with the wasm32 toolchain environment: nothing extra when
+# rustup provides the wasm32 std, Debian's rustc-web with build-std otherwise.
+with_wasm_env() {
+    (
+        if [ -f "$WASM_ENV_FILE" ]; then
+            # shellcheck source=/dev/null
+            . "$WASM_ENV_FILE"
+        fi
+        "$@"
+    )
+}
+
+# Free TCP port on 127.0.0.1? (bash's /dev/tcp: no extra tools needed.)
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# LocalStack (open-source 2026.3.0, from .venv) on the host, without Docker,
+# bound to 127.0.0.1 only. Used by the tests and the demo.
+#
+#   scripts/localstack.sh start    start in the background, wait until healthy
+#   scripts/localstack.sh stop     stop the instance this script started (by PID)
+#   scripts/localstack.sh status   running? (exit 0) or not (exit 3)
+#   scripts/localstack.sh env      print `export ...` lines for AWS clients:
+#                                  eval "$(scripts/localstack.sh env)"
+#
+# State, PID file and log live in .cache/localstack/. Settings (environment):
+#   TIDEGATE_LOCALSTACK_PORT      port on 127.0.0.1 (default 4566)
+#   TIDEGATE_LOCALSTACK_SERVICES  services to enable (default below)
+#   TIDEGATE_LOCALSTACK_TIMEOUT   seconds to wait for health (default 90)
+set -euo pipefail
+
+TG_TAG=localstack
+# shellcheck source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+LS_DIR="$CACHE_DIR/localstack"
+PID_FILE="$LS_DIR/localstack.pid"
+PORT_FILE="$LS_DIR/localstack.port"
+LOG_FILE="$LS_DIR/localstack.log"
+DEFAULT_SERVICES=apigateway,cloudwatch,events,sns,sqs,cloudformation,iam,sts,logs
+
+# The port of the running instance, else the configured one.
+port() {
+    if [ -f "$PORT_FILE" ] && running; then
+        cat "$PORT_FILE"
+    else
+        echo "${TIDEGATE_LOCALSTACK_PORT:-4566}"
+    fi
+}
+url() { echo "http://127.0.0.1:$(port)"; }
+
+# Our instance is running: the PID file names a live LocalStack process
+# (checking the command line guards against a reused PID).
+running() {
+    local pid
+    [ -f "$PID_FILE" ] || return 1
+    pid=$(cat "$PID_FILE")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'localstack.runtime.main'
+}
+
+healthy() { curl -fsS --max-time 2 "$(url)/_localstack/health" >/dev/null 2>&1; }
+
+cmd_start() {
+    local port pid started
+    if running; then
+        say "already running (pid $(cat "$PID_FILE"), $(url))"
+        wait_healthy "$(now_ms)"
+        return
+    fi
+    [ -x "$VENV_DIR/bin/python" ] || die ".venv is missing: run 'make setup'"
+    port=${TIDEGATE_LOCALSTACK_PORT:-4566}
+    port_in_use "$port" &&
+        die "127.0.0.1:$port is taken by another process; stop it or set TIDEGATE_LOCALSTACK_PORT"
+    mkdir -p "$LS_DIR/fs"
+    started=$(now_ms)
+    # The host-mode settings (see docs/setup.md): OVERRIDE_IN_DOCKER=0 because
+    # the sandbox has /.dockerenv; hypercorn because the default server binds
+    # 0.0.0.0 whatever GATEWAY_LISTEN says; no DNS server, no cert download.
+    # setsid: its own process group, so stop can end it and its children.
+    env OVERRIDE_IN_DOCKER=0 \
+        FILESYSTEM_ROOT="$LS_DIR/fs" \
+        GATEWAY_SERVER=hypercorn \
+        GATEWAY_LISTEN="127.0.0.1:$port" \
+        LOCALSTACK_HOST="127.0.0.1:$port" \
+        DNS_ADDRESS=0 \
+        SKIP_SSL_CERT_DOWNLOAD=1 \
+        DISABLE_EVENTS=1 \
+        SERVICES="${TIDEGATE_LOCALSTACK_SERVICES:-$DEFAULT_SERVICES}" \
+        setsid "$VENV_DIR/bin/python" -m localstack.runtime.main \
+        </dev/null >"$LOG_FILE" 2>&1 &
+    pid=$!
+    echo "$pid" >"$PID_FILE"
+    echo "$port" >"$PORT_FILE"
+    say "starting (pid $pid, http://127.0.0.1:$port, log ${LOG_FILE#"$TIDEGATE_ROOT"/})"
+    wait_healthy "$started"
+}
+
+wait_healthy() {
+    local started=$1 deadline
+    deadline=$(($(now_ms) + ${TIDEGATE_LOCALSTACK_TIMEOUT:-90} * 1000))
+    until healthy; do
+        if ! running; then
+            tail -n 30 "$LOG_FILE" >&2 || true
+            rm -f "$PID_FILE"
+            die "LocalStack exited during start (log: $LOG_FILE)"
+        fi
+        if (($(now_ms) > deadline)); then
+            tail -n 30 "$LOG_FILE" >&2 || true
+            cmd_stop
+            die "LocalStack not healthy after ${TIDEGATE_LOCALSTACK_TIMEOUT:-90}s (log: $LOG_FILE)"
+        fi
+        sleep 0.3
+    done
+    say "ready at $(url) in $(fmt_ms $(($(now_ms) - started)))"
+}
+
+cmd_stop() {
+    local pid
+    if ! running; then
+        rm -f "$PID_FILE" "$PORT_FILE"
+        say "not running"
+        return
+    fi
+    pid=$(cat "$PID_FILE")
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        warn "pid $pid did not stop in 20s; killing it"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$PID_FILE" "$PORT_FILE"
+    say "stopped (pid $pid)"
+}
+
+cmd_status() {
+    if running; then
+        if healthy; then
+            say "running (pid $(cat "$PID_FILE"), $(url), healthy)"
+        else
+            say "running (pid $(cat "$PID_FILE"), $(url), not answering /_localstack/health yet)"
+        fi
+        return 0
+    fi
+    say "not running"
+    return 3
+}
+
+cmd_env() {
+    cat <<EOF
+export AWS_ENDPOINT_URL=$(url)
+export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_PAGER=
+EOF
+}
+
+case "${1:-}" in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    *)
+        echo "usage: $0 start|stop|status|env" >&2
+        exit 2
+        ;;
+esac

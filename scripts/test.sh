@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Runs every check, in order, stopping at the first failure:
+#   fmt          cargo fmt --check
+#   clippy       clippy, native workspace (all but the wasm-only edge crate)
+#   clippy-wasm  clippy, edge crate on wasm32
+#   test         native tests (cargo-nextest if installed) and doc tests
+#   wasm-policy  tidegate-policy builds for wasm32 (with the edge crate)
+#   worker       worker-build --release of the edge Worker (wrangler's [build])
+#   vitest       tests/ suite: Miniflare drives the built Worker
+#   wrangler     wrangler deploy --dry-run (offline bundle check)
+#   localstack   LocalStack starts on loopback; one API Gateway call with awscli
+#   lambda       cargo lambda build --release of the rollback function
+# Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
+# Needs `make setup` first (make test does both).
+set -euo pipefail
+
+TG_TAG="test"
+# shellcheck source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+load_env
+cd "$TIDEGATE_ROOT"
+
+ALL_STAGES=(fmt clippy clippy-wasm test wasm-policy worker vitest wrangler localstack lambda)
+WASM_TARGET=wasm32-unknown-unknown
+
+# Each stage runs in a subshell; stages that start processes stop them with
+# their own EXIT trap, so a failure or Ctrl-C never leaves one behind.
+trap 'exit 130' INT TERM
+
+stage_fmt() { cargo fmt --all -- --check; }
+
+stage_clippy() {
+    cargo clippy --workspace --exclude tidegate-edge --all-targets -- -D warnings
+}
+
+stage_clippy_wasm() {
+    with_wasm_env cargo clippy -p tidegate-edge --target "$WASM_TARGET" --all-targets -- -D warnings
+}
+
+stage_test() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --exclude tidegate-edge --no-tests=warn
+        # nextest does not run doc tests.
+        cargo test --workspace --exclude tidegate-edge --doc
+    else
+        cargo test --workspace --exclude tidegate-edge
+    fi
+}
+
+stage_wasm_policy() {
+    # With tidegate-edge: jsonwebtoken pulls getrandom 0.2 on wasm32, and only
+    # the Worker crate turns on its "js" backend (the final binary picks it),
+    # so the policy crate alone does not build for wasm32-unknown-unknown.
+    with_wasm_env cargo build -p tidegate-policy -p tidegate-edge --target "$WASM_TARGET"
+}
+
+stage_worker() { bash scripts/build-worker.sh --release; }
+
+stage_vitest() {
+    [ -f build/worker/shim.mjs ] || die "build/worker/shim.mjs is missing: run the 'worker' stage first"
+    (cd "$TESTS_DIR" && node_modules/.bin/vitest run)
+}
+
+stage_wrangler() {
+    local out="$CACHE_DIR/wrangler-dry-run"
+    rm -rf "$out"
+    # Runs the [build] command too (incremental: seconds), as a deploy would.
+    "$TESTS_DIR/node_modules/.bin/wrangler" deploy --dry-run --outdir "$out"
+    ls "$out"/*.wasm >/dev/null 2>&1 || die "wrangler's dry-run bundle in $out has no .wasm module"
+}
+
+stage_localstack() {
+    local name id got
+    # Stop it afterwards only if this run started it (a `make dev` session's
+    # instance stays up).
+    if ! bash scripts/localstack.sh status >/dev/null; then
+        trap 'bash scripts/localstack.sh stop' EXIT
+    fi
+    bash scripts/localstack.sh start
+    eval "$(bash scripts/localstack.sh env)"
+    # LocalStack has no reset: unique names per run.
+    name="tidegate-smoke-$(date +%s)-$$"
+    id=$(aws --endpoint-url "$AWS_ENDPOINT_URL" apigateway create-rest-api \
+        --name "$name" --query id --output text)
+    got=$(aws --endpoint-url "$AWS_ENDPOINT_URL" apigateway get-rest-api \
+        --rest-api-id "$id" --query name --output text)
+    [ "$got" = "$name" ] || die "API Gateway on LocalStack returned name '$got', expected '$name'"
+    aws --endpoint-url "$AWS_ENDPOINT_URL" apigateway delete-rest-api --rest-api-id "$id"
+    say "API Gateway on LocalStack: created, read back and deleted REST API $id"
+}
+
+stage_lambda() { bash scripts/build-lambda.sh; }
+
+describe() {
+    case $1 in
+        fmt) echo "cargo fmt --check" ;;
+        clippy) echo "clippy (native workspace, -D warnings)" ;;
+        clippy-wasm) echo "clippy (tidegate-edge on wasm32, -D warnings)" ;;
+        test) echo "native tests + doc tests" ;;
+        wasm-policy) echo "tidegate-policy (+ edge) builds for wasm32" ;;
+        worker) echo "worker-build --release (edge Worker)" ;;
+        vitest) echo "vitest: Miniflare drives the built Worker" ;;
+        wrangler) echo "wrangler deploy --dry-run (offline)" ;;
+        localstack) echo "LocalStack smoke: API Gateway via awscli" ;;
+        lambda) echo "cargo lambda build --release (rollback)" ;;
+        *) return 1 ;;
+    esac
+}
+
+main() {
+    local stages=("$@") stage i=0 n start t0 rc
+    [ ${#stages[@]} -gt 0 ] || stages=("${ALL_STAGES[@]}")
+    for stage in "${stages[@]}"; do
+        describe "$stage" >/dev/null || die "unknown stage '$stage'; stages: ${ALL_STAGES[*]}"
+    done
+    n=${#stages[@]}
+    start=$(now_ms)
+    for stage in "${stages[@]}"; do
+        i=$((i + 1))
+        say "($i/$n) $stage: $(describe "$stage")"
+        t0=$(now_ms)
+        # A subshell with set -e of its own: `(...) || rc=$?` would switch
+        # errexit off inside the stage.
+        set +e
+        (
+            set -e
+            trap 'exit 130' INT TERM
+            "stage_${stage//-/_}"
+        )
+        rc=$?
+        set -e
+        if [ "$rc" -ne 0 ]; then
+            die "FAILED at stage '$stage' ($(describe "$stage")) after $(fmt_ms $(($(now_ms) - t0))), exit $rc; rerun it alone with: bash scripts/test.sh $stage"
+        fi
+        say "($i/$n) $stage: ok in $(fmt_ms $(($(now_ms) - t0)))"
+    done
+    say "all $n stages passed in $(fmt_ms $(($(now_ms) - start)))"
+}
+
+main "$@"
