@@ -4,7 +4,8 @@
 #   clippy       clippy, native workspace (all but the wasm-only edge crate)
 #   clippy-wasm  clippy, edge crate on wasm32
 #   test         native tests (cargo-nextest if installed) and doc tests
-#   wasm-policy  tidegate-policy builds for wasm32 (with the edge crate)
+#   examples     examples/gateway.toml validates; the demo walkthrough holds
+#   wasm-policy  tidegate-policy builds for wasm32 on its own
 #   worker       worker-build --release of the edge Worker (wrangler's [build])
 #   vitest       tests/ suite: Miniflare drives the built Worker
 #   wrangler     wrangler deploy --dry-run (offline bundle check)
@@ -20,7 +21,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt clippy clippy-wasm test wasm-policy worker vitest wrangler localstack lambda)
+ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack lambda)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -48,10 +49,15 @@ stage_test() {
 }
 
 stage_wasm_policy() {
-    # With tidegate-edge: jsonwebtoken pulls getrandom 0.2 on wasm32, and only
-    # the Worker crate turns on its "js" backend (the final binary picks it),
-    # so the policy crate alone does not build for wasm32-unknown-unknown.
-    with_wasm_env cargo build -p tidegate-policy -p tidegate-edge --target "$WASM_TARGET"
+    # The policy crate on its own, exactly as the Worker links it.
+    with_wasm_env cargo build -p tidegate-policy --target "$WASM_TARGET"
+}
+
+stage_examples() {
+    cargo run -q -p tidegate-policy --example validate -- examples/gateway.toml
+    # The demo walkthrough asserts each step and exits non-zero if one fails.
+    cargo run -q -p tidegate-policy --example walkthrough -- examples/gateway.toml >/dev/null
+    say "examples/gateway.toml validates; the walkthrough (make demo) met every expectation"
 }
 
 stage_worker() { bash scripts/build-worker.sh --release; }
@@ -97,7 +103,8 @@ describe() {
         clippy) echo "clippy (native workspace, -D warnings)" ;;
         clippy-wasm) echo "clippy (tidegate-edge on wasm32, -D warnings)" ;;
         test) echo "native tests + doc tests" ;;
-        wasm-policy) echo "tidegate-policy (+ edge) builds for wasm32" ;;
+        examples) echo "example config validates; demo walkthrough holds" ;;
+        wasm-policy) echo "tidegate-policy builds for wasm32" ;;
         worker) echo "worker-build --release (edge Worker)" ;;
         vitest) echo "vitest: Miniflare drives the built Worker" ;;
         wrangler) echo "wrangler deploy --dry-run (offline)" ;;
