@@ -7,21 +7,18 @@
 #![forbid(unsafe_code)]
 
 use tidegate_policy::problem::{self, Problem};
+use tidegate_policy::route::{RequestId, REQUEST_ID_HEADER};
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 /// Path of the health endpoint; the `__tidegate` prefix keeps it clear of proxied routes.
 const HEALTH_PATH: &str = "/__tidegate/health";
 
-/// Header carrying the request id on every response.
-const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Longest inbound request id we echo back; longer ones are replaced.
-const MAX_REQUEST_ID_LEN: usize = 64;
-
 /// The Worker's entry point.
 #[event(fetch)]
 async fn fetch(req: Request, _env: Env, _ctx: Context) -> Result<Response> {
-    let request_id = request_id(&req);
+    let incoming = req.headers().get(REQUEST_ID_HEADER).ok().flatten();
+    let request_id = RequestId::reuse_or_generate(incoming.as_deref(), random_bytes());
+    let request_id = request_id.as_str();
     let path = req.path();
     let mut resp = if path == HEALTH_PATH && matches!(req.method(), Method::Get | Method::Head) {
         Response::from_json(&serde_json::json!({
@@ -32,10 +29,10 @@ async fn fetch(req: Request, _env: Env, _ctx: Context) -> Result<Response> {
         problem_response(
             &Problem::new(501, "not-implemented", "Not implemented")
                 .with_detail("this gateway does not route requests yet")
-                .with_request_id(request_id.clone()),
+                .with_request_id(request_id),
         )?
     };
-    resp.headers_mut().set(REQUEST_ID_HEADER, &request_id)?;
+    resp.headers_mut().set(REQUEST_ID_HEADER, request_id)?;
     Ok(resp)
 }
 
@@ -47,37 +44,10 @@ fn problem_response(p: &Problem) -> Result<Response> {
     Ok(resp)
 }
 
-/// The client's `x-request-id` when it is short and plain (so echoing it
-/// cannot inject anything), else Cloudflare's `cf-ray`, else a random id.
-fn request_id(req: &Request) -> String {
-    let headers = req.headers();
-    if let Ok(Some(id)) = headers.get(REQUEST_ID_HEADER) {
-        if is_plain_id(&id) {
-            return id;
-        }
-    }
-    if let Ok(Some(ray)) = headers.get("cf-ray") {
-        if is_plain_id(&ray) {
-            return ray;
-        }
-    }
-    random_id()
-}
-
-/// 1 to [`MAX_REQUEST_ID_LEN`] characters from `[A-Za-z0-9._-]`.
-fn is_plain_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_REQUEST_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// 128 random bits as hex; "unknown" if the runtime has no randomness.
-fn random_id() -> String {
+/// 16 bytes from the runtime's CSPRNG (the policy takes randomness as input).
+/// Zeroes if the runtime has none, which still yields a well-formed id.
+fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        return "unknown".to_owned();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes
 }

@@ -46,7 +46,7 @@ describe("edge worker", () => {
     const res = await mf.dispatchFetch("http://gateway.test/__tidegate/health");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f]{32}$/);
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const body = (await res.json()) as { status: string; version: string };
     expect(body.status).toBe("ok");
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
@@ -75,7 +75,7 @@ describe("edge worker", () => {
       headers: { "x-request-id": "<script>alert(1)</script>" },
     });
     expect(res.status).toBe(501);
-    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f]{32}$/);
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     await res.arrayBuffer();
   });
 });
