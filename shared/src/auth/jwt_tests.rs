@@ -18,20 +18,8 @@ const AUD: &str = "https://api.example.com";
 const NOW_S: u64 = 1_750_000_000;
 const NOW: u64 = NOW_S * 1000;
 
-const ALL: [Algorithm; 12] = [
-    Algorithm::HS256,
-    Algorithm::HS384,
-    Algorithm::HS512,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+/// Every algorithm Tidegate verifies.
+const ALL: [Algorithm; 12] = crate::auth::keys::SUPPORTED_ALGORITHMS;
 
 /// A signing key and the JWK that verifies it.
 struct Signer {
