@@ -388,7 +388,7 @@ impl<'c> Gateway<'c> {
             RequestVerdict::Cache(plan) => plan,
             RequestVerdict::Bypass(_) => return self.bypass(),
         };
-        let caller = id.map(Identity::cache_identity);
+        let caller = id.map(Identity::qualified_subject);
         let parts = RequestParts {
             method: req.method,
             scheme: "https",

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::route::TrustedIdentity;
 
-/// Encoded in each part of [`Identity::cache_identity`]: `:` so the parts
+/// Encoded in each part of [`Identity::qualified_subject`]: `:` so the parts
 /// cannot run into each other, `%` so the encoding is unambiguous.
 const IDENTITY_PART: &AsciiSet = &CONTROLS.add(b':').add(b'%');
 
@@ -47,16 +47,18 @@ impl Identity {
         self.scopes.iter().any(|s| s == scope)
     }
 
-    /// Who the caller is for a private cache (`RequestParts::identity`):
-    /// `jwt:<iss>:<sub>` for tokens, `key:<consumer>` for API keys.
+    /// Who the caller is, qualified by how they authenticated:
+    /// `jwt:<iss>:<sub>` for tokens, `key:<consumer>` for API keys. It keys
+    /// private cache entries (`RequestParts::identity`) and per-subject rate
+    /// limits (`KeySource::from_identity`).
     ///
-    /// Qualified so that distinct callers never share entries: a JWT subject
+    /// Qualified so that distinct callers never share entries or buckets: a JWT subject
     /// and an API key consumer of the same name differ by prefix, and equal
     /// subjects of two issuers by issuer. `:` and `%` inside the parts are
     /// percent-encoded, so no choice of `iss` and `sub` can forge another
     /// pair's identity. All keys of one consumer share entries: they are
     /// one caller (that is how keys are rotated).
-    pub fn cache_identity(&self) -> String {
+    pub fn qualified_subject(&self) -> String {
         let part = |s: &str| utf8_percent_encode(s, IDENTITY_PART).to_string();
         match self.method {
             AuthMethod::Jwt => {
@@ -107,35 +109,38 @@ mod tests {
     }
 
     #[test]
-    fn cache_identity_is_method_qualified() {
+    fn qualified_subject_is_method_qualified() {
         assert_eq!(
-            jwt("https://idp/", "alice").cache_identity(),
+            jwt("https://idp/", "alice").qualified_subject(),
             "jwt:https%3A//idp/:alice"
         );
-        assert_eq!(key("acme").cache_identity(), "key:acme");
+        assert_eq!(key("acme").qualified_subject(), "key:acme");
         assert_ne!(
-            jwt("", "acme").cache_identity(),
-            key("acme").cache_identity()
+            jwt("", "acme").qualified_subject(),
+            key("acme").qualified_subject()
         );
         let mut other_key = key("acme");
         other_key.key_id = Some("key_2".into());
-        assert_eq!(other_key.cache_identity(), key("acme").cache_identity());
+        assert_eq!(
+            other_key.qualified_subject(),
+            key("acme").qualified_subject()
+        );
     }
 
     #[test]
-    fn cache_identity_parts_cannot_be_forged() {
+    fn qualified_subject_parts_cannot_be_forged() {
         // Without encoding both would read `jwt:https://a/:b:c`.
-        let a = jwt("https://a/:b", "c").cache_identity();
-        let b = jwt("https://a/", "b:c").cache_identity();
+        let a = jwt("https://a/:b", "c").qualified_subject();
+        let b = jwt("https://a/", "b:c").qualified_subject();
         assert_ne!(a, b);
         assert_ne!(
-            jwt("a", "b%3Ac").cache_identity(),
-            jwt("a", "b:c").cache_identity()
+            jwt("a", "b%3Ac").qualified_subject(),
+            jwt("a", "b:c").qualified_subject()
         );
         // An API key consumer cannot pose as a JWT caller either.
         assert_ne!(
-            key("jwt:a:b").cache_identity(),
-            jwt("a", "b").cache_identity()
+            key("jwt:a:b").qualified_subject(),
+            jwt("a", "b").qualified_subject()
         );
     }
 

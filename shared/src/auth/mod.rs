@@ -15,7 +15,7 @@
 //! 3. An API key goes to [`ApiKeyStore::authenticate`].
 //! 4. [`authorize`] checks the route's scopes against the [`Identity`],
 //!    which then feeds the origin headers (`route::TrustedIdentity::from`),
-//!    the limiter keys and the private cache ([`Identity::cache_identity`]).
+//!    the limiter keys and the private cache ([`Identity::qualified_subject`]).
 //!
 //! Every failure is an [`AuthRejection`], which knows its HTTP status, its
 //! `WWW-Authenticate` challenge and its problem+json body.

@@ -97,7 +97,7 @@ pub struct RequestParts<'a> {
     /// The request headers.
     pub headers: &'a Headers,
     /// The caller's identity, for private scope: use
-    /// `auth::Identity::cache_identity`, which cannot collide between
+    /// `auth::Identity::qualified_subject`, which cannot collide between
     /// callers (a bare subject can, across issuers and API key consumers).
     pub identity: Option<&'a str>,
 }

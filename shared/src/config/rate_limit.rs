@@ -260,7 +260,7 @@ mod tests {
         let source = KeySource::from_identity(Some(&id), None);
         assert_eq!(
             p.storage_keys("orders", &source).unwrap(),
-            ["orders:burst:acme", "orders:heavy:acme"]
+            ["orders:burst:key%3Aacme", "orders:heavy:key%3Aacme"]
         );
         assert_eq!(
             p.storage_keys("orders", &KeySource::default()),

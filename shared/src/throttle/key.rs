@@ -15,6 +15,7 @@
 //! reject ([`KeyError::problem`]), since a route limited per caller should
 //! require a caller.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv6Addr};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -55,10 +56,11 @@ pub enum LimitKey {
 
 /// The per-request values a limit may be keyed by, as the adapter knows them.
 /// Empty or blank values count as absent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeySource<'a> {
-    /// The authenticated subject, if the request carried valid credentials.
-    pub subject: Option<&'a str>,
+    /// The authenticated subject, if the request carried valid credentials;
+    /// [`KeySource::from_identity`] qualifies it by issuer or key consumer.
+    pub subject: Option<Cow<'a, str>>,
     /// The id of the API key the request authenticated with.
     pub api_key_id: Option<&'a str>,
     /// The client IP (e.g. `CF-Connecting-IP`).
@@ -72,7 +74,9 @@ impl<'a> KeySource<'a> {
     /// caller), and the client IP the platform reported.
     pub fn from_identity(identity: Option<&'a Identity>, client_ip: Option<&'a str>) -> Self {
         Self {
-            subject: identity.map(|i| i.subject.as_str()),
+            // Qualified, so equal `sub`s of two issuers, or a JWT subject and
+            // an API key consumer of the same name, never share a bucket.
+            subject: identity.map(|i| Cow::Owned(i.qualified_subject())),
             api_key_id: identity
                 .filter(|i| i.method == AuthMethod::ApiKey)
                 .and_then(|i| i.key_id.as_deref()),
@@ -119,7 +123,9 @@ pub fn limiter_key(
     source: &KeySource<'_>,
 ) -> Result<String, KeyError> {
     let value = match kind {
-        LimitKey::Subject => encode_part(present(source.subject).ok_or(KeyError::MissingSubject)?),
+        LimitKey::Subject => {
+            encode_part(present(source.subject.as_deref()).ok_or(KeyError::MissingSubject)?)
+        }
         LimitKey::ApiKey => encode_part(present(source.api_key_id).ok_or(KeyError::MissingApiKey)?),
         LimitKey::ClientIp => {
             let ip = present(source.client_ip).ok_or(KeyError::MissingClientIp)?;
@@ -182,7 +188,7 @@ mod tests {
         ip: Option<&'a str>,
     ) -> KeySource<'a> {
         KeySource {
-            subject,
+            subject: subject.map(Cow::Borrowed),
             api_key_id: key,
             client_ip: ip,
         }
@@ -202,12 +208,14 @@ mod tests {
         let ip = Some("192.0.2.1");
         assert_eq!(
             KeySource::from_identity(Some(&id), ip),
-            src(Some("acme"), Some("key_1"), ip)
+            src(Some("key:acme"), Some("key_1"), ip)
         );
         id.method = AuthMethod::Jwt;
+        id.issuer = Some("https://idp/".into());
         assert_eq!(
             KeySource::from_identity(Some(&id), ip),
-            src(Some("acme"), None, ip)
+            src(Some("jwt:https%3A//idp/:acme"), None, ip),
+            "a JWT subject is qualified by its issuer, never shared with a key consumer"
         );
         assert_eq!(KeySource::from_identity(None, ip), src(None, None, ip));
     }
