@@ -26,7 +26,7 @@ WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
 # their own EXIT trap, so a failure or Ctrl-C never leaves one behind.
-trap 'exit 130' INT TERM
+trap 'warn "interrupted"; exit 130' INT TERM
 
 stage_fmt() { cargo fmt --all -- --check; }
 
