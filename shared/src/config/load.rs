@@ -100,22 +100,18 @@ pub(crate) fn sections(value: Value, c: &mut Collector) -> Sections {
     out.gateway = table(&mut root, "gateway", c, &mut out.complete);
     out.api_keys_present = root.contains_key("api_keys");
     out.api_keys = table(&mut root, "api_keys", c, &mut out.complete);
-    let (issuers, broken) = list(&mut root, "issuers", c, &mut out.complete);
+    let (issuers, broken) = list(&mut root, "issuers", "issuers", c, &mut out.complete);
     out.issuers = issuers;
     out.broken_issuer_names = broken;
-    out.routes = list(&mut root, "routes", c, &mut out.complete).0;
-    if let Some(Value::Object(mut rollback)) = root.remove("rollback") {
-        out.stages = list(&mut rollback, "stages", c, &mut out.complete)
-            .0
-            .into_iter()
-            .map(|item| Item {
-                path: join("rollback", &item.path),
-                value: item.value,
-            })
-            .collect();
-        out.rollback = shaped("rollback", Value::Object(rollback), c, &mut out.complete);
-    } else if root.contains_key("rollback") {
-        out.rollback = table(&mut root, "rollback", c, &mut out.complete);
+    out.routes = list(&mut root, "routes", "routes", c, &mut out.complete).0;
+    match root.remove("rollback") {
+        None => {}
+        Some(Value::Object(mut rollback)) => {
+            let path = "rollback.stages";
+            out.stages = list(&mut rollback, "stages", path, c, &mut out.complete).0;
+            out.rollback = shaped("rollback", Value::Object(rollback), c, &mut out.complete);
+        }
+        Some(other) => out.rollback = shaped("rollback", other, c, &mut out.complete),
     }
     out
 }
@@ -131,22 +127,24 @@ fn table<T: DeserializeOwned>(
     shaped(key, value, c, complete)
 }
 
-/// Takes and shape-checks a list, item by item. Also returns the `name` of
-/// every item that failed, so references to it are not reported again.
+/// Takes `key` from `table` and shape-checks it as a list, item by item;
+/// `path` is where the list is in the file. Also returns the `name` of every
+/// item that failed, so references to it are not reported again.
 fn list<T: DeserializeOwned>(
-    root: &mut Map<String, Value>,
+    table: &mut Map<String, Value>,
     key: &str,
+    path: &str,
     c: &mut Collector,
     complete: &mut bool,
 ) -> (Vec<Item<T>>, Vec<String>) {
     let mut items = Vec::new();
     let mut broken = Vec::new();
-    match root.remove(key) {
+    match table.remove(key) {
         None => {}
         Some(Value::Array(values)) => {
             for (i, value) in values.into_iter().enumerate() {
                 let name = value.get("name").and_then(Value::as_str).map(str::to_owned);
-                let path = index(key, i);
+                let path = index(path, i);
                 match shaped(&path, value, c, complete) {
                     Some(value) => items.push(Item { path, value }),
                     None => broken.extend(name),
@@ -155,9 +153,9 @@ fn list<T: DeserializeOwned>(
         }
         Some(_) => {
             c.push(
-                key,
+                path,
                 ConfigErrorKind::Shape(format!(
-                    "must be a list; in TOML write each item as [[{key}]]"
+                    "must be a list; in TOML write each item as [[{path}]]"
                 )),
             );
             *complete = false;
@@ -166,13 +164,22 @@ fn list<T: DeserializeOwned>(
     (items, broken)
 }
 
-/// Deserialises one value, reporting a failure at its precise path.
+/// Deserialises one table, reporting a failure at its precise path.
 fn shaped<T: DeserializeOwned>(
     path: &str,
     value: Value,
     c: &mut Collector,
     complete: &mut bool,
 ) -> Option<T> {
+    // serde would also read a struct from a list; the file format never does.
+    if !value.is_object() {
+        c.push(
+            path,
+            ConfigErrorKind::Shape(format!("must be a table, got {}", kind_of(&value))),
+        );
+        *complete = false;
+        return None;
+    }
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(value) => Some(value),
         Err(error) => {
@@ -192,5 +199,17 @@ fn shaped<T: DeserializeOwned>(
             *complete = false;
             None
         }
+    }
+}
+
+/// A value's type in the file's words.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
     }
 }

@@ -75,6 +75,22 @@ fn routes_must_be_a_list() {
 }
 
 #[test]
+fn sections_of_the_wrong_type_are_reported() {
+    for (text, path) in [
+        ("rollback = 5", "rollback"),
+        ("gateway = \"x\"", "gateway"),
+        ("api_keys = []", "api_keys"),
+        ("issuers = {}", "issuers"),
+        ("[rollback]\nstages = 1", "rollback.stages"),
+        ("[[rollback.stages]]\nstage = 1", "rollback.stages[0].stage"),
+    ] {
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{text}: {p:?}");
+        assert!(p[0].starts_with(&format!("{path}: ")), "{text}: {p:?}");
+    }
+}
+
+#[test]
 fn one_malformed_route_does_not_hide_problems_elsewhere() {
     let text = format!(
         "{MINIMAL}\n[[routes]]\nname = 7\n\n[[routes]]\nname = \"b\"\npath = \"/b\"\n\
