@@ -26,5 +26,6 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod problem;
+pub mod rollout;
 pub mod route;
 pub mod throttle;

@@ -1,0 +1,116 @@
+//! Why a decision is being asked for.
+
+use serde::{Deserialize, Serialize};
+
+use super::state::AlarmState;
+
+/// What woke the Lambda up for this stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Trigger {
+    /// A watched alarm changed state (EventBridge or SNS).
+    AlarmTransition(Transition),
+    /// The every-minute re-evaluation: catches missed events, advances
+    /// healthy canaries, records known-good deployments.
+    Schedule,
+    /// An operator, through the control API.
+    Manual {
+        /// What they asked for.
+        command: ManualCommand,
+        /// Why (kept in the audit record).
+        reason: String,
+    },
+}
+
+/// An operator's command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManualCommand {
+    /// Remove the active canary, or roll the stage back to last-known-good.
+    Rollback,
+    /// Promote the active canary now (skips remaining steps and bake time,
+    /// not the health check).
+    Promote,
+    /// Stop automatic progression (rollbacks still happen).
+    Pause,
+    /// Resume automatic progression; bake timers restart.
+    Resume,
+}
+
+impl ManualCommand {
+    /// Parses the control API's path segment (`rollback`, `promote`, …).
+    pub fn from_path(s: &str) -> Option<Self> {
+        match s {
+            "rollback" => Some(Self::Rollback),
+            "promote" => Some(Self::Promote),
+            "pause" => Some(Self::Pause),
+            "resume" => Some(Self::Resume),
+            _ => None,
+        }
+    }
+}
+
+/// One alarm state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Alarm name.
+    pub alarm: String,
+    /// The state it entered.
+    pub new_state: AlarmState,
+    /// The state it left, when the event says.
+    pub previous_state: Option<AlarmState>,
+    /// When it changed, ms since the epoch.
+    pub timestamp_ms: u64,
+}
+
+impl Transition {
+    /// The transition's id: `alarm@timestamp_ms:STATE`.
+    ///
+    /// The previous state is left out on purpose: `DescribeAlarms` (the
+    /// scheduled check) does not report it, and the id must be the same
+    /// whichever path saw the transition first.
+    pub fn id(&self) -> String {
+        format!(
+            "{}@{}:{}",
+            self.alarm,
+            self.timestamp_ms,
+            self.new_state.as_aws()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_serde() {
+        let t = Transition {
+            alarm: "orders-5xx".into(),
+            new_state: AlarmState::Alarm,
+            previous_state: Some(AlarmState::Ok),
+            timestamp_ms: 42,
+        };
+        assert_eq!(t.id(), "orders-5xx@42:ALARM");
+        let v = serde_json::to_value(Trigger::AlarmTransition(t.clone())).unwrap();
+        assert_eq!(v["type"], "alarm_transition");
+        assert_eq!(v["new_state"], "ALARM");
+        assert_eq!(
+            serde_json::from_value::<Trigger>(v).unwrap(),
+            Trigger::AlarmTransition(t)
+        );
+        assert_eq!(
+            serde_json::to_value(Trigger::Schedule).unwrap()["type"],
+            "schedule"
+        );
+    }
+
+    #[test]
+    fn commands_from_path() {
+        assert_eq!(
+            ManualCommand::from_path("promote"),
+            Some(ManualCommand::Promote)
+        );
+        assert_eq!(ManualCommand::from_path("Promote"), None);
+    }
+}
