@@ -31,7 +31,7 @@ mod keys;
 mod rejection;
 mod requirement;
 mod strict_json;
-mod timestamp;
+pub(crate) mod timestamp;
 
 pub use api_key::{hash_key, ApiKeyConfigError, ApiKeyRecord, ApiKeyStore, MAX_API_KEY_BYTES};
 pub use credentials::{bearer_token, select_credential, Credential, API_KEY_HEADER};

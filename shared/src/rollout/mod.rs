@@ -1,6 +1,6 @@
 //! Progressive delivery and rollback for API Gateway stages, as pure
-//! decisions. The rollback Lambda is the adapter: it parses its input,
-//! reads the stage, alarms, canary metrics and deployments
+//! decisions. The rollback Lambda is the adapter: it parses its input
+//! ([`events`]), reads the stage, alarms, canary metrics and deployments
 //! ([`state`]), decodes the stage's [`bookkeeping`], calls [`decide`], and
 //! carries out the [`Decision`]'s [`plan`](Decision::plan) step by step,
 //! re-checking each step's [`Expectation`] first ([`patch`]).
@@ -64,6 +64,7 @@ pub mod action;
 pub mod audit;
 pub mod bookkeeping;
 pub mod decide;
+pub mod events;
 pub mod patch;
 pub mod state;
 pub mod trigger;
@@ -72,6 +73,7 @@ pub use action::{Action, ActionKind, Hold, RemoveReason, RollbackReason};
 pub use audit::AuditRecord;
 pub use bookkeeping::{Bookkeeping, BookkeepingError};
 pub use decide::{decide, is_managed, Decision};
+pub use events::{parse, stages_watching, AlarmEvent, EventError, Input};
 pub use patch::{simulate, Drift, Expectation, PatchOp, PatchOpKind, PatchStep, SimulateError};
 pub use state::{AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, Signals, StageSnapshot};
 pub use trigger::{ManualCommand, Transition, Trigger};
