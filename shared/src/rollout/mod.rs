@@ -1,7 +1,7 @@
 //! Progressive delivery and rollback for API Gateway stages, as pure
 //! decisions. The rollback Lambda is the adapter: it parses its input
 //! ([`events`]), reads the stage, alarms, canary metrics and deployments
-//! ([`state`]), decodes the stage's [`bookkeeping`], calls [`decide`], and
+//! ([`state`]), decodes the stage's [`bookkeeping`], calls [`decide()`], and
 //! carries out the [`Decision`]'s [`plan`](Decision::plan) step by step,
 //! re-checking each step's [`Expectation`] first ([`patch`]).
 //!
