@@ -379,7 +379,7 @@ pub struct StageSection {
     /// How long each step (and a new deployment) must stay healthy. Default `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_time: Option<DurationText>,
-    /// Least time between two actions on this stage. Default `10m`.
+    /// After a rollback, how long no other automatic rollback or canary step happens. Default `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<DurationText>,
     /// Window of metric data read for the error rate. Default `5m`.

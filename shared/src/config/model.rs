@@ -196,7 +196,7 @@ pub struct ManagedStage {
     pub canary_steps: Vec<f64>,
     /// How long each step must stay healthy.
     pub bake_time: Duration,
-    /// Least time between two actions.
+    /// After a rollback, how long no other automatic rollback or canary step happens.
     pub cooldown: Duration,
     /// Window of metric data read for the error rate.
     pub metric_window: Duration,
@@ -217,7 +217,7 @@ impl ManagedStage {
     pub const DEFAULT_CANARY_STEPS: [f64; 5] = [5.0, 10.0, 25.0, 50.0, 100.0];
     /// Default bake time per step.
     pub const DEFAULT_BAKE_TIME: Duration = Duration::from_secs(300);
-    /// Default cooldown between actions.
+    /// Default cooldown after a rollback.
     pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(600);
     /// Default metric window.
     pub const DEFAULT_METRIC_WINDOW: Duration = Duration::from_secs(300);
