@@ -102,10 +102,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Ok(resp) => resp,
         Err(problem) => response::problem(&problem.with_request_id(request_id.as_str())),
     };
+    flow.timings.total = Some(now_ms().saturating_sub(started));
     response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
     flow.log.status = resp.status_code();
-    flow.log
-        .emit(&flow.timings, now_ms().saturating_sub(started));
+    flow.log.emit(&flow.timings);
     Ok(resp)
 }
 

@@ -66,14 +66,14 @@ pub struct Durations {
 }
 
 impl LogLine {
-    /// Writes the line, with the phase timings and the total.
-    pub fn emit(mut self, timings: &Timings, total_ms: u64) {
+    /// Writes the line, with the phase timings.
+    pub fn emit(mut self, timings: &Timings) {
         self.ms = Durations {
             auth: timings.auth,
             throttle: timings.throttle,
             cache: timings.cache,
             origin: timings.origin,
-            total: total_ms,
+            total: timings.total.unwrap_or(0),
         };
         if let Ok(line) = serde_json::to_string(&self) {
             worker::console_log!("{line}");

@@ -20,16 +20,20 @@ pub struct Timings {
     pub cache: Option<u64>,
     /// Waiting for the origin's response headers.
     pub origin: Option<u64>,
+    /// The whole request up to the response headers; always sent, so every
+    /// response has a `Server-Timing` header.
+    pub total: Option<u64>,
 }
 
 impl Timings {
-    /// The `Server-Timing` value, e.g. `auth;dur=1, origin;dur=12`.
+    /// The `Server-Timing` value, e.g. `auth;dur=1, origin;dur=12, total;dur=14`.
     pub fn header(&self) -> String {
         let phases = [
             ("auth", self.auth),
             ("throttle", self.throttle),
             ("cache", self.cache),
             ("origin", self.origin),
+            ("total", self.total),
         ];
         let parts: Vec<String> = phases
             .iter()

@@ -80,6 +80,7 @@ describe("edge worker", () => {
     expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toBe("application/problem+json");
     expect(res.headers.get("x-request-id")).toBe("req-123.abc_DEF");
+    expect(res.headers.get("server-timing")).toMatch(/total;dur=\d+/);
     const body = (await res.json()) as Record<string, unknown>;
     expect(body).toMatchObject({
       type: "https://tidegate.dev/problems/route-not-found",
