@@ -26,7 +26,7 @@ use worker::{Env, Method, Request, Response};
 use crate::config::{self, Loaded, ADMIN_KEY_VAR};
 use crate::durable::{self, Op};
 use crate::error::EdgeError;
-use crate::{cache, response, Flow};
+use crate::{purge as purging, response, Flow};
 
 /// Answers an admin request; `rest` is the path after the prefix.
 pub async fn handle(
@@ -144,9 +144,9 @@ async fn purge(gw: &config::Gateway, body: PurgeRequest) -> Result<Response, Pro
             let url = url::Url::parse(&url)
                 .map_err(|_| invalid_purge("\"url\" must be an absolute URL."))?;
             let headers: Vec<(String, String)> = body.headers.into_iter().collect();
-            cache::purge_url(gw, &url, &headers).await
+            purging::purge_url(gw, &url, &headers).await
         }
-        (None, Some(prefix)) if prefix.starts_with('/') => cache::purge_prefix(gw, &prefix).await,
+        (None, Some(prefix)) if prefix.starts_with('/') => purging::purge_prefix(gw, &prefix).await,
         (None, Some(_)) => return Err(invalid_purge("\"prefix\" must start with `/`.")),
         _ => return Err(invalid_purge(PURGE_SHAPE)),
     };

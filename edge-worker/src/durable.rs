@@ -236,7 +236,8 @@ pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, E
 }
 
 /// Checks a request against every limit of `policy`, keyed by `keys` (from
-/// `policy.storage_keys`): one object per key, refunds when one denies.
+/// `policy.storage_keys`): one object per key, all asked at once; if any
+/// denies (or fails), the others give back what they admitted.
 pub async fn check(
     env: &Env,
     policy: &RateLimitPolicy,
@@ -248,66 +249,38 @@ pub async fn check(
         .iter()
         .map(|l| (l.quota_for(identity), l.cost))
         .collect();
-    let calls = keys.iter().zip(&charges).map(|(key, (quota, cost))| {
-        let op = Op::Check {
-            quota: *quota,
-            cost: *cost,
-        };
-        async move { call(env, key, &op).await }
-    });
-    let replies = join_all(calls).await;
-
-    let admitted = |r: &std::result::Result<Reply, EdgeError>| {
-        r.as_ref()
-            .ok()
-            .and_then(|r| r.decision)
-            .is_some_and(|d| d.allowed)
-    };
-    let all_admitted = replies.iter().all(admitted);
-    let failed = replies.iter().any(|r| r.is_err());
-    if !all_admitted {
-        // Give back what the admitting limits consumed; their post-refund
-        // decisions replace the originals.
-        let refunds =
-            replies
-                .iter()
-                .zip(keys)
-                .zip(&charges)
-                .map(|((reply, key), (quota, cost))| {
-                    let refund = admitted(reply).then_some(Op::Refund {
-                        quota: *quota,
-                        cost: *cost,
-                    });
-                    async move {
-                        match refund {
-                            Some(op) => Some(call(env, key, &op).await),
-                            None => None,
-                        }
+    let limits = || keys.iter().zip(charges.iter().copied());
+    let replies = join_all(limits().map(|(key, (quota, cost))| async move {
+        call(env, key, &Op::Check { quota, cost }).await
+    }))
+    .await;
+    let admitted: Vec<bool> = replies
+        .iter()
+        .map(|r| matches!(r, Ok(Reply { decision: Some(d), .. }) if d.allowed))
+        .collect();
+    let refunds = match admitted.iter().all(|a| *a) {
+        true => Vec::new(),
+        false => {
+            let calls = limits()
+                .zip(&admitted)
+                .map(|((key, (quota, cost)), &took)| async move {
+                    match took {
+                        true => Some(call(env, key, &Op::Refund { quota, cost }).await),
+                        false => None,
                     }
                 });
-        let refunded = join_all(refunds).await;
-        if failed {
-            let first = replies.into_iter().find_map(|r| r.err());
-            return Err(first.unwrap_or_else(|| EdgeError::Limiter("limiter failed".into())));
+            join_all(calls).await
         }
-        let mut decisions = Vec::with_capacity(replies.len());
-        let mut states = Vec::with_capacity(replies.len());
-        for (reply, refund) in replies.into_iter().zip(refunded) {
-            let reply = match refund {
-                Some(Ok(refunded)) => refunded,
-                _ => reply?,
-            };
-            states.push(GcraState {
-                tat_ns: reply.tat_ns,
-            });
-            decisions.push(decision_of(&reply)?);
-        }
-        return Ok(throttle::combine(decisions, states));
-    }
+    };
+    let mut refunds = refunds.into_iter();
     let mut decisions = Vec::with_capacity(replies.len());
     let mut states = Vec::with_capacity(replies.len());
     for reply in replies {
-        let reply = reply?;
+        // A refunded limit reports its state after the refund.
+        let reply = match refunds.next().flatten() {
+            Some(Ok(refunded)) => refunded,
+            _ => reply?,
+        };
         states.push(GcraState {
             tat_ns: reply.tat_ns,
         });

@@ -29,6 +29,7 @@ mod error;
 mod jwks;
 mod log;
 mod proxy;
+mod purge;
 mod response;
 mod throttle;
 
