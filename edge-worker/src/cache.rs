@@ -76,6 +76,9 @@ pub struct ClientRequest<'a> {
     pub headers: &'a HeaderList,
     /// The authenticated caller.
     pub identity: Option<&'a Identity>,
+    /// The request body, forwarded when the cache is bypassed (GET and HEAD,
+    /// the only cached methods, have none).
+    pub body: Option<JsValue>,
 }
 
 /// Answers a request on a route with a cache rule.
@@ -93,7 +96,7 @@ pub async fn serve(
         RequestVerdict::Cache(plan) => plan,
         RequestVerdict::Bypass(reason) => {
             log.cache_bypass = Some(reason.as_str());
-            return bypass(&origin, None, timings, log).await;
+            return bypass(&origin, client.body.clone(), timings, log).await;
         }
     };
     let caller = client.identity.map(Identity::qualified_subject);
@@ -103,7 +106,7 @@ pub async fn serve(
         Ok(key) => key.to_url(),
         Err(e) => {
             log.cache_bypass = Some(tidegate_policy::cache::BypassReason::from(e).as_str());
-            return bypass(&origin, None, timings, log).await;
+            return bypass(&origin, client.body.clone(), timings, log).await;
         }
     };
     let head = client.method == "HEAD";

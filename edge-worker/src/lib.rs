@@ -190,6 +190,7 @@ async fn gateway(
         timeout: route.timeout,
     };
 
+    let body = req.inner().body().map(worker::wasm_bindgen::JsValue::from);
     let result = match &route.cache {
         Some(rule) => {
             let client = ClientRequest {
@@ -197,6 +198,7 @@ async fn gateway(
                 url: &url,
                 headers: &headers,
                 identity: identity.as_ref(),
+                body,
             };
             cache::serve(
                 ctx,
@@ -209,11 +211,7 @@ async fn gateway(
             )
             .await
         }
-        None => {
-            // Only uncached routes carry bodies (the cache takes GET/HEAD only).
-            let body = req.inner().body().map(worker::wasm_bindgen::JsValue::from);
-            cache::bypass(&origin, body, &mut flow.timings, &mut flow.log).await
-        }
+        None => cache::bypass(&origin, body, &mut flow.timings, &mut flow.log).await,
     };
     result.map_err(|e| fail(flow, e))
 }
