@@ -1,47 +1,58 @@
 //! Tidegate's edge gateway on Cloudflare Workers.
 //!
 //! A thin adapter: it turns a Workers request into inputs for
-//! `tidegate-policy`, performs the decisions the policy returns, and renders
-//! every error as RFC 9457 problem+json. This skeleton answers the health
-//! check and refuses everything else with 501 until the gateway lands.
+//! `tidegate-policy`, carries out the decisions the policy returns (fetch a
+//! JWKS, ask a Durable Object, use the Cache API, call the origin) and renders
+//! every error as RFC 9457 problem+json. The request path never panics: the
+//! wasm instance is shared by every request of the isolate.
+//!
+//! Per request: request id → admin endpoints or route match → authenticate →
+//! throttle → cache or proxy; every response carries `x-request-id` and
+//! `Server-Timing`, and one JSON log line is written.
 #![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 
-use tidegate_policy::problem::{self, Problem};
-use tidegate_policy::route::{RequestId, REQUEST_ID_HEADER};
-use worker::{event, Context, Env, Method, Request, Response, Result};
+mod admin;
+mod auth;
+mod cache;
+mod config;
+mod durable;
+mod error;
+mod jwks;
+mod log;
+mod proxy;
+mod purge;
+mod response;
+mod throttle;
 
-/// Path of the health endpoint; the `__tidegate` prefix keeps it clear of proxied routes.
-const HEALTH_PATH: &str = "/__tidegate/health";
+use std::rc::Rc;
 
-/// The Worker's entry point.
-#[event(fetch)]
-async fn fetch(req: Request, _env: Env, _ctx: Context) -> Result<Response> {
-    let incoming = req.headers().get(REQUEST_ID_HEADER).ok().flatten();
-    let request_id = RequestId::reuse_or_generate(incoming.as_deref(), random_bytes());
-    let request_id = request_id.as_str();
-    let path = req.path();
-    let mut resp = if path == HEALTH_PATH && matches!(req.method(), Method::Get | Method::Head) {
-        Response::from_json(&serde_json::json!({
-            "status": "ok",
-            "version": env!("CARGO_PKG_VERSION"),
-        }))?
-    } else {
-        problem_response(
-            &Problem::new(501, "not-implemented", "Not implemented")
-                .with_detail("this gateway does not route requests yet")
-                .with_request_id(request_id),
-        )?
-    };
-    resp.headers_mut().set(REQUEST_ID_HEADER, request_id)?;
-    Ok(resp)
-}
+use tidegate_policy::config::{GatewaySettings, Route};
+use tidegate_policy::problem::Problem;
+use tidegate_policy::route::{
+    forwarded_headers, upstream_url, Method as PolicyMethod, RequestId, RouteMatch, TrustedIdentity,
+};
+use worker::{event, Context, Env, Request, Response, Result};
 
-/// Renders a problem with its status and media type.
-fn problem_response(p: &Problem) -> Result<Response> {
-    let mut resp = Response::ok(p.to_json())?.with_status(p.status);
-    resp.headers_mut()
-        .set("content-type", problem::CONTENT_TYPE)?;
-    Ok(resp)
+pub use durable::Throttle;
+
+use crate::cache::{ClientRequest, OriginRequest};
+use crate::config::Gateway;
+use crate::error::EdgeError;
+use crate::log::LogLine;
+use crate::response::{header_list, HeaderList, Timings};
+
+/// Milliseconds since the Unix epoch, from the runtime's clock.
+pub(crate) fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
 }
 
 /// 16 bytes from the runtime's CSPRNG (the policy takes randomness as input).
@@ -50,4 +61,162 @@ fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     let _ = getrandom::getrandom(&mut bytes);
     bytes
+}
+
+/// What one request accumulates on its way: timings, the log line, and
+/// headers every response to it must carry.
+pub(crate) struct Flow {
+    /// Phase timings, for `Server-Timing` and the log.
+    pub timings: Timings,
+    /// The log line.
+    pub log: LogLine,
+    /// Headers added to the final response, error or not.
+    pub extra: HeaderList,
+}
+
+/// The Worker's entry point.
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let started = now_ms();
+    let loaded = config::load(&env);
+    let headers = header_list(req.headers());
+    let trust_id = loaded
+        .as_ref()
+        .map_or(true, |gw| gw.config.gateway.trust_request_id);
+    let request_id = if trust_id {
+        RequestId::from_headers(&headers, random_bytes())
+    } else {
+        RequestId::from_random(random_bytes())
+    };
+    let mut flow = Flow {
+        timings: Timings::default(),
+        log: LogLine {
+            id: request_id.as_str().to_owned(),
+            method: req.method().to_string(),
+            path: req.path(),
+            ..LogLine::default()
+        },
+        extra: Vec::new(),
+    };
+
+    let mut resp = match handle(req, headers, &env, &ctx, &loaded, &request_id, &mut flow).await {
+        Ok(resp) => resp,
+        Err(problem) => response::problem(&problem.with_request_id(request_id.as_str())),
+    };
+    flow.timings.total = Some(now_ms().saturating_sub(started));
+    response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
+    flow.log.status = resp.status_code();
+    flow.log.emit(&flow.timings);
+    Ok(resp)
+}
+
+/// Everything after the request id: admin endpoints, or the gateway path.
+async fn handle(
+    req: Request,
+    headers: HeaderList,
+    env: &Env,
+    ctx: &Context,
+    loaded: &config::Loaded,
+    request_id: &RequestId,
+    flow: &mut Flow,
+) -> std::result::Result<Response, Problem> {
+    let path = req.path();
+    let admin_prefix = match loaded {
+        Ok(gw) => gw.config.gateway.admin_prefix.as_str(),
+        Err(_) => GatewaySettings::DEFAULT_ADMIN_PREFIX,
+    };
+    if let Some(rest) = path.strip_prefix(admin_prefix) {
+        flow.log.route = Some("admin".to_owned());
+        let rest = rest.to_owned();
+        return admin::handle(req, &headers, &rest, env, loaded, flow).await;
+    }
+    let gw = loaded
+        .as_ref()
+        .map_err(|errors| fail(flow, EdgeError::InvalidConfig(errors.to_string())))?;
+    gateway(req, headers, env, ctx, gw, request_id, flow).await
+}
+
+/// The problem for an adapter error, noted in the log.
+pub(crate) fn fail(flow: &mut Flow, e: EdgeError) -> Problem {
+    flow.log.error = Some(e.log_text());
+    e.to_problem()
+}
+
+/// The gateway path: route, authenticate, throttle, then cache or proxy.
+async fn gateway(
+    req: Request,
+    headers: HeaderList,
+    env: &Env,
+    ctx: &Context,
+    gw: &Rc<Gateway>,
+    request_id: &RequestId,
+    flow: &mut Flow,
+) -> std::result::Result<Response, Problem> {
+    let config = &gw.config;
+    let url = req
+        .url()
+        .map_err(|e| fail(flow, EdgeError::Runtime(e.to_string())))?;
+    let method_text = req.method().to_string();
+    let method: PolicyMethod = method_text.parse().map_err(|_| {
+        Problem::new(501, "method-not-implemented", "Method not implemented")
+            .with_detail("The gateway does not forward this method.")
+    })?;
+    let matched = gw.table.match_request(method, url.path());
+    let RouteMatch::Matched { index, .. } = matched else {
+        if let Some(allow) = matched.allow_header() {
+            flow.extra.push(("allow".to_owned(), allow));
+        }
+        return Err(matched.to_problem().unwrap_or_else(internal));
+    };
+    let route: &Route = config.routes.get(index).ok_or_else(internal)?;
+    flow.log.route = Some(route.name.clone());
+
+    let identity = auth::authenticate(env, ctx, gw, route, &headers, flow).await?;
+    throttle::apply(env, route, identity.as_ref(), &headers, flow).await?;
+
+    let target = upstream_url(
+        &route.upstream,
+        route.strip_prefix.as_deref(),
+        url.path(),
+        url.query(),
+    )
+    .map_err(|e| e.to_problem())?;
+    let trusted = identity.as_ref().map(TrustedIdentity::from);
+    let forward = config.forward_policy(route);
+    let origin = OriginRequest {
+        method: method_text.clone(),
+        url: target,
+        headers: forwarded_headers(&headers, &forward, request_id, trusted.as_ref()),
+        timeout: route.timeout,
+    };
+
+    let body = req.inner().body().map(worker::wasm_bindgen::JsValue::from);
+    let result = match &route.cache {
+        Some(rule) => {
+            let client = ClientRequest {
+                method: &method_text,
+                url: &url,
+                headers: &headers,
+                identity: identity.as_ref(),
+                body,
+            };
+            cache::serve(
+                ctx,
+                &route.name,
+                rule,
+                &client,
+                origin,
+                &mut flow.timings,
+                &mut flow.log,
+            )
+            .await
+        }
+        None => cache::bypass(&origin, body, &mut flow.timings, &mut flow.log).await,
+    };
+    result.map_err(|e| fail(flow, e))
+}
+
+/// The fallback problem for "cannot happen" branches.
+fn internal() -> Problem {
+    Problem::new(500, "internal", "Internal error")
 }

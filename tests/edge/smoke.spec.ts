@@ -1,5 +1,6 @@
 // Smoke test of the built edge Worker under Miniflare 4 (workerd on 127.0.0.1,
-// random port): the health endpoint, and problem+json for everything else.
+// random port), with the embedded example config: the admin health endpoint
+// (behind the admin key), and problem+json with the request id on errors.
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
@@ -13,6 +14,9 @@ const shim = `${buildDir}/worker/shim.mjs`;
 const compatibilityDate =
   /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(`${root}wrangler.toml`, "utf8"))?.[1] ??
   "2026-07-30";
+
+const ADMIN_KEY = "smoke-admin-key";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 let mf: Miniflare;
 
@@ -33,6 +37,9 @@ beforeAll(async () => {
       { type: "ESModule", include: ["**/*.js"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
+    // SQLite-backed, as wrangler.toml declares it (new_sqlite_classes).
+    durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true } },
+    bindings: { ADMIN_KEY },
   });
   await mf.ready;
 });
@@ -42,29 +49,42 @@ afterAll(async () => {
 });
 
 describe("edge worker", () => {
-  it("answers GET /__tidegate/health with 200 JSON", async () => {
-    const res = await mf.dispatchFetch("http://gateway.test/__tidegate/health");
+  it("answers GET /__tidegate/health with 200 JSON given the admin key", async () => {
+    const res = await mf.dispatchFetch("http://gateway.test/__tidegate/health", {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    const body = (await res.json()) as { status: string; version: string };
+    expect(res.headers.get("x-request-id")).toMatch(UUID);
+    const body = (await res.json()) as { status: string; version: string; config: string };
     expect(body.status).toBe("ok");
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(body.config).toBe("ok");
   });
 
-  it("answers other requests with 501 problem+json carrying the request id", async () => {
-    const res = await mf.dispatchFetch("http://gateway.test/v1/orders?limit=1", {
+  it("refuses the health endpoint without the admin key", async () => {
+    const res = await mf.dispatchFetch("http://gateway.test/__tidegate/health", {
+      headers: { authorization: "Bearer wrong" },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
+    await res.arrayBuffer();
+  });
+
+  it("answers an unknown path with 404 problem+json carrying the request id", async () => {
+    const res = await mf.dispatchFetch("http://gateway.test/nope?limit=1", {
       method: "POST",
       headers: { "x-request-id": "req-123.abc_DEF" },
       body: "{}",
     });
-    expect(res.status).toBe(501);
+    expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toBe("application/problem+json");
     expect(res.headers.get("x-request-id")).toBe("req-123.abc_DEF");
+    expect(res.headers.get("server-timing")).toMatch(/total;dur=\d+/);
     const body = (await res.json()) as Record<string, unknown>;
     expect(body).toMatchObject({
-      type: "https://tidegate.dev/problems/not-implemented",
-      status: 501,
+      type: "https://tidegate.dev/problems/route-not-found",
+      status: 404,
       request_id: "req-123.abc_DEF",
     });
     expect(typeof body.title).toBe("string");
@@ -74,8 +94,8 @@ describe("edge worker", () => {
     const res = await mf.dispatchFetch("http://gateway.test/anything", {
       headers: { "x-request-id": "<script>alert(1)</script>" },
     });
-    expect(res.status).toBe(501);
-    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(res.status).toBe(404);
+    expect(res.headers.get("x-request-id")).toMatch(UUID);
     await res.arrayBuffer();
   });
 });

@@ -18,5 +18,5 @@ pub mod problem;
 
 pub use gcra::{check, normalize, peek, refund, Decision, GcraState, Quota};
 pub use key::{limiter_key, KeyError, KeySource, LimitKey};
-pub use multi::{check_all, LimitInput, MultiDecision};
+pub use multi::{check_all, combine, LimitInput, MultiDecision};
 pub use problem::limiter_unavailable_problem;

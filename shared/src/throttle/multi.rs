@@ -108,6 +108,36 @@ pub fn check_all(limits: &[LimitInput], now_ms: u64) -> MultiDecision {
     }
 }
 
+/// The [`MultiDecision`] for limits checked one by one, each against its own
+/// stored state, as an adapter does when every limit lives in its own Durable
+/// Object: admitted iff every limit admitted, and on a denial the longest wait
+/// among the denying limits (`None` if one of them can never admit).
+///
+/// Two-phase protocol: check each limit with [`check`](super::check) (which
+/// consumes on admit); if any denied, [`refund`](super::refund) the admitted
+/// ones and pass, for those, the decision after the refund (a cost-0 check,
+/// marked `allowed`), so the result equals what [`check_all`] would have
+/// said. `states` are the states now stored, in the same order.
+pub fn combine(decisions: Vec<Decision>, states: Vec<GcraState>) -> MultiDecision {
+    let allowed = decisions.iter().all(|d| d.allowed);
+    let retry_after = if allowed {
+        None
+    } else {
+        decisions
+            .iter()
+            .filter(|d| !d.allowed)
+            .try_fold(Duration::ZERO, |longest, d| {
+                d.retry_after.map(|wait| longest.max(wait))
+            })
+    };
+    MultiDecision {
+        allowed,
+        retry_after,
+        decisions,
+        states,
+    }
+}
+
 /// The most restrictive decision: denied before admitted, then the lowest
 /// `remaining`, then the longest `reset_after`. `None` for an empty slice.
 pub fn most_restrictive(decisions: &[Decision]) -> Option<usize> {
@@ -169,6 +199,53 @@ mod tests {
         assert!(d.decisions[0].allowed, "the cheap limit alone would admit");
         assert_eq!(d.decisions[0].remaining, 8, "and is not charged");
         assert_eq!(d.retry_after, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn combine_matches_check_all() {
+        let quotas = [Quota::per_second(1), Quota::per_minute(2)];
+        let mut limits = fresh(&quotas);
+        let one_by_one = |limits: &[(Quota, GcraState)]| {
+            let results: Vec<(Decision, GcraState)> =
+                limits.iter().map(|(q, s)| check(*s, NOW, 1, q)).collect();
+            let denied = results.iter().any(|(d, _)| !d.allowed);
+            let (decisions, states): (Vec<_>, Vec<_>) = results
+                .into_iter()
+                .zip(limits)
+                .map(|((d, s), (q, _))| match (denied, d.allowed) {
+                    (true, true) => {
+                        let back = refund(s, NOW, 1, q);
+                        let (peek, _) = check(back, NOW, 0, q);
+                        (
+                            Decision {
+                                allowed: true,
+                                ..peek
+                            },
+                            back,
+                        )
+                    }
+                    _ => (d, s),
+                })
+                .unzip();
+            combine(decisions, states)
+        };
+        for _ in 0..3 {
+            let atomic = check_all(&inputs(&limits, 1), NOW);
+            let phased = one_by_one(&limits);
+            assert_eq!(phased, atomic);
+            for (l, s) in limits.iter_mut().zip(&atomic.states) {
+                l.1 = *s;
+            }
+        }
+        // A limit that can never admit the cost takes the retry hint away.
+        let never = Decision {
+            retry_after: None,
+            ..check(GcraState::default(), NOW, 2, &Quota::per_second(1)).0
+        };
+        let wait = check(limits[0].1, NOW, 1, &quotas[0]).0;
+        assert!(!never.allowed && !wait.allowed && wait.retry_after.is_some());
+        assert_eq!(combine(vec![wait, never], Vec::new()).retry_after, None);
+        assert_eq!(combine(Vec::new(), Vec::new()), check_all(&[], NOW));
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! Admin endpoints under `gateway.admin_prefix` (default `/__tidegate/`).
+//!
+//! All need `Authorization: Bearer <ADMIN_KEY>`; the SHA-256 digests of the
+//! presented and the configured key are compared in constant time. Without
+//! an `ADMIN_KEY` secret every admin path answers 404, as if absent.
+//!
+//! - `GET health`: `{"status":"ok","version":…,"config":"ok"|"invalid"}`
+//! - `GET config`: the effective configuration, secrets redacted
+//! - `POST purge`: `{"url": "https://host/path?query"}` (optionally with
+//!   `"headers": {"accept-language": "en"}` for the vary headers) or
+//!   `{"prefix": "/v1/catalog/"}`; this data center only
+//! - `GET limits/{key}`: the state of one limiter key (the key
+//!   percent-encoded as one path segment)
+
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tidegate_policy::auth::{bearer_token, hash_key};
+use tidegate_policy::cache::first_header;
+use tidegate_policy::problem::Problem;
+use tidegate_policy::route::{allow_header_value, Method as PolicyMethod};
+use tidegate_policy::throttle::{self, GcraState, KeySource, LimitKey};
+use worker::{Env, Method, Request, Response};
+
+use crate::config::{self, Loaded, ADMIN_KEY_VAR};
+use crate::durable::{self, Op};
+use crate::error::EdgeError;
+use crate::{purge as purging, response, Flow};
+
+/// Answers an admin request; `rest` is the path after the prefix.
+pub async fn handle(
+    mut req: Request,
+    headers: &[(String, String)],
+    rest: &str,
+    env: &Env,
+    loaded: &Loaded,
+    flow: &mut Flow,
+) -> Result<Response, Problem> {
+    let admin_key = config::string_binding(env, ADMIN_KEY_VAR).filter(|k| !k.is_empty());
+    let Some(admin_key) = admin_key else {
+        return Err(not_found());
+    };
+    let presented = first_header(headers, "authorization").and_then(bearer_token);
+    let authorized = presented.is_some_and(|p| {
+        let (a, b) = (hash_key(p), hash_key(&admin_key));
+        bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    });
+    if !authorized {
+        flow.extra.push((
+            "www-authenticate".to_owned(),
+            "Bearer realm=\"tidegate-admin\"".to_owned(),
+        ));
+        return Err(
+            Problem::new(401, "admin-unauthorized", "Admin key required")
+                .with_detail("Send the admin key as `Authorization: Bearer <key>`."),
+        );
+    }
+
+    let method = req.method();
+    let allow = |allowed: &[PolicyMethod]| -> Problem {
+        Problem::new(405, "method-not-allowed", "Method not allowed").with_detail(format!(
+            "This path accepts only: {}.",
+            allow_header_value(allowed)
+        ))
+    };
+    if let Some(key) = rest.strip_prefix("limits/") {
+        if method != Method::Get {
+            flow.extra.push(("allow".into(), "GET".into()));
+            return Err(allow(&[PolicyMethod::Get]));
+        }
+        return limits(env, loaded, key)
+            .await
+            .map_err(|e| crate::fail(flow, e));
+    }
+    match (rest, method) {
+        ("health", Method::Get) => Ok(health(loaded)),
+        ("config", Method::Get) => match loaded {
+            Ok(gw) => {
+                let shown = serde_json::to_value(gw.config.redacted()).unwrap_or_default();
+                Ok(response::json(&shown))
+            }
+            Err(errors) => Err(crate::fail(
+                flow,
+                EdgeError::InvalidConfig(errors.to_string()),
+            )),
+        },
+        ("purge", Method::Post) => {
+            let gw = loaded
+                .as_ref()
+                .map_err(|e| crate::fail(flow, EdgeError::InvalidConfig(e.to_string())))?;
+            let body: PurgeRequest = req.json().await.map_err(|_| invalid_purge(PURGE_SHAPE))?;
+            purge(gw, body).await
+        }
+        ("health" | "config", _) => {
+            flow.extra.push(("allow".into(), "GET".into()));
+            Err(allow(&[PolicyMethod::Get]))
+        }
+        ("purge", _) => {
+            flow.extra.push(("allow".into(), "POST".into()));
+            Err(allow(&[PolicyMethod::Post]))
+        }
+        _ => Err(not_found()),
+    }
+}
+
+fn not_found() -> Problem {
+    Problem::new(404, "route-not-found", "No route matches")
+        .with_detail("No configured route matches this path.")
+}
+
+fn health(loaded: &Loaded) -> Response {
+    let mut body = json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": if loaded.is_ok() { "ok" } else { "invalid" },
+    });
+    if let (Err(errors), Some(obj)) = (loaded, body.as_object_mut()) {
+        obj.insert("config_errors".into(), json!(errors.to_string()));
+    }
+    response::json(&body)
+}
+
+const PURGE_SHAPE: &str =
+    "Expected a JSON object with \"url\" (and optionally \"headers\") or \"prefix\".";
+
+/// The body of `POST purge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    url: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    prefix: Option<String>,
+}
+
+fn invalid_purge(detail: &str) -> Problem {
+    Problem::new(400, "invalid-purge", "Invalid purge request").with_detail(detail)
+}
+
+async fn purge(gw: &config::Gateway, body: PurgeRequest) -> Result<Response, Problem> {
+    let purged = match (body.url, body.prefix) {
+        (Some(url), None) => {
+            let url = url::Url::parse(&url)
+                .map_err(|_| invalid_purge("\"url\" must be an absolute URL."))?;
+            let headers: Vec<(String, String)> = body.headers.into_iter().collect();
+            purging::purge_url(gw, &url, &headers).await
+        }
+        (None, Some(prefix)) if prefix.starts_with('/') => purging::purge_prefix(gw, &prefix).await,
+        (None, Some(_)) => return Err(invalid_purge("\"prefix\" must start with `/`.")),
+        _ => return Err(invalid_purge(PURGE_SHAPE)),
+    };
+    Ok(response::json(&json!({
+        "purged": purged.len(),
+        "keys": purged,
+        "scope": "this data center",
+    })))
+}
+
+/// The state of limiter key `raw` (one percent-encoded path segment).
+async fn limits(env: &Env, loaded: &Loaded, raw: &str) -> Result<Response, EdgeError> {
+    let key = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+    let reply = durable::call(env, &key, &Op::Peek).await?;
+    let mut body = json!({
+        "key": key,
+        "tat_ns": reply.tat_ns,
+        "stored": reply.stored,
+        "now_ms": reply.now_ms,
+        "idle": GcraState { tat_ns: reply.tat_ns }.is_idle(reply.now_ms),
+    });
+    // Which configured limit the key belongs to: its `route:limit:` prefix.
+    let limit = loaded.as_ref().ok().and_then(|gw| {
+        gw.config.routes.iter().find_map(|route| {
+            let policy = route.rate_limit.as_ref()?;
+            policy.limits.iter().find_map(|limit| {
+                let any = throttle::limiter_key(
+                    &route.name,
+                    &limit.name,
+                    LimitKey::Route,
+                    &KeySource::default(),
+                )
+                .ok()?;
+                let prefix = any.strip_suffix('*')?;
+                key.starts_with(prefix)
+                    .then(|| (route.name.clone(), limit.clone()))
+            })
+        })
+    });
+    if let (Some((route, limit)), Some(obj)) = (limit, body.as_object_mut()) {
+        let state = GcraState {
+            tat_ns: reply.tat_ns,
+        };
+        let now = reply.now_ms;
+        let peek = throttle::peek(state, now, &limit.quota);
+        obj.insert("route".into(), json!(route));
+        obj.insert("limit".into(), json!(limit.name));
+        obj.insert(
+            "quota".into(),
+            json!({
+                "limit": limit.quota.limit,
+                "period_ms": limit.quota.period.as_millis() as u64,
+                "burst": limit.quota.burst,
+            }),
+        );
+        obj.insert("remaining".into(), json!(peek.remaining));
+        obj.insert(
+            "reset_after_ms".into(),
+            json!(peek.reset_after.as_millis() as u64),
+        );
+    }
+    Ok(response::json(&body))
+}

@@ -1,0 +1,74 @@
+//! What can go wrong in the adapter itself (the runtime, the origin, the
+//! limiter, the configuration), and the problem each one answers with.
+//!
+//! Policy refusals (auth, routing, rate limits) are not here: the policy crate
+//! renders those. Details of these errors go to the log line only; clients
+//! get a fixed, secret-free message.
+
+use std::time::Duration;
+
+use tidegate_policy::problem::Problem;
+
+/// An adapter-side failure.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EdgeError {
+    /// The gateway configuration (`TIDEGATE_CONFIG` or the embedded file) is
+    /// invalid; the text lists every problem with its path (no secrets).
+    InvalidConfig(String),
+    /// The `API_KEYS` secret is not a valid list of key records; the text
+    /// names the record fields at fault, never a hash or key.
+    InvalidApiKeys(String),
+    /// The origin could not be reached (connection refused, DNS, TLS...).
+    OriginUnreachable(String),
+    /// The origin did not answer within the route's timeout.
+    OriginTimeout(Duration),
+    /// The throttle Durable Object could not be called or answered badly.
+    Limiter(String),
+    /// A Workers runtime call failed where it should not.
+    Runtime(String),
+}
+
+impl EdgeError {
+    /// The problem+json a client gets.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            Self::InvalidConfig(errors) => {
+                Problem::new(500, "invalid-config", "Invalid gateway configuration")
+                    .with_detail(errors.clone())
+            }
+            Self::InvalidApiKeys(errors) => {
+                Problem::new(500, "invalid-config", "Invalid gateway configuration")
+                    .with_detail(format!("API_KEYS: {errors}"))
+            }
+            Self::OriginUnreachable(_) => Problem::new(502, "bad-gateway", "Bad gateway")
+                .with_detail("The origin could not be reached."),
+            Self::OriginTimeout(timeout) => Problem::new(504, "gateway-timeout", "Gateway timeout")
+                .with_detail(format!(
+                    "The origin did not answer within {} ms.",
+                    timeout.as_millis()
+                )),
+            Self::Limiter(_) => tidegate_policy::throttle::limiter_unavailable_problem(),
+            Self::Runtime(_) => Problem::new(500, "internal", "Internal error")
+                .with_detail("The gateway failed to handle this request."),
+        }
+    }
+
+    /// A short description for the log line.
+    pub fn log_text(&self) -> String {
+        match self {
+            Self::InvalidConfig(_) => "invalid config".to_owned(),
+            Self::InvalidApiKeys(_) => "invalid API_KEYS".to_owned(),
+            Self::OriginUnreachable(e) => format!("origin unreachable: {e}"),
+            Self::OriginTimeout(t) => format!("origin timeout after {} ms", t.as_millis()),
+            Self::Limiter(e) => format!("limiter: {e}"),
+            Self::Runtime(e) => format!("runtime: {e}"),
+        }
+    }
+}
+
+impl From<worker::Error> for EdgeError {
+    fn from(e: worker::Error) -> Self {
+        Self::Runtime(e.to_string())
+    }
+}

@@ -1,0 +1,82 @@
+//! One JSON log line per request (Workers Logs / `wrangler tail` pick it up
+//! from the console). It never holds a token, API key, secret or query
+//! string: only ids, names, labels and durations.
+
+use serde::Serialize;
+
+use crate::response::Timings;
+
+/// What the log line says about a request; filled in as the request runs.
+#[derive(Debug, Default, Serialize)]
+pub struct LogLine {
+    /// The request id.
+    pub id: String,
+    /// The method.
+    pub method: String,
+    /// The path, without the query (which may carry anything).
+    pub path: String,
+    /// The matched route's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The response status.
+    pub status: u16,
+    /// The authenticated subject (JWT `sub` or API key consumer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The API key id or the token's `kid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Why authentication failed (`AuthRejection::label`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_error: Option<&'static str>,
+    /// `X-Cache-Status`, for proxied requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
+    /// Why the cache was bypassed or a response not stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_bypass: Option<&'static str>,
+    /// The limiter's decision: `allowed`, `denied`, `shadow-denied`,
+    /// `error-open` or `error-closed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limiter: Option<&'static str>,
+    /// What failed, for adapter errors (never client data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Phase durations in milliseconds.
+    pub ms: Durations,
+}
+
+/// Phase durations in milliseconds.
+#[derive(Debug, Default, Serialize)]
+pub struct Durations {
+    /// Authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<u64>,
+    /// Rate limiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<u64>,
+    /// Cache lookups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<u64>,
+    /// The origin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<u64>,
+    /// The whole request, as the gateway saw it.
+    pub total: u64,
+}
+
+impl LogLine {
+    /// Writes the line, with the phase timings.
+    pub fn emit(mut self, timings: &Timings) {
+        self.ms = Durations {
+            auth: timings.auth,
+            throttle: timings.throttle,
+            cache: timings.cache,
+            origin: timings.origin,
+            total: timings.total.unwrap_or(0),
+        };
+        if let Ok(line) = serde_json::to_string(&self) {
+            worker::console_log!("{line}");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Calling an origin (or a JWKS endpoint) with a timeout.
+//!
+//! The fetch races a timer; when the timer wins, the fetch is aborted and the
+//! caller gets `OriginTimeout` (504). A fetch that fails outright
+//! (connection refused, DNS, TLS) is `OriginUnreachable` (502). The timeout
+//! covers the wait for the response headers; the body then streams through.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use url::Url;
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    AbortController, Delay, Fetch, Method, Request, RequestInit, RequestRedirect, Response,
+};
+
+use crate::error::EdgeError;
+use crate::response::headers_from;
+
+/// Sends `method url` with exactly `headers` (already filtered by the
+/// policy) and `body`. Redirects are passed back to the client unless
+/// `follow_redirects`.
+pub async fn send(
+    method: &str,
+    url: &Url,
+    headers: &[(String, String)],
+    body: Option<JsValue>,
+    timeout: Duration,
+    follow_redirects: bool,
+) -> Result<Response, EdgeError> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::from(method.to_owned()))
+        .with_headers(headers_from(headers))
+        .with_redirect(if follow_redirects {
+            RequestRedirect::Follow
+        } else {
+            RequestRedirect::Manual
+        })
+        .with_body(body);
+    let request = Request::new_with_init(url.as_str(), &init)
+        .map_err(|e| EdgeError::OriginUnreachable(e.to_string()))?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let timer = Box::pin(Delay::from(timeout));
+    let outcome = match select(sending, timer).await {
+        Either::Left((Ok(resp), _)) => Ok(resp),
+        Either::Left((Err(e), _)) => Err(EdgeError::OriginUnreachable(e.to_string())),
+        Either::Right(_) => {
+            controller.abort();
+            Err(EdgeError::OriginTimeout(timeout))
+        }
+    };
+    outcome
+}

@@ -1,0 +1,128 @@
+//! Building responses: problem+json, rebuilt origin or cache responses with
+//! headers we may change, and the headers every response carries.
+
+use tidegate_policy::problem::{self, Problem};
+use tidegate_policy::route::REQUEST_ID_HEADER;
+use worker::{Headers, Response, ResponseBody};
+
+/// Header pairs as the policy crate takes and returns them.
+pub type HeaderList = Vec<(String, String)>;
+
+/// Time spent in each phase of a request, in milliseconds; `None` for a phase
+/// that did not run. Rendered as `Server-Timing`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timings {
+    /// Authentication, including any JWKS fetch.
+    pub auth: Option<u64>,
+    /// The rate-limit round trip(s) to the Durable Objects.
+    pub throttle: Option<u64>,
+    /// Cache lookups.
+    pub cache: Option<u64>,
+    /// Waiting for the origin's response headers.
+    pub origin: Option<u64>,
+    /// The whole request up to the response headers; always sent, so every
+    /// response has a `Server-Timing` header.
+    pub total: Option<u64>,
+}
+
+impl Timings {
+    /// The `Server-Timing` value, e.g. `auth;dur=1, origin;dur=12, total;dur=14`.
+    pub fn header(&self) -> String {
+        let phases = [
+            ("auth", self.auth),
+            ("throttle", self.throttle),
+            ("cache", self.cache),
+            ("origin", self.origin),
+            ("total", self.total),
+        ];
+        let parts: Vec<String> = phases
+            .iter()
+            .filter_map(|(name, ms)| ms.map(|ms| format!("{name};dur={ms}")))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// Adds `ms` to a phase, so a phase that runs twice (cache lookup, then
+/// store) reports its total.
+pub fn add_time(phase: &mut Option<u64>, ms: u64) {
+    *phase = Some(phase.unwrap_or(0).saturating_add(ms));
+}
+
+/// The headers of a request or response, as pairs.
+pub fn header_list(headers: &Headers) -> HeaderList {
+    headers.entries().collect()
+}
+
+/// A header set from pairs; pairs the runtime refuses (malformed names or
+/// values) are skipped rather than failing the request.
+pub fn headers_from(pairs: &[(String, String)]) -> Headers {
+    let headers = Headers::new();
+    for (name, value) in pairs {
+        let _ = headers.append(name, value);
+    }
+    headers
+}
+
+/// A problem+json response.
+pub fn problem(p: &Problem) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", problem::CONTENT_TYPE);
+    Response::builder()
+        .with_status(p.status)
+        .with_headers(headers)
+        .fixed(p.to_json().into_bytes())
+}
+
+/// A JSON response with status 200.
+pub fn json(value: &serde_json::Value) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    Response::builder().with_headers(headers).fixed(body)
+}
+
+/// `resp` with a fresh, mutable header set (responses from `fetch` and the
+/// Cache API have immutable headers), `status` and `headers`. `keep_body`
+/// false drops the body (HEAD).
+pub fn rebuild(
+    resp: Response,
+    status: u16,
+    headers: &[(String, String)],
+    keep_body: bool,
+) -> Response {
+    let (_, body) = resp.into_parts();
+    let body = if keep_body && !null_body_status(status) {
+        body
+    } else {
+        ResponseBody::Empty
+    };
+    Response::builder()
+        .with_status(status)
+        .with_headers(headers_from(headers))
+        .body(body)
+}
+
+/// Statuses whose responses cannot carry a body (Fetch standard).
+fn null_body_status(status: u16) -> bool {
+    matches!(status, 101 | 204 | 205 | 304)
+}
+
+/// Adds the headers every response carries: request id, `Server-Timing`, and
+/// `extra` (rate-limit headers, challenges...), replacing same-named ones.
+pub fn finish(
+    resp: &mut Response,
+    request_id: &str,
+    timings: &Timings,
+    extra: &[(String, String)],
+) {
+    let headers = resp.headers_mut();
+    for (name, value) in extra {
+        let _ = headers.set(name, value);
+    }
+    let _ = headers.set(REQUEST_ID_HEADER, request_id);
+    let timing = timings.header();
+    if !timing.is_empty() {
+        let _ = headers.set("server-timing", &timing);
+    }
+}
