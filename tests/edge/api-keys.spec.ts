@@ -3,6 +3,7 @@
 // routes accepting either credential, and per-consumer limit overrides.
 import { describe, expect, it } from "vitest";
 import { echoOf, expectProblem, expectTraced, headerValues } from "./support/expect";
+import { Gateway } from "./support/gateway";
 import { unique, useEdge } from "./support/harness";
 
 const edge = useEdge();
@@ -36,6 +37,20 @@ describe("API keys", () => {
     expect(headerValues(second, "x-tidegate-subject")).toEqual(["acme"]);
     expect(headerValues(second, "x-tidegate-key-id")).toEqual(["key_acme_2"]);
   });
+
+  it("refuses the old key once rotation retires it, and keeps the new one", async () => {
+    const records = (JSON.parse(edge.apiKeys.json) as { id: string }[]).filter((r) => r.id !== "key_acme_1");
+    const rotated = await Gateway.start({ config: edge.config, apiKeys: JSON.stringify(records) });
+    try {
+      const old = await rotated.fetch(`/keys/${unique()}`, { headers: { "x-api-key": edge.apiKeys.acme1 } });
+      expectProblem(old, 401, "invalid-api-key");
+      const current = await rotated.fetch(`/keys/${unique()}`, { headers: { "x-api-key": edge.apiKeys.acme2 } });
+      expect(current.status).toBe(200);
+      expect(headerValues(echoOf(current), "x-tidegate-subject")).toEqual(["acme"]);
+    } finally {
+      await rotated.dispose();
+    }
+  }, 60_000);
 
   it("asks for a key when there is none", async () => {
     const res = await edge.fetch(`/keys/${unique()}`);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { expectProblem, expectTraced } from "./support/expect";
 import type { Reply } from "./support/gateway";
-import { sleep, uniqueIp, useEdge } from "./support/harness";
+import { sleep, unique, uniqueIp, useEdge } from "./support/harness";
 
 const edge = useEdge();
 
@@ -130,5 +130,24 @@ describe("keys", () => {
     const other = await from(uniqueIp(), "/limits/ip", { "x-forwarded-for": ip, "x-real-ip": ip });
     expect(other.status).toBe(200);
     expect(remaining(other)).toBe(1);
+  });
+});
+
+describe("limiter unreachable (no THROTTLE binding)", () => {
+  const broken = useEdge({ withoutThrottleBinding: true });
+
+  it("refuses with 503 limiter-unavailable on a route that fails closed (the default)", async () => {
+    const res = await broken.fetch("/limits/ip", { headers: { "cf-connecting-ip": uniqueIp() } });
+    expectProblem(res, 503, "limiter-unavailable");
+    expect(broken.origin.hits("/limits/ip")).toBe(0);
+  });
+
+  it("lets requests through on a route with on_error = \"open\"", async () => {
+    const ip = uniqueIp();
+    for (let i = 0; i < 3; i++) expect((await broken.fetch("/limits/open", { headers: { "cf-connecting-ip": ip } })).status).toBe(200);
+  });
+
+  it("does not affect routes without limits", async () => {
+    expect((await broken.fetch(`/public/${unique()}`)).status).toBe(200);
   });
 });

@@ -61,6 +61,8 @@ export interface GatewayOptions {
   apiKeys?: string;
   /** ADMIN_KEY secret; `undefined` leaves it out (admin disabled). */
   adminKey?: string;
+  /** Leave the THROTTLE binding out: every limiter call fails (on_error). Default false. */
+  withoutThrottleBinding?: boolean;
 }
 
 /** An answer with its body already read (every body is consumed, so nothing leaks). */
@@ -135,7 +137,7 @@ export class Gateway {
           { type: "CompiledWasm", include: ["**/*.wasm"] },
         ],
         bindings,
-        ...(throttle ? { durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true } } } : {}),
+        ...(throttle && !options.withoutThrottleBinding ? { durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true } } } : {}),
         handleRuntimeStdio(stdout, stderr) {
           collect(stdout);
           collect(stderr);
@@ -146,7 +148,7 @@ export class Gateway {
       // workerd only warns (startup continues) when the class is missing; the
       // static check above should have caught it, this catches the rest.
       await new Promise((resolve) => setTimeout(resolve, 50));
-      if (throttle && logs.some((l) => /no such Durable Object class is exported/.test(l))) {
+      if (throttle && !options.withoutThrottleBinding && logs.some((l) => /no such Durable Object class is exported/.test(l))) {
         await mf.dispose();
         throw new Error("workerd: the Worker does not export the Durable Object class `Throttle`");
       }
@@ -187,6 +189,7 @@ export class Gateway {
           path,
           headers: { host: "gateway.test", ...options.headers },
           timeout: options.timeoutMs ?? 15_000,
+          agent: false,
         },
         (res) => {
           const chunks: Buffer[] = [];
