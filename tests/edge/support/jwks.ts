@@ -37,7 +37,9 @@ export class JwksServer {
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify({ keys }));
     });
-    server.keepAliveTimeout = 1_000;
+    // Longer than any run: a server closing an idle connection just as workerd
+    // reuses it would turn into a spurious 502. stop() and close() destroy sockets.
+    server.keepAliveTimeout = 300_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(0, "127.0.0.1", () => resolve());

@@ -49,7 +49,9 @@ export class Origin {
   async start(): Promise<void> {
     if (this.server) return;
     const server = createServer((req, res) => this.handle(req, res));
-    server.keepAliveTimeout = 1_000;
+    // Longer than any run: a server closing an idle connection just as workerd
+    // reuses it would turn into a spurious 502. stop() and close() destroy sockets.
+    server.keepAliveTimeout = 300_000;
     server.on("connection", (socket) => {
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
