@@ -1,0 +1,197 @@
+// The origin behind the gateway: a node:http server on 127.0.0.1 that echoes
+// each request as JSON, counts hits per path, and can be told, per path, to
+// answer with another status, extra headers (Cache-Control, Set-Cookie, ...)
+// or after a delay. It can be stopped and restarted on the same port, so a
+// spec can take it down (stale-if-error) and bring it back.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+
+/** What the origin answers on one path (exact path, query ignored). */
+export interface Behaviour {
+  /** Status to answer with (default 200). */
+  status?: number;
+  /** Extra response headers; an array value sends the header several times. */
+  headers?: Record<string, string | string[]>;
+  /** Answer only after this many milliseconds (the request may be aborted first). */
+  delayMs?: number;
+}
+
+/** The JSON body of every origin response. */
+export interface Echo {
+  method: string;
+  /** Path and query as received. */
+  url: string;
+  /** Lower-case header name → values joined by ", " (node's view). */
+  headers: Record<string, string>;
+  /** Every header line as received, in order: spots duplicates. */
+  rawHeaders: [string, string][];
+  /** How many requests this path (without query) has received, this one included. */
+  hit: number;
+  /** The request body (first 4 KiB). */
+  body: string;
+}
+
+/** Longest a delayed answer may be held, whatever a spec asks. */
+const MAX_DELAY_MS = 30_000;
+/** Requests kept for inspection. */
+const MAX_RECORDED = 1_000;
+
+export class Origin {
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly behaviours = new Map<string, Behaviour>();
+  private readonly hitCounts = new Map<string, number>();
+  private readonly recorded: Echo[] = [];
+  private boundPort = 0;
+
+  /** Starts listening on 127.0.0.1 (an ephemeral port the first time, the same port after `stop`). */
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((req, res) => this.handle(req, res));
+    // Longer than any run: a server closing an idle connection just as workerd
+    // reuses it would turn into a spurious 502. stop() and close() destroy sockets.
+    server.keepAliveTimeout = 300_000;
+    server.on("connection", (socket) => {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.boundPort, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    if (!address || typeof address === "string") throw new Error("origin: no TCP address");
+    this.boundPort = address.port;
+    this.server = server;
+  }
+
+  /** Stops listening and drops every open connection: the port refuses connections until `start`. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    await closed;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** `http://127.0.0.1:<port>` */
+  get url(): string {
+    return `http://127.0.0.1:${this.boundPort}`;
+  }
+
+  get running(): boolean {
+    return this.server !== null;
+  }
+
+  /** Makes `path` (exact, without query) answer as described until `reset`. */
+  respond(path: string, behaviour: Behaviour): void {
+    this.behaviours.set(path, behaviour);
+  }
+
+  /** Back to the plain 200 echo on `path`. */
+  reset(path: string): void {
+    this.behaviours.delete(path);
+  }
+
+  /** Requests `path` (without query) has received. */
+  hits(path: string): number {
+    return this.hitCounts.get(path) ?? 0;
+  }
+
+  /** The last request the origin received on `path` (without query), if any. */
+  last(path: string): Echo | undefined {
+    for (let i = this.recorded.length - 1; i >= 0; i--) {
+      const e = this.recorded[i];
+      if (e && e.url.split("?")[0] === path) return e;
+    }
+    return undefined;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? "/";
+    const path = url.split("?")[0] ?? "/";
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      if (size < 4096) chunks.push(chunk);
+      size += chunk.length;
+    });
+    req.on("end", () => {
+      const hit = (this.hitCounts.get(path) ?? 0) + 1;
+      this.hitCounts.set(path, hit);
+      const rawHeaders: [string, string][] = [];
+      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+        rawHeaders.push([req.rawHeaders[i] ?? "", req.rawHeaders[i + 1] ?? ""]);
+      }
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
+      }
+      const echo: Echo = {
+        method: req.method ?? "",
+        url,
+        headers,
+        rawHeaders,
+        hit,
+        body: Buffer.concat(chunks).toString("utf8").slice(0, 4096),
+      };
+      this.recorded.push(echo);
+      if (this.recorded.length > MAX_RECORDED) this.recorded.shift();
+      const behaviour = this.behaviours.get(path) ?? {};
+      const send = () => {
+        if (res.destroyed) return;
+        res.statusCode = behaviour.status ?? 200;
+        res.setHeader("content-type", "application/json");
+        for (const [name, value] of Object.entries(behaviour.headers ?? {})) res.setHeader(name, value);
+        res.end(req.method === "HEAD" ? undefined : JSON.stringify(echo));
+      };
+      const delay = Math.min(behaviour.delayMs ?? 0, MAX_DELAY_MS);
+      if (delay <= 0) {
+        send();
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        send();
+      }, delay);
+      this.timers.add(timer);
+      // The gateway gave up (timeout): do not hold the timer.
+      res.on("close", () => {
+        clearTimeout(timer);
+        this.timers.delete(timer);
+      });
+    });
+  }
+}
+
+/** A started origin. */
+export async function startOrigin(): Promise<Origin> {
+  const origin = new Origin();
+  await origin.start();
+  return origin;
+}
+
+/** A 127.0.0.1 port with nothing listening on it (bound, then released): connections are refused. */
+export async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (!address || typeof address === "string") throw new Error("deadPort: no TCP address");
+  return address.port;
+}
