@@ -15,8 +15,6 @@
 //! `throttle::combine` turns the answers into the decision `check_all` would
 //! have made.
 
-use std::time::Duration;
-
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::Identity;
@@ -58,50 +56,13 @@ pub enum Op {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reply {
     /// The decision (`check`/`refund` only).
-    pub decision: Option<WireDecision>,
+    pub decision: Option<Decision>,
     /// The stored TAT after the operation, ns since the epoch (0: empty).
     pub tat_ns: u64,
     /// Whether a state is stored at all.
     pub stored: bool,
     /// The object's clock, ms since the epoch.
     pub now_ms: u64,
-}
-
-/// `throttle::Decision` on the wire.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct WireDecision {
-    allowed: bool,
-    limit: u64,
-    window: Duration,
-    remaining: u64,
-    reset_after: Duration,
-    retry_after: Option<Duration>,
-}
-
-impl From<Decision> for WireDecision {
-    fn from(d: Decision) -> Self {
-        Self {
-            allowed: d.allowed,
-            limit: d.limit,
-            window: d.window,
-            remaining: d.remaining,
-            reset_after: d.reset_after,
-            retry_after: d.retry_after,
-        }
-    }
-}
-
-impl From<WireDecision> for Decision {
-    fn from(d: WireDecision) -> Self {
-        Self {
-            allowed: d.allowed,
-            limit: d.limit,
-            window: d.window,
-            remaining: d.remaining,
-            reset_after: d.reset_after,
-            retry_after: d.retry_after,
-        }
-    }
 }
 
 /// The limiter object: one GCRA state.
@@ -165,7 +126,7 @@ impl DurableObject for Throttle {
             self.save(next).await?;
         }
         Response::from_json(&Reply {
-            decision: decision.map(WireDecision::from),
+            decision,
             tat_ns: next.tat_ns,
             stored: exists,
             now_ms,
@@ -292,6 +253,5 @@ pub async fn check(
 fn decision_of(reply: &Reply) -> std::result::Result<Decision, EdgeError> {
     reply
         .decision
-        .map(Decision::from)
         .ok_or_else(|| EdgeError::Limiter("limiter object sent no decision".into()))
 }

@@ -133,7 +133,8 @@ impl GcraState {
 }
 
 /// The outcome of one rate-limit check, with what the response headers need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialisable, so a Durable Object can send it to the Worker as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     /// Whether the request is admitted.
     pub allowed: bool,
