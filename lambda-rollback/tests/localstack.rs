@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType};
+use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType, Op, PatchOperation};
 use aws_sdk_cloudwatch::types::{
-    ComparisonOperator, Dimension, MetricDatum, StandardUnit, StateValue, Statistic,
+    ComparisonOperator, Dimension, MetricDatum, StandardUnit, StateValue,
 };
 use aws_smithy_types::date_time::Format;
 use serde_json::Value;
@@ -151,14 +151,15 @@ impl Fixture {
         let stage_alarm = format!("{api_name}-stage-5xx");
         let canary_alarm = format!("{api_name}-canary-5xx");
         for name in [&stage_alarm, &canary_alarm] {
-            // A long period: LocalStack evaluates simple alarms every
-            // period, which would overwrite the states the tests set.
+            // An extended statistic: LocalStack evaluates only simple
+            // alarms (at creation and every period), which would overwrite
+            // the states the tests set; this one it leaves alone.
             c.cw.put_metric_alarm()
                 .alarm_name(name)
                 .namespace("TidegateTest")
                 .metric_name(format!("{name}-errors"))
-                .statistic(Statistic::Sum)
-                .period(3600)
+                .extended_statistic("p99")
+                .period(60)
                 .evaluation_periods(1)
                 .threshold(1.0)
                 .comparison_operator(ComparisonOperator::GreaterThanThreshold)
@@ -389,17 +390,33 @@ async fn stage_alarm_rolls_back_to_known_good() {
     );
 
     // A new deployment goes live on the stage, then the stage alarm fires.
+    // (Created without `stage_name` and moved with UpdateStage: LocalStack's
+    // CreateDeployment on an existing stage drops its variables, and with
+    // them Tidegate's bookkeeping.)
     let d2 =
         f.c.apigw
             .create_deployment()
             .rest_api_id(&f.api_id)
-            .stage_name("prod")
             .send()
             .await
             .unwrap()
             .id()
             .unwrap()
             .to_owned();
+    f.c.apigw
+        .update_stage()
+        .rest_api_id(&f.api_id)
+        .stage_name("prod")
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/deploymentId")
+                .value(&d2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(f.stage().await.deployment_id(), Some(d2.as_str()));
     let event = f.set_alarm(&f.stage_alarm, StateValue::Alarm).await;
     let out = invoke(&mut svc, &event).await;
