@@ -25,6 +25,10 @@ const EVENT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/tests/fixtures/events/eventbridge-alarm-metric.json"
 ));
+const SNS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/tests/fixtures/events/sns-alarm-metric.json"
+));
 const SCHEDULE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/tests/fixtures/events/scheduled-event.json"
@@ -462,4 +466,79 @@ async fn deleted_stage_is_reported_not_patched() {
     let out = invoke(&mut svc, &event).await;
     assert_eq!(out["stages"][0]["outcome"]["status"], "failed", "{out}");
     assert_eq!(out["stages"][0]["outcome"]["error"], "stage not found");
+}
+
+/// A real simple alarm, evaluated by LocalStack on metric data (period 10 s),
+/// delivered wrapped in SNS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_alarm_via_sns_removes_the_canary() {
+    if !enabled() {
+        return;
+    }
+    let mut f = Fixture::new(Some(10.0)).await;
+    let real = format!("{}-real", f.api_name);
+    let metric = format!("{real}-errors");
+    f.c.cw
+        .put_metric_alarm()
+        .alarm_name(&real)
+        .namespace("TidegateTest")
+        .metric_name(&metric)
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(10)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    f.canary_alarm = real.clone();
+    let mut svc = f.handler("");
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let alarm = loop {
+        f.c.cw
+            .put_metric_data()
+            .namespace("TidegateTest")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name(&metric)
+                    .value(5.0)
+                    .unit(StandardUnit::Count)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let out =
+            f.c.cw
+                .describe_alarms()
+                .alarm_names(&real)
+                .send()
+                .await
+                .unwrap();
+        let a = out.metric_alarms()[0].clone();
+        if a.state_value() == Some(&StateValue::Alarm) {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "LocalStack never evaluated {real}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let at = alarm
+        .state_transitioned_timestamp()
+        .or(alarm.state_updated_timestamp())
+        .unwrap()
+        .fmt(Format::DateTime)
+        .unwrap();
+    let mut ev: Value = serde_json::from_str(SNS).unwrap();
+    let mut msg: Value =
+        serde_json::from_str(ev["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    msg["AlarmName"] = real.clone().into();
+    msg["NewStateValue"] = "ALARM".into();
+    msg["StateChangeTime"] = at.into();
+    ev["Records"][0]["Sns"]["Message"] = msg.to_string().into();
+    let out = invoke(&mut svc, &ev.to_string()).await;
+    assert_eq!(action_type(&out), "remove_canary", "{out}");
+    assert!(f.stage().await.canary_settings().is_none());
 }
