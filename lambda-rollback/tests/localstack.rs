@@ -542,3 +542,27 @@ async fn real_alarm_via_sns_removes_the_canary() {
     assert_eq!(action_type(&out), "remove_canary", "{out}");
     assert!(f.stage().await.canary_settings().is_none());
 }
+
+/// Two invocations racing on one alarm event: the stage ends in the same
+/// state as with one, and the action is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_invocations_act_once() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(Some(10.0)).await;
+    let svc = f.handler("");
+    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let (mut a, mut b) = (svc.clone(), svc);
+    let (ra, rb) = tokio::join!(invoke(&mut a, &event), invoke(&mut b, &event));
+    let kinds = [action_type(&ra), action_type(&rb)];
+    assert!(kinds.contains(&"remove_canary".to_owned()), "{ra}\n{rb}");
+    let after = f.stage().await;
+    assert!(after.canary_settings().is_none(), "{after:?}");
+    assert_eq!(after.deployment_id(), Some(f.d1.as_str()));
+    let history = after
+        .variables()
+        .and_then(|v| v.get("tidegate_history").cloned())
+        .unwrap_or_default();
+    assert_eq!(history.matches("remove_canary").count(), 1, "{history}");
+}
