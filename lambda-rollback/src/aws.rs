@@ -7,7 +7,6 @@
 //! start, even for invocations that never call AWS (e.g. `GET /`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_cloudwatch::types::{
@@ -17,7 +16,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::DateTime;
 use tidegate_policy::config::{ManagedStage, RestApiRef};
 use tidegate_policy::rollout::{
-    AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, PatchOp, PatchOpKind, StageSnapshot,
+    self, AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, PatchOp, PatchOpKind,
+    StageSnapshot,
 };
 
 use crate::retry;
@@ -225,17 +225,15 @@ impl Aws {
     }
 
     /// Sums of the canary's `5XXError` and `Count` over the stage's metric
-    /// window; `None` when they cannot be read.
+    /// window (the query is the policy's [`rollout::canary_query`]); `None`
+    /// when they cannot be read.
     pub async fn canary_metrics(
         &self,
         stage: &ManagedStage,
         api_name: Option<&str>,
         now_ms: u64,
     ) -> Option<CanaryMetrics> {
-        let api_name = stage.metric_api_name.as_deref().or(api_name)?;
-        let dimension = stage.canary_stage_dimension_value();
-        let window = stage.metric_window.max(Duration::from_secs(60));
-        let period = i32::try_from(window.as_secs() / 60 * 60).unwrap_or(i32::MAX);
+        let q = rollout::canary_query(stage, api_name, now_ms)?;
         let query = |id: &str, metric: &str| -> MetricDataQuery {
             MetricDataQuery::builder()
                 .id(id)
@@ -244,30 +242,35 @@ impl Aws {
                     MetricStat::builder()
                         .metric(
                             Metric::builder()
-                                .namespace("AWS/ApiGateway")
+                                .namespace(rollout::metrics::NAMESPACE)
                                 .metric_name(metric)
                                 .dimensions(
-                                    Dimension::builder().name("ApiName").value(api_name).build(),
+                                    Dimension::builder()
+                                        .name("ApiName")
+                                        .value(&q.api_name)
+                                        .build(),
                                 )
                                 .dimensions(
-                                    Dimension::builder().name("Stage").value(&dimension).build(),
+                                    Dimension::builder()
+                                        .name("Stage")
+                                        .value(&q.stage_dimension)
+                                        .build(),
                                 )
                                 .build(),
                         )
-                        .period(period)
+                        .period(i32::try_from(q.period_secs).unwrap_or(i32::MAX))
                         .stat("Sum")
                         .build(),
                 )
                 .build()
         };
-        let start = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
         let resp = self
             .cw
             .get_metric_data()
-            .metric_data_queries(query("errors", "5XXError"))
-            .metric_data_queries(query("count", "Count"))
-            .start_time(DateTime::from_millis(i64::try_from(start).ok()?))
-            .end_time(DateTime::from_millis(i64::try_from(now_ms).ok()?))
+            .metric_data_queries(query("errors", rollout::metrics::ERRORS_METRIC))
+            .metric_data_queries(query("count", rollout::metrics::COUNT_METRIC))
+            .start_time(DateTime::from_millis(i64::try_from(q.start_ms).ok()?))
+            .end_time(DateTime::from_millis(i64::try_from(q.end_ms).ok()?))
             .send()
             .await;
         let resp = match resp {
