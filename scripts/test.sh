@@ -11,6 +11,7 @@
 #   wrangler     wrangler deploy --dry-run (offline bundle check)
 #   localstack   LocalStack starts on loopback; one API Gateway call with awscli
 #   lambda       cargo lambda build --release of the rollback function
+#   rollback-localstack  the rollback Lambda's handler against LocalStack
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
 # Needs `make setup` first (make test does both).
 set -euo pipefail
@@ -21,7 +22,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack lambda)
+ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack lambda rollback-localstack)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -97,6 +98,17 @@ stage_localstack() {
 
 stage_lambda() { bash scripts/build-lambda.sh; }
 
+stage_rollback_localstack() {
+    # Stop it afterwards only if this run started it.
+    if ! bash scripts/localstack.sh status >/dev/null; then
+        trap 'bash scripts/localstack.sh stop' EXIT
+    fi
+    bash scripts/localstack.sh start
+    eval "$(bash scripts/localstack.sh env)"
+    # The tests skip themselves unless this is set (plain `cargo test`).
+    TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test localstack -- --nocapture
+}
+
 describe() {
     case $1 in
         fmt) echo "cargo fmt --check" ;;
@@ -110,6 +122,7 @@ describe() {
         wrangler) echo "wrangler deploy --dry-run (offline)" ;;
         localstack) echo "LocalStack smoke: API Gateway via awscli" ;;
         lambda) echo "cargo lambda build --release (rollback)" ;;
+        rollback-localstack) echo "rollback Lambda handler against LocalStack" ;;
         *) return 1 ;;
     esac
 }

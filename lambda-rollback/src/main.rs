@@ -1,43 +1,34 @@
-//! Tidegate's rollback Lambda: rolls API Gateway stages back when their
-//! alarms fire.
-//!
-//! A thin adapter over `tidegate-policy`: the policy decides, this binary
-//! reads state and performs the decision. This skeleton acknowledges every
-//! event and does nothing yet.
+//! Runtime wiring: JSON logs, config at init, the handler under its layers.
 #![forbid(unsafe_code)]
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::{json, Value};
+use lambda_http::Error;
+use tidegate_rollback::{config, App, BudgetLayer, Handler};
+use tower::ServiceBuilder;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::run(service_fn(handle)).await
-}
-
-/// Answers any event with a status document naming the request.
-async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    Ok(json!({
-        "status": "ok",
-        "service": env!("CARGO_PKG_NAME"),
-        "version": env!("CARGO_PKG_VERSION"),
-        "request_id": event.context.request_id,
-        "actions": [],
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lambda_runtime::Context;
-
-    #[tokio::test]
-    async fn acknowledges_any_event() {
-        let mut ctx = Context::default();
-        ctx.request_id = "req-1".to_owned();
-        let event = LambdaEvent::new(json!({"detail-type": "anything"}), ctx);
-        let out = handle(event).await.unwrap();
-        assert_eq!(out["status"], "ok");
-        assert_eq!(out["request_id"], "req-1");
-        assert_eq!(out["actions"], json!([]));
-    }
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .with_target(false)
+        .init();
+    // Invalid config: fail init, listing every problem (Lambda shows it as
+    // the init error). No AWS client is built here: see `App::aws`.
+    let settings = match config::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(problems = ?e.problems, "{e}");
+            return Err(e.into());
+        }
+    };
+    let app = App::new(settings);
+    let service = ServiceBuilder::new()
+        .layer(BudgetLayer)
+        .service(Handler::new(app));
+    lambda_http::run(service).await
 }

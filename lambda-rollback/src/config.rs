@@ -1,0 +1,232 @@
+//! Loading what the Lambda needs at init: the gateway configuration (its
+//! `[rollback]` section and JWT issuers) and the API keys.
+//!
+//! Sources, from the environment:
+//! - `TIDEGATE_CONFIG`: the configuration text (TOML, or JSON), or
+//! - `TIDEGATE_CONFIG_FILE`: a path to it (e.g. a file in the deployment
+//!   package or a layer);
+//! - `API_KEYS`: the same JSON key records the edge takes (optional; without
+//!   it only JWTs are accepted on the control API).
+//!
+//! Invalid input is an init error listing *every* problem, so one deploy
+//! shows everything that needs fixing.
+
+use std::fmt;
+
+use tidegate_policy::auth::ApiKeyStore;
+use tidegate_policy::config::{GatewayConfig, RollbackPolicy};
+
+/// Environment variable holding the configuration text.
+pub const CONFIG_ENV: &str = "TIDEGATE_CONFIG";
+/// Environment variable naming a configuration file.
+pub const CONFIG_FILE_ENV: &str = "TIDEGATE_CONFIG_FILE";
+/// Environment variable holding the API key records (JSON).
+pub const API_KEYS_ENV: &str = "API_KEYS";
+
+/// Everything loaded at init.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The whole gateway configuration (issuers are used by the control API).
+    pub gateway: GatewayConfig,
+    /// The managed stages.
+    pub policy: RollbackPolicy,
+    /// API keys accepted on the control API.
+    pub api_keys: ApiKeyStore,
+}
+
+/// Every problem found while loading; the Lambda refuses to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tidegate-rollback cannot start ({} problem{}):",
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// Loads the settings from the process environment.
+pub fn from_env() -> Result<Settings, InitError> {
+    load(
+        |name| std::env::var(name).ok(),
+        |path| std::fs::read_to_string(path).map_err(|e| e.to_string()),
+    )
+}
+
+/// Loads the settings from `var` (an environment lookup) and `read_file`
+/// (a file reader): injectable so the rules are testable without touching
+/// the process environment.
+pub fn load(
+    var: impl Fn(&str) -> Option<String>,
+    read_file: impl Fn(&str) -> Result<String, String>,
+) -> Result<Settings, InitError> {
+    let mut problems = Vec::new();
+    let text = match (var(CONFIG_ENV), var(CONFIG_FILE_ENV)) {
+        (Some(_), Some(_)) => {
+            problems.push(format!(
+                "both {CONFIG_ENV} and {CONFIG_FILE_ENV} are set: set exactly one"
+            ));
+            None
+        }
+        (Some(text), None) => Some(text),
+        (None, Some(path)) => match read_file(&path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                problems.push(format!("{CONFIG_FILE_ENV}={path}: cannot read it: {e}"));
+                None
+            }
+        },
+        (None, None) => {
+            problems.push(format!(
+                "no configuration: set {CONFIG_ENV} (the TOML text) or {CONFIG_FILE_ENV} (its path)"
+            ));
+            None
+        }
+    };
+    let gateway = text.and_then(|t| match tidegate_policy::config::parse(&t) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            problems.extend(errors.iter().map(ToString::to_string));
+            None
+        }
+    });
+    let policy = gateway.as_ref().and_then(|g| match &g.rollback {
+        Some(p) if !p.stages.is_empty() => Some(p.clone()),
+        _ => {
+            problems.push(
+                "the configuration has no [[rollback.stages]]: this Lambda would manage nothing"
+                    .to_owned(),
+            );
+            None
+        }
+    });
+    let api_keys = match var(API_KEYS_ENV) {
+        None => Some(ApiKeyStore::default()),
+        Some(json) => match ApiKeyStore::from_json(&json) {
+            Ok(store) => Some(store),
+            Err(errors) => {
+                problems.extend(errors.iter().map(|e| format!("{API_KEYS_ENV}: {e}")));
+                None
+            }
+        },
+    };
+    match (gateway, policy, api_keys) {
+        (Some(gateway), Some(policy), Some(api_keys)) if problems.is_empty() => Ok(Settings {
+            gateway,
+            policy,
+            api_keys,
+        }),
+        _ => Err(InitError { problems }),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub(crate) const CONFIG: &str = r#"
+[[rollback.stages]]
+rest_api_name = "orders-api"
+stage = "prod"
+stage_alarms = ["orders-api-prod-5xx-rate"]
+canary_alarms = ["orders-api-prod-canary-5xx-rate"]
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn no_files(path: &str) -> Result<String, String> {
+        Err(format!("no such file: {path}"))
+    }
+
+    #[test]
+    fn loads_from_text() {
+        let s = load(env(&[(CONFIG_ENV, CONFIG)]), no_files).unwrap();
+        assert_eq!(s.policy.stages.len(), 1);
+        assert_eq!(s.policy.stages[0].stage, "prod");
+        assert!(s.api_keys.is_empty());
+    }
+
+    #[test]
+    fn loads_from_file() {
+        let s = load(env(&[(CONFIG_FILE_ENV, "/cfg.toml")]), |p| {
+            assert_eq!(p, "/cfg.toml");
+            Ok(CONFIG.to_owned())
+        })
+        .unwrap();
+        assert_eq!(s.policy.stages[0].stage, "prod");
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let bad = r#"
+[[rollback.stages]]
+stage = "prod"
+bake_time = "5 minutes"
+error_rate_threshold = 7.0
+"#;
+        let err = load(
+            env(&[(CONFIG_ENV, bad), (API_KEYS_ENV, "{not json")]),
+            no_files,
+        )
+        .unwrap_err();
+        // Config problems (several) and the API_KEYS problem, together.
+        assert!(err.problems.len() >= 3, "{err}");
+        assert!(
+            err.problems.iter().any(|p| p.contains("bake_time")),
+            "{err}"
+        );
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.contains("error_rate_threshold")),
+            "{err}"
+        );
+        assert!(
+            err.problems.iter().any(|p| p.starts_with("API_KEYS")),
+            "{err}"
+        );
+        assert!(err
+            .to_string()
+            .starts_with("tidegate-rollback cannot start"));
+    }
+
+    #[test]
+    fn missing_or_ambiguous_source() {
+        let err = load(env(&[]), no_files).unwrap_err();
+        assert!(err.problems[0].contains(CONFIG_ENV));
+        let err = load(
+            env(&[(CONFIG_ENV, CONFIG), (CONFIG_FILE_ENV, "/x")]),
+            no_files,
+        )
+        .unwrap_err();
+        assert!(err.problems[0].contains("exactly one"));
+        let err = load(env(&[(CONFIG_FILE_ENV, "/x")]), no_files).unwrap_err();
+        assert!(err.problems[0].contains("no such file"));
+    }
+
+    #[test]
+    fn no_stages_is_an_error() {
+        let err = load(env(&[(CONFIG_ENV, "[rollback]\n")]), no_files).unwrap_err();
+        assert!(err.problems[0].contains("rollback.stages"), "{err}");
+    }
+}

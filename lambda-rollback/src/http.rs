@@ -1,0 +1,299 @@
+//! The control API, for operators and dashboards:
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/` | HTML status page (same data as `/stages`) |
+//! | GET | `/stages` | every managed stage |
+//! | GET | `/stages/{api}/{stage}` | one stage: deployment, canary, alarms, last-known-good, recent actions |
+//! | POST | `/stages/{api}/{stage}/{rollback,promote,pause,resume}` | operator command, body `{"reason": "..."}` |
+//!
+//! `{api}` is the REST API as the config names it (id or name). Every route
+//! needs the [`ADMIN_SCOPE`], presented with the edge's credentials: a JWT
+//! from a configured issuer, or an API key from `API_KEYS`. Errors are
+//! problem+json (RFC 9457), and never echo credentials.
+//!
+//! The AWS work sits behind [`Control`], so routing and authentication are
+//! testable without AWS.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use lambda_http::http::{header, HeaderMap, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::{Deserialize, Serialize};
+use tidegate_policy::auth::{
+    authorize, select_credential, AuthRejection, AuthRequirement, Credential, Identity, JwtPolicy,
+};
+use tidegate_policy::config::JwksSource;
+use tidegate_policy::problem::Problem;
+use tidegate_policy::rollout::ManualCommand;
+
+use crate::config::Settings;
+
+/// The scope every control-API call needs.
+pub const ADMIN_SCOPE: &str = "tidegate:admin";
+/// Longest request body accepted.
+pub const MAX_BODY: usize = 4 * 1024;
+
+/// A boxed future, for the object-safe [`Control`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the control API does, implemented over AWS by [`crate::App`].
+pub trait Control: Send + Sync {
+    /// The loaded settings.
+    fn settings(&self) -> &Settings;
+    /// The status of every managed stage (as JSON).
+    fn list(&self) -> BoxFuture<'_, serde_json::Value>;
+    /// The status of managed stage `index` (as JSON).
+    fn show(&self, index: usize) -> BoxFuture<'_, serde_json::Value>;
+    /// Runs an operator command on managed stage `index`; the report as JSON.
+    fn command(
+        &self,
+        index: usize,
+        command: ManualCommand,
+        reason: String,
+    ) -> BoxFuture<'_, serde_json::Value>;
+}
+
+/// A parsed control-API route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`.
+    Page,
+    /// `GET /stages`.
+    List,
+    /// `GET /stages/{api}/{stage}`.
+    Show {
+        /// API (id or name).
+        api: String,
+        /// Stage.
+        stage: String,
+    },
+    /// `POST /stages/{api}/{stage}/{command}`.
+    Command {
+        /// API (id or name).
+        api: String,
+        /// Stage.
+        stage: String,
+        /// The command.
+        command: ManualCommand,
+    },
+}
+
+/// Why a request matched no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// No such path.
+    NotFound,
+    /// Path exists, method does not.
+    MethodNotAllowed(&'static str),
+}
+
+/// Matches `method path`.
+pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let is_get = method == Method::GET || method == Method::HEAD;
+    match segments.as_slice() {
+        [] if is_get => Ok(Route::Page),
+        [] => Err(RouteError::MethodNotAllowed("GET")),
+        ["stages"] if is_get => Ok(Route::List),
+        ["stages"] => Err(RouteError::MethodNotAllowed("GET")),
+        ["stages", api, stage] if is_get => Ok(Route::Show {
+            api: (*api).to_owned(),
+            stage: (*stage).to_owned(),
+        }),
+        ["stages", _, _] => Err(RouteError::MethodNotAllowed("GET")),
+        ["stages", api, stage, cmd] => match ManualCommand::from_path(cmd) {
+            None => Err(RouteError::NotFound),
+            Some(_) if method != Method::POST => Err(RouteError::MethodNotAllowed("POST")),
+            Some(command) => Ok(Route::Command {
+                api: (*api).to_owned(),
+                stage: (*stage).to_owned(),
+                command,
+            }),
+        },
+        _ => Err(RouteError::NotFound),
+    }
+}
+
+/// Authenticates the caller (JWT or API key) and checks the admin scope.
+pub fn authenticate(
+    settings: &Settings,
+    headers: &HeaderMap,
+    now_ms: u64,
+) -> Result<Identity, AuthRejection> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let requirement = match (
+        settings.gateway.issuers.is_empty(),
+        settings.api_keys.is_empty(),
+    ) {
+        (false, false) | (true, true) => AuthRequirement::Either,
+        (false, true) => AuthRequirement::Jwt,
+        (true, false) => AuthRequirement::ApiKey,
+    };
+    let credential = select_credential(
+        requirement,
+        get(header::AUTHORIZATION.as_str()),
+        get(settings.gateway.api_key_header()),
+    )?
+    .ok_or(AuthRejection::MissingCredentials {
+        accepted: requirement,
+    })?;
+    let identity = match credential {
+        Credential::ApiKey(key) => settings.api_keys.authenticate(key, now_ms)?,
+        Credential::Bearer(token) => {
+            let policy = JwtPolicy::new(
+                settings
+                    .gateway
+                    .issuers
+                    .iter()
+                    .map(|i| i.policy.clone())
+                    .collect(),
+            );
+            let jwt = policy.parse(token)?;
+            let issuer = settings
+                .gateway
+                .issuers
+                .iter()
+                .find(|i| jwt.issuer() == Some(i.policy.issuer.as_str()))
+                .ok_or(AuthRejection::WrongIssuer)?;
+            match &issuer.jwks {
+                JwksSource::Inline(set) => jwt.verify_with_set(&issuer.policy, set, now_ms)?,
+                JwksSource::Url(_) => {
+                    // Fetching JWKS is not implemented in the Lambda yet.
+                    tracing::warn!(issuer = %issuer.name, "JWKS URLs are not fetched by the rollback Lambda; use an inline jwks or an API key");
+                    return Err(AuthRejection::UnknownKey);
+                }
+            }
+        }
+    };
+    authorize(&identity, &[ADMIN_SCOPE.to_owned()])?;
+    Ok(identity)
+}
+
+/// The body of an operator command.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    reason: String,
+}
+
+/// A problem+json response.
+pub fn problem(p: &Problem, extra: Option<(header::HeaderName, String)>) -> Response<Body> {
+    let mut b = Response::builder()
+        .status(p.status)
+        .header(header::CONTENT_TYPE, "application/problem+json");
+    if let Some((name, value)) = extra {
+        b = b.header(name, value);
+    }
+    b.body(Body::Text(p.to_json()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(text))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+fn rejection(r: &AuthRejection) -> Response<Body> {
+    problem(
+        &r.to_problem(),
+        r.www_authenticate().map(|v| (header::WWW_AUTHENTICATE, v)),
+    )
+}
+
+/// The index of the managed stage `api`/`stage` names.
+fn managed(settings: &Settings, api: &str, stage: &str) -> Option<usize> {
+    settings
+        .policy
+        .stages
+        .iter()
+        .position(|s| crate::execute::api_label(s) == api && s.stage == stage)
+}
+
+/// Serves one control-API request.
+pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Response<Body> {
+    let path = match req.raw_http_path() {
+        "" => req.uri().path(),
+        p => p,
+    };
+    let route = match route(req.method(), path) {
+        Ok(r) => r,
+        Err(RouteError::NotFound) => {
+            return problem(
+                &Problem::new(404, "not-found", "Not found").with_detail(
+                    "expected GET /, GET /stages, GET /stages/{api}/{stage} or POST /stages/{api}/{stage}/{rollback|promote|pause|resume}",
+                ),
+                None,
+            )
+        }
+        Err(RouteError::MethodNotAllowed(allow)) => {
+            return problem(
+                &Problem::new(405, "method-not-allowed", "Method not allowed")
+                    .with_detail(format!("this path takes {allow}")),
+                Some((header::ALLOW, allow.to_owned())),
+            )
+        }
+    };
+    if let Err(r) = authenticate(control.settings(), req.headers(), now_ms) {
+        return rejection(&r);
+    }
+    let unknown_stage = |api: &str, stage: &str| {
+        problem(
+            &Problem::new(404, "unknown-stage", "Not a managed stage").with_detail(format!(
+                "{api}/{stage} is not in the [[rollback.stages]] of the configuration"
+            )),
+            None,
+        )
+    };
+    match route {
+        Route::Page => {
+            let data = control.list().await;
+            Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+                .body(Body::Text(crate::page::render(&data)))
+                .unwrap_or_else(|_| Response::new(Body::Empty))
+        }
+        Route::List => json(StatusCode::OK, &control.list().await),
+        Route::Show { api, stage } => match managed(control.settings(), &api, &stage) {
+            Some(i) => json(StatusCode::OK, &control.show(i).await),
+            None => unknown_stage(&api, &stage),
+        },
+        Route::Command {
+            api,
+            stage,
+            command,
+        } => {
+            let Some(i) = managed(control.settings(), &api, &stage) else {
+                return unknown_stage(&api, &stage);
+            };
+            let body: &[u8] = req.body().as_ref();
+            let parsed = if body.len() > MAX_BODY {
+                Err(format!("the body is over {MAX_BODY} bytes"))
+            } else {
+                serde_json::from_slice::<CommandBody>(body).map_err(|e| e.to_string())
+            };
+            match parsed {
+                Ok(b) if !b.reason.trim().is_empty() => {
+                    json(StatusCode::OK, &control.command(i, command, b.reason).await)
+                }
+                Ok(_) => problem(
+                    &Problem::new(422, "reason-required", "A reason is required")
+                        .with_detail("send {\"reason\": \"...\"} with a non-empty reason; it goes to the audit log"),
+                    None,
+                ),
+                Err(e) => problem(
+                    &Problem::new(400, "invalid-body", "Invalid request body").with_detail(format!(
+                        "expected a JSON object {{\"reason\": \"...\"}}: {e}"
+                    )),
+                    None,
+                ),
+            }
+        }
+    }
+}

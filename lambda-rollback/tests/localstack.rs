@@ -1,0 +1,568 @@
+//! Against a real LocalStack: REST API with a MOCK method, deployments, a
+//! stage with a canary, alarms driven with SetAlarmState; the handler runs
+//! in-process (through the same `tower` service the runtime uses) with the
+//! SDK pointed at LocalStack by `AWS_ENDPOINT_URL`.
+//!
+//! Runs only when `TIDEGATE_LOCALSTACK_TESTS=1` (the `rollback-localstack`
+//! stage of scripts/test.sh sets it after starting LocalStack); plain
+//! `cargo test` skips it. LocalStack has no reset: every test uses unique
+//! names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType, Op, PatchOperation};
+use aws_sdk_cloudwatch::types::{
+    ComparisonOperator, Dimension, MetricDatum, StandardUnit, StateValue,
+};
+use aws_smithy_types::date_time::Format;
+use serde_json::Value;
+use tidegate_rollback::{config, App, BudgetLayer, Handler};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+const EVENT: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/tests/fixtures/events/eventbridge-alarm-metric.json"
+));
+const SNS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/tests/fixtures/events/sns-alarm-metric.json"
+));
+const SCHEDULE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/tests/fixtures/events/scheduled-event.json"
+));
+
+fn enabled() -> bool {
+    if std::env::var("TIDEGATE_LOCALSTACK_TESTS").as_deref() == Ok("1") {
+        true
+    } else {
+        eprintln!("skipped: set TIDEGATE_LOCALSTACK_TESTS=1 with LocalStack running (bash scripts/test.sh rollback-localstack)");
+        false
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{n:x}")
+}
+
+struct Clients {
+    apigw: aws_sdk_apigateway::Client,
+    cw: aws_sdk_cloudwatch::Client,
+}
+
+async fn clients() -> Clients {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    Clients {
+        apigw: aws_sdk_apigateway::Client::new(&shared),
+        cw: aws_sdk_cloudwatch::Client::new(&shared),
+    }
+}
+
+/// A REST API with a MOCK `GET /`, deployment `d1` on stage `prod`,
+/// optionally a canary deployment at `canary_percent`.
+struct Fixture {
+    c: Clients,
+    api_id: String,
+    api_name: String,
+    d1: String,
+    canary: Option<String>,
+    stage_alarm: String,
+    canary_alarm: String,
+}
+
+impl Fixture {
+    async fn new(canary_percent: Option<f64>) -> Self {
+        let c = clients().await;
+        let api_name = unique("tg-rb");
+        let api = c
+            .apigw
+            .create_rest_api()
+            .name(&api_name)
+            .send()
+            .await
+            .unwrap();
+        let api_id = api.id().unwrap().to_owned();
+        let root = c
+            .apigw
+            .get_resources()
+            .rest_api_id(&api_id)
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .iter()
+            .find(|r| r.path() == Some("/"))
+            .and_then(|r| r.id().map(str::to_owned))
+            .unwrap();
+        c.apigw
+            .put_method()
+            .rest_api_id(&api_id)
+            .resource_id(&root)
+            .http_method("GET")
+            .authorization_type("NONE")
+            .send()
+            .await
+            .unwrap();
+        c.apigw
+            .put_integration()
+            .rest_api_id(&api_id)
+            .resource_id(&root)
+            .http_method("GET")
+            .r#type(IntegrationType::Mock)
+            .request_templates("application/json", r#"{"statusCode": 200}"#)
+            .send()
+            .await
+            .unwrap();
+        let d1 = c
+            .apigw
+            .create_deployment()
+            .rest_api_id(&api_id)
+            .stage_name("prod")
+            .send()
+            .await
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_owned();
+        let canary = match canary_percent {
+            None => None,
+            Some(p) => Some(
+                c.apigw
+                    .create_deployment()
+                    .rest_api_id(&api_id)
+                    .stage_name("prod")
+                    .canary_settings(
+                        DeploymentCanarySettings::builder()
+                            .percent_traffic(p)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap()
+                    .id()
+                    .unwrap()
+                    .to_owned(),
+            ),
+        };
+        let stage_alarm = format!("{api_name}-stage-5xx");
+        let canary_alarm = format!("{api_name}-canary-5xx");
+        for name in [&stage_alarm, &canary_alarm] {
+            // An extended statistic: LocalStack evaluates only simple
+            // alarms (at creation and every period), which would overwrite
+            // the states the tests set; this one it leaves alone.
+            c.cw.put_metric_alarm()
+                .alarm_name(name)
+                .namespace("TidegateTest")
+                .metric_name(format!("{name}-errors"))
+                .extended_statistic("p99")
+                .period(60)
+                .evaluation_periods(1)
+                .threshold(1.0)
+                .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+                .send()
+                .await
+                .unwrap();
+        }
+        let f = Self {
+            c,
+            api_id,
+            api_name,
+            d1,
+            canary,
+            stage_alarm,
+            canary_alarm,
+        };
+        f.set_alarm(&f.stage_alarm.clone(), StateValue::Ok).await;
+        f.set_alarm(&f.canary_alarm.clone(), StateValue::Ok).await;
+        f
+    }
+
+    fn config(&self, extra: &str) -> String {
+        format!(
+            r#"
+[[rollback.stages]]
+rest_api_id = "{}"
+stage = "prod"
+stage_alarms = ["{}"]
+canary_alarms = ["{}"]
+canary_steps = [10, 50, 100]
+bake_time = "1s"
+cooldown = "0s"
+min_requests = 1
+metric_api_name = "{}"
+{extra}
+"#,
+            self.api_id, self.stage_alarm, self.canary_alarm, self.api_name
+        )
+    }
+
+    fn handler(
+        &self,
+        extra: &str,
+    ) -> impl Service<
+        lambda_http::Request,
+        Response = lambda_http::Response<lambda_http::Body>,
+        Error = std::convert::Infallible,
+    > + Clone {
+        let text = self.config(extra);
+        let settings = config::load(
+            |k| (k == config::CONFIG_ENV).then(|| text.clone()),
+            |_| Err("no files".into()),
+        )
+        .unwrap();
+        let app: Arc<App> = App::new(settings);
+        ServiceBuilder::new()
+            .layer(BudgetLayer)
+            .service(Handler::new(app))
+    }
+
+    /// Sets an alarm's state; returns the event a state change would send.
+    async fn set_alarm(&self, name: &str, state: StateValue) -> String {
+        self.c
+            .cw
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(state.clone())
+            .state_reason("test")
+            .send()
+            .await
+            .unwrap();
+        let alarms = self
+            .c
+            .cw
+            .describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .unwrap();
+        let a = &alarms.metric_alarms()[0];
+        let at = a
+            .state_transitioned_timestamp()
+            .or(a.state_updated_timestamp())
+            .unwrap()
+            .fmt(Format::DateTime)
+            .unwrap();
+        let mut ev: Value = serde_json::from_str(EVENT).unwrap();
+        ev["detail"]["alarmName"] = name.into();
+        ev["resources"][0] =
+            format!("arn:aws:cloudwatch:us-east-1:000000000000:alarm:{name}").into();
+        ev["detail"]["state"]["value"] = state.as_str().into();
+        ev["detail"]["state"]["timestamp"] = at.into();
+        ev.to_string()
+    }
+
+    async fn stage(&self) -> aws_sdk_apigateway::operation::get_stage::GetStageOutput {
+        self.c
+            .apigw
+            .get_stage()
+            .rest_api_id(&self.api_id)
+            .stage_name("prod")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn canary_traffic(&self, count: f64, errors: f64) {
+        let dims = [
+            Dimension::builder()
+                .name("ApiName")
+                .value(&self.api_name)
+                .build(),
+            Dimension::builder()
+                .name("Stage")
+                .value("prod/Canary")
+                .build(),
+        ];
+        let datum = |name: &str, v: f64| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .value(v)
+                .unit(StandardUnit::Count)
+                .set_dimensions(Some(dims.to_vec()))
+                .timestamp(aws_smithy_types::DateTime::from(SystemTime::now()))
+                .build()
+        };
+        self.c
+            .cw
+            .put_metric_data()
+            .namespace("AWS/ApiGateway")
+            .metric_data(datum("Count", count))
+            .metric_data(datum("5XXError", errors))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn invoke<S>(svc: &mut S, event: &str) -> Value
+where
+    S: Service<
+        lambda_http::Request,
+        Response = lambda_http::Response<lambda_http::Body>,
+        Error = std::convert::Infallible,
+    >,
+{
+    let req = lambda_http::request::from_str(event).unwrap();
+    let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+    serde_json::from_slice(resp.body().as_ref()).unwrap()
+}
+
+fn action_type(out: &Value) -> String {
+    let a = &out["stages"][0]["decision"]["action"];
+    match a["type"].as_str() {
+        Some("none") => format!("none:{}", a["reason"]["kind"].as_str().unwrap_or("?")),
+        Some(t) => t.to_owned(),
+        None => format!("no decision: {out}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_alarm_removes_the_canary_once() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(Some(10.0)).await;
+    let before = f.stage().await;
+    assert_eq!(
+        before.canary_settings().and_then(|c| c.deployment_id()),
+        f.canary.as_deref()
+    );
+    let mut svc = f.handler("");
+    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+
+    let started = Instant::now();
+    let out = invoke(&mut svc, &event).await;
+    let took = started.elapsed();
+    eprintln!("alarm event -> canary removed in {took:?}");
+    assert_eq!(action_type(&out), "remove_canary", "{out}");
+    assert_eq!(out["stages"][0]["outcome"]["status"], "applied", "{out}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let after = f.stage().await;
+    assert!(after.canary_settings().is_none(), "{after:?}");
+    assert_eq!(after.deployment_id(), Some(f.d1.as_str()));
+
+    // Redelivered: nothing more happens.
+    let again = invoke(&mut svc, &event).await;
+    assert_eq!(action_type(&again), "none:duplicate", "{again}");
+    let vars: HashMap<String, String> = f.stage().await.variables().cloned().unwrap_or_default();
+    let history = vars.get("tidegate_history").cloned().unwrap_or_default();
+    assert_eq!(history.matches("remove_canary").count(), 1, "{history}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(Some(10.0)).await;
+    let mut svc = f.handler("dry_run = true");
+    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let out = invoke(&mut svc, &event).await;
+    assert_eq!(action_type(&out), "remove_canary", "{out}");
+    assert_eq!(out["stages"][0]["outcome"]["status"], "dry_run", "{out}");
+    let after = f.stage().await;
+    let c = after.canary_settings().expect("canary still there");
+    assert_eq!(c.percent_traffic(), 10.0);
+    assert!(after
+        .variables()
+        .is_none_or(|v| !v.keys().any(|k| k.starts_with("tidegate_"))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_alarm_rolls_back_to_known_good() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(None).await;
+    let mut svc = f.handler("");
+    // Two ticks a bake time apart record d1 as known-good.
+    let first = invoke(&mut svc, SCHEDULE).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let second = invoke(&mut svc, SCHEDULE).await;
+    assert_eq!(
+        action_type(&second),
+        "record_known_good",
+        "{first}\n{second}"
+    );
+
+    // A new deployment goes live on the stage, then the stage alarm fires.
+    // (Created without `stage_name` and moved with UpdateStage: LocalStack's
+    // CreateDeployment on an existing stage drops its variables, and with
+    // them Tidegate's bookkeeping.)
+    let d2 =
+        f.c.apigw
+            .create_deployment()
+            .rest_api_id(&f.api_id)
+            .send()
+            .await
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_owned();
+    f.c.apigw
+        .update_stage()
+        .rest_api_id(&f.api_id)
+        .stage_name("prod")
+        .patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/deploymentId")
+                .value(&d2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(f.stage().await.deployment_id(), Some(d2.as_str()));
+    let event = f.set_alarm(&f.stage_alarm, StateValue::Alarm).await;
+    let out = invoke(&mut svc, &event).await;
+    assert_eq!(action_type(&out), "rollback_stage", "{out}");
+    assert_eq!(f.stage().await.deployment_id(), Some(f.d1.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_steps_a_healthy_canary() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(Some(10.0)).await;
+    f.canary_traffic(200.0, 0.0).await;
+    let mut svc = f.handler("");
+    let first = invoke(&mut svc, SCHEDULE).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let second = invoke(&mut svc, SCHEDULE).await;
+    assert_eq!(
+        action_type(&second),
+        "set_canary_percent",
+        "{first}\n{second}"
+    );
+    let c = f.stage().await;
+    assert_eq!(c.canary_settings().map(|c| c.percent_traffic()), Some(50.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_stage_is_reported_not_patched() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(Some(10.0)).await;
+    let mut svc = f.handler("");
+    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    f.c.apigw
+        .delete_stage()
+        .rest_api_id(&f.api_id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
+    let out = invoke(&mut svc, &event).await;
+    assert_eq!(out["stages"][0]["outcome"]["status"], "failed", "{out}");
+    assert_eq!(out["stages"][0]["outcome"]["error"], "stage not found");
+}
+
+/// A real simple alarm, evaluated by LocalStack on metric data (period 10 s),
+/// delivered wrapped in SNS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_alarm_via_sns_removes_the_canary() {
+    if !enabled() {
+        return;
+    }
+    let mut f = Fixture::new(Some(10.0)).await;
+    let real = format!("{}-real", f.api_name);
+    let metric = format!("{real}-errors");
+    f.c.cw
+        .put_metric_alarm()
+        .alarm_name(&real)
+        .namespace("TidegateTest")
+        .metric_name(&metric)
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(10)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    f.canary_alarm = real.clone();
+    let mut svc = f.handler("");
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let alarm = loop {
+        f.c.cw
+            .put_metric_data()
+            .namespace("TidegateTest")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name(&metric)
+                    .value(5.0)
+                    .unit(StandardUnit::Count)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let out =
+            f.c.cw
+                .describe_alarms()
+                .alarm_names(&real)
+                .send()
+                .await
+                .unwrap();
+        let a = out.metric_alarms()[0].clone();
+        if a.state_value() == Some(&StateValue::Alarm) {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "LocalStack never evaluated {real}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let at = alarm
+        .state_transitioned_timestamp()
+        .or(alarm.state_updated_timestamp())
+        .unwrap()
+        .fmt(Format::DateTime)
+        .unwrap();
+    let mut ev: Value = serde_json::from_str(SNS).unwrap();
+    let mut msg: Value =
+        serde_json::from_str(ev["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    msg["AlarmName"] = real.clone().into();
+    msg["NewStateValue"] = "ALARM".into();
+    msg["StateChangeTime"] = at.into();
+    ev["Records"][0]["Sns"]["Message"] = msg.to_string().into();
+    let out = invoke(&mut svc, &ev.to_string()).await;
+    assert_eq!(action_type(&out), "remove_canary", "{out}");
+    assert!(f.stage().await.canary_settings().is_none());
+}
+
+/// Two invocations racing on one alarm event: the stage ends in the same
+/// state as with one, and the action is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_invocations_act_once() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(Some(10.0)).await;
+    let svc = f.handler("");
+    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let (mut a, mut b) = (svc.clone(), svc);
+    let (ra, rb) = tokio::join!(invoke(&mut a, &event), invoke(&mut b, &event));
+    let kinds = [action_type(&ra), action_type(&rb)];
+    assert!(kinds.contains(&"remove_canary".to_owned()), "{ra}\n{rb}");
+    let after = f.stage().await;
+    assert!(after.canary_settings().is_none(), "{after:?}");
+    assert_eq!(after.deployment_id(), Some(f.d1.as_str()));
+    let history = after
+        .variables()
+        .and_then(|v| v.get("tidegate_history").cloned())
+        .unwrap_or_default();
+    assert_eq!(history.matches("remove_canary").count(), 1, "{history}");
+}
