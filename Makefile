@@ -8,7 +8,7 @@ SHELL := bash
 # Recipes that need the tools source the environment setup wrote.
 ENV := . ./.tools/env.sh
 
-.PHONY: help setup test build lint demo dev clean distclean
+.PHONY: help setup test build lint demo dev bench-edge clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,10 @@ demo: setup ## Walk through the policy with examples/gateway.toml
 
 dev: setup ## Run the Worker locally: wrangler dev on 127.0.0.1:8787
 	@bash scripts/dev.sh
+
+bench-edge: setup ## Measure the Worker's budgets (bundle, startup, per-request) in Miniflare; see BENCHMARKS.md
+	@bash scripts/build-worker.sh --release
+	@$(ENV) && node bench/edge-budgets.mjs $(BENCH_ARGS)
 
 clean: ## Remove build outputs: build/, .wrangler/, test caches, cargo clean (honours CARGO_TARGET_DIR)
 	@if [ -f .cache/localstack/localstack.pid ]; then bash scripts/localstack.sh stop; fi
