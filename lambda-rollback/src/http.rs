@@ -22,7 +22,8 @@ use lambda_http::http::{header, HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::{
-    authorize, select_credential, AuthRejection, AuthRequirement, Credential, Identity, JwtPolicy,
+    authorize, select_credential, AuthRejection, AuthRequirement, Credential, Identity,
+    UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
 };
 use tidegate_policy::config::JwksSource;
 use tidegate_policy::problem::Problem;
@@ -142,21 +143,8 @@ pub fn authenticate(
     let identity = match credential {
         Credential::ApiKey(key) => settings.api_keys.authenticate(key, now_ms)?,
         Credential::Bearer(token) => {
-            let policy = JwtPolicy::new(
-                settings
-                    .gateway
-                    .issuers
-                    .iter()
-                    .map(|i| i.policy.clone())
-                    .collect(),
-            );
-            let jwt = policy.parse(token)?;
-            let issuer = settings
-                .gateway
-                .issuers
-                .iter()
-                .find(|i| jwt.issuer() == Some(i.policy.issuer.as_str()))
-                .ok_or(AuthRejection::WrongIssuer)?;
+            let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
+            let issuer = settings.gateway.token_issuer(&jwt)?;
             match &issuer.jwks {
                 JwksSource::Inline(set) => jwt.verify_with_set(&issuer.policy, set, now_ms)?,
                 JwksSource::Url(_) => {

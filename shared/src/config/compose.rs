@@ -51,16 +51,14 @@ impl GatewayConfig {
         route: &Route,
         jwt: &UnverifiedJwt<'_>,
     ) -> Result<&Issuer, AuthRejection> {
-        let iss = jwt.issuer().ok_or(AuthRejection::WrongIssuer)?;
-        let issuer = self
-            .route_issuers(route)
-            .find(|i| i.policy.issuer == iss)
-            .ok_or(AuthRejection::WrongIssuer)?;
-        if issuer.policy.allows(jwt.alg()) {
-            Ok(issuer)
-        } else {
-            Err(AuthRejection::DisallowedAlgorithm)
-        }
+        issuer_among(self.route_issuers(route), jwt)
+    }
+
+    /// The configured issuer of a parsed (unverified) token, among all
+    /// issuers: [`GatewayConfig::issuer_for_token`] for callers with no
+    /// route, such as the rollback Lambda's control API.
+    pub fn token_issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+        issuer_among(self.issuers.iter(), jwt)
     }
 
     /// The request header clients send API keys in (lower case): the
@@ -81,6 +79,23 @@ impl GatewayConfig {
             api_key_header: Some(self.api_key_header().to_owned()),
             forward_api_key: route.forward_credentials,
         }
+    }
+}
+
+/// The issuer among `issuers` whose `issuer` equals the token's `iss`,
+/// provided it allows the token's `alg`.
+fn issuer_among<'a>(
+    mut issuers: impl Iterator<Item = &'a Issuer>,
+    jwt: &UnverifiedJwt<'_>,
+) -> Result<&'a Issuer, AuthRejection> {
+    let iss = jwt.issuer().ok_or(AuthRejection::WrongIssuer)?;
+    let issuer = issuers
+        .find(|i| i.policy.issuer == iss)
+        .ok_or(AuthRejection::WrongIssuer)?;
+    if issuer.policy.allows(jwt.alg()) {
+        Ok(issuer)
+    } else {
+        Err(AuthRejection::DisallowedAlgorithm)
     }
 }
 
@@ -187,6 +202,26 @@ mod tests {
         );
         assert_eq!(
             check(any, "ES256", "https://c/"),
+            Err(AuthRejection::WrongIssuer)
+        );
+    }
+
+    #[test]
+    fn token_issuer_searches_every_issuer() {
+        let config = parse(TEXT).unwrap();
+        let check = |alg, iss| {
+            let t = token(alg, iss);
+            let jwt = UnverifiedJwt::parse(&t, 4096).unwrap();
+            config.token_issuer(&jwt).map(|i| i.name.clone())
+        };
+        assert_eq!(check("RS256", "https://a/"), Ok("a".into()));
+        assert_eq!(check("ES256", "https://b/"), Ok("b".into()));
+        assert_eq!(
+            check("RS256", "https://b/"),
+            Err(AuthRejection::DisallowedAlgorithm)
+        );
+        assert_eq!(
+            check("ES256", "https://c/"),
             Err(AuthRejection::WrongIssuer)
         );
     }
