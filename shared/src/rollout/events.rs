@@ -269,16 +269,25 @@ pub fn parse_time(s: &str) -> Option<u64> {
     }
 }
 
+/// The string at `field`, or the error naming the field.
+fn string_field<'v>(
+    v: Option<&'v Value>,
+    event: &'static str,
+    field: &'static str,
+) -> Result<&'v str, EventError> {
+    v.and_then(Value::as_str).ok_or(EventError::Field {
+        event,
+        field,
+        expected: "string",
+    })
+}
+
 fn alarm_name(
     v: Option<&Value>,
     event: &'static str,
     field: &'static str,
 ) -> Result<String, EventError> {
-    let name = v.and_then(Value::as_str).ok_or(EventError::Field {
-        event,
-        field,
-        expected: "string",
-    })?;
+    let name = string_field(v, event, field)?;
     if name.is_empty() || name.chars().count() > MAX_ALARM_NAME {
         return Err(EventError::Value {
             event,
@@ -295,11 +304,7 @@ fn state(
     event: &'static str,
     field: &'static str,
 ) -> Result<AlarmState, EventError> {
-    let s = v.and_then(Value::as_str).ok_or(EventError::Field {
-        event,
-        field,
-        expected: "string",
-    })?;
+    let s = string_field(v, event, field)?;
     AlarmState::from_aws(s).ok_or_else(|| EventError::Value {
         event,
         field,
@@ -309,11 +314,7 @@ fn state(
 }
 
 fn time(v: Option<&Value>, event: &'static str, field: &'static str) -> Result<u64, EventError> {
-    let s = v.and_then(Value::as_str).ok_or(EventError::Field {
-        event,
-        field,
-        expected: "string",
-    })?;
+    let s = string_field(v, event, field)?;
     parse_time(s).ok_or_else(|| EventError::Value {
         event,
         field,
@@ -415,15 +416,11 @@ fn parse_sns(records: &Value) -> Result<Input, EventError> {
 }
 
 fn parse_sns_record(record: &Value) -> Result<AlarmEvent, EventError> {
-    let message = record
-        .get("Sns")
-        .and_then(|s| s.get("Message"))
-        .and_then(Value::as_str)
-        .ok_or(EventError::Field {
-            event: SNS_ALARM,
-            field: "Sns.Message",
-            expected: "string",
-        })?;
+    let message = string_field(
+        record.get("Sns").and_then(|s| s.get("Message")),
+        SNS_ALARM,
+        "Sns.Message",
+    )?;
     let m: Value = serde_json::from_str(message).map_err(|_| EventError::Value {
         event: SNS_ALARM,
         field: "Sns.Message",
