@@ -10,6 +10,7 @@
 #   vitest       tests/ suite: Miniflare drives the built Worker
 #   wrangler     wrangler deploy --dry-run (offline bundle check)
 #   localstack   LocalStack starts on loopback; one API Gateway call with awscli
+#   infra        infra/template.yaml: cfn-lint, least-privilege test, deployed to LocalStack
 #   lambda       cargo lambda build --release of the rollback function
 #   rollback-localstack  the rollback Lambda's handler against LocalStack
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
@@ -22,7 +23,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack lambda rollback-localstack)
+ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -96,6 +97,19 @@ stage_localstack() {
     say "API Gateway on LocalStack: created, read back and deleted REST API $id"
 }
 
+stage_infra() {
+    "$VENV_DIR/bin/cfn-lint" infra/template.yaml
+    say "cfn-lint: infra/template.yaml is clean"
+    "$VENV_DIR/bin/python" -m unittest discover -s infra/tests -p 'test_*.py'
+    # Stop it afterwards only if this run started it.
+    if ! bash scripts/localstack.sh status >/dev/null; then
+        trap 'bash scripts/localstack.sh stop' EXIT
+    fi
+    bash scripts/localstack.sh start
+    eval "$(bash scripts/localstack.sh env)"
+    "$VENV_DIR/bin/python" infra/tests/localstack_stack.py
+}
+
 stage_lambda() { bash scripts/build-lambda.sh; }
 
 stage_rollback_localstack() {
@@ -121,6 +135,7 @@ describe() {
         vitest) echo "vitest: Miniflare drives the built Worker" ;;
         wrangler) echo "wrangler deploy --dry-run (offline)" ;;
         localstack) echo "LocalStack smoke: API Gateway via awscli" ;;
+        infra) echo "AWS template: cfn-lint, least-privilege IAM, deploy to LocalStack" ;;
         lambda) echo "cargo lambda build --release (rollback)" ;;
         rollback-localstack) echo "rollback Lambda handler against LocalStack" ;;
         *) return 1 ;;
