@@ -100,14 +100,15 @@ stage_localstack() {
 stage_infra() {
     "$VENV_DIR/bin/cfn-lint" infra/template.yaml
     say "cfn-lint: infra/template.yaml is clean"
-    "$VENV_DIR/bin/python" -m unittest discover -s infra/tests -p 'test_*.py'
+    # -B: no __pycache__ in the tree.
+    "$VENV_DIR/bin/python" -B -m unittest discover -s infra/tests -p 'test_*.py'
     # Stop it afterwards only if this run started it.
     if ! bash scripts/localstack.sh status >/dev/null; then
         trap 'bash scripts/localstack.sh stop' EXIT
     fi
     bash scripts/localstack.sh start
     eval "$(bash scripts/localstack.sh env)"
-    "$VENV_DIR/bin/python" infra/tests/localstack_stack.py
+    "$VENV_DIR/bin/python" -B infra/tests/localstack_stack.py
 }
 
 stage_lambda() { bash scripts/build-lambda.sh; }

@@ -1,6 +1,6 @@
 """Least privilege of infra/template.yaml, checked on the template itself.
 
-Run: .venv/bin/python -m unittest discover -s infra/tests -p 'test_*.py'
+Run: .venv/bin/python -B -m unittest discover -s infra/tests -p 'test_*.py'
 
 The rules (see infra/README.md, "Permissions"):
 - the function's role is the only IAM principal the template creates, its
