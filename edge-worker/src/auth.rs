@@ -1,6 +1,7 @@
 //! Authentication per route: which credential, verified how, is the policy's
-//! call; this module reads the headers, fetches keys through [`crate::jwks`]
-//! and turns a refusal into its problem and `WWW-Authenticate` challenge.
+//! call; this module reads the headers, fetches keys through [`crate::jwks`],
+//! has WebCrypto check token signatures ([`crate::webcrypto`]) and turns a
+//! refusal into its problem and `WWW-Authenticate` challenge.
 
 use std::rc::Rc;
 
@@ -15,6 +16,7 @@ use worker::{Context, Env};
 
 use crate::config::{self, Gateway};
 use crate::response::add_time;
+use crate::webcrypto::WebCrypto;
 use crate::Flow;
 
 /// The caller of `route`: `None` for a public route, or the problem to
@@ -89,7 +91,12 @@ async fn verify(
             let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
             let issuer = config.issuer_for_token(route, &jwt)?;
             let jwk = crate::jwks::key_for(gw, issuer, jwt.kid(), jwt.alg(), ctx).await?;
-            jwt.verify(&issuer.policy, &jwk, crate::now_ms())?
+            // The signature with WebCrypto (native in workerd), the rest by the policy.
+            let check = jwt.signature_check(&issuer.policy, &jwk)?;
+            check
+                .verify_with(&WebCrypto)
+                .await?
+                .identity(crate::now_ms())?
         }
     };
     authorize(&identity, &route.auth.scopes)?;

@@ -32,6 +32,7 @@ mod proxy;
 mod purge;
 mod response;
 mod throttle;
+mod webcrypto;
 
 use std::rc::Rc;
 

@@ -1,6 +1,10 @@
 //! JWT bearer tokens: parsing, issuer policy, signature and claim checks.
 //!
-//! `jsonwebtoken` only checks signatures (`jsonwebtoken::crypto::verify`). We
+//! The signature check itself is the caller's (see `signature.rs`): this
+//! module prepares it ([`UnverifiedJwt::signature_check`]) and checks the
+//! claims once a verifier has said yes. With the `native-verify` feature,
+//! [`UnverifiedJwt::verify`] does all three in one go with `jsonwebtoken`,
+//! which then only checks signatures (`jsonwebtoken::crypto::verify`). We
 //! parse header and claims ourselves so that sizes are bounded, duplicate
 //! members are refused, and time comes from the caller: jsonwebtoken's claim
 //! validation reads the system clock, which is impure and panics on wasm32.
@@ -21,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::claims::{string_claim, Claims};
-use super::keys::{decoding_key_for, select_key};
+use super::keys::{select_key, verification_key};
+use super::signature::SignatureCheck;
 use super::strict_json::{parse_object, StrictJsonError};
 use super::{AuthMethod, AuthRejection, Identity, MalformedToken, TokenPart};
 
@@ -140,6 +145,7 @@ impl JwtPolicy {
     /// Parses and verifies `token` in one go, for key sets the caller
     /// already holds (static HMAC secrets, tests). `keys_for` returns the
     /// issuer's key set, or `None` if it is unavailable (503).
+    #[cfg(feature = "native-verify")]
     pub fn verify<'k, F>(
         &self,
         token: &str,
@@ -173,7 +179,11 @@ pub struct JwtHeaderPeek {
 pub struct UnverifiedJwt<'t> {
     /// `header.claims`, the bytes the signature covers.
     signing_input: &'t str,
+    /// The signature segment, base64url (what jsonwebtoken takes).
+    #[cfg(feature = "native-verify")]
     signature: &'t str,
+    /// The signature segment, decoded.
+    signature_bytes: Vec<u8>,
     alg: Algorithm,
     kid: Option<String>,
     claims: Claims,
@@ -237,12 +247,14 @@ impl<'t> UnverifiedJwt<'t> {
         };
 
         let claims = Claims::from_map(decode_object(claims_b64, TokenPart::Claims)?)?;
-        if URL_SAFE_NO_PAD.decode(signature).is_err() {
-            return Err(MalformedToken::Base64(TokenPart::Signature).into());
-        }
+        let signature_bytes = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| MalformedToken::Base64(TokenPart::Signature))?;
         Ok(Self {
             signing_input,
+            #[cfg(feature = "native-verify")]
             signature,
+            signature_bytes,
             alg,
             kid,
             claims,
@@ -273,33 +285,48 @@ impl<'t> UnverifiedJwt<'t> {
         }
     }
 
-    /// Verifies with the key in `keys` that matches the token's `kid` and
-    /// `alg` (see [`select_key`]: without a `kid`, only a set with exactly
-    /// one usable key will do).
-    pub fn verify_with_set(
-        &self,
-        issuer: &IssuerPolicy,
-        keys: &JwkSet,
-        now_ms: u64,
-    ) -> Result<Identity, AuthRejection> {
+    /// The bytes the signature covers.
+    pub(super) fn signing_input(&self) -> &'t str {
+        self.signing_input
+    }
+
+    /// The signature segment as sent (base64url).
+    #[cfg(feature = "native-verify")]
+    pub(super) fn signature_text(&self) -> &'t str {
+        self.signature
+    }
+
+    /// The decoded signature.
+    pub(super) fn signature_bytes(&self) -> &[u8] {
+        &self.signature_bytes
+    }
+
+    /// Prepares the signature check with the key in `keys` that matches the
+    /// token's `kid` and `alg` (see [`select_key`]: without a `kid`, only a
+    /// set with exactly one usable key will do).
+    pub fn signature_check_in_set<'a>(
+        &'a self,
+        issuer: &'a IssuerPolicy,
+        keys: &'a JwkSet,
+    ) -> Result<SignatureCheck<'a>, AuthRejection> {
         if !issuer.allows(self.alg) {
             return Err(AuthRejection::DisallowedAlgorithm);
         }
         let jwk = select_key(keys, self.kid(), self.alg).ok_or(AuthRejection::UnknownKey)?;
-        self.verify(issuer, jwk, now_ms)
+        self.signature_check(issuer, jwk)
     }
 
-    /// Verifies signature and claims with `jwk` under `issuer`, at `now_ms`.
+    /// Prepares the signature check with `jwk` under `issuer`: every check
+    /// that needs no cryptography, in this order: algorithm allowed, `iss`,
+    /// `kid`, key fits the algorithm. The signature is then the caller's to
+    /// check (`signature.rs`), the claims the [`VerifiedSignature`]'s.
     ///
-    /// Order: algorithm allowed, `iss`, key fits the algorithm, signature,
-    /// then `exp`/`nbf`/`iat`, lifetime, `aud` and `sub`. Only the first
-    /// failure is reported.
-    pub fn verify(
-        &self,
-        issuer: &IssuerPolicy,
-        jwk: &Jwk,
-        now_ms: u64,
-    ) -> Result<Identity, AuthRejection> {
+    /// [`VerifiedSignature`]: super::VerifiedSignature
+    pub fn signature_check<'a>(
+        &'a self,
+        issuer: &'a IssuerPolicy,
+        jwk: &'a Jwk,
+    ) -> Result<SignatureCheck<'a>, AuthRejection> {
         if !issuer.allows(self.alg) {
             return Err(AuthRejection::DisallowedAlgorithm);
         }
@@ -311,19 +338,53 @@ impl<'t> UnverifiedJwt<'t> {
                 return Err(AuthRejection::UnknownKey);
             }
         }
-        let key = decoding_key_for(jwk, self.alg).map_err(|_| AuthRejection::UnknownKey)?;
-        match jsonwebtoken::crypto::verify(
-            self.signature,
-            self.signing_input.as_bytes(),
-            &key,
-            self.alg,
-        ) {
-            Ok(true) => {}
-            Ok(false) => return Err(AuthRejection::BadSignature),
-            // The verifier refused the key itself (e.g. a point off the curve).
-            Err(_) => return Err(AuthRejection::UnknownKey),
-        }
+        let key = verification_key(jwk, self.alg).map_err(|_| AuthRejection::UnknownKey)?;
+        Ok(SignatureCheck::new(self, issuer, jwk, key))
+    }
 
+    /// Verifies with the key in `keys` that matches the token's `kid` and
+    /// `alg` (see [`select_key`]: without a `kid`, only a set with exactly
+    /// one usable key will do).
+    #[cfg(feature = "native-verify")]
+    pub fn verify_with_set(
+        &self,
+        issuer: &IssuerPolicy,
+        keys: &JwkSet,
+        now_ms: u64,
+    ) -> Result<Identity, AuthRejection> {
+        self.signature_check_in_set(issuer, keys)?
+            .verify_natively()?
+            .identity(now_ms)
+    }
+
+    /// Verifies signature and claims with `jwk` under `issuer`, at `now_ms`,
+    /// the signature with jsonwebtoken's RustCrypto verifier.
+    ///
+    /// Order: algorithm allowed, `iss`, key fits the algorithm, signature,
+    /// then `exp`/`nbf`/`iat`, lifetime, `aud` and `sub`. Only the first
+    /// failure is reported.
+    #[cfg(feature = "native-verify")]
+    pub fn verify(
+        &self,
+        issuer: &IssuerPolicy,
+        jwk: &Jwk,
+        now_ms: u64,
+    ) -> Result<Identity, AuthRejection> {
+        self.signature_check(issuer, jwk)?
+            .verify_natively()?
+            .identity(now_ms)
+    }
+
+    /// The claim checks, once the signature is verified (only
+    /// `VerifiedSignature::identity` calls this): `exp`/`nbf`/`iat`,
+    /// lifetime, `aud`, `sub`, the tier claim. `key_id` is the verifying
+    /// key's `kid`, reported when the token names none.
+    pub(super) fn accept_claims(
+        &self,
+        issuer: &IssuerPolicy,
+        key_id: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Identity, AuthRejection> {
         check_times(&self.claims, issuer, now_ms)?;
         let aud = self.claims.aud.as_deref().unwrap_or_default();
         if !issuer.audiences.iter().any(|a| aud.contains(a)) {
@@ -341,7 +402,7 @@ impl<'t> UnverifiedJwt<'t> {
         };
         Ok(Identity {
             subject,
-            key_id: self.kid.clone().or_else(|| jwk.common.key_id.clone()),
+            key_id: self.kid.clone().or_else(|| key_id.map(str::to_owned)),
             issuer: Some(issuer.issuer.clone()),
             scopes: self.claims.scopes.clone(),
             tier,
@@ -388,6 +449,24 @@ fn decode_object(
         StrictJsonError::DuplicateKey => MalformedToken::DuplicateKey(part),
         StrictJsonError::Syntax | StrictJsonError::NotAnObject => MalformedToken::Json(part),
     })
+}
+
+/// The RFC 7518 name of `alg`.
+pub(super) fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::EdDSA => "EdDSA",
+    }
 }
 
 /// The supported algorithm named `name` (case-sensitive, RFC 7518). `none`

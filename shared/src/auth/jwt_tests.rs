@@ -11,7 +11,10 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::auth::authorize;
+use crate::auth::{
+    authorize, EcCurve, NativeVerifier, SignatureCheck, SignatureOutcome, SignatureVerifier,
+    VerificationKey,
+};
 
 const ISS: &str = "https://idp.example.com/";
 const AUD: &str = "https://api.example.com";
@@ -818,4 +821,322 @@ proptest! {
             }
         }
     }
+}
+
+// ------------------------------------------------- the split signature path
+
+/// Runs a future that never waits (the native verifier's, the test ones).
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("the verifier waited"),
+    }
+}
+
+/// Parse, check, `verifier`, claims: what an adapter with its own
+/// signature checker (WebCrypto at the edge) does.
+fn verify_split<V: SignatureVerifier>(
+    policy: &IssuerPolicy,
+    token: &str,
+    keys: &JwkSet,
+    verifier: &V,
+) -> Result<Identity, AuthRejection> {
+    let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
+    let check = jwt.signature_check_in_set(policy, keys)?;
+    ready(check.verify_with(verifier))?.identity(NOW)
+}
+
+/// Tokens covering every answer of the old path, for every algorithm.
+fn corpus() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for alg in ALL {
+        let name = format!("{alg:?}");
+        let good = token(alg, &claims());
+        let (input, sig) = good.rsplit_once('.').unwrap();
+        let mut c = claims();
+        c["sub"] = json!("mallory");
+        let forged = token(alg, &c);
+        let (forged_input, _) = forged.rsplit_once('.').unwrap();
+        let mut flipped = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        flipped[0] ^= 1;
+        let mut expired = claims();
+        expired["exp"] = json!(NOW_S - 3600);
+        let mut wrong_aud = claims();
+        wrong_aud["aud"] = json!("someone-else");
+        let mut no_sub = claims();
+        no_sub.as_object_mut().unwrap().remove("sub");
+        for (case, t) in [
+            ("valid", good.clone()),
+            ("spliced", format!("{forged_input}.{sig}")),
+            ("empty signature", format!("{input}.")),
+            ("flipped bit", format!("{input}.{}", b64(&flipped))),
+            ("truncated", format!("{input}.{}", &sig[..sig.len() / 2])),
+            ("expired", token(alg, &expired)),
+            ("wrong aud", token(alg, &wrong_aud)),
+            ("no sub", token(alg, &no_sub)),
+        ] {
+            out.push((format!("{name} {case}"), t));
+        }
+    }
+    let body = claims().to_string();
+    let rsa = &rsa_signer().enc;
+    let other = rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let other = EncodingKey::from_rsa_der(other.to_pkcs1_der().unwrap().as_bytes());
+    for (case, header, alg, enc) in [
+        (
+            "unknown kid",
+            r#"{"alg":"RS256","kid":"rsa-2"}"#,
+            Algorithm::RS256,
+            rsa,
+        ),
+        ("no kid", r#"{"alg":"RS256"}"#, Algorithm::RS256, rsa),
+        (
+            "other key",
+            r#"{"alg":"RS256","kid":"rsa-1"}"#,
+            Algorithm::RS256,
+            &other,
+        ),
+        (
+            "ES256 on the RSA kid",
+            r#"{"alg":"ES256","kid":"rsa-1"}"#,
+            Algorithm::ES256,
+            &es256_signer().enc,
+        ),
+        (
+            "HS256 on the RSA kid",
+            r#"{"alg":"HS256","kid":"rsa-1"}"#,
+            Algorithm::HS256,
+            &hs_signer().enc,
+        ),
+    ] {
+        out.push((case.to_owned(), sign_raw(header, &body, alg, enc)));
+    }
+    let mut evil = claims();
+    evil["iss"] = json!("https://evil.example.com/");
+    out.push(("wrong iss".into(), token(Algorithm::RS256, &evil)));
+    out
+}
+
+#[test]
+fn split_path_answers_as_the_native_path() {
+    let keys = all_keys();
+    for policy in [issuer(&ALL), issuer(&[Algorithm::RS256, Algorithm::ES256])] {
+        for (case, t) in corpus() {
+            let native = verify(&policy, &t);
+            let split = verify_split(&policy, &t, &keys, &NativeVerifier);
+            assert_eq!(split, native, "{case}");
+        }
+    }
+    // The corpus does reach every signature outcome.
+    let p = issuer(&ALL);
+    let answers: Vec<_> = corpus().iter().map(|(_, t)| verify(&p, t)).collect();
+    assert!(answers.iter().any(Result::is_ok));
+    assert!(answers.contains(&Err(AuthRejection::BadSignature)));
+    assert!(answers.contains(&Err(AuthRejection::UnknownKey)));
+    assert!(answers.contains(&Err(AuthRejection::Expired)));
+}
+
+/// A verifier that answers the same whatever it is asked.
+struct Always(SignatureOutcome);
+
+impl SignatureVerifier for Always {
+    fn check(&self, _: &SignatureCheck<'_>) -> impl std::future::Future<Output = SignatureOutcome> {
+        std::future::ready(self.0)
+    }
+}
+
+#[test]
+fn the_verifiers_answer_decides() {
+    let p = issuer(&ALL);
+    let keys = all_keys();
+    let t = token(Algorithm::RS256, &claims());
+    let with = |outcome| verify_split(&p, &t, &keys, &Always(outcome));
+    assert_eq!(
+        with(SignatureOutcome::Invalid),
+        Err(AuthRejection::BadSignature)
+    );
+    assert_eq!(
+        with(SignatureOutcome::KeyRefused),
+        Err(AuthRejection::UnknownKey)
+    );
+    assert_eq!(with(SignatureOutcome::Valid).unwrap().subject, "alice");
+    // Checks before the signature stand whatever the verifier would say.
+    let mut c = claims();
+    c["iss"] = json!("https://evil.example.com/");
+    let evil = token(Algorithm::RS256, &c);
+    assert_eq!(
+        verify_split(&p, &evil, &keys, &Always(SignatureOutcome::Valid)),
+        Err(AuthRejection::WrongIssuer)
+    );
+    let hs_on_rsa = sign_raw(
+        r#"{"alg":"HS256","kid":"rsa-1"}"#,
+        &claims().to_string(),
+        Algorithm::HS256,
+        &hs_signer().enc,
+    );
+    assert_eq!(
+        verify_split(&p, &hs_on_rsa, &keys, &Always(SignatureOutcome::Valid)),
+        Err(AuthRejection::UnknownKey)
+    );
+    // Claims are still checked after a valid signature.
+    let mut c = claims();
+    c["exp"] = json!(NOW_S - 3600);
+    let old = token(Algorithm::RS256, &c);
+    assert_eq!(
+        verify_split(&p, &old, &keys, &Always(SignatureOutcome::Valid)),
+        Err(AuthRejection::Expired)
+    );
+}
+
+/// Checks the exposed bytes with the RustCrypto crates directly, as an
+/// outside verifier (WebCrypto) sees them: signing input, raw signature
+/// (ECDSA as r || s), key material from the JWK.
+struct RawBytes;
+
+impl RawBytes {
+    fn outcome(check: &SignatureCheck<'_>) -> Option<bool> {
+        use p256::ecdsa::signature::Verifier;
+        use sha2::{Digest, Sha256, Sha384, Sha512};
+        let msg = check.signing_input();
+        let sig = check.signature();
+        let dec = |s: &str| URL_SAFE_NO_PAD.decode(s).unwrap();
+        Some(match (check.key(), check.alg()) {
+            (VerificationKey::Rsa { n, e }, alg) => {
+                let key = rsa::RsaPublicKey::new(
+                    rsa::BigUint::from_bytes_be(&dec(n)),
+                    rsa::BigUint::from_bytes_be(&dec(e)),
+                )
+                .unwrap();
+                let r = match alg {
+                    Algorithm::RS256 => key.verify(
+                        rsa::Pkcs1v15Sign::new::<Sha256>(),
+                        &Sha256::digest(msg),
+                        sig,
+                    ),
+                    Algorithm::RS384 => key.verify(
+                        rsa::Pkcs1v15Sign::new::<Sha384>(),
+                        &Sha384::digest(msg),
+                        sig,
+                    ),
+                    Algorithm::RS512 => key.verify(
+                        rsa::Pkcs1v15Sign::new::<Sha512>(),
+                        &Sha512::digest(msg),
+                        sig,
+                    ),
+                    Algorithm::PS256 => {
+                        key.verify(rsa::Pss::new::<Sha256>(), &Sha256::digest(msg), sig)
+                    }
+                    Algorithm::PS384 => {
+                        key.verify(rsa::Pss::new::<Sha384>(), &Sha384::digest(msg), sig)
+                    }
+                    _ => key.verify(rsa::Pss::new::<Sha512>(), &Sha512::digest(msg), sig),
+                };
+                r.is_ok()
+            }
+            (
+                VerificationKey::Ec {
+                    curve: EcCurve::P256,
+                    x,
+                    y,
+                },
+                _,
+            ) => {
+                let point = p256::EncodedPoint::from_affine_coordinates(
+                    dec(x).as_slice().into(),
+                    dec(y).as_slice().into(),
+                    false,
+                );
+                let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point).unwrap();
+                p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| key.verify(msg, &s).is_ok())
+            }
+            (VerificationKey::Ed25519 { x }, _) => {
+                let key =
+                    ed25519_dalek::VerifyingKey::from_bytes(&dec(x).try_into().unwrap()).unwrap();
+                ed25519_dalek::Signature::from_slice(sig).is_ok_and(|s| key.verify(msg, &s).is_ok())
+            }
+            // No HMAC or P-384 verifier among the dev dependencies.
+            _ => return None,
+        })
+    }
+}
+
+impl SignatureVerifier for RawBytes {
+    fn check(
+        &self,
+        check: &SignatureCheck<'_>,
+    ) -> impl std::future::Future<Output = SignatureOutcome> {
+        std::future::ready(match Self::outcome(check) {
+            Some(true) => SignatureOutcome::Valid,
+            Some(false) => SignatureOutcome::Invalid,
+            None => native_only(check),
+        })
+    }
+}
+
+fn native_only(check: &SignatureCheck<'_>) -> SignatureOutcome {
+    ready(NativeVerifier.check(check))
+}
+
+#[test]
+fn exposed_bytes_verify_with_plain_crypto_libraries() {
+    let p = issuer(&ALL);
+    let keys = all_keys();
+    for (case, t) in corpus() {
+        assert_eq!(
+            verify_split(&p, &t, &keys, &RawBytes),
+            verify(&p, &t),
+            "{case}"
+        );
+    }
+    // ES256 signatures are 64 raw bytes (r || s), not DER.
+    let t = token(Algorithm::ES256, &claims());
+    let jwt = UnverifiedJwt::parse(&t, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+    let check = jwt.signature_check_in_set(&p, &keys).unwrap();
+    assert_eq!(check.signature().len(), 64);
+    assert_eq!(
+        check.signing_input(),
+        t.rsplit_once('.').unwrap().0.as_bytes()
+    );
+    assert!(matches!(
+        check.key(),
+        VerificationKey::Ec {
+            curve: EcCurve::P256,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn key_fingerprints_tell_keys_apart() {
+    let p = issuer(&ALL);
+    let keys = all_keys();
+    let fingerprint = |t: &str, keys: &JwkSet| {
+        let jwt = UnverifiedJwt::parse(t, DEFAULT_MAX_TOKEN_BYTES).unwrap();
+        let check = jwt.signature_check_in_set(&p, keys).unwrap();
+        // Debug shows neither the signing input nor the signature.
+        let dbg = format!("{check:?}");
+        assert!(!dbg.contains(t.rsplit_once('.').unwrap().1), "{dbg}");
+        check.key_fingerprint()
+    };
+    let rs = fingerprint(&token(Algorithm::RS256, &claims()), &keys);
+    // Same token kind, same key: same fingerprint.
+    let mut c = claims();
+    c["sub"] = json!("bob");
+    assert_eq!(fingerprint(&token(Algorithm::RS256, &c), &keys), rs);
+    // Same key, other algorithm: another one.
+    assert_ne!(fingerprint(&token(Algorithm::PS256, &claims()), &keys), rs);
+    // A rotated key under the same kid: another one.
+    let other = rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+    use rsa::traits::PublicKeyParts;
+    let rotated = JwkSet {
+        keys: vec![jwk(json!({"kty": "RSA", "kid": "rsa-1",
+            "n": b64(other.n().to_bytes_be()), "e": b64(other.e().to_bytes_be())}))],
+    };
+    assert_ne!(
+        fingerprint(&token(Algorithm::RS256, &claims()), &rotated),
+        rs
+    );
 }

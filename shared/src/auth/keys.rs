@@ -11,7 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::jwk::{KeyOperations, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
+#[cfg(feature = "native-verify")]
+use jsonwebtoken::DecodingKey;
 
 /// Every algorithm Tidegate verifies.
 pub(crate) const SUPPORTED_ALGORITHMS: [Algorithm; 12] = [
@@ -52,7 +54,82 @@ pub enum KeyMismatch {
     InvalidKeyMaterial,
 }
 
+/// The public key material of a JWK that passed the checks for one
+/// algorithm, as base64url text straight from the JWK: what a signature
+/// checker outside this crate (WebCrypto's `importKey("jwk", ...)`) imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationKey<'k> {
+    /// An HMAC secret (`kty: oct`), at least as long as the hash output.
+    Hmac {
+        /// The secret, base64url (JWK `k`).
+        k: &'k str,
+    },
+    /// An RSA public key of 2048 to 4096 bits (`kty: RSA`).
+    Rsa {
+        /// The modulus, base64url big-endian (JWK `n`).
+        n: &'k str,
+        /// The public exponent, base64url big-endian (JWK `e`).
+        e: &'k str,
+    },
+    /// A NIST curve point (`kty: EC`) whose coordinates have the curve's size.
+    Ec {
+        /// The curve, which the algorithm fixes (ES256: P-256, ES384: P-384).
+        curve: EcCurve,
+        /// The x coordinate, base64url (JWK `x`).
+        x: &'k str,
+        /// The y coordinate, base64url (JWK `y`).
+        y: &'k str,
+    },
+    /// An Ed25519 public key of 32 bytes (`kty: OKP`, `crv: Ed25519`).
+    Ed25519 {
+        /// The key, base64url (JWK `x`).
+        x: &'k str,
+    },
+}
+
+/// The NIST curves Tidegate verifies ECDSA signatures on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EcCurve {
+    /// P-256 (ES256).
+    P256,
+    /// P-384 (ES384).
+    P384,
+}
+
+impl EcCurve {
+    /// The JWK / WebCrypto name: `P-256` or `P-384`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::P256 => "P-256",
+            Self::P384 => "P-384",
+        }
+    }
+}
+
+/// The key material of `jwk` for verifying `alg`, if the pair is safe: the
+/// same checks as [`usable_for`], then the material in typed form.
+pub fn verification_key(jwk: &Jwk, alg: Algorithm) -> Result<VerificationKey<'_>, KeyMismatch> {
+    check_metadata(jwk, alg)?;
+    check_material(jwk, alg)?;
+    // check_material has matched the parameters against `alg` already.
+    Ok(match &jwk.algorithm {
+        AlgorithmParameters::OctetKey(p) => VerificationKey::Hmac { k: &p.value },
+        AlgorithmParameters::RSA(p) => VerificationKey::Rsa { n: &p.n, e: &p.e },
+        AlgorithmParameters::EllipticCurve(p) => VerificationKey::Ec {
+            curve: match p.curve {
+                EllipticCurve::P256 => EcCurve::P256,
+                EllipticCurve::P384 => EcCurve::P384,
+                _ => return Err(KeyMismatch::WrongKeyType),
+            },
+            x: &p.x,
+            y: &p.y,
+        },
+        AlgorithmParameters::OctetKeyPair(p) => VerificationKey::Ed25519 { x: &p.x },
+    })
+}
+
 /// The jsonwebtoken verification key for `jwk` and `alg`, if the pair is safe.
+#[cfg(feature = "native-verify")]
 pub fn decoding_key_for(jwk: &Jwk, alg: Algorithm) -> Result<DecodingKey, KeyMismatch> {
     check_metadata(jwk, alg)?;
     check_material(jwk, alg)?;
@@ -253,7 +330,7 @@ mod tests {
         k.common.key_algorithm = Some(KeyAlgorithm::RS256);
         assert!(usable_for(&k, Algorithm::RS256));
         assert_eq!(
-            decoding_key_for(&k, Algorithm::PS256).unwrap_err(),
+            verification_key(&k, Algorithm::PS256).unwrap_err(),
             KeyMismatch::WrongAlgorithm
         );
         k.common.key_algorithm = Some(KeyAlgorithm::RSA_OAEP);
@@ -261,7 +338,7 @@ mod tests {
         k.common.key_algorithm = None;
         k.common.public_key_use = Some(PublicKeyUse::Encryption);
         assert_eq!(
-            decoding_key_for(&k, Algorithm::RS256).unwrap_err(),
+            verification_key(&k, Algorithm::RS256).unwrap_err(),
             KeyMismatch::NotForSignatures
         );
         k.common.public_key_use = Some(PublicKeyUse::Signature);
@@ -282,7 +359,7 @@ mod tests {
         assert!(!usable_for(&rsa(4104), Algorithm::RS256));
         let short_ed = jwk(json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[3; 16])}));
         assert_eq!(
-            decoding_key_for(&short_ed, Algorithm::EdDSA).unwrap_err(),
+            verification_key(&short_ed, Algorithm::EdDSA).unwrap_err(),
             KeyMismatch::InvalidKeyMaterial
         );
         let p384_as_256 =

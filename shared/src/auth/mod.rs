@@ -10,8 +10,11 @@
 //!    [`JwtHeaderPeek`] (issuer, `kid`, `alg`) names the key set to consult,
 //!    [`JwtPolicy::issuer_for`] picks the issuer policy (or, from the
 //!    config, `GatewayConfig::issuer_for_token` the issuer with its JWKS
-//!    cache), [`JwksCache::lookup`] says whether to fetch, and
-//!    [`UnverifiedJwt::verify`] checks signature and claims.
+//!    cache), [`JwksCache::lookup`] says whether to fetch,
+//!    [`UnverifiedJwt::signature_check`] prepares the signature check, a
+//!    [`SignatureVerifier`] (WebCrypto at the edge, [`NativeVerifier`]
+//!    elsewhere) does it, and [`VerifiedSignature::identity`] checks the
+//!    claims; [`UnverifiedJwt::verify`] is all three with the native verifier.
 //! 3. An API key goes to [`ApiKeyStore::authenticate`].
 //! 4. [`authorize`] checks the route's scopes against the [`Identity`],
 //!    which then feeds the origin headers (`route::TrustedIdentity::from`),
@@ -30,6 +33,7 @@ mod jwt;
 mod keys;
 mod rejection;
 mod requirement;
+mod signature;
 mod strict_json;
 pub(crate) mod timestamp;
 
@@ -42,9 +46,14 @@ pub use jwt::{
     IssuerPolicy, JwtHeaderPeek, JwtPolicy, UnverifiedJwt, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
     MAX_KID_BYTES,
 };
-pub use keys::{decoding_key_for, select_key, KeyMismatch};
+#[cfg(feature = "native-verify")]
+pub use keys::decoding_key_for;
+pub use keys::{select_key, verification_key, EcCurve, KeyMismatch, VerificationKey};
 pub use rejection::{AuthRejection, MalformedToken, TokenPart, REALM};
 pub use requirement::{authorize, AuthRequirement, RouteAuth};
+#[cfg(feature = "native-verify")]
+pub use signature::NativeVerifier;
+pub use signature::{SignatureCheck, SignatureOutcome, SignatureVerifier, VerifiedSignature};
 
 /// The algorithms and key types a JWT may use, re-exported so callers need not
 /// depend on `jsonwebtoken` themselves. `none` is not among them.
