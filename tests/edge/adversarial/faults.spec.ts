@@ -90,13 +90,12 @@ describe("origin faults", () => {
   it("a body cut off mid-way is never stored as an entry", async () => {
     const path = `/faulty-cached/${unique()}`;
     edge.fault.set(path, { kind: "reset-mid-body" });
-    const cut = await edge.fetch(path);
-    console.info(`[faults] reset mid-body on a cached route: ${cut.status} ${cacheStatus(cut)} ${cut.text.slice(0, 40)}`);
-    await sleep(200);
+    await edge.fetch(path);
+    await sleep(300); // entries are written in the background
     edge.fault.set(path, { kind: "ok", body: '{"version":2}', headers: { "cache-control": "max-age=60" } });
     const next = await edge.fetch(path);
-    console.info(`[faults] next: ${next.status} ${cacheStatus(next)} ${next.text.slice(0, 40)}`);
     expect(next.status).toBe(200);
+    expect(cacheStatus(next)).toBe("MISS");
     expect(next.json()).toEqual({ version: 2 });
   });
 
@@ -157,16 +156,14 @@ describe("JWKS endpoint faults", () => {
     expect(edge.fault.hits(jwks) - before).toBe(1);
   }, 30_000);
 
-  it("answers that are not a usable key set (500, 404, HTML, JSON without keys, an empty set, a reset) are 503", async () => {
+  it("answers that are not a usable key set (500, HTML, keys not a list, an empty set, a reset) are 503", async () => {
     const jwks = "/broken/jwks.json";
     const token = () => signJwt(edge.brokenKey, claims(BROKEN));
+    // Each case waits out the 1 s cooldown, so the list is kept short.
     const bad = [
       { kind: "status", status: 500 },
-      { kind: "status", status: 404 },
       { kind: "ok", body: "<html>login</html>" },
-      { kind: "ok", body: '{"not":"a jwks"}' },
       { kind: "ok", body: '{"keys":"nope"}' },
-      { kind: "ok", body: '{"keys":[{"kty":"RSA","kid":"broken-1","n":"!!","e":"AQAB"}]}' },
       { kind: "ok", body: '{"keys":[]}' },
       { kind: "reset-mid-body" },
     ] as const;

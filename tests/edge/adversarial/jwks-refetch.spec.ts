@@ -29,21 +29,21 @@ async function randomKidStorm(issuer: string, count: number, concurrency: number
 }
 
 describe("random kids against a long cooldown (test-idp)", () => {
-  it("600 random kids (50 in flight) cause at most one JWKS fetch; known keys keep working", async () => {
+  it("400 random kids (50 in flight) cause at most one JWKS fetch; known keys keep working", async () => {
     expect((await send(edge.token())).status).toBe(200);
     const before = edge.jwks.fetches(JWKS_STEADY);
-    const statuses = await randomKidStorm(ISSUER, 600, 50);
-    expect([...statuses.entries()]).toEqual([[401, 600]]);
+    const statuses = await randomKidStorm(ISSUER, 400, 50);
+    expect([...statuses.entries()]).toEqual([[401, 400]]);
     expect(edge.jwks.fetches(JWKS_STEADY) - before).toBeLessThanOrEqual(1);
     expect((await send(edge.token())).status).toBe(200);
-    console.info(`[figures] jwks-refetch steady: 600 random kids, ${edge.jwks.fetches(JWKS_STEADY) - before} fetch(es)`);
+    console.info(`[figures] jwks-refetch steady: 400 random kids, ${edge.jwks.fetches(JWKS_STEADY) - before} fetch(es)`);
   }, 60_000);
 
   it("a valid token arriving in the middle of a random-kid storm is accepted", async () => {
-    const storm = randomKidStorm(ISSUER, 200, 30);
+    const storm = randomKidStorm(ISSUER, 100, 20);
     const valid = await Promise.all(Array.from({ length: 20 }, (_, i) => send(edge.token(`mid-${i}`))));
     expect(valid.map((r) => r.status)).toEqual(Array(20).fill(200));
-    expect([...(await storm).entries()]).toEqual([[401, 200]]);
+    expect([...(await storm).entries()]).toEqual([[401, 100]]);
   }, 60_000);
 });
 
@@ -63,14 +63,14 @@ describe("random kids against a 1 s cooldown (rotating-idp)", () => {
     expect((await send(signJwt(edge.rotating, claims(ROTATING_ISSUER)))).status).toBe(200);
   }, 60_000);
 
-  it("the same unknown kid repeated 300 times costs at most one fetch per cooldown", async () => {
+  it("the same unknown kid repeated 200 times costs at most one fetch per cooldown", async () => {
     const kid = randomKid();
     const token = signJwt(edge.rotating, claims(ROTATING_ISSUER), { kid });
     const before = edge.jwks.fetches(JWKS_ROTATING);
     const started = Date.now();
-    const replies = await pool(300, 50, () => send(token));
+    const replies = await pool(200, 50, () => send(token));
     const elapsed = Date.now() - started;
-    expect([...tally(replies.map((r) => r.status)).entries()]).toEqual([[401, 300]]);
+    expect([...tally(replies.map((r) => r.status)).entries()]).toEqual([[401, 200]]);
     expect(edge.jwks.fetches(JWKS_ROTATING) - before).toBeLessThanOrEqual(Math.ceil(elapsed / ROTATING_COOLDOWN_MS) + 1);
   }, 60_000);
 });
@@ -80,12 +80,12 @@ describe("tokens that must not fetch at all", () => {
     const steady = edge.jwks.fetches(JWKS_STEADY);
     const rotating = edge.jwks.fetches(JWKS_ROTATING);
     const tokens = [
-      ...Array.from({ length: 100 }, () => signJwt(edge.rsa, claims("https://evil.example/"), { kid: randomKid() })),
-      ...Array.from({ length: 100 }, () => signJwt(edge.rsa, claims(ISSUER), { kid: "k".repeat(300) + randomKid() })),
-      ...Array.from({ length: 100 }, () => `${randomKid()}.${randomKid()}.${randomKid()}`),
+      ...Array.from({ length: 50 }, () => signJwt(edge.rsa, claims("https://evil.example/"), { kid: randomKid() })),
+      ...Array.from({ length: 50 }, () => signJwt(edge.rsa, claims(ISSUER), { kid: "k".repeat(300) + randomKid() })),
+      ...Array.from({ length: 50 }, () => `${randomKid()}.${randomKid()}.${randomKid()}`),
     ];
     const replies = await pool(tokens.length, 50, (i) => send(tokens[i]!));
-    expect([...tally(replies.map((r) => r.status)).entries()]).toEqual([[401, 300]]);
+    expect([...tally(replies.map((r) => r.status)).entries()]).toEqual([[401, 150]]);
     expect(edge.jwks.fetches(JWKS_STEADY)).toBe(steady);
     expect(edge.jwks.fetches(JWKS_ROTATING)).toBe(rotating);
   }, 60_000);
