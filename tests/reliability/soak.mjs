@@ -8,24 +8,26 @@
 //   - workerd RSS sampled from /proc every second: start (after warm-up), end, max, growth.
 // Usage: node tests/reliability/soak.mjs [--duration 60] [--concurrency 16] [--port 8670]
 //        [--inspector-port 9670] [--origin-port 8671] [--jwks-port 8672] [--json out.json]
+//        [--runtime wrangler|miniflare]   (miniflare: plain workerd, no dev session)
 // Exit status 1 when a check fails. Everything binds 127.0.0.1; wrangler's
 // state goes to a fresh directory under .cache/soak/ and is removed after.
 import { spawn } from "node:child_process";
 import { createHash, generateKeyPairSync, randomBytes, sign } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request as httpRequest, Agent } from "node:http";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
 function parseArgs(argv) {
-  const opts = { duration: 60, concurrency: 16, port: 8670, inspectorPort: 9670, originPort: 8671, jwksPort: 8672, json: null };
-  const names = { "--duration": "duration", "--concurrency": "concurrency", "--port": "port", "--inspector-port": "inspectorPort", "--origin-port": "originPort", "--jwks-port": "jwksPort", "--json": "json" };
+  const opts = { duration: 60, concurrency: 16, port: 8670, inspectorPort: 9670, originPort: 8671, jwksPort: 8672, json: null, runtime: "wrangler" };
+  const names = { "--duration": "duration", "--concurrency": "concurrency", "--port": "port", "--inspector-port": "inspectorPort", "--origin-port": "originPort", "--jwks-port": "jwksPort", "--json": "json", "--runtime": "runtime" };
   for (let i = 0; i < argv.length; i += 2) {
     const key = names[argv[i]];
-    if (!key || argv[i + 1] === undefined) throw new Error(`usage: soak.mjs [--duration s] [--concurrency n] [--port p] [--inspector-port p] [--origin-port p] [--jwks-port p] [--json file]; got ${argv[i]}`);
-    opts[key] = key === "json" ? argv[i + 1] : Number(argv[i + 1]);
+    if (!key || argv[i + 1] === undefined) throw new Error(`usage: soak.mjs [--duration s] [--concurrency n] [--port p] [--inspector-port p] [--origin-port p] [--jwks-port p] [--json file] [--runtime wrangler|miniflare]; got ${argv[i]}`);
+    opts[key] = key === "json" || key === "runtime" ? argv[i + 1] : Number(argv[i + 1]);
   }
+  if (!["wrangler", "miniflare"].includes(opts.runtime)) throw new Error("--runtime is wrangler or miniflare");
   if (!(opts.duration > 0) || !(opts.concurrency > 0)) throw new Error("--duration and --concurrency must be positive");
   return opts;
 }
@@ -155,20 +157,22 @@ function rssKiB(pid) {
 }
 
 /**
- * A wrangler config for the already built Worker: wrangler.toml's bindings
- * without its [build] command, so the run measures build/ as it is (make
- * soak builds first) instead of rebuilding inside the timed start-up.
+ * A wrangler config for a snapshot of the built Worker: wrangler.toml's
+ * bindings without its [build] command, so the run measures build/ as it
+ * was at the start (make soak builds first), neither rebuilding at start-up
+ * nor reloading if build/ changes during the run.
  */
-function soakWranglerConfig(work) {
+function soakWranglerConfig(work, runId) {
+  cpSync(`${root}build`, `${work}/build-${runId}`, { recursive: true });
   const main = readFileSync(`${root}wrangler.toml`, "utf8");
   const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(main)?.[1];
   if (!date) throw new Error("wrangler.toml has no compatibility_date");
-  const file = `${work}/wrangler.toml`;
+  const file = `${work}/wrangler-${runId}.toml`;
   writeFileSync(
     file,
     [
       'name = "tidegate-soak"',
-      'main = "../../build/worker/shim.mjs"',
+      `main = "build-${runId}/worker/shim.mjs"`,
       `compatibility_date = "${date}"`,
       "",
       "[[durable_objects.bindings]]",
@@ -226,6 +230,34 @@ async function startWrangler(opts, envFile, persistDir, logFile, configFile) {
   }
   await stopWrangler(child, exited, log, logFile);
   throw new Error(`wrangler dev did not answer on port ${opts.port} within 3 min; output in ${logFile}`);
+}
+
+/**
+ * The same Worker in plain Miniflare (workerd without wrangler's dev
+ * session or inspector), to tell the runtime's memory from the dev tool's.
+ */
+async function startMiniflare(opts, buildDir, bindings) {
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port: opts.port,
+    compatibilityDate: /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(`${root}wrangler.toml`, "utf8"))[1],
+    modules: true,
+    scriptPath: `${buildDir}/worker/shim.mjs`,
+    modulesRoot: buildDir,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    bindings,
+    durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true } },
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.resume();
+      stderr.resume();
+    },
+  });
+  await mf.ready;
+  return { child: { pid: process.pid }, stop: () => mf.dispose() };
 }
 
 async function stopWrangler(child, exited, log, logFile) {
@@ -316,18 +348,24 @@ async function main() {
     { mode: 0o600 },
   );
 
-  say(`starting wrangler dev on 127.0.0.1:${opts.port} (inspector ${opts.inspectorPort}), state in ${persistDir}`);
+  say(`starting ${opts.runtime === "wrangler" ? `wrangler dev (inspector ${opts.inspectorPort})` : "Miniflare"} on 127.0.0.1:${opts.port}, state in ${persistDir}`);
   let wrangler;
   const cleanup = async () => {
     if (wrangler) await wrangler.stop();
     origin.close();
     jwks.server.close();
     rmSync(persistDir, { recursive: true, force: true });
+    rmSync(`${work}/build-${runId}`, { recursive: true, force: true });
+    rmSync(`${work}/wrangler-${runId}.toml`, { force: true });
     rmSync(envFile, { force: true });
   };
   try {
     if (!existsSync(`${root}build/worker/shim.mjs`)) throw new Error("build/worker/shim.mjs is missing: run `make soak` (it builds first) or scripts/build-worker.sh --release");
-    wrangler = await startWrangler(opts, envFile, persistDir, logFile, soakWranglerConfig(work));
+    const wranglerConfig = soakWranglerConfig(work, runId);
+    wrangler =
+      opts.runtime === "wrangler"
+        ? await startWrangler(opts, envFile, persistDir, logFile, wranglerConfig)
+        : await startMiniflare(opts, `${work}/build-${runId}`, { TIDEGATE_CONFIG: JSON.stringify(config), API_KEYS: JSON.stringify(apiKeys), ADMIN_KEY: `admin_${runId}` });
     const workerd = descendants(wrangler.child.pid).filter((p) => commOf(p) === "workerd");
     if (workerd.length === 0) throw new Error("no workerd process under wrangler dev: cannot sample memory");
     say(`ready; workerd pid(s) ${workerd.join(", ")}; ${opts.concurrency} in flight for ${opts.duration} s`);
@@ -410,7 +448,7 @@ async function main() {
 
     const summary = {
       run: runId,
-      command: `node tests/reliability/soak.mjs --duration ${opts.duration} --concurrency ${opts.concurrency}`,
+      command: `node tests/reliability/soak.mjs --duration ${opts.duration} --concurrency ${opts.concurrency} --runtime ${opts.runtime}`,
       duration_s: elapsed / 1000,
       concurrency: opts.concurrency,
       requests: results.length,
@@ -429,6 +467,8 @@ async function main() {
         growth_pct: +growthPct.toFixed(1),
         slope_mib_per_min: +slopeMiBPerMin.toFixed(2),
         samples: samples.length,
+        // Every 10th sample: seconds since the start of the load → MiB.
+        series: samples.filter((_, i) => i % 10 === 0 || i === samples.length - 1).map((x) => [Math.round((x.t - started) / 1000), +(x.kib / 1024).toFixed(1)]),
       },
     };
     console.log(JSON.stringify(summary, null, 2));
