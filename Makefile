@@ -8,7 +8,7 @@ SHELL := bash
 # Recipes that need the tools source the environment setup wrote.
 ENV := . ./.tools/env.sh
 
-.PHONY: help setup test build lint demo dev bench-edge clean distclean
+.PHONY: help setup test build lint demo dev bench-edge soak clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,10 @@ dev: setup ## Run the Worker locally: wrangler dev on 127.0.0.1:8787
 bench-edge: setup ## Measure the Worker's budgets (bundle, startup, per-request) in Miniflare; see BENCHMARKS.md
 	@bash scripts/build-worker.sh --release
 	@$(ENV) && node bench/edge-budgets.mjs $(BENCH_ARGS)
+
+soak: setup ## Load and soak `wrangler dev` (60 s, 16 in flight; SOAK_ARGS="--duration 300"); see RELIABILITY.md
+	@bash scripts/build-worker.sh --release
+	@$(ENV) && node tests/reliability/soak.mjs $(SOAK_ARGS)
 
 clean: ## Remove build outputs: build/, .wrangler/, test caches, cargo clean (honours CARGO_TARGET_DIR)
 	@if [ -f .cache/localstack/localstack.pid ]; then bash scripts/localstack.sh stop; fi

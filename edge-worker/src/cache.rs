@@ -20,8 +20,9 @@ use tidegate_policy::cache::freshness::{
     CACHE_STATUS_HEADER,
 };
 use tidegate_policy::cache::{
-    after_origin, before_origin, cache_key, check_request, check_response, CacheRule, CacheStatus,
-    LookupDecision, RequestParts, RequestPlan, RequestVerdict, ResponseVerdict, ServeDecision,
+    after_origin, before_origin, cache_key, check_request, check_response, first_header, CacheRule,
+    CacheStatus, LookupDecision, RequestParts, RequestPlan, RequestVerdict, ResponseVerdict,
+    ServeDecision,
 };
 use url::Url;
 use worker::wasm_bindgen::JsValue;
@@ -229,16 +230,44 @@ fn keep(
                 return;
             };
             let stored = prepare_for_storage(&headers, rule, crate::now_ms());
-            let entry = rebuild(copy, code, &stored, true);
             let (route, key) = (route.to_owned(), key.to_owned());
             let lifetime = storage_lifetime(rule);
             ctx.wait_until(async move {
+                let Some(entry) = complete_entry(copy, code, &headers, &stored).await else {
+                    return;
+                };
                 if Cache::default().put(key.as_str(), entry).await.is_ok() {
                     crate::purge::index_add(&route, &key, lifetime).await;
                 }
             });
         }
     }
+}
+
+/// The entry to store for an origin response, or `None` when its body did
+/// not arrive whole: the stream failed, or it holds fewer bytes than its
+/// `Content-Length` (an origin that reset the connection mid-body). A
+/// truncated body must never become the answer every client then gets. The
+/// body is read in full first, which `wait_until` allows.
+async fn complete_entry(
+    mut resp: Response,
+    code: u16,
+    origin_headers: &HeaderList,
+    stored_headers: &HeaderList,
+) -> Option<Response> {
+    let body = resp.bytes().await.ok()?;
+    // The runtime decodes gzip/br bodies, so their Content-Length is not the
+    // length read here.
+    let encoded = first_header(origin_headers, "content-encoding")
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    let announced = first_header(origin_headers, "content-length")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|_| !encoded);
+    if announced.is_some_and(|n| n != body.len()) {
+        return None;
+    }
+    let whole = Response::from_bytes(body).ok()?;
+    Some(rebuild(whole, code, stored_headers, true))
 }
 
 /// Refreshes a stale entry (stale-while-revalidate), in `ctx.wait_until`.
@@ -260,7 +289,10 @@ async fn revalidate(
             let headers = header_list(resp.headers());
             if check_response(&rule, &plan, code, &headers) == ResponseVerdict::Store {
                 let stored = prepare_for_storage(&headers, &rule, crate::now_ms());
-                let entry = rebuild(resp, code, &stored, true);
+                let Some(entry) = complete_entry(resp, code, &headers, &stored).await else {
+                    REVALIDATING.with(|r| r.borrow_mut().remove(&key));
+                    return;
+                };
                 if Cache::default().put(key.as_str(), entry).await.is_ok() {
                     crate::purge::index_add(route, &key, storage_lifetime(&rule)).await;
                 }

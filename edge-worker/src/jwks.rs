@@ -68,7 +68,12 @@ pub async fn key_for(
                     }
                     return Ok(jwk);
                 }
-                KeyLookup::FetchThenRetry if !fetched => Next::Fetch,
+                // The cooldown can end while another request's fetch is
+                // still in flight (a slow identity provider): wait for that
+                // one rather than start a second.
+                KeyLookup::FetchThenRetry if !fetched && !is_fetching(gw, &issuer.name) => {
+                    Next::Fetch
+                }
                 KeyLookup::FetchThenRetry | KeyLookup::UnknownKid => {
                     Next::RefuseUnlessFetching(AuthRejection::UnknownKey)
                 }

@@ -138,9 +138,18 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 }
 
 /// Whether `name` is in the gateway's reserved `x-tidegate-*` namespace.
+/// `_` counts as `-`: CGI-style origins (PHP, WSGI, Rack) and some proxies
+/// fold both into one variable name, so `x_tidegate_subject` from a client
+/// would read as our `x-tidegate-subject`.
 pub fn is_trusted_header(name: &str) -> bool {
-    name.get(..TRUSTED_HEADER_PREFIX.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(TRUSTED_HEADER_PREFIX))
+    name.len() >= TRUSTED_HEADER_PREFIX.len()
+        && name
+            .bytes()
+            .zip(TRUSTED_HEADER_PREFIX.bytes())
+            .all(|(got, want)| {
+                let got = if got == b'_' { b'-' } else { got };
+                got.eq_ignore_ascii_case(&want)
+            })
 }
 
 /// The headers without hop-by-hop ones: the fixed list plus every name
@@ -285,6 +294,8 @@ mod tests {
             ("X-Tidegate-Subject", "admin"),
             ("x-tidegate-scopes", "*"),
             ("X-TIDEGATE-future", "x"),
+            ("x_tidegate_subject", "admin"),
+            ("X-Tidegate_Tier", "gold"),
             ("x-tidegatex", "kept"),
             ("Accept", "*/*"),
         ]);

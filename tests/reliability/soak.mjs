@@ -1,0 +1,498 @@
+#!/usr/bin/env node
+// Load and soak run against `wrangler dev` (workerd, the real Durable Object
+// and Cache API): fixed concurrency for a bounded duration over a mix of
+// routes, then checks and prints the figures recorded in RELIABILITY.md:
+//   - counts per route and status; zero gateway 5xx and zero unexpected statuses;
+//   - exact limiting: the hot API key's admitted count equals what GCRA allows
+//     over the run (limit + one per emission interval elapsed);
+//   - workerd RSS sampled from /proc every second: start (after warm-up), end, max, growth.
+// Usage: node tests/reliability/soak.mjs [--duration 60] [--concurrency 16] [--port 8670]
+//        [--inspector-port 9670] [--origin-port 8671] [--jwks-port 8672] [--json out.json]
+//        [--runtime wrangler|miniflare]   (miniflare: plain workerd, no dev session)
+// Exit status 1 when a check fails. Everything binds 127.0.0.1; wrangler's
+// state goes to a fresh directory under .cache/soak/ and is removed after.
+import { spawn } from "node:child_process";
+import { createHash, generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, request as httpRequest, Agent } from "node:http";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+function parseArgs(argv) {
+  const opts = { duration: 60, concurrency: 16, port: 8670, inspectorPort: 9670, originPort: 8671, jwksPort: 8672, json: null, runtime: "wrangler" };
+  const names = { "--duration": "duration", "--concurrency": "concurrency", "--port": "port", "--inspector-port": "inspectorPort", "--origin-port": "originPort", "--jwks-port": "jwksPort", "--json": "json", "--runtime": "runtime" };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = names[argv[i]];
+    if (!key || argv[i + 1] === undefined) throw new Error(`usage: soak.mjs [--duration s] [--concurrency n] [--port p] [--inspector-port p] [--origin-port p] [--jwks-port p] [--json file] [--runtime wrangler|miniflare]; got ${argv[i]}`);
+    opts[key] = key === "json" || key === "runtime" ? argv[i + 1] : Number(argv[i + 1]);
+  }
+  if (!["wrangler", "miniflare"].includes(opts.runtime)) throw new Error("--runtime is wrangler or miniflare");
+  if (!(opts.duration > 0) || !(opts.concurrency > 0)) throw new Error("--duration and --concurrency must be positive");
+  return opts;
+}
+
+const say = (msg) => console.log(`==> [soak] ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const b64url = (x) => Buffer.from(x).toString("base64url");
+const sha256 = (s) => createHash("sha256").update(s).digest("hex");
+
+// ---- the origin and the JWKS endpoint ----------------------------------------
+
+function listen(server, port) {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve(server));
+  });
+}
+
+function startOrigin(port) {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      res.setHeader("content-type", "application/json");
+      if (req.url.startsWith("/cached/")) res.setHeader("cache-control", "public, max-age=60");
+      res.end(JSON.stringify({ url: req.url, subject: req.headers["x-tidegate-subject"] ?? null }));
+    });
+  });
+  server.keepAliveTimeout = 300_000;
+  return listen(server, port);
+}
+
+function startJwks(port, jwk) {
+  let fetches = 0;
+  const server = createServer((req, res) => {
+    fetches += 1;
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  server.keepAliveTimeout = 300_000;
+  return listen(server, port).then((s) => ({ server: s, fetches: () => fetches }));
+}
+
+// ---- configuration ---------------------------------------------------------------
+
+const ISSUER = "https://soak.tidegate.test/";
+const AUDIENCE = "https://api.tidegate.test";
+/** The hot key's limit: HOT_LIMIT per HOT_PERIOD_S, keyed by API key. */
+const HOT_LIMIT = 100;
+const HOT_PERIOD_S = 300;
+
+function gatewayConfig(originUrl, jwksUrl) {
+  const upstream = originUrl;
+  return {
+    gateway: { admin_prefix: "/__tidegate/", default_timeout: "5s" },
+    issuers: [
+      { name: "soak-idp", issuer: ISSUER, audiences: [AUDIENCE], jwks_url: jwksUrl, algorithms: ["RS256"] },
+    ],
+    api_keys: { header: "x-api-key" },
+    routes: [
+      { name: "public", path: "/public/*", upstream, auth: { require: "none" } },
+      { name: "cached", methods: ["GET", "HEAD"], path: "/cached/*", upstream, auth: { require: "none" }, cache: { ttl: "1m" } },
+      { name: "jwt", path: "/jwt/*", upstream, auth: { require: "jwt" } },
+      {
+        name: "keyed",
+        path: "/keyed/*",
+        upstream,
+        auth: { require: "api_key" },
+        rate_limit: { limits: [{ name: "per-key", limit: 1_000_000, period: "1h", key: "api_key" }] },
+      },
+      {
+        name: "hot",
+        path: "/hot",
+        upstream,
+        auth: { require: "api_key" },
+        rate_limit: { limits: [{ name: "per-key", limit: HOT_LIMIT, period: `${HOT_PERIOD_S}s`, key: "api_key" }] },
+      },
+    ],
+  };
+}
+
+// ---- wrangler dev and workerd's memory ----------------------------------------
+
+function childrenOf(pid) {
+  const out = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+function descendants(pid) {
+  const all = [];
+  const queue = [pid];
+  while (queue.length) {
+    const p = queue.shift();
+    for (const c of childrenOf(p)) {
+      all.push(c);
+      queue.push(c);
+    }
+  }
+  return all;
+}
+
+const commOf = (pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+};
+
+/** RSS in KiB of `pid`, or null when it is gone. */
+function rssKiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A wrangler config for a snapshot of the built Worker: wrangler.toml's
+ * bindings without its [build] command, so the run measures build/ as it
+ * was at the start (make soak builds first), neither rebuilding at start-up
+ * nor reloading if build/ changes during the run.
+ */
+function soakWranglerConfig(work, runId) {
+  cpSync(`${root}build`, `${work}/build-${runId}`, { recursive: true });
+  const main = readFileSync(`${root}wrangler.toml`, "utf8");
+  const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(main)?.[1];
+  if (!date) throw new Error("wrangler.toml has no compatibility_date");
+  const file = `${work}/wrangler-${runId}.toml`;
+  writeFileSync(
+    file,
+    [
+      'name = "tidegate-soak"',
+      `main = "build-${runId}/worker/shim.mjs"`,
+      `compatibility_date = "${date}"`,
+      "",
+      "[[durable_objects.bindings]]",
+      'name = "THROTTLE"',
+      'class_name = "Throttle"',
+      "",
+      "[[migrations]]",
+      'tag = "v1"',
+      'new_sqlite_classes = ["Throttle"]',
+      "",
+    ].join("\n"),
+  );
+  return file;
+}
+
+async function startWrangler(opts, envFile, persistDir, logFile, configFile) {
+  const args = [
+    "dev",
+    "--config", configFile,
+    "--local",
+    "--ip", "127.0.0.1",
+    "--port", String(opts.port),
+    "--inspector-port", String(opts.inspectorPort),
+    "--persist-to", persistDir,
+    "--env-file", envFile,
+    "--show-interactive-dev-session=false",
+    "--log-level", "warn",
+  ];
+  const child = spawn(`${root}tests/node_modules/.bin/wrangler`, args, {
+    cwd: root,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const log = [];
+  for (const s of [child.stdout, child.stderr]) s.on("data", (c) => log.push(c.toString("utf8")));
+  const exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+  // Ready when health answers.
+  const deadline = Date.now() + 3 * 60_000;
+  while (Date.now() < deadline) {
+    const code = await Promise.race([exited, sleep(500).then(() => undefined)]);
+    if (code !== undefined) {
+      writeFileSync(logFile, log.join(""));
+      throw new Error(`wrangler dev exited with ${code} before it was ready; its output is in ${logFile}`);
+    }
+    try {
+      const res = await fetch(`http://127.0.0.1:${opts.port}/__tidegate/health`);
+      await res.text();
+      if (res.status === 401 || res.status === 200) {
+        return { child, log, stop: () => stopWrangler(child, exited, log, logFile) };
+      }
+    } catch {
+      /* not up yet */
+    }
+  }
+  await stopWrangler(child, exited, log, logFile);
+  throw new Error(`wrangler dev did not answer on port ${opts.port} within 3 min; output in ${logFile}`);
+}
+
+/**
+ * The same Worker in plain Miniflare (workerd without wrangler's dev
+ * session or inspector), to tell the runtime's memory from the dev tool's.
+ */
+async function startMiniflare(opts, buildDir, bindings) {
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare({
+    host: "127.0.0.1",
+    port: opts.port,
+    compatibilityDate: /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(`${root}wrangler.toml`, "utf8"))[1],
+    modules: true,
+    scriptPath: `${buildDir}/worker/shim.mjs`,
+    modulesRoot: buildDir,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    bindings,
+    durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true } },
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.resume();
+      stderr.resume();
+    },
+  });
+  await mf.ready;
+  return { child: { pid: process.pid }, stop: () => mf.dispose() };
+}
+
+async function stopWrangler(child, exited, log, logFile) {
+  // Our own process group only (detached above): wrangler and the workerd it started.
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {
+    /* already gone */
+  }
+  const code = await Promise.race([exited, sleep(5_000).then(() => "timeout")]);
+  if (code === "timeout") {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  writeFileSync(logFile, log.join(""));
+}
+
+// ---- the load --------------------------------------------------------------------
+
+function makeRequests(tokens, keys) {
+  // One slot per kind; workers take them round-robin. expected: statuses that are not failures.
+  return [
+    { kind: "public", path: (i) => `/public/item-${i % 500}`, headers: {}, expected: [200] },
+    { kind: "cached", path: (i) => `/cached/item-${i % 20}`, headers: {}, expected: [200] },
+    { kind: "jwt", path: (i) => `/jwt/item-${i % 100}`, headers: (i) => ({ authorization: `Bearer ${tokens[i % tokens.length]}` }), expected: [200] },
+    { kind: "api-key", path: (i) => `/keyed/item-${i % 100}`, headers: { "x-api-key": keys.normal }, expected: [200] },
+    { kind: "hot-key", path: () => "/hot", headers: { "x-api-key": keys.hot }, expected: [200, 429] },
+    { kind: "bad-token", path: (i) => `/jwt/bad-${i % 10}`, headers: { authorization: "Bearer not.a.token" }, expected: [401] },
+    { kind: "no-route", path: (i) => `/nowhere/${i % 10}`, headers: {}, expected: [404] },
+  ];
+}
+
+function send(agent, port, path, headers) {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const req = httpRequest({ host: "127.0.0.1", port, path, headers, agent, timeout: 30_000 }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started, at: Date.now() }));
+      res.on("error", () => resolve({ status: "error", ms: performance.now() - started, at: Date.now() }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", () => resolve({ status: "error", ms: performance.now() - started, at: Date.now() }));
+    req.end();
+  });
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+// ---- main --------------------------------------------------------------------------
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const runId = randomBytes(4).toString("hex");
+  const work = `${root}.cache/soak`;
+  const persistDir = `${work}/state-${runId}`;
+  const envFile = `${work}/env-${runId}`;
+  const logFile = `${work}/wrangler-${runId}.log`;
+  mkdirSync(work, { recursive: true });
+
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const jwk = { ...publicKey.export({ format: "jwk" }), kid: "soak-1", alg: "RS256", use: "sig" };
+  const now = Math.floor(Date.now() / 1000);
+  const tokens = Array.from({ length: 20 }, (_, i) => {
+    const input = `${b64url(JSON.stringify({ alg: "RS256", kid: "soak-1", typ: "JWT" }))}.${b64url(
+      JSON.stringify({ iss: ISSUER, aud: AUDIENCE, sub: `user-${i}`, iat: now, exp: now + 7200 }),
+    )}`;
+    return `${input}.${b64url(sign("sha256", Buffer.from(input), privateKey))}`;
+  });
+  const keys = { normal: `tg_soak_${randomBytes(24).toString("base64url")}`, hot: `tg_soak_${randomBytes(24).toString("base64url")}` };
+  const apiKeys = [
+    { id: "soak-normal", consumer: "soak", sha256: sha256(keys.normal), scopes: [] },
+    { id: `soak-hot-${runId}`, consumer: "soak-hot", sha256: sha256(keys.hot), scopes: [] },
+  ];
+
+  const origin = await startOrigin(opts.originPort);
+  const jwks = await startJwks(opts.jwksPort, jwk);
+  const config = gatewayConfig(`http://127.0.0.1:${opts.originPort}`, `http://127.0.0.1:${opts.jwksPort}/jwks.json`);
+  // One line per variable: JSON needs no quoting in a dotenv file when wrapped in single quotes.
+  writeFileSync(
+    envFile,
+    `TIDEGATE_CONFIG='${JSON.stringify(config)}'\nAPI_KEYS='${JSON.stringify(apiKeys)}'\nADMIN_KEY='admin_${runId}'\n`,
+    { mode: 0o600 },
+  );
+
+  say(`starting ${opts.runtime === "wrangler" ? `wrangler dev (inspector ${opts.inspectorPort})` : "Miniflare"} on 127.0.0.1:${opts.port}, state in ${persistDir}`);
+  let wrangler;
+  const cleanup = async () => {
+    if (wrangler) await wrangler.stop();
+    origin.close();
+    jwks.server.close();
+    rmSync(persistDir, { recursive: true, force: true });
+    rmSync(`${work}/build-${runId}`, { recursive: true, force: true });
+    rmSync(`${work}/wrangler-${runId}.toml`, { force: true });
+    rmSync(envFile, { force: true });
+  };
+  try {
+    if (!existsSync(`${root}build/worker/shim.mjs`)) throw new Error("build/worker/shim.mjs is missing: run `make soak` (it builds first) or scripts/build-worker.sh --release");
+    const wranglerConfig = soakWranglerConfig(work, runId);
+    wrangler =
+      opts.runtime === "wrangler"
+        ? await startWrangler(opts, envFile, persistDir, logFile, wranglerConfig)
+        : await startMiniflare(opts, `${work}/build-${runId}`, { TIDEGATE_CONFIG: JSON.stringify(config), API_KEYS: JSON.stringify(apiKeys), ADMIN_KEY: `admin_${runId}` });
+    const workerd = descendants(wrangler.child.pid).filter((p) => commOf(p) === "workerd");
+    if (workerd.length === 0) throw new Error("no workerd process under wrangler dev: cannot sample memory");
+    say(`ready; workerd pid(s) ${workerd.join(", ")}; ${opts.concurrency} in flight for ${opts.duration} s`);
+
+    const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency });
+    const requests = makeRequests(tokens, keys);
+    // Warm-up: one of each, so compilation and the JWKS fetch are not in the
+    // figures. The hot key's warm-up request is its bucket's first check.
+    let hotWarm = null;
+    for (const r of requests) {
+      const sentAt = Date.now();
+      const res = await send(agent, opts.port, r.path(0), typeof r.headers === "function" ? r.headers(0) : r.headers);
+      if (r.kind === "hot-key") hotWarm = { sentAt, ...res };
+    }
+    if (hotWarm?.status !== 200) throw new Error(`the hot key's first request answered ${hotWarm?.status}, not 200`);
+
+    const samples = [];
+    const sampleRss = () => samples.push({ t: Date.now(), kib: workerd.reduce((sum, p) => sum + (rssKiB(p) ?? 0), 0) });
+    sampleRss();
+    const sampler = setInterval(sampleRss, 1_000);
+
+    const results = [];
+    let next = 0;
+    const started = Date.now();
+    const deadline = started + opts.duration * 1_000;
+    const worker = async () => {
+      while (Date.now() < deadline) {
+        const i = next++;
+        const r = requests[i % requests.length];
+        const headers = typeof r.headers === "function" ? r.headers(i) : r.headers;
+        const sentAt = Date.now();
+        const res = await send(agent, opts.port, r.path(i), headers);
+        results.push({ kind: r.kind, ok: r.expected.includes(res.status), sentAt, ...res });
+      }
+    };
+    await Promise.all(Array.from({ length: opts.concurrency }, worker));
+    const elapsed = Date.now() - started;
+    clearInterval(sampler);
+    sampleRss();
+    agent.destroy();
+
+    // ---- figures ----
+    const byKind = {};
+    for (const r of results) {
+      const k = (byKind[r.kind] ??= { total: 0, statuses: {} });
+      k.total += 1;
+      k.statuses[r.status] = (k.statuses[r.status] ?? 0) + 1;
+    }
+    const gateway5xx = results.filter((r) => typeof r.status === "number" && r.status >= 500).length;
+    const errors = results.filter((r) => r.status === "error").length;
+    const unexpected = results.filter((r) => !r.ok).length;
+    const latencies = results.map((r) => r.ms).sort((a, b) => a - b);
+
+    // GCRA under continuous demand: HOT_LIMIT at once, then one per emission
+    // interval T. Each check happened between a request's send and its answer,
+    // so the time from the first check (warm-up) to the last lies in [eMin, eMax].
+    const hot = results.filter((r) => r.kind === "hot-key");
+    const admitted = hot.filter((r) => r.status === 200).length + 1;
+    const interval = (HOT_PERIOD_S * 1_000) / HOT_LIMIT;
+    const eMin = Math.max(...hot.map((r) => r.sentAt)) - hotWarm.at;
+    const eMax = Math.max(...hot.map((r) => r.at)) - hotWarm.sentAt;
+    const expectedMin = HOT_LIMIT + Math.floor(eMin / interval);
+    const expectedMax = HOT_LIMIT + Math.floor(eMax / interval);
+    const overDemand = hot.length + 1 > expectedMax;
+
+    const afterWarm = samples.filter((s) => s.t >= started + Math.min(10_000, elapsed / 6));
+    const startKiB = afterWarm[0]?.kib ?? samples[0].kib;
+    const endKiB = samples[samples.length - 1].kib;
+    const maxKiB = Math.max(...samples.map((s) => s.kib));
+    // Least-squares slope of RSS over the run after warm-up, in MiB per minute.
+    const n = afterWarm.length;
+    const mt = afterWarm.reduce((a, s) => a + s.t, 0) / n;
+    const mk = afterWarm.reduce((a, s) => a + s.kib, 0) / n;
+    const slope = afterWarm.reduce((a, s) => a + (s.t - mt) * (s.kib - mk), 0) / Math.max(1, afterWarm.reduce((a, s) => a + (s.t - mt) ** 2, 0));
+    const slopeMiBPerMin = (slope * 60_000) / 1024;
+    const growthPct = ((endKiB - startKiB) / startKiB) * 100;
+    // Memory is "not growing" if the end is within 10 % of the post-warm-up start,
+    // or the trend is under 2 MiB per minute.
+    const memoryHeld = growthPct <= 10 || slopeMiBPerMin < 2;
+
+    const summary = {
+      run: runId,
+      command: `node tests/reliability/soak.mjs --duration ${opts.duration} --concurrency ${opts.concurrency} --runtime ${opts.runtime}`,
+      duration_s: elapsed / 1000,
+      concurrency: opts.concurrency,
+      requests: results.length,
+      rps: Math.round((results.length / elapsed) * 1000),
+      latency_ms: { p50: +percentile(latencies, 50).toFixed(1), p95: +percentile(latencies, 95).toFixed(1), p99: +percentile(latencies, 99).toFixed(1), max: +latencies[latencies.length - 1].toFixed(1) },
+      by_kind: byKind,
+      gateway_5xx: gateway5xx,
+      connection_errors: errors,
+      unexpected_statuses: unexpected,
+      hot_key: { limit: HOT_LIMIT, period_s: HOT_PERIOD_S, sent: hot.length + 1, emission_interval_ms: interval, admitted, expected_min: expectedMin, expected_max: expectedMax, over_demand: overDemand },
+      jwks_fetches: jwks.fetches(),
+      workerd_rss_mib: {
+        start: +(startKiB / 1024).toFixed(1),
+        end: +(endKiB / 1024).toFixed(1),
+        max: +(maxKiB / 1024).toFixed(1),
+        growth_pct: +growthPct.toFixed(1),
+        slope_mib_per_min: +slopeMiBPerMin.toFixed(2),
+        samples: samples.length,
+        // Every 10th sample: seconds since the start of the load → MiB.
+        series: samples.filter((_, i) => i % 10 === 0 || i === samples.length - 1).map((x) => [Math.round((x.t - started) / 1000), +(x.kib / 1024).toFixed(1)]),
+      },
+    };
+    console.log(JSON.stringify(summary, null, 2));
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`);
+
+    const failures = [];
+    if (gateway5xx > 0) failures.push(`${gateway5xx} responses were 5xx`);
+    if (errors > 0) failures.push(`${errors} requests failed at the connection`);
+    if (unexpected > 0) failures.push(`${unexpected} responses had an unexpected status`);
+    if (!overDemand) failures.push(`the hot key was not over its limit (${hot.length} sent): raise --concurrency or --duration`);
+    if (overDemand && (admitted < expectedMin || admitted > expectedMax)) failures.push(`hot key admitted ${admitted}, GCRA allows ${expectedMin}..${expectedMax}`);
+    if (!memoryHeld) failures.push(`workerd RSS grew ${growthPct.toFixed(1)} % (${slopeMiBPerMin.toFixed(2)} MiB/min)`);
+    if (failures.length) {
+      for (const f of failures) say(`FAIL: ${f}`);
+      process.exitCode = 1;
+    } else {
+      say(`ok: ${results.length} requests, 0 gateway 5xx, hot key admitted ${admitted} (GCRA ${expectedMin}..${expectedMax}), RSS ${summary.workerd_rss_mib.start} → ${summary.workerd_rss_mib.end} MiB (max ${summary.workerd_rss_mib.max})`);
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((error) => {
+  console.error(`==> [soak] error: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
