@@ -6,8 +6,8 @@
 # to get it. See docs/setup.md for what each step does and why.
 #
 # Steps: prerequisites, wasm32 std, Node >= 22.12, npm packages (tests/),
-# Python venv (LocalStack, awscli, cargo-lambda), wasm-bindgen-cli and
-# worker-build, then .tools/env.sh. The npm and venv steps are network-bound
+# Python venv (LocalStack, awscli, cargo-lambda), wasm-bindgen-cli,
+# worker-build, cargo-fuzz and cargo-audit, then .tools/env.sh. The npm and venv steps are network-bound
 # and run in the background while cargo compiles the two CLIs.
 set -euo pipefail
 
@@ -243,9 +243,11 @@ step_venv() {
     say "python venv (.venv): installed in $(step_took)"
 }
 
-# 6. wasm-bindgen-cli and worker-build at exactly the versions in Cargo.lock.
-cargo_tool() { # cargo_tool CRATE BIN VERSION
+# 6. wasm-bindgen-cli and worker-build at exactly the versions in Cargo.lock;
+# cargo-fuzz and cargo-audit at the versions in scripts/versions.env.
+cargo_tool() { # cargo_tool CRATE BIN VERSION [CARGO-INSTALL-FLAG...]
     local crate=$1 bin=$2 version=$3 have log="$LOG_DIR/cargo-install-$1.log"
+    shift 3
     have=$("$CARGO_TOOLS_ROOT/bin/$bin" --version 2>/dev/null || true)
     if [[ " $have " == *" $version "* ]]; then
         say "$crate $version: present (.tools/cargo/bin/$bin)"
@@ -256,7 +258,7 @@ cargo_tool() { # cargo_tool CRATE BIN VERSION
     # No --locked: one pinned dependency of these lock files is missing from
     # the registry mirror. A fixed target dir lets a retry resume.
     CARGO_TARGET_DIR="$CACHE_DIR/cargo-install" cargo install --root "$CARGO_TOOLS_ROOT" \
-        --version "=$version" "$crate" >"$log" 2>&1 || {
+        --version "=$version" "$@" "$crate" >"$log" 2>&1 || {
         tail -n 30 "$log" >&2
         die "cargo install $crate --version =$version failed (log: $log); needs crates.io"
     }
@@ -270,6 +272,9 @@ step_cargo_tools() {
     worker_version=$(lock_version worker)
     cargo_tool wasm-bindgen-cli wasm-bindgen "$wb_version"
     cargo_tool worker-build worker-build "$worker_version"
+    # The fuzz and audit stages (RELIABILITY.md).
+    cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION"
+    cargo_tool cargo-audit cargo-audit "$CARGO_AUDIT_VERSION" --locked
     # The build tree is only useful for retrying a failed install.
     rm -rf "$CACHE_DIR/cargo-install"
 }

@@ -13,6 +13,9 @@
 #   infra        infra/template.yaml: cfn-lint, least-privilege test, deployed to LocalStack
 #   lambda       cargo lambda build --release of the rollback function
 #   rollback-localstack  the rollback Lambda's handler against LocalStack
+#                (tests/localstack.rs, and tests/faults.rs: injected faults)
+#   fuzz         each fuzz target for TIDEGATE_FUZZ_SECONDS (scripts/fuzz.sh)
+#   audit        cargo audit of both lock files, offline advisory snapshot
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
 # Needs `make setup` first (make test does both).
 set -euo pipefail
@@ -23,7 +26,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack)
+ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack fuzz)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -124,7 +127,12 @@ stage_rollback_localstack() {
     eval "$(bash scripts/localstack.sh env)"
     # The tests skip themselves unless this is set (plain `cargo test`).
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test localstack -- --nocapture
+    TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test faults -- --nocapture
 }
+
+stage_fuzz() { bash scripts/fuzz.sh; }
+
+stage_audit() { bash scripts/audit.sh; }
 
 describe() {
     case $1 in
@@ -140,7 +148,9 @@ describe() {
         localstack) echo "LocalStack smoke: API Gateway via awscli" ;;
         infra) echo "AWS template: cfn-lint, least-privilege IAM, deploy to LocalStack" ;;
         lambda) echo "cargo lambda build --release (rollback)" ;;
-        rollback-localstack) echo "rollback Lambda handler against LocalStack" ;;
+        rollback-localstack) echo "rollback Lambda handler against LocalStack (+ injected faults)" ;;
+        fuzz) echo "fuzz targets, ${TIDEGATE_FUZZ_SECONDS:-45}s each (cargo fuzz, stable)" ;;
+        audit) echo "cargo audit, offline RustSec snapshot (audit/advisory-db)" ;;
         *) return 1 ;;
     esac
 }

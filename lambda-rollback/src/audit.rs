@@ -27,6 +27,15 @@ pub enum Outcome {
         /// The error.
         error: String,
     },
+    /// The invocation ran out of time while the plan was being sent: steps
+    /// after `applied` may or may not have taken effect (the stage's
+    /// bookkeeping tells); the next trigger re-reads the stage.
+    Interrupted {
+        /// Steps known to be applied.
+        applied: usize,
+        /// Steps in the plan.
+        steps: usize,
+    },
 }
 
 /// The audit line for `record` and its `outcome`.
@@ -39,7 +48,11 @@ pub fn line(record: &AuditRecord, outcome: &Outcome) -> String {
         record: &'a AuditRecord,
         outcome: &'a Outcome,
     }
-    let level = if record.attention || matches!(outcome, Outcome::Failed { .. }) {
+    let level = if record.attention
+        || matches!(
+            outcome,
+            Outcome::Failed { .. } | Outcome::Interrupted { .. }
+        ) {
         "WARN"
     } else {
         "INFO"
@@ -56,4 +69,107 @@ pub fn line(record: &AuditRecord, outcome: &Outcome) -> String {
 /// Writes the audit line.
 pub fn log(record: &AuditRecord, outcome: &Outcome) {
     println!("{}", line(record, outcome));
+}
+
+/// A decision whose plan is being sent. If the invocation is cut off
+/// first (the time budget drops its future), dropping this logs the audit
+/// line as [`Outcome::Interrupted`]: without it, an action that may have
+/// taken effect would leave no audit line, and the re-invocation only
+/// logs a duplicate.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    record: &'a AuditRecord,
+    applied: usize,
+    steps: usize,
+    done: bool,
+}
+
+impl<'a> InFlight<'a> {
+    /// Before sending the first of `steps` steps.
+    pub fn new(record: &'a AuditRecord, steps: usize) -> Self {
+        Self {
+            record,
+            applied: 0,
+            steps,
+            done: false,
+        }
+    }
+
+    /// `n` steps are applied.
+    pub fn applied(&mut self, n: usize) {
+        self.applied = n;
+    }
+
+    /// The plan ended (applied or not): the caller logs the outcome.
+    pub fn finish(mut self) {
+        self.done = true;
+    }
+
+    /// What dropping it now would log.
+    fn interrupted(&self) -> Option<Outcome> {
+        (!self.done).then_some(Outcome::Interrupted {
+            applied: self.applied,
+            steps: self.steps,
+        })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(outcome) = self.interrupted() {
+            log(self.record, &outcome);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> AuditRecord {
+        serde_json::from_value(serde_json::json!({
+            "at_ms": 1, "rest_api_id": "a1", "stage": "prod",
+            "trigger": {"type": "schedule"},
+            "action": {"type": "remove_canary", "deployment_id": "d2", "percent": 10.0,
+                       "reason": {"kind": "canary_alarm", "alarm": "x"}},
+            "summary": "remove canary d2", "dry_run": false, "attention": false,
+            "deployment_id": "d1", "firing_alarms": ["x"], "unreadable_alarms": [],
+            "paused": false
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_plan_cut_off_midway_is_logged_as_interrupted() {
+        let r = record();
+        let mut in_flight = InFlight::new(&r, 2);
+        in_flight.applied(1);
+        let outcome = in_flight.interrupted();
+        assert_eq!(
+            outcome,
+            Some(Outcome::Interrupted {
+                applied: 1,
+                steps: 2
+            })
+        );
+        let line = line(&r, &outcome.unwrap());
+        assert!(
+            line.starts_with(r#"{"level":"WARN","type":"tidegate.audit""#),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(r#""outcome":{"status":"interrupted","applied":1,"steps":2}}"#),
+            "{line}"
+        );
+        in_flight.finish();
+    }
+
+    #[test]
+    fn a_finished_plan_logs_nothing_more() {
+        let r = record();
+        let mut in_flight = InFlight::new(&r, 1);
+        in_flight.applied(1);
+        in_flight.done = true;
+        assert_eq!(in_flight.interrupted(), None);
+    }
 }

@@ -165,6 +165,19 @@ async fn carry_out(aws: &Aws, api: &RestApi, stage: &ManagedStage, d: &Decision)
     if d.dry_run {
         return Outcome::DryRun;
     }
+    let mut in_flight = audit::InFlight::new(&d.audit, d.plan.len());
+    let outcome = send_plan(aws, api, stage, d, &mut in_flight).await;
+    in_flight.finish();
+    outcome
+}
+
+async fn send_plan(
+    aws: &Aws,
+    api: &RestApi,
+    stage: &ManagedStage,
+    d: &Decision,
+    in_flight: &mut audit::InFlight<'_>,
+) -> Outcome {
     for (i, step) in d.plan.iter().enumerate() {
         let fresh = match aws.stage(api, &stage.stage).await {
             Ok(Some(s)) => s,
@@ -189,6 +202,7 @@ async fn carry_out(aws: &Aws, api: &RestApi, stage: &ManagedStage, d: &Decision)
                 error: format!("step {} of {}: {e}", i + 1, d.plan.len()),
             };
         }
+        in_flight.applied(i + 1);
     }
     Outcome::Applied {
         steps: d.plan.len(),
