@@ -8,7 +8,7 @@ SHELL := bash
 # Recipes that need the tools source the environment setup wrote.
 ENV := . ./.tools/env.sh
 
-.PHONY: help setup test build lint demo dev bench-edge clean distclean
+.PHONY: help setup test build lint demo dev bench bench-edge bench-micro bench-lambda clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,14 @@ dev: setup ## Run the Worker locally: wrangler dev on 127.0.0.1:8787
 bench-edge: setup ## Measure the Worker's budgets (bundle, startup, per-request) in Miniflare; see BENCHMARKS.md
 	@bash scripts/build-worker.sh --release
 	@$(ENV) && node bench/edge-budgets.mjs $(BENCH_ARGS)
+
+bench-micro: setup ## Policy micro-benchmarks: criterion (native) and the same code in wasm under node; see BENCHMARKS.md
+	@bash bench/micro.sh
+
+bench-lambda: setup ## Rollback Lambda vs a Python (boto3) equivalent: init, alarm -> patched (LocalStack), RSS, zip
+	@bash bench/lambda.sh $(BENCH_ARGS)
+
+bench: bench-edge bench-micro bench-lambda ## Every benchmark (figures go to BENCHMARKS.md by hand)
 
 clean: ## Remove build outputs: build/, .wrangler/, test caches, cargo clean (honours CARGO_TARGET_DIR)
 	@if [ -f .cache/localstack/localstack.pid ]; then bash scripts/localstack.sh stop; fi
