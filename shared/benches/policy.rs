@@ -4,6 +4,8 @@
 //! and bench/micro-summary.mjs puts both side by side. Figures go to
 //! BENCHMARKS.md, never into tests.
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 #[path = "support/workloads.rs"]
 mod workloads;
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use cpu_time::ThreadCpuTime;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use rand::rngs::OsRng;
@@ -73,7 +76,7 @@ fn fresh_key(alg: Algorithm) -> (EncodingKey, String) {
     (enc, json!({ "keys": [jwk] }).to_string())
 }
 
-fn jwt_verify(c: &mut Criterion) {
+fn jwt_verify(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("jwt_verify");
     for (name, alg) in [
         ("HS256", Algorithm::HS256),
@@ -91,17 +94,17 @@ fn jwt_verify(c: &mut Criterion) {
     group.finish();
 }
 
-fn gcra(c: &mut Criterion) {
+fn gcra(c: &mut Criterion<ThreadCpuTime>) {
     let mut w = Gcra::default();
     c.bench_function("gcra_check", |b| b.iter(|| w.run()));
 }
 
-fn cache_key(c: &mut Criterion) {
+fn cache_key(c: &mut Criterion<ThreadCpuTime>) {
     let w = CacheKeyBuild::default();
     c.bench_function("cache_key_url", |b| b.iter(|| w.run()));
 }
 
-fn route_match(c: &mut Criterion) {
+fn route_match(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("route_match");
     for depth in ROUTE_DEPTHS {
         for n in ROUTE_COUNTS {
@@ -121,12 +124,14 @@ fn route_match(c: &mut Criterion) {
     group.finish();
 }
 
-/// Bounded: ~1 s warm-up + 2 s of samples per function, ~25 functions,
-/// so the whole native run stays around a minute and a half.
-fn bounded() -> Criterion {
+/// Bounded: 0.5 s warm-up (wall) + 1 s of samples (thread CPU time) per
+/// function, 22 functions: about 35 s of CPU; more wall time when the
+/// machine is busy, since only this thread's CPU time counts.
+fn bounded() -> Criterion<ThreadCpuTime> {
     Criterion::default()
-        .warm_up_time(Duration::from_millis(800))
-        .measurement_time(Duration::from_secs(2))
+        .with_measurement(ThreadCpuTime::default())
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(1))
         .sample_size(30)
         .without_plots()
 }

@@ -200,7 +200,10 @@ impl RouteMatchTrie {
             next: 0,
         };
         for (k, path) in w.paths.iter().enumerate() {
-            if !matches!(w.table.match_request(Method::Get, path), RouteMatch::Matched { .. }) {
+            if !matches!(
+                w.table.match_request(Method::Get, path),
+                RouteMatch::Matched { .. }
+            ) {
                 return Err(format!("probe {k} ({path}) does not match"));
             }
         }
