@@ -4,7 +4,7 @@ way: each run starts the function cold under the Runtime API stand-in
 (bench/lambda_runtime.py) and hands it K canary-alarm events, one per fresh
 REST API in LocalStack; the first is the cold invocation, the others warm.
 
-Per run and function: init (spawn -> first poll), alarm event -> stage
+Per run and function: init (spawn -> first poll, wall and process CPU), alarm event -> stage
 patched (event handed out -> response; the handler answers after its last
 UpdateStage, and the stage is then read back to check the canary is gone),
 peak RSS (VmHWM). Plus zipped sizes. Rust and Python runs alternate so both
@@ -195,6 +195,7 @@ def one_run(kind, fixtures_maker, rust_bootstrap, events, log_path):
         raise SystemExit(f"{kind}: " + "; ".join(problems) + f" (log: {log_path})")
     return {
         "init_ms": out["init_ms"],
+        "init_cpu_ms": out["init_cpu_ms"],
         "cold_ms": out["invocations"][0]["ms"],
         "warm_ms": [inv["ms"] for inv in out["invocations"][1:]],
         "peak_rss_kib": out["peak_rss_kib"],
@@ -233,7 +234,7 @@ def main():
                 continue
             res = one_run(kind, fixtures, args.rust_bootstrap, args.events, args.log)
             runs[kind].append(res)
-            print(f"  run {r + 1}/{args.runs} {kind:6} init {res['init_ms']:7.1f} ms, alarm->patched cold "
+            print(f"  run {r + 1}/{args.runs} {kind:6} init {res['init_ms']:7.1f} ms (CPU {res['init_cpu_ms']:6.1f}), alarm->patched cold "
                   f"{res['cold_ms']:7.1f} ms, warm {', '.join(f'{w:.1f}' for w in res['warm_ms'])} ms, "
                   f"peak RSS {res['peak_rss_kib'] / 1024:.1f} MiB", flush=True)
 
@@ -243,6 +244,7 @@ def main():
     for kind, rs in runs.items():
         summary[kind] = {
             "init_ms": spread([x["init_ms"] for x in rs]),
+            "init_cpu_ms": spread([x["init_cpu_ms"] for x in rs]),
             "cold_ms": spread([x["cold_ms"] for x in rs]),
             "init_plus_cold_ms": spread([x["init_ms"] + x["cold_ms"] for x in rs]),
             "warm_ms": spread([w for x in rs for w in x["warm_ms"]]) if args.events > 1 else None,
@@ -262,6 +264,7 @@ def main():
     ratio = lambda key: py[key]["median"] / rs_[key]["median"]  # noqa: E731
     rows = [
         ("init (spawn → first poll)", fmt(rs_["init_ms"], digits=2), fmt(py["init_ms"]), f"{ratio('init_ms'):.0f}×"),
+        ("init, CPU time of the process", fmt(rs_["init_cpu_ms"], digits=2), fmt(py["init_cpu_ms"]), f"{ratio('init_cpu_ms'):.0f}×"),
         ("alarm event → stage patched, cold (1st invocation)", fmt(rs_["cold_ms"]), fmt(py["cold_ms"]), f"{ratio('cold_ms'):.1f}×"),
         ("init + 1st invocation", fmt(rs_["init_plus_cold_ms"]), fmt(py["init_plus_cold_ms"]), f"{ratio('init_plus_cold_ms'):.1f}×"),
     ]

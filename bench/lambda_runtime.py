@@ -4,6 +4,9 @@ It serves a list of events to one process through the Runtime API's
 /invocation/next and records, with time.perf_counter on this side:
 - init: process spawn -> its first /invocation/next request;
 - per event: event handed out -> /response (or /error) received;
+- init CPU: the process's CPU time at its first poll, summed over its
+  threads from /proc/<pid>/task/*/schedstat (nanoseconds, not ticks): on a
+  busy machine wall time also counts waiting for a core, CPU time does not;
 - peak RSS: the process's VmHWM from /proc just before it is stopped.
 
 As a module: run_function(cmd, env, events) -> dict (used by
@@ -31,6 +34,8 @@ class _Session:
         self.handed = []  # perf_counter when event i was handed out
         self.answered = []  # (perf_counter, status, body) per event
         self.first_poll = None
+        self.init_cpu_ms = None
+        self.pid = None
         self.init_error = None
         self.lock = threading.Lock()
         self.all_answered = threading.Event()
@@ -59,6 +64,7 @@ def _handler_class(session):
             with session.lock:
                 if session.first_poll is None:
                     session.first_poll = now
+                    session.init_cpu_ms = _cpu_ms(session.pid)
                 index = len(session.handed)
                 if index < len(session.events):
                     session.handed.append(None)
@@ -101,6 +107,20 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # a poll cut short when the process is stopped is expected
 
 
+def _cpu_ms(pid):
+    """CPU time used so far by the live threads of `pid`, in milliseconds."""
+    if pid is None:
+        return None
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e6
+
+
 def _peak_rss_kib(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -130,6 +150,7 @@ def run_function(cmd, env, events, timeout_s=60, log_path=None):
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=log)
+    session.pid = proc.pid
     try:
         finished = session.all_answered.wait(timeout_s)
         peak = _peak_rss_kib(proc.pid)
@@ -144,6 +165,7 @@ def run_function(cmd, env, events, timeout_s=60, log_path=None):
             log.close()
     result = {
         "init_ms": None if session.first_poll is None else (session.first_poll - started) * 1000,
+        "init_cpu_ms": session.init_cpu_ms,
         "invocations": [
             {"ms": (answered - handed) * 1000, "status": status, "body": body}
             for handed, (answered, status, body) in zip(session.handed, session.answered)
@@ -167,6 +189,7 @@ def main(argv):
     first = out["invocations"][0] if out["invocations"] else {}
     print(json.dumps({
         "init_ms": out["init_ms"] and round(out["init_ms"], 2),
+        "init_cpu_ms": out["init_cpu_ms"] and round(out["init_cpu_ms"], 2),
         "first_response_ms": first.get("ms") and round(first["ms"], 2),
         "peak_rss_kib": out["peak_rss_kib"],
         "status": first.get("status"),
