@@ -8,7 +8,7 @@ SHELL := bash
 # Recipes that need the tools source the environment setup wrote.
 ENV := . ./.tools/env.sh
 
-.PHONY: help setup test build lint demo dev bench-edge soak clean distclean
+.PHONY: help setup test build lint demo dev bench bench-edge bench-micro bench-lambda soak clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,14 @@ bench-edge: setup ## Measure the Worker's budgets (bundle, startup, per-request)
 soak: setup ## Load and soak `wrangler dev` (60 s, 16 in flight; SOAK_ARGS="--duration 300"); see RELIABILITY.md
 	@bash scripts/build-worker.sh --release
 	@$(ENV) && node tests/reliability/soak.mjs $(SOAK_ARGS)
+
+bench-micro: setup ## Policy micro-benchmarks: criterion (native) and the same code in wasm under node; see BENCHMARKS.md
+	@bash bench/micro.sh
+
+bench-lambda: setup ## Rollback Lambda vs a Python (boto3) equivalent: init, alarm -> patched (LocalStack), RSS, zip
+	@bash bench/lambda.sh $(BENCH_ARGS)
+
+bench: bench-edge bench-micro bench-lambda ## Every benchmark (figures go to BENCHMARKS.md by hand)
 
 clean: ## Remove build outputs: build/, .wrangler/, test caches, cargo clean (honours CARGO_TARGET_DIR)
 	@if [ -f .cache/localstack/localstack.pid ]; then bash scripts/localstack.sh stop; fi
