@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Refreshes the offline RustSec advisory snapshot in audit/advisory-db/ from a
 # checkout of https://github.com/rustsec/advisory-db (CI has no GitHub access,
-# so `cargo audit` runs against this snapshot with --no-fetch; see
+# so scripts/audit.sh checks against this snapshot; see
 # RELIABILITY.md, "Dependency audit").
 #
 #   bash audit/refresh-advisory-db.sh /path/to/advisory-db
 #
-# Keeps only the advisories of crates in our lock files (Cargo.lock and
-# fuzz/Cargo.lock), and records which crates were checked (CRATES) and the
+# Keeps only the advisories of crates in our lock files (Cargo.lock,
+# fuzz/Cargo.lock and audit/checker/Cargo.lock), and records which crates were checked (CRATES) and the
 # snapshot's commit and date (SNAPSHOT). Re-run it after adding a dependency:
 # the audit stage warns about crates the snapshot did not cover.
 # The advisories are CC0 data (LICENSE.txt is copied along).
@@ -23,7 +23,7 @@ src=${1:-}
     die "usage: bash audit/refresh-advisory-db.sh /path/to/advisory-db (a checkout of github.com/rustsec/advisory-db, with crates/)"
 out=audit/advisory-db
 
-lock_crates() { sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.lock fuzz/Cargo.lock | LC_ALL=C sort -u; }
+lock_crates() { sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.lock fuzz/Cargo.lock audit/checker/Cargo.lock | LC_ALL=C sort -u; }
 
 rm -rf "$out"
 mkdir -p "$out/crates"

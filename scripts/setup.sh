@@ -7,7 +7,7 @@
 #
 # Steps: prerequisites, wasm32 std, Node >= 22.12, npm packages (tests/),
 # Python venv (LocalStack, awscli, cargo-lambda), wasm-bindgen-cli,
-# worker-build, cargo-fuzz and cargo-audit, then .tools/env.sh. The npm and venv steps are network-bound
+# worker-build and cargo-fuzz, then .tools/env.sh. The npm and venv steps are network-bound
 # and run in the background while cargo compiles the two CLIs.
 set -euo pipefail
 
@@ -244,7 +244,7 @@ step_venv() {
 }
 
 # 6. wasm-bindgen-cli and worker-build at exactly the versions in Cargo.lock;
-# cargo-fuzz and cargo-audit at the versions in scripts/versions.env.
+# cargo-fuzz at the version in scripts/versions.env.
 cargo_tool() { # cargo_tool CRATE BIN VERSION [CARGO-INSTALL-FLAG...]
     local crate=$1 bin=$2 version=$3 have log="$LOG_DIR/cargo-install-$1.log"
     shift 3
@@ -272,9 +272,8 @@ step_cargo_tools() {
     worker_version=$(lock_version worker)
     cargo_tool wasm-bindgen-cli wasm-bindgen "$wb_version"
     cargo_tool worker-build worker-build "$worker_version"
-    # The fuzz and audit stages (RELIABILITY.md).
+    # The fuzz stage (RELIABILITY.md). The audit stage builds its own checker.
     cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION"
-    cargo_tool cargo-audit cargo-audit "$CARGO_AUDIT_VERSION" --locked
     # The build tree is only useful for retrying a failed install.
     rm -rf "$CACHE_DIR/cargo-install"
 }

@@ -15,7 +15,7 @@
 #   rollback-localstack  the rollback Lambda's handler against LocalStack
 #                (tests/localstack.rs, and tests/faults.rs: injected faults)
 #   fuzz         each fuzz target for TIDEGATE_FUZZ_SECONDS (scripts/fuzz.sh)
-#   audit        cargo audit of both lock files, offline advisory snapshot
+#   audit        RustSec audit of the lock files (audit/checker), offline snapshot
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
 # Needs `make setup` first (make test does both).
 set -euo pipefail
@@ -150,7 +150,7 @@ describe() {
         lambda) echo "cargo lambda build --release (rollback)" ;;
         rollback-localstack) echo "rollback Lambda handler against LocalStack (+ injected faults)" ;;
         fuzz) echo "fuzz targets, ${TIDEGATE_FUZZ_SECONDS:-45}s each (cargo fuzz, stable)" ;;
-        audit) echo "cargo audit, offline RustSec snapshot (audit/advisory-db)" ;;
+        audit) echo "RustSec audit, offline snapshot (audit/advisory-db)" ;;
         *) return 1 ;;
     esac
 }
