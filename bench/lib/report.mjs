@@ -35,7 +35,7 @@ export function markdown(r) {
     "public-hit": "cache HIT (public, no auth)",
   };
   for (const path of order) {
-    for (const worker of ["floor", "io-floor", "tidegate", "peer"]) {
+    for (const worker of ["floor", "io-floor", "tidegate", "tidegate-b", "peer"]) {
       const s = t[worker]?.[path];
       if (!s) continue;
       out.push(`| ${labels[path]} | ${worker} | ${mm(s.rps, 0)} | ${mm(s.p50)} | ${mm(s.p99)} | ${mm(s.workerdCpuMs, 3)} | ${f(s.originPerRequest.median)} |`);
@@ -43,17 +43,26 @@ export function markdown(r) {
   }
   out.push("");
 
+  const fl = t.floor?.proxy;
+  if (fl) {
+    out.push(
+      `The load generator is not the bottleneck: on the floor (the cheapest path, highest rate) wrk used ${f(fl.wrkCpuMs.median, 3)} ms CPU per request and the node process (origin + JWKS) ${f(fl.nodeCpuMs.median, 3)} ms, against ${f(fl.workerdCpuMs.median, 3)} ms for workerd; every other path runs at a lower rate with the same per-request client cost.`,
+    );
+    out.push("");
+  }
+
   // Gateway CPU: workerd CPU per request minus the I/O-equivalent floor's on the same path.
   const io = (path) => t["io-floor"]?.[path]?.workerdCpuMs.median;
   out.push("Own CPU per request (workerd CPU/req minus the I/O-equivalent floor's on the same path; median of rounds):");
   out.push("");
-  out.push("| path | I/O floor ms | Tidegate − floor ms | peer − floor ms |");
-  out.push("|---|---|---|---|");
+  const b_ = t["tidegate-b"] ? " tidegate-b − floor ms |" : "";
+  out.push(`| path | I/O floor ms | Tidegate − floor ms | peer − floor ms |${b_}`);
+  out.push(`|---|---|---|---|${b_ ? "---|" : ""}`);
   for (const path of order) {
     const base = io(path === "apikey" || path === "jwt" ? "proxy" : path);
     if (!Number.isFinite(base)) continue;
     const own = (w) => f(t[w]?.[path]?.workerdCpuMs.median - base, 3);
-    out.push(`| ${labels[path]} | ${f(base, 3)} | ${own("tidegate")} | ${own("peer")} |`);
+    out.push(`| ${labels[path]} | ${f(base, 3)} | ${own("tidegate")} | ${own("peer")} |${b_ ? ` ${own("tidegate-b")} |` : ""}`);
   }
   out.push("");
 
@@ -61,12 +70,13 @@ export function markdown(r) {
     const c = r.isolateCpu;
     out.push("CPU inside the Worker's isolate (V8 sampling profiler through workerd's inspector, 100 µs; busy time ÷ requests, one sequential client; the Worker's Durable Objects run in the same isolate and are included):");
     out.push("");
-    out.push("| path | floor | io-floor | Tidegate | peer | Tidegate's heaviest functions (self ms over the run) |");
-    out.push("|---|---|---|---|---|---|");
+    const hasB = Boolean(c["tidegate-b"]);
+    out.push(`| path | floor | io-floor | Tidegate | peer |${hasB ? " tidegate-b |" : ""} Tidegate's heaviest functions (self ms over the run) |`);
+    out.push(`|---|---|---|---|---|${hasB ? "---|" : ""}---|`);
     for (const path of order) {
       const cell = (w) => (c[w]?.[path] ? f(c[w][path].cpuMs, 3) : "");
       const top = (c.tidegate?.[path]?.top ?? []).slice(0, 3).map((x) => `${x.name.replace(/::h[0-9a-f]{16}/, "").replace(/ tidegate_edge\.wasm-[0-9a-f]+/, " (wasm)").slice(0, 70)} ${f(x.ms, 1)}`).join("; ");
-      out.push(`| ${labels[path]} | ${cell("floor")} | ${cell("io-floor")} | ${cell("tidegate")} | ${cell("peer")} | ${top} |`);
+      out.push(`| ${labels[path]} | ${cell("floor")} | ${cell("io-floor")} | ${cell("tidegate")} | ${cell("peer")} |${hasB ? ` ${cell("tidegate-b")} |` : ""} ${top} |`);
     }
     out.push("");
   }
@@ -102,6 +112,7 @@ export function markdown(r) {
   out.push("|---|---|---|");
   out.push(`| index_bg.wasm raw / gzip -9 | ${kib(b.wasm.raw)} / ${kib(b.wasm.gzip)} | |`);
   out.push(`| Tidegate upload (shim.mjs + index.js + wasm) raw / gzip -9 | ${kib(b.tidegate.raw)} / **${kib(b.tidegate.gzip)}** | < 1 MB: ${verdict(b.tidegate.gzip < 1024 * 1024)} |`);
+  if (r.bundleB) out.push(`| tidegate-b upload (${r.options.compareBuild}) raw / gzip -9 | ${kib(r.bundleB.raw)} / ${kib(r.bundleB.gzip)} | |`);
   out.push(`| peer bundle (esbuild, minified, jose included) raw / gzip -9 | ${kib(b.peer.raw)} / ${kib(b.peer.gzip)} | |`);
   out.push(`| wasm compile in node (same V8), p50 (min–max) | ${f(r.wasmCompileNode.p50, 1)} ms (${f(r.wasmCompileNode.min, 1)}–${f(r.wasmCompileNode.max, 1)}) | |`);
   for (const kind of ["tidegate", "peer", "trivial"]) {

@@ -48,10 +48,10 @@ export async function buildPeer() {
   return outfile;
 }
 
-/** The Tidegate build, or a clear error. */
-export function checkBuild() {
-  if (!existsSync(shim) || !existsSync(`${buildDir}/index.js`)) {
-    throw new Error(`${shim} is missing: build the Worker first (bash scripts/build-worker.sh --release)`);
+/** The Tidegate build in `dir`, or a clear error. */
+export function checkBuild(dir = buildDir) {
+  if (!existsSync(`${dir}/worker/shim.mjs`) || !existsSync(`${dir}/index.js`) || !existsSync(`${dir}/index_bg.wasm`)) {
+    throw new Error(`${dir}/worker/shim.mjs, index.js or index_bg.wasm is missing: build the Worker first (bash scripts/build-worker.sh --release)`);
   }
 }
 
@@ -61,13 +61,14 @@ const drain = (stdout, stderr) => {
   stderr.resume();
 };
 
-export function tidegateWorker({ config, adminKey, apiKeys, port }) {
+/** Tidegate from `dir` (build/ by default; another build for an A/B run). */
+export function tidegateWorker({ config, adminKey, apiKeys, port, name = "tidegate", dir = buildDir }) {
   return {
-    name: "tidegate",
+    name,
     compatibilityDate,
     modules: true,
-    scriptPath: shim,
-    modulesRoot: buildDir,
+    scriptPath: `${dir}/worker/shim.mjs`,
+    modulesRoot: dir,
     modulesRules: [
       { type: "ESModule", include: ["**/*.js"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },
