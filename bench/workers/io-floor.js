@@ -7,8 +7,8 @@
 // Paths mirror the bench config's routes:
 //   /proxy/*, /apikey/*, /jwt/*   origin only
 //   /limited/*                    DO + origin
-//   /secure/*                     DO + cache (+ origin and put on a miss)
-//   /cached/*                     cache (+ origin and put on a miss)
+//   /secure/*                     DO + cache (+ origin, put and index update on a miss)
+//   /cached/*                     cache (+ origin, put and index update on a miss)
 import { DurableObject } from "cloudflare:workers";
 
 export class IoCounter extends DurableObject {
@@ -27,6 +27,20 @@ export class IoCounter extends DurableObject {
     this.ctx.storage.sql.exec("INSERT INTO c (id, v) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v", next);
     return Response.json({ v: next });
   }
+}
+
+// Tidegate keeps, per caching route, an index of the keys it stored (for
+// purge by prefix): after each store it reads that entry, appends the key and
+// puts it back, capped at 1000 keys. The same Cache API traffic here (one more
+// match and put, same sizes), with string slicing instead of a JSON list.
+const INDEX_MAX_BYTES = 1000 * 120;
+async function store(key, response, indexUrl) {
+  await caches.default.put(key, response);
+  const index = await caches.default.match(indexUrl);
+  let text = index ? await index.text() : "";
+  text = `${text}"${key}",`;
+  if (text.length > INDEX_MAX_BYTES) text = text.slice(text.indexOf(",") + 1);
+  await caches.default.put(indexUrl, new Response(text, { headers: { "cache-control": "max-age=3600" } }));
 }
 
 export default {
@@ -48,7 +62,7 @@ export default {
       const fresh = await fetch(`${env.ORIGIN}${url.pathname}${url.search}`);
       const stored = new Response(fresh.body, fresh);
       stored.headers.set("cache-control", "max-age=3600");
-      ctx.waitUntil(caches.default.put(key, stored.clone()));
+      ctx.waitUntil(store(key, stored.clone(), `https://cache-index.io/${first}`));
       stored.headers.set("x-cache-status", "MISS");
       return stored;
     }
