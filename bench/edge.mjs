@@ -16,7 +16,7 @@
 // hot key at rising concurrency.
 //
 // Every loop is bounded in count and the whole run in time (--deadline-s,
-// default 420). A measurement, not a test: it checks every response (status,
+// default 600). A measurement, not a test: it checks every response (status,
 // X-Cache-Status, origin hits) so a figure is never of the wrong path, and
 // asserts nothing about time.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -70,7 +70,7 @@ const O = {
   portBase: opt("port-base", 8640, 1024, 65000),
   inspectorPort: opt("inspector-port", 9640, 1024, 65000),
   profileSeconds: opt("profile-seconds", SMOKE ? 1 : 2, 0, 30), // 0: no CPU profiles
-  deadlineS: opt("deadline-s", 420, 30, 1800),
+  deadlineS: opt("deadline-s", 600, 30, 1800),
   json: opt("json", ""),
   only: opt("only", ""), // comma-separated Worker names, to re-run a subset
   // Another Tidegate build (a build/ directory, e.g. another branch's) run as
