@@ -39,7 +39,7 @@ bench: bench-edge ## Every benchmark (edge; further sub-targets join this list)
 bench-edge: setup ## Edge: Tidegate vs floor vs TS peer in one workerd, wrk load, budgets (~5 min); see BENCHMARKS.md
 	@bash bench/edge.sh $(BENCH_ARGS)
 
-bench-edge-smoke: setup ## The edge benchmark in smoke mode (~1 min): checks the harness; figures not meaningful
+bench-edge-smoke: setup ## The edge benchmark in smoke mode (~2 min): checks the harness; figures not meaningful
 	@bash bench/edge.sh --smoke $(BENCH_ARGS)
 
 clean: ## Remove build outputs: build/, .wrangler/, test caches, cargo clean (honours CARGO_TARGET_DIR)
