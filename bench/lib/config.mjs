@@ -1,0 +1,89 @@
+// Tidegate's bench configuration: one route per measured path. The peer
+// Worker (bench/peer/worker.ts) has the same table.
+import { AUDIENCE, ISSUER } from "./tokens.mjs";
+
+export function tidegateConfig(origin, jwks) {
+  return `
+[gateway]
+admin_prefix = "/__tidegate/"
+default_timeout = "5s"
+
+[api_keys]
+header = "x-api-key"
+
+[[issuers]]
+name = "bench-idp"
+issuer = "${ISSUER}"
+audiences = ["${AUDIENCE}"]
+jwks_url = "${jwks}/jwks.json"
+algorithms = ["RS256"]
+
+[issuers.jwks_cache]
+ttl = "1h"
+max_stale = "1h"
+refetch_cooldown = "1h"
+negative_ttl = "1h"
+
+[[routes]]
+name = "proxy"
+path = "/proxy/*"
+upstream = "${origin}"
+auth = { require = "none" }
+
+[[routes]]
+name = "apikey"
+path = "/apikey/*"
+upstream = "${origin}"
+auth = { require = "api_key" }
+
+[[routes]]
+name = "jwt"
+path = "/jwt/*"
+upstream = "${origin}"
+auth = { require = "jwt" }
+
+[[routes]]
+name = "limited"
+path = "/limited/*"
+upstream = "${origin}"
+auth = { require = "jwt" }
+
+[routes.rate_limit]
+limits = [{ name = "per-subject", limit = 1000000000, period = "1h", key = "subject" }]
+
+# Every query is part of the cache key: a unique query is a MISS.
+[[routes]]
+name = "secure"
+methods = ["GET", "HEAD"]
+path = "/secure/*"
+upstream = "${origin}"
+auth = { require = "jwt" }
+
+[routes.rate_limit]
+limits = [{ name = "per-subject", limit = 1000000000, period = "1h", key = "subject" }]
+
+[routes.cache]
+ttl = "1h"
+scope = "private"
+
+[[routes]]
+name = "cached"
+methods = ["GET", "HEAD"]
+path = "/cached/*"
+upstream = "${origin}"
+auth = { require = "none" }
+
+[routes.cache]
+ttl = "1h"
+
+# One hot key (the client IP) against a small limit: limiter exactness.
+[[routes]]
+name = "hot"
+path = "/hot/*"
+upstream = "${origin}"
+auth = { require = "none" }
+
+[routes.rate_limit]
+limits = [{ name = "per-ip", limit = 100, period = "1h", key = "client_ip" }]
+`;
+}

@@ -1,0 +1,62 @@
+-- wrk script for bench/edge.mjs. Arguments after `--`:
+--   1 tokens file (lines "token subject"), 2 mode: none | jwt | apikey,
+--   3 unique: 1 adds ?n=<run>-<thread>-<counter> (a cache MISS per request),
+--   4 API key, 5 run id (distinct per wrk run, so no URL repeats across runs).
+-- Every response's status and X-Cache-Status are counted; done() prints one
+-- line "WRK_JSON {...}" with the counts and latency quantiles (microseconds).
+threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+
+function init(args)
+  tokens, subjects = {}, {}
+  mode, unique, apikey, run = args[2], args[3] == "1", args[4], args[5]
+  counter, hit, miss, other, non200 = 0, 0, 0, 0, 0
+  if mode == "jwt" then
+    for line in io.lines(args[1]) do
+      local t, s = line:match("^(%S+) (%S+)$")
+      tokens[#tokens + 1] = t
+      subjects[#subjects + 1] = s
+    end
+  end
+end
+
+function request()
+  counter = counter + 1
+  local path = wrk.path
+  if unique then path = path .. "?n=" .. run .. "-" .. id .. "-" .. counter end
+  local headers = {}
+  if mode == "jwt" then
+    -- Walk the pool: consecutive requests carry different tokens and subjects.
+    local i = (counter + id * 7919) % #tokens + 1
+    headers["authorization"] = "Bearer " .. tokens[i]
+    headers["x-bench-key"] = subjects[i]
+  elseif mode == "apikey" then
+    headers["x-api-key"] = apikey
+  end
+  return wrk.format("GET", path, headers)
+end
+
+function response(status, headers, body)
+  if status ~= 200 then non200 = non200 + 1 end
+  local c = headers["x-cache-status"] or headers["X-Cache-Status"]
+  if c == "HIT" then hit = hit + 1 elseif c == "MISS" then miss = miss + 1 else other = other + 1 end
+end
+
+function done(summary, latency, requests)
+  local h, m, o, n = 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    h = h + t:get("hit"); m = m + t:get("miss"); o = o + t:get("other"); n = n + t:get("non200")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"duration_us":%d,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"lat_us":{"min":%d,"p25":%d,"p50":%d,"p75":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f},' ..
+    '"cache":{"hit":%d,"miss":%d,"other":%d},"non200":%d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency:percentile(25), latency:percentile(50), latency:percentile(75),
+    latency:percentile(90), latency:percentile(99), latency.max, latency.mean, h, m, o, n))
+end

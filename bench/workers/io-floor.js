@@ -1,0 +1,71 @@
+// The I/O-equivalent floor: the same I/O as Tidegate's paths (a Durable
+// Object round trip with a SQLite read and write, a Cache API lookup and
+// store, the origin fetch) and no policy work at all (no routing table, no
+// token, no GCRA, no headers). workerd CPU of Tidegate's path minus this
+// Worker's is the gateway's own CPU.
+//
+// Paths mirror the bench config's routes:
+//   /proxy/*, /apikey/*, /jwt/*   origin only
+//   /limited/*                    DO + origin
+//   /secure/*                     DO + cache (+ origin, put and index update on a miss)
+//   /cached/*                     cache (+ origin, put and index update on a miss)
+import { DurableObject } from "cloudflare:workers";
+
+export class IoCounter extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS c (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
+  }
+  // One SQLite read and one write per call, as Tidegate's Throttle does, with
+  // a JSON body both ways like its fetch-based protocol. One object per
+  // subject, like Tidegate's per-subject limit: the load generator sends the
+  // token's subject as x-bench-key (this Worker reads no token).
+  async fetch(request) {
+    await request.text();
+    const row = this.ctx.storage.sql.exec("SELECT v FROM c WHERE id = 0").toArray()[0];
+    const next = String(Number(row?.v ?? 0) + 1);
+    this.ctx.storage.sql.exec("INSERT INTO c (id, v) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v", next);
+    return Response.json({ v: next });
+  }
+}
+
+// Tidegate keeps, per caching route, an index of the keys it stored (for
+// purge by prefix): after each store it reads that entry, appends the key and
+// puts it back, capped at 1000 keys. The same Cache API traffic here (one more
+// match and put, same sizes), with string slicing instead of a JSON list.
+const INDEX_MAX_BYTES = 1000 * 120;
+async function store(key, response, indexUrl) {
+  await caches.default.put(key, response);
+  const index = await caches.default.match(indexUrl);
+  let text = index ? await index.text() : "";
+  text = `${text}"${key}",`;
+  if (text.length > INDEX_MAX_BYTES) text = text.slice(text.indexOf(",") + 1);
+  await caches.default.put(indexUrl, new Response(text, { headers: { "cache-control": "max-age=3600" } }));
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    const first = url.pathname.split("/")[1];
+    if (first === "limited" || first === "secure") {
+      const stub = env.IO_COUNTER.get(env.IO_COUNTER.idFromName(request.headers.get("x-bench-key") ?? "anon"));
+      await (await stub.fetch("https://io/", { method: "POST", body: '{"op":"check"}' })).json();
+    }
+    if (first === "secure" || first === "cached") {
+      const key = `https://cache.io${url.pathname}${url.search}`;
+      const hit = await caches.default.match(key);
+      if (hit) {
+        const response = new Response(hit.body, hit);
+        response.headers.set("x-cache-status", "HIT");
+        return response;
+      }
+      const fresh = await fetch(`${env.ORIGIN}${url.pathname}${url.search}`);
+      const stored = new Response(fresh.body, fresh);
+      stored.headers.set("cache-control", "max-age=3600");
+      ctx.waitUntil(store(key, stored.clone(), `https://cache-index.io/${first}`));
+      stored.headers.set("x-cache-status", "MISS");
+      return stored;
+    }
+    return fetch(`${env.ORIGIN}${url.pathname}${url.search}`, { method: request.method, headers: request.headers });
+  },
+};
