@@ -10,7 +10,8 @@
 #
 # The stack: LocalStack (API Gateway + CloudWatch), the demo origin standing
 # in for the stage (scripts/demo/origin.py), the edge Worker under wrangler
-# dev, the rollback Lambda under cargo lambda watch. Every process is started
+# dev, the rollback Lambda behind cargo lambda watch's emulator (the release
+# bootstrap; --dev: under full cargo lambda watch). Every process is started
 # in its own process group and stopped by PID on exit, error or Ctrl-C.
 #
 # Ports (127.0.0.1), overridable:
@@ -55,6 +56,7 @@ EDGE_URL=http://127.0.0.1:$EDGE_PORT
 ORIGIN_URL=http://127.0.0.1:$ORIGIN_PORT
 LAMBDA_URL=http://127.0.0.1:$LAMBDA_PORT
 PY="$VENV_DIR/bin/python"
+BOOTSTRAP=${TIDEGATE_DEMO_BOOTSTRAP:-${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}/lambda/tidegate-rollback/bootstrap}
 DEMO_DIR="$CACHE_DIR/demo"
 RUN_ID="$(date -u +%Y%m%d-%H%M%S)-$$"
 RUN="$DEMO_DIR/$RUN_ID"
@@ -69,7 +71,7 @@ cleaned=0
 
 cleanup() {
     local rc=$? entry name pid i left
-    [ "$cleaned" = 1 ] && return
+    [ "$cleaned" = 1 ] && return 0
     cleaned=1
     trap '' INT TERM
     [ ${#PIDS[@]} -gt 0 ] || [ "$started_localstack" = 1 ] || exit "$rc"
@@ -104,9 +106,11 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
 
 # stop_group NAME PID: TERM the process group, wait up to 10 s, then KILL.
+# (Explicit `return 0`: a bare `return` in a trap handler returns the status
+# of the command before the trap, e.g. the failure that triggered it.)
 stop_group() {
     local name=$1 pid=$2
-    pgrep -g "$pid" >/dev/null 2>&1 || { say "stopped $name"; return; }
+    pgrep -g "$pid" >/dev/null 2>&1 || { say "stopped $name"; return 0; }
     kill -TERM -- "-$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do
         pgrep -g "$pid" >/dev/null 2>&1 || break
@@ -129,7 +133,7 @@ start() {
     LAST_PID=$!
 }
 
-# wait_http NAME URL PID SECONDS: until URL answers any HTTP status.
+# wait_http NAME URL PID SECONDS LOG: until URL answers any HTTP status.
 wait_http() {
     local name=$1 url=$2 pid=$3 secs=$4 log=$5 deadline code
     deadline=$(($(now_ms) + secs * 1000))
@@ -145,6 +149,17 @@ wait_http() {
             die "$name did not answer on $url within ${secs}s (log: ${log#"$TIDEGATE_ROOT"/})"
         fi
         sleep 0.3
+    done
+}
+
+# wait_port NAME PORT PID SECONDS LOG: until 127.0.0.1:PORT accepts connections.
+wait_port() {
+    local name=$1 port=$2 pid=$3 secs=$4 log=$5 deadline
+    deadline=$(($(now_ms) + secs * 1000))
+    until port_in_use "$port"; do
+        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$log" >&2 || true; die "$name exited during start (log: ${log#"$TIDEGATE_ROOT"/})"; }
+        (($(now_ms) < deadline)) || die "$name did not listen on 127.0.0.1:$port within ${secs}s (log: ${log#"$TIDEGATE_ROOT"/})"
+        sleep 0.2
     done
 }
 
@@ -179,8 +194,8 @@ build_all() {
     say "building the edge Worker (worker-build --release; seconds when up to date)"
     bash scripts/build-worker.sh --release >"$RUN/build-worker.log" 2>&1 ||
         { tail -n 30 "$RUN/build-worker.log" >&2; die "the Worker build failed (log: ${RUN#"$TIDEGATE_ROOT"/}/build-worker.log)"; }
-    say "building the rollback Lambda (debug build, as cargo lambda watch runs it)"
-    cargo build -p tidegate-rollback --bin tidegate-rollback >"$RUN/build-lambda.log" 2>&1 ||
+    say "building the rollback Lambda (cargo lambda build --release; seconds when up to date)"
+    bash scripts/build-lambda.sh >"$RUN/build-lambda.log" 2>&1 ||
         { tail -n 30 "$RUN/build-lambda.log" >&2; die "the Lambda build failed (log: ${RUN#"$TIDEGATE_ROOT"/}/build-lambda.log)"; }
 }
 
@@ -226,14 +241,38 @@ start_edge() {
 }
 
 start_lambda() {
-    local reload=--ignore-changes
-    [ "$mode" = dev ] && reload=""
-    # cargo lambda watch builds (debug) and runs the function; CARGO_TARGET_DIR
-    # is honoured (its --target-dir is not). The first request waits for it.
-    start lambda "$RUN/lambda.log" cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" \
-        --env-file "$RUN/lambda.env" $reload -p tidegate-rollback --bin tidegate-rollback
-    wait_http "cargo lambda watch" "$LAMBDA_URL/lambda-url/tidegate-rollback/" "$LAST_PID" 900 "$RUN/lambda.log"
-    say "rollback Lambda (cargo lambda watch) on $LAMBDA_URL (pid $LAST_PID)"
+    if [ "$mode" = dev ]; then
+        # make dev: cargo lambda watch builds (debug) and runs the function,
+        # and rebuilds it when lambda-rollback/ or shared/ change.
+        # CARGO_TARGET_DIR is honoured (its --target-dir is not).
+        say "starting the Lambda under cargo lambda watch (the first start compiles a debug build)"
+        start lambda "$RUN/lambda.log" cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" \
+            --env-file "$RUN/lambda.env" -p tidegate-rollback --bin tidegate-rollback
+    else
+        # make demo: the release bootstrap `make build` deploys, run against
+        # cargo lambda watch's Lambda emulator (invoke API, Function URL,
+        # runtime API): no second, debug build of the SDK.
+        [ -x "$BOOTSTRAP" ] || die "$BOOTSTRAP is missing: run without --no-build (or bash scripts/test.sh lambda)"
+        start lambda-emulator "$RUN/lambda-emulator.log" cargo lambda watch --only-lambda-apis \
+            -A 127.0.0.1 -P "$LAMBDA_PORT"
+        wait_port "cargo lambda watch" "$LAMBDA_PORT" "$LAST_PID" 60 "$RUN/lambda-emulator.log"
+        # The Lambda's environment (config, API keys, LocalStack endpoint)
+        # and the runtime API's address, as Lambda would set them.
+        (
+            set -a
+            # shellcheck source=/dev/null
+            . "$RUN/lambda.env"
+            set +a
+            export AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$LAMBDA_PORT/.rt/tidegate-rollback"
+            export AWS_LAMBDA_FUNCTION_NAME=tidegate-rollback AWS_LAMBDA_FUNCTION_VERSION=1 \
+                AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128
+            exec setsid "$BOOTSTRAP"
+        ) </dev/null >"$RUN/lambda.log" 2>&1 &
+        PIDS+=("lambda:$!")
+        LAST_PID=$!
+    fi
+    wait_http "the Lambda" "$LAMBDA_URL/lambda-url/tidegate-rollback/" "$LAST_PID" 900 "$RUN/lambda.log"
+    say "rollback Lambda on $LAMBDA_URL (invoke API and Function URL; pid $LAST_PID)"
 }
 
 play() {
@@ -251,7 +290,7 @@ print_where() {
     say "where to look (run folder $r/):"
     say "   scenario.log        this output        result.json    steps, timings, expectations"
     say "   edge.log            wrangler dev (one JSON line per request)"
-    say "   lambda.log          the Lambda (JSON audit lines: decision, action, outcome)"
+    say "   lambda.log          the Lambda (JSON audit lines: decision, action, outcome); lambda-emulator.log"
     say "   origin.log          the stage's traffic split and the metrics it published"
     say "   events/             every event delivered to the Lambda, with its answer"
     say "   control-stage.json  GET /stages/{api}/prod from the control API; status.html the status page"

@@ -4,7 +4,7 @@
 #   clippy       clippy, native workspace (all but the wasm-only edge crate)
 #   clippy-wasm  clippy, edge crate on wasm32
 #   test         native tests (cargo-nextest if installed) and doc tests
-#   examples     examples/gateway.toml validates; the demo walkthrough holds
+#   examples     examples/gateway.toml validates; the policy walkthrough holds
 #   wasm-policy  tidegate-policy builds for wasm32 on its own
 #   worker       worker-build --release of the edge Worker (wrangler's [build])
 #   vitest       tests/ suite: Miniflare drives the built Worker
@@ -12,6 +12,7 @@
 #   localstack   LocalStack starts on loopback; one API Gateway call with awscli
 #   lambda       cargo lambda build --release of the rollback function
 #   rollback-localstack  the rollback Lambda's handler against LocalStack
+#   demo         the demo scenario end to end, every step asserted (make demo --check)
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
 # Needs `make setup` first (make test does both).
 set -euo pipefail
@@ -22,7 +23,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack lambda rollback-localstack)
+ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack lambda rollback-localstack demo)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -56,9 +57,9 @@ stage_wasm_policy() {
 
 stage_examples() {
     cargo run -q -p tidegate-policy --example validate -- examples/gateway.toml
-    # The demo walkthrough asserts each step and exits non-zero if one fails.
+    # The policy walkthrough asserts each step and exits non-zero if one fails.
     cargo run -q -p tidegate-policy --example walkthrough -- examples/gateway.toml >/dev/null
-    say "examples/gateway.toml validates; the walkthrough (make demo) met every expectation"
+    say "examples/gateway.toml validates; the policy walkthrough met every expectation"
 }
 
 stage_worker() { bash scripts/build-worker.sh --release; }
@@ -109,13 +110,20 @@ stage_rollback_localstack() {
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test localstack -- --nocapture
 }
 
+stage_demo() {
+    # The same script as `make demo`, non-interactive: every step is an
+    # assertion. Reuses the Worker and Lambda built by earlier stages; the
+    # script stops everything it started, whatever happens.
+    bash scripts/demo.sh --check --no-build
+}
+
 describe() {
     case $1 in
         fmt) echo "cargo fmt --check" ;;
         clippy) echo "clippy (native workspace, -D warnings)" ;;
         clippy-wasm) echo "clippy (tidegate-edge on wasm32, -D warnings)" ;;
         test) echo "native tests + doc tests" ;;
-        examples) echo "example config validates; demo walkthrough holds" ;;
+        examples) echo "example config validates; policy walkthrough holds" ;;
         wasm-policy) echo "tidegate-policy builds for wasm32" ;;
         worker) echo "worker-build --release (edge Worker)" ;;
         vitest) echo "vitest: Miniflare drives the built Worker" ;;
@@ -123,6 +131,7 @@ describe() {
         localstack) echo "LocalStack smoke: API Gateway via awscli" ;;
         lambda) echo "cargo lambda build --release (rollback)" ;;
         rollback-localstack) echo "rollback Lambda handler against LocalStack" ;;
+        demo) echo "demo scenario end to end (make demo, asserted)" ;;
         *) return 1 ;;
     esac
 }
