@@ -6,7 +6,9 @@
 #   scripts/demo.sh --check    the same, non-interactive: the first failed expectation ends the run
 #                              (also TIDEGATE_DEMO_ASSERT=1; the `demo` test stage uses it)
 #   scripts/demo.sh --dev      build, start the stack, leave it running with URLs (make dev); Ctrl-C stops it
-#   --no-build                 use build/ and the cargo cache as they are (the test stage: built earlier)
+#   --no-build                 use build/ and the Lambda bootstrap as they are (the test stage: built earlier)
+#   --watch-lambda             run the Lambda under full cargo lambda watch (debug build, reloads on
+#                              changes to its code) instead of the release bootstrap behind its emulator
 #
 # The stack: LocalStack (API Gateway + CloudWatch), the demo origin standing
 # in for the stage (scripts/demo/origin.py), the edge Worker under wrangler
@@ -32,16 +34,18 @@ cd "$TIDEGATE_ROOT"
 mode=demo
 check=${TIDEGATE_DEMO_ASSERT:-0}
 build=1
+watch_lambda=0
 for arg in "$@"; do
     case $arg in
         --check) check=1 ;;
         --dev) mode=dev ;;
         --no-build) build=0 ;;
+        --watch-lambda) watch_lambda=1 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
             exit 0
             ;;
-        *) die "unknown argument '$arg'; usage: scripts/demo.sh [--check] [--dev] [--no-build]" ;;
+        *) die "unknown argument '$arg'; usage: scripts/demo.sh [--check] [--dev] [--no-build] [--watch-lambda]" ;;
     esac
 done
 
@@ -215,7 +219,7 @@ provision() {
     compat=$(sed -n 's/^compatibility_date = "\(.*\)"/\1/p' wrangler.toml)
     "$PY" scripts/demo/scenario.py prepare --run-dir "$RUN" --run-id "$RUN_ID" --root "$TIDEGATE_ROOT" \
         --template examples/demo/gateway.toml --origin "$ORIGIN_URL" --endpoint "$LS_URL" \
-        --compatibility-date "$compat" $([ "$mode" = dev ] && echo --rebuild)
+        --compatibility-date "$compat" $([ "$mode" = dev ] && [ "$build" = 1 ] && echo --rebuild)
     "$PY" scripts/demo/scenario.py provision --run-dir "$RUN" --endpoint "$LS_URL"
 }
 
@@ -241,15 +245,15 @@ start_edge() {
 }
 
 start_lambda() {
-    if [ "$mode" = dev ]; then
-        # make dev: cargo lambda watch builds (debug) and runs the function,
+    if [ "$watch_lambda" = 1 ]; then
+        # --watch-lambda: cargo lambda watch builds (debug) and runs the function,
         # and rebuilds it when lambda-rollback/ or shared/ change.
         # CARGO_TARGET_DIR is honoured (its --target-dir is not).
         say "starting the Lambda under cargo lambda watch (the first start compiles a debug build)"
         start lambda "$RUN/lambda.log" cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" \
             --env-file "$RUN/lambda.env" -p tidegate-rollback --bin tidegate-rollback
     else
-        # make demo: the release bootstrap `make build` deploys, run against
+        # Default: the release bootstrap `make build` deploys, run against
         # cargo lambda watch's Lambda emulator (invoke API, Function URL,
         # runtime API): no second, debug build of the SDK.
         [ -x "$BOOTSTRAP" ] || die "$BOOTSTRAP is missing: run without --no-build (or bash scripts/test.sh lambda)"
