@@ -96,7 +96,7 @@ cleanup() {
     left=""
     for entry in "${PIDS[@]}"; do
         pid=${entry##*:}
-        if pgrep -g "$pid" >/dev/null 2>&1; then left="$left ${entry%%:*}($(pgrep -g "$pid" | tr '\n' ' '))"; fi
+        if group_alive "$pid"; then left="$left ${entry%%:*}($(group_pids "$pid" | tr '\n' ' '))"; fi
     done
     if [ -n "$left" ]; then
         warn "processes left behind:$left"
@@ -109,18 +109,32 @@ cleanup() {
 trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
 
+# group_pids PGID: the live processes of a process group, from /proc (no
+# procps needed; zombies excluded).
+group_pids() {
+    local pg=$1 f line fields
+    for f in /proc/[0-9]*/stat; do
+        read -r line <"$f" 2>/dev/null || continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces or parens.
+        read -r -a fields <<<"${line##*) }"
+        [ "${fields[2]}" = "$pg" ] && [ "${fields[0]}" != Z ] && echo "${f//[^0-9]/}"
+    done
+    return 0
+}
+group_alive() { [ -n "$(group_pids "$1")" ]; }
+
 # stop_group NAME PID: TERM the process group, wait up to 10 s, then KILL.
 # (Explicit `return 0`: a bare `return` in a trap handler returns the status
 # of the command before the trap, e.g. the failure that triggered it.)
 stop_group() {
     local name=$1 pid=$2
-    pgrep -g "$pid" >/dev/null 2>&1 || { say "stopped $name"; return 0; }
+    group_alive "$pid" || { say "stopped $name"; return 0; }
     kill -TERM -- "-$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do
-        pgrep -g "$pid" >/dev/null 2>&1 || break
+        group_alive "$pid" || break
         sleep 0.2
     done
-    if pgrep -g "$pid" >/dev/null 2>&1; then
+    if group_alive "$pid"; then
         warn "$name (pid $pid) did not stop in 10s; killing it"
         kill -KILL -- "-$pid" 2>/dev/null || true
         sleep 0.2
@@ -215,11 +229,13 @@ start_localstack() {
 }
 
 provision() {
-    local compat
+    local compat extra=()
     compat=$(sed -n 's/^compatibility_date = "\(.*\)"/\1/p' wrangler.toml)
+    # make dev: wrangler rebuilds the Worker when its code changes.
+    [ "$mode" = dev ] && [ "$build" = 1 ] && extra+=(--rebuild)
     "$PY" scripts/demo/scenario.py prepare --run-dir "$RUN" --run-id "$RUN_ID" --root "$TIDEGATE_ROOT" \
         --template examples/demo/gateway.toml --origin "$ORIGIN_URL" --endpoint "$LS_URL" \
-        --compatibility-date "$compat" $([ "$mode" = dev ] && [ "$build" = 1 ] && echo --rebuild)
+        --compatibility-date "$compat" "${extra[@]}"
     "$PY" scripts/demo/scenario.py provision --run-dir "$RUN" --endpoint "$LS_URL"
 }
 
@@ -302,21 +318,29 @@ print_where() {
 }
 
 print_urls() {
-    local api_name
-    api_name=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_name"])' "$RUN/aws.json")
+    local api_name api_id canary web_key operator_key
+    json_field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+    api_name=$(json_field "$RUN/aws.json" api_name)
+    api_id=$(json_field "$RUN/aws.json" api_id)
+    canary=$(json_field "$RUN/aws.json" canary)
+    web_key=$(json_field "$RUN/secrets.json" web_key)
+    operator_key=$(json_field "$RUN/secrets.json" operator_key)
     say ""
     say "the stack is running (Ctrl-C stops all of it):"
     say "   edge       $EDGE_URL/v1/catalog/books, $EDGE_URL/v1/orders/42   (health: /__tidegate/health)"
     say "   Lambda     $LAMBDA_URL/lambda-url/tidegate-rollback/   (status page; /stages for JSON)"
-    say "   origin     $ORIGIN_URL/__demo/stats   (POST /__demo/canary {\"failing\": true} to break the canary)"
-    say "   LocalStack $LS_URL   (eval \"\$(bash scripts/localstack.sh env)\"; REST API $api_name)"
-    say "   demo-only credentials: ${RUN#"$TIDEGATE_ROOT"/}/secrets.json, e.g.:"
-    say "     curl -i -H \"x-api-key: \$(jq -r .web_key ${RUN#"$TIDEGATE_ROOT"/}/secrets.json)\" $EDGE_URL/v1/orders/42"
-    say "     curl -H \"x-api-key: \$(jq -r .operator_key ${RUN#"$TIDEGATE_ROOT"/}/secrets.json)\" $LAMBDA_URL/lambda-url/tidegate-rollback/stages"
-    say "   start a canary (10 %):"
-    say "     aws apigateway update-stage --rest-api-id \$(jq -r .api_id ${RUN#"$TIDEGATE_ROOT"/}/aws.json) --stage-name prod --patch-operations \\"
-    say "       op=replace,path=/canarySettings/deploymentId,value=\$(jq -r .canary ${RUN#"$TIDEGATE_ROOT"/}/aws.json) op=replace,path=/canarySettings/percentTraffic,value=10"
-    say "   EventBridge's part runs in the background (relay.log): alarm changes and a schedule every 10 s go to the Lambda"
+    say "   origin     $ORIGIN_URL/__demo/stats   (the stage's traffic split and counts)"
+    say "   LocalStack $LS_URL   (REST API $api_name, id $api_id)"
+    say "demo-only credentials of this run (all in ${RUN#"$TIDEGATE_ROOT"/}/secrets.json):"
+    say "   curl -i -H 'x-api-key: $web_key' $EDGE_URL/v1/orders/42"
+    say "   curl -H 'x-api-key: $operator_key' $LAMBDA_URL/lambda-url/tidegate-rollback/stages"
+    say "release v2 as a canary at 10 %, then make it fail, and watch the Lambda take it off (relay.log):"
+    say "   eval \"\$(TIDEGATE_LOCALSTACK_PORT=$LS_PORT bash scripts/localstack.sh env)\""
+    say "   aws apigateway update-stage --rest-api-id $api_id --stage-name prod --patch-operations \\"
+    say "     op=replace,path=/canarySettings/deploymentId,value=$canary op=replace,path=/canarySettings/percentTraffic,value=10"
+    say "   curl -X POST -d '{\"failing\": true}' $ORIGIN_URL/__demo/canary"
+    say "   for i in \$(seq 100); do curl -s -o /dev/null -H 'x-api-key: $web_key' $EDGE_URL/v1/orders/\$i; done"
+    say "EventBridge's part runs in the background (relay.log): alarm changes, and a schedule every 10 s"
 }
 
 main() {
