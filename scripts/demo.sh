@@ -209,10 +209,10 @@ build_all() {
         say "using the existing builds (--no-build)"
         return
     fi
-    say "building the edge Worker (worker-build --release; seconds when up to date)"
+    say "building the edge Worker (worker-build --release; seconds when up to date, minutes the first time; log ${RUN#"$TIDEGATE_ROOT"/}/build-worker.log)"
     bash scripts/build-worker.sh --release >"$RUN/build-worker.log" 2>&1 ||
         { tail -n 30 "$RUN/build-worker.log" >&2; die "the Worker build failed (log: ${RUN#"$TIDEGATE_ROOT"/}/build-worker.log)"; }
-    say "building the rollback Lambda (cargo lambda build --release; seconds when up to date)"
+    say "building the rollback Lambda (cargo lambda build --release; seconds when up to date, up to 10 minutes the first time; log ${RUN#"$TIDEGATE_ROOT"/}/build-lambda.log)"
     bash scripts/build-lambda.sh >"$RUN/build-lambda.log" 2>&1 ||
         { tail -n 30 "$RUN/build-lambda.log" >&2; die "the Lambda build failed (log: ${RUN#"$TIDEGATE_ROOT"/}/build-lambda.log)"; }
 }
