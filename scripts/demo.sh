@@ -60,6 +60,7 @@ EDGE_URL=http://127.0.0.1:$EDGE_PORT
 ORIGIN_URL=http://127.0.0.1:$ORIGIN_PORT
 LAMBDA_URL=http://127.0.0.1:$LAMBDA_PORT
 PY="$VENV_DIR/bin/python"
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in scripts/demo/
 BOOTSTRAP=${TIDEGATE_DEMO_BOOTSTRAP:-${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}/lambda/tidegate-rollback/bootstrap}
 DEMO_DIR="$CACHE_DIR/demo"
 RUN_ID="$(date -u +%Y%m%d-%H%M%S)-$$"
