@@ -26,12 +26,11 @@ build: setup ## Build the Worker (worker-build --release) and the Lambda (cargo 
 lint: setup ## cargo fmt --check and clippy -D warnings (native + edge on wasm32)
 	@bash scripts/test.sh fmt clippy clippy-wasm
 
-demo: setup ## Walk through the policy with examples/gateway.toml
-	@[ -f examples/gateway.toml ] || { echo "==> [demo] examples/gateway.toml is missing (it comes with the config work)"; exit 1; }
-	@$(ENV) && cargo run -q -p tidegate-policy --example walkthrough -- examples/gateway.toml
+demo: setup ## The whole system on loopback and a release that fails and is rolled back (docs/demo.md)
+	@bash scripts/demo.sh $(DEMO_ARGS)
 
-dev: setup ## Run the Worker locally: wrangler dev on 127.0.0.1:8787
-	@bash scripts/dev.sh
+dev: setup ## The demo's stack, left running for exploration (URLs printed; Ctrl-C stops it)
+	@bash scripts/dev.sh $(DEV_ARGS)
 
 # Benchmarks: figures for BENCHMARKS.md, never assertions. Each sub-target is bounded in time.
 
@@ -55,7 +54,7 @@ bench: bench-edge bench-micro bench-lambda ## Every benchmark (figures go to BEN
 
 clean: ## Remove build outputs: build/, .wrangler/, test caches, cargo clean (honours CARGO_TARGET_DIR)
 	@if [ -f .cache/localstack/localstack.pid ]; then bash scripts/localstack.sh stop; fi
-	rm -rf build .wrangler .cache/wrangler-dry-run .cache/wrangler .cache/localstack .cache/worker-build
+	rm -rf build .wrangler .cache/wrangler-dry-run .cache/wrangler .cache/localstack .cache/worker-build .cache/demo
 	cargo clean
 
 distclean: clean ## clean, and remove the installed tools (.tools/, .venv/, .cache/, tests/node_modules/)

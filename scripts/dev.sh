@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs the edge Worker locally under wrangler dev (workerd), loopback only.
-# wrangler runs the [build] command first and rebuilds on changes in
-# edge-worker/src and shared/src. Port: TIDEGATE_DEV_PORT (default 8787).
-# Secrets for local runs go in .dev.vars (read at start only).
+# `make dev`: the demo's stack (LocalStack, the demo origin, the edge under
+# wrangler dev, the rollback Lambda under cargo lambda watch), left running
+# with its URLs printed; Ctrl-C stops all of it. See docs/demo.md.
+#   scripts/dev.sh              the whole stack (scripts/demo.sh --dev)
+#   scripts/dev.sh --edge-only  only the edge: wrangler dev with the embedded
+#                               example config (port TIDEGATE_DEV_PORT, 8787);
+#                               secrets from .dev.vars
 set -euo pipefail
 
 TG_TAG=dev
@@ -11,6 +14,10 @@ TG_TAG=dev
 load_env
 cd "$TIDEGATE_ROOT"
 
-port=${TIDEGATE_DEV_PORT:-8787}
-say "wrangler dev on http://127.0.0.1:$port (health: /__tidegate/health); Ctrl-C stops it"
-exec "$TESTS_DIR/node_modules/.bin/wrangler" dev --local --ip 127.0.0.1 --port "$port" "$@"
+if [ "${1:-}" = --edge-only ]; then
+    shift
+    port=${TIDEGATE_DEV_PORT:-8787}
+    say "wrangler dev on http://127.0.0.1:$port (health: /__tidegate/health); Ctrl-C stops it"
+    exec "$TESTS_DIR/node_modules/.bin/wrangler" dev --local --ip 127.0.0.1 --port "$port" "$@"
+fi
+exec bash scripts/demo.sh --dev "$@"

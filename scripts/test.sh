@@ -4,7 +4,7 @@
 #   clippy       clippy, native workspace (all but the wasm-only edge crate)
 #   clippy-wasm  clippy, edge crate on wasm32
 #   test         native tests (cargo-nextest if installed) and doc tests
-#   examples     examples/gateway.toml validates; the demo walkthrough holds
+#   examples     examples/gateway.toml validates; the policy walkthrough holds
 #   wasm-policy  tidegate-policy builds for wasm32 on its own
 #   worker       worker-build --release of the edge Worker (wrangler's [build])
 #   vitest       tests/ suite: Miniflare drives the built Worker
@@ -16,6 +16,7 @@
 #                (tests/localstack.rs, and tests/faults.rs: injected faults)
 #   fuzz         each fuzz target for TIDEGATE_FUZZ_SECONDS (scripts/fuzz.sh)
 #   audit        RustSec audit of the lock files (audit/checker), offline snapshot
+#   demo         the demo scenario end to end, every step asserted (make demo --check)
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
 # Needs `make setup` first (make test does both).
 set -euo pipefail
@@ -26,7 +27,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack fuzz)
+ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack demo fuzz)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -62,9 +63,9 @@ stage_wasm_policy() {
 
 stage_examples() {
     cargo run -q -p tidegate-policy --example validate -- examples/gateway.toml
-    # The demo walkthrough asserts each step and exits non-zero if one fails.
+    # The policy walkthrough asserts each step and exits non-zero if one fails.
     cargo run -q -p tidegate-policy --example walkthrough -- examples/gateway.toml >/dev/null
-    say "examples/gateway.toml validates; the walkthrough (make demo) met every expectation"
+    say "examples/gateway.toml validates; the policy walkthrough met every expectation"
 }
 
 stage_worker() { bash scripts/build-worker.sh --release; }
@@ -130,6 +131,13 @@ stage_rollback_localstack() {
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test faults -- --nocapture
 }
 
+stage_demo() {
+    # The same script as `make demo`, non-interactive: every step is an
+    # assertion. Reuses the Worker and Lambda built by earlier stages; the
+    # script stops everything it started, whatever happens.
+    bash scripts/demo.sh --check --no-build
+}
+
 stage_fuzz() { bash scripts/fuzz.sh; }
 
 stage_audit() { bash scripts/audit.sh; }
@@ -140,7 +148,7 @@ describe() {
         clippy) echo "clippy (native workspace, -D warnings)" ;;
         clippy-wasm) echo "clippy (tidegate-edge on wasm32, -D warnings)" ;;
         test) echo "native tests + doc tests" ;;
-        examples) echo "example config validates; demo walkthrough holds" ;;
+        examples) echo "example config validates; policy walkthrough holds" ;;
         wasm-policy) echo "tidegate-policy builds for wasm32" ;;
         worker) echo "worker-build --release (edge Worker)" ;;
         vitest) echo "vitest: Miniflare drives the built Worker" ;;
@@ -149,6 +157,7 @@ describe() {
         infra) echo "AWS template: cfn-lint, least-privilege IAM, deploy to LocalStack" ;;
         lambda) echo "cargo lambda build --release (rollback)" ;;
         rollback-localstack) echo "rollback Lambda handler against LocalStack (+ injected faults)" ;;
+        demo) echo "demo scenario end to end (make demo, asserted)" ;;
         fuzz) echo "fuzz targets, ${TIDEGATE_FUZZ_SECONDS:-45}s each (cargo fuzz, stable)" ;;
         audit) echo "RustSec audit, offline snapshot (audit/advisory-db)" ;;
         *) return 1 ;;

@@ -42,10 +42,16 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// A deadline further in the past than this (ms) is not a timestamp at all:
+/// `cargo lambda watch` 1.9 sends the timeout (`600000`) in the deadline
+/// header, which would leave every local invocation without time.
+const IMPLAUSIBLY_PAST_MS: u64 = 15 * 60 * 1000;
+
 /// Time left for work before the invocation's deadline (ms since the epoch,
-/// as the Lambda context gives it), keeping [`DEADLINE_MARGIN`] back.
+/// as the Lambda context gives it), keeping [`DEADLINE_MARGIN`] back; the
+/// default budget when the deadline is unknown or implausible.
 pub fn budget(deadline_ms: u64, now_ms: u64) -> Duration {
-    if deadline_ms == 0 {
+    if deadline_ms == 0 || now_ms.saturating_sub(deadline_ms) > IMPLAUSIBLY_PAST_MS {
         return DEFAULT_BUDGET;
     }
     Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN)
@@ -68,6 +74,8 @@ mod tests {
         assert_eq!(budget(0, 5), DEFAULT_BUDGET);
         assert_eq!(budget(10_000, 4_000), Duration::from_millis(5_500));
         assert_eq!(budget(1_000, 4_000), Duration::ZERO);
+        // cargo lambda watch's header: the timeout, not a deadline.
+        assert_eq!(budget(600_000, 1_795_257_827_423), DEFAULT_BUDGET);
     }
 
     #[test]

@@ -1,0 +1,718 @@
+"""The demo's scenario driver (run by scripts/demo.sh; see docs/demo.md).
+
+Subcommands, all working in one run folder (.cache/demo/<run>/):
+  prepare    demo-only secrets, the rendered gateway config, the wrangler
+             config and the Lambda's environment file
+  provision  in LocalStack: the REST API, its base deployment on stage
+             `prod`, the canary deployment (not yet live) and the two alarms
+  play       the scenario, step by step, with an expectation on each step
+  relay      (make dev) plays EventBridge: delivers alarm state changes and a
+             scheduled event every few seconds to the Lambda, until stopped
+
+What is emulated, and why (LocalStack cannot do it): API Gateway's traffic
+split and metrics are done by the demo origin (origin.py); EventBridge's
+delivery of alarm state changes and schedules is done here. The alarms are
+real CloudWatch alarms in LocalStack, evaluated on the published metrics.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+FUNCTION = "tidegate-rollback"
+STAGE = "prod"
+ISSUER = "https://idp.demo.tidegate.test/"
+AUDIENCE = "https://api.demo.tidegate.test"
+# The canary's last step before it starts failing (of canary_steps in
+# examples/demo/gateway.toml).
+CANARY_TARGET = 50.0
+START_PERCENT = 10.0
+BAKE_SECONDS = 3.0
+
+
+# --------------------------------------------------------------------------
+# Output and expectations
+# --------------------------------------------------------------------------
+
+class Expectations:
+    """Every step states what must hold. With --check the first miss ends
+    the run (exit 1); without it, a miss is reported and the story goes on,
+    and the run still exits 1 at the end."""
+
+    def __init__(self, check):
+        self.check = check
+        self.missed = []
+
+    def expect(self, ok, what, detail=""):
+        if ok:
+            say(f"   ok: {what}")
+            return True
+        msg = f"{what}{': ' + detail if detail else ''}"
+        self.missed.append(msg)
+        if self.check:
+            fail(f"expectation failed: {msg}")
+        warn(f"expectation failed: {msg}")
+        return False
+
+
+def say(msg):
+    print(f"==> [demo] {msg}", flush=True)
+
+
+def warn(msg):
+    print(f"==> [demo] WARNING: {msg}", file=sys.stderr, flush=True)
+
+
+def fail(msg):
+    print(f"==> [demo] ERROR: {msg}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def fmt_s(seconds):
+    return f"{seconds:.1f}s"
+
+
+# --------------------------------------------------------------------------
+# prepare: secrets and rendered configuration
+# --------------------------------------------------------------------------
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def key_record(key_id, consumer, key, scopes, limits=None):
+    rec = {"id": key_id, "consumer": consumer, "sha256": hashlib.sha256(key.encode()).hexdigest(), "scopes": scopes}
+    if limits:
+        rec["limits"] = limits
+    return rec
+
+
+def cmd_prepare(a):
+    run = Path(a.run_dir)
+    names = {
+        "api_name": f"tidegate-demo-{a.run_id}",
+        "stage_alarm": f"tidegate-demo-{a.run_id}-prod-5xx",
+        "canary_alarm": f"tidegate-demo-{a.run_id}-prod-canary-5xx",
+    }
+    # Demo-only credentials, new for every run, kept in the run folder
+    # (mode 600) so `make dev` can print them; never used anywhere else.
+    sec = {
+        "hs_secret": b64url(secrets.token_bytes(32)),
+        "web_key": "tgdemo_web_" + secrets.token_hex(16),
+        "trial_key": "tgdemo_trial_" + secrets.token_hex(16),
+        "operator_key": "tgdemo_operator_" + secrets.token_hex(16),
+        "edge_admin_key": "tgdemo_edgeadmin_" + secrets.token_hex(16),
+    }
+    api_keys = [
+        key_record("key_web", "web-app", sec["web_key"], ["catalog:read", "orders:read"]),
+        key_record("key_trial", "trial-user", sec["trial_key"], ["orders:read"], {"per-caller": 3}),
+        key_record("key_operator", "operator", sec["operator_key"], ["tidegate:admin"]),
+    ]
+    values = {
+        "ORIGIN": a.origin,
+        "API_NAME": names["api_name"],
+        "STAGE_ALARM": names["stage_alarm"],
+        "CANARY_ALARM": names["canary_alarm"],
+        "HS_SECRET": sec["hs_secret"],
+    }
+    lines = []
+    # Placeholders are filled outside comments only (the header names them).
+    for n, line in enumerate(Path(a.template).read_text().splitlines(), 1):
+        if not line.lstrip().startswith("#"):
+            line = re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values.get(m.group(1), m.group(0)), line)
+            if "{{" in line:
+                fail(f"{a.template}:{n}: unknown placeholder in: {line.strip()}")
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    (run / "gateway.toml").write_text(text)
+
+    # wrangler config for this run: the built Worker, the rendered config as
+    # the TIDEGATE_CONFIG var (a TOML basic string: JSON's escapes are valid
+    # TOML), its own state folder. Secrets go in .dev.vars beside it.
+    root = Path(a.root)
+    build = ""
+    if a.rebuild:
+        build = (
+            "\n[build]\n"
+            f"command = {json.dumps('bash ' + str(root / 'scripts/build-worker.sh'))}\n"
+            f"cwd = {json.dumps(str(root))}\n"
+            f"watch_dir = {json.dumps([str(root / 'edge-worker/src'), str(root / 'shared/src')])}\n"
+        )
+    (run / "wrangler.toml").write_text(
+        "# Generated by scripts/demo/scenario.py for one demo run.\n"
+        'name = "tidegate-edge-demo"\n'
+        f"main = {json.dumps(str(root / 'build/worker/shim.mjs'))}\n"
+        f"compatibility_date = {json.dumps(a.compatibility_date)}\n"
+        f"{build}\n"
+        "[vars]\n"
+        f"TIDEGATE_CONFIG = {json.dumps(text)}\n\n"
+        "[[durable_objects.bindings]]\n"
+        'name = "THROTTLE"\nclass_name = "Throttle"\n\n'
+        '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Throttle"]\n'
+    )
+    keys_json = json.dumps(api_keys, separators=(",", ":"))
+    write_private(run / ".dev.vars", f"API_KEYS='{keys_json}'\nADMIN_KEY='{sec['edge_admin_key']}'\n")
+    write_private(
+        run / "lambda.env",
+        f"TIDEGATE_CONFIG_FILE={run / 'gateway.toml'}\n"
+        f"API_KEYS='{keys_json}'\n"
+        f"AWS_ENDPOINT_URL={a.endpoint}\n"
+        "AWS_REGION=us-east-1\nAWS_DEFAULT_REGION=us-east-1\n"
+        "AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nAWS_EC2_METADATA_DISABLED=true\n"
+        "RUST_LOG=info\n",
+    )
+    write_private(run / "secrets.json", json.dumps(sec, indent=2) + "\n")
+    (run / "names.json").write_text(json.dumps(names, indent=2) + "\n")
+    say(f"config rendered: {rel(run / 'gateway.toml')} (API {names['api_name']}); demo-only keys in {rel(run / 'secrets.json')}")
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def rel(path):
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------
+# AWS (LocalStack)
+# --------------------------------------------------------------------------
+
+def clients(endpoint):
+    cfg = Config(retries={"max_attempts": 3}, connect_timeout=3, read_timeout=10)
+    s = boto3.session.Session(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    return s.client("apigateway", endpoint_url=endpoint, config=cfg), s.client(
+        "cloudwatch", endpoint_url=endpoint, config=cfg
+    )
+
+
+def alarm_definition(name, stage_dimension, api_name, description):
+    # A simple alarm (LocalStack evaluates those; metric-math ones never):
+    # at least 3 5XX errors in a 10-second period. Production alarms would
+    # use a 1-minute period and an error *rate*; see docs/demo.md.
+    return dict(
+        AlarmName=name,
+        AlarmDescription=description,
+        Namespace="AWS/ApiGateway",
+        MetricName="5XXError",
+        Dimensions=[{"Name": "ApiName", "Value": api_name}, {"Name": "Stage", "Value": stage_dimension}],
+        Statistic="Sum",
+        Period=10,
+        EvaluationPeriods=1,
+        Threshold=3,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+    )
+
+
+def cmd_provision(a):
+    run = Path(a.run_dir)
+    names = json.loads((run / "names.json").read_text())
+    apigw, cw = clients(a.endpoint)
+    api = apigw.create_rest_api(name=names["api_name"], description="Tidegate demo")
+    api_id = api["id"]
+    root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    proxy = apigw.create_resource(restApiId=api_id, parentId=root, pathPart="{proxy+}")["id"]
+    for rid in (root, proxy):
+        apigw.put_method(restApiId=api_id, resourceId=rid, httpMethod="ANY", authorizationType="NONE")
+        apigw.put_integration(
+            restApiId=api_id,
+            resourceId=rid,
+            httpMethod="ANY",
+            type="MOCK",
+            requestTemplates={"application/json": '{"statusCode": 200}'},
+        )
+    base = apigw.create_deployment(restApiId=api_id, stageName=STAGE, description="v1 (known-good)")["id"]
+    # The release to come: a deployment not yet on the stage. (Put on the
+    # stage later by UpdateStage: LocalStack's CreateDeployment on an
+    # existing stage would drop its variables, i.e. Tidegate's bookkeeping.)
+    canary = apigw.create_deployment(restApiId=api_id, description="v2 (the release)")["id"]
+    cw.put_metric_alarm(
+        **alarm_definition(names["stage_alarm"], STAGE, names["api_name"], "5XX errors on the prod stage")
+    )
+    cw.put_metric_alarm(
+        **alarm_definition(
+            names["canary_alarm"], f"{STAGE}/Canary", names["api_name"], "5XX errors on the prod canary"
+        )
+    )
+    aws = {"api_id": api_id, "api_name": names["api_name"], "stage": STAGE, "base": base, "canary": canary, **names}
+    (run / "aws.json").write_text(json.dumps(aws, indent=2) + "\n")
+    say(
+        f"REST API {names['api_name']} ({api_id}): stage {STAGE} on deployment {base} (v1); "
+        f"deployment {canary} (v2) ready as the canary; alarms {names['stage_alarm']}, {names['canary_alarm']}"
+    )
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def http(method, url, headers=None, body=None, timeout=30):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, r.getheaders(), r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, e.headers.items(), e.read())
+
+
+def jwt(secret_b64, claims, kid="demo-1"):
+    header = {"alg": "HS256", "typ": "JWT", "kid": kid}
+    signing = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    key = base64.urlsafe_b64decode(secret_b64 + "=" * (-len(secret_b64) % 4))
+    sig = hmac.new(key, signing.encode(), hashlib.sha256).digest()
+    return f"{signing}.{b64url(sig)}"
+
+
+def user_token(secret_b64, sub, scope):
+    now = int(time.time())
+    return jwt(secret_b64, {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "scope": scope, "iat": now, "exp": now + 900})
+
+
+# --------------------------------------------------------------------------
+# play: the scenario
+# --------------------------------------------------------------------------
+
+class Demo:
+    def __init__(self, a):
+        self.a = a
+        self.run = Path(a.run_dir)
+        self.aws = json.loads((self.run / "aws.json").read_text())
+        self.sec = json.loads((self.run / "secrets.json").read_text())
+        self.apigw, self.cw = clients(a.endpoint)
+        self.x = Expectations(a.check)
+        self.steps = []  # (title, seconds)
+        self.facts = []
+        self.events_dir = self.run / "events"
+        self.events_dir.mkdir(exist_ok=True)
+        self.invocations = 0
+        self.alice = {"authorization": "Bearer " + user_token(self.sec["hs_secret"], "alice", "catalog:read orders:read")}
+        self.web = {"x-api-key": self.sec["web_key"]}
+        self.trial = {"x-api-key": self.sec["trial_key"]}
+        self.operator = {"x-api-key": self.sec["operator_key"]}
+
+    # -- helpers -----------------------------------------------------------
+
+    def edge(self, path, headers):
+        return http("GET", self.a.edge + path, headers)
+
+    def stage(self):
+        return self.apigw.get_stage(restApiId=self.aws["api_id"], stageName=STAGE)
+
+    def invoke(self, event, label):
+        """Delivers an event to the Lambda as its trigger would (the Lambda
+        invoke API that `cargo lambda watch` serves); saves both sides."""
+        self.invocations += 1
+        n = self.invocations
+        (self.events_dir / f"{n:02d}-{label}.event.json").write_text(json.dumps(event, indent=2) + "\n")
+        r = http("POST", f"{self.a.lambda_url}/2015-03-31/functions/{FUNCTION}/invocations", body=event, timeout=60)
+        out = r.json()
+        (self.events_dir / f"{n:02d}-{label}.response.json").write_text(
+            json.dumps(out, indent=2) + "\n" if out is not None else r.body.decode(errors="replace")
+        )
+        if r.status != 200 or not isinstance(out, dict):
+            fail(f"the Lambda answered {r.status} to the {label} event: {r.body[:300]!r}")
+        return out
+
+    @staticmethod
+    def action(out):
+        try:
+            a = out["stages"][0]["decision"]["action"]
+        except (KeyError, IndexError, TypeError):
+            return "no-decision", out
+        if a.get("type") == "none":
+            return "none:" + str((a.get("reason") or {}).get("kind")), a
+        return a.get("type"), a
+
+    @staticmethod
+    def outcome(out):
+        try:
+            return out["stages"][0]["outcome"]["status"]
+        except (KeyError, IndexError, TypeError):
+            return None
+
+    def tick(self):
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "000000000000",
+            "time": now,
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:000000000000:rule/tidegate-demo-schedule"],
+            "detail": {},
+        }
+        return self.invoke(event, "schedule")
+
+    def traffic(self, n, who=None):
+        """n requests to the stage through the edge; counts by release and status."""
+        seen = {"base": 0, "canary": 0, "5xx": 0, "other": 0}
+        callers = [who] if who else [self.web, self.alice]
+        for i in range(n):
+            r = self.edge(f"/v1/orders/{1000 + i}", callers[i % len(callers)])
+            if r.status >= 500:
+                seen["5xx"] += 1
+            elif r.status != 200:
+                seen["other"] += 1
+            release = r.headers.get("x-demo-release")
+            if release in ("base", "canary"):
+                seen[release] += 1
+        return seen
+
+    def step(self, title, fn):
+        say("")
+        say(f"--- {title}")
+        t0 = time.monotonic()
+        fn()
+        took = time.monotonic() - t0
+        self.steps.append((title, took))
+        say(f"   ({fmt_s(took)})")
+
+    # -- the steps -----------------------------------------------------------
+
+    def s_cache(self):
+        path = f"/v1/catalog/books?run={self.a.run_id}"
+        first = self.edge(path, self.alice)
+        say(f"alice (JWT) GET {path.split('?')[0]} -> {first.status}, X-Cache-Status: {first.headers.get('x-cache-status')}")
+        second = self.edge(path, self.web)
+        say(f"web-app (API key) GET the same -> {second.status}, X-Cache-Status: {second.headers.get('x-cache-status')}")
+        self.x.expect(first.status == 200 and second.status == 200, "both reads answered 200", f"{first.status}, {second.status}")
+        self.x.expect(first.headers.get("x-cache-status") == "MISS", "first read is a cache MISS (went to the origin)")
+        self.x.expect(second.headers.get("x-cache-status") == "HIT", "second read is a cache HIT (served by the edge)")
+        self.x.expect("x-request-id" in first.headers, "every response carries x-request-id")
+
+    def s_refused(self):
+        forged = jwt(b64url(secrets.token_bytes(32)), {"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory",
+                                                       "scope": "orders:read", "iat": int(time.time()), "exp": int(time.time()) + 600})
+        r = self.edge("/v1/orders/1", {"authorization": "Bearer " + forged})
+        problem = r.json() or {}
+        say(f"mallory (JWT signed with the wrong key) -> {r.status} {r.headers.get('content-type')}: {problem.get('title')}")
+        self.x.expect(r.status == 401, "a token with a bad signature is refused with 401", str(r.status))
+        self.x.expect(r.headers.get("content-type", "").startswith("application/problem+json"), "the refusal is problem+json")
+        self.x.expect("www-authenticate" in r.headers, "the refusal says how to authenticate (WWW-Authenticate)")
+        r = self.edge("/v1/orders/1", {"x-api-key": "tgdemo_not_a_key"})
+        say(f"an unknown API key -> {r.status}")
+        self.x.expect(r.status == 401, "an unknown API key is refused with 401", str(r.status))
+
+    def s_throttle(self):
+        statuses, limited = [], None
+        for i in range(8):
+            r = self.edge(f"/v1/orders/{i}", self.trial)
+            statuses.append(r.status)
+            if r.status == 429 and limited is None:
+                limited = r
+        say(f"trial-user (API key, limit 3 per minute) sends 8 requests -> {' '.join(map(str, statuses))}")
+        self.x.expect(statuses[:3] == [200] * 3, "the first 3 requests pass", str(statuses))
+        self.x.expect(statuses[3:] == [429] * 5, "every request over the limit is refused with 429", str(statuses))
+        if limited is not None:
+            h = limited.headers
+            say(f"429 headers: Retry-After: {h.get('retry-after')}; RateLimit-Policy: {h.get('ratelimit-policy')}; RateLimit: {h.get('ratelimit')}")
+            self.x.expect("retry-after" in h, "the 429 has Retry-After")
+            self.x.expect("ratelimit" in h and "ratelimit-policy" in h, "the 429 has RateLimit and RateLimit-Policy headers")
+
+    def s_known_good(self):
+        say(f"stage {STAGE} runs deployment {self.aws['base']} (v1); the Lambda's schedule ticks until it has baked {BAKE_SECONDS:.0f}s")
+        self.traffic(10)
+        deadline = time.monotonic() + 20
+        kind = None
+        while time.monotonic() < deadline:
+            kind, _ = self.action(self.tick())
+            say(f"scheduled event -> {kind}")
+            if kind == "record_known_good":
+                break
+            time.sleep(1.0)
+        self.x.expect(kind == "record_known_good", f"deployment {self.aws['base']} is recorded as known-good", str(kind))
+
+    def s_canary_release(self):
+        self.apigw.update_stage(
+            restApiId=self.aws["api_id"],
+            stageName=STAGE,
+            patchOperations=[
+                {"op": "replace", "path": "/canarySettings/deploymentId", "value": self.aws["canary"]},
+                {"op": "replace", "path": "/canarySettings/percentTraffic", "value": str(START_PERCENT)},
+            ],
+        )
+        say(f"v2 ({self.aws['canary']}) goes out as a canary on {STAGE} at {START_PERCENT:.0f} % (UpdateStage)")
+        time.sleep(0.8)  # the origin reads the stage every 0.3 s
+        seen = self.traffic(40)
+        say(f"40 requests through the edge -> base {seen['base']}, canary {seen['canary']}, 5xx {seen['5xx']}")
+        self.x.expect(seen["canary"] == 4 and seen["base"] == 36, "the stage splits 10 % of requests to the canary", str(seen))
+        self.x.expect(seen["5xx"] == 0, "no errors while the canary is healthy")
+
+    def s_step_up(self):
+        percent = START_PERCENT
+        deadline = time.monotonic() + 60
+        while percent < CANARY_TARGET and time.monotonic() < deadline:
+            seen = self.traffic(30)
+            time.sleep(1.2)  # the origin publishes metrics every second
+            out = self.tick()
+            kind, act = self.action(out)
+            if kind == "set_canary_percent":
+                percent = float(act.get("to_percent", act.get("percent", percent)))
+                cur = (self.stage().get("canarySettings") or {}).get("percentTraffic")
+                say(f"traffic {seen['base']} base / {seen['canary']} canary, no errors; scheduled event -> canary {cur:.0f} %")
+                percent = float(cur or percent)
+            else:
+                say(f"traffic {seen['base']} base / {seen['canary']} canary; scheduled event -> {kind} (baking)")
+        self.x.expect(percent >= CANARY_TARGET, f"the healthy canary stepped up to {CANARY_TARGET:.0f} %", f"at {percent} %")
+        self.facts.append(f"canary stepped {START_PERCENT:.0f} % -> {percent:.0f} % while healthy")
+
+    def s_failure(self):
+        r = http("POST", self.a.origin + "/__demo/canary", body={"failing": True})
+        self.x.expect(r.status == 200, "the origin's canary release is told to fail")
+        failing_at = time.monotonic()
+        self.failing_at = failing_at
+        say("v2 now answers 500; clients keep calling through the edge; the origin publishes 5XXError for prod/Canary")
+        say(f"waiting for LocalStack to evaluate alarm {self.aws['canary_alarm']} (period 10 s, >= 3 errors)")
+        stop = threading.Event()
+        seen_total = {"base": 0, "canary": 0, "5xx": 0, "other": 0}
+
+        def load():
+            while not stop.is_set():
+                s = self.traffic(10)
+                for k in seen_total:
+                    seen_total[k] += s[k]
+                time.sleep(0.3)
+
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        alarm = None
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            a = self.cw.describe_alarms(AlarmNames=[self.aws["canary_alarm"]])["MetricAlarms"][0]
+            if a["StateValue"] == "ALARM":
+                alarm = a
+                break
+            time.sleep(0.5)
+        self.alarm_fired_at = time.monotonic()
+        self.x.expect(alarm is not None, f"alarm {self.aws['canary_alarm']} fired (state ALARM)")
+        if alarm is None:
+            stop.set()
+            t.join()
+            fail("the canary alarm never fired; nothing more to show")
+        say(f"ALARM after {fmt_s(self.alarm_fired_at - failing_at)}: {alarm['StateReason']}")
+        self.facts.append(f"alarm fired {fmt_s(self.alarm_fired_at - failing_at)} after the canary started failing")
+        self.alarm = alarm
+        self.load_stop, self.load_thread, self.load_seen = stop, t, seen_total
+
+    def alarm_event(self, alarm):
+        ts = alarm["StateUpdatedTimestamp"].astimezone(timezone.utc)
+        stamp = ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}+0000"
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch",
+            "account": "000000000000",
+            "time": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": "us-east-1",
+            "resources": [alarm["AlarmArn"]],
+            "detail": {
+                "alarmName": alarm["AlarmName"],
+                "state": {"value": alarm["StateValue"], "reason": alarm.get("StateReason", ""), "timestamp": stamp},
+                "previousState": {"value": "OK", "reason": "", "timestamp": stamp},
+                "configuration": {
+                    "description": alarm.get("AlarmDescription", ""),
+                    "metrics": [{
+                        "id": "m1",
+                        "metricStat": {
+                            "metric": {
+                                "namespace": alarm["Namespace"],
+                                "name": alarm["MetricName"],
+                                "dimensions": {d["Name"]: d["Value"] for d in alarm["Dimensions"]},
+                            },
+                            "period": alarm["Period"],
+                            "stat": alarm["Statistic"],
+                        },
+                        "returnData": True,
+                    }],
+                },
+            },
+        }
+
+    def s_rollback(self):
+        say("EventBridge's part (LocalStack emits no alarm events): the state change goes to the Lambda")
+        t0 = time.monotonic()
+        out = self.invoke(self.alarm_event(self.alarm), "alarm")
+        took = time.monotonic() - t0
+        kind, act = self.action(out)
+        say(f"Lambda -> {kind} ({self.outcome(out)}) in {fmt_s(took)}")
+        self.x.expect(kind == "remove_canary" and self.outcome(out) == "applied", "the Lambda removed the canary", f"{kind}/{self.outcome(out)}")
+        removed_at = time.monotonic()
+        self.facts.append(f"canary removed {fmt_s(removed_at - self.failing_at)} after it started failing "
+                          f"({fmt_s(removed_at - self.alarm_fired_at)} after the alarm fired)")
+        again = self.invoke(self.alarm_event(self.alarm), "alarm-redelivered")
+        kind2, _ = self.action(again)
+        say(f"the same event delivered again -> {kind2}")
+        self.x.expect(kind2 == "none:duplicate", "a redelivered event changes nothing", kind2)
+        time.sleep(1.0)
+        self.load_stop.set()
+        self.load_thread.join()
+        s = self.stage()
+        say(f"stage {STAGE}: deployment {s.get('deploymentId')}, canary {s.get('canarySettings') or 'none'}")
+        self.x.expect(s.get("deploymentId") == self.aws["base"], f"the stage stays on known-good {self.aws['base']}")
+        self.x.expect(not s.get("canarySettings"), "no canary on the stage")
+        seen = self.traffic(20)
+        say(f"20 more requests -> base {seen['base']}, canary {seen['canary']}, 5xx {seen['5xx']}")
+        self.x.expect(seen["base"] == 20 and seen["5xx"] == 0, "all traffic is back on v1, without errors", str(seen))
+        lt = self.load_seen
+        self.facts.append(f"while failing, clients saw {lt['5xx']} errors in {lt['base'] + lt['canary'] + lt['other']} requests")
+
+    def s_control(self):
+        lam = f"{self.a.lambda_url}/lambda-url/{FUNCTION}"
+        r = http("GET", f"{lam}/stages")
+        self.x.expect(r.status == 401, "the control API refuses a call without credentials", str(r.status))
+        r = http("GET", f"{lam}/stages/{self.aws['api_name']}/{STAGE}", self.operator)
+        st = r.json() or {}
+        (self.run / "control-stage.json").write_text(json.dumps(st, indent=2) + "\n")
+        self.x.expect(r.status == 200, "the operator's key (scope tidegate:admin) reads the stage", str(r.status))
+        history = st.get("recent_actions") or []
+        say(f"GET /stages/{self.aws['api_name']}/{STAGE}: deployment {st.get('deployment_id')}, "
+            f"known-good {st.get('known_good')}, canary {st.get('canary')}")
+        say("recent actions (the timeline, from the stage's own bookkeeping):")
+        kinds = []
+        for h in history:
+            kinds.append(str(h.get("action") or h.get("type") or h.get("kind")))
+            say(f"   {json.dumps(h, separators=(',', ':'))[:150]}")
+        joined = " ".join(json.dumps(h) for h in history)
+        self.x.expect(st.get("known_good") == self.aws["base"], "known-good is v1")
+        self.x.expect("remove_canary" in joined, "the timeline shows the canary's removal")
+        self.x.expect("set_canary_percent" in joined, "the timeline shows the canary's steps")
+        page = http("GET", f"{lam}/", self.operator)
+        (self.run / "status.html").write_text(page.body.decode(errors="replace"))
+        self.x.expect(page.status == 200 and b"<html" in page.body.lower(), "the status page renders")
+        say(f"status page saved: {rel(self.run / 'status.html')} (live: {lam}/ with the operator key)")
+        h = http("GET", self.a.edge + "/__tidegate/health", {"authorization": "Bearer " + self.sec["edge_admin_key"]})
+        say(f"edge health (admin key): {h.status} {h.body.decode(errors='replace')[:120]}")
+        self.x.expect(h.status == 200, "the edge's admin health endpoint answers")
+
+    def play(self):
+        t0 = time.monotonic()
+        self.step("1. Clients at the edge: cache MISS, then HIT", self.s_cache)
+        self.step("2. Bad credentials are refused", self.s_refused)
+        self.step("3. A client over its limit is throttled", self.s_throttle)
+        self.step("4. The running deployment is recorded as known-good", self.s_known_good)
+        self.step(f"5. A release goes out as a canary at {START_PERCENT:.0f} %", self.s_canary_release)
+        self.step("6. The healthy canary steps up", self.s_step_up)
+        self.step("7. The canary starts failing; its alarm fires", self.s_failure)
+        self.step("8. The Lambda drops the canary; the stage stays on known-good", self.s_rollback)
+        self.step("9. The control API and status page show the timeline", self.s_control)
+        total = time.monotonic() - t0
+        say("")
+        say("=== scenario summary")
+        for title, took in self.steps:
+            say(f"   {fmt_s(took):>7}  {title}")
+        say(f"   {fmt_s(total):>7}  total")
+        for f in self.facts:
+            say(f"   - {f}")
+        result = {"steps": [{"title": t, "seconds": round(s, 2)} for t, s in self.steps], "facts": self.facts,
+                  "missed": self.x.missed}
+        (self.run / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        if self.x.missed:
+            warn(f"{len(self.x.missed)} expectation(s) failed: " + "; ".join(self.x.missed))
+            return 1
+        say("every expectation held")
+        return 0
+
+
+def cmd_play(a):
+    return Demo(a).play()
+
+
+# --------------------------------------------------------------------------
+# relay: EventBridge's part for `make dev`
+# --------------------------------------------------------------------------
+
+def cmd_relay(a):
+    d = Demo(a)
+    names = [d.aws["stage_alarm"], d.aws["canary_alarm"]]
+    last = {}
+    next_tick = 0.0
+    say(f"relay: alarm state changes of {', '.join(names)} and a scheduled event every {a.every:.0f}s go to the Lambda")
+    while True:
+        try:
+            for alarm in d.cw.describe_alarms(AlarmNames=names)["MetricAlarms"]:
+                key = (alarm["StateValue"], alarm["StateUpdatedTimestamp"])
+                if alarm["AlarmName"] in last and last[alarm["AlarmName"]] != key:
+                    kind, _ = d.action(d.invoke(d.alarm_event(alarm), "alarm"))
+                    say(f"relay: {alarm['AlarmName']} -> {alarm['StateValue']}; Lambda: {kind}")
+                last[alarm["AlarmName"]] = key
+            if time.monotonic() >= next_tick:
+                kind, _ = d.action(d.tick())
+                say(f"relay: scheduled event; Lambda: {kind}")
+                next_tick = time.monotonic() + a.every
+        except Exception as e:  # keep relaying; the stack may be restarting
+            warn(f"relay: {e}")
+        time.sleep(1.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Tidegate demo scenario driver")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--template", required=True)
+    p.add_argument("--origin", required=True)
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--compatibility-date", required=True)
+    p.add_argument("--rebuild", action="store_true", help="wrangler rebuilds the Worker on changes (make dev)")
+    p = sub.add_parser("provision")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--endpoint", required=True)
+    for name in ("play", "relay"):
+        p = sub.add_parser(name)
+        p.add_argument("--run-dir", required=True)
+        p.add_argument("--run-id", required=True)
+        p.add_argument("--endpoint", required=True)
+        p.add_argument("--edge", required=True)
+        p.add_argument("--origin", required=True)
+        p.add_argument("--lambda-url", required=True)
+        p.add_argument("--check", action="store_true")
+        p.add_argument("--every", type=float, default=10.0)
+    a = ap.parse_args()
+    return {"prepare": cmd_prepare, "provision": cmd_provision, "play": cmd_play, "relay": cmd_relay}[a.cmd](a) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
