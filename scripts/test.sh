@@ -16,7 +16,8 @@
 #                (tests/localstack.rs, and tests/faults.rs: injected faults)
 #   fuzz         each fuzz target for TIDEGATE_FUZZ_SECONDS (scripts/fuzz.sh)
 #   audit        RustSec audit of the lock files (audit/checker), offline snapshot
-#   demo         the demo scenario end to end, every step asserted (make demo --check)
+#   demo         the demo scenario end to end, every step asserted (make demo --check),
+#                then its logs grepped for every secret of the run
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
 # Needs `make setup` first (make test does both).
 set -euo pipefail
@@ -136,6 +137,9 @@ stage_demo() {
     # assertion. Reuses the Worker and Lambda built by earlier stages; the
     # script stops everything it started, whatever happens.
     bash scripts/demo.sh --check --no-build
+    # Issue 7: no secret of the run (keys, HS secret, bearer tokens) in any
+    # log or output of the whole demo, read after every process has stopped.
+    "$VENV_DIR/bin/python" scripts/demo/secrets_in_logs.py "$CACHE_DIR/demo/latest"
 }
 
 stage_fuzz() { bash scripts/fuzz.sh; }
