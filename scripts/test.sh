@@ -10,8 +10,9 @@
 #   vitest       tests/ suite: Miniflare drives the built Worker
 #   wrangler     wrangler deploy --dry-run (offline bundle check)
 #   localstack   LocalStack starts on loopback; one API Gateway call with awscli
-#   lambda       cargo lambda build --release of the rollback function
+#   lambda       cargo lambda build --release of the rollback function (x86_64, arm64)
 #   rollback-localstack  the rollback Lambda's handler against LocalStack
+#   lambda-watch cargo lambda invoke of the event fixtures against cargo lambda watch
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
 # Needs `make setup` first (make test does both).
 set -euo pipefail
@@ -22,7 +23,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack lambda rollback-localstack)
+ALL_STAGES=(fmt clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack lambda rollback-localstack lambda-watch)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -96,7 +97,9 @@ stage_localstack() {
     say "API Gateway on LocalStack: created, read back and deleted REST API $id"
 }
 
-stage_lambda() { bash scripts/build-lambda.sh; }
+# Both architectures; arm64 is skipped with a warning if setup could not
+# install its std (TIDEGATE_REQUIRE_ARM64=1 makes that an error).
+stage_lambda() { bash scripts/build-lambda.sh --all; }
 
 stage_rollback_localstack() {
     # Stop it afterwards only if this run started it.
@@ -108,6 +111,9 @@ stage_rollback_localstack() {
     # The tests skip themselves unless this is set (plain `cargo test`).
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test localstack -- --nocapture
 }
+
+# Self-contained (starts LocalStack if needed, stops its own watch).
+stage_lambda_watch() { bash lambda-rollback/tests/watch.sh; }
 
 describe() {
     case $1 in
@@ -121,8 +127,9 @@ describe() {
         vitest) echo "vitest: Miniflare drives the built Worker" ;;
         wrangler) echo "wrangler deploy --dry-run (offline)" ;;
         localstack) echo "LocalStack smoke: API Gateway via awscli" ;;
-        lambda) echo "cargo lambda build --release (rollback)" ;;
+        lambda) echo "cargo lambda build --release (rollback; x86_64 and arm64)" ;;
         rollback-localstack) echo "rollback Lambda handler against LocalStack" ;;
+        lambda-watch) echo "cargo lambda invoke (event fixtures) against cargo lambda watch" ;;
         *) return 1 ;;
     esac
 }

@@ -1,0 +1,125 @@
+//! The optional SNS notification of an action (`rollback.notification_topic_arn`):
+//! a subject line people can scan and a concise JSON body machines can read.
+//!
+//! Sent after the action, best effort: a failed publish is logged and never
+//! blocks or undoes the action (see [`crate::aws::Aws::publish`]).
+
+use serde::Serialize;
+use serde_json::Value;
+use tidegate_policy::rollout::{AuditRecord, Decision, ManualCommand, Trigger};
+
+use crate::audit::Outcome;
+
+/// SNS's limit on a subject line.
+pub const MAX_SUBJECT_CHARS: usize = 100;
+
+/// One SNS message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// `Tidegate <action> <api>/<stage>` (with `[dry-run]` or `FAILED`).
+    pub subject: String,
+    /// The JSON body (see [`Body`]).
+    pub message: String,
+}
+
+/// The JSON body of a notification.
+#[derive(Debug, Serialize)]
+struct Body<'a> {
+    r#type: &'static str,
+    action: &'a str,
+    rest_api_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rest_api_name: Option<&'a str>,
+    stage: &'a str,
+    summary: &'a str,
+    trigger: Value,
+    outcome: &'a Outcome,
+    dry_run: bool,
+    deployment_id: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    firing_alarms: &'a [String],
+    at_ms: u64,
+}
+
+/// The notification for `decision` and its `outcome`, or `None` when there
+/// is nothing to tell: only decisions that had something to send (the ones
+/// the stage's history records) are notified, whether sent, dry-run or failed.
+/// A drifted decision is decided again, and that one is notified.
+pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notification> {
+    if !decision.writes() {
+        return None;
+    }
+    let status = match outcome {
+        Outcome::Applied { .. } => "",
+        Outcome::DryRun => " [dry-run]",
+        Outcome::Failed { .. } => " FAILED",
+        Outcome::NothingToDo | Outcome::Drifted { .. } => return None,
+    };
+    let r = &decision.audit;
+    let action = action_name(r);
+    let api = r.rest_api_name.as_deref().unwrap_or(&r.rest_api_id);
+    let subject = subject_line(&format!("Tidegate {action}{status}: {api}/{}", r.stage));
+    let body = Body {
+        r#type: "tidegate.action",
+        action,
+        rest_api_id: &r.rest_api_id,
+        rest_api_name: r.rest_api_name.as_deref(),
+        stage: &r.stage,
+        summary: &r.summary,
+        trigger: serde_json::to_value(&r.trigger).unwrap_or(Value::Null),
+        outcome,
+        dry_run: r.dry_run,
+        deployment_id: &r.deployment_id,
+        firing_alarms: &r.firing_alarms,
+        at_ms: r.at_ms,
+    };
+    let message = serde_json::to_string(&body).ok()?;
+    Some(Notification { subject, message })
+}
+
+/// The action's snake_case name; a bookkeeping-only write (pause, resume)
+/// is named after the operator command that asked for it.
+fn action_name(r: &AuditRecord) -> &'static str {
+    match r.action.kind() {
+        Some(kind) => kind.as_str(),
+        None => match &r.trigger {
+            Trigger::Manual { command, .. } => match command {
+                ManualCommand::Rollback => "rollback",
+                ManualCommand::Promote => "promote",
+                ManualCommand::Pause => "pause",
+                ManualCommand::Resume => "resume",
+            },
+            _ => "bookkeeping",
+        },
+    }
+}
+
+/// `text` as SNS accepts a subject: printable ASCII, one line, at most
+/// [`MAX_SUBJECT_CHARS`] characters.
+pub fn subject_line(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .take(MAX_SUBJECT_CHARS)
+        .collect();
+    if text.chars().count() > MAX_SUBJECT_CHARS {
+        out.pop();
+        out.push('~');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_lines_are_one_short_ascii_line() {
+        assert_eq!(subject_line("Tidegate a: b/c"), "Tidegate a: b/c");
+        assert_eq!(subject_line("x\ny\u{e9}"), "x y ");
+        let long = "s".repeat(150);
+        let s = subject_line(&long);
+        assert_eq!(s.chars().count(), MAX_SUBJECT_CHARS);
+        assert!(s.ends_with('~'));
+    }
+}
