@@ -42,9 +42,11 @@ struct Body<'a> {
 }
 
 /// The notification for `decision` and its `outcome`, or `None` when there
-/// is nothing to tell: only decisions that had something to send (the ones
-/// the stage's history records) are notified, whether sent, dry-run or failed.
-/// A drifted decision is decided again, and that one is notified.
+/// is nothing to tell. Actions are notified (changes of traffic, recorded
+/// known-good deployments, and operator commands such as pause), whether
+/// sent, dry-run or failed; bookkeeping a schedule or alarm writes on its
+/// own (a bake timer starting, a transition marked handled) is not. A
+/// drifted decision is decided again, and that one is notified.
 pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notification> {
     if !decision.writes() {
         return None;
@@ -56,7 +58,7 @@ pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notificati
         Outcome::NothingToDo | Outcome::Drifted { .. } => return None,
     };
     let r = &decision.audit;
-    let action = action_name(r);
+    let action = action_name(r)?;
     let api = r.rest_api_name.as_deref().unwrap_or(&r.rest_api_id);
     let subject = subject_line(&format!("Tidegate {action}{status}: {api}/{}", r.stage));
     let body = Body {
@@ -77,20 +79,19 @@ pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notificati
     Some(Notification { subject, message })
 }
 
-/// The action's snake_case name; a bookkeeping-only write (pause, resume)
-/// is named after the operator command that asked for it.
-fn action_name(r: &AuditRecord) -> &'static str {
-    match r.action.kind() {
-        Some(kind) => kind.as_str(),
-        None => match &r.trigger {
-            Trigger::Manual { command, .. } => match command {
-                ManualCommand::Rollback => "rollback",
-                ManualCommand::Promote => "promote",
-                ManualCommand::Pause => "pause",
-                ManualCommand::Resume => "resume",
-            },
-            _ => "bookkeeping",
-        },
+/// The action's snake_case name; an operator command that changed only
+/// bookkeeping (pause, resume) is named after the command; `None` for
+/// bookkeeping nobody asked for.
+fn action_name(r: &AuditRecord) -> Option<&'static str> {
+    match (r.action.kind(), &r.trigger) {
+        (Some(kind), _) => Some(kind.as_str()),
+        (None, Trigger::Manual { command, .. }) => Some(match command {
+            ManualCommand::Rollback => "rollback",
+            ManualCommand::Promote => "promote",
+            ManualCommand::Pause => "pause",
+            ManualCommand::Resume => "resume",
+        }),
+        (None, _) => None,
     }
 }
 

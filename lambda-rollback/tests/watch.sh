@@ -60,15 +60,28 @@ aws_ls apigateway put-method --rest-api-id "$api_id" --resource-id "$root_id" \
 aws_ls apigateway put-integration --rest-api-id "$api_id" --resource-id "$root_id" \
     --http-method GET --type MOCK --request-templates '{"application/json":"{\"statusCode\": 200}"}' >/dev/null
 deployment_id=$(aws_ls apigateway create-deployment --rest-api-id "$api_id" --stage-name prod --query id --output text)
-say "REST API $api_id ($api_name), stage prod on deployment $deployment_id"
+canary_id=$(aws_ls apigateway create-deployment --rest-api-id "$api_id" --stage-name prod \
+    --canary-settings percentTraffic=10 --query id --output text)
+say "REST API $api_id ($api_name), stage prod on deployment $deployment_id, canary $canary_id at 10%"
+
+# The alarms the checked-in alarm fixtures name, in OK. (An extended
+# statistic: LocalStack does not evaluate those, so the states set here stay.)
+STAGE_ALARM=orders-api-prod-5xx-rate
+CANARY_ALARM=orders-api-prod-canary-5xx-rate
+for alarm in "$STAGE_ALARM" "$CANARY_ALARM"; do
+    aws_ls cloudwatch put-metric-alarm --alarm-name "$alarm" --namespace TidegateWatch \
+        --metric-name "$alarm" --extended-statistic p99 --period 60 --evaluation-periods 1 \
+        --threshold 1 --comparison-operator GreaterThanThreshold
+    aws_ls cloudwatch set-alarm-state --alarm-name "$alarm" --state-value OK --state-reason lambda-watch
+done
 
 # The stage watches the alarms the checked-in alarm fixtures name.
 cat >"$WORK/gateway.toml" <<EOF
 [[rollback.stages]]
 rest_api_id = "$api_id"
 stage = "prod"
-stage_alarms = ["orders-api-prod-5xx-rate"]
-canary_alarms = ["orders-api-prod-canary-5xx-rate"]
+stage_alarms = ["$STAGE_ALARM"]
+canary_alarms = ["$CANARY_ALARM"]
 EOF
 key_hash=$(printf '%s' "$FIXTURE_KEY" | sha256sum | cut -d' ' -f1)
 api_keys="[{\"id\":\"ci\",\"consumer\":\"lambda-watch\",\"sha256\":\"$key_hash\",\"scopes\":[\"tidegate:admin\"]}]"
@@ -139,16 +152,22 @@ EOF
 
 started=$(now_ms)
 invoke schedule "$FIXTURES/scheduled-event.json"
-check schedule "out['status'] == 'ok' and out['stages'][0]['api'] == '$api_id' and out['stages'][0]['decision']['trigger']['type'] == 'schedule'"
+check schedule "out['status'] == 'ok' and out['stages'][0]['api'] == '$api_id' and out['stages'][0]['decision']['audit']['trigger']['type'] == 'schedule' and out['stages'][0]['decision']['audit']['unreadable_alarms'] == []"
 
+# The canary alarm fires; the EventBridge fixture reports it: canary removed.
+aws_ls cloudwatch set-alarm-state --alarm-name "$CANARY_ALARM" --state-value ALARM --state-reason lambda-watch
 invoke eventbridge "$FIXTURES/eventbridge-alarm-metric.json"
-check eventbridge "out['status'] == 'ok' and len(out['stages']) == 1 and out['stages'][0]['stage'] == 'prod' and 'decision' in out['stages'][0]"
+check eventbridge "out['stages'][0]['decision']['action']['type'] == 'remove_canary' and out['stages'][0]['outcome']['status'] == 'applied'"
+canary_left=$(aws_ls apigateway get-stage --rest-api-id "$api_id" --stage-name prod --query canarySettings --output text)
+[ "$canary_left" = None ] || die "eventbridge: the stage still has canary settings: $canary_left"
+say "eventbridge: the stage's canary is gone in LocalStack"
 
+# The same alarm through SNS: a transition for the same stage, nothing left to do.
 invoke sns "$FIXTURES/sns-alarm-metric.json"
-check sns "out['status'] == 'ok' and len(out['stages']) == 1 and out['stages'][0]['api'] == '$api_id'"
+check sns "out['stages'][0]['api'] == '$api_id' and out['stages'][0]['decision']['audit']['trigger']['alarm'] == '$CANARY_ALARM' and out['stages'][0]['decision']['action']['type'] == 'none'"
 
 invoke alarm-action "$FIXTURES/alarm-lambda-action.json"
-check alarm-action "out['status'] == 'ok' and len(out['stages']) == 1"
+check alarm-action "out['stages'][0]['decision']['audit']['trigger']['alarm'] == '$STAGE_ALARM'"
 
 # The Function URL fixture as checked in: our admin key, a stage we do not
 # manage (404 after authentication); without the key, 401.
