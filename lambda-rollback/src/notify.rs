@@ -113,6 +113,103 @@ pub fn subject_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+    use tidegate_policy::rollout::{
+        decide, AlarmReading, AlarmState, Bookkeeping, CanarySnapshot, Signals, StageSnapshot,
+    };
+
+    const NOW: u64 = 1_715_680_000_000;
+
+    /// The decision for `orders-api/prod` (canary d2 at 10 % over d1) with
+    /// its canary alarm in `canary_alarm` state.
+    fn decision(canary_alarm: AlarmState, trigger: Trigger) -> Decision {
+        let policy = crate::config::load(
+            |k| (k == crate::config::CONFIG_ENV).then(|| crate::config::tests::CONFIG.to_owned()),
+            |_| Err("no files".into()),
+        )
+        .unwrap()
+        .policy;
+        let stage = &policy.stages[0];
+        let snapshot = StageSnapshot {
+            rest_api_id: "a1b2c3".into(),
+            rest_api_name: Some("orders-api".into()),
+            stage_name: "prod".into(),
+            deployment_id: "d1".into(),
+            canary: Some(CanarySnapshot {
+                deployment_id: "d2".into(),
+                percent_traffic: 10.0,
+                stage_variable_overrides: BTreeMap::new(),
+            }),
+            last_updated_ms: None,
+            variables: BTreeMap::new(),
+        };
+        let reading = |state| AlarmReading {
+            state,
+            since_ms: Some(NOW - 1_000),
+        };
+        let signals = Signals {
+            alarms: BTreeMap::from([
+                ("orders-api-prod-5xx-rate".to_owned(), reading(AlarmState::Ok)),
+                (
+                    "orders-api-prod-canary-5xx-rate".to_owned(),
+                    reading(canary_alarm),
+                ),
+            ]),
+            canary_metrics: None,
+            deployments: BTreeSet::from(["d1".to_owned(), "d2".to_owned()]),
+        };
+        decide(stage, &snapshot, &Bookkeeping::default(), &signals, trigger, NOW)
+    }
+
+    fn body(n: &Notification) -> Value {
+        serde_json::from_str(&n.message).unwrap()
+    }
+
+    #[test]
+    fn a_rollback_is_notified_with_a_scannable_subject() {
+        let d = decision(AlarmState::Alarm, Trigger::Schedule);
+        let n = for_decision(&d, &Outcome::Applied { steps: 2 }).unwrap();
+        assert_eq!(n.subject, "Tidegate remove_canary: orders-api/prod");
+        let b = body(&n);
+        assert_eq!(b["type"], "tidegate.action");
+        assert_eq!(b["action"], "remove_canary");
+        assert_eq!(b["rest_api_id"], "a1b2c3");
+        assert_eq!(b["stage"], "prod");
+        assert_eq!(b["outcome"]["status"], "applied");
+        assert_eq!(b["trigger"]["type"], "schedule");
+        assert_eq!(b["firing_alarms"][0], "orders-api-prod-canary-5xx-rate");
+
+        let n = for_decision(&d, &Outcome::DryRun).unwrap();
+        assert_eq!(n.subject, "Tidegate remove_canary [dry-run]: orders-api/prod");
+        let failed = Outcome::Failed {
+            error: "UpdateStage: boom".into(),
+        };
+        let n = for_decision(&d, &failed).unwrap();
+        assert_eq!(n.subject, "Tidegate remove_canary FAILED: orders-api/prod");
+        assert_eq!(body(&n)["outcome"]["error"], "UpdateStage: boom");
+        let drifted = Outcome::Drifted {
+            drift: "deployment changed".into(),
+        };
+        assert_eq!(for_decision(&d, &drifted), None);
+    }
+
+    #[test]
+    fn operator_commands_are_notified_background_bookkeeping_is_not() {
+        // A healthy schedule tick only starts bake timers: written, not told.
+        let d = decision(AlarmState::Ok, Trigger::Schedule);
+        assert!(d.writes(), "{d:?}");
+        assert_eq!(d.action.kind(), None, "{d:?}");
+        assert_eq!(for_decision(&d, &Outcome::Applied { steps: 1 }), None);
+
+        let pause = Trigger::Manual {
+            command: ManualCommand::Pause,
+            reason: "freeze".into(),
+        };
+        let d = decision(AlarmState::Ok, pause);
+        let n = for_decision(&d, &Outcome::Applied { steps: 1 }).unwrap();
+        assert_eq!(n.subject, "Tidegate pause: orders-api/prod");
+        assert_eq!(body(&n)["trigger"]["reason"], "freeze");
+    }
 
     #[test]
     fn subject_lines_are_one_short_ascii_line() {
