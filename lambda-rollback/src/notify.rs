@@ -149,7 +149,10 @@ mod tests {
         };
         let signals = Signals {
             alarms: BTreeMap::from([
-                ("orders-api-prod-5xx-rate".to_owned(), reading(AlarmState::Ok)),
+                (
+                    "orders-api-prod-5xx-rate".to_owned(),
+                    reading(AlarmState::Ok),
+                ),
                 (
                     "orders-api-prod-canary-5xx-rate".to_owned(),
                     reading(canary_alarm),
@@ -158,7 +161,14 @@ mod tests {
             canary_metrics: None,
             deployments: BTreeSet::from(["d1".to_owned(), "d2".to_owned()]),
         };
-        decide(stage, &snapshot, &Bookkeeping::default(), &signals, trigger, NOW)
+        decide(
+            stage,
+            &snapshot,
+            &Bookkeeping::default(),
+            &signals,
+            trigger,
+            NOW,
+        )
     }
 
     fn body(n: &Notification) -> Value {
@@ -180,7 +190,10 @@ mod tests {
         assert_eq!(b["firing_alarms"][0], "orders-api-prod-canary-5xx-rate");
 
         let n = for_decision(&d, &Outcome::DryRun).unwrap();
-        assert_eq!(n.subject, "Tidegate remove_canary [dry-run]: orders-api/prod");
+        assert_eq!(
+            n.subject,
+            "Tidegate remove_canary [dry-run]: orders-api/prod"
+        );
         let failed = Outcome::Failed {
             error: "UpdateStage: boom".into(),
         };
