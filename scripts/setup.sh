@@ -5,7 +5,7 @@
 # run takes seconds. Fails with the name of the missing prerequisite and how
 # to get it. See docs/setup.md for what each step does and why.
 #
-# Steps: prerequisites, wasm32 std, Node >= 22.12, npm packages (tests/),
+# Steps: prerequisites, wasm32 std, aarch64 std (optional), Node >= 22.12, npm packages (tests/),
 # Python venv (LocalStack, awscli, cargo-lambda), wasm-bindgen-cli,
 # worker-build and cargo-fuzz, then .tools/env.sh. The npm and venv steps are network-bound
 # and run in the background while cargo compiles the two CLIs.
@@ -117,6 +117,28 @@ step_wasm32() {
     as_root mkdir -p /usr/lib/rustlib/$WASM_TARGET/lib
     debian_wasm_present || die "the rustc-web fallback is incomplete after apt-get (need ${DEBIAN_WASM_PACKAGES[*]} and $DEBIAN_WASM_LD)"
     say "wasm32 std: installed (Debian rustc-web $(/usr/bin/rustc --version | cut -d' ' -f2), build-std) in $(step_took)"
+}
+
+# 2b. The aarch64 std for the rollback Lambda's arm64 build (cargo-lambda
+# links with zig; only the target's std comes from rustup). Not fatal: if
+# rustup cannot download it, the arm64 build is skipped with a warning.
+ARM64_TARGET=aarch64-unknown-linux-gnu
+step_arm64() {
+    step_begin
+    if ! command -v rustup >/dev/null 2>&1; then
+        warn "arm64 std: rustup is not installed, so $ARM64_TARGET cannot be added; the Lambda is built for x86_64 only"
+        return
+    fi
+    if rustup target list --installed 2>/dev/null | grep -qx "$ARM64_TARGET"; then
+        say "arm64 std: present (rustup $ARM64_TARGET)"
+        return
+    fi
+    say "arm64 std: installing (rustup target add $ARM64_TARGET)"
+    if rustup target add "$ARM64_TARGET" >"$LOG_DIR/rustup-arm64.log" 2>&1; then
+        say "arm64 std: installed (rustup) in $(step_took)"
+        return
+    fi
+    warn "arm64 std: 'rustup target add $ARM64_TARGET' FAILED ($(tail -n 1 "$LOG_DIR/rustup-arm64.log"); log: $LOG_DIR/rustup-arm64.log). The Lambda will be built for x86_64 only and the 'lambda' stage warns; fix rustup's access to its download server and re-run 'make setup'"
 }
 
 # 3. Node >= 22.12 for wrangler and miniflare: the system's when new enough,
@@ -350,6 +372,7 @@ main() {
     say "repo $TIDEGATE_ROOT"
     step_prereqs
     step_wasm32
+    step_arm64
     step_node
     [ -z "$NODE_BIN_DIR" ] || export PATH="$NODE_BIN_DIR:$PATH"
     say "npm packages and python venv: checking in the background (output follows the cargo tools)"

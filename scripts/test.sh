@@ -11,13 +11,14 @@
 #   wrangler     wrangler deploy --dry-run (offline bundle check)
 #   localstack   LocalStack starts on loopback; one API Gateway call with awscli
 #   infra        infra/template.yaml: cfn-lint, least-privilege test, deployed to LocalStack
-#   lambda       cargo lambda build --release of the rollback function
+#   lambda       cargo lambda build --release of the rollback function (x86_64, arm64)
 #   rollback-localstack  the rollback Lambda's handler against LocalStack
 #                (tests/localstack.rs, and tests/faults.rs: injected faults)
-#   fuzz         each fuzz target for TIDEGATE_FUZZ_SECONDS (scripts/fuzz.sh)
-#   audit        RustSec audit of the lock files (audit/checker), offline snapshot
+#   lambda-watch cargo lambda invoke of the event fixtures against cargo lambda watch
 #   demo         the demo scenario end to end, every step asserted (make demo --check),
 #                then its logs grepped for every secret of the run
+#   fuzz         each fuzz target for TIDEGATE_FUZZ_SECONDS (scripts/fuzz.sh)
+#   audit        RustSec audit of the lock files (audit/checker), offline snapshot
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
 # Needs `make setup` first (make test does both).
 set -euo pipefail
@@ -28,7 +29,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack demo fuzz)
+ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack lambda-watch demo fuzz)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -118,7 +119,9 @@ stage_infra() {
     "$VENV_DIR/bin/python" -B infra/tests/localstack_stack.py
 }
 
-stage_lambda() { bash scripts/build-lambda.sh; }
+# Both architectures; arm64 is skipped with a warning if setup could not
+# install its std (TIDEGATE_REQUIRE_ARM64=1 makes that an error).
+stage_lambda() { bash scripts/build-lambda.sh --all; }
 
 stage_rollback_localstack() {
     # Stop it afterwards only if this run started it.
@@ -131,6 +134,9 @@ stage_rollback_localstack() {
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test localstack -- --nocapture
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test faults -- --nocapture
 }
+
+# Self-contained (starts LocalStack if needed, stops its own watch).
+stage_lambda_watch() { bash lambda-rollback/tests/watch.sh; }
 
 stage_demo() {
     # The same script as `make demo`, non-interactive: every step is an
@@ -159,8 +165,9 @@ describe() {
         wrangler) echo "wrangler deploy --dry-run (offline)" ;;
         localstack) echo "LocalStack smoke: API Gateway via awscli" ;;
         infra) echo "AWS template: cfn-lint, least-privilege IAM, deploy to LocalStack" ;;
-        lambda) echo "cargo lambda build --release (rollback)" ;;
+        lambda) echo "cargo lambda build --release (rollback; x86_64 and arm64)" ;;
         rollback-localstack) echo "rollback Lambda handler against LocalStack (+ injected faults)" ;;
+        lambda-watch) echo "cargo lambda invoke (event fixtures) against cargo lambda watch" ;;
         demo) echo "demo scenario end to end (make demo, asserted)" ;;
         fuzz) echo "fuzz targets, ${TIDEGATE_FUZZ_SECONDS:-45}s each (cargo fuzz, stable)" ;;
         audit) echo "RustSec audit, offline snapshot (audit/advisory-db)" ;;

@@ -20,6 +20,7 @@ use tidegate_policy::rollout::{
     StageSnapshot,
 };
 
+use crate::notify::Notification;
 use crate::retry;
 
 /// Namespace of Tidegate's own metrics.
@@ -44,11 +45,12 @@ fn err<E: std::error::Error>(call: &'static str) -> impl Fn(E) -> AwsError {
     }
 }
 
-/// The API Gateway and CloudWatch clients.
+/// The API Gateway, CloudWatch and SNS clients.
 #[derive(Debug, Clone)]
 pub struct Aws {
     apigw: aws_sdk_apigateway::Client,
     cw: aws_sdk_cloudwatch::Client,
+    sns: aws_sdk_sns::Client,
 }
 
 /// A REST API, resolved.
@@ -73,6 +75,7 @@ impl Aws {
         Self {
             apigw: aws_sdk_apigateway::Client::new(&shared),
             cw: aws_sdk_cloudwatch::Client::new(&shared),
+            sns: aws_sdk_sns::Client::new(&shared),
         }
     }
 
@@ -380,6 +383,22 @@ impl Aws {
             .await
         {
             tracing::warn!(error = %err("PutMetricData")(e), metric, "action metric not sent");
+        }
+    }
+
+    /// Publishes `note` to the SNS topic `topic_arn`. Best effort: a
+    /// failure is logged, the action stands.
+    pub async fn publish(&self, topic_arn: &str, note: &Notification) {
+        if let Err(e) = self
+            .sns
+            .publish()
+            .topic_arn(topic_arn)
+            .subject(&note.subject)
+            .message(&note.message)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %err("Publish")(e), topic_arn, subject = %note.subject, "action notification not sent");
         }
     }
 }

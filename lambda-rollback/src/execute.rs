@@ -13,7 +13,7 @@ use tidegate_policy::rollout::{self, Bookkeeping, Decision, Signals, StageSnapsh
 
 use crate::audit::{self, Outcome};
 use crate::aws::{Aws, RestApi};
-use crate::retry;
+use crate::{notify, retry};
 
 /// Decisions per trigger: the first, and one retry after drift.
 const MAX_DECISIONS: usize = 2;
@@ -107,8 +107,14 @@ pub async fn read(
     }))
 }
 
-/// Evaluates one managed stage for `trigger` and carries out the decision.
-pub async fn run(aws: &Aws, stage: &ManagedStage, trigger: Trigger) -> StageReport {
+/// Evaluates one managed stage for `trigger` and carries out the decision;
+/// notifies `topic_arn` (SNS) of the action, if given.
+pub async fn run(
+    aws: &Aws,
+    stage: &ManagedStage,
+    trigger: Trigger,
+    topic_arn: Option<&str>,
+) -> StageReport {
     let mut report = StageReport {
         api: api_label(stage),
         stage: stage.stage.clone(),
@@ -142,11 +148,25 @@ pub async fn run(aws: &Aws, stage: &ManagedStage, trigger: Trigger) -> StageRepo
         );
         let outcome = carry_out(aws, &view.api, stage, &decision).await;
         audit::log(&decision.audit, &outcome);
-        if matches!(outcome, Outcome::Applied { .. }) {
-            if let Some(metric) = decision.action.kind().and_then(|k| k.metric_name()) {
-                aws.count_action(metric, &view.api, &stage.stage).await;
-            }
-        }
+        // After the action, side by side: neither can block or undo it.
+        let metric = decision
+            .action
+            .kind()
+            .and_then(|k| k.metric_name())
+            .filter(|_| matches!(outcome, Outcome::Applied { .. }));
+        let note = topic_arn.zip(notify::for_decision(&decision, &outcome));
+        tokio::join!(
+            async {
+                if let Some(metric) = metric {
+                    aws.count_action(metric, &view.api, &stage.stage).await;
+                }
+            },
+            async {
+                if let Some((topic, note)) = &note {
+                    aws.publish(topic, note).await;
+                }
+            },
+        );
         let drifted = matches!(outcome, Outcome::Drifted { .. });
         report.decision = Some(decision);
         report.outcome = outcome;

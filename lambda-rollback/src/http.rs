@@ -9,7 +9,8 @@
 //!
 //! `{api}` is the REST API as the config names it (id or name). Every route
 //! needs the [`ADMIN_SCOPE`], presented with the edge's credentials: a JWT
-//! from a configured issuer, or an API key from `API_KEYS`. Errors are
+//! from a configured issuer (inline `jwks` or fetched `jwks_url`), or an API
+//! key from `API_KEYS`. Errors are
 //! problem+json (RFC 9457), and never echo credentials.
 //!
 //! The AWS work sits behind [`Control`], so routing and authentication are
@@ -25,11 +26,11 @@ use tidegate_policy::auth::{
     authorize, select_credential, AuthRejection, AuthRequirement, Credential, Identity,
     UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
 };
-use tidegate_policy::config::JwksSource;
 use tidegate_policy::problem::Problem;
 use tidegate_policy::rollout::ManualCommand;
 
 use crate::config::Settings;
+use crate::jwks::IssuerKeys;
 
 /// The scope every control-API call needs.
 pub const ADMIN_SCOPE: &str = "tidegate:admin";
@@ -43,6 +44,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Control: Send + Sync {
     /// The loaded settings.
     fn settings(&self) -> &Settings;
+    /// The issuers' signing keys (cached per container).
+    fn issuer_keys(&self) -> &IssuerKeys;
     /// The status of every managed stage (as JSON).
     fn list(&self) -> BoxFuture<'_, serde_json::Value>;
     /// The status of managed stage `index` (as JSON).
@@ -118,8 +121,11 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
 }
 
 /// Authenticates the caller (JWT or API key) and checks the admin scope.
-pub fn authenticate(
+/// JWT keys come from the issuer's inline `jwks` or its `jwks_url`
+/// (fetched and cached in `keys`, see [`crate::jwks`]).
+pub async fn authenticate(
     settings: &Settings,
+    keys: &IssuerKeys,
     headers: &HeaderMap,
     now_ms: u64,
 ) -> Result<Identity, AuthRejection> {
@@ -145,14 +151,8 @@ pub fn authenticate(
         Credential::Bearer(token) => {
             let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
             let issuer = settings.gateway.token_issuer(&jwt)?;
-            match &issuer.jwks {
-                JwksSource::Inline(set) => jwt.verify_with_set(&issuer.policy, set, now_ms)?,
-                JwksSource::Url(_) => {
-                    // Fetching JWKS is not implemented in the Lambda yet.
-                    tracing::warn!(issuer = %issuer.name, "JWKS URLs are not fetched by the rollback Lambda; use an inline jwks or an API key");
-                    return Err(AuthRejection::UnknownKey);
-                }
-            }
+            let jwk = keys.key_for(issuer, jwt.kid(), jwt.alg(), now_ms).await?;
+            jwt.verify(&issuer.policy, &jwk, now_ms)?
         }
     };
     authorize(&identity, &[ADMIN_SCOPE.to_owned()])?;
@@ -227,7 +227,13 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
             )
         }
     };
-    if let Err(r) = authenticate(control.settings(), req.headers(), now_ms) {
+    let auth = authenticate(
+        control.settings(),
+        control.issuer_keys(),
+        req.headers(),
+        now_ms,
+    );
+    if let Err(r) = auth.await {
         return rejection(&r);
     }
     let unknown_stage = |api: &str, stage: &str| {

@@ -3,7 +3,8 @@
 //!
 //! A thin adapter over `tidegate-policy`: [`rollout::decide`] makes every
 //! decision; this crate reads AWS ([`aws`]), carries out the plan
-//! ([`execute`]), logs an audit line ([`audit`]), and wires triggers
+//! ([`execute`]), logs an audit line ([`audit`]), notifies SNS
+//! ([`notify`]), and wires triggers
 //! ([`events`], [`http`]) to that.
 //!
 //! # One binary for every trigger
@@ -30,6 +31,8 @@ pub mod config;
 pub mod events;
 pub mod execute;
 pub mod http;
+pub mod jwks;
+pub mod notify;
 pub mod page;
 pub mod retry;
 pub mod service;
@@ -46,6 +49,7 @@ pub use service::{BudgetLayer, Handler};
 use crate::aws::Aws;
 use crate::config::Settings;
 use crate::http::BoxFuture;
+use crate::jwks::IssuerKeys;
 
 /// Per-container state: the settings (loaded at init) and the AWS clients
 /// (built on first use, then reused by every invocation).
@@ -53,20 +57,27 @@ use crate::http::BoxFuture;
 pub struct App {
     settings: Settings,
     aws: OnceCell<Aws>,
+    issuer_keys: IssuerKeys,
 }
 
 impl App {
-    /// The state for `settings`; no AWS client is built yet.
+    /// The state for `settings`; no AWS or HTTP client is built yet.
     pub fn new(settings: Settings) -> Arc<Self> {
         Arc::new(Self {
             settings,
             aws: OnceCell::new(),
+            issuer_keys: IssuerKeys::new(),
         })
     }
 
     /// The clients, built on first call.
     pub async fn aws(&self) -> &Aws {
         self.aws.get_or_init(Aws::from_env).await
+    }
+
+    /// The SNS topic notified of actions, if configured.
+    fn topic_arn(&self) -> Option<&str> {
+        self.settings.policy.notification_topic_arn.as_deref()
     }
 
     /// Runs the jobs an event asks for, one stage after another (each
@@ -92,7 +103,7 @@ impl App {
         let aws = self.aws().await;
         let mut reports = Vec::with_capacity(jobs.len());
         for job in jobs {
-            reports.push(execute::run(aws, job.stage, job.trigger).await);
+            reports.push(execute::run(aws, job.stage, job.trigger, self.topic_arn()).await);
         }
         json!({"status": "ok", "stages": reports})
     }
@@ -138,6 +149,10 @@ impl http::Control for App {
         &self.settings
     }
 
+    fn issuer_keys(&self) -> &IssuerKeys {
+        &self.issuer_keys
+    }
+
     fn list(&self) -> BoxFuture<'_, Value> {
         Box::pin(async move {
             let mut stages = Vec::new();
@@ -163,7 +178,8 @@ impl http::Control for App {
                 return Value::Null;
             };
             let aws = self.aws().await;
-            let report = execute::run(aws, stage, Trigger::Manual { command, reason }).await;
+            let trigger = Trigger::Manual { command, reason };
+            let report = execute::run(aws, stage, trigger, self.topic_arn()).await;
             json!(report)
         })
     }

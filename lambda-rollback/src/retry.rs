@@ -42,16 +42,16 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// A deadline further in the past than this (ms) is not a timestamp at all:
-/// `cargo lambda watch` 1.9 sends the timeout (`600000`) in the deadline
-/// header, which would leave every local invocation without time.
-const IMPLAUSIBLY_PAST_MS: u64 = 15 * 60 * 1000;
+/// Deadlines below this are not times (ms since the epoch; this one is in
+/// 2001) and are treated as unknown: `cargo lambda watch` sends a fixed
+/// `600000`, and taken as a time it would leave no budget at all.
+pub const EARLIEST_DEADLINE_MS: u64 = 1_000_000_000_000;
 
 /// Time left for work before the invocation's deadline (ms since the epoch,
-/// as the Lambda context gives it), keeping [`DEADLINE_MARGIN`] back; the
-/// default budget when the deadline is unknown or implausible.
+/// as the Lambda context gives it), keeping [`DEADLINE_MARGIN`] back;
+/// [`DEFAULT_BUDGET`] when the deadline is missing or not a time.
 pub fn budget(deadline_ms: u64, now_ms: u64) -> Duration {
-    if deadline_ms == 0 || now_ms.saturating_sub(deadline_ms) > IMPLAUSIBLY_PAST_MS {
+    if deadline_ms < EARLIEST_DEADLINE_MS {
         return DEFAULT_BUDGET;
     }
     Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN)
@@ -71,11 +71,12 @@ mod tests {
 
     #[test]
     fn budget_keeps_a_margin() {
-        assert_eq!(budget(0, 5), DEFAULT_BUDGET);
-        assert_eq!(budget(10_000, 4_000), Duration::from_millis(5_500));
-        assert_eq!(budget(1_000, 4_000), Duration::ZERO);
-        // cargo lambda watch's header: the timeout, not a deadline.
-        assert_eq!(budget(600_000, 1_795_257_827_423), DEFAULT_BUDGET);
+        const NOW: u64 = 1_715_680_000_000;
+        assert_eq!(budget(0, NOW), DEFAULT_BUDGET);
+        // cargo lambda watch's fixed "deadline" is a duration, not a time.
+        assert_eq!(budget(600_000, NOW), DEFAULT_BUDGET);
+        assert_eq!(budget(NOW + 6_000, NOW), Duration::from_millis(5_500));
+        assert_eq!(budget(NOW - 3_000, NOW), Duration::ZERO);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! Function URL request fixtures through `lambda_http`, over a fake
 //! [`Control`] (no AWS).
 
+#[path = "support/jwks_server.rs"]
+mod jwks_server;
+
 use std::sync::Mutex;
 
 use lambda_http::request::RequestContext;
@@ -11,6 +14,7 @@ use tidegate_policy::auth::hash_key;
 use tidegate_policy::rollout::ManualCommand;
 use tidegate_rollback::config::{self, Settings};
 use tidegate_rollback::http::{self, BoxFuture, Control};
+use tidegate_rollback::jwks::IssuerKeys;
 
 const NOW_MS: u64 = 1_715_680_000_000;
 const ADMIN_KEY: &str = "tg_fixture_not_a_key";
@@ -59,14 +63,18 @@ stage_alarms = ["orders-api-prod-5xx-rate"]
 #[derive(Default)]
 struct Fake {
     settings: Option<Settings>,
+    keys: IssuerKeys,
     calls: Mutex<Vec<String>>,
 }
 
 impl Fake {
     fn new() -> Self {
+        Self::with(settings())
+    }
+    fn with(settings: Settings) -> Self {
         Self {
-            settings: Some(settings()),
-            calls: Mutex::default(),
+            settings: Some(settings),
+            ..Self::default()
         }
     }
     fn calls(&self) -> Vec<String> {
@@ -77,6 +85,9 @@ impl Fake {
 impl Control for Fake {
     fn settings(&self) -> &Settings {
         self.settings.as_ref().unwrap()
+    }
+    fn issuer_keys(&self) -> &IssuerKeys {
+        &self.keys
     }
     fn list(&self) -> BoxFuture<'_, Value> {
         self.calls.lock().unwrap().push("list".into());
@@ -322,4 +333,137 @@ fn non_http_events_pass_through() {
             Some(RequestContext::PassThrough)
         ));
     }
+}
+
+/// Settings whose only issuer fetches its keys from `jwks_url`.
+fn settings_with_jwks_url(jwks_url: &str) -> Settings {
+    let cfg = format!(
+        r#"
+[[issuers]]
+name = "idp"
+issuer = "https://idp.example.com/"
+audiences = ["tidegate-rollback"]
+algorithms = ["RS256"]
+jwks_url = "{jwks_url}"
+jwks_cache = {{ refetch_cooldown = "30s" }}
+
+[[rollback.stages]]
+rest_api_name = "orders-api"
+stage = "prod"
+stage_alarms = ["orders-api-prod-5xx-rate"]
+"#
+    );
+    config::load(
+        |k| (k == config::CONFIG_ENV).then(|| cfg.clone()),
+        |_| Err("no files".into()),
+    )
+    .unwrap()
+}
+
+fn list_with_bearer(token: &str) -> lambda_http::Request {
+    lambda_http::http::Request::builder()
+        .method("GET")
+        .uri("/stages")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::Empty)
+        .unwrap()
+        .with_raw_http_path("/stages")
+}
+
+fn admin_claims() -> Value {
+    json!({
+        "iss": "https://idp.example.com/", "aud": "tidegate-rollback", "sub": "oncall",
+        "scope": "tidegate:admin", "iat": NOW_MS / 1000 - 10, "exp": NOW_MS / 1000 + 600,
+    })
+}
+
+#[tokio::test]
+async fn jwt_from_a_jwks_url_issuer_is_fetched_once_and_cached() {
+    let k1 = jwks_server::RsaSigner::new("k1");
+    let server = jwks_server::JwksServer::start(&[&k1.jwk]).await;
+    let fake = Fake::with(settings_with_jwks_url(&server.url()));
+    let token = k1.sign(&admin_claims());
+
+    let resp = http::handle(&fake, list_with_bearer(&token), NOW_MS).await;
+    assert_eq!(resp.status(), 200, "{:?}", body(&resp));
+    assert_eq!(server.hits(), 1);
+    // The container keeps the set: no second fetch.
+    let resp = http::handle(&fake, list_with_bearer(&token), NOW_MS + 1_000).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.hits(), 1);
+    // Valid signature, but no admin scope: 403, still no fetch.
+    let mut claims = admin_claims();
+    claims["scope"] = "read".into();
+    let resp = http::handle(&fake, list_with_bearer(&k1.sign(&claims)), NOW_MS + 2_000).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_after_the_cooldown_only() {
+    let k1 = jwks_server::RsaSigner::new("k1");
+    let k2 = jwks_server::RsaSigner::new("k2");
+    let server = jwks_server::JwksServer::start(&[&k1.jwk]).await;
+    let fake = Fake::with(settings_with_jwks_url(&server.url()));
+    let first = http::handle(&fake, list_with_bearer(&k1.sign(&admin_claims())), NOW_MS).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(server.hits(), 1);
+
+    // The issuer rotates to k2. Within the cooldown a k2 token is refused
+    // without a fetch, however many arrive.
+    server.serve(&[&k1.jwk, &k2.jwk]);
+    let k2_token = k2.sign(&admin_claims());
+    for i in 0..3 {
+        let resp = http::handle(&fake, list_with_bearer(&k2_token), NOW_MS + 1_000 + i).await;
+        assert_eq!(resp.status(), 401, "{:?}", body(&resp));
+        assert_eq!(content_type(&resp), "application/problem+json");
+    }
+    assert_eq!(server.hits(), 1);
+
+    // After the cooldown the unknown kid triggers one refetch, which finds it.
+    let later = NOW_MS + 31_000;
+    let resp = http::handle(&fake, list_with_bearer(&k2_token), later).await;
+    assert_eq!(resp.status(), 200, "{:?}", body(&resp));
+    assert_eq!(server.hits(), 2);
+    let resp = http::handle(&fake, list_with_bearer(&k2_token), later + 1).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.hits(), 2);
+
+    // A kid the issuer does not have: one fetch after the cooldown, then
+    // remembered as unknown (no fetch even after another cooldown).
+    let stranger = jwks_server::RsaSigner::new("k9");
+    let token = stranger.sign(&admin_claims());
+    let at = later + 31_000;
+    assert_eq!(
+        http::handle(&fake, list_with_bearer(&token), at)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(server.hits(), 3);
+    assert_eq!(
+        http::handle(&fake, list_with_bearer(&token), at + 31_000)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn unreachable_jwks_url_is_503() {
+    let k1 = jwks_server::RsaSigner::new("k1");
+    // A port with nothing listening.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let fake = Fake::with(settings_with_jwks_url(&format!(
+        "http://127.0.0.1:{closed}/jwks.json"
+    )));
+    let token = k1.sign(&admin_claims());
+    let resp = http::handle(&fake, list_with_bearer(&token), NOW_MS).await;
+    assert_eq!(resp.status(), 503, "{:?}", body(&resp));
+    assert_eq!(content_type(&resp), "application/problem+json");
+    assert!(fake.calls().is_empty());
 }

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType, Op, PatchOperation};
 use aws_sdk_cloudwatch::types::{
-    ComparisonOperator, Dimension, MetricDatum, StandardUnit, StateValue,
+    ComparisonOperator, Dimension, DimensionFilter, MetricDatum, StandardUnit, StateValue,
 };
 use aws_smithy_types::date_time::Format;
 use serde_json::Value;
+use tidegate_policy::rollout::ManualCommand;
+use tidegate_rollback::http::Control;
 use tidegate_rollback::{config, App, BudgetLayer, Handler};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -212,16 +214,45 @@ metric_api_name = "{}"
         Response = lambda_http::Response<lambda_http::Body>,
         Error = std::convert::Infallible,
     > + Clone {
-        let text = self.config(extra);
+        ServiceBuilder::new()
+            .layer(BudgetLayer)
+            .service(Handler::new(self.app("", extra)))
+    }
+
+    /// The Lambda's state for this fixture's stage; `rollback` goes in the
+    /// `[rollback]` table, `extra` in the stage's.
+    fn app(&self, rollback: &str, extra: &str) -> Arc<App> {
+        let text = format!("[rollback]\n{rollback}\n{}", self.config(extra));
         let settings = config::load(
             |k| (k == config::CONFIG_ENV).then(|| text.clone()),
             |_| Err("no files".into()),
         )
         .unwrap();
-        let app: Arc<App> = App::new(settings);
-        ServiceBuilder::new()
-            .layer(BudgetLayer)
-            .service(Handler::new(app))
+        App::new(settings)
+    }
+
+    /// Whether `Tidegate/<metric>` has a datapoint for this API's `prod`.
+    async fn action_counted(&self, metric: &str) -> bool {
+        let out = self
+            .c
+            .cw
+            .list_metrics()
+            .namespace("Tidegate")
+            .metric_name(metric)
+            .dimensions(
+                DimensionFilter::builder()
+                    .name("ApiId")
+                    .value(&self.api_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.metrics().iter().any(|m| {
+            m.dimensions()
+                .iter()
+                .any(|d| d.name() == Some("Stage") && d.value() == Some("prod"))
+        })
     }
 
     /// Sets an alarm's state; returns the event a state change would send.
@@ -565,4 +596,191 @@ async fn concurrent_invocations_act_once() {
         .and_then(|v| v.get("tidegate_history").cloned())
         .unwrap_or_default();
     assert_eq!(history.matches("remove_canary").count(), 1, "{history}");
+}
+
+/// An SNS topic with an SQS queue subscribed: what the topic receives.
+struct Topic {
+    sqs: aws_sdk_sqs::Client,
+    arn: String,
+    queue_url: String,
+}
+
+impl Topic {
+    async fn new(name: &str) -> Self {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let sns = aws_sdk_sns::Client::new(&shared);
+        let sqs = aws_sdk_sqs::Client::new(&shared);
+        let arn = sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .unwrap()
+            .topic_arn()
+            .unwrap()
+            .to_owned();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_owned();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .unwrap();
+        sns.subscribe()
+            .topic_arn(&arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .unwrap();
+        Self {
+            sqs,
+            arn,
+            queue_url,
+        }
+    }
+
+    /// The next SNS envelope (`Subject`, `Message`, ...) on the queue.
+    async fn next(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .wait_time_seconds(2)
+                .send()
+                .await
+                .unwrap();
+            if let Some(m) = out.messages().first() {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                return serde_json::from_str(m.body().unwrap()).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no SNS message reached the queue"
+            );
+        }
+    }
+}
+
+/// A rollback and a promotion each publish to the configured SNS topic and
+/// count in `Tidegate/Rollbacks` / `Tidegate/Promotions`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_notify_sns_and_count_metrics() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(Some(10.0)).await;
+    let topic = Topic::new(&unique("tg-rb-topic")).await;
+    let app = f.app(&format!("notification_topic_arn = \"{}\"", topic.arn), "");
+    let mut svc = ServiceBuilder::new()
+        .layer(BudgetLayer)
+        .service(Handler::new(app.clone()));
+
+    // Rollback: the canary alarm fires.
+    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let out = invoke(&mut svc, &event).await;
+    assert_eq!(action_type(&out), "remove_canary", "{out}");
+    let note = topic.next().await;
+    let subject = note["Subject"].as_str().unwrap_or_default();
+    assert_eq!(
+        subject,
+        format!("Tidegate remove_canary: {}/prod", f.api_name),
+        "{note}"
+    );
+    let body: Value = serde_json::from_str(note["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(body["type"], "tidegate.action", "{body}");
+    assert_eq!(body["action"], "remove_canary", "{body}");
+    assert_eq!(body["rest_api_id"], f.api_id.as_str(), "{body}");
+    assert_eq!(body["stage"], "prod", "{body}");
+    assert_eq!(body["outcome"]["status"], "applied", "{body}");
+    assert_eq!(body["trigger"]["type"], "alarm_transition", "{body}");
+    assert!(
+        f.action_counted("Rollbacks").await,
+        "no Tidegate/Rollbacks datapoint"
+    );
+    assert!(!f.action_counted("Promotions").await);
+
+    // Promotion: a new healthy canary, promoted by an operator.
+    f.set_alarm(&f.canary_alarm, StateValue::Ok).await;
+    let d3 =
+        f.c.apigw
+            .create_deployment()
+            .rest_api_id(&f.api_id)
+            .stage_name("prod")
+            .canary_settings(
+                DeploymentCanarySettings::builder()
+                    .percent_traffic(10.0)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_owned();
+    f.canary_traffic(200.0, 0.0).await;
+    let report = app
+        .command(0, ManualCommand::Promote, "ship it".into())
+        .await;
+    assert_eq!(
+        report["decision"]["action"]["type"], "promote_canary",
+        "{report}"
+    );
+    assert_eq!(f.stage().await.deployment_id(), Some(d3.as_str()));
+    let note = topic.next().await;
+    let body: Value = serde_json::from_str(note["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(body["action"], "promote_canary", "{note}");
+    assert_eq!(body["trigger"]["type"], "manual", "{body}");
+    assert!(
+        f.action_counted("Promotions").await,
+        "no Tidegate/Promotions datapoint"
+    );
+}
+
+/// A topic that does not exist: the action still happens (and is counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_notification_does_not_block_the_action() {
+    if !enabled() {
+        return;
+    }
+    let f = Fixture::new(Some(10.0)).await;
+    let missing = format!(
+        "arn:aws:sns:us-east-1:000000000000:{}",
+        unique("tg-rb-missing")
+    );
+    let app = f.app(&format!("notification_topic_arn = \"{missing}\""), "");
+    let mut svc = ServiceBuilder::new()
+        .layer(BudgetLayer)
+        .service(Handler::new(app));
+    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let out = invoke(&mut svc, &event).await;
+    assert_eq!(action_type(&out), "remove_canary", "{out}");
+    assert_eq!(out["stages"][0]["outcome"]["status"], "applied", "{out}");
+    assert!(f.stage().await.canary_settings().is_none());
+    assert!(f.action_counted("Rollbacks").await);
 }
