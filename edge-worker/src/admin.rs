@@ -4,7 +4,9 @@
 //! presented and the configured key are compared in constant time. Without
 //! an `ADMIN_KEY` secret every admin path answers 404, as if absent.
 //!
-//! - `GET health`: `{"status":"ok","version":…,"config":"ok"|"invalid"}`
+//! - `GET health`: `{"status":"ok","version":…,"config":"ok"|"invalid",
+//!   "wasm_memory_bytes":…}` (the isolate's linear memory: it only grows, so
+//!   a soak that samples it tells a leak in the Worker from workerd's own)
 //! - `GET config`: the effective configuration, secrets redacted
 //! - `POST purge`: `{"url": "https://host/path?query"}` (optionally with
 //!   `"headers": {"accept-language": "en"}` for the vary headers) or
@@ -114,11 +116,21 @@ fn health(loaded: &Loaded) -> Response {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "config": if loaded.is_ok() { "ok" } else { "invalid" },
+        "wasm_memory_bytes": wasm_memory_bytes(),
     });
     if let (Err(errors), Some(obj)) = (loaded, body.as_object_mut()) {
         obj.insert("config_errors".into(), json!(errors.to_string()));
     }
     response::json(&body)
+}
+
+/// Size of this isolate's wasm linear memory (64 KiB pages).
+fn wasm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    let pages = core::arch::wasm32::memory_size(0) as u64;
+    #[cfg(not(target_arch = "wasm32"))]
+    let pages = 0;
+    pages.saturating_mul(65_536)
 }
 
 const PURGE_SHAPE: &str =

@@ -1,13 +1,18 @@
 //! Purging cached responses, this data center only (`POST purge`).
 //!
 //! The Cache API cannot list its keys, so for purging by prefix each route
-//! keeps an index of the keys it stored: one Cache API entry per route
-//! holding a JSON list of key URLs (newest last, at most `MAX_INDEX_KEYS`),
-//! updated after each store. Concurrent stores may lose an index update; the
-//! entry it named then simply expires on its own (best effort, like the
-//! per-data-center purge itself).
+//! keeps an index of the keys it stored: `INDEX_SHARDS` Cache API entries per
+//! route, each a JSON list of key URLs (newest last, at most
+//! `MAX_SHARD_KEYS`), the key's shard updated after each store. Sharding keeps
+//! the per-store cost small (one short list read and written, not the whole
+//! route's) at the price of `INDEX_SHARDS` reads per route on a purge, which
+//! is rare. Concurrent stores may lose an index update; the entry it named
+//! then simply expires on its own (best effort, like the per-data-center
+//! purge itself).
 
 use std::time::Duration;
+
+use futures_util::future::join_all;
 
 use tidegate_policy::cache::freshness::storage_lifetime;
 use tidegate_policy::cache::key::HASH_PARAM;
@@ -22,23 +27,33 @@ use crate::response::HeaderList;
 /// Base of the index entries' URLs; `.invalid` never resolves, so no real
 /// request can ever share these keys.
 const INDEX_BASE: &str = "https://cache-index.tidegate.invalid/";
-/// Most keys one route's index remembers.
-const MAX_INDEX_KEYS: usize = 1000;
+/// Index entries per route.
+const INDEX_SHARDS: u64 = 64;
+/// Most keys one shard remembers (a route: `INDEX_SHARDS` times this).
+const MAX_SHARD_KEYS: usize = 32;
 
-fn index_url(route: &str) -> String {
-    let name = percent_encoding::utf8_percent_encode(route, percent_encoding::NON_ALPHANUMERIC);
-    format!("{INDEX_BASE}{name}")
+/// The shard a key URL is indexed in (FNV-1a: cheap, stable across isolates).
+fn shard_of(key: &str) -> u64 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    hash % INDEX_SHARDS
 }
 
-async fn index_read(route: &str) -> Vec<String> {
-    let Ok(Some(mut resp)) = Cache::default().get(index_url(route), false).await else {
+fn index_url(route: &str, shard: u64) -> String {
+    let name = percent_encoding::utf8_percent_encode(route, percent_encoding::NON_ALPHANUMERIC);
+    format!("{INDEX_BASE}{name}/{shard}")
+}
+
+async fn index_read(route: &str, shard: u64) -> Vec<String> {
+    let Ok(Some(mut resp)) = Cache::default().get(index_url(route, shard), false).await else {
         return Vec::new();
     };
     resp.json().await.unwrap_or_default()
 }
 
-async fn index_write(route: &str, keys: &[String], lifetime: Duration) {
-    let url = index_url(route);
+async fn index_write(route: &str, shard: u64, keys: &[String], lifetime: Duration) {
+    let url = index_url(route, shard);
     if keys.is_empty() {
         let _ = Cache::default().delete(url, false).await;
         return;
@@ -59,12 +74,13 @@ async fn index_write(route: &str, keys: &[String], lifetime: Duration) {
 
 /// Records that `key` was stored for `route`.
 pub async fn index_add(route: &str, key: &str, lifetime: Duration) {
-    let mut keys = index_read(route).await;
+    let shard = shard_of(key);
+    let mut keys = index_read(route, shard).await;
     keys.retain(|k| k != key);
     keys.push(key.to_owned());
-    let excess = keys.len().saturating_sub(MAX_INDEX_KEYS);
+    let excess = keys.len().saturating_sub(MAX_SHARD_KEYS);
     keys.drain(..excess);
-    index_write(route, &keys, lifetime).await;
+    index_write(route, shard, &keys, lifetime).await;
 }
 
 /// Deletes one key URL from this data center's cache; whether it was there.
@@ -83,17 +99,20 @@ async fn purge_indexed(gw: &Gateway, matches: impl Fn(&str) -> bool) -> Vec<Stri
         let Some(rule) = &route.cache else {
             continue;
         };
-        let keys = index_read(&route.name).await;
-        let (hit, kept): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| matches(k));
-        if hit.is_empty() {
-            continue;
-        }
-        for key in hit {
-            if purge_key(&key).await {
-                purged.push(key);
+        let shards = join_all((0..INDEX_SHARDS).map(|shard| index_read(&route.name, shard))).await;
+        for (shard, keys) in (0..INDEX_SHARDS).zip(shards) {
+            let (hit, kept): (Vec<String>, Vec<String>) =
+                keys.into_iter().partition(|k| matches(k));
+            if hit.is_empty() {
+                continue;
             }
+            for key in hit {
+                if purge_key(&key).await {
+                    purged.push(key);
+                }
+            }
+            index_write(&route.name, shard, &kept, storage_lifetime(rule)).await;
         }
-        index_write(&route.name, &kept, storage_lifetime(rule)).await;
     }
     purged
 }

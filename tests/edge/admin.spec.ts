@@ -51,10 +51,13 @@ describe("with the admin key", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     expectTraced(res);
-    const body = res.json<{ status: string; version: string; config: string }>();
+    const body = res.json<{ status: string; version: string; config: string; wasm_memory_bytes: number }>();
     expect(body.status).toBe("ok");
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(body.config).toBe("ok");
+    // Whole 64 KiB pages of the isolate's linear memory.
+    expect(body.wasm_memory_bytes).toBeGreaterThan(0);
+    expect(body.wasm_memory_bytes % 65536).toBe(0);
   });
 
   it("GET config shows the effective configuration and no secret", async () => {

@@ -5,7 +5,9 @@
 //   - counts per route and status; zero gateway 5xx and zero unexpected statuses;
 //   - exact limiting: the hot API key's admitted count equals what GCRA allows
 //     over the run (limit + one per emission interval elapsed);
-//   - workerd RSS sampled from /proc every second: start (after warm-up), end, max, growth.
+//   - workerd RSS sampled from /proc every second: start (after warm-up), end, max, growth;
+//   - the Worker's own wasm linear memory (admin health's wasm_memory_bytes) every 5 s:
+//     it tells a leak in the Worker from growth in workerd and its local simulators.
 // Usage: node tests/reliability/soak.mjs [--duration 60] [--concurrency 16] [--port 8670]
 //        [--inspector-port 9670] [--origin-port 8671] [--jwks-port 8672] [--json out.json]
 //        [--runtime wrangler|miniflare]   (miniflare: plain workerd, no dev session)
@@ -307,6 +309,17 @@ function send(agent, port, path, headers) {
   });
 }
 
+/** The isolate's wasm linear memory in bytes, from the admin health endpoint (null if unreadable). */
+async function wasmMemoryBytes(port, adminKey) {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/__tidegate/health`, { headers: { authorization: `Bearer ${adminKey}` } });
+    const body = await res.json();
+    return typeof body.wasm_memory_bytes === "number" ? body.wasm_memory_bytes : null;
+  } catch {
+    return null;
+  }
+}
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -386,6 +399,10 @@ async function main() {
     const sampleRss = () => samples.push({ t: Date.now(), kib: workerd.reduce((sum, p) => sum + (rssKiB(p) ?? 0), 0) });
     sampleRss();
     const sampler = setInterval(sampleRss, 1_000);
+    const wasmSamples = [];
+    const sampleWasm = async () => wasmSamples.push({ t: Date.now(), bytes: await wasmMemoryBytes(opts.port, `admin_${runId}`) });
+    await sampleWasm();
+    const wasmSampler = setInterval(sampleWasm, 5_000);
 
     const results = [];
     let next = 0;
@@ -404,7 +421,9 @@ async function main() {
     await Promise.all(Array.from({ length: opts.concurrency }, worker));
     const elapsed = Date.now() - started;
     clearInterval(sampler);
+    clearInterval(wasmSampler);
     sampleRss();
+    await sampleWasm();
     agent.destroy();
 
     // ---- figures ----
@@ -445,6 +464,11 @@ async function main() {
     // Memory is "not growing" if the end is within 10 % of the post-warm-up start,
     // or the trend is under 2 MiB per minute.
     const memoryHeld = growthPct <= 10 || slopeMiBPerMin < 2;
+    // The Worker's linear memory only grows; after warm-up it should stay put.
+    const wasmRead = wasmSamples.filter((s) => s.bytes !== null);
+    const wasmStart = wasmRead[0]?.bytes ?? null;
+    const wasmEnd = wasmRead[wasmRead.length - 1]?.bytes ?? null;
+    const wasmHeld = wasmStart !== null && wasmEnd !== null && wasmEnd <= wasmStart * 1.1;
 
     const summary = {
       run: runId,
@@ -460,6 +484,11 @@ async function main() {
       unexpected_statuses: unexpected,
       hot_key: { limit: HOT_LIMIT, period_s: HOT_PERIOD_S, sent: hot.length + 1, emission_interval_ms: interval, admitted, expected_min: expectedMin, expected_max: expectedMax, over_demand: overDemand },
       jwks_fetches: jwks.fetches(),
+      worker_wasm_memory_mib: {
+        start: wasmStart === null ? null : +(wasmStart / 1048576).toFixed(2),
+        end: wasmEnd === null ? null : +(wasmEnd / 1048576).toFixed(2),
+        samples: wasmRead.length,
+      },
       workerd_rss_mib: {
         start: +(startKiB / 1024).toFixed(1),
         end: +(endKiB / 1024).toFixed(1),
@@ -480,6 +509,7 @@ async function main() {
     if (unexpected > 0) failures.push(`${unexpected} responses had an unexpected status`);
     if (!overDemand) failures.push(`the hot key was not over its limit (${hot.length} sent): raise --concurrency or --duration`);
     if (overDemand && (admitted < expectedMin || admitted > expectedMax)) failures.push(`hot key admitted ${admitted}, GCRA allows ${expectedMin}..${expectedMax}`);
+    if (!wasmHeld) failures.push(`the Worker's wasm memory grew from ${wasmStart} to ${wasmEnd} bytes`);
     if (!memoryHeld) failures.push(`workerd RSS grew ${growthPct.toFixed(1)} % (${slopeMiBPerMin.toFixed(2)} MiB/min)`);
     if (failures.length) {
       for (const f of failures) say(`FAIL: ${f}`);
