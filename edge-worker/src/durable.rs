@@ -15,20 +15,29 @@
 //! `throttle::combine` turns the answers into the decision `check_all` would
 //! have made.
 
-use futures_util::future::join_all;
+use std::time::Duration;
+
+use futures_util::future::{join_all, select, Either};
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::Identity;
 use tidegate_policy::config::RateLimitPolicy;
 use tidegate_policy::throttle::{self, Decision, GcraState, MultiDecision, Quota};
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage,
-    SqlStorageValue, State, Storage,
+    durable_object, Delay, DurableObject, Env, Method, Request, RequestInit, Response, Result,
+    SqlStorage, SqlStorageValue, State, Storage,
 };
 
 use crate::error::EdgeError;
 
 /// The Durable Object namespace binding.
 pub const BINDING: &str = "THROTTLE";
+
+/// Longest wait for a limiter object's answer. A round trip takes
+/// milliseconds; an object that answers later counts as unreachable and the
+/// route's `on_error` (open or closed) decides, instead of every request of
+/// the route waiting as long as the object does. A check that times out may
+/// still have been counted by the object (no refund is sent for it).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A request to one limiter object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,7 +195,16 @@ pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, E
     init.with_method(Method::Post)
         .with_body(Some(worker::wasm_bindgen::JsValue::from_str(&body)));
     let req = Request::new_with_init("https://throttle.tidegate/", &init).map_err(limiter)?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(limiter)?;
+    let sending = Box::pin(stub.fetch_with_request(req));
+    let mut resp = match select(sending, Box::pin(Delay::from(CALL_TIMEOUT))).await {
+        Either::Left((sent, _)) => sent.map_err(limiter)?,
+        Either::Right(_) => {
+            return Err(EdgeError::Limiter(format!(
+                "limiter object did not answer within {} ms",
+                CALL_TIMEOUT.as_millis()
+            )))
+        }
+    };
     if resp.status_code() != 200 {
         return Err(EdgeError::Limiter(format!(
             "limiter object answered {}",

@@ -193,6 +193,20 @@ describe("Durable Object faults", () => {
     });
   }
 
+  // The object answers after 10 s; the gateway waits at most its limiter
+  // timeout (2 s) and then applies on_error, so both requests are done well
+  // inside this test's 8 s (without the bound each would take 10 s).
+  it("limiter slow: a hung object is treated as unreachable, not waited for", async () => {
+    await edge.throttleFault("slow");
+    const ip = uniqueIp();
+    const [closed, open] = await Promise.all([
+      edge.fetch("/limits/closed", { headers: { "cf-connecting-ip": ip } }),
+      edge.fetch("/limits/open", { headers: { "cf-connecting-ip": uniqueIp() } }),
+    ]);
+    expectProblem(closed, 503, "limiter-unavailable");
+    expect(open.status, open.text).toBe(200);
+  }, 8_000);
+
   it("never leaks the limiter's error text to the client", async () => {
     await edge.throttleFault("throw");
     const res = await edge.fetch("/limits/closed", { headers: { "cf-connecting-ip": uniqueIp() } });
