@@ -146,8 +146,11 @@ step_arm64() {
 NODE_BIN_DIR=""
 step_node() {
     step_begin
-    local sys
-    sys=$(node --version 2>/dev/null | sed 's/^v//')
+    local sys system_path
+    # The system's node, not ours: a shell that sourced .tools/env.sh has
+    # .tools/node first on PATH, and env.sh must still get its PATH line.
+    system_path=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v "^$TOOLS_DIR/" | paste -sd:)
+    sys=$(PATH="$system_path" node --version 2>/dev/null | sed 's/^v//')
     if [ "${TIDEGATE_LOCAL_NODE:-}" != 1 ] && version_ge "$sys" "$NODE_MIN_VERSION"; then
         say "node: system v$sys (>= $NODE_MIN_VERSION)"
         return
