@@ -250,12 +250,12 @@ fn keep(
 /// truncated body must never become the answer every client then gets. The
 /// body is read in full first, which `wait_until` allows.
 async fn complete_entry(
-    mut resp: Response,
+    resp: Response,
     code: u16,
     origin_headers: &HeaderList,
     stored_headers: &HeaderList,
 ) -> Option<Response> {
-    let body = resp.bytes().await.ok()?;
+    let body = crate::body::bytes(resp).await.ok()?;
     // The runtime decodes gzip/br bodies, so their Content-Length is not the
     // length read here.
     let encoded = first_header(origin_headers, "content-encoding")

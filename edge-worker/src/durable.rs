@@ -106,8 +106,8 @@ impl DurableObject for Throttle {
         Self { store }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let op: Op = req.json().await?;
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let op: Op = crate::body::request_json(&req).await?;
         // From here to the write nothing but storage is awaited (with SQL,
         // nothing at all), and the input gate holds other requests back
         // meanwhile: the read-modify-write is atomic.
@@ -196,7 +196,7 @@ pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, E
         .with_body(Some(worker::wasm_bindgen::JsValue::from_str(&body)));
     let req = Request::new_with_init("https://throttle.tidegate/", &init).map_err(limiter)?;
     let sending = Box::pin(stub.fetch_with_request(req));
-    let mut resp = match select(sending, Box::pin(Delay::from(CALL_TIMEOUT))).await {
+    let resp = match select(sending, Box::pin(Delay::from(CALL_TIMEOUT))).await {
         Either::Left((sent, _)) => sent.map_err(limiter)?,
         Either::Right(_) => {
             return Err(EdgeError::Limiter(format!(
@@ -211,7 +211,7 @@ pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, E
             resp.status_code()
         )));
     }
-    resp.json().await.map_err(limiter)
+    crate::body::json(resp).await.map_err(limiter)
 }
 
 /// Checks a request against every limit of `policy`, keyed by `keys` (from

@@ -184,13 +184,13 @@ async fn fetch_into_cache(gw: &Rc<Gateway>, issuer: &Issuer, kid: Option<&str>) 
 /// Fetches and parses a JWKS document: the usable keys and the raw body.
 async fn fetch(url: &Url) -> Result<(JwkSet, Vec<u8>), String> {
     let headers = vec![("accept".to_owned(), "application/json".to_owned())];
-    let mut resp = proxy::send("GET", url, &headers, None, FETCH_TIMEOUT, true)
+    let resp = proxy::send("GET", url, &headers, None, FETCH_TIMEOUT, true)
         .await
         .map_err(|e| e.log_text())?;
     if resp.status_code() != 200 {
         return Err(format!("status {}", resp.status_code()));
     }
-    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    let body = crate::body::bytes(resp).await.map_err(|e| e.to_string())?;
     let parsed = parse_jwks(&body).map_err(|e| e.to_string())?;
     Ok((parsed.keys, body))
 }
@@ -198,7 +198,7 @@ async fn fetch(url: &Url) -> Result<(JwkSet, Vec<u8>), String> {
 /// The Cache API copy of the issuer's set, if it is still usable under the
 /// issuer's policy and holds `kid`.
 async fn from_cache_api(url: &Url, issuer: &Issuer, kid: Option<&str>) -> Option<(JwkSet, u64)> {
-    let mut resp = Cache::default().get(url.as_str(), false).await.ok()??;
+    let resp = Cache::default().get(url.as_str(), false).await.ok()??;
     let fetched_at: u64 = resp.headers().get(FETCHED_AT_HEADER).ok()??.parse().ok()?;
     let policy = &issuer.jwks_cache;
     let usable_ms = policy.ttl.saturating_add(policy.max_stale).as_millis();
@@ -206,7 +206,7 @@ async fn from_cache_api(url: &Url, issuer: &Issuer, kid: Option<&str>) -> Option
     if u128::from(age) >= usable_ms {
         return None;
     }
-    let body = resp.bytes().await.ok()?;
+    let body = crate::body::bytes(resp).await.ok()?;
     let keys = parse_jwks(&body).ok()?.keys;
     let has_kid = kid.is_none_or(|kid| {
         keys.keys

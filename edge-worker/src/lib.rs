@@ -22,6 +22,7 @@
 
 mod admin;
 mod auth;
+mod body;
 mod cache;
 mod config;
 mod durable;

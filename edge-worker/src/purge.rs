@@ -46,10 +46,10 @@ fn index_url(route: &str, shard: u64) -> String {
 }
 
 async fn index_read(route: &str, shard: u64) -> Vec<String> {
-    let Ok(Some(mut resp)) = Cache::default().get(index_url(route, shard), false).await else {
+    let Ok(Some(resp)) = Cache::default().get(index_url(route, shard), false).await else {
         return Vec::new();
     };
-    resp.json().await.unwrap_or_default()
+    crate::body::json(resp).await.unwrap_or_default()
 }
 
 async fn index_write(route: &str, shard: u64, keys: &[String], lifetime: Duration) {
