@@ -55,6 +55,9 @@ pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notificati
         Outcome::Applied { .. } => "",
         Outcome::DryRun => " [dry-run]",
         Outcome::Failed { .. } => " FAILED",
+        // Cut off by the time budget mid-plan (logged by the audit guard; a
+        // re-invocation re-reads the stage and finishes or finds it done).
+        Outcome::Interrupted { .. } => " INTERRUPTED",
         Outcome::NothingToDo | Outcome::Drifted { .. } => return None,
     };
     let r = &decision.audit;
@@ -200,6 +203,12 @@ mod tests {
         let n = for_decision(&d, &failed).unwrap();
         assert_eq!(n.subject, "Tidegate remove_canary FAILED: orders-api/prod");
         assert_eq!(body(&n)["outcome"]["error"], "UpdateStage: boom");
+        let interrupted = Outcome::Interrupted {
+            applied: 1,
+            steps: 2,
+        };
+        let n = for_decision(&d, &interrupted).unwrap();
+        assert!(n.subject.contains(" INTERRUPTED: "), "{}", n.subject);
         let drifted = Outcome::Drifted {
             drift: "deployment changed".into(),
         };
