@@ -16,7 +16,7 @@ help: ## List the targets
 setup: ## Install toolchains and packages (idempotent; seconds when done)
 	@bash scripts/setup.sh
 
-test: setup ## setup, then every check: fmt, clippy, tests, wasm, Worker+Miniflare, wrangler, LocalStack, Lambda
+test: setup ## setup, then every check: fmt, audit, clippy, tests, Worker in workerd, LocalStack, infra, Lambda, demo, fuzz
 	@bash scripts/test.sh
 
 build: setup ## Build the Worker (worker-build --release) and the Lambda (cargo lambda)

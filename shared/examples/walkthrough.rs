@@ -2,7 +2,7 @@
 //! clock and with no network: config, issuer keys, the request pipeline
 //! (routing, auth, throttling, caching, forwarding) and the rollback policy.
 //! Every step checks what it shows and the exit status is non-zero if any
-//! expectation fails, so `make demo` doubles as a check.
+//! expectation fails, so the `examples` test stage doubles as a check.
 //!
 //! ```text
 //! cargo run -q -p tidegate-policy --example walkthrough -- examples/gateway.toml
