@@ -30,16 +30,24 @@ export class IoCounter extends DurableObject {
 }
 
 // Tidegate keeps, per caching route, an index of the keys it stored (for
-// purge by prefix): after each store it reads that entry, appends the key and
-// puts it back, capped at 1000 keys. The same Cache API traffic here (one more
-// match and put, same sizes), with string slicing instead of a JSON list.
-const INDEX_MAX_BYTES = 1000 * 120;
-async function store(key, response, indexUrl) {
+// purge by prefix), sharded in 64 entries: after each store it reads the
+// key's shard, appends the key and puts it back, capped at 32 keys. The same
+// Cache API traffic here (one more match and put, same sizes), with string
+// slicing instead of a JSON list.
+const INDEX_SHARDS = 64;
+const SHARD_MAX_BYTES = 32 * 120;
+function shardOf(key) {
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) >>> 0;
+  return h % INDEX_SHARDS;
+}
+async function store(key, response, indexBase) {
   await caches.default.put(key, response);
+  const indexUrl = `${indexBase}/${shardOf(key)}`;
   const index = await caches.default.match(indexUrl);
   let text = index ? await index.text() : "";
   text = `${text}"${key}",`;
-  if (text.length > INDEX_MAX_BYTES) text = text.slice(text.indexOf(",") + 1);
+  if (text.length > SHARD_MAX_BYTES) text = text.slice(text.indexOf(",") + 1);
   await caches.default.put(indexUrl, new Response(text, { headers: { "cache-control": "max-age=3600" } }));
 }
 
