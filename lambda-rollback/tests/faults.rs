@@ -20,41 +20,20 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType, Op, PatchOperation};
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue};
-use aws_smithy_types::date_time::Format;
+use aws_sdk_apigateway::types::{Op, PatchOperation};
+use aws_sdk_cloudwatch::types::StateValue;
 use lambda_http::RequestExt;
 use serde_json::Value;
 use tidegate_policy::rollout::events::parse_time;
-use tidegate_rollback::{config, App, BudgetLayer, Handler};
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::Service;
 
-const EVENT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/tests/fixtures/events/eventbridge-alarm-metric.json"
-));
-const SNS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/tests/fixtures/events/sns-alarm-metric.json"
-));
-const SCHEDULE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/tests/fixtures/events/scheduled-event.json"
-));
+mod common;
+use common::{action_type, enabled, invoke, invoke_request, RestApi, SCHEDULE, SNS};
 
 /// One test at a time: the Lambda's endpoint is process-wide.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn enabled() -> bool {
-    if std::env::var("TIDEGATE_LOCALSTACK_TESTS").as_deref() == Ok("1") {
-        true
-    } else {
-        eprintln!("skipped: set TIDEGATE_LOCALSTACK_TESTS=1 with LocalStack running (bash scripts/test.sh rollback-localstack)");
-        false
-    }
-}
 
 // --- the fault-injecting proxy ------------------------------------------------
 
@@ -403,194 +382,14 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 
 // --- fixture: a REST API on LocalStack -----------------------------------------
 
-fn unique(prefix: &str) -> String {
-    let n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{n:x}")
-}
+type Fixture = RestApi;
 
-/// A REST API with a MOCK `GET /`, deployment `d1` on stage `prod`,
-/// optionally a canary at 10 %, a stage alarm and a canary alarm (OK).
-/// Its clients talk to LocalStack directly, not through the proxy.
-struct Fixture {
-    apigw: aws_sdk_apigateway::Client,
-    cw: aws_sdk_cloudwatch::Client,
-    api_id: String,
-    api_name: String,
-    d1: String,
-    stage_alarm: String,
-    canary_alarm: String,
-}
-
-impl Fixture {
+impl RestApi {
+    /// A REST API (`tg-fault-…`) with a canary at 10 % if `with_canary`.
+    /// Its clients talk to LocalStack directly, not through the proxy.
     async fn new(with_canary: bool) -> Self {
         let real = REAL_ENDPOINT.get().expect("proxy() first").clone();
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(real)
-            .load()
-            .await;
-        let apigw = aws_sdk_apigateway::Client::new(&shared);
-        let cw = aws_sdk_cloudwatch::Client::new(&shared);
-        let api_name = unique("tg-fault");
-        let api = apigw
-            .create_rest_api()
-            .name(&api_name)
-            .send()
-            .await
-            .unwrap();
-        let api_id = api.id().unwrap().to_owned();
-        let resources = apigw
-            .get_resources()
-            .rest_api_id(&api_id)
-            .send()
-            .await
-            .unwrap();
-        let root = resources
-            .items()
-            .iter()
-            .find(|r| r.path() == Some("/"))
-            .and_then(|r| r.id())
-            .unwrap()
-            .to_owned();
-        apigw
-            .put_method()
-            .rest_api_id(&api_id)
-            .resource_id(&root)
-            .http_method("GET")
-            .authorization_type("NONE")
-            .send()
-            .await
-            .unwrap();
-        apigw
-            .put_integration()
-            .rest_api_id(&api_id)
-            .resource_id(&root)
-            .http_method("GET")
-            .r#type(IntegrationType::Mock)
-            .request_templates("application/json", r#"{"statusCode": 200}"#)
-            .send()
-            .await
-            .unwrap();
-        let deploy = |canary: bool| {
-            let mut call = apigw
-                .create_deployment()
-                .rest_api_id(&api_id)
-                .stage_name("prod");
-            if canary {
-                call = call.canary_settings(
-                    DeploymentCanarySettings::builder()
-                        .percent_traffic(10.0)
-                        .build(),
-                );
-            }
-            async move { call.send().await.unwrap().id().unwrap().to_owned() }
-        };
-        let d1 = deploy(false).await;
-        if with_canary {
-            deploy(true).await;
-        }
-        let stage_alarm = format!("{api_name}-stage-5xx");
-        let canary_alarm = format!("{api_name}-canary-5xx");
-        for name in [&stage_alarm, &canary_alarm] {
-            // Extended statistic: LocalStack does not evaluate it, so the
-            // states the test sets stay (see tests/localstack.rs).
-            cw.put_metric_alarm()
-                .alarm_name(name)
-                .namespace("TidegateTest")
-                .metric_name(format!("{name}-errors"))
-                .extended_statistic("p99")
-                .period(60)
-                .evaluation_periods(1)
-                .threshold(1.0)
-                .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-                .send()
-                .await
-                .unwrap();
-        }
-        let f = Self {
-            apigw,
-            cw,
-            api_id,
-            api_name,
-            d1,
-            stage_alarm,
-            canary_alarm,
-        };
-        f.set_alarm(&f.stage_alarm, StateValue::Ok).await;
-        f.set_alarm(&f.canary_alarm, StateValue::Ok).await;
-        f
-    }
-
-    fn handler(
-        &self,
-    ) -> impl Service<
-        lambda_http::Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-    > + Clone {
-        let text = format!(
-            r#"
-[[rollback.stages]]
-rest_api_id = "{}"
-stage = "prod"
-stage_alarms = ["{}"]
-canary_alarms = ["{}"]
-canary_steps = [10, 50, 100]
-bake_time = "1s"
-cooldown = "0s"
-min_requests = 1
-metric_api_name = "{}"
-"#,
-            self.api_id, self.stage_alarm, self.canary_alarm, self.api_name
-        );
-        let settings = config::load(
-            |k| (k == config::CONFIG_ENV).then(|| text.clone()),
-            |_| Err("no files".into()),
-        )
-        .unwrap();
-        let app: Arc<App> = App::new(settings);
-        ServiceBuilder::new()
-            .layer(BudgetLayer)
-            .service(Handler::new(app))
-    }
-
-    /// Sets an alarm's state; returns the transition's timestamp as
-    /// CloudWatch reports it.
-    async fn set_alarm(&self, name: &str, state: StateValue) -> String {
-        self.cw
-            .set_alarm_state()
-            .alarm_name(name)
-            .state_value(state)
-            .state_reason("test")
-            .send()
-            .await
-            .unwrap();
-        let out = self
-            .cw
-            .describe_alarms()
-            .alarm_names(name)
-            .send()
-            .await
-            .unwrap();
-        let a = &out.metric_alarms()[0];
-        a.state_transitioned_timestamp()
-            .or(a.state_updated_timestamp())
-            .unwrap()
-            .fmt(Format::DateTime)
-            .unwrap()
-    }
-
-    /// The EventBridge event of a transition of `alarm` to `state` at `at`.
-    fn eventbridge(&self, alarm: &str, state: &str, at: &str) -> String {
-        let mut ev: Value = serde_json::from_str(EVENT).unwrap();
-        ev["detail"]["alarmName"] = alarm.into();
-        ev["resources"][0] =
-            format!("arn:aws:cloudwatch:us-east-1:000000000000:alarm:{alarm}").into();
-        ev["detail"]["state"]["value"] = state.into();
-        ev["detail"]["state"]["timestamp"] = at.into();
-        ev.to_string()
+        Self::create(Some(&real), "tg-fault", with_canary.then_some(10.0)).await
     }
 
     /// The same transition as an SNS notification.
@@ -603,16 +402,6 @@ metric_api_name = "{}"
         msg["StateChangeTime"] = at.into();
         ev["Records"][0]["Sns"]["Message"] = msg.to_string().into();
         ev.to_string()
-    }
-
-    async fn stage(&self) -> aws_sdk_apigateway::operation::get_stage::GetStageOutput {
-        self.apigw
-            .get_stage()
-            .rest_api_id(&self.api_id)
-            .stage_name("prod")
-            .send()
-            .await
-            .unwrap()
     }
 
     async fn canary_percent(&self) -> Option<f64> {
@@ -674,38 +463,6 @@ metric_api_name = "{}"
     }
 }
 
-async fn invoke<S>(svc: &mut S, event: &str) -> Value
-where
-    S: Service<
-        lambda_http::Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-    >,
-{
-    invoke_request(svc, lambda_http::request::from_str(event).unwrap()).await
-}
-
-async fn invoke_request<S>(svc: &mut S, req: lambda_http::Request) -> Value
-where
-    S: Service<
-        lambda_http::Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-    >,
-{
-    let resp = svc.ready().await.unwrap().call(req).await.unwrap();
-    serde_json::from_slice(resp.body().as_ref()).unwrap()
-}
-
-fn action_type(out: &Value) -> String {
-    let a = &out["stages"][0]["decision"]["action"];
-    match a["type"].as_str() {
-        Some("none") => format!("none:{}", a["reason"]["kind"].as_str().unwrap_or("?")),
-        Some(t) => t.to_owned(),
-        None => format!("no decision: {out}"),
-    }
-}
-
 /// `UpdateStage` calls the decision's plan has (one per step).
 fn plan_steps(out: &Value) -> usize {
     out["stages"][0]["decision"]["plan"]
@@ -732,7 +489,7 @@ async fn throttled_and_5xx_update_is_retried_and_applied_once() {
     let _serial = SERIAL.lock().await;
     let p = proxy();
     let f = Fixture::new(true).await;
-    let mut svc = f.handler();
+    let mut svc = f.handler("");
     let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
     let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
     p.plan(
@@ -774,7 +531,7 @@ async fn persistent_5xx_fails_cleanly_and_the_next_invocation_converges() {
     let _serial = SERIAL.lock().await;
     let p = proxy();
     let f = Fixture::new(true).await;
-    let mut svc = f.handler();
+    let mut svc = f.handler("");
     let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
     let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
     let attempts = tidegate_rollback::retry::MAX_ATTEMPTS as usize;
@@ -813,7 +570,7 @@ async fn localstack_gone_mid_rollback_then_back() {
     let _serial = SERIAL.lock().await;
     let p = proxy();
     let f = Fixture::new(true).await;
-    let mut svc = f.handler();
+    let mut svc = f.handler("");
     let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
     let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
     p.plan(&f.api_id, &[Fault::GoDown]);
@@ -857,7 +614,7 @@ async fn duplicated_and_out_of_order_alarm_events() {
     let _serial = SERIAL.lock().await;
     let p = proxy();
     let f = Fixture::new(true).await;
-    let mut svc = f.handler();
+    let mut svc = f.handler("");
     let a = f.canary_alarm.clone();
 
     // ALARM at t1, then OK at t2 > t1; the events arrive newest first.
@@ -909,7 +666,7 @@ async fn timeout_mid_rollback_then_reinvoked_acts_once() {
     let _serial = SERIAL.lock().await;
     let p = proxy();
     let f = Fixture::new(false).await;
-    let mut svc = f.handler();
+    let mut svc = f.handler("");
     let d2 = f.new_deployment_after_known_good(&mut svc).await;
     let at = f.set_alarm(&f.stage_alarm, StateValue::Alarm).await;
     let event = f.eventbridge(&f.stage_alarm, "ALARM", &at);
@@ -967,7 +724,7 @@ async fn lost_answer_is_resent_and_stays_one_action() {
     let _serial = SERIAL.lock().await;
     let p = proxy();
     let f = Fixture::new(true).await;
-    let mut svc = f.handler();
+    let mut svc = f.handler("");
     let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
     let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
     p.plan(&f.api_id, &[Fault::DropAnswer]);
@@ -1005,7 +762,7 @@ async fn localstack_gone_between_plan_steps() {
     let _serial = SERIAL.lock().await;
     let p = proxy();
     let f = Fixture::new(true).await;
-    let mut svc = f.handler();
+    let mut svc = f.handler("");
     let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
     let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
     p.plan(&f.api_id, &[Fault::Pass, Fault::GoDown]);

@@ -9,10 +9,9 @@
 //! names.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType, Op, PatchOperation};
+use aws_sdk_apigateway::types::{DeploymentCanarySettings, Op, PatchOperation};
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, DimensionFilter, MetricDatum, StandardUnit, StateValue,
 };
@@ -20,221 +19,30 @@ use aws_smithy_types::date_time::Format;
 use serde_json::Value;
 use tidegate_policy::rollout::ManualCommand;
 use tidegate_rollback::http::Control;
-use tidegate_rollback::{config, App, BudgetLayer, Handler};
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tidegate_rollback::{BudgetLayer, Handler};
+use tower::ServiceBuilder;
 
-const EVENT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/tests/fixtures/events/eventbridge-alarm-metric.json"
-));
-const SNS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/tests/fixtures/events/sns-alarm-metric.json"
-));
-const SCHEDULE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/tests/fixtures/events/scheduled-event.json"
-));
+mod common;
+use common::{action_type, enabled, invoke, unique, RestApi, SCHEDULE, SNS};
 
-fn enabled() -> bool {
-    if std::env::var("TIDEGATE_LOCALSTACK_TESTS").as_deref() == Ok("1") {
-        true
-    } else {
-        eprintln!("skipped: set TIDEGATE_LOCALSTACK_TESTS=1 with LocalStack running (bash scripts/test.sh rollback-localstack)");
-        false
-    }
-}
+type Fixture = RestApi;
 
-fn unique(prefix: &str) -> String {
-    let n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{n:x}")
-}
-
-struct Clients {
-    apigw: aws_sdk_apigateway::Client,
-    cw: aws_sdk_cloudwatch::Client,
-}
-
-async fn clients() -> Clients {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    Clients {
-        apigw: aws_sdk_apigateway::Client::new(&shared),
-        cw: aws_sdk_cloudwatch::Client::new(&shared),
-    }
-}
-
-/// A REST API with a MOCK `GET /`, deployment `d1` on stage `prod`,
-/// optionally a canary deployment at `canary_percent`.
-struct Fixture {
-    c: Clients,
-    api_id: String,
-    api_name: String,
-    d1: String,
-    canary: Option<String>,
-    stage_alarm: String,
-    canary_alarm: String,
-}
-
-impl Fixture {
+impl RestApi {
+    /// A REST API (`tg-rb-…`) through `AWS_ENDPOINT_URL`, with a canary at
+    /// `canary_percent` if given.
     async fn new(canary_percent: Option<f64>) -> Self {
-        let c = clients().await;
-        let api_name = unique("tg-rb");
-        let api = c
-            .apigw
-            .create_rest_api()
-            .name(&api_name)
-            .send()
-            .await
-            .unwrap();
-        let api_id = api.id().unwrap().to_owned();
-        let root = c
-            .apigw
-            .get_resources()
-            .rest_api_id(&api_id)
-            .send()
-            .await
-            .unwrap()
-            .items()
-            .iter()
-            .find(|r| r.path() == Some("/"))
-            .and_then(|r| r.id().map(str::to_owned))
-            .unwrap();
-        c.apigw
-            .put_method()
-            .rest_api_id(&api_id)
-            .resource_id(&root)
-            .http_method("GET")
-            .authorization_type("NONE")
-            .send()
-            .await
-            .unwrap();
-        c.apigw
-            .put_integration()
-            .rest_api_id(&api_id)
-            .resource_id(&root)
-            .http_method("GET")
-            .r#type(IntegrationType::Mock)
-            .request_templates("application/json", r#"{"statusCode": 200}"#)
-            .send()
-            .await
-            .unwrap();
-        let d1 = c
-            .apigw
-            .create_deployment()
-            .rest_api_id(&api_id)
-            .stage_name("prod")
-            .send()
-            .await
-            .unwrap()
-            .id()
-            .unwrap()
-            .to_owned();
-        let canary = match canary_percent {
-            None => None,
-            Some(p) => Some(
-                c.apigw
-                    .create_deployment()
-                    .rest_api_id(&api_id)
-                    .stage_name("prod")
-                    .canary_settings(
-                        DeploymentCanarySettings::builder()
-                            .percent_traffic(p)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .unwrap()
-                    .id()
-                    .unwrap()
-                    .to_owned(),
-            ),
-        };
-        let stage_alarm = format!("{api_name}-stage-5xx");
-        let canary_alarm = format!("{api_name}-canary-5xx");
-        for name in [&stage_alarm, &canary_alarm] {
-            // An extended statistic: LocalStack evaluates only simple
-            // alarms (at creation and every period), which would overwrite
-            // the states the tests set; this one it leaves alone.
-            c.cw.put_metric_alarm()
-                .alarm_name(name)
-                .namespace("TidegateTest")
-                .metric_name(format!("{name}-errors"))
-                .extended_statistic("p99")
-                .period(60)
-                .evaluation_periods(1)
-                .threshold(1.0)
-                .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-                .send()
-                .await
-                .unwrap();
-        }
-        let f = Self {
-            c,
-            api_id,
-            api_name,
-            d1,
-            canary,
-            stage_alarm,
-            canary_alarm,
-        };
-        f.set_alarm(&f.stage_alarm.clone(), StateValue::Ok).await;
-        f.set_alarm(&f.canary_alarm.clone(), StateValue::Ok).await;
-        f
+        Self::create(None, "tg-rb", canary_percent).await
     }
 
-    fn config(&self, extra: &str) -> String {
-        format!(
-            r#"
-[[rollback.stages]]
-rest_api_id = "{}"
-stage = "prod"
-stage_alarms = ["{}"]
-canary_alarms = ["{}"]
-canary_steps = [10, 50, 100]
-bake_time = "1s"
-cooldown = "0s"
-min_requests = 1
-metric_api_name = "{}"
-{extra}
-"#,
-            self.api_id, self.stage_alarm, self.canary_alarm, self.api_name
-        )
-    }
-
-    fn handler(
-        &self,
-        extra: &str,
-    ) -> impl Service<
-        lambda_http::Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-    > + Clone {
-        ServiceBuilder::new()
-            .layer(BudgetLayer)
-            .service(Handler::new(self.app("", extra)))
-    }
-
-    /// The Lambda's state for this fixture's stage; `rollback` goes in the
-    /// `[rollback]` table, `extra` in the stage's.
-    fn app(&self, rollback: &str, extra: &str) -> Arc<App> {
-        let text = format!("[rollback]\n{rollback}\n{}", self.config(extra));
-        let settings = config::load(
-            |k| (k == config::CONFIG_ENV).then(|| text.clone()),
-            |_| Err("no files".into()),
-        )
-        .unwrap();
-        App::new(settings)
+    /// Sets an alarm's state; returns the event a state change would send.
+    async fn alarm_event(&self, name: &str, state: StateValue) -> String {
+        let at = self.set_alarm(name, state.clone()).await;
+        self.eventbridge(name, state.as_str(), &at)
     }
 
     /// Whether `Tidegate/<metric>` has a datapoint for this API's `prod`.
     async fn action_counted(&self, metric: &str) -> bool {
         let out = self
-            .c
             .cw
             .list_metrics()
             .namespace("Tidegate")
@@ -253,52 +61,6 @@ metric_api_name = "{}"
                 .iter()
                 .any(|d| d.name() == Some("Stage") && d.value() == Some("prod"))
         })
-    }
-
-    /// Sets an alarm's state; returns the event a state change would send.
-    async fn set_alarm(&self, name: &str, state: StateValue) -> String {
-        self.c
-            .cw
-            .set_alarm_state()
-            .alarm_name(name)
-            .state_value(state.clone())
-            .state_reason("test")
-            .send()
-            .await
-            .unwrap();
-        let alarms = self
-            .c
-            .cw
-            .describe_alarms()
-            .alarm_names(name)
-            .send()
-            .await
-            .unwrap();
-        let a = &alarms.metric_alarms()[0];
-        let at = a
-            .state_transitioned_timestamp()
-            .or(a.state_updated_timestamp())
-            .unwrap()
-            .fmt(Format::DateTime)
-            .unwrap();
-        let mut ev: Value = serde_json::from_str(EVENT).unwrap();
-        ev["detail"]["alarmName"] = name.into();
-        ev["resources"][0] =
-            format!("arn:aws:cloudwatch:us-east-1:000000000000:alarm:{name}").into();
-        ev["detail"]["state"]["value"] = state.as_str().into();
-        ev["detail"]["state"]["timestamp"] = at.into();
-        ev.to_string()
-    }
-
-    async fn stage(&self) -> aws_sdk_apigateway::operation::get_stage::GetStageOutput {
-        self.c
-            .apigw
-            .get_stage()
-            .rest_api_id(&self.api_id)
-            .stage_name("prod")
-            .send()
-            .await
-            .unwrap()
     }
 
     async fn canary_traffic(&self, count: f64, errors: f64) {
@@ -321,8 +83,7 @@ metric_api_name = "{}"
                 .timestamp(aws_smithy_types::DateTime::from(SystemTime::now()))
                 .build()
         };
-        self.c
-            .cw
+        self.cw
             .put_metric_data()
             .namespace("AWS/ApiGateway")
             .metric_data(datum("Count", count))
@@ -330,28 +91,6 @@ metric_api_name = "{}"
             .send()
             .await
             .unwrap();
-    }
-}
-
-async fn invoke<S>(svc: &mut S, event: &str) -> Value
-where
-    S: Service<
-        lambda_http::Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-    >,
-{
-    let req = lambda_http::request::from_str(event).unwrap();
-    let resp = svc.ready().await.unwrap().call(req).await.unwrap();
-    serde_json::from_slice(resp.body().as_ref()).unwrap()
-}
-
-fn action_type(out: &Value) -> String {
-    let a = &out["stages"][0]["decision"]["action"];
-    match a["type"].as_str() {
-        Some("none") => format!("none:{}", a["reason"]["kind"].as_str().unwrap_or("?")),
-        Some(t) => t.to_owned(),
-        None => format!("no decision: {out}"),
     }
 }
 
@@ -367,7 +106,7 @@ async fn canary_alarm_removes_the_canary_once() {
         f.canary.as_deref()
     );
     let mut svc = f.handler("");
-    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
 
     let started = Instant::now();
     let out = invoke(&mut svc, &event).await;
@@ -395,7 +134,7 @@ async fn dry_run_changes_nothing() {
     }
     let f = Fixture::new(Some(10.0)).await;
     let mut svc = f.handler("dry_run = true");
-    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
     let out = invoke(&mut svc, &event).await;
     assert_eq!(action_type(&out), "remove_canary", "{out}");
     assert_eq!(out["stages"][0]["outcome"]["status"], "dry_run", "{out}");
@@ -428,17 +167,17 @@ async fn stage_alarm_rolls_back_to_known_good() {
     // (Created without `stage_name` and moved with UpdateStage: LocalStack's
     // CreateDeployment on an existing stage drops its variables, and with
     // them Tidegate's bookkeeping.)
-    let d2 =
-        f.c.apigw
-            .create_deployment()
-            .rest_api_id(&f.api_id)
-            .send()
-            .await
-            .unwrap()
-            .id()
-            .unwrap()
-            .to_owned();
-    f.c.apigw
+    let d2 = f
+        .apigw
+        .create_deployment()
+        .rest_api_id(&f.api_id)
+        .send()
+        .await
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned();
+    f.apigw
         .update_stage()
         .rest_api_id(&f.api_id)
         .stage_name("prod")
@@ -453,7 +192,7 @@ async fn stage_alarm_rolls_back_to_known_good() {
         .await
         .unwrap();
     assert_eq!(f.stage().await.deployment_id(), Some(d2.as_str()));
-    let event = f.set_alarm(&f.stage_alarm, StateValue::Alarm).await;
+    let event = f.alarm_event(&f.stage_alarm, StateValue::Alarm).await;
     let out = invoke(&mut svc, &event).await;
     assert_eq!(action_type(&out), "rollback_stage", "{out}");
     assert_eq!(f.stage().await.deployment_id(), Some(f.d1.as_str()));
@@ -486,8 +225,8 @@ async fn deleted_stage_is_reported_not_patched() {
     }
     let f = Fixture::new(Some(10.0)).await;
     let mut svc = f.handler("");
-    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
-    f.c.apigw
+    let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
+    f.apigw
         .delete_stage()
         .rest_api_id(&f.api_id)
         .stage_name("prod")
@@ -509,8 +248,7 @@ async fn real_alarm_via_sns_removes_the_canary() {
     let mut f = Fixture::new(Some(10.0)).await;
     let real = format!("{}-real", f.api_name);
     let metric = format!("{real}-errors");
-    f.c.cw
-        .put_metric_alarm()
+    f.cw.put_metric_alarm()
         .alarm_name(&real)
         .namespace("TidegateTest")
         .metric_name(&metric)
@@ -526,8 +264,7 @@ async fn real_alarm_via_sns_removes_the_canary() {
     let mut svc = f.handler("");
     let deadline = Instant::now() + Duration::from_secs(45);
     let alarm = loop {
-        f.c.cw
-            .put_metric_data()
+        f.cw.put_metric_data()
             .namespace("TidegateTest")
             .metric_data(
                 MetricDatum::builder()
@@ -540,8 +277,7 @@ async fn real_alarm_via_sns_removes_the_canary() {
             .await
             .unwrap();
         let out =
-            f.c.cw
-                .describe_alarms()
+            f.cw.describe_alarms()
                 .alarm_names(&real)
                 .send()
                 .await
@@ -583,7 +319,7 @@ async fn concurrent_invocations_act_once() {
     }
     let f = Fixture::new(Some(10.0)).await;
     let svc = f.handler("");
-    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
     let (mut a, mut b) = (svc.clone(), svc);
     let (ra, rb) = tokio::join!(invoke(&mut a, &event), invoke(&mut b, &event));
     let kinds = [action_type(&ra), action_type(&rb)];
@@ -702,7 +438,7 @@ async fn actions_notify_sns_and_count_metrics() {
         .service(Handler::new(app.clone()));
 
     // Rollback: the canary alarm fires.
-    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
     let out = invoke(&mut svc, &event).await;
     assert_eq!(action_type(&out), "remove_canary", "{out}");
     let note = topic.next().await;
@@ -727,22 +463,22 @@ async fn actions_notify_sns_and_count_metrics() {
 
     // Promotion: a new healthy canary, promoted by an operator.
     f.set_alarm(&f.canary_alarm, StateValue::Ok).await;
-    let d3 =
-        f.c.apigw
-            .create_deployment()
-            .rest_api_id(&f.api_id)
-            .stage_name("prod")
-            .canary_settings(
-                DeploymentCanarySettings::builder()
-                    .percent_traffic(10.0)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .id()
-            .unwrap()
-            .to_owned();
+    let d3 = f
+        .apigw
+        .create_deployment()
+        .rest_api_id(&f.api_id)
+        .stage_name("prod")
+        .canary_settings(
+            DeploymentCanarySettings::builder()
+                .percent_traffic(10.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned();
     f.canary_traffic(200.0, 0.0).await;
     let report = app
         .command(0, ManualCommand::Promote, "ship it".into())
@@ -777,7 +513,7 @@ async fn failed_notification_does_not_block_the_action() {
     let mut svc = ServiceBuilder::new()
         .layer(BudgetLayer)
         .service(Handler::new(app));
-    let event = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
     let out = invoke(&mut svc, &event).await;
     assert_eq!(action_type(&out), "remove_canary", "{out}");
     assert_eq!(out["stages"][0]["outcome"]["status"], "applied", "{out}");
