@@ -27,7 +27,11 @@ cd "$TIDEGATE_ROOT/edge-worker"
 # --out-dir is relative to the crate: ../build is the repo's build/.
 with_wasm_env worker-build "$profile" --out-dir ../build
 wasm="$TIDEGATE_ROOT/build/index_bg.wasm"
-if [ ! -f "$wasm" ] || [ ! -f "$TIDEGATE_ROOT/build/worker/shim.mjs" ]; then
-    die "worker-build finished but build/worker/shim.mjs or build/index_bg.wasm is missing"
+if [ ! -f "$wasm" ] || [ ! -f "$TIDEGATE_ROOT/build/index.js" ]; then
+    die "worker-build finished but build/index.js or build/index_bg.wasm is missing"
 fi
+# Our entry module: worker-build's re-exports plus the Durable Object wrapper
+# that RPC needs (see the file).
+mkdir -p "$TIDEGATE_ROOT/build/worker"
+cp "$TIDEGATE_ROOT/edge-worker/shim.mjs" "$TIDEGATE_ROOT/build/worker/shim.mjs"
 say "built build/worker/shim.mjs; wasm $(($(stat -c %s "$wasm") / 1024)) KiB raw, $(($(gzip -c "$wasm" | wc -c) / 1024)) KiB gzip"

@@ -16,16 +16,16 @@ export class IoCounter extends DurableObject {
     super(ctx, env);
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS c (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
   }
-  // One SQLite read and one write per call, as Tidegate's Throttle does, with
-  // a JSON body both ways like its fetch-based protocol. One object per
+  // One SQLite read and one write per call, as Tidegate's Throttle does, over
+  // RPC with a JSON string both ways like its `decide`. One object per
   // subject, like Tidegate's per-subject limit: the load generator sends the
   // token's subject as x-bench-key (this Worker reads no token).
-  async fetch(request) {
-    await request.text();
+  decide(op) {
+    JSON.parse(op);
     const row = this.ctx.storage.sql.exec("SELECT v FROM c WHERE id = 0").toArray()[0];
     const next = String(Number(row?.v ?? 0) + 1);
     this.ctx.storage.sql.exec("INSERT INTO c (id, v) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v", next);
-    return Response.json({ v: next });
+    return JSON.stringify({ v: next });
   }
 }
 
@@ -57,7 +57,7 @@ export default {
     const first = url.pathname.split("/")[1];
     if (first === "limited" || first === "secure") {
       const stub = env.IO_COUNTER.get(env.IO_COUNTER.idFromName(request.headers.get("x-bench-key") ?? "anon"));
-      await (await stub.fetch("https://io/", { method: "POST", body: '{"op":"check"}' })).json();
+      JSON.parse(await stub.decide('{"op":"check"}'));
     }
     if (first === "secure" || first === "cached") {
       const key = `https://cache.io${url.pathname}${url.search}`;

@@ -3,12 +3,17 @@
 //!
 //! The object holds one GCRA state (a TAT in nanoseconds) in its SQLite
 //! storage and answers `check` / `refund` / `peek` for a quota and cost in one
-//! round trip. After reading the request body, the read-modify-write is
-//! entirely synchronous (SQLite calls, `gcra::check`, no `await`), so no other
-//! request can interleave: N concurrent requests against a burst of L admit
-//! exactly min(N, L). Nothing inside the object does outbound I/O. (A class
-//! without SQL falls back to the key-value API, whose awaited get and put
-//! keep the object's input gate closed, which is just as exclusive.)
+//! round trip. Callers use its RPC method `decide` (a JSON op in, a JSON reply
+//! out): no HTTP request or response is built on either side, which is most
+//! of what a `fetch` to the object costs. `fetch` answers the same ops for
+//! tools that speak HTTP. Each op is one synchronous read-modify-write (SQLite
+//! calls and `gcra::check`, no `await`), so no other call can interleave: N
+//! concurrent requests against a burst of L admit exactly min(N, L). Nothing
+//! inside the object does outbound I/O.
+//!
+//! RPC needs the class to extend `DurableObject` from `cloudflare:workers`,
+//! which the class wasm-bindgen exports does not: `edge-worker/shim.mjs`
+//! (the Worker's entry module) wraps it.
 //!
 //! A route with several limits has one object per limit. The client checks
 //! them all at once; if any denies, it refunds the others (two-phase), and
@@ -22,9 +27,12 @@ use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::Identity;
 use tidegate_policy::config::RateLimitPolicy;
 use tidegate_policy::throttle::{self, Decision, GcraState, MultiDecision, Quota};
+use wasm_bindgen::prelude::*;
+use worker::js_sys::{self, Promise};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
-    durable_object, Delay, DurableObject, Env, Method, Request, RequestInit, Response, Result,
-    SqlStorage, SqlStorageValue, State, Storage,
+    durable_object, Delay, DurableObject, Env, Request, Response, Result, SqlStorage,
+    SqlStorageValue, State,
 };
 
 use crate::error::EdgeError;
@@ -38,6 +46,11 @@ pub const BINDING: &str = "THROTTLE";
 /// the route waiting as long as the object does. A check that times out may
 /// still have been counted by the object (no refund is sent for it).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why an object without SQLite storage cannot count.
+const NO_SQLITE: &str = "the Throttle class has no SQLite storage: list it under \
+     `new_sqlite_classes` in wrangler.toml's [[migrations]] (Durable Objects on the free plan \
+     are SQLite-backed)";
 
 /// A request to one limiter object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,41 +90,49 @@ pub struct Reply {
 /// The limiter object: one GCRA state.
 #[durable_object]
 pub struct Throttle {
-    store: Store,
+    /// `None` when the class was deployed without SQLite storage.
+    sql: Option<SqlStorage>,
 }
-
-/// Where the state lives: SQLite (the deployed class, `new_sqlite_classes`),
-/// or the key-value API for a class without SQL (e.g. a test runtime
-/// configured without it).
-enum Store {
-    Sql(SqlStorage),
-    Kv(Storage),
-}
-
-/// Key of the state in the key-value API.
-const KV_KEY: &str = "tat";
 
 impl DurableObject for Throttle {
     fn new(state: State, _env: Env) -> Self {
-        let storage = state.storage();
-        let sql = storage.sql();
+        let sql = state.storage().sql();
         let created = sql.exec(
             "CREATE TABLE IF NOT EXISTS gcra (id INTEGER PRIMARY KEY CHECK (id = 0), tat TEXT NOT NULL)",
             None,
         );
-        let store = match created {
-            Ok(_) => Store::Sql(sql),
-            Err(_) => Store::Kv(storage),
-        };
-        Self { store }
+        Self {
+            sql: created.ok().map(|_| sql),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         let op: Op = crate::body::request_json(&req).await?;
-        // From here to the write nothing but storage is awaited (with SQL,
-        // nothing at all), and the input gate holds other requests back
-        // meanwhile: the read-modify-write is atomic.
-        let stored = self.load().await?;
+        match self.apply(op) {
+            Ok(reply) => Response::from_json(&reply),
+            Err(message) => Response::error(message, 500),
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Throttle {
+    /// The RPC method: one JSON [`Op`] in, one JSON [`Reply`] out.
+    pub fn decide(&self, op: &str) -> std::result::Result<String, JsValue> {
+        let reply = serde_json::from_str(op)
+            .map_err(|e| format!("not a limiter op: {e}"))
+            .and_then(|op| self.apply(op))
+            .and_then(|reply| serde_json::to_string(&reply).map_err(|e| e.to_string()));
+        reply.map_err(|message| js_sys::Error::new(&message).into())
+    }
+}
+
+impl Throttle {
+    /// Carries out `op` on the stored state. Synchronous from read to write,
+    /// so it is atomic.
+    fn apply(&self, op: Op) -> std::result::Result<Reply, String> {
+        let sql = self.sql.as_ref().ok_or(NO_SQLITE)?;
+        let stored = load(sql)?;
         let now_ms = worker::Date::now().as_millis();
         let state = stored.unwrap_or_default();
         let (decision, next) = match op {
@@ -132,9 +153,9 @@ impl DurableObject for Throttle {
         };
         let exists = stored.is_some() || next != GcraState::default();
         if exists && stored != Some(next) {
-            self.save(next).await?;
+            save(sql, next)?;
         }
-        Response::from_json(&Reply {
+        Ok(Reply {
             decision,
             tat_ns: next.tat_ns,
             stored: exists,
@@ -143,61 +164,62 @@ impl DurableObject for Throttle {
     }
 }
 
-impl Throttle {
-    async fn load(&self) -> Result<Option<GcraState>> {
-        let text = match &self.store {
-            Store::Sql(sql) => {
-                #[derive(Deserialize)]
-                struct Row {
-                    tat: String,
-                }
-                let rows: Vec<Row> = sql
-                    .exec("SELECT tat FROM gcra WHERE id = 0", None)?
-                    .to_array()?;
-                rows.into_iter().next().map(|r| r.tat)
-            }
-            Store::Kv(storage) => storage.get::<String>(KV_KEY).await?,
-        };
-        text.map(|t| {
-            t.parse()
+fn load(sql: &SqlStorage) -> std::result::Result<Option<GcraState>, String> {
+    #[derive(Deserialize)]
+    struct Row {
+        tat: String,
+    }
+    let rows: Vec<Row> = sql
+        .exec("SELECT tat FROM gcra WHERE id = 0", None)
+        .and_then(|cursor| cursor.to_array())
+        .map_err(|e| format!("reading the limiter state: {e}"))?;
+    rows.into_iter()
+        .next()
+        .map(|row| {
+            row.tat
+                .parse()
                 .map(|tat_ns| GcraState { tat_ns })
-                .map_err(|_| worker::Error::RustError("corrupt limiter state".into()))
+                .map_err(|_| format!("corrupt limiter state {:?}", row.tat))
         })
         .transpose()
-    }
+}
 
-    async fn save(&self, state: GcraState) -> Result<()> {
-        // Text: a u64 of nanoseconds does not fit a JS number exactly.
-        let tat = state.tat_ns.to_string();
-        match &self.store {
-            Store::Sql(sql) => {
-                sql.exec(
-                    "INSERT INTO gcra (id, tat) VALUES (0, ?) \
-                     ON CONFLICT (id) DO UPDATE SET tat = excluded.tat",
-                    vec![SqlStorageValue::String(tat)],
-                )?;
-            }
-            Store::Kv(storage) => storage.put(KV_KEY, tat).await?,
-        }
-        Ok(())
-    }
+fn save(sql: &SqlStorage, state: GcraState) -> std::result::Result<(), String> {
+    // Text: a u64 of nanoseconds does not fit a JS number exactly.
+    sql.exec(
+        "INSERT INTO gcra (id, tat) VALUES (0, ?) \
+         ON CONFLICT (id) DO UPDATE SET tat = excluded.tat",
+        vec![SqlStorageValue::String(state.tat_ns.to_string())],
+    )
+    .map(|_| ())
+    .map_err(|e| format!("writing the limiter state: {e}"))
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A limiter object's stub, seen through its RPC method.
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type ThrottleRpc;
+
+    /// Calls the object's `decide`; the result is a thenable.
+    #[wasm_bindgen(method, catch)]
+    fn decide(this: &ThrottleRpc, op: &str) -> std::result::Result<JsValue, JsValue>;
 }
 
 /// Sends `op` to the object of limiter key `key`.
 pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, EdgeError> {
     let limiter = |e: worker::Error| EdgeError::Limiter(e.to_string());
+    let rejected = |e: JsValue| limiter(worker::Error::from(e));
     let stub = env
         .durable_object(BINDING)
         .and_then(|ns| ns.id_from_name(key)?.get_stub())
-        .map_err(limiter)?;
-    let body = serde_json::to_string(op).map_err(|e| EdgeError::Limiter(e.to_string()))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(worker::wasm_bindgen::JsValue::from_str(&body)));
-    let req = Request::new_with_init("https://throttle.tidegate/", &init).map_err(limiter)?;
-    let sending = Box::pin(stub.fetch_with_request(req));
-    let resp = match select(sending, Box::pin(Delay::from(CALL_TIMEOUT))).await {
-        Either::Left((sent, _)) => sent.map_err(limiter)?,
+        .map_err(limiter)?
+        .into_rpc::<ThrottleRpc>();
+    let op = serde_json::to_string(op).map_err(|e| EdgeError::Limiter(e.to_string()))?;
+    let pending = stub.decide(&op).map_err(rejected)?;
+    let answer = JsFuture::from(Promise::resolve(&pending));
+    let answer = match select(answer, Box::pin(Delay::from(CALL_TIMEOUT))).await {
+        Either::Left((answer, _)) => answer.map_err(rejected)?,
         Either::Right(_) => {
             return Err(EdgeError::Limiter(format!(
                 "limiter object did not answer within {} ms",
@@ -205,13 +227,11 @@ pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, E
             )))
         }
     };
-    if resp.status_code() != 200 {
-        return Err(EdgeError::Limiter(format!(
-            "limiter object answered {}",
-            resp.status_code()
-        )));
-    }
-    crate::body::json(resp).await.map_err(limiter)
+    let text = answer
+        .as_string()
+        .ok_or_else(|| EdgeError::Limiter("limiter object answered a non-string".into()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| EdgeError::Limiter(format!("limiter object answered garbage: {e}")))
 }
 
 /// Checks a request against every limit of `policy`, keyed by `keys` (from

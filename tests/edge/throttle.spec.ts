@@ -2,11 +2,12 @@
 // requests against a limit of 50 admit exactly 50; 429 with Retry-After and
 // RateLimit headers; the quota comes back after the period; shadow mode;
 // per-subject buckets; several limits at once; and the client IP taken from
-// CF-Connecting-IP only, never X-Forwarded-For.
+// CF-Connecting-IP only, never X-Forwarded-For; a class deployed without
+// SQLite storage fails closed with a log line saying how to fix it.
 import { describe, expect, it } from "vitest";
 import { expectProblem, expectTraced } from "./support/expect";
 import type { Reply } from "./support/gateway";
-import { sleep, unique, uniqueIp, useEdge } from "./support/harness";
+import { poll, sleep, unique, uniqueIp, useEdge } from "./support/harness";
 
 const edge = useEdge();
 
@@ -149,5 +150,20 @@ describe("limiter unreachable (no THROTTLE binding)", () => {
 
   it("does not affect routes without limits", async () => {
     expect((await broken.fetch(`/public/${unique()}`)).status).toBe(200);
+  });
+});
+
+describe("limiter class declared without SQLite storage", () => {
+  const misdeployed = useEdge({ throttleWithoutSqlite: true });
+
+  it("fails closed with 503 and logs how to fix the migration", async () => {
+    const res = await misdeployed.fetch("/limits/ip", { headers: { "cf-connecting-ip": uniqueIp() } });
+    expectProblem(res, 503, "limiter-unavailable");
+    expect(misdeployed.origin.hits("/limits/ip")).toBe(0);
+    const logged = await poll(
+      async () => misdeployed.gateway.logs.filter((l) => l.includes("new_sqlite_classes")),
+      (lines) => lines.length > 0,
+    );
+    expect(logged.length).toBeGreaterThan(0);
   });
 });

@@ -2,8 +2,8 @@
 // headers or mid-body), hangs or answers slowly (502/504, stale-if-error),
 // a JWKS endpoint that goes down, is slow or answers garbage (cached keys
 // keep working until max_stale, then a clear 503 problem; a recovered
-// endpoint is picked up again), and a Throttle Durable Object that throws,
-// answers 500 or garbage (each route fails open or closed as configured).
+// endpoint is picked up again), and a Throttle Durable Object whose RPC method
+// throws, hangs or answers garbage (each route fails open or closed as configured).
 import { describe, expect, it } from "vitest";
 import { cacheStatus, expectProblem } from "../support/expect";
 import type { Reply } from "../support/gateway";
@@ -181,7 +181,7 @@ describe("JWKS endpoint faults", () => {
 });
 
 describe("Durable Object faults", () => {
-  const modes: ThrottleFault[] = ["throw", "status-500", "garbage", "no-decision"];
+  const modes: ThrottleFault[] = ["throw", "non-string", "garbage", "no-decision"];
   for (const mode of modes) {
     it(`limiter ${mode}: a fail-closed route answers 503 limiter-unavailable, a fail-open route lets it through`, async () => {
       await edge.throttleFault(mode);

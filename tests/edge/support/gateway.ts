@@ -63,6 +63,8 @@ export interface GatewayOptions {
   adminKey?: string;
   /** Leave the THROTTLE binding out: every limiter call fails (on_error). Default false. */
   withoutThrottleBinding?: boolean;
+  /** Declare the Throttle class without SQLite storage (a wrong migration). Default false. */
+  throttleWithoutSqlite?: boolean;
 }
 
 /** An answer with its body already read (every body is consumed, so nothing leaks). */
@@ -137,7 +139,7 @@ export class Gateway {
           { type: "CompiledWasm", include: ["**/*.wasm"] },
         ],
         bindings,
-        ...(throttle && !options.withoutThrottleBinding ? { durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true } } } : {}),
+        ...(throttle && !options.withoutThrottleBinding ? { durableObjects: { THROTTLE: { className: "Throttle", useSQLite: !options.throttleWithoutSqlite } } } : {}),
         handleRuntimeStdio(stdout, stderr) {
           collect(stdout);
           collect(stderr);

@@ -1,25 +1,30 @@
 // A stand-in for the Throttle Durable Object that fails on demand, bound as
 // THROTTLE in the fault specs. POST /mode?m=<mode> on this worker switches
-// every instance: throw (the default), status-500, garbage,
-// no-decision, slow (answers after 10 s).
-let mode = "throw";
+// every instance. Each mode breaks the RPC method `decide` the gateway calls:
+// throw (the default), non-string (an object instead of a JSON string),
+// garbage (a string that is not JSON), no-decision (a reply without a
+// decision), slow (answers after 10 s).
+import { DurableObject } from "cloudflare:workers";
 
-export class BrokenThrottle {
-  async fetch() {
+let mode = "throw";
+const noDecision = () => JSON.stringify({ decision: null, tat_ns: 0, stored: false, now_ms: Date.now() });
+
+export class BrokenThrottle extends DurableObject {
+  async decide() {
     switch (mode) {
       case "throw":
         throw new Error("limiter object crashed (injected)");
-      case "status-500":
-        return new Response("injected failure", { status: 500 });
+      case "non-string":
+        return { allowed: true };
       case "garbage":
-        return new Response("<html>not json</html>", { status: 200 });
+        return "<html>not json</html>";
       case "no-decision":
-        return Response.json({ decision: null, tat_ns: 0, stored: false, now_ms: Date.now() });
+        return noDecision();
       case "slow":
         await new Promise((resolve) => setTimeout(resolve, 10_000));
-        return Response.json({ decision: null, tat_ns: 0, stored: false, now_ms: Date.now() });
+        return noDecision();
       default:
-        return new Response("unknown mode", { status: 500 });
+        throw new Error(`unknown mode ${mode}`);
     }
   }
 }

@@ -15,7 +15,7 @@ import { FaultServer } from "./fault-server";
 const template = fileURLToPath(new URL("../faults.test.toml", import.meta.url));
 const brokenThrottle = fileURLToPath(new URL("./broken-throttle.mjs", import.meta.url));
 
-export type ThrottleFault = "throw" | "status-500" | "garbage" | "no-decision" | "slow";
+export type ThrottleFault = "throw" | "non-string" | "garbage" | "no-decision" | "slow";
 
 export interface FaultEdge {
   mf: Miniflare;
