@@ -7,6 +7,9 @@ use std::time::Duration;
 use super::*;
 use crate::rollout::bookkeeping::Pause;
 use crate::rollout::patch::{simulate, Drift};
+use crate::rollout::action::RollbackReason;
+use crate::rollout::state::{AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot};
+use crate::rollout::trigger::Transition;
 
 const NOW: u64 = 1_700_000_000_000;
 const MIN: u64 = 60_000;
