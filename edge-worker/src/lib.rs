@@ -37,6 +37,7 @@ mod webcrypto;
 
 use std::rc::Rc;
 
+use tidegate_policy::cache::origin_query;
 use tidegate_policy::config::{GatewaySettings, Route};
 use tidegate_policy::problem::Problem;
 use tidegate_policy::route::{
@@ -176,11 +177,16 @@ async fn gateway(
     let identity = auth::authenticate(env, ctx, gw, route, &headers, flow).await?;
     throttle::apply(env, route, identity.as_ref(), &headers, flow).await?;
 
+    // On a cached route the origin sees only the keyed query parameters.
+    let query = match &route.cache {
+        Some(rule) => origin_query(rule, &method_text, url.query()),
+        None => url.query().map(Into::into),
+    };
     let target = upstream_url(
         &route.upstream,
         route.strip_prefix.as_deref(),
         url.path(),
-        url.query(),
+        query.as_deref(),
     )
     .map_err(|e| e.to_problem())?;
     let trusted = identity.as_ref().map(TrustedIdentity::from);

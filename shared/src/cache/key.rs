@@ -282,6 +282,39 @@ fn canonical_query(query: &str, keep: Option<&[String]>) -> Result<String, KeyEr
     Ok(encoded.join("&"))
 }
 
+/// The query to send the origin for a `method` request on a route cached
+/// under `rule`: for `GET` and `HEAD`, only the parameters `vary_query`
+/// keeps, in the client's order and spelling; otherwise (and without
+/// `vary_query`) the query as sent. `None` when nothing is left.
+///
+/// A stored response must depend only on what its key holds: a parameter
+/// left out of the key but forwarded could be reflected by the origin into
+/// an entry every other client is then served (cache poisoning through an
+/// unkeyed input).
+pub fn origin_query<'q>(
+    rule: &CacheRule,
+    method: &str,
+    raw_query: Option<&'q str>,
+) -> Option<std::borrow::Cow<'q, str>> {
+    let raw = raw_query?;
+    let keep = match (&rule.vary_query, method) {
+        (Some(keep), "GET" | "HEAD") => keep,
+        _ => return Some(raw.into()),
+    };
+    let kept: Vec<&str> = raw
+        .split('&')
+        .filter(|pair| {
+            let name = form_decode(pair.split_once('=').map_or(*pair, |(n, _)| n));
+            !pair.is_empty() && keep.iter().any(|k| k.as_bytes() == name.as_slice())
+        })
+        .collect();
+    match kept.len() {
+        0 => None,
+        n if n == raw.split('&').count() => Some(raw.into()),
+        _ => Some(kept.join("&").into()),
+    }
+}
+
 /// `application/x-www-form-urlencoded` decoding to bytes: `+` is a space,
 /// `%XX` a byte, and a `%` not followed by two hex digits stays literal.
 fn form_decode(s: &str) -> Vec<u8> {
@@ -487,6 +520,35 @@ mod tests {
         assert_ne!(k("a=2&a=1"), k("a=1&a=2"));
         assert_eq!(k("a=2&b=0&a=1"), k("b=0&a=2&a=1"));
         assert_eq!(k("q=a+b"), "api.example.com/v1/items?q=a%20b");
+    }
+
+    #[test]
+    fn origin_query_forwards_only_keyed_params_on_get_and_head() {
+        let r = rule().with_vary_query(["page", "sort"]);
+        let q = |m, raw| origin_query(&r, m, raw).map(|c| c.into_owned());
+        assert_eq!(
+            q("GET", Some("utm=x&page=2&sort=a")),
+            Some("page=2&sort=a".into())
+        );
+        assert_eq!(
+            q("HEAD", Some("p%61ge=%32&evil=<b>")),
+            Some("p%61ge=%32".into())
+        );
+        assert_eq!(
+            q("GET", Some("page=1&page=2")),
+            Some("page=1&page=2".into())
+        );
+        assert_eq!(q("GET", Some("utm=x&&ref=y")), None);
+        assert_eq!(q("GET", Some("")), None);
+        assert_eq!(q("GET", None), None);
+        // Not cacheable: the origin gets what the client sent.
+        assert_eq!(q("POST", Some("utm=x&page=2")), Some("utm=x&page=2".into()));
+        // Without vary_query every parameter is keyed.
+        let all = rule();
+        assert_eq!(
+            origin_query(&all, "GET", Some("a=1&b")).as_deref(),
+            Some("a=1&b")
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub use cacheability::{
     check_request, check_response, BypassReason, RequestPlan, RequestVerdict, ResponseVerdict,
 };
 pub use freshness::{freshness, storage_lifetime, CacheStatus, Freshness, FreshnessCheck};
-pub use key::{cache_key, CacheKey, KeyError, RequestParts};
+pub use key::{cache_key, origin_query, CacheKey, KeyError, RequestParts};
 pub use rule::{CacheRule, CacheScope};
 pub use serve::{after_origin, before_origin, LookupDecision, ServeDecision};
 

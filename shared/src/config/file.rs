@@ -323,7 +323,8 @@ pub struct CacheSection {
     /// Request headers whose values are part of the cache key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vary_headers: Vec<String>,
-    /// Query parameters kept in the cache key; absent means all of them.
+    /// Query parameters kept in the cache key; absent means all of them. On GET and HEAD only
+    /// these reach the origin (an unkeyed parameter could be reflected into a shared entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vary_query: Option<Vec<String>>,
     /// `shared` or `private`. Default `shared`.

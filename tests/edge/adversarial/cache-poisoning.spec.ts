@@ -90,6 +90,19 @@ describe("query strings (vary_query = [\"page\"])", () => {
     expect(cacheStatus(await edge.fetch(`${path}?utm=x&page=1`))).toBe("HIT");
   });
 
+  it("a parameter left out of the key never reaches the origin, so it cannot be reflected into the entry", async () => {
+    const path = `/cache/shared/${unique()}`;
+    const poisoned = await edge.fetch(`${path}?utm=%3Cscript%3Ealert(1)%3C/script%3E&page=1`);
+    expect(cacheStatus(poisoned)).toBe("MISS");
+    expect(servedUrl(poisoned)).toBe(`${path}?page=1`);
+    const victim = await edge.fetch(`${path}?page=1`);
+    expect(cacheStatus(victim)).toBe("HIT");
+    expect(servedUrl(victim)).toBe(`${path}?page=1`);
+    // A route without a cache rule forwards the query as sent.
+    const uncached = await edge.fetch(`/public/${unique()}?utm=x&page=1`);
+    expect(servedUrl(uncached)).toContain("?utm=x&page=1");
+  });
+
   it("a client-sent __tg parameter cannot address another entry", async () => {
     const path = `/cache/shared/${unique()}`;
     expect(cacheStatus(await edge.fetch(`${path}?page=1`))).toBe("MISS");

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::rollout::action::RollbackReason;
 use crate::rollout::bookkeeping::Pause;
 use crate::rollout::patch::{simulate, Drift};
-use crate::rollout::action::RollbackReason;
 use crate::rollout::state::{AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot};
 use crate::rollout::trigger::Transition;
 
