@@ -22,15 +22,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_cloudwatch::types::StateValue;
 use lambda_http::RequestExt;
 use serde_json::Value;
 use tidegate_policy::rollout::events::parse_time;
-use tower::Service;
 
 mod common;
-use common::{action_type, enabled, invoke, invoke_request, RestApi, SCHEDULE, SNS};
+use common::{
+    action_type, assert_action, enabled, failed_naming, invoke, invoke_request, outcome,
+    plan_steps, Lambda, RestApi, SCHEDULE,
+};
 
 /// One test at a time: the Lambda's endpoint is process-wide.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -391,90 +392,83 @@ impl RestApi {
         let real = REAL_ENDPOINT.get().expect("proxy() first").clone();
         Self::create(Some(&real), "tg-fault", with_canary.then_some(10.0)).await
     }
-
-    /// The same transition as an SNS notification.
-    fn sns(&self, alarm: &str, state: &str, at: &str) -> String {
-        let mut ev: Value = serde_json::from_str(SNS).unwrap();
-        let mut msg: Value =
-            serde_json::from_str(ev["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
-        msg["AlarmName"] = alarm.into();
-        msg["NewStateValue"] = state.into();
-        msg["StateChangeTime"] = at.into();
-        ev["Records"][0]["Sns"]["Message"] = msg.to_string().into();
-        ev.to_string()
-    }
-
-    async fn canary_percent(&self) -> Option<f64> {
-        self.stage()
-            .await
-            .canary_settings()
-            .map(|c| c.percent_traffic())
-    }
-
-    async fn history(&self) -> String {
-        self.stage()
-            .await
-            .variables()
-            .and_then(|v| v.get("tidegate_history").cloned())
-            .unwrap_or_default()
-    }
-
-    /// Records d1 as known-good (two schedule ticks a bake time apart),
-    /// then puts a new deployment live: the state a stage rollback needs.
-    async fn new_deployment_after_known_good<S>(&self, svc: &mut S) -> String
-    where
-        S: Service<
-            lambda_http::Request,
-            Response = lambda_http::Response<lambda_http::Body>,
-            Error = std::convert::Infallible,
-        >,
-    {
-        invoke(svc, SCHEDULE).await;
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
-        let second = invoke(svc, SCHEDULE).await;
-        assert_eq!(action_type(&second), "record_known_good", "{second}");
-        // Without `stage_name`, then moved: LocalStack's CreateDeployment on
-        // an existing stage drops its variables (see tests/localstack.rs).
-        let d2 = self
-            .apigw
-            .create_deployment()
-            .rest_api_id(&self.api_id)
-            .send()
-            .await
-            .unwrap()
-            .id()
-            .unwrap()
-            .to_owned();
-        self.apigw
-            .update_stage()
-            .rest_api_id(&self.api_id)
-            .stage_name("prod")
-            .patch_operations(
-                PatchOperation::builder()
-                    .op(Op::Replace)
-                    .path("/deploymentId")
-                    .value(&d2)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        d2
-    }
 }
 
-/// `UpdateStage` calls the decision's plan has (one per step).
-fn plan_steps(out: &Value) -> usize {
-    out["stages"][0]["decision"]["plan"]
-        .as_array()
-        .map_or(0, Vec::len)
+/// One fault test: the serial lock held, the proxy running, a fresh stage
+/// and the handler managing it.
+struct Scenario {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+    p: &'static Proxy,
+    f: Fixture,
+    svc: Lambda,
 }
 
-fn outcome(out: &Value) -> String {
-    out["stages"][0]["outcome"]["status"]
-        .as_str()
-        .unwrap_or("?")
-        .to_owned()
+impl Scenario {
+    /// A stage with a canary at 10 % if `with_canary`; `None` (the test
+    /// skips) unless LocalStack tests run.
+    async fn start(with_canary: bool) -> Option<Self> {
+        if !enabled() {
+            return None;
+        }
+        let serial = SERIAL.lock().await;
+        let p = proxy();
+        let f = Fixture::new(with_canary).await;
+        let svc = f.handler("");
+        Some(Self {
+            _serial: serial,
+            p,
+            f,
+            svc,
+        })
+    }
+
+    /// The canary alarm goes to ALARM; its event. `faults` are planned for
+    /// the stage's next `UpdateStage` calls.
+    async fn canary_alarm_with(&self, faults: &[Fault]) -> String {
+        let event = self
+            .f
+            .alarm_event(&self.f.canary_alarm, StateValue::Alarm)
+            .await;
+        self.p.plan(&self.f.api_id, faults);
+        event
+    }
+
+    async fn invoke(&mut self, event: &str) -> Value {
+        invoke(&mut self.svc, event).await
+    }
+
+    /// (`UpdateStage` calls received, forwarded) for this stage.
+    fn updates(&self) -> (usize, usize) {
+        self.p.updates(&self.f.api_id)
+    }
+
+    /// Nothing took effect: the canary still at 10 %, no history.
+    async fn assert_no_partial_action(&self) {
+        assert_eq!(
+            self.f.canary_percent().await,
+            Some(10.0),
+            "no partial action"
+        );
+        let history = self.f.history().await;
+        assert!(history.is_empty(), "{history}");
+    }
+
+    /// The canary is gone and its removal recorded once.
+    async fn assert_canary_gone_once(&self) {
+        assert_eq!(self.f.canary_percent().await, None);
+        self.f.assert_recorded_once("remove_canary").await;
+    }
+
+    /// `out` applied `remove_canary`; every step of its plan reached
+    /// LocalStack once, after `refused` calls that did not; the canary is
+    /// gone and the action recorded once. The plan's steps.
+    async fn assert_canary_removed_once(&self, out: &Value, refused: usize) -> usize {
+        assert_action(out, "remove_canary", "applied");
+        let steps = plan_steps(out);
+        assert_eq!(self.updates(), (refused + steps, steps), "{out}");
+        self.assert_canary_gone_once().await;
+        steps
+    }
 }
 
 // --- the tests -------------------------------------------------------------------
@@ -483,37 +477,21 @@ fn outcome(out: &Value) -> String {
 /// effect once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_and_5xx_update_is_retried_and_applied_once() {
-    if !enabled() {
+    let Some(mut s) = Scenario::start(true).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let p = proxy();
-    let f = Fixture::new(true).await;
-    let mut svc = f.handler("");
-    let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
-    let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
-    p.plan(
-        &f.api_id,
-        &[Fault::Throttle, Fault::Unavailable, Fault::Throttle],
-    );
+    };
+    let event = s
+        .canary_alarm_with(&[Fault::Throttle, Fault::Unavailable, Fault::Throttle])
+        .await;
 
-    let out = invoke(&mut svc, &event).await;
-    assert_eq!(action_type(&out), "remove_canary", "{out}");
-    assert_eq!(outcome(&out), "applied", "{out}");
+    let out = s.invoke(&event).await;
     // Two steps (traffic to 0 % with the bookkeeping, then the canary
     // settings removed); the first was refused three times.
-    let steps = plan_steps(&out);
-    assert_eq!(p.updates(&f.api_id), (3 + steps, steps));
-    assert_eq!(f.canary_percent().await, None);
-    assert_eq!(f.history().await.matches("remove_canary").count(), 1);
+    let steps = s.assert_canary_removed_once(&out, 3).await;
 
-    let again = invoke(&mut svc, &event).await;
+    let again = s.invoke(&event).await;
     assert_eq!(action_type(&again), "none:duplicate", "{again}");
-    assert_eq!(
-        p.updates(&f.api_id),
-        (3 + steps, steps),
-        "nothing sent again"
-    );
+    assert_eq!(s.updates(), (3 + steps, steps), "nothing sent again");
     eprintln!(
         "throttle/5xx: {} UpdateStage calls for a {steps}-step plan, {steps} reached LocalStack, 1 history entry",
         3 + steps
@@ -525,36 +503,21 @@ async fn throttled_and_5xx_update_is_retried_and_applied_once() {
 /// invocation of the same event converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_5xx_fails_cleanly_and_the_next_invocation_converges() {
-    if !enabled() {
+    let Some(mut s) = Scenario::start(true).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let p = proxy();
-    let f = Fixture::new(true).await;
-    let mut svc = f.handler("");
-    let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
-    let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
+    };
     let attempts = tidegate_rollback::retry::MAX_ATTEMPTS as usize;
-    p.plan(&f.api_id, &vec![Fault::Unavailable; attempts]);
+    let event = s
+        .canary_alarm_with(&vec![Fault::Unavailable; attempts])
+        .await;
 
-    let out = invoke(&mut svc, &event).await;
-    assert_eq!(outcome(&out), "failed", "{out}");
-    let error = out["stages"][0]["outcome"]["error"].as_str().unwrap_or("");
-    assert!(
-        error.contains("UpdateStage") && error.contains("ServiceUnavailable"),
-        "{error}"
-    );
-    assert_eq!(p.updates(&f.api_id), (attempts, 0));
-    assert_eq!(f.canary_percent().await, Some(10.0), "no partial action");
-    assert!(f.history().await.is_empty());
+    let out = s.invoke(&event).await;
+    let error = failed_naming(&out, &["UpdateStage", "ServiceUnavailable"]);
+    assert_eq!(s.updates(), (attempts, 0));
+    s.assert_no_partial_action().await;
 
-    let retry = invoke(&mut svc, &event).await;
-    assert_eq!(action_type(&retry), "remove_canary", "{retry}");
-    assert_eq!(outcome(&retry), "applied", "{retry}");
-    let steps = plan_steps(&retry);
-    assert_eq!(p.updates(&f.api_id), (attempts + steps, steps));
-    assert_eq!(f.canary_percent().await, None);
-    assert_eq!(f.history().await.matches("remove_canary").count(), 1);
+    let retry = s.invoke(&event).await;
+    s.assert_canary_removed_once(&retry, attempts).await;
     eprintln!("persistent 5xx: failed after {attempts} attempts: {error}");
 }
 
@@ -564,42 +527,24 @@ async fn persistent_5xx_fails_cleanly_and_the_next_invocation_converges() {
 /// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn localstack_gone_mid_rollback_then_back() {
-    if !enabled() {
+    let Some(mut s) = Scenario::start(true).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let p = proxy();
-    let f = Fixture::new(true).await;
-    let mut svc = f.handler("");
-    let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
-    let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
-    p.plan(&f.api_id, &[Fault::GoDown]);
+    };
+    let event = s.canary_alarm_with(&[Fault::GoDown]).await;
 
-    let out = invoke(&mut svc, &event).await;
-    assert!(p.is_down());
+    let out = s.invoke(&event).await;
+    assert!(s.p.is_down());
     assert_eq!(action_type(&out), "remove_canary", "{out}");
-    assert_eq!(outcome(&out), "failed", "{out}");
-    let error = out["stages"][0]["outcome"]["error"].as_str().unwrap_or("");
-    assert!(error.contains("UpdateStage"), "{error}");
+    let error = failed_naming(&out, &["UpdateStage"]);
     // While it is gone, the stage cannot even be read: also a clear failure.
-    let blind = invoke(&mut svc, &event).await;
-    assert_eq!(outcome(&blind), "failed", "{blind}");
-    let read_error = blind["stages"][0]["outcome"]["error"]
-        .as_str()
-        .unwrap_or("");
-    assert!(read_error.contains("GetRestApi"), "{read_error}");
-    assert_eq!(p.updates(&f.api_id), (1, 0), "no retry reached LocalStack");
-    assert_eq!(f.canary_percent().await, Some(10.0), "no partial action");
-    assert!(f.history().await.is_empty());
+    let blind = s.invoke(&event).await;
+    let read_error = failed_naming(&blind, &["GetRestApi"]);
+    assert_eq!(s.updates(), (1, 0), "no retry reached LocalStack");
+    s.assert_no_partial_action().await;
 
-    p.recover();
-    let back = invoke(&mut svc, &event).await;
-    assert_eq!(action_type(&back), "remove_canary", "{back}");
-    assert_eq!(outcome(&back), "applied", "{back}");
-    let steps = plan_steps(&back);
-    assert_eq!(p.updates(&f.api_id), (1 + steps, steps));
-    assert_eq!(f.canary_percent().await, None);
-    assert_eq!(f.history().await.matches("remove_canary").count(), 1);
+    s.p.recover();
+    let back = s.invoke(&event).await;
+    s.assert_canary_removed_once(&back, 1).await;
     eprintln!("LocalStack gone: UpdateStage error: {error}; read error: {read_error}");
 }
 
@@ -608,49 +553,43 @@ async fn localstack_gone_mid_rollback_then_back() {
 /// action undoes nothing, and one transition acts once whatever the path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_and_out_of_order_alarm_events() {
-    if !enabled() {
+    let Some(mut s) = Scenario::start(true).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let p = proxy();
-    let f = Fixture::new(true).await;
-    let mut svc = f.handler("");
-    let a = f.canary_alarm.clone();
+    };
+    let a = s.f.canary_alarm.clone();
 
     // ALARM at t1, then OK at t2 > t1; the events arrive newest first.
-    let t1 = f.set_alarm(&a, StateValue::Alarm).await;
+    let t1 = s.f.set_alarm(&a, StateValue::Alarm).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let t2 = f.set_alarm(&a, StateValue::Ok).await;
+    let t2 = s.f.set_alarm(&a, StateValue::Ok).await;
     assert!(parse_time(&t2) > parse_time(&t1), "{t1} {t2}");
-    let ok_t2 = invoke(&mut svc, &f.eventbridge(&a, "OK", &t2)).await;
+    let ok_t2 = s.invoke(&s.f.eventbridge(&a, "OK", &t2)).await;
     assert!(action_type(&ok_t2).starts_with("none:"), "{ok_t2}");
-    let stale_alarm = invoke(&mut svc, &f.eventbridge(&a, "ALARM", &t1)).await;
+    let stale_alarm = s.invoke(&s.f.eventbridge(&a, "ALARM", &t1)).await;
     assert!(
         action_type(&stale_alarm).starts_with("none:"),
         "a stale ALARM (older than the current OK) must not act: {stale_alarm}"
     );
-    assert_eq!(f.canary_percent().await, Some(10.0));
+    assert_eq!(s.f.canary_percent().await, Some(10.0));
 
     // A real ALARM at t3: via SNS first, then the same transition via
     // EventBridge, twice.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let t3 = f.set_alarm(&a, StateValue::Alarm).await;
-    let via_sns = invoke(&mut svc, &f.sns(&a, "ALARM", &t3)).await;
+    let t3 = s.f.set_alarm(&a, StateValue::Alarm).await;
+    let via_sns = s.invoke(&s.f.sns(&a, "ALARM", &t3)).await;
     assert_eq!(action_type(&via_sns), "remove_canary", "{via_sns}");
     for _ in 0..2 {
-        let dup = invoke(&mut svc, &f.eventbridge(&a, "ALARM", &t3)).await;
+        let dup = s.invoke(&s.f.eventbridge(&a, "ALARM", &t3)).await;
         assert_eq!(action_type(&dup), "none:duplicate", "{dup}");
     }
     // Late arrivals of the older transitions change nothing.
     for (state, at) in [("OK", &t2), ("ALARM", &t1)] {
-        let late = invoke(&mut svc, &f.eventbridge(&a, state, at)).await;
+        let late = s.invoke(&s.f.eventbridge(&a, state, at)).await;
         assert!(action_type(&late).starts_with("none:"), "{late}");
     }
-    let after = f.stage().await;
-    assert!(after.canary_settings().is_none());
-    assert_eq!(after.deployment_id(), Some(f.d1.as_str()));
-    assert_eq!(f.history().await.matches("remove_canary").count(), 1);
-    let (_, forwarded) = p.updates(&f.api_id);
+    s.f.assert_on_d1_without_canary().await;
+    s.f.assert_recorded_once("remove_canary").await;
+    let (_, forwarded) = s.updates();
     eprintln!("out of order: 7 events, {forwarded} UpdateStage calls, 1 action");
 }
 
@@ -660,22 +599,17 @@ async fn duplicated_and_out_of_order_alarm_events() {
 /// action is in `tidegate_history`, written by the same `UpdateStage`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_mid_rollback_then_reinvoked_acts_once() {
-    if !enabled() {
+    let Some(mut s) = Scenario::start(false).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let p = proxy();
-    let f = Fixture::new(false).await;
-    let mut svc = f.handler("");
-    let d2 = f.new_deployment_after_known_good(&mut svc).await;
-    let at = f.set_alarm(&f.stage_alarm, StateValue::Alarm).await;
-    let event = f.eventbridge(&f.stage_alarm, "ALARM", &at);
-    let (calls_before, forwarded_before) = p.updates(&f.api_id);
+    };
+    let d2 = s.f.new_deployment_after_known_good(&mut s.svc).await;
+    let event = s.f.alarm_event(&s.f.stage_alarm, StateValue::Alarm).await;
+    let (calls_before, forwarded_before) = s.updates();
     // Budget 2.5 s (deadline in 3 s, less the 0.5 s margin); the answer to
     // the rollback's UpdateStage is held 2.9 s, under the SDK's 3 s attempt
     // timeout, so it is the invocation's deadline that cuts it off.
-    p.plan(
-        &f.api_id,
+    s.p.plan(
+        &s.f.api_id,
         &[Fault::HoldAnswer(Duration::from_millis(2_900))],
     );
     let mut ctx = lambda_http::Context::default();
@@ -684,27 +618,24 @@ async fn timeout_mid_rollback_then_reinvoked_acts_once() {
         .unwrap()
         .with_lambda_context(ctx);
 
-    let cut = invoke_request(&mut svc, req).await;
+    let cut = invoke_request(&mut s.svc, req).await;
     assert_eq!(cut["status"], 504, "{cut}");
-    assert_eq!(
-        p.updates(&f.api_id),
-        (calls_before + 1, forwarded_before + 1)
-    );
-    let rolled = f.stage().await;
-    assert_eq!(rolled.deployment_id(), Some(f.d1.as_str()), "applied");
-    assert_eq!(f.history().await.matches("rollback_stage").count(), 1);
+    assert_eq!(s.updates(), (calls_before + 1, forwarded_before + 1));
+    let rolled = s.f.stage().await;
+    assert_eq!(rolled.deployment_id(), Some(s.f.d1.as_str()), "applied");
+    s.f.assert_recorded_once("rollback_stage").await;
 
-    let again = invoke(&mut svc, &event).await;
+    let again = s.invoke(&event).await;
     assert_eq!(action_type(&again), "none:duplicate", "{again}");
-    assert_eq!(p.updates(&f.api_id).1, forwarded_before + 1, "nothing sent");
+    assert_eq!(s.updates().1, forwarded_before + 1, "nothing sent");
     // The scheduled check afterwards does not roll back again either.
-    let sched = invoke(&mut svc, SCHEDULE).await;
+    let sched = s.invoke(SCHEDULE).await;
     assert_ne!(action_type(&sched), "rollback_stage", "{sched}");
-    assert_eq!(f.stage().await.deployment_id(), Some(f.d1.as_str()));
-    let history = f.history().await;
+    assert_eq!(s.f.stage().await.deployment_id(), Some(s.f.d1.as_str()));
+    let history = s.f.history().await;
     assert_eq!(history.matches("rollback_stage").count(), 1, "{history}");
     assert!(
-        history.contains(&format!("rollback_stage:{}", f.d1)) || history.contains(&d2),
+        history.contains(&format!("rollback_stage:{}", s.f.d1)) || history.contains(&d2),
         "{history}"
     );
     eprintln!(
@@ -718,19 +649,13 @@ async fn timeout_mid_rollback_then_reinvoked_acts_once() {
 /// what is gone), so the stage and its record end as after one action.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_answer_is_resent_and_stays_one_action() {
-    if !enabled() {
+    let Some(mut s) = Scenario::start(true).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let p = proxy();
-    let f = Fixture::new(true).await;
-    let mut svc = f.handler("");
-    let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
-    let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
-    p.plan(&f.api_id, &[Fault::DropAnswer]);
+    };
+    let event = s.canary_alarm_with(&[Fault::DropAnswer]).await;
 
-    let out = invoke(&mut svc, &event).await;
-    let (calls, forwarded) = p.updates(&f.api_id);
+    let out = s.invoke(&event).await;
+    let (calls, forwarded) = s.updates();
     eprintln!(
         "lost answer: outcome {} after {calls} UpdateStage calls ({forwarded} forwarded)",
         outcome(&out)
@@ -742,10 +667,9 @@ async fn lost_answer_is_resent_and_stays_one_action() {
         (steps + 1, steps + 1),
         "step 1 sent twice"
     );
-    assert_eq!(f.canary_percent().await, None);
-    assert_eq!(f.stage().await.deployment_id(), Some(f.d1.as_str()));
-    assert_eq!(f.history().await.matches("remove_canary").count(), 1);
-    let again = invoke(&mut svc, &event).await;
+    s.assert_canary_gone_once().await;
+    assert_eq!(s.f.stage().await.deployment_id(), Some(s.f.d1.as_str()));
+    let again = s.invoke(&event).await;
     assert_eq!(action_type(&again), "none:duplicate", "{again}");
 }
 
@@ -756,38 +680,30 @@ async fn lost_answer_is_resent_and_stays_one_action() {
 /// duplicate, and the next scheduled check clears the leftover settings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn localstack_gone_between_plan_steps() {
-    if !enabled() {
+    let Some(mut s) = Scenario::start(true).await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let p = proxy();
-    let f = Fixture::new(true).await;
-    let mut svc = f.handler("");
-    let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
-    let event = f.eventbridge(&f.canary_alarm, "ALARM", &at);
-    p.plan(&f.api_id, &[Fault::Pass, Fault::GoDown]);
+    };
+    let event = s.canary_alarm_with(&[Fault::Pass, Fault::GoDown]).await;
 
-    let out = invoke(&mut svc, &event).await;
+    let out = s.invoke(&event).await;
     assert_eq!(plan_steps(&out), 2, "{out}");
-    assert_eq!(outcome(&out), "failed", "{out}");
-    let error = out["stages"][0]["outcome"]["error"].as_str().unwrap_or("");
+    let error = failed_naming(&out, &["UpdateStage"]);
     assert!(error.starts_with("step 2 of 2: UpdateStage"), "{error}");
-    assert_eq!(p.updates(&f.api_id), (2, 1));
-    assert_eq!(f.canary_percent().await, Some(0.0), "no canary traffic");
-    assert_eq!(f.history().await.matches("remove_canary").count(), 1);
+    assert_eq!(s.updates(), (2, 1));
+    assert_eq!(s.f.canary_percent().await, Some(0.0), "no canary traffic");
+    s.f.assert_recorded_once("remove_canary").await;
 
-    p.recover();
-    let again = invoke(&mut svc, &event).await;
+    s.p.recover();
+    let again = s.invoke(&event).await;
     assert_eq!(action_type(&again), "none:duplicate", "{again}");
-    let sched = invoke(&mut svc, SCHEDULE).await;
+    let sched = s.invoke(SCHEDULE).await;
     eprintln!(
         "gone between steps: then {} / {}",
         action_type(&again),
         action_type(&sched)
     );
-    assert_eq!(action_type(&sched), "remove_canary", "{sched}");
-    assert_eq!(outcome(&sched), "applied", "{sched}");
-    assert_eq!(f.canary_percent().await, None);
-    assert_eq!(f.stage().await.deployment_id(), Some(f.d1.as_str()));
-    eprintln!("gone between steps: history {}", f.history().await);
+    assert_action(&sched, "remove_canary", "applied");
+    assert_eq!(s.f.canary_percent().await, None);
+    assert_eq!(s.f.stage().await.deployment_id(), Some(s.f.d1.as_str()));
+    eprintln!("gone between steps: history {}", s.f.history().await);
 }

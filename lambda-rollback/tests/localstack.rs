@@ -8,22 +8,20 @@
 //! `cargo test` skips it. LocalStack has no reset: every test uses unique
 //! names.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_apigateway::types::{DeploymentCanarySettings, Op, PatchOperation};
 use aws_sdk_cloudwatch::types::{
-    ComparisonOperator, Dimension, DimensionFilter, MetricDatum, StandardUnit, StateValue,
+    Dimension, DimensionFilter, MetricDatum, StandardUnit, StateValue,
 };
-use aws_smithy_types::date_time::Format;
 use serde_json::Value;
 use tidegate_policy::rollout::ManualCommand;
 use tidegate_rollback::http::Control;
-use tidegate_rollback::{BudgetLayer, Handler};
-use tower::ServiceBuilder;
 
 mod common;
-use common::{action_type, enabled, invoke, unique, RestApi, SCHEDULE, SNS};
+use common::{
+    action_type, assert_action, enabled, error, invoke, lambda, outcome, put_alarm,
+    transitioned_at, two_ticks, unique, AlarmStat, RestApi,
+};
 
 type Fixture = RestApi;
 
@@ -32,12 +30,6 @@ impl RestApi {
     /// `canary_percent` if given.
     async fn new(canary_percent: Option<f64>) -> Self {
         Self::create(None, "tg-rb", canary_percent).await
-    }
-
-    /// Sets an alarm's state; returns the event a state change would send.
-    async fn alarm_event(&self, name: &str, state: StateValue) -> String {
-        let at = self.set_alarm(name, state.clone()).await;
-        self.eventbridge(name, state.as_str(), &at)
     }
 
     /// Whether `Tidegate/<metric>` has a datapoint for this API's `prod`.
@@ -94,12 +86,19 @@ impl RestApi {
     }
 }
 
+/// A fresh fixture (see [`RestApi::new`]) if LocalStack tests run.
+async fn fixture(canary_percent: Option<f64>) -> Option<Fixture> {
+    if !enabled() {
+        return None;
+    }
+    Some(Fixture::new(canary_percent).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_alarm_removes_the_canary_once() {
-    if !enabled() {
+    let Some(f) = fixture(Some(10.0)).await else {
         return;
-    }
-    let f = Fixture::new(Some(10.0)).await;
+    };
     let before = f.stage().await;
     assert_eq!(
         before.canary_settings().and_then(|c| c.deployment_id()),
@@ -112,32 +111,25 @@ async fn canary_alarm_removes_the_canary_once() {
     let out = invoke(&mut svc, &event).await;
     let took = started.elapsed();
     eprintln!("alarm event -> canary removed in {took:?}");
-    assert_eq!(action_type(&out), "remove_canary", "{out}");
-    assert_eq!(out["stages"][0]["outcome"]["status"], "applied", "{out}");
+    assert_action(&out, "remove_canary", "applied");
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    let after = f.stage().await;
-    assert!(after.canary_settings().is_none(), "{after:?}");
-    assert_eq!(after.deployment_id(), Some(f.d1.as_str()));
+    f.assert_on_d1_without_canary().await;
 
     // Redelivered: nothing more happens.
     let again = invoke(&mut svc, &event).await;
     assert_eq!(action_type(&again), "none:duplicate", "{again}");
-    let vars: HashMap<String, String> = f.stage().await.variables().cloned().unwrap_or_default();
-    let history = vars.get("tidegate_history").cloned().unwrap_or_default();
-    assert_eq!(history.matches("remove_canary").count(), 1, "{history}");
+    f.assert_recorded_once("remove_canary").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_changes_nothing() {
-    if !enabled() {
+    let Some(f) = fixture(Some(10.0)).await else {
         return;
-    }
-    let f = Fixture::new(Some(10.0)).await;
+    };
     let mut svc = f.handler("dry_run = true");
     let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
     let out = invoke(&mut svc, &event).await;
-    assert_eq!(action_type(&out), "remove_canary", "{out}");
-    assert_eq!(out["stages"][0]["outcome"]["status"], "dry_run", "{out}");
+    assert_action(&out, "remove_canary", "dry_run");
     let after = f.stage().await;
     let c = after.canary_settings().expect("canary still there");
     assert_eq!(c.percent_traffic(), 10.0);
@@ -148,49 +140,13 @@ async fn dry_run_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_alarm_rolls_back_to_known_good() {
-    if !enabled() {
+    let Some(f) = fixture(None).await else {
         return;
-    }
-    let f = Fixture::new(None).await;
+    };
     let mut svc = f.handler("");
-    // Two ticks a bake time apart record d1 as known-good.
-    let first = invoke(&mut svc, SCHEDULE).await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let second = invoke(&mut svc, SCHEDULE).await;
-    assert_eq!(
-        action_type(&second),
-        "record_known_good",
-        "{first}\n{second}"
-    );
-
-    // A new deployment goes live on the stage, then the stage alarm fires.
-    // (Created without `stage_name` and moved with UpdateStage: LocalStack's
-    // CreateDeployment on an existing stage drops its variables, and with
-    // them Tidegate's bookkeeping.)
-    let d2 = f
-        .apigw
-        .create_deployment()
-        .rest_api_id(&f.api_id)
-        .send()
-        .await
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_owned();
-    f.apigw
-        .update_stage()
-        .rest_api_id(&f.api_id)
-        .stage_name("prod")
-        .patch_operations(
-            PatchOperation::builder()
-                .op(Op::Replace)
-                .path("/deploymentId")
-                .value(&d2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    // Two ticks a bake time apart record d1 as known-good; a new deployment
+    // goes live on the stage, then the stage alarm fires.
+    let d2 = f.new_deployment_after_known_good(&mut svc).await;
     assert_eq!(f.stage().await.deployment_id(), Some(d2.as_str()));
     let event = f.alarm_event(&f.stage_alarm, StateValue::Alarm).await;
     let out = invoke(&mut svc, &event).await;
@@ -200,30 +156,25 @@ async fn stage_alarm_rolls_back_to_known_good() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_steps_a_healthy_canary() {
-    if !enabled() {
+    let Some(f) = fixture(Some(10.0)).await else {
         return;
-    }
-    let f = Fixture::new(Some(10.0)).await;
+    };
     f.canary_traffic(200.0, 0.0).await;
     let mut svc = f.handler("");
-    let first = invoke(&mut svc, SCHEDULE).await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let second = invoke(&mut svc, SCHEDULE).await;
+    let (first, second) = two_ticks(&mut svc).await;
     assert_eq!(
         action_type(&second),
         "set_canary_percent",
         "{first}\n{second}"
     );
-    let c = f.stage().await;
-    assert_eq!(c.canary_settings().map(|c| c.percent_traffic()), Some(50.0));
+    assert_eq!(f.canary_percent().await, Some(50.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_stage_is_reported_not_patched() {
-    if !enabled() {
+    let Some(f) = fixture(Some(10.0)).await else {
         return;
-    }
-    let f = Fixture::new(Some(10.0)).await;
+    };
     let mut svc = f.handler("");
     let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
     f.apigw
@@ -234,32 +185,20 @@ async fn deleted_stage_is_reported_not_patched() {
         .await
         .unwrap();
     let out = invoke(&mut svc, &event).await;
-    assert_eq!(out["stages"][0]["outcome"]["status"], "failed", "{out}");
-    assert_eq!(out["stages"][0]["outcome"]["error"], "stage not found");
+    assert_eq!(outcome(&out), "failed", "{out}");
+    assert_eq!(error(&out), "stage not found", "{out}");
 }
 
 /// A real simple alarm, evaluated by LocalStack on metric data (period 10 s),
 /// delivered wrapped in SNS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_alarm_via_sns_removes_the_canary() {
-    if !enabled() {
+    let Some(mut f) = fixture(Some(10.0)).await else {
         return;
-    }
-    let mut f = Fixture::new(Some(10.0)).await;
+    };
     let real = format!("{}-real", f.api_name);
     let metric = format!("{real}-errors");
-    f.cw.put_metric_alarm()
-        .alarm_name(&real)
-        .namespace("TidegateTest")
-        .metric_name(&metric)
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .period(10)
-        .evaluation_periods(1)
-        .threshold(1.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .unwrap();
+    put_alarm(&f.cw, &real, &metric, AlarmStat::Sum, 10).await;
     f.canary_alarm = real.clone();
     let mut svc = f.handler("");
     let deadline = Instant::now() + Duration::from_secs(45);
@@ -292,20 +231,8 @@ async fn real_alarm_via_sns_removes_the_canary() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    let at = alarm
-        .state_transitioned_timestamp()
-        .or(alarm.state_updated_timestamp())
-        .unwrap()
-        .fmt(Format::DateTime)
-        .unwrap();
-    let mut ev: Value = serde_json::from_str(SNS).unwrap();
-    let mut msg: Value =
-        serde_json::from_str(ev["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
-    msg["AlarmName"] = real.clone().into();
-    msg["NewStateValue"] = "ALARM".into();
-    msg["StateChangeTime"] = at.into();
-    ev["Records"][0]["Sns"]["Message"] = msg.to_string().into();
-    let out = invoke(&mut svc, &ev.to_string()).await;
+    let event = f.sns(&real, "ALARM", &transitioned_at(&alarm));
+    let out = invoke(&mut svc, &event).await;
     assert_eq!(action_type(&out), "remove_canary", "{out}");
     assert!(f.stage().await.canary_settings().is_none());
 }
@@ -314,24 +241,17 @@ async fn real_alarm_via_sns_removes_the_canary() {
 /// state as with one, and the action is recorded once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_invocations_act_once() {
-    if !enabled() {
+    let Some(f) = fixture(Some(10.0)).await else {
         return;
-    }
-    let f = Fixture::new(Some(10.0)).await;
+    };
     let svc = f.handler("");
     let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
     let (mut a, mut b) = (svc.clone(), svc);
     let (ra, rb) = tokio::join!(invoke(&mut a, &event), invoke(&mut b, &event));
     let kinds = [action_type(&ra), action_type(&rb)];
     assert!(kinds.contains(&"remove_canary".to_owned()), "{ra}\n{rb}");
-    let after = f.stage().await;
-    assert!(after.canary_settings().is_none(), "{after:?}");
-    assert_eq!(after.deployment_id(), Some(f.d1.as_str()));
-    let history = after
-        .variables()
-        .and_then(|v| v.get("tidegate_history").cloned())
-        .unwrap_or_default();
-    assert_eq!(history.matches("remove_canary").count(), 1, "{history}");
+    f.assert_on_d1_without_canary().await;
+    f.assert_recorded_once("remove_canary").await;
 }
 
 /// An SNS topic with an SQS queue subscribed: what the topic receives.
@@ -427,15 +347,12 @@ impl Topic {
 /// count in `Tidegate/Rollbacks` / `Tidegate/Promotions`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_notify_sns_and_count_metrics() {
-    if !enabled() {
+    let Some(f) = fixture(Some(10.0)).await else {
         return;
-    }
-    let f = Fixture::new(Some(10.0)).await;
+    };
     let topic = Topic::new(&unique("tg-rb-topic")).await;
     let app = f.app(&format!("notification_topic_arn = \"{}\"", topic.arn), "");
-    let mut svc = ServiceBuilder::new()
-        .layer(BudgetLayer)
-        .service(Handler::new(app.clone()));
+    let mut svc = lambda(app.clone());
 
     // Rollback: the canary alarm fires.
     let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
@@ -463,22 +380,7 @@ async fn actions_notify_sns_and_count_metrics() {
 
     // Promotion: a new healthy canary, promoted by an operator.
     f.set_alarm(&f.canary_alarm, StateValue::Ok).await;
-    let d3 = f
-        .apigw
-        .create_deployment()
-        .rest_api_id(&f.api_id)
-        .stage_name("prod")
-        .canary_settings(
-            DeploymentCanarySettings::builder()
-                .percent_traffic(10.0)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_owned();
+    let d3 = f.deploy_canary(10.0).await;
     f.canary_traffic(200.0, 0.0).await;
     let report = app
         .command(0, ManualCommand::Promote, "ship it".into())
@@ -501,22 +403,18 @@ async fn actions_notify_sns_and_count_metrics() {
 /// A topic that does not exist: the action still happens (and is counted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_notification_does_not_block_the_action() {
-    if !enabled() {
+    let Some(f) = fixture(Some(10.0)).await else {
         return;
-    }
-    let f = Fixture::new(Some(10.0)).await;
+    };
     let missing = format!(
         "arn:aws:sns:us-east-1:000000000000:{}",
         unique("tg-rb-missing")
     );
     let app = f.app(&format!("notification_topic_arn = \"{missing}\""), "");
-    let mut svc = ServiceBuilder::new()
-        .layer(BudgetLayer)
-        .service(Handler::new(app));
+    let mut svc = lambda(app);
     let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
     let out = invoke(&mut svc, &event).await;
-    assert_eq!(action_type(&out), "remove_canary", "{out}");
-    assert_eq!(out["stages"][0]["outcome"]["status"], "applied", "{out}");
+    assert_action(&out, "remove_canary", "applied");
     assert!(f.stage().await.canary_settings().is_none());
     assert!(f.action_counted("Rollbacks").await);
 }

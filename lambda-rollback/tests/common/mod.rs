@@ -7,10 +7,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType};
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue};
+use std::time::Duration;
+
+use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType, Op, PatchOperation};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, MetricAlarm, StateValue, Statistic};
 use aws_smithy_types::date_time::Format;
 use serde_json::Value;
+use tidegate_rollback::service::Budget;
 use tidegate_rollback::{config, App, BudgetLayer, Handler};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -109,41 +112,15 @@ impl RestApi {
             .send()
             .await
             .unwrap();
-        let deploy = |canary: Option<f64>| {
-            let call = apigw
-                .create_deployment()
-                .rest_api_id(&api_id)
-                .stage_name("prod")
-                .set_canary_settings(canary.map(|p| {
-                    DeploymentCanarySettings::builder()
-                        .percent_traffic(p)
-                        .build()
-                }));
-            async move { call.send().await.unwrap().id().unwrap().to_owned() }
-        };
-        let d1 = deploy(None).await;
+        let d1 = create_deployment(&apigw, &api_id, Some("prod"), None).await;
         let canary = match canary_percent {
-            Some(p) => Some(deploy(Some(p)).await),
+            Some(p) => Some(create_deployment(&apigw, &api_id, Some("prod"), Some(p)).await),
             None => None,
         };
         let stage_alarm = format!("{api_name}-stage-5xx");
         let canary_alarm = format!("{api_name}-canary-5xx");
         for name in [&stage_alarm, &canary_alarm] {
-            // An extended statistic: LocalStack evaluates only simple
-            // alarms (at creation and every period), which would overwrite
-            // the states the tests set; this one it leaves alone.
-            cw.put_metric_alarm()
-                .alarm_name(name)
-                .namespace("TidegateTest")
-                .metric_name(format!("{name}-errors"))
-                .extended_statistic("p99")
-                .period(60)
-                .evaluation_periods(1)
-                .threshold(1.0)
-                .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-                .send()
-                .await
-                .unwrap();
+            put_alarm(&cw, name, &format!("{name}-errors"), AlarmStat::P99, 60).await;
         }
         let api = Self {
             apigw,
@@ -193,17 +170,8 @@ metric_api_name = "{}"
     }
 
     /// The handler as the runtime drives it, managing this stage.
-    pub fn handler(
-        &self,
-        extra: &str,
-    ) -> impl Service<
-        lambda_http::Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-    > + Clone {
-        ServiceBuilder::new()
-            .layer(BudgetLayer)
-            .service(Handler::new(self.app("", extra)))
+    pub fn handler(&self, extra: &str) -> Lambda {
+        lambda(self.app("", extra))
     }
 
     /// Sets an alarm's state; returns the transition's timestamp as
@@ -224,12 +192,13 @@ metric_api_name = "{}"
             .send()
             .await
             .unwrap();
-        let a = &out.metric_alarms()[0];
-        a.state_transitioned_timestamp()
-            .or(a.state_updated_timestamp())
-            .unwrap()
-            .fmt(Format::DateTime)
-            .unwrap()
+        transitioned_at(&out.metric_alarms()[0])
+    }
+
+    /// Sets an alarm's state; returns the EventBridge event of that change.
+    pub async fn alarm_event(&self, name: &str, state: StateValue) -> String {
+        let at = self.set_alarm(name, state.clone()).await;
+        self.eventbridge(name, state.as_str(), &at)
     }
 
     /// The EventBridge event of a transition of `alarm` to `state` at `at`.
@@ -243,6 +212,18 @@ metric_api_name = "{}"
         ev.to_string()
     }
 
+    /// The same transition as an SNS notification.
+    pub fn sns(&self, alarm: &str, state: &str, at: &str) -> String {
+        let mut ev: Value = serde_json::from_str(SNS).unwrap();
+        let mut msg: Value =
+            serde_json::from_str(ev["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+        msg["AlarmName"] = alarm.into();
+        msg["NewStateValue"] = state.into();
+        msg["StateChangeTime"] = at.into();
+        ev["Records"][0]["Sns"]["Message"] = msg.to_string().into();
+        ev.to_string()
+    }
+
     pub async fn stage(&self) -> aws_sdk_apigateway::operation::get_stage::GetStageOutput {
         self.apigw
             .get_stage()
@@ -252,30 +233,171 @@ metric_api_name = "{}"
             .await
             .unwrap()
     }
+
+    /// The canary's share of traffic, `None` without a canary.
+    pub async fn canary_percent(&self) -> Option<f64> {
+        self.stage()
+            .await
+            .canary_settings()
+            .map(|c| c.percent_traffic())
+    }
+
+    /// The stage's `tidegate_history` variable (empty if none).
+    pub async fn history(&self) -> String {
+        self.stage()
+            .await
+            .variables()
+            .and_then(|v| v.get("tidegate_history").cloned())
+            .unwrap_or_default()
+    }
+
+    /// Asserts `action` is in the history exactly once.
+    pub async fn assert_recorded_once(&self, action: &str) {
+        let history = self.history().await;
+        assert_eq!(history.matches(action).count(), 1, "{history}");
+    }
+
+    /// Asserts the stage serves d1 and has no canary: rolled back.
+    pub async fn assert_on_d1_without_canary(&self) {
+        let after = self.stage().await;
+        assert!(after.canary_settings().is_none(), "{after:?}");
+        assert_eq!(after.deployment_id(), Some(self.d1.as_str()), "{after:?}");
+    }
+
+    /// A new deployment with a canary at `percent`, created on the stage.
+    pub async fn deploy_canary(&self, percent: f64) -> String {
+        create_deployment(&self.apigw, &self.api_id, Some("prod"), Some(percent)).await
+    }
+
+    /// Records d1 as known-good (two schedule ticks a bake time apart),
+    /// then puts a new deployment live: the state a stage rollback needs.
+    /// The deployment is created without `stage_name` and moved with
+    /// UpdateStage: LocalStack's CreateDeployment on an existing stage
+    /// drops its variables, and with them Tidegate's bookkeeping.
+    pub async fn new_deployment_after_known_good(&self, svc: &mut Lambda) -> String {
+        let (first, second) = two_ticks(svc).await;
+        assert_eq!(
+            action_type(&second),
+            "record_known_good",
+            "{first}\n{second}"
+        );
+        let d2 = create_deployment(&self.apigw, &self.api_id, None, None).await;
+        self.apigw
+            .update_stage()
+            .rest_api_id(&self.api_id)
+            .stage_name("prod")
+            .patch_operations(
+                PatchOperation::builder()
+                    .op(Op::Replace)
+                    .path("/deploymentId")
+                    .value(&d2)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        d2
+    }
+}
+
+/// A deployment of `api_id`, on `stage` if given, with a canary at
+/// `canary_percent` if given; its id.
+async fn create_deployment(
+    apigw: &aws_sdk_apigateway::Client,
+    api_id: &str,
+    stage: Option<&str>,
+    canary_percent: Option<f64>,
+) -> String {
+    apigw
+        .create_deployment()
+        .rest_api_id(api_id)
+        .set_stage_name(stage.map(str::to_owned))
+        .set_canary_settings(canary_percent.map(|p| {
+            DeploymentCanarySettings::builder()
+                .percent_traffic(p)
+                .build()
+        }))
+        .send()
+        .await
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned()
+}
+
+/// How a test alarm summarises its metric.
+pub enum AlarmStat {
+    /// An extended statistic: LocalStack evaluates only simple alarms (at
+    /// creation and every period), which would overwrite the states the
+    /// tests set; this one it leaves alone.
+    P99,
+    /// A simple one, which LocalStack evaluates on the metric's data.
+    Sum,
+}
+
+/// Alarm `name` on `TidegateTest/<metric>` above 1 over one `period`
+/// (seconds).
+pub async fn put_alarm(
+    cw: &aws_sdk_cloudwatch::Client,
+    name: &str,
+    metric: &str,
+    stat: AlarmStat,
+    period: i32,
+) {
+    let (statistic, extended) = match stat {
+        AlarmStat::P99 => (None, Some("p99".to_owned())),
+        AlarmStat::Sum => (Some(Statistic::Sum), None),
+    };
+    cw.put_metric_alarm()
+        .alarm_name(name)
+        .namespace("TidegateTest")
+        .metric_name(metric)
+        .set_statistic(statistic)
+        .set_extended_statistic(extended)
+        .period(period)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// When the alarm last changed state, as CloudWatch reports it.
+pub fn transitioned_at(a: &MetricAlarm) -> String {
+    a.state_transitioned_timestamp()
+        .or(a.state_updated_timestamp())
+        .unwrap()
+        .fmt(Format::DateTime)
+        .unwrap()
+}
+
+/// The handler as the runtime drives it: bounded by the invocation's budget.
+pub type Lambda = Budget<Handler>;
+
+/// The handler over `app`, as the runtime drives it.
+pub fn lambda(app: Arc<App>) -> Lambda {
+    ServiceBuilder::new()
+        .layer(BudgetLayer)
+        .service(Handler::new(app))
 }
 
 /// Sends `event` (JSON, any trigger) through the handler; its JSON answer.
-pub async fn invoke<S>(svc: &mut S, event: &str) -> Value
-where
-    S: Service<
-        lambda_http::Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-    >,
-{
+pub async fn invoke(svc: &mut Lambda, event: &str) -> Value {
     invoke_request(svc, lambda_http::request::from_str(event).unwrap()).await
 }
 
-pub async fn invoke_request<S>(svc: &mut S, req: lambda_http::Request) -> Value
-where
-    S: Service<
-        lambda_http::Request,
-        Response = lambda_http::Response<lambda_http::Body>,
-        Error = std::convert::Infallible,
-    >,
-{
+pub async fn invoke_request(svc: &mut Lambda, req: lambda_http::Request) -> Value {
     let resp = svc.ready().await.unwrap().call(req).await.unwrap();
     serde_json::from_slice(resp.body().as_ref()).unwrap()
+}
+
+/// Two schedule ticks a bake time apart; their answers.
+pub async fn two_ticks(svc: &mut Lambda) -> (Value, Value) {
+    let first = invoke(svc, SCHEDULE).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let second = invoke(svc, SCHEDULE).await;
+    (first, second)
 }
 
 /// The first stage's action (`none:<reason>` for no action).
@@ -286,4 +408,41 @@ pub fn action_type(out: &Value) -> String {
         Some(t) => t.to_owned(),
         None => format!("no decision: {out}"),
     }
+}
+
+/// The first stage's outcome (`applied`, `failed`, `dry_run`, ...).
+pub fn outcome(out: &Value) -> String {
+    out["stages"][0]["outcome"]["status"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// The first stage's error (empty if none).
+pub fn error(out: &Value) -> &str {
+    out["stages"][0]["outcome"]["error"].as_str().unwrap_or("")
+}
+
+/// `UpdateStage` calls the decision's plan has (one per step).
+pub fn plan_steps(out: &Value) -> usize {
+    out["stages"][0]["decision"]["plan"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+/// Asserts the first stage decided `action` and its outcome is `status`.
+pub fn assert_action(out: &Value, action: &str, status: &str) {
+    assert_eq!(action_type(out), action, "{out}");
+    assert_eq!(outcome(out), status, "{out}");
+}
+
+/// Asserts the first stage's action failed with an error naming each of
+/// `names`; the error.
+pub fn failed_naming<'a>(out: &'a Value, names: &[&str]) -> &'a str {
+    assert_eq!(outcome(out), "failed", "{out}");
+    let error = error(out);
+    for name in names {
+        assert!(error.contains(name), "no {name} in the error: {out}");
+    }
+    error
 }
