@@ -299,12 +299,7 @@ async fn read_message(s: &mut tokio::net::TcpStream, request: bool) -> Option<Me
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i;
         }
-        let mut chunk = [0u8; 8192];
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(s, &mut buf).await?;
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut rest = buf[head_end + 4..].to_vec();
@@ -327,21 +322,11 @@ async fn read_message(s: &mut tokio::net::TcpStream, request: bool) -> Option<Me
             if let Some(body) = dechunk(&rest) {
                 break body;
             }
-            let mut chunk = [0u8; 8192];
-            let n = s.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            rest.extend_from_slice(&chunk[..n]);
+            read_more(s, &mut rest).await?;
         }
     } else if let Some(len) = length {
         while rest.len() < len {
-            let mut chunk = [0u8; 8192];
-            let n = s.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            rest.extend_from_slice(&chunk[..n]);
+            read_more(s, &mut rest).await?;
         }
         rest.truncate(len);
         rest
@@ -356,6 +341,19 @@ async fn read_message(s: &mut tokio::net::TcpStream, request: bool) -> Option<Me
         headers,
         body,
     })
+}
+
+/// Appends what the stream has next to `buf`; `None` at its end or on an
+/// error.
+async fn read_more(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 8192];
+    let n = s.read(&mut chunk).await.ok()?;
+    if n == 0 {
+        return None;
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Some(())
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
