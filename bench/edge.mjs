@@ -338,7 +338,7 @@ async function isolateCpu(inspectorUrl, env) {
         await profiler.start();
         const r = await runWrk({ ...base, seconds: O.profileSeconds });
         const a = await profiler.stop();
-        (out[w.name] ??= {})[key] = { requests: r.requests, cpuMs: a.busyMs / r.requests, gcMs: a.gcMs / r.requests, p50: r.latencyMs.p50, top: a.top.slice(0, 8) };
+        (out[w.name] ??= {})[key] = { requests: r.requests, cpuMs: a.busyMs / r.requests, gcMs: a.gcMs / r.requests, p50: r.latencyMs.p50, top: a.top };
         log(`isolate CPU ${w.name.padEnd(8)} ${key.padEnd(10)} ${(a.busyMs / r.requests).toFixed(3)} ms/req over ${r.requests} sequential requests (p50 ${r.latencyMs.p50.toFixed(2)} ms)`);
       }
     } finally {
