@@ -15,20 +15,23 @@
 // state goes to a fresh directory under .cache/soak/ and is removed after.
 import { spawn } from "node:child_process";
 import { createHash, generateKeyPairSync, randomBytes, sign } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request as httpRequest, Agent } from "node:http";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
 function parseArgs(argv) {
-  const opts = { duration: 60, concurrency: 16, port: 8670, inspectorPort: 9670, originPort: 8671, jwksPort: 8672, json: null, runtime: "wrangler" };
-  const names = { "--duration": "duration", "--concurrency": "concurrency", "--port": "port", "--inspector-port": "inspectorPort", "--origin-port": "originPort", "--jwks-port": "jwksPort", "--json": "json", "--runtime": "runtime" };
+  const opts = { duration: 60, concurrency: 16, port: 8670, inspectorPort: 9670, originPort: 8671, jwksPort: 8672, json: null, runtime: "wrangler", inspect: "on", heapSnapshots: "off", workerLog: "on", cachedKeys: 20 };
+  const names = { "--duration": "duration", "--concurrency": "concurrency", "--port": "port", "--inspector-port": "inspectorPort", "--origin-port": "originPort", "--jwks-port": "jwksPort", "--json": "json", "--runtime": "runtime", "--inspect": "inspect", "--heap-snapshots": "heapSnapshots", "--worker-log": "workerLog", "--cached-keys": "cachedKeys" };
+  const text = new Set(["json", "runtime", "inspect", "heapSnapshots", "workerLog"]);
   for (let i = 0; i < argv.length; i += 2) {
     const key = names[argv[i]];
     if (!key || argv[i + 1] === undefined) throw new Error(`usage: soak.mjs [--duration s] [--concurrency n] [--port p] [--inspector-port p] [--origin-port p] [--jwks-port p] [--json file] [--runtime wrangler|miniflare]; got ${argv[i]}`);
-    opts[key] = key === "json" || key === "runtime" ? argv[i + 1] : Number(argv[i + 1]);
+    opts[key] = text.has(key) ? argv[i + 1] : Number(argv[i + 1]);
   }
+  for (const k of ["inspect", "heapSnapshots", "workerLog"]) if (!["on", "off"].includes(opts[k])) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is on or off`);
+  if (!(opts.cachedKeys >= 1)) throw new Error("--cached-keys must be at least 1");
   if (!["wrangler", "miniflare"].includes(opts.runtime)) throw new Error("--runtime is wrangler or miniflare");
   if (!(opts.duration > 0) || !(opts.concurrency > 0)) throw new Error("--duration and --concurrency must be positive");
   return opts;
@@ -158,14 +161,160 @@ function rssKiB(pid) {
   }
 }
 
+/** RSS of `pid` split as the kernel counts it (KiB): anonymous (heaps), file-backed (code), shared memory. */
+function rssParts(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? 0);
+    return { rss: field("VmRSS"), anon: field("RssAnon"), file: field("RssFile"), shmem: field("RssShmem") };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Which workerd is which: under wrangler dev, one workerd runs wrangler's own
+ * ProxyWorker and InspectorProxyWorker (it owns the listening socket on
+ * `port`), the other runs the Worker. Plain Miniflare has only the latter.
+ */
+function workerdRoles(pids, port) {
+  const inodes = new Set();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    try {
+      for (const line of readFileSync(file, "utf8").split("\n").slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f.length > 9 && f[3] === "0A" && parseInt(f[1].split(":").pop(), 16) === port) inodes.add(f[9]);
+      }
+    } catch {
+      /* no such table */
+    }
+  }
+  const owns = (pid) => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+          return m !== null && inodes.has(m[1]);
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  };
+  return Object.fromEntries(pids.map((p) => [p, pids.length > 1 && owns(p) ? "wrangler-proxy" : "worker"]));
+}
+
+// ---- the isolate's JS heap, through the inspector (Chrome DevTools Protocol) ----
+
+/**
+ * A DevTools client on the inspector port: wrangler's inspector proxy, or
+ * Miniflare's. Console events the Worker sends are read and dropped.
+ */
+async function openInspector(port) {
+  const { default: WebSocket } = await import("ws");
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  if (!Array.isArray(targets) || targets.length === 0) throw new Error(`no inspector target on port ${port}`);
+  const ws = new WebSocket(targets[0].webSocketDebuggerUrl, { headers: { origin: "http://127.0.0.1" }, maxPayload: 1 << 30 });
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  let id = 0;
+  const pending = new Map();
+  const listeners = new Map();
+  ws.on("message", (data) => {
+    const msg = JSON.parse(data.toString("utf8"));
+    if (msg.id !== undefined && pending.has(msg.id)) {
+      const { resolve, reject } = pending.get(msg.id);
+      pending.delete(msg.id);
+      if (msg.error) reject(new Error(`${msg.error.message} (${msg.error.code})`));
+      else resolve(msg.result);
+    } else if (msg.method && listeners.has(msg.method)) listeners.get(msg.method)(msg.params);
+  });
+  const send = (method, params = {}, timeoutMs = 60_000) =>
+    new Promise((resolve, reject) => {
+      const n = ++id;
+      pending.set(n, { resolve, reject });
+      ws.send(JSON.stringify({ id: n, method, params }));
+      setTimeout(() => {
+        if (pending.delete(n)) reject(new Error(`inspector: ${method} timed out`));
+      }, timeoutMs).unref();
+    });
+  return {
+    send,
+    on: (method, fn) => listeners.set(method, fn),
+    close: () => ws.close(),
+  };
+}
+
+/** The isolate's JS heap (bytes) as V8 counts it, before and after a full GC. */
+async function jsHeap(inspector) {
+  const before = await inspector.send("Runtime.getHeapUsage", {}, 10_000);
+  await inspector.send("HeapProfiler.collectGarbage", {}, 10_000);
+  const after = await inspector.send("Runtime.getHeapUsage", {}, 10_000);
+  return { used: before.usedSize, total: before.totalSize, usedAfterGc: after.usedSize, totalAfterGc: after.totalSize };
+}
+
+/**
+ * A heap snapshot summarised per constructor (count, self bytes); the
+ * snapshot itself forces a GC first, so only live objects are counted.
+ */
+async function heapSummary(inspector) {
+  const chunks = [];
+  inspector.on("HeapProfiler.addHeapSnapshotChunk", (p) => chunks.push(p.chunk));
+  await inspector.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false }, 180_000);
+  const snap = JSON.parse(chunks.join(""));
+  const meta = snap.snapshot.meta;
+  const width = meta.node_fields.length;
+  const typeAt = meta.node_fields.indexOf("type");
+  const nameAt = meta.node_fields.indexOf("name");
+  const sizeAt = meta.node_fields.indexOf("self_size");
+  const types = meta.node_types[typeAt];
+  const byName = new Map();
+  let total = 0;
+  for (let i = 0; i < snap.nodes.length; i += width) {
+    const type = types[snap.nodes[i + typeAt]];
+    const name = type === "object" || type === "closure" || type === "native" ? `${type === "closure" ? "(closure) " : ""}${snap.strings[snap.nodes[i + nameAt]]}` : `(${type})`;
+    const size = snap.nodes[i + sizeAt];
+    total += size;
+    const e = byName.get(name) ?? { count: 0, bytes: 0 };
+    e.count += 1;
+    e.bytes += size;
+    byName.set(name, e);
+  }
+  return { total, byName };
+}
+
+/** The constructors whose live count or bytes grew most between two summaries. */
+function heapGrowth(a, b, top = 12) {
+  const rows = [];
+  for (const [name, e] of b.byName) {
+    const was = a.byName.get(name) ?? { count: 0, bytes: 0 };
+    rows.push({ name, count: e.count, count_delta: e.count - was.count, bytes: e.bytes, bytes_delta: e.bytes - was.bytes });
+  }
+  rows.sort((x, y) => y.bytes_delta - x.bytes_delta);
+  return rows.slice(0, top);
+}
+
 /**
  * A wrangler config for a snapshot of the built Worker: wrangler.toml's
  * bindings without its [build] command, so the run measures build/ as it
  * was at the start (make soak builds first), neither rebuilding at start-up
  * nor reloading if build/ changes during the run.
  */
-function soakWranglerConfig(work, runId) {
+function soakWranglerConfig(work, runId, workerLog) {
   cpSync(`${root}build`, `${work}/build-${runId}`, { recursive: true });
+  if (workerLog === "off") {
+    // A measurement knob only (--worker-log off): the snapshot's glue drops
+    // the Worker's console.log (its one JSON line per request); warnings stay.
+    const glue = `${work}/build-${runId}/index.js`;
+    const js = readFileSync(glue, "utf8");
+    const patched = js.replace(/(__wbg_log_[0-9a-f]+:function\((\w)\))\{console\.log\(\2\)\}/, "$1{}");
+    if (patched === js) throw new Error("--worker-log off: the console.log import was not found in build/index.js");
+    writeFileSync(glue, patched);
+  }
   const main = readFileSync(`${root}wrangler.toml`, "utf8");
   const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(main)?.[1];
   if (!date) throw new Error("wrangler.toml has no compatibility_date");
@@ -243,6 +392,7 @@ async function startMiniflare(opts, buildDir, bindings) {
   const mf = new Miniflare({
     host: "127.0.0.1",
     port: opts.port,
+    ...(opts.inspect === "on" ? { inspectorPort: opts.inspectorPort } : {}),
     compatibilityDate: /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(`${root}wrangler.toml`, "utf8"))[1],
     modules: true,
     scriptPath: `${buildDir}/worker/shim.mjs`,
@@ -282,11 +432,11 @@ async function stopWrangler(child, exited, log, logFile) {
 
 // ---- the load --------------------------------------------------------------------
 
-function makeRequests(tokens, keys) {
+function makeRequests(tokens, keys, cachedKeys) {
   // One slot per kind; workers take them round-robin. expected: statuses that are not failures.
   return [
     { kind: "public", path: (i) => `/public/item-${i % 500}`, headers: {}, expected: [200] },
-    { kind: "cached", path: (i) => `/cached/item-${i % 20}`, headers: {}, expected: [200] },
+    { kind: "cached", path: (i) => `/cached/item-${i % cachedKeys}`, headers: {}, expected: [200] },
     { kind: "jwt", path: (i) => `/jwt/item-${i % 100}`, headers: (i) => ({ authorization: `Bearer ${tokens[i % tokens.length]}` }), expected: [200] },
     { kind: "api-key", path: (i) => `/keyed/item-${i % 100}`, headers: { "x-api-key": keys.normal }, expected: [200] },
     { kind: "hot-key", path: () => "/hot", headers: { "x-api-key": keys.hot }, expected: [200, 429] },
@@ -363,7 +513,9 @@ async function main() {
 
   say(`starting ${opts.runtime === "wrangler" ? `wrangler dev (inspector ${opts.inspectorPort})` : "Miniflare"} on 127.0.0.1:${opts.port}, state in ${persistDir}`);
   let wrangler;
+  let inspector = null;
   const cleanup = async () => {
+    inspector?.close();
     if (wrangler) await wrangler.stop();
     origin.close();
     jwks.server.close();
@@ -374,17 +526,22 @@ async function main() {
   };
   try {
     if (!existsSync(`${root}build/worker/shim.mjs`)) throw new Error("build/worker/shim.mjs is missing: run `make soak` (it builds first) or scripts/build-worker.sh --release");
-    const wranglerConfig = soakWranglerConfig(work, runId);
+    const wranglerConfig = soakWranglerConfig(work, runId, opts.workerLog);
     wrangler =
       opts.runtime === "wrangler"
         ? await startWrangler(opts, envFile, persistDir, logFile, wranglerConfig)
         : await startMiniflare(opts, `${work}/build-${runId}`, { TIDEGATE_CONFIG: JSON.stringify(config), API_KEYS: JSON.stringify(apiKeys), ADMIN_KEY: `admin_${runId}` });
     const workerd = descendants(wrangler.child.pid).filter((p) => commOf(p) === "workerd");
     if (workerd.length === 0) throw new Error("no workerd process under wrangler dev: cannot sample memory");
-    say(`ready; workerd pid(s) ${workerd.join(", ")}; ${opts.concurrency} in flight for ${opts.duration} s`);
+    const roles = workerdRoles(workerd, opts.port);
+    say(`ready; workerd pid(s) ${workerd.map((p) => `${p} (${roles[p]})`).join(", ")}; ${opts.concurrency} in flight for ${opts.duration} s`);
+    // The inspector client: connected before the load, so that wrangler's
+    // inspector proxy forwards the runtime's console events to it instead of
+    // buffering them while no DevTools is attached (see RELIABILITY.md).
+    inspector = opts.inspect === "on" ? await openInspector(opts.inspectorPort) : null;
 
     const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency });
-    const requests = makeRequests(tokens, keys);
+    const requests = makeRequests(tokens, keys, opts.cachedKeys);
     // Warm-up: one of each, so compilation and the JWKS fetch are not in the
     // figures. The hot key's warm-up request is its bucket's first check.
     let hotWarm = null;
@@ -395,14 +552,34 @@ async function main() {
     }
     if (hotWarm?.status !== 200) throw new Error(`the hot key's first request answered ${hotWarm?.status}, not 200`);
 
+    const heapStart = opts.heapSnapshots === "on" && inspector ? await heapSummary(inspector) : null;
     const samples = [];
-    const sampleRss = () => samples.push({ t: Date.now(), kib: workerd.reduce((sum, p) => sum + (rssKiB(p) ?? 0), 0) });
+    const sampleRss = () => {
+      const parts = Object.fromEntries(workerd.map((p) => [p, rssParts(p)]));
+      samples.push({ t: Date.now(), kib: workerd.reduce((sum, p) => sum + (parts[p]?.rss ?? 0), 0), parts });
+    };
     sampleRss();
     const sampler = setInterval(sampleRss, 1_000);
     const wasmSamples = [];
     const sampleWasm = async () => wasmSamples.push({ t: Date.now(), bytes: await wasmMemoryBytes(opts.port, `admin_${runId}`) });
     await sampleWasm();
     const wasmSampler = setInterval(sampleWasm, 5_000);
+    // The JS heap every 5 s, before and after a forced full GC. One at a time.
+    const heapSamples = [];
+    let heapBusy = false;
+    const sampleHeap = async () => {
+      if (!inspector || heapBusy) return;
+      heapBusy = true;
+      try {
+        heapSamples.push({ t: Date.now(), ...(await jsHeap(inspector)) });
+      } catch (error) {
+        say(`inspector: ${error.message}`);
+      } finally {
+        heapBusy = false;
+      }
+    };
+    await sampleHeap();
+    const heapSampler = setInterval(sampleHeap, 5_000);
 
     const results = [];
     let next = 0;
@@ -422,9 +599,13 @@ async function main() {
     const elapsed = Date.now() - started;
     clearInterval(sampler);
     clearInterval(wasmSampler);
+    clearInterval(heapSampler);
+    while (heapBusy) await sleep(50);
     sampleRss();
     await sampleWasm();
+    await sampleHeap();
     agent.destroy();
+    const heapEnd = heapStart ? await heapSummary(inspector) : null;
 
     // ---- figures ----
     const byKind = {};
@@ -470,9 +651,19 @@ async function main() {
     const wasmEnd = wasmRead[wasmRead.length - 1]?.bytes ?? null;
     const wasmHeld = wasmStart !== null && wasmEnd !== null && wasmEnd <= wasmStart * 1.1;
 
+    const mib = (kib) => +(kib / 1024).toFixed(1);
+    const firstParts = afterWarm[0]?.parts ?? samples[0].parts;
+    const lastParts = samples[samples.length - 1].parts;
+    const perProcess = workerd.map((p) => ({
+      pid: p,
+      role: roles[p],
+      start: Object.fromEntries(Object.entries(firstParts[p] ?? {}).map(([k, v]) => [k, mib(v)])),
+      end: Object.fromEntries(Object.entries(lastParts[p] ?? {}).map(([k, v]) => [k, mib(v)])),
+    }));
+    const heapMiB = (b) => +(b / 1048576).toFixed(2);
     const summary = {
       run: runId,
-      command: `node tests/reliability/soak.mjs --duration ${opts.duration} --concurrency ${opts.concurrency} --runtime ${opts.runtime}`,
+      command: `node tests/reliability/soak.mjs --duration ${opts.duration} --concurrency ${opts.concurrency} --runtime ${opts.runtime} --inspect ${opts.inspect} --worker-log ${opts.workerLog} --cached-keys ${opts.cachedKeys}${process.env.MINIFLARE_WORKERD_V8_FLAGS ? ` (MINIFLARE_WORKERD_V8_FLAGS="${process.env.MINIFLARE_WORKERD_V8_FLAGS}")` : ""}`,
       duration_s: elapsed / 1000,
       concurrency: opts.concurrency,
       requests: results.length,
@@ -482,7 +673,7 @@ async function main() {
       gateway_5xx: gateway5xx,
       connection_errors: errors,
       unexpected_statuses: unexpected,
-      hot_key: { limit: HOT_LIMIT, period_s: HOT_PERIOD_S, sent: hot.length + 1, emission_interval_ms: interval, admitted, expected_min: expectedMin, expected_max: expectedMax, over_demand: overDemand },
+      hot_key: { limit: HOT_LIMIT, period_s: HOT_PERIOD_S, sent: hot.length + 1, emission_interval_ms: interval, admitted, expected_min: expectedMin, expected_max: expectedMax, first_to_last_check_ms: [eMin, eMax], over_demand: overDemand },
       jwks_fetches: jwks.fetches(),
       worker_wasm_memory_mib: {
         start: wasmStart === null ? null : +(wasmStart / 1048576).toFixed(2),
@@ -498,7 +689,15 @@ async function main() {
         samples: samples.length,
         // Every 10th sample: seconds since the start of the load → MiB.
         series: samples.filter((_, i) => i % 10 === 0 || i === samples.length - 1).map((x) => [Math.round((x.t - started) / 1000), +(x.kib / 1024).toFixed(1)]),
+        per_process: perProcess,
+        // Every 10th sample per process: seconds → [anon, file] MiB.
+        per_process_series: Object.fromEntries(
+          workerd.map((p) => [`${p} ${roles[p]}`, samples.filter((_, i) => i % 10 === 0 || i === samples.length - 1).map((x) => [Math.round((x.t - started) / 1000), mib(x.parts[p]?.anon ?? 0), mib(x.parts[p]?.file ?? 0)])]),
+        ),
       },
+      // The isolate's JS heap: seconds → [used, used after a forced GC, heap size after it] MiB.
+      js_heap_mib: heapSamples.length === 0 ? null : heapSamples.map((h) => [Math.round((h.t - started) / 1000), heapMiB(h.used), heapMiB(h.usedAfterGc), heapMiB(h.totalAfterGc)]),
+      heap_snapshot_growth: heapStart && heapEnd ? { start_mib: heapMiB(heapStart.total), end_mib: heapMiB(heapEnd.total), top: heapGrowth(heapStart, heapEnd) } : null,
     };
     console.log(JSON.stringify(summary, null, 2));
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify(summary, null, 2)}\n`);
