@@ -685,7 +685,7 @@ async function main() {
         );
         heapSamples.push({ t: Date.now(), ...heap, workerRss: rssParts(workerPid), services: Object.fromEntries(serviceHeaps) });
       } catch (error) {
-        say(`inspector: ${error.message}`);
+        say(error.message);
       } finally {
         heapBusy = false;
       }
