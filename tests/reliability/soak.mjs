@@ -22,7 +22,8 @@
 //        (per-constructor diff of the Worker's heap, start → end), [--worker-log off]
 //        (the snapshot's glue drops the Worker's console.log), [--cached-keys 20]
 //        (distinct cached paths); env SOAK_RUNTIME_ENABLE=1 (enable console events on
-//        the Worker's isolate, as wrangler does), SOAK_MF_PERSIST=dir (miniflare: state on disk).
+//        the Worker's isolate, as wrangler does), SOAK_MF_PERSIST=dir (miniflare: state on disk),
+//        SOAK_LEAK=1 (negative control: the glue keeps every incoming Request; must fail).
 // Exit status 1 when a check fails. Everything binds 127.0.0.1; wrangler's
 // state goes to a fresh directory under .cache/soak/ and is removed after.
 import { spawn } from "node:child_process";
@@ -405,6 +406,16 @@ function soakWranglerConfig(work, runId, workerLog) {
     const js = readFileSync(glue, "utf8");
     const patched = js.replace(/(__wbg_log_[0-9a-f]+:function\((\w)\))\{console\.log\(\2\)\}/, "$1{}");
     if (patched === js) throw new Error("--worker-log off: the console.log import was not found in build/index.js");
+    writeFileSync(glue, patched);
+  }
+  if (process.env.SOAK_LEAK === "1") {
+    // Negative control (env SOAK_LEAK=1): the snapshot's glue keeps every
+    // incoming Request in a global array, a leak of JS objects and the native
+    // memory they own (headers, cf, body); the memory checks must fail on it.
+    const glue = `${work}/build-${runId}/index.js`;
+    const js = readFileSync(glue, "utf8");
+    const patched = js.replace(/\{let (\w);c\(\);try\{\1=i\.fetch\((\w),(\w),(\w)\)/, "{let $1;(globalThis.__soakLeak??=[]).push($2);c();try{$1=i.fetch($2,$3,$4)");
+    if (patched === js) throw new Error("SOAK_LEAK=1: the Worker's fetch entry was not found in build/index.js");
     writeFileSync(glue, patched);
   }
   const main = readFileSync(`${root}wrangler.toml`, "utf8");
