@@ -9,6 +9,8 @@
 #                                  eval "$(scripts/localstack.sh env)"
 #
 # State, PID file and log live in .cache/localstack/. Settings (environment):
+#   TIDEGATE_LOCALSTACK_DIR       that folder, for a second instance of its own
+#                                 (with its own port; tests/restart.rs does so)
 #   TIDEGATE_LOCALSTACK_PORT      port on 127.0.0.1 (default 4566)
 #   TIDEGATE_LOCALSTACK_SERVICES  services to enable (default below)
 #   TIDEGATE_LOCALSTACK_TIMEOUT   seconds to wait for health (default 90)
@@ -18,7 +20,7 @@ TG_TAG=localstack
 # shellcheck source=lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-LS_DIR="$CACHE_DIR/localstack"
+LS_DIR="${TIDEGATE_LOCALSTACK_DIR:-$CACHE_DIR/localstack}"
 PID_FILE="$LS_DIR/localstack.pid"
 PORT_FILE="$LS_DIR/localstack.port"
 LOG_FILE="$LS_DIR/localstack.log"

@@ -13,7 +13,8 @@
 #   infra        infra/template.yaml: cfn-lint, least-privilege test, deployed to LocalStack
 #   lambda       cargo lambda build --release of the rollback function (x86_64, arm64)
 #   rollback-localstack  the rollback Lambda's handler against LocalStack
-#                (tests/localstack.rs, and tests/faults.rs: injected faults)
+#                (tests/localstack.rs; tests/faults.rs: injected faults;
+#                tests/restart.rs: a LocalStack of its own restarted mid-rollout)
 #   lambda-watch cargo lambda invoke of the event fixtures against cargo lambda watch
 #   demo         the demo scenario end to end, every step asserted (make demo --check),
 #                then its logs grepped for every secret of the run
@@ -133,6 +134,8 @@ stage_rollback_localstack() {
     # The tests skip themselves unless this is set (plain `cargo test`).
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test localstack -- --nocapture
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test faults -- --nocapture
+    # A LocalStack of its own, really stopped and started mid-rollout.
+    TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test restart -- --nocapture
 }
 
 # Self-contained (starts LocalStack if needed, stops its own watch).

@@ -53,6 +53,17 @@ pub fn api_label(stage: &ManagedStage) -> String {
     }
 }
 
+/// What a managed stage that does not exist is reported as: which one, and
+/// the likely causes, so the operator knows where to look.
+pub fn not_found(stage: &ManagedStage) -> String {
+    format!(
+        "stage {} of REST API {} not found, nothing done: deleted, or this function reaches \
+         another account, region or endpoint than the one it manages",
+        stage.stage,
+        api_label(stage)
+    )
+}
+
 /// Reads everything the policy needs about `stage`. `Ok(None)` when the API
 /// or the stage does not exist (deleted mid-flight: nothing to do).
 pub async fn read(
@@ -128,7 +139,7 @@ pub async fn run(
             Ok(None) => {
                 tracing::warn!(api = %report.api, stage = %stage.stage, "managed stage not found; nothing done");
                 report.outcome = Outcome::Failed {
-                    error: "stage not found".into(),
+                    error: not_found(stage),
                 };
                 return report;
             }

@@ -137,7 +137,7 @@ impl App {
                 v["paused"] = json!(view.book.paused);
                 v["recent_actions"] = json!(view.book.history);
             }
-            Ok(None) => v["error"] = json!("stage not found"),
+            Ok(None) => v["error"] = json!(execute::not_found(stage)),
             Err(e) => v["error"] = json!(e),
         }
         v

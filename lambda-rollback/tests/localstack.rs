@@ -8,11 +8,9 @@
 //! `cargo test` skips it. LocalStack has no reset: every test uses unique
 //! names.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::types::{
-    Dimension, DimensionFilter, MetricDatum, StandardUnit, StateValue,
-};
+use aws_sdk_cloudwatch::types::{DimensionFilter, MetricDatum, StandardUnit, StateValue};
 use serde_json::Value;
 use tidegate_policy::rollout::ManualCommand;
 use tidegate_rollback::http::Control;
@@ -53,36 +51,6 @@ impl RestApi {
                 .iter()
                 .any(|d| d.name() == Some("Stage") && d.value() == Some("prod"))
         })
-    }
-
-    async fn canary_traffic(&self, count: f64, errors: f64) {
-        let dims = [
-            Dimension::builder()
-                .name("ApiName")
-                .value(&self.api_name)
-                .build(),
-            Dimension::builder()
-                .name("Stage")
-                .value("prod/Canary")
-                .build(),
-        ];
-        let datum = |name: &str, v: f64| {
-            MetricDatum::builder()
-                .metric_name(name)
-                .value(v)
-                .unit(StandardUnit::Count)
-                .set_dimensions(Some(dims.to_vec()))
-                .timestamp(aws_smithy_types::DateTime::from(SystemTime::now()))
-                .build()
-        };
-        self.cw
-            .put_metric_data()
-            .namespace("AWS/ApiGateway")
-            .metric_data(datum("Count", count))
-            .metric_data(datum("5XXError", errors))
-            .send()
-            .await
-            .unwrap();
     }
 }
 
@@ -186,7 +154,12 @@ async fn deleted_stage_is_reported_not_patched() {
         .unwrap();
     let out = invoke(&mut svc, &event).await;
     assert_eq!(outcome(&out), "failed", "{out}");
-    assert_eq!(error(&out), "stage not found", "{out}");
+    let error = error(&out);
+    assert!(error.starts_with("stage prod of REST API "), "{out}");
+    assert!(
+        error.contains(&f.api_id) && error.contains("not found"),
+        "{out}"
+    );
 }
 
 /// A real simple alarm, evaluated by LocalStack on metric data (period 10 s),

@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::time::Duration;
 
 use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType, Op, PatchOperation};
-use aws_sdk_cloudwatch::types::{ComparisonOperator, MetricAlarm, StateValue, Statistic};
+use aws_sdk_cloudwatch::types::{
+    ComparisonOperator, Dimension, MetricAlarm, MetricDatum, StandardUnit, StateValue, Statistic,
+};
 use aws_smithy_types::date_time::Format;
 use serde_json::Value;
 use tidegate_rollback::service::Budget;
@@ -262,6 +264,38 @@ metric_api_name = "{}"
         let after = self.stage().await;
         assert!(after.canary_settings().is_none(), "{after:?}");
         assert_eq!(after.deployment_id(), Some(self.d1.as_str()), "{after:?}");
+    }
+
+    /// Pushes `count` requests and `errors` 5XX of the canary
+    /// (`AWS/ApiGateway`, `Stage = prod/Canary`), as API Gateway would.
+    pub async fn canary_traffic(&self, count: f64, errors: f64) {
+        let dims = [
+            Dimension::builder()
+                .name("ApiName")
+                .value(&self.api_name)
+                .build(),
+            Dimension::builder()
+                .name("Stage")
+                .value("prod/Canary")
+                .build(),
+        ];
+        let datum = |name: &str, v: f64| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .value(v)
+                .unit(StandardUnit::Count)
+                .set_dimensions(Some(dims.to_vec()))
+                .timestamp(aws_smithy_types::DateTime::from(SystemTime::now()))
+                .build()
+        };
+        self.cw
+            .put_metric_data()
+            .namespace("AWS/ApiGateway")
+            .metric_data(datum("Count", count))
+            .metric_data(datum("5XXError", errors))
+            .send()
+            .await
+            .unwrap();
     }
 
     /// A new deployment with a canary at `percent`, created on the stage.
