@@ -13,14 +13,21 @@ use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Error, Request, Response, Result};
 
-/// The whole body of `resp`.
+/// The whole body of `resp`, copied into wasm memory.
 pub async fn bytes(resp: Response) -> Result<Vec<u8>> {
+    let whole = buffer(resp).await?;
+    Ok(Uint8Array::new(&whole).to_vec())
+}
+
+/// The whole body of `resp`, left in JS: for a body that is only passed on
+/// (a cache entry), so wasm memory, which never shrinks, does not grow to
+/// the largest response ever stored.
+pub async fn buffer(resp: Response) -> Result<ArrayBuffer> {
     let raw: web_sys::Response = resp.into();
     let buffer = JsFuture::from(raw.array_buffer()?).await?;
-    let buffer: ArrayBuffer = buffer
+    buffer
         .dyn_into()
-        .map_err(|_| Error::RustError("arrayBuffer() gave no ArrayBuffer".into()))?;
-    Ok(Uint8Array::new(&buffer).to_vec())
+        .map_err(|_| Error::RustError("arrayBuffer() gave no ArrayBuffer".into()))
 }
 
 /// The body of `resp` as JSON.

@@ -31,7 +31,7 @@ use worker::{Cache, Context, Response};
 use crate::error::EdgeError;
 use crate::log::LogLine;
 use crate::proxy;
-use crate::response::{add_time, header_list, rebuild, HeaderList, Timings};
+use crate::response::{add_time, header_list, rebuild, with_header, HeaderList, Timings};
 
 /// The request the origin gets, kept so it can be sent again to revalidate.
 #[derive(Debug, Clone)]
@@ -190,11 +190,7 @@ pub async fn bypass(
 
 /// An origin response for the client, with `X-Cache-Status`.
 fn tag(resp: Response, status: CacheStatus) -> Response {
-    let code = resp.status_code();
-    let mut headers = header_list(resp.headers());
-    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(CACHE_STATUS_HEADER));
-    headers.push((CACHE_STATUS_HEADER.to_owned(), status.as_str().to_owned()));
-    rebuild(resp, code, &headers, true)
+    with_header(resp, CACHE_STATUS_HEADER, status.as_str())
 }
 
 /// A stored entry for the client.
@@ -248,14 +244,14 @@ fn keep(
 /// not arrive whole: the stream failed, or it holds fewer bytes than its
 /// `Content-Length` (an origin that reset the connection mid-body). A
 /// truncated body must never become the answer every client then gets. The
-/// body is read in full first, which `wait_until` allows.
+/// body is read in full first, which `wait_until` allows, and stays in JS.
 async fn complete_entry(
     resp: Response,
     code: u16,
     origin_headers: &HeaderList,
     stored_headers: &HeaderList,
 ) -> Option<Response> {
-    let body = crate::body::bytes(resp).await.ok()?;
+    let body = crate::body::buffer(resp).await.ok()?;
     // The runtime decodes gzip/br bodies, so their Content-Length is not the
     // length read here.
     let encoded = first_header(origin_headers, "content-encoding")
@@ -263,11 +259,11 @@ async fn complete_entry(
     let announced = first_header(origin_headers, "content-length")
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|_| !encoded);
-    if announced.is_some_and(|n| n != body.len()) {
+    let received = usize::try_from(body.byte_length()).ok()?;
+    if announced.is_some_and(|n| n != received) {
         return None;
     }
-    let whole = Response::from_bytes(body).ok()?;
-    Some(rebuild(whole, code, stored_headers, true))
+    crate::response::from_buffer(&body, code, stored_headers)
 }
 
 /// Refreshes a stale entry (stale-while-revalidate), in `ctx.wait_until`.

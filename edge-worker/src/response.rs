@@ -3,7 +3,8 @@
 
 use tidegate_policy::problem::{self, Problem};
 use tidegate_policy::route::REQUEST_ID_HEADER;
-use worker::{Headers, Response, ResponseBody};
+use worker::js_sys::ArrayBuffer;
+use worker::{web_sys, Headers, Response, ResponseBody};
 
 /// Header pairs as the policy crate takes and returns them.
 pub type HeaderList = Vec<(String, String)>;
@@ -101,6 +102,44 @@ pub fn rebuild(
         .with_status(status)
         .with_headers(headers_from(headers))
         .body(body)
+}
+
+/// `resp` with `name: value` set, on a copy of its headers that JS makes in
+/// one call (responses from `fetch` and the Cache API have immutable
+/// headers), instead of carrying every header into Rust and back; the body
+/// streams through untouched. Header by header only if the copy fails.
+pub fn with_header(resp: Response, name: &str, value: &str) -> Response {
+    match web_sys::Headers::new_with_headers(&resp.headers().0) {
+        Ok(copy) => {
+            let headers = Headers(copy);
+            let _ = headers.set(name, value);
+            resp.with_headers(headers)
+        }
+        Err(_) => {
+            let status = resp.status_code();
+            let mut list = header_list(resp.headers());
+            list.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            list.push((name.to_owned(), value.to_owned()));
+            rebuild(resp, status, &list, true)
+        }
+    }
+}
+
+/// A response of `status` with exactly `headers` and `body`, which stays a
+/// JS buffer (see [`crate::body::buffer`]); `None` if the runtime refuses
+/// the status.
+pub fn from_buffer(
+    body: &ArrayBuffer,
+    status: u16,
+    headers: &[(String, String)],
+) -> Option<Response> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers_from(headers).0);
+    let body = (!null_body_status(status)).then_some(body);
+    web_sys::Response::new_with_opt_buffer_source_and_init(body.map(AsRef::as_ref), &init)
+        .ok()
+        .map(Response::from)
 }
 
 /// Statuses whose responses cannot carry a body (Fetch standard).

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { cacheStatus, expectProblem, expectTraced } from "./support/expect";
 import type { Reply } from "./support/gateway";
 import { poll, sleep, unique, useEdge } from "./support/harness";
+import { bodyOf } from "./support/origin";
 
 const edge = useEdge();
 
@@ -198,5 +199,34 @@ describe("stale entries", () => {
     } finally {
       await edge.flaky.start();
     }
+  });
+});
+
+describe("large bodies", () => {
+  /** The isolate's wasm linear memory, as the health endpoint reports it. */
+  const wasmMemory = async () => {
+    const res = await edge.fetch("/__tidegate/health", { headers: { authorization: `Bearer ${edge.adminKey}` } });
+    return res.json<{ wasm_memory_bytes: number }>().wasm_memory_bytes;
+  };
+
+  it("stores and serves a 4 MiB body whole, without wasm memory growing by it", async () => {
+    const path = `/cache/shared/${unique()}`;
+    const size = 4 * 1024 * 1024;
+    edge.origin.respond(path, { bodyBytes: size });
+    const before = await wasmMemory();
+
+    const miss = await edge.fetch(path);
+    expect(cacheStatus(miss)).toBe("MISS");
+    expect(miss.text).toBe(bodyOf(size));
+    // Stored in the background (waitUntil).
+    const hit = await poll(() => edge.fetch(path), (r) => cacheStatus(r) === "HIT", { timeoutMs: 5_000, intervalMs: 50 });
+    expect(hit.text).toBe(bodyOf(size));
+    expect(edge.origin.hits(path)).toBe(1);
+
+    // The body stays in JS on its way into the cache: wasm memory, which
+    // never shrinks, must not have grown to hold it (it did, by 4 MiB and
+    // more, when the entry was assembled in Rust).
+    const grown = (await wasmMemory()) - before;
+    expect(grown).toBeLessThan(size / 4);
   });
 });

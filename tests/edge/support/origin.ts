@@ -14,6 +14,14 @@ export interface Behaviour {
   headers?: Record<string, string | string[]>;
   /** Answer only after this many milliseconds (the request may be aborted first). */
   delayMs?: number;
+  /** Answer with a text body of this many bytes (see `bodyOf`) instead of the JSON echo. */
+  bodyBytes?: number;
+}
+
+/** The body a `bodyBytes` behaviour sends: `size` bytes of a repeating, position-dependent pattern. */
+export function bodyOf(size: number): string {
+  const line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-\n";
+  return line.repeat(Math.ceil(size / line.length)).slice(0, size);
 }
 
 /** The JSON body of every origin response. */
@@ -153,9 +161,11 @@ export class Origin {
       const send = () => {
         if (res.destroyed) return;
         res.statusCode = behaviour.status ?? 200;
-        res.setHeader("content-type", "application/json");
+        const sized = behaviour.bodyBytes !== undefined;
+        res.setHeader("content-type", sized ? "text/plain" : "application/json");
         for (const [name, value] of Object.entries(behaviour.headers ?? {})) res.setHeader(name, value);
-        res.end(req.method === "HEAD" ? undefined : JSON.stringify(echo));
+        const body = sized ? bodyOf(behaviour.bodyBytes ?? 0) : JSON.stringify(echo);
+        res.end(req.method === "HEAD" ? undefined : body);
       };
       const delay = Math.min(behaviour.delayMs ?? 0, MAX_DELAY_MS);
       if (delay <= 0) {
