@@ -8,7 +8,7 @@
 //! stream that fails midway rejects them just the same.
 
 use serde::de::DeserializeOwned;
-use worker::js_sys::{ArrayBuffer, JsString, Uint8Array};
+use worker::js_sys::{Array, ArrayBuffer, JsString, Reflect, Uint8Array};
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Error, Request, Response, Result};
@@ -28,6 +28,44 @@ pub async fn buffer(resp: Response) -> Result<ArrayBuffer> {
     buffer
         .dyn_into()
         .map_err(|_| Error::RustError("arrayBuffer() gave no ArrayBuffer".into()))
+}
+
+/// The whole body of `resp`, left in JS, or `None` once it is longer than
+/// `limit` bytes: read chunk by chunk (the chunks stay in JS), and the rest
+/// cancelled unread, so a body of unknown length never fills the isolate's
+/// memory. For bodies whose length is known, [`buffer`] reads in one call.
+pub async fn buffer_at_most(resp: Response, limit: u64) -> Result<Option<ArrayBuffer>> {
+    let raw: web_sys::Response = resp.into();
+    let Some(stream) = raw.body() else {
+        return Ok(Some(ArrayBuffer::new(0)));
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let chunks = Array::new();
+    let mut total: u64 = 0;
+    loop {
+        let step = JsFuture::from(reader.read()).await?;
+        if Reflect::get(&step, &"done".into())?.is_truthy() {
+            break;
+        }
+        let chunk: Uint8Array = Reflect::get(&step, &"value".into())?
+            .dyn_into()
+            .map_err(|_| Error::RustError("a body chunk that is not bytes".into()))?;
+        total = total.saturating_add(u64::from(chunk.byte_length()));
+        if total > limit {
+            let _ = JsFuture::from(reader.cancel()).await;
+            return Ok(None);
+        }
+        chunks.push(&chunk);
+    }
+    let length = u32::try_from(total).map_err(|_| Error::RustError("body over 4 GiB".into()))?;
+    let whole = Uint8Array::new_with_length(length);
+    let mut offset = 0;
+    for chunk in chunks.iter() {
+        let chunk: Uint8Array = chunk.unchecked_into();
+        whole.set(&chunk, offset);
+        offset += chunk.byte_length();
+    }
+    Ok(Some(whole.buffer()))
 }
 
 /// The body of `resp` as JSON.

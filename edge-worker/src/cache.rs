@@ -20,9 +20,9 @@ use tidegate_policy::cache::freshness::{
     CACHE_STATUS_HEADER,
 };
 use tidegate_policy::cache::{
-    after_origin, before_origin, cache_key, check_request, check_response, first_header, CacheRule,
-    CacheStatus, LookupDecision, RequestParts, RequestPlan, RequestVerdict, ResponseVerdict,
-    ServeDecision,
+    after_origin, announced_length, before_origin, body_read_limit, cache_key, check_body,
+    check_request, check_response, CacheRule, CacheStatus, LookupDecision, RequestParts,
+    RequestPlan, RequestVerdict, ResponseVerdict, ServeDecision,
 };
 use url::Url;
 use worker::wasm_bindgen::JsValue;
@@ -226,10 +226,10 @@ fn keep(
                 return;
             };
             let stored = prepare_for_storage(&headers, rule, crate::now_ms());
-            let (route, key) = (route.to_owned(), key.to_owned());
-            let lifetime = storage_lifetime(rule);
+            let (route, key, rule) = (route.to_owned(), key.to_owned(), rule.clone());
+            let lifetime = storage_lifetime(&rule);
             ctx.wait_until(async move {
-                let Some(entry) = complete_entry(copy, code, &headers, &stored).await else {
+                let Some(entry) = complete_entry(copy, code, &rule, &headers, &stored).await else {
                     return;
                 };
                 if Cache::default().put(key.as_str(), entry).await.is_ok() {
@@ -240,30 +240,28 @@ fn keep(
     }
 }
 
-/// The entry to store for an origin response, or `None` when its body did
-/// not arrive whole: the stream failed, or it holds fewer bytes than its
-/// `Content-Length` (an origin that reset the connection mid-body). A
-/// truncated body must never become the answer every client then gets. The
-/// body is read in full first, which `wait_until` allows, and stays in JS.
+/// The entry to store for an origin response, or `None` when the policy
+/// refuses its body (`check_body`): it did not arrive whole (the stream
+/// failed, or fewer bytes came than `Content-Length` announced: an origin
+/// that reset the connection mid-body; a truncated body must never become
+/// the answer every client then gets), or it is larger than the rule allows.
+/// The body is read first, which `wait_until` allows, and stays in JS; one of
+/// unknown length is read no further than the rule's limit.
 async fn complete_entry(
     resp: Response,
     code: u16,
+    rule: &CacheRule,
     origin_headers: &HeaderList,
     stored_headers: &HeaderList,
 ) -> Option<Response> {
-    let body = crate::body::buffer(resp).await.ok()?;
-    // The runtime decodes gzip/br bodies, so their Content-Length is not the
-    // length read here.
-    let encoded = first_header(origin_headers, "content-encoding")
-        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
-    let announced = first_header(origin_headers, "content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|_| !encoded);
-    let received = usize::try_from(body.byte_length()).ok()?;
-    if announced.is_some_and(|n| n != received) {
-        return None;
-    }
-    crate::response::from_buffer(&body, code, stored_headers)
+    let limit = body_read_limit(rule);
+    let body = match announced_length(origin_headers) {
+        Some(_) => Some(crate::body::buffer(resp).await.ok()?),
+        None => crate::body::buffer_at_most(resp, limit).await.ok()?,
+    };
+    let received = body.as_ref().map_or(limit, |b| u64::from(b.byte_length()));
+    check_body(rule, origin_headers, received).ok()?;
+    crate::response::from_buffer(&body?, code, stored_headers)
 }
 
 /// Refreshes a stale entry (stale-while-revalidate), in `ctx.wait_until`.
@@ -285,7 +283,7 @@ async fn revalidate(
             let headers = header_list(resp.headers());
             if check_response(&rule, &plan, code, &headers) == ResponseVerdict::Store {
                 let stored = prepare_for_storage(&headers, &rule, crate::now_ms());
-                let Some(entry) = complete_entry(resp, code, &headers, &stored).await else {
+                let Some(entry) = complete_entry(resp, code, &rule, &headers, &stored).await else {
                     REVALIDATING.with(|r| r.borrow_mut().remove(&key));
                     return;
                 };

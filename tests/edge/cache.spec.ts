@@ -203,6 +203,35 @@ describe("stale entries", () => {
 });
 
 describe("large bodies", () => {
+  // Route cache-small stores bodies of at most 1024 bytes (max_body_bytes).
+  const sizes: [string, number, boolean, boolean][] = [
+    ["with Content-Length, at the limit", 1024, false, true],
+    ["with Content-Length, over the limit", 1025, false, false],
+    ["chunked (no length), at the limit", 1024, true, true],
+    ["chunked (no length), over the limit", 64 * 1024, true, false],
+  ];
+  for (const [what, size, chunked, stored] of sizes) {
+    it(`serves a body ${what} whole, and ${stored ? "stores" : "does not store"} it`, async () => {
+      const path = `/cache/small/${unique()}`;
+      edge.origin.respond(path, { bodyBytes: size, chunked });
+      const first = await edge.fetch(path);
+      expect(cacheStatus(first)).toBe("MISS");
+      expect(first.text).toBe(bodyOf(size));
+      if (stored) {
+        const hit = await poll(() => edge.fetch(path), (r) => cacheStatus(r) === "HIT", { timeoutMs: 5_000, intervalMs: 50 });
+        expect(hit.text).toBe(bodyOf(size));
+        expect(edge.origin.hits(path)).toBe(1);
+      } else {
+        // Given time to be stored (it is done in the background), it was not.
+        await sleep(300);
+        const again = await edge.fetch(path);
+        expect(cacheStatus(again)).toBe("MISS");
+        expect(again.text).toBe(bodyOf(size));
+        expect(edge.origin.hits(path)).toBe(2);
+      }
+    });
+  }
+
   /** The isolate's wasm linear memory, as the health endpoint reports it. */
   const wasmMemory = async () => {
     const res = await edge.fetch("/__tidegate/health", { headers: { authorization: `Bearer ${edge.adminKey}` } });

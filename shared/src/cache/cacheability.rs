@@ -7,7 +7,7 @@
 use super::cache_control::CacheControl;
 use super::key::KeyError;
 use super::rule::{CacheRule, CacheScope};
-use super::{has_header, header_values, Headers};
+use super::{first_header, has_header, header_values, Headers};
 
 /// Longest header name kept in [`BypassReason::VaryUnlisted`].
 const MAX_REASON_NAME_LEN: usize = 64;
@@ -65,6 +65,13 @@ pub enum BypassReason {
     /// allow sharing with `public` or `s-maxage` (RFC 9111 §3.5).
     #[error("response to an authenticated request is not marked public or s-maxage")]
     AuthenticatedNotPublic,
+    /// The body is larger than the rule's `max_body_bytes`.
+    #[error("response body is larger than the cache rule's max_body_bytes")]
+    BodyTooLarge,
+    /// Fewer (or more) bytes arrived than `Content-Length` announced: the
+    /// origin broke off, and a truncated body must never be served to all.
+    #[error("response body does not match its Content-Length")]
+    BodyIncomplete,
 }
 
 impl BypassReason {
@@ -87,6 +94,8 @@ impl BypassReason {
             Self::ResponseNoCache => "response-no-cache",
             Self::ResponsePrivate => "response-private",
             Self::AuthenticatedNotPublic => "authenticated-not-public",
+            Self::BodyTooLarge => "body-too-large",
+            Self::BodyIncomplete => "body-incomplete",
         }
     }
 }
@@ -189,6 +198,9 @@ fn response_bypass(
     if status == 206 {
         return Some(BypassReason::PartialContent);
     }
+    if announced_length(headers).is_some_and(|n| n > rule.max_body_bytes) {
+        return Some(BypassReason::BodyTooLarge);
+    }
     if !rule.statuses.contains(&status) {
         return Some(BypassReason::StatusNotCacheable(status));
     }
@@ -240,6 +252,38 @@ fn vary_bypass(rule: &CacheRule, headers: &Headers) -> Option<BypassReason> {
     None
 }
 
+/// The body length `Content-Length` announces, when it is the length of
+/// the body the gateway reads: not for an encoded body (the runtime decodes
+/// gzip and br, so the announced length is not what arrives), nor when the
+/// header is absent or not a number.
+pub fn announced_length(headers: &Headers) -> Option<u64> {
+    let encoded = first_header(headers, "content-encoding")
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    if encoded {
+        return None;
+    }
+    first_header(headers, "content-length").and_then(|v| v.trim().parse().ok())
+}
+
+/// How many body bytes to read, at most, before storing a response that
+/// [`check_response`] allowed: one more than the rule allows, so a body
+/// over the limit is recognised without reading it all.
+pub fn body_read_limit(rule: &CacheRule) -> u64 {
+    rule.max_body_bytes.saturating_add(1)
+}
+
+/// Whether a body of `received` bytes, read whole (or up to
+/// [`body_read_limit`]), may be stored for a response with `headers`.
+pub fn check_body(rule: &CacheRule, headers: &Headers, received: u64) -> Result<(), BypassReason> {
+    if received > rule.max_body_bytes {
+        return Err(BypassReason::BodyTooLarge);
+    }
+    match announced_length(headers) {
+        Some(n) if n != received => Err(BypassReason::BodyIncomplete),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +308,69 @@ mod tests {
         store: true,
         authenticated: false,
     };
+
+    #[test]
+    fn a_body_over_the_limit_is_not_stored() {
+        let small = rule().with_max_body_bytes(100);
+        let announced = |n: &str| hdrs(&[("content-length", n)]);
+        assert_eq!(
+            check_response(&small, &PLAN, 200, &announced("101")),
+            ResponseVerdict::Bypass(BypassReason::BodyTooLarge)
+        );
+        assert_eq!(
+            check_response(&small, &PLAN, 200, &announced("100")),
+            ResponseVerdict::Store
+        );
+        // Encoded: the announced length is not what is read, so only the read decides.
+        let gzip = hdrs(&[("content-length", "101"), ("content-encoding", "gzip")]);
+        assert_eq!(
+            check_response(&small, &PLAN, 200, &gzip),
+            ResponseVerdict::Store
+        );
+        assert_eq!(check_body(&small, &gzip, 100), Ok(()));
+        assert_eq!(
+            check_body(&small, &gzip, 101),
+            Err(BypassReason::BodyTooLarge)
+        );
+        assert_eq!(body_read_limit(&small), 101);
+        assert_eq!(
+            body_read_limit(&rule().with_max_body_bytes(u64::MAX)),
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn a_body_that_does_not_match_its_length_is_not_stored() {
+        let r = rule();
+        let announced = hdrs(&[("content-length", "10")]);
+        assert_eq!(check_body(&r, &announced, 10), Ok(()));
+        assert_eq!(
+            check_body(&r, &announced, 9),
+            Err(BypassReason::BodyIncomplete)
+        );
+        assert_eq!(
+            check_body(&r, &announced, 11),
+            Err(BypassReason::BodyIncomplete)
+        );
+        // No length, or one that is not a number: only the limit applies.
+        assert_eq!(check_body(&r, &[], 10), Ok(()));
+        assert_eq!(
+            check_body(&r, &hdrs(&[("content-length", "ten")]), 10),
+            Ok(())
+        );
+        assert_eq!(
+            check_body(
+                &r,
+                &hdrs(&[("content-encoding", "identity"), ("content-length", "3")]),
+                2
+            ),
+            Err(BypassReason::BodyIncomplete)
+        );
+        assert_eq!(
+            announced_length(&hdrs(&[("content-length", " 42 ")])),
+            Some(42)
+        );
+    }
 
     fn plan(verdict: RequestVerdict) -> RequestPlan {
         match verdict {

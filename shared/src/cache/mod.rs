@@ -22,7 +22,8 @@ pub mod serve;
 
 pub use cache_control::CacheControl;
 pub use cacheability::{
-    check_request, check_response, BypassReason, RequestPlan, RequestVerdict, ResponseVerdict,
+    announced_length, body_read_limit, check_body, check_request, check_response, BypassReason,
+    RequestPlan, RequestVerdict, ResponseVerdict,
 };
 pub use freshness::{freshness, storage_lifetime, CacheStatus, Freshness, FreshnessCheck};
 pub use key::{cache_key, origin_query, CacheKey, KeyError, RequestParts};

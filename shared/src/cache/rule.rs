@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 /// content; no 405/414/501: a route-level error is better not pinned).
 pub const DEFAULT_STATUSES: [u16; 7] = [200, 203, 204, 300, 301, 404, 410];
 
+/// Largest body stored by default: 8 MiB. A body is held whole in the
+/// isolate's memory (128 MB, shared by every request it serves) while it is
+/// checked and stored, so a few concurrent large misses must fit in it.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The most `max_body_bytes` may be: half the isolate's memory.
+pub const MAX_BODY_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// Who may share a cached entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +52,9 @@ pub struct CacheRule {
     pub scope: CacheScope,
     /// Response statuses that may be stored.
     pub statuses: Vec<u16>,
+    /// Largest response body stored, in bytes; larger ones are served and
+    /// not stored.
+    pub max_body_bytes: u64,
 }
 
 impl CacheRule {
@@ -58,6 +69,7 @@ impl CacheRule {
             vary_query: None,
             scope: CacheScope::Shared,
             statuses: DEFAULT_STATUSES.to_vec(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 
@@ -105,6 +117,12 @@ impl CacheRule {
     /// The same rule storing only these statuses.
     pub fn with_statuses(mut self, statuses: impl Into<Vec<u16>>) -> Self {
         self.statuses = statuses.into();
+        self
+    }
+
+    /// The same rule storing bodies of at most `bytes`.
+    pub fn with_max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = bytes;
         self
     }
 

@@ -333,6 +333,11 @@ pub struct CacheSection {
     /// Response statuses that may be stored. Default 200, 203, 204, 300, 301, 404, 410.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statuses: Option<Vec<u16>>,
+    /// Largest response body stored, in bytes (1 to 67108864); larger responses are served
+    /// and not stored. Default 8388608 (8 MiB): a body is held whole in the isolate's memory
+    /// while it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
 }
 
 /// `[rollback]`: what the rollback Lambda manages.

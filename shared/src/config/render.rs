@@ -130,6 +130,7 @@ fn route(r: &Route) -> RouteSection {
                 CacheScope::Private => CacheScopeName::Private,
             }),
             statuses: Some(c.statuses.clone()),
+            max_body_bytes: Some(c.max_body_bytes),
         }),
     }
 }

@@ -16,6 +16,8 @@ export interface Behaviour {
   delayMs?: number;
   /** Answer with a text body of this many bytes (see `bodyOf`) instead of the JSON echo. */
   bodyBytes?: number;
+  /** Send the body in two writes without `Content-Length` (`Transfer-Encoding: chunked`). */
+  chunked?: boolean;
 }
 
 /** The body a `bodyBytes` behaviour sends: `size` bytes of a repeating, position-dependent pattern. */
@@ -165,7 +167,15 @@ export class Origin {
         res.setHeader("content-type", sized ? "text/plain" : "application/json");
         for (const [name, value] of Object.entries(behaviour.headers ?? {})) res.setHeader(name, value);
         const body = sized ? bodyOf(behaviour.bodyBytes ?? 0) : JSON.stringify(echo);
-        res.end(req.method === "HEAD" ? undefined : body);
+        if (req.method === "HEAD") {
+          res.end();
+        } else if (behaviour.chunked) {
+          const half = Math.floor(body.length / 2);
+          res.write(body.slice(0, half));
+          res.end(body.slice(half));
+        } else {
+          res.end(body);
+        }
       };
       const delay = Math.min(behaviour.delayMs ?? 0, MAX_DELAY_MS);
       if (delay <= 0) {

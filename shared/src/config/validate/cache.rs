@@ -92,6 +92,20 @@ pub(super) fn cache(
             }
         })),
     };
+    let max_body_bytes = match s.max_body_bytes {
+        None => Some(crate::cache::rule::DEFAULT_MAX_BODY_BYTES),
+        Some(n) if (1..=crate::cache::rule::MAX_BODY_BYTES_LIMIT).contains(&n) => Some(n),
+        Some(n) => {
+            c.push(
+                join(path, "max_body_bytes"),
+                Kind::OutOfRange {
+                    value: n.to_string(),
+                    expected: "from 1 to 67108864 (64 MiB, half the isolate's memory)",
+                },
+            );
+            None
+        }
+    };
     let rule = CacheRule {
         ttl: ttl?,
         stale_while_revalidate: swr?,
@@ -100,6 +114,7 @@ pub(super) fn cache(
         vary_query: s.vary_query.clone(),
         scope,
         statuses: statuses?,
+        max_body_bytes: max_body_bytes?,
     };
     ok.then_some(rule)
 }
