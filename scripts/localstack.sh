@@ -14,6 +14,7 @@
 #   TIDEGATE_LOCALSTACK_PORT      port on 127.0.0.1 (default 4566)
 #   TIDEGATE_LOCALSTACK_SERVICES  services to enable (default below)
 #   TIDEGATE_LOCALSTACK_TIMEOUT   seconds to wait for health (default 90)
+#   TIDEGATE_LOCALSTACK_STOP_TIMEOUT  seconds a stop waits before SIGKILL (default 20)
 set -euo pipefail
 
 TG_TAG=localstack
@@ -109,14 +110,15 @@ cmd_stop() {
         say "not running"
         return
     fi
+    local grace=${TIDEGATE_LOCALSTACK_STOP_TIMEOUT:-20}
     pid=$(cat "$PID_FILE")
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 $((grace * 5))); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.2
     done
     if kill -0 "$pid" 2>/dev/null; then
-        warn "pid $pid did not stop in 20s; killing it"
+        warn "pid $pid did not stop in ${grace}s; killing it"
         kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$PID_FILE" "$PORT_FILE"

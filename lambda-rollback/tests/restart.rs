@@ -67,6 +67,9 @@ impl OwnLocalStack {
             .arg(command)
             .env("TIDEGATE_LOCALSTACK_DIR", &self.dir)
             .env("TIDEGATE_LOCALSTACK_PORT", self.port.to_string())
+            // Its shutdown sometimes waits out the whole grace period (with
+            // the SDK's pooled connections open); its state is throwaway.
+            .env("TIDEGATE_LOCALSTACK_STOP_TIMEOUT", "3")
             .status()
             .unwrap();
         assert!(
