@@ -25,8 +25,11 @@ use tidegate_policy::cache::{
     RequestPlan, RequestVerdict, ResponseVerdict, ServeDecision,
 };
 use url::Url;
-use worker::wasm_bindgen::JsValue;
-use worker::{Cache, Context, Response};
+use worker::js_sys;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::ext::CacheStorageExt;
+use worker::{web_sys, Cache, Context, Response};
 
 use crate::error::EdgeError;
 use crate::log::LogLine;
@@ -232,7 +235,7 @@ fn keep(
                 let Some(entry) = complete_entry(copy, code, &rule, &headers, &stored).await else {
                     return;
                 };
-                if Cache::default().put(key.as_str(), entry).await.is_ok() {
+                if store(&key, &entry).await {
                     crate::purge::index_add(&route, &key, lifetime).await;
                 }
             });
@@ -253,7 +256,7 @@ async fn complete_entry(
     rule: &CacheRule,
     origin_headers: &HeaderList,
     stored_headers: &HeaderList,
-) -> Option<Response> {
+) -> Option<web_sys::Response> {
     let limit = body_read_limit(rule);
     let body = match announced_length(origin_headers) {
         Some(_) => Some(crate::body::buffer(resp).await.ok()?),
@@ -262,6 +265,19 @@ async fn complete_entry(
     let received = body.as_ref().map_or(limit, |b| u64::from(b.byte_length()));
     check_body(rule, origin_headers, received).ok()?;
     crate::response::from_buffer(&body?, code, stored_headers)
+}
+
+/// Stores `entry` under `key` in this data center's cache; whether it was
+/// stored. The entry goes in as it is, its body a buffer of known length
+/// (`Cache::put` would take it through a `worker::Response`, as a stream).
+async fn store(key: &str, entry: &web_sys::Response) -> bool {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let Ok(caches) = global.caches() else {
+        return false;
+    };
+    JsFuture::from(caches.default().put_with_str(key, entry))
+        .await
+        .is_ok()
 }
 
 /// Refreshes a stale entry (stale-while-revalidate), in `ctx.wait_until`.
@@ -287,7 +303,7 @@ async fn revalidate(
                     REVALIDATING.with(|r| r.borrow_mut().remove(&key));
                     return;
                 };
-                if Cache::default().put(key.as_str(), entry).await.is_ok() {
+                if store(&key, &entry).await {
                     crate::purge::index_add(route, &key, storage_lifetime(&rule)).await;
                 }
             }

@@ -125,21 +125,20 @@ pub fn with_header(resp: Response, name: &str, value: &str) -> Response {
     }
 }
 
-/// A response of `status` with exactly `headers` and `body`, which stays a
-/// JS buffer (see [`crate::body::buffer`]); `None` if the runtime refuses
-/// the status.
+/// A JS response of `status` with exactly `headers` and `body`, which stays
+/// a JS buffer (see [`crate::body::buffer`]): kept as the platform's type,
+/// since wrapping it in a `worker::Response` would turn the buffer into a
+/// stream. `None` if the runtime refuses the status.
 pub fn from_buffer(
     body: &ArrayBuffer,
     status: u16,
     headers: &[(String, String)],
-) -> Option<Response> {
+) -> Option<web_sys::Response> {
     let init = web_sys::ResponseInit::new();
     init.set_status(status);
     init.set_headers(&headers_from(headers).0);
     let body = (!null_body_status(status)).then_some(body);
-    web_sys::Response::new_with_opt_buffer_source_and_init(body.map(AsRef::as_ref), &init)
-        .ok()
-        .map(Response::from)
+    web_sys::Response::new_with_opt_buffer_source_and_init(body.map(AsRef::as_ref), &init).ok()
 }
 
 /// Statuses whose responses cannot carry a body (Fetch standard).
