@@ -172,6 +172,10 @@ pub enum RemoveReason {
     /// Settings left behind with no effect (0 % traffic, or the stage's own
     /// deployment, as AWS's promote leaves them): cleaned up.
     Leftover,
+    /// Settings Tidegate itself set to 0 % while promoting, whose removal did
+    /// not land: cleaned up at once, even while paused or alarming (leftover
+    /// canary settings make AWS refuse plain deployments).
+    PromotionLeftover,
 }
 
 /// Why a stage is rolled back.
@@ -266,8 +270,45 @@ pub enum Hold {
         /// Their names.
         alarms: Vec<String>,
     },
-    /// The canary's metrics can't be read: progression halts.
+    /// The canary's metrics can't be read, or the read was not complete:
+    /// progression halts.
     MetricsUnreadable,
+    /// No canary metric exists with the dimensions Tidegate looks for
+    /// (`ListMetrics`): never read as zero; progression halts.
+    CanaryMetricsMissing {
+        /// The `ApiName` dimension looked for.
+        api_name: String,
+        /// The `Stage` dimension looked for.
+        stage_dimension: String,
+    },
+    /// Watched alarms in `INSUFFICIENT_DATA`: no evidence of health, so no
+    /// progression and no known-good (never a rollback either).
+    NoEvidence {
+        /// Their names.
+        alarms: Vec<String>,
+    },
+    /// Watched alarms in ALARM whose actions are suppressed or muted: they
+    /// trigger nothing, and halt progression.
+    AlarmsSuppressed {
+        /// Their names.
+        alarms: Vec<String>,
+    },
+    /// `bake_time` is shorter than a watched alarm needs to fire: a
+    /// configuration error; progression and known-good halt until fixed.
+    BakeTimeTooShort {
+        /// The alarm.
+        alarm: String,
+        /// The configured bake time, ms.
+        bake_ms: u64,
+        /// Its period × evaluation periods, ms.
+        needed_ms: u64,
+    },
+    /// Whether the deployment to move to exists could not be checked
+    /// (`GetDeployment` failed): unknown, not missing; retried next time.
+    DeploymentUnverified {
+        /// Its id.
+        deployment: String,
+    },
     /// Too few canary requests to judge its error rate yet.
     NotEnoughRequests {
         /// Requests in the window.
@@ -305,6 +346,9 @@ impl Hold {
                 | Self::AlarmsUnreadable { .. }
                 | Self::StillAlarming { .. }
                 | Self::MetricsUnreadable
+                | Self::CanaryMetricsMissing { .. }
+                | Self::BakeTimeTooShort { .. }
+                | Self::DeploymentUnverified { .. }
         )
     }
 }
@@ -390,6 +434,9 @@ impl fmt::Display for RemoveReason {
             ),
             Self::Manual { reason } => write!(f, "operator: {reason}"),
             Self::Leftover => f.write_str("leftover canary settings with no effect"),
+            Self::PromotionLeftover => {
+                f.write_str("canary settings left at 0 % by Tidegate's promotion")
+            }
         }
     }
 }
@@ -448,6 +495,44 @@ impl fmt::Display for Hold {
                 alarms.join(", ")
             ),
             Self::MetricsUnreadable => f.write_str("canary metrics unreadable, progression halted"),
+            Self::CanaryMetricsMissing {
+                api_name,
+                stage_dimension,
+            } => write!(
+                f,
+                "no AWS/ApiGateway metric with ApiName={api_name} and Stage={stage_dimension}, \
+                 progression halted: check that the canary has had traffic, or set \
+                 `metric_api_name` / `canary_stage_dimension` in [[rollback.stages]] to the \
+                 dimensions your canary's metrics use"
+            ),
+            Self::NoEvidence { alarms } => write!(
+                f,
+                "no evidence of health (INSUFFICIENT_DATA): {}",
+                alarms.join(", ")
+            ),
+            Self::AlarmsSuppressed { alarms } => write!(
+                f,
+                "in ALARM with actions suppressed or muted (no action taken, progression halted): {}",
+                alarms.join(", ")
+            ),
+            Self::BakeTimeTooShort {
+                alarm,
+                bake_ms,
+                needed_ms,
+            } => write!(
+                f,
+                "`bake_time` ({}s) is shorter than alarm {alarm}'s period × evaluation periods \
+                 ({}s), so a deployment would be recorded as good before the alarm could fire: \
+                 set `bake_time` in [[rollback.stages]] to at least {}s (plus API Gateway's \
+                 1–2 minutes of metric delay); progression and known-good are halted",
+                bake_ms.div_ceil(1000),
+                needed_ms.div_ceil(1000),
+                needed_ms.div_ceil(1000)
+            ),
+            Self::DeploymentUnverified { deployment } => write!(
+                f,
+                "could not check that deployment {deployment} exists (GetDeployment failed); retried next time"
+            ),
             Self::NotEnoughRequests { count, min } => {
                 write!(f, "canary has {count} requests, needs {min} to be judged")
             }

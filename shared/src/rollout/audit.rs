@@ -21,6 +21,9 @@ pub struct AuditRecord {
     pub stage: String,
     /// What asked for the decision.
     pub trigger: Trigger,
+    /// Who: the operator's identity for commands, `tidegate` otherwise.
+    #[serde(default)]
+    pub actor: String,
     /// What was decided.
     pub action: Action,
     /// One line for people.

@@ -371,12 +371,40 @@ fn parse_alarm_detail(
             new_state,
             previous_state,
             timestamp_ms,
+            suppressed: is_suppressed(detail),
         },
         source,
         kind,
         reason,
         alarm_arn,
     })
+}
+
+/// Whether the alarm's actions are suppressed or muted, as the event says:
+/// `state.actionsSuppressedBy` (composite alarms with suppression:
+/// `WaitPeriod`, `ExtensionPeriod` or `Alarm`), or mute details (alarm mute
+/// rules) under a `mute…`/`muted…` key of the detail or its state. Such an
+/// alarm must not trigger automation.
+fn is_suppressed(detail: &Value) -> bool {
+    let present = |v: &Value| match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Bool(true) | Value::Number(_) => true,
+    };
+    let muted = |o: &serde_json::Map<String, Value>| {
+        o.iter().any(|(k, v)| {
+            let k = k.to_ascii_lowercase();
+            (k.starts_with("mute") || k.starts_with("muted")) && present(v)
+        })
+    };
+    let state = detail.get("state");
+    state
+        .and_then(|s| s.get("actionsSuppressedBy"))
+        .is_some_and(present)
+        || detail.as_object().is_some_and(muted)
+        || state.and_then(Value::as_object).is_some_and(muted)
 }
 
 fn cut_reason(s: &str) -> String {
@@ -458,6 +486,7 @@ fn parse_sns_record(record: &Value) -> Result<AlarmEvent, EventError> {
             new_state,
             previous_state,
             timestamp_ms,
+            suppressed: false,
         },
         source: AlarmSource::Sns,
         kind,

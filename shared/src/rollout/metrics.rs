@@ -1,10 +1,13 @@
-//! The canary's `GetMetricData` query, built purely so the window, period
-//! and dimensions are tested here and the adapter only translates it.
+//! The canary's `GetMetricData` query, built purely so the window, period,
+//! statistics and dimensions are tested here and the adapter only
+//! translates it.
 //!
 //! API Gateway publishes canary metrics in `AWS/ApiGateway` with the
 //! dimensions `ApiName` and `Stage` = `<stage>/Canary` (configurable as
 //! `canary_stage_dimension`, since that spelling is AWS's convention, not a
-//! contract).
+//! documented contract: the adapter checks with `ListMetrics` that it
+//! exists). Every canary of a stage shares that dimension in turn, so the
+//! window never starts before the current canary did.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,48 +15,88 @@ use crate::config::ManagedStage;
 
 /// CloudWatch namespace of API Gateway's metrics.
 pub const NAMESPACE: &str = "AWS/ApiGateway";
-/// Metric counting 5XX answers.
+/// Metric counting 5XX answers (1 per 5XX, 0 otherwise: its `Sum` is the
+/// number of errors).
 pub const ERRORS_METRIC: &str = "5XXError";
+/// Statistic read for [`ERRORS_METRIC`].
+pub const ERRORS_STAT: &str = "Sum";
 /// Metric counting requests.
 pub const COUNT_METRIC: &str = "Count";
+/// Statistic read for [`COUNT_METRIC`]: its documented statistic.
+pub const COUNT_STAT: &str = "SampleCount";
 /// Shortest period API Gateway's (standard-resolution) metrics support.
 pub const MIN_PERIOD_SECS: u64 = 60;
 
-/// One `GetMetricData` request: `Sum` of [`ERRORS_METRIC`] and
-/// [`COUNT_METRIC`] over `[start_ms, end_ms)` in one period.
+/// One `GetMetricData` request: [`ERRORS_STAT`] of [`ERRORS_METRIC`] and
+/// [`COUNT_STAT`] of [`COUNT_METRIC`] over `[start_ms, end_ms)` in one
+/// period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CanaryMetricQuery {
     /// `ApiName` dimension.
     pub api_name: String,
     /// `Stage` dimension (the canary's).
     pub stage_dimension: String,
-    /// Window start, ms since the epoch.
+    /// Window start, ms since the epoch, on a whole minute.
     pub start_ms: u64,
     /// Window end (now), ms since the epoch.
     pub end_ms: u64,
-    /// Period in seconds: the window rounded down to whole minutes, at least
-    /// [`MIN_PERIOD_SECS`].
+    /// Period in seconds: the window rounded up to whole minutes, at least
+    /// [`MIN_PERIOD_SECS`], so the window is one datapoint.
     pub period_secs: u64,
 }
 
+impl CanaryMetricQuery {
+    /// Whether the window holds no whole minute since the canary started:
+    /// nothing to read yet (the canary has no requests to judge).
+    pub fn is_empty(&self) -> bool {
+        self.start_ms >= self.end_ms
+    }
+}
+
+/// The `ApiName` dimension API Gateway publishes for a REST API named
+/// `name`: it strips non-ASCII characters.
+pub fn api_name_dimension(name: &str) -> String {
+    name.chars().filter(char::is_ascii).collect()
+}
+
 /// The query for `stage`'s canary at `now_ms`; `api_name` is the REST API's
-/// name as read (used unless `metric_api_name` is configured). `None` when
-/// no `ApiName` is known: the metrics are then unreadable.
+/// name as read (used, sanitised, unless `metric_api_name` is configured),
+/// `canary_since_ms` when the current canary was first seen. `None` when no
+/// `ApiName` is known: the metrics are then unreadable.
+///
+/// The window is the configured `metric_window`, but starts no earlier
+/// than the first whole minute after the canary appeared: CloudWatch
+/// rounds a start down to the minute, and an earlier canary's errors in the
+/// same minute must not count against this one.
 pub fn canary_query(
     stage: &ManagedStage,
     api_name: Option<&str>,
+    canary_since_ms: u64,
     now_ms: u64,
 ) -> Option<CanaryMetricQuery> {
-    let api_name = stage.metric_api_name.as_deref().or(api_name)?;
-    let period_secs =
-        (stage.metric_window.as_secs() / MIN_PERIOD_SECS * MIN_PERIOD_SECS).max(MIN_PERIOD_SECS);
+    let api_name = match stage.metric_api_name.as_deref() {
+        Some(configured) => configured.to_owned(),
+        None => api_name_dimension(api_name?),
+    };
+    const MINUTE_MS: u64 = MIN_PERIOD_SECS * 1000;
+    let window_start = now_ms.saturating_sub(millis(stage.metric_window));
+    let canary_minute = canary_since_ms
+        .div_ceil(MINUTE_MS)
+        .saturating_mul(MINUTE_MS);
+    let start_ms = window_start.max(canary_minute);
+    let span_secs = now_ms.saturating_sub(start_ms).div_ceil(1000);
+    let period_secs = span_secs.div_ceil(MIN_PERIOD_SECS).max(1) * MIN_PERIOD_SECS;
     Some(CanaryMetricQuery {
-        api_name: api_name.to_owned(),
+        api_name,
         stage_dimension: stage.canary_stage_dimension_value(),
-        start_ms: now_ms.saturating_sub(period_secs.saturating_mul(1000)),
+        start_ms,
         end_ms: now_ms,
         period_secs,
     })
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -82,28 +125,49 @@ mod tests {
 
     #[test]
     fn window_dimensions_and_period() {
-        let q = canary_query(&stage(300, None), Some("orders-api"), 1_000_000).unwrap();
+        let q = canary_query(&stage(300, None), Some("orders-api"), 0, 1_000_000).unwrap();
         assert_eq!(q.api_name, "orders-api");
         assert_eq!(q.stage_dimension, "prod/Canary");
         assert_eq!(q.period_secs, 300);
         assert_eq!((q.start_ms, q.end_ms), (700_000, 1_000_000));
-        // Short or ragged windows become whole minutes, at least one.
-        assert_eq!(
-            canary_query(&stage(10, None), Some("a"), 0)
-                .unwrap()
-                .period_secs,
-            60
-        );
-        assert_eq!(
-            canary_query(&stage(150, None), Some("a"), 0)
-                .unwrap()
-                .period_secs,
-            120
-        );
+        // Short windows are one whole minute at least.
+        let q = canary_query(&stage(10, None), Some("a"), 0, 600_000).unwrap();
+        assert_eq!((q.start_ms, q.period_secs), (590_000, 60));
+        let q = canary_query(&stage(150, None), Some("a"), 0, 600_000).unwrap();
+        assert_eq!(q.period_secs, 180);
         // Configured ApiName wins; none known means no query.
-        let q = canary_query(&stage(60, Some("orders")), Some("x"), 5).unwrap();
+        let q = canary_query(&stage(60, Some("orders")), Some("x"), 0, 5).unwrap();
         assert_eq!(q.api_name, "orders");
         assert_eq!(q.start_ms, 0);
-        assert_eq!(canary_query(&stage(60, None), None, 5), None);
+        assert_eq!(canary_query(&stage(60, None), None, 0, 5), None);
+    }
+
+    #[test]
+    fn the_window_starts_no_earlier_than_the_canary() {
+        // A canary first seen at 10:00:30 is judged from 10:01:00 on, even
+        // with a five-minute window: the earlier canary's errors at 10:00
+        // share its dimension.
+        let ten = 36_000_000;
+        let q = canary_query(&stage(300, None), Some("a"), ten + 30_000, ten + 240_000).unwrap();
+        assert_eq!(q.start_ms, ten + 60_000);
+        assert_eq!(q.period_secs, 180);
+        assert!(!q.is_empty());
+        // Before its first whole minute there is nothing to read.
+        let q = canary_query(&stage(300, None), Some("a"), ten + 30_000, ten + 50_000).unwrap();
+        assert!(q.is_empty());
+        // A canary older than the window: the window as configured.
+        let q = canary_query(&stage(300, None), Some("a"), 0, ten).unwrap();
+        assert_eq!(q.start_ms, ten - 300_000);
+    }
+
+    #[test]
+    fn api_name_is_sanitised_as_api_gateway_does() {
+        assert_eq!(api_name_dimension("orders-api"), "orders-api");
+        assert_eq!(
+            api_name_dimension("bestellungen-ü-api ✓"),
+            "bestellungen--api "
+        );
+        let q = canary_query(&stage(60, None), Some("Zähler"), 0, 120_000).unwrap();
+        assert_eq!(q.api_name, "Zhler");
     }
 }

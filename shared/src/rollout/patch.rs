@@ -1,35 +1,37 @@
-//! The exact `UpdateStage` requests a decision turns into, and what the stage
-//! must still look like before each is sent.
+//! The exact `UpdateStage` requests a decision turns into, what the stage
+//! must still look like before each is sent, and what it looks like after.
 //!
-//! API Gateway has no conditional update, so the adapter re-reads the stage
-//! (`GetStage`) right before each [`PatchStep`] and sends it only if
-//! [`Expectation::check`] passes; on a mismatch it stops, re-reads and asks
-//! for a new decision (the old one was based on a stage that no longer
-//! exists). The expectation includes the `tidegate_*` bookkeeping, which
-//! every action rewrites in the same request, so of two invocations racing
-//! on one stage the second sees the first's write and backs off. The window
-//! left is the few milliseconds between the re-read and the patch.
+//! API Gateway has no conditional update. The adapter therefore serialises
+//! its writers (one lease per stage, see the Lambda's store) and still
+//! re-reads the stage (`GetStage`) right before each [`PatchStep`], sending
+//! it only if [`Expectation::check`] passes: a deploy by the user's
+//! pipeline or an operator in the console between the read and the write
+//! makes the decision stale, and it is made again on the new stage.
 //!
-//! Two-step plans, each step one atomic request:
+//! Plans:
+//! - **Remove canary**: one request, `remove /canarySettings`. Removing the
+//!   settings stops canary traffic by itself, so there is no intermediate
+//!   0 % state for another writer to step from, nor leftover settings to
+//!   block the user's next deployment.
 //! - **Promote** (AWS's definition): `percentTraffic := 0`, copy the
 //!   canary's stage-variable overrides to the stage, copy the canary's
 //!   deployment id to the stage; then `remove /canarySettings` (promote does
-//!   not remove them).
-//! - **Remove canary**: `percentTraffic := 0` (traffic stops, with the
-//!   bookkeeping), then `remove /canarySettings`.
+//!   not remove them). If the second request does not land, the record
+//!   remembers the 0 % canary Tidegate made and the next decision removes it
+//!   whatever else is going on.
 //! - **Roll back over leftover canary settings**: `remove /canarySettings`,
 //!   then `replace /deploymentId` (a stage with canary settings cannot move
 //!   to another deployment).
 //!
-//! If a second step fails, the stage is left with inert canary settings
-//! (0 %, or the stage's own deployment), which the next decision cleans up.
-
-use std::collections::BTreeMap;
+//! Each step also says what the stage looks like once it landed
+//! ([`PatchStep::after`]): when a request fails after an attempt whose
+//! answer was lost (the SDK retried, and the retry found nothing to do),
+//! the adapter re-reads the stage and, if it already looks like that,
+//! counts the step as done.
 
 use serde::{Deserialize, Serialize};
 
 use super::action::Action;
-use super::bookkeeping::{self, Bookkeeping};
 use super::state::StageSnapshot;
 
 /// A JSON-Patch-style operation, as `UpdateStage`'s `patchOperations` take.
@@ -51,7 +53,7 @@ pub struct PatchOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PatchOpKind {
-    /// Set a value (creates a stage variable if absent).
+    /// Set a value.
     Replace,
     /// Delete a value.
     Remove,
@@ -91,13 +93,15 @@ impl PatchOp {
     }
 }
 
-/// One `UpdateStage` request and its precondition.
+/// One `UpdateStage` request, its precondition and its result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatchStep {
     /// What the stage must look like just before sending.
     pub expect: Expectation,
     /// The operations, in order.
     pub ops: Vec<PatchOp>,
+    /// What the stage looks like once the request landed.
+    pub after: Expectation,
 }
 
 /// The parts of a stage a decision relied on.
@@ -107,8 +111,6 @@ pub struct Expectation {
     pub deployment_id: String,
     /// Its canary settings, if any.
     pub canary: Option<ExpectedCanary>,
-    /// Every `tidegate_*` variable, as read.
-    pub bookkeeping: BTreeMap<String, String>,
 }
 
 /// Expected canary settings.
@@ -139,18 +141,6 @@ pub enum Drift {
         /// Found, described.
         found: String,
     },
-    /// Another invocation updated the bookkeeping.
-    #[error("tidegate bookkeeping changed since it was read")]
-    Bookkeeping,
-}
-
-/// The `tidegate_*` variables of a variable map.
-pub fn bookkeeping_variables(variables: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    variables
-        .iter()
-        .filter(|(k, _)| k.starts_with(bookkeeping::PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 impl Expectation {
@@ -162,7 +152,6 @@ impl Expectation {
                 deployment_id: c.deployment_id.clone(),
                 percent_traffic: c.percent_traffic,
             }),
-            bookkeeping: bookkeeping_variables(&snapshot.variables),
         }
     }
 
@@ -181,10 +170,14 @@ impl Expectation {
                 found: describe(found.canary.as_ref()),
             });
         }
-        if found.bookkeeping != self.bookkeeping {
-            return Err(Drift::Bookkeeping);
-        }
         Ok(())
+    }
+
+    fn with_canary(&self, canary: Option<ExpectedCanary>) -> Self {
+        Self {
+            deployment_id: self.deployment_id.clone(),
+            canary,
+        }
     }
 }
 
@@ -204,109 +197,56 @@ pub fn percent_value(p: f64) -> String {
     }
 }
 
-/// Operations that turn the bookkeeping variables `old` into `new`: replace
-/// what changed, remove what this version writes and `new` no longer has.
-/// Unknown `tidegate_*` variables are left alone.
-pub fn bookkeeping_ops(old: &BTreeMap<String, String>, new: &Bookkeeping) -> Vec<PatchOp> {
-    let encoded = new.encode();
-    let mut ops: Vec<PatchOp> = encoded
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
-        .map(|(k, v)| PatchOp::replace(format!("/variables/{k}"), v.clone()))
-        .collect();
-    ops.extend(
-        bookkeeping::VARIABLES
-            .iter()
-            .filter(|k| old.contains_key(**k) && !encoded.contains_key(**k))
-            .map(|k| PatchOp::remove(format!("/variables/{k}"))),
-    );
-    ops
-}
-
 const PERCENT: &str = "/canarySettings/percentTraffic";
 const CANARY: &str = "/canarySettings";
 
-/// The requests that carry out `action` on the stage read as `snapshot`,
-/// writing `book` with the first of them. Empty when nothing changes.
-pub fn plan(action: &Action, snapshot: &StageSnapshot, book: &Bookkeeping) -> Vec<PatchStep> {
+/// The requests that carry out `action` on the stage read as `snapshot`.
+/// Empty when nothing changes on the stage.
+pub fn plan(action: &Action, snapshot: &StageSnapshot) -> Vec<PatchStep> {
     let start = Expectation::of(snapshot);
-    let book_ops = bookkeeping_ops(&start.bookkeeping, book);
-    let with_book = |mut ops: Vec<PatchOp>| {
-        ops.extend(book_ops.iter().cloned());
-        ops
-    };
-    // After the first step: same stage, canary as given, new bookkeeping.
-    let after = |deployment_id: &str, canary: Option<ExpectedCanary>| Expectation {
-        deployment_id: deployment_id.to_owned(),
-        canary,
-        bookkeeping: book.encode(),
+    let step = |expect: &Expectation, ops: Vec<PatchOp>, after: Expectation| PatchStep {
+        expect: expect.clone(),
+        ops,
+        after,
     };
     match action {
-        Action::RemoveCanary { deployment_id, .. } => {
-            let at_zero = snapshot
-                .canary
-                .as_ref()
-                .is_some_and(|c| c.percent_traffic == 0.0);
-            if at_zero {
-                vec![PatchStep {
-                    ops: with_book(vec![PatchOp::remove(CANARY)]),
-                    expect: start,
-                }]
-            } else {
-                let second = after(
-                    &snapshot.deployment_id,
-                    Some(ExpectedCanary {
-                        deployment_id: deployment_id.clone(),
-                        percent_traffic: 0.0,
-                    }),
-                );
-                vec![
-                    PatchStep {
-                        ops: with_book(vec![PatchOp::replace(PERCENT, percent_value(0.0))]),
-                        expect: start,
-                    },
-                    PatchStep {
-                        ops: vec![PatchOp::remove(CANARY)],
-                        expect: second,
-                    },
-                ]
-            }
+        Action::RemoveCanary { .. } => {
+            let after = start.with_canary(None);
+            vec![step(&start, vec![PatchOp::remove(CANARY)], after)]
         }
         Action::RollbackStage {
             to_deployment,
             clears_leftover_canary,
             ..
         } => {
-            let roll = with_book(vec![PatchOp::replace(
-                "/deploymentId",
-                to_deployment.clone(),
-            )]);
+            let roll = vec![PatchOp::replace("/deploymentId", to_deployment.clone())];
+            let rolled = Expectation {
+                deployment_id: to_deployment.clone(),
+                canary: None,
+            };
             if *clears_leftover_canary {
-                let second = Expectation {
-                    canary: None,
-                    ..start.clone()
-                };
+                let cleared = start.with_canary(None);
                 vec![
-                    PatchStep {
-                        ops: vec![PatchOp::remove(CANARY)],
-                        expect: start,
-                    },
-                    PatchStep {
-                        ops: roll,
-                        expect: second,
-                    },
+                    step(&start, vec![PatchOp::remove(CANARY)], cleared.clone()),
+                    step(&cleared, roll, rolled),
                 ]
             } else {
-                vec![PatchStep {
-                    ops: roll,
-                    expect: start,
-                }]
+                vec![step(&start, roll, rolled)]
             }
         }
-        Action::SetCanaryPercent { to, .. } => vec![PatchStep {
-            ops: with_book(vec![PatchOp::replace(PERCENT, percent_value(*to))]),
-            expect: start,
-        }],
+        Action::SetCanaryPercent {
+            deployment_id, to, ..
+        } => {
+            let after = start.with_canary(Some(ExpectedCanary {
+                deployment_id: deployment_id.clone(),
+                percent_traffic: *to,
+            }));
+            vec![step(
+                &start,
+                vec![PatchOp::replace(PERCENT, percent_value(*to))],
+                after,
+            )]
+        }
         Action::PromoteCanary { deployment, .. } => {
             let mut ops = vec![PatchOp::replace(PERCENT, percent_value(0.0))];
             let has_overrides = snapshot
@@ -323,34 +263,20 @@ pub fn plan(action: &Action, snapshot: &StageSnapshot, book: &Bookkeeping) -> Ve
                 "/canarySettings/deploymentId",
                 "/deploymentId",
             ));
-            let second = after(
-                deployment,
-                Some(ExpectedCanary {
+            let promoted = Expectation {
+                deployment_id: deployment.clone(),
+                canary: Some(ExpectedCanary {
                     deployment_id: deployment.clone(),
                     percent_traffic: 0.0,
                 }),
-            );
+            };
+            let removed = promoted.with_canary(None);
             vec![
-                PatchStep {
-                    ops: with_book(ops),
-                    expect: start,
-                },
-                PatchStep {
-                    ops: vec![PatchOp::remove(CANARY)],
-                    expect: second,
-                },
+                step(&start, ops, promoted.clone()),
+                step(&promoted, vec![PatchOp::remove(CANARY)], removed),
             ]
         }
-        Action::RecordKnownGood { .. } | Action::None { .. } => {
-            if book_ops.is_empty() {
-                Vec::new()
-            } else {
-                vec![PatchStep {
-                    ops: book_ops,
-                    expect: start,
-                }]
-            }
-        }
+        Action::RecordKnownGood { .. } | Action::None { .. } => Vec::new(),
     }
 }
 
@@ -458,201 +384,4 @@ pub fn simulate(snapshot: &StageSnapshot, ops: &[PatchOp]) -> Result<StageSnapsh
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rollout::action::{Hold, RemoveReason, RollbackReason};
-    use crate::rollout::bookkeeping::Mark;
-    use crate::rollout::state::CanarySnapshot;
-
-    fn snap(canary: Option<(&str, f64)>) -> StageSnapshot {
-        StageSnapshot {
-            rest_api_id: "api".into(),
-            rest_api_name: None,
-            stage_name: "prod".into(),
-            deployment_id: "d1".into(),
-            canary: canary.map(|(d, p)| CanarySnapshot {
-                deployment_id: d.into(),
-                percent_traffic: p,
-                stage_variable_overrides: [("color".to_owned(), "blue".to_owned())].into(),
-            }),
-            last_updated_ms: None,
-            variables: [
-                ("backend".to_owned(), "x".to_owned()),
-                ("tidegate_last_action".to_owned(), "5".to_owned()),
-                ("tidegate_paused".to_owned(), "1,x".to_owned()),
-            ]
-            .into(),
-        }
-    }
-
-    #[test]
-    fn expectation_detects_each_kind_of_drift() {
-        let s = snap(Some(("d2", 10.0)));
-        let e = Expectation::of(&s);
-        assert_eq!(e.bookkeeping.len(), 2);
-        assert_eq!(e.check(&s), Ok(()));
-        let mut moved = s.clone();
-        moved.deployment_id = "d9".into();
-        assert!(matches!(e.check(&moved), Err(Drift::Deployment { .. })));
-        let mut stepped = s.clone();
-        if let Some(c) = stepped.canary.as_mut() {
-            c.percent_traffic = 25.0;
-        }
-        let err = e.check(&stepped).unwrap_err();
-        assert_eq!(err.to_string(), "canary is d2 at 25%, expected d2 at 10%");
-        let mut gone = s.clone();
-        gone.canary = None;
-        assert!(matches!(e.check(&gone), Err(Drift::Canary { .. })));
-        let mut raced = s.clone();
-        raced
-            .variables
-            .insert("tidegate_last_action".into(), "6".into());
-        assert_eq!(e.check(&raced), Err(Drift::Bookkeeping));
-        // Other variables may change freely.
-        let mut edited = s.clone();
-        edited.variables.insert("backend".into(), "y".into());
-        assert_eq!(e.check(&edited), Ok(()));
-    }
-
-    #[test]
-    fn bookkeeping_ops_replace_changes_and_remove_dropped() {
-        let old = bookkeeping_variables(&snap(None).variables);
-        let new = Bookkeeping {
-            last_action_ms: Some(5),
-            known_good: Some(Mark::new("d1", 7)),
-            ..Bookkeeping::default()
-        };
-        assert_eq!(
-            bookkeeping_ops(&old, &new),
-            vec![
-                PatchOp::replace("/variables/tidegate_known_good", "d1,7"),
-                PatchOp::remove("/variables/tidegate_paused"),
-            ]
-        );
-    }
-
-    #[test]
-    fn promote_is_aws_promote_then_remove() {
-        let s = snap(Some(("d2", 100.0)));
-        let book = Bookkeeping {
-            last_action_ms: Some(9),
-            ..Bookkeeping::default()
-        };
-        let steps = plan(
-            &Action::PromoteCanary {
-                deployment: "d2".into(),
-                from_deployment: "d1".into(),
-            },
-            &s,
-            &book,
-        );
-        assert_eq!(steps.len(), 2);
-        let ops = &steps[0].ops;
-        assert_eq!(ops[0], PatchOp::replace(PERCENT, "0.0"));
-        assert_eq!(
-            ops[1],
-            PatchOp::copy("/canarySettings/stageVariableOverrides", "/variables")
-        );
-        assert_eq!(
-            ops[2],
-            PatchOp::copy("/canarySettings/deploymentId", "/deploymentId")
-        );
-        assert_eq!(steps[0].expect, Expectation::of(&s));
-        assert_eq!(steps[1].ops, vec![PatchOp::remove(CANARY)]);
-        assert_eq!(steps[1].expect.deployment_id, "d2");
-        assert_eq!(
-            steps[1].expect.canary,
-            Some(ExpectedCanary {
-                deployment_id: "d2".into(),
-                percent_traffic: 0.0
-            })
-        );
-        let json = serde_json::to_value(&steps[0].ops[2]).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"op": "copy", "path": "/deploymentId", "from": "/canarySettings/deploymentId"})
-        );
-    }
-
-    #[test]
-    fn remove_canary_stops_traffic_first() {
-        let s = snap(Some(("d2", 25.0)));
-        let action = Action::RemoveCanary {
-            deployment_id: "d2".into(),
-            percent: 25.0,
-            reason: RemoveReason::Leftover,
-        };
-        let steps = plan(&action, &s, &Bookkeeping::default());
-        assert_eq!(steps.len(), 2);
-        assert_eq!(steps[0].ops[0], PatchOp::replace(PERCENT, "0.0"));
-        assert_eq!(steps[1].ops, vec![PatchOp::remove(CANARY)]);
-        // Already at 0 %: one request.
-        let s0 = snap(Some(("d2", 0.0)));
-        let steps = plan(&action, &s0, &Bookkeeping::default());
-        assert_eq!(steps.len(), 1);
-        assert_eq!(steps[0].ops[0], PatchOp::remove(CANARY));
-    }
-
-    #[test]
-    fn rollback_over_leftover_canary_removes_it_first() {
-        let s = snap(Some(("d1", 0.0)));
-        let action = Action::RollbackStage {
-            from_deployment: "d1".into(),
-            to_deployment: "d0".into(),
-            reason: RollbackReason::Manual { reason: "x".into() },
-            clears_leftover_canary: true,
-        };
-        let steps = plan(&action, &s, &Bookkeeping::default());
-        assert_eq!(steps[0].ops, vec![PatchOp::remove(CANARY)]);
-        assert_eq!(steps[1].ops[0], PatchOp::replace("/deploymentId", "d0"));
-        assert_eq!(steps[1].expect.canary, None);
-        assert_eq!(steps[1].expect.bookkeeping, steps[0].expect.bookkeeping);
-    }
-
-    #[test]
-    fn simulate_follows_api_gateway_rules() {
-        let s = snap(Some(("d2", 10.0)));
-        assert_eq!(
-            simulate(&s, &[PatchOp::replace("/deploymentId", "d0")]),
-            Err(SimulateError::CanaryEnabled)
-        );
-        let promoted = simulate(
-            &s,
-            &[
-                PatchOp::replace(PERCENT, "0.0"),
-                PatchOp::copy("/canarySettings/stageVariableOverrides", "/variables"),
-                PatchOp::copy("/canarySettings/deploymentId", "/deploymentId"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(promoted.deployment_id, "d2");
-        assert_eq!(promoted.variables["color"], "blue");
-        assert_eq!(promoted.canary.as_ref().unwrap().percent_traffic, 0.0);
-        let removed = simulate(&promoted, &[PatchOp::remove(CANARY)]).unwrap();
-        assert_eq!(removed.canary, None);
-        assert_eq!(
-            simulate(&removed, &[PatchOp::remove(CANARY)]),
-            Err(SimulateError::NoCanary(CANARY.into()))
-        );
-        assert!(matches!(
-            simulate(&s, &[PatchOp::replace(PERCENT, "120")]),
-            Err(SimulateError::BadValue { .. })
-        ));
-        assert!(matches!(
-            simulate(&s, &[PatchOp::remove("/description")]),
-            Err(SimulateError::Unsupported { .. })
-        ));
-    }
-
-    #[test]
-    fn nothing_to_write_means_no_steps() {
-        let s = snap(None);
-        let (book, _) = Bookkeeping::decode_or_pause(&s.variables, 0);
-        let none = Action::None {
-            reason: Hold::Steady,
-        };
-        assert!(plan(&none, &s, &book).is_empty());
-        assert_eq!(percent_value(5.0), "5.0");
-        assert_eq!(percent_value(12.5), "12.5");
-    }
-}
+mod tests;

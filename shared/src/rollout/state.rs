@@ -1,14 +1,16 @@
 //! What the rollback Lambda reads from AWS before it asks for a decision:
 //! the stage ([`StageSnapshot`], one `GetStage`), the alarms
 //! ([`AlarmReading`], one `DescribeAlarms`), the canary's metrics
-//! ([`CanaryMetrics`], one `GetMetricData`) and which deployments exist.
+//! ([`MetricsReading`]: `ListMetrics`, then one `GetMetricData`) and whether
+//! the deployments a decision may move to exist ([`DeploymentCheck`], one
+//! `GetDeployment` each).
 //!
 //! Plain data with no AWS types, so the decision is testable without AWS. A
-//! reading that failed is represented, not hidden: [`AlarmState::Unreadable`]
-//! and `canary_metrics: None` make the policy halt progression instead of
-//! guessing.
+//! reading that failed is represented, not hidden: [`AlarmState::Unreadable`],
+//! [`MetricsReading::Unreadable`] and [`DeploymentCheck::Unknown`] make the
+//! policy halt instead of guessing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,11 +28,10 @@ pub struct StageSnapshot {
     pub deployment_id: String,
     /// Canary settings, if the stage has any (even at 0 %).
     pub canary: Option<CanarySnapshot>,
-    /// `lastUpdatedDate`, ms since the epoch, if reported. Informational:
-    /// the policy's own bookkeeping writes update it too.
+    /// `lastUpdatedDate`, ms since the epoch, if reported. Informational.
     pub last_updated_ms: Option<u64>,
-    /// Every stage variable, including Tidegate's `tidegate_*` bookkeeping
-    /// (see [`super::bookkeeping`]).
+    /// Every stage variable. Tidegate writes none; older versions kept
+    /// `tidegate_*` bookkeeping here, migrated once (see [`super::legacy`]).
     pub variables: BTreeMap<String, String>,
 }
 
@@ -66,9 +67,9 @@ pub enum AlarmState {
     Ok,
     /// `ALARM`: the only state that counts as unhealthy.
     Alarm,
-    /// `INSUFFICIENT_DATA`: readable and not alarming (a quiet canary often
-    /// has no data); the error-rate check's `min_requests` covers "too little
-    /// evidence" instead.
+    /// `INSUFFICIENT_DATA`: readable, not alarming, and no evidence of health
+    /// either: it never triggers a rollback, and it halts progression and
+    /// known-good recording until the alarm has data.
     InsufficientData,
     /// The adapter could not read it (missing alarm, access denied, throttled
     /// past the retry budget). Halts progression; never triggers a rollback.
@@ -97,7 +98,7 @@ impl AlarmState {
     }
 }
 
-/// One alarm as read with `DescribeAlarms`.
+/// One alarm as read with `DescribeAlarms` (or as an event reported it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmReading {
     /// Its state.
@@ -107,6 +108,17 @@ pub struct AlarmReading {
     /// state-change event's timestamp, so a scheduled check and a delivered
     /// event name the same transition.
     pub since_ms: Option<u64>,
+    /// Its actions are suppressed (a composite alarm's `ActionsSuppressedBy`)
+    /// or muted (an alarm mute rule): it triggers nothing, and while in ALARM
+    /// it still halts progression (it is no evidence of health).
+    #[serde(default)]
+    pub suppressed: bool,
+    /// How long it needs to see a breach before it fires: period ×
+    /// evaluation periods, ms (metric alarms; `None` for composite alarms or
+    /// when unknown). A bake time shorter than this records a deployment as
+    /// good before its alarm could have fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_ms: Option<u64>,
 }
 
 impl AlarmReading {
@@ -115,18 +127,38 @@ impl AlarmReading {
         Self {
             state,
             since_ms: Some(since_ms),
+            suppressed: false,
+            evaluation_ms: None,
         }
+    }
+
+    /// The same reading with its actions suppressed or muted.
+    #[must_use]
+    pub const fn suppressed(mut self) -> Self {
+        self.suppressed = true;
+        self
+    }
+
+    /// The same reading with its evaluation span (period × evaluation
+    /// periods), ms.
+    #[must_use]
+    pub const fn evaluating_over(mut self, ms: u64) -> Self {
+        self.evaluation_ms = Some(ms);
+        self
     }
 
     /// A failed read.
     pub const UNREADABLE: Self = Self {
         state: AlarmState::Unreadable,
         since_ms: None,
+        suppressed: false,
+        evaluation_ms: None,
     };
 }
 
-/// The canary's API Gateway metrics over the configured window: sums of
-/// `5XXError` and `Count` for the canary's `Stage` dimension.
+/// The canary's API Gateway metrics over its window (see
+/// [`super::metrics::canary_query`]): `Sum` of `5XXError` and `SampleCount`
+/// of `Count` for the canary's `Stage` dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CanaryMetrics {
     /// Requests answered with a 5XX.
@@ -155,20 +187,67 @@ impl CanaryMetrics {
     }
 }
 
+/// What reading the canary's metrics gave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum MetricsReading {
+    /// Not read (no active canary, so none were needed).
+    #[default]
+    NotRead,
+    /// Read, complete.
+    Read(CanaryMetrics),
+    /// `ListMetrics` shows no metric with the canary's dimensions: the
+    /// canary's traffic is not measured under them (a wrong `ApiName` or
+    /// `Stage` dimension, or a canary that never had traffic). Never read as
+    /// zero: progression halts and a person is told the fix.
+    DimensionMissing {
+        /// The `ApiName` dimension looked for.
+        api_name: String,
+        /// The `Stage` dimension looked for.
+        stage_dimension: String,
+    },
+    /// The read failed, or `GetMetricData` did not answer `Complete`.
+    Unreadable {
+        /// Why, for the audit log.
+        reason: String,
+    },
+}
+
+impl MetricsReading {
+    /// The metrics, if read completely and sane.
+    pub fn sane(&self) -> Option<CanaryMetrics> {
+        match self {
+            Self::Read(m) if m.is_sane() => Some(*m),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a deployment the decision may point the stage at exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentCheck {
+    /// `GetDeployment` found it.
+    Exists,
+    /// `GetDeployment` answered NotFound: deleted.
+    Missing,
+    /// The call failed (throttled, denied, timed out): unknown, never read as
+    /// missing or present.
+    Unknown,
+}
+
 /// Everything read besides the stage itself.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Signals {
     /// Alarm name → reading. A configured alarm missing here counts as
     /// [`AlarmState::Unreadable`].
     pub alarms: BTreeMap<String, AlarmReading>,
-    /// The canary's metrics; `None` when unread or unreadable (with no canary
-    /// the adapter need not read them).
-    pub canary_metrics: Option<CanaryMetrics>,
-    /// Deployment ids the adapter has verified exist (`GetDeployments`, or
-    /// `GetDeployment` on the candidates). The policy never points the stage
-    /// at a deployment outside this set; an empty set (listing failed) means
-    /// no rollback or promotion is possible.
-    pub deployments: BTreeSet<String>,
+    /// The canary's metrics.
+    pub canary_metrics: MetricsReading,
+    /// Deployment id → whether it exists, for the ids
+    /// [`super::deployments_to_check`] names. The policy never points the
+    /// stage at a deployment not known to exist here.
+    pub deployments: BTreeMap<String, DeploymentCheck>,
 }
 
 impl Signals {
@@ -180,9 +259,12 @@ impl Signals {
             .unwrap_or(AlarmReading::UNREADABLE)
     }
 
-    /// The metrics, if present and sane.
-    pub fn sane_metrics(&self) -> Option<CanaryMetrics> {
-        self.canary_metrics.filter(CanaryMetrics::is_sane)
+    /// Whether `deployment` is known to exist.
+    pub fn deployment(&self, deployment: &str) -> DeploymentCheck {
+        self.deployments
+            .get(deployment)
+            .copied()
+            .unwrap_or(DeploymentCheck::Unknown)
     }
 }
 
@@ -241,13 +323,14 @@ mod tests {
             .is_sane());
         }
         let s = Signals {
-            canary_metrics: Some(CanaryMetrics {
+            canary_metrics: MetricsReading::Read(CanaryMetrics {
                 errors_5xx: f64::NAN,
                 count: 1.0,
             }),
             ..Signals::default()
         };
-        assert_eq!(s.sane_metrics(), None);
+        assert_eq!(s.canary_metrics.sane(), None);
         assert_eq!(s.alarm("missing"), AlarmReading::UNREADABLE);
+        assert_eq!(s.deployment("d1"), DeploymentCheck::Unknown);
     }
 }

@@ -17,8 +17,15 @@ pub enum Trigger {
     Manual {
         /// What they asked for.
         command: ManualCommand,
-        /// Why (kept in the audit record).
+        /// Why (kept in the audit record and the history).
         reason: String,
+        /// Who: the caller's qualified identity (`key:<consumer>`,
+        /// `jwt:<iss>:<sub>`), recorded with the action.
+        #[serde(default)]
+        operator: String,
+        /// For [`ManualCommand::Pause`]: when the pause ends by itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_ms: Option<u64>,
     },
 }
 
@@ -61,6 +68,21 @@ pub struct Transition {
     pub previous_state: Option<AlarmState>,
     /// When it changed, ms since the epoch.
     pub timestamp_ms: u64,
+    /// The event says the alarm's actions are suppressed
+    /// (`actionsSuppressedBy`) or muted: it triggers nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+}
+
+impl Trigger {
+    /// Who asked: the operator for commands, `tidegate` for automation.
+    pub fn actor(&self) -> &str {
+        match self {
+            Self::Manual { operator, .. } if !operator.is_empty() => operator,
+            Self::Manual { .. } => "operator",
+            Self::AlarmTransition(_) | Self::Schedule => "tidegate",
+        }
+    }
 }
 
 impl Transition {
@@ -90,6 +112,7 @@ mod tests {
             new_state: AlarmState::Alarm,
             previous_state: Some(AlarmState::Ok),
             timestamp_ms: 42,
+            suppressed: false,
         };
         assert_eq!(t.id(), "orders-5xx@42:ALARM");
         let v = serde_json::to_value(Trigger::AlarmTransition(t.clone())).unwrap();

@@ -2,44 +2,52 @@
 //! code), then progression (steps, promotion, known-good).
 
 use super::super::action::{Action, Hold, RemoveReason, RollbackReason};
-use super::super::bookkeeping::Bookkeeping;
-use super::super::state::{AlarmState, CanarySnapshot};
+use super::super::record::StageRecord;
+use super::super::state::{AlarmState, CanarySnapshot, DeploymentCheck};
 use super::super::trigger::Transition;
 use super::view::{Canary, Firing, Metrics, Role, View};
 use super::Outcome;
 
-/// Alarm transitions and the schedule: safety first, then (schedule only)
-/// progression.
+/// Alarm transitions and the schedule: safety first, then the cleanup of
+/// Tidegate's own promotion leftover, then (schedule only) progression.
 pub(super) fn automatic(
     v: &View<'_>,
-    next: &Bookkeeping,
+    next: &StageRecord,
     transition: Option<&Transition>,
 ) -> Outcome {
     if let Some(outcome) = safety(v) {
         return outcome;
     }
+    if let Some(outcome) = promotion_leftover(v) {
+        return outcome;
+    }
     match transition {
+        Some(t) if v.record.is_handled(&t.alarm, t.timestamp_ms) => {
+            Outcome::hold(Hold::Duplicate { transition: t.id() })
+        }
         Some(t) => Outcome::hold(transition_hold(v, t)),
         None => progression(v, next),
     }
 }
 
-/// Takes traffic off new code when a fresh alarm fires or the canary's
-/// error rate is too high. Pause and dry-run never stop this (dry-run only
-/// stops the adapter from carrying it out).
+/// Takes traffic off new code. Level-triggered for canaries: an active
+/// canary with any watched alarm in ALARM (seen before or not) or an
+/// unhealthy error rate is removed, every time it is found so. A stage
+/// rollback is edge-triggered: once per fresh alarm transition, after the
+/// cooldown. Pause and dry-run never stop this (dry-run only stops the
+/// adapter from carrying it out); suppressed or muted alarms never start it.
 fn safety(v: &View<'_>) -> Option<Outcome> {
-    let mut fresh = v.firing.iter().filter(|f| f.fresh);
     match v.canary {
         Canary::Active(c) => {
-            let fresh: Vec<&Firing<'_>> = fresh.collect();
-            let reason = fresh
+            let firing: Vec<&Firing<'_>> = v.firing.iter().collect();
+            let reason = firing
                 .iter()
                 .find(|f| f.role == Role::Canary)
                 .map(|f| RemoveReason::CanaryAlarm {
                     alarm: f.alarm.to_owned(),
                 })
                 .or_else(|| {
-                    fresh.first().map(|f| RemoveReason::StageAlarm {
+                    firing.first().map(|f| RemoveReason::StageAlarm {
                         alarm: f.alarm.to_owned(),
                     })
                 })
@@ -54,7 +62,7 @@ fn safety(v: &View<'_>) -> Option<Outcome> {
             Some(Outcome::act(remove_canary(c, reason)).settling())
         }
         Canary::Absent | Canary::Leftover(_) => {
-            let f = fresh.next()?;
+            let f = v.firing.iter().find(|f| f.fresh)?;
             let reason = RollbackReason::StageAlarm {
                 alarm: f.alarm.to_owned(),
             };
@@ -63,11 +71,35 @@ fn safety(v: &View<'_>) -> Option<Outcome> {
     }
 }
 
+/// Canary settings Tidegate itself left at 0 % (a promotion whose second
+/// request did not land) are removed whatever else is going on: they block
+/// the user's plain deployments, which is what an incident needs most.
+fn promotion_leftover(v: &View<'_>) -> Option<Outcome> {
+    let Canary::Leftover(c) = v.canary else {
+        return None;
+    };
+    let ours = v.record.zeroed_canary.as_deref() == Some(c.deployment_id.as_str());
+    ours.then(|| Outcome::act(remove_canary(c, RemoveReason::PromotionLeftover)))
+}
+
 pub(super) fn remove_canary(c: &CanarySnapshot, reason: RemoveReason) -> Action {
     Action::RemoveCanary {
         deployment_id: c.deployment_id.clone(),
         percent: c.percent_traffic,
         reason,
+    }
+}
+
+/// The hold for a deployment not known to exist, if it is not.
+pub(super) fn unverified(v: &View<'_>, deployment: &str) -> Option<Hold> {
+    match v.signals.deployment(deployment) {
+        DeploymentCheck::Exists => None,
+        DeploymentCheck::Missing => Some(Hold::DeploymentMissing {
+            deployment: deployment.to_owned(),
+        }),
+        DeploymentCheck::Unknown => Some(Hold::DeploymentUnverified {
+            deployment: deployment.to_owned(),
+        }),
     }
 }
 
@@ -85,22 +117,22 @@ pub(super) fn rollback_to_known_good(
             return Outcome::hold(Hold::Cooldown { until_ms });
         }
     }
-    let outcome = match &v.book.known_good {
+    let outcome = match &v.record.known_good {
         None => Outcome::hold(Hold::NoKnownGood),
         Some(kg) if kg.deployment_id == v.snap.deployment_id => {
             Outcome::hold(Hold::AlreadyOnKnownGood {
                 deployment: kg.deployment_id.clone(),
             })
         }
-        Some(kg) if !v.exists(&kg.deployment_id) => Outcome::hold(Hold::DeploymentMissing {
-            deployment: kg.deployment_id.clone(),
-        }),
-        Some(kg) => Outcome::act(Action::RollbackStage {
-            from_deployment: v.snap.deployment_id.clone(),
-            to_deployment: kg.deployment_id.clone(),
-            reason,
-            clears_leftover_canary: matches!(v.canary, Canary::Leftover(_)),
-        }),
+        Some(kg) => match unverified(v, &kg.deployment_id) {
+            Some(hold) => Outcome::hold(hold),
+            None => Outcome::act(Action::RollbackStage {
+                from_deployment: v.snap.deployment_id.clone(),
+                to_deployment: kg.deployment_id.clone(),
+                reason,
+                clears_leftover_canary: matches!(v.canary, Canary::Leftover(_)),
+            }),
+        },
     };
     outcome.settling()
 }
@@ -114,6 +146,11 @@ fn transition_hold(v: &View<'_>, t: &Transition) -> Hold {
                 alarm: t.alarm.clone(),
             };
         }
+        if v.suppressed.iter().any(|(a, _)| *a == t.alarm) {
+            return Hold::AlarmsSuppressed {
+                alarms: vec![t.alarm.clone()],
+            };
+        }
         if !v.firing.iter().any(|f| f.alarm == t.alarm) {
             return Hold::AlarmRecovered {
                 alarm: t.alarm.clone(),
@@ -123,26 +160,55 @@ fn transition_hold(v: &View<'_>, t: &Transition) -> Hold {
     Hold::TransitionRecorded { transition: t.id() }
 }
 
-/// The scheduled path once nothing calls for a rollback: clean up leftover
-/// canary settings, advance a healthy canary past its bake time, promote at
-/// 100 %, record a baked deployment as known-good. Halts when paused, when
-/// any watched alarm can't be read or is still in ALARM, and when canary
-/// metrics can't be read.
-fn progression(v: &View<'_>, next: &Bookkeeping) -> Outcome {
-    if let Some(p) = &v.book.paused {
-        return Outcome::hold(Hold::Paused {
+fn names(list: &[(&str, Role)]) -> Vec<String> {
+    list.iter().map(|(a, _)| (*a).to_owned()).collect()
+}
+
+/// Why progression cannot go on, whatever the canary: paused, a
+/// misconfigured bake time, or any doubt about the alarms.
+pub(super) fn progression_blocked(v: &View<'_>) -> Option<Hold> {
+    if let Some(p) = v.paused {
+        return Some(Hold::Paused {
             reason: p.reason.clone(),
         });
     }
+    if let Some(hold) = &v.bake_too_short {
+        return Some(hold.clone());
+    }
+    alarm_doubt(v)
+}
+
+/// The first doubt the alarms cast on health, if any.
+pub(super) fn alarm_doubt(v: &View<'_>) -> Option<Hold> {
     if !v.unreadable.is_empty() {
-        return Outcome::hold(Hold::AlarmsUnreadable {
-            alarms: v.unreadable.iter().map(|(a, _)| (*a).to_owned()).collect(),
+        return Some(Hold::AlarmsUnreadable {
+            alarms: names(&v.unreadable),
         });
     }
     if !v.firing.is_empty() {
-        return Outcome::hold(Hold::StillAlarming {
+        return Some(Hold::StillAlarming {
             alarms: v.firing.iter().map(|f| f.alarm.to_owned()).collect(),
         });
+    }
+    if !v.suppressed.is_empty() {
+        return Some(Hold::AlarmsSuppressed {
+            alarms: names(&v.suppressed),
+        });
+    }
+    if !v.no_evidence.is_empty() {
+        return Some(Hold::NoEvidence {
+            alarms: names(&v.no_evidence),
+        });
+    }
+    None
+}
+
+/// The scheduled path once nothing calls for a rollback: clean up leftover
+/// canary settings, advance a healthy canary past its bake time, promote at
+/// 100 %, record a baked deployment as known-good.
+fn progression(v: &View<'_>, next: &StageRecord) -> Outcome {
+    if let Some(hold) = progression_blocked(v) {
+        return Outcome::hold(hold);
     }
     let c = match v.canary {
         Canary::Leftover(c) => return Outcome::act(remove_canary(c, RemoveReason::Leftover)),
@@ -156,8 +222,17 @@ fn progression(v: &View<'_>, next: &Bookkeeping) -> Outcome {
     let waiting = if let Some(until_ms) = v.cooldown_until() {
         Some(Hold::Cooldown { until_ms })
     } else {
-        match v.metrics {
+        match &v.metrics {
             Metrics::Unreadable => return Outcome::hold(Hold::MetricsUnreadable),
+            Metrics::Missing {
+                api_name,
+                stage_dimension,
+            } => {
+                return Outcome::hold(Hold::CanaryMetricsMissing {
+                    api_name: api_name.clone(),
+                    stage_dimension: stage_dimension.clone(),
+                })
+            }
             Metrics::Unhealthy(m) => {
                 // Safety removes such a canary first; kept for completeness.
                 return Outcome::hold(Hold::CanaryUnhealthy {
@@ -165,7 +240,7 @@ fn progression(v: &View<'_>, next: &Bookkeeping) -> Outcome {
                 });
             }
             Metrics::TooFew(count) => Some(Hold::NotEnoughRequests {
-                count,
+                count: *count,
                 min: v.stage.min_requests,
             }),
             Metrics::Healthy | Metrics::NotNeeded => {
@@ -182,10 +257,8 @@ fn progression(v: &View<'_>, next: &Bookkeeping) -> Outcome {
         // While the canary waits, the stage's own deployment may be due.
         return Outcome::act(known_good_due(v, next).unwrap_or(Action::None { reason: hold }));
     }
-    if !v.exists(&c.deployment_id) {
-        return Outcome::hold(Hold::DeploymentMissing {
-            deployment: c.deployment_id.clone(),
-        });
+    if let Some(hold) = unverified(v, &c.deployment_id) {
+        return Outcome::hold(hold);
     }
     match next_step(&v.stage.canary_steps, c.percent_traffic) {
         Some(to) => Outcome::act(Action::SetCanaryPercent {
@@ -210,9 +283,13 @@ pub(super) fn next_step(steps: &[f64], current: f64) -> Option<f64> {
 
 /// `RecordKnownGood` if the stage's deployment has been healthy for the bake
 /// time and is not already the known-good one.
-fn known_good_due(v: &View<'_>, next: &Bookkeeping) -> Option<Action> {
+fn known_good_due(v: &View<'_>, next: &StageRecord) -> Option<Action> {
     let live = next.live.as_ref()?;
-    let previous = v.book.known_good.as_ref().map(|m| m.deployment_id.clone());
+    let previous = v
+        .record
+        .known_good
+        .as_ref()
+        .map(|m| m.deployment_id.clone());
     let baked = v.now.saturating_sub(live.at_ms) >= v.bake_ms();
     (baked && previous.as_deref() != Some(live.deployment_id.as_str())).then(|| {
         Action::RecordKnownGood {
@@ -222,9 +299,9 @@ fn known_good_due(v: &View<'_>, next: &Bookkeeping) -> Option<Action> {
     })
 }
 
-fn stage_baking(v: &View<'_>, next: &Bookkeeping) -> Hold {
+fn stage_baking(v: &View<'_>, next: &StageRecord) -> Hold {
     let is_known_good = v
-        .book
+        .record
         .known_good
         .as_ref()
         .is_some_and(|m| m.deployment_id == v.snap.deployment_id);

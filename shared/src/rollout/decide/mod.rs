@@ -2,9 +2,9 @@
 //! one [`Decision`]. Pure; the rules are listed in the [module
 //! docs](super).
 //!
-//! [`decide`] builds a [`View`] of the stage once, brings the bake marks up
-//! to date, then asks the rules: [`automatic`] for alarm transitions and the
-//! schedule (safety first, then progression), [`operator`] for commands.
+//! [`decide`] builds a view of the stage once, brings the bake marks up
+//! to date, then asks the rules: `automatic` for alarm transitions and the
+//! schedule (safety first, then progression), `operator` for commands.
 
 mod automatic;
 mod operator;
@@ -12,15 +12,16 @@ mod view;
 
 use serde::{Deserialize, Serialize};
 
-use super::action::{Action, ActionKind, Hold, RemoveReason};
+use super::action::{Action, Hold, RemoveReason};
 use super::audit::{AuditCanary, AuditRecord};
-use super::bookkeeping::{Bookkeeping, Mark, StepMark};
 use super::patch::{self, Expectation, PatchStep};
-use super::state::{Signals, StageSnapshot};
+use super::record::{Mark, StageRecord, StepMark};
+use super::state::{AlarmReading, Signals, StageSnapshot};
 use super::trigger::{ManualCommand, Trigger};
 use crate::config::{ManagedStage, RestApiRef};
 use automatic::automatic;
 use operator::{manual_promote, manual_rollback, pause, resume};
+pub use view::canary_since;
 use view::{observe, View};
 
 /// The answer for one stage.
@@ -28,17 +29,26 @@ use view::{observe, View};
 pub struct Decision {
     /// What to do.
     pub action: Action,
-    /// The stage is in dry-run: log everything, send nothing (not even the
-    /// bookkeeping).
+    /// The stage is in dry-run: log everything, send nothing (neither the
+    /// stage's plan nor the record).
     pub dry_run: bool,
     /// A person should be told (see [`Hold::needs_attention`]).
     pub attention: bool,
     /// What the stage looked like when decided; the first step re-checks it.
     pub expectation: Expectation,
-    /// The bookkeeping after this decision (written by the plan).
-    pub bookkeeping: Bookkeeping,
-    /// The `UpdateStage` requests, in order; empty when nothing changes.
+    /// The record after this decision, written (conditionally on the version
+    /// read) once the plan has landed.
+    pub record: StageRecord,
+    /// Whether [`Decision::record`] differs from the record read.
+    pub record_changed: bool,
+    /// The `UpdateStage` requests, in order; empty when the stage does not
+    /// change.
     pub plan: Vec<PatchStep>,
+    /// The action makes progress on the strength of healthy alarms (a step,
+    /// a promotion, a known-good record): the adapter re-reads the alarms
+    /// right before carrying it out and drops it unless [`confirm`] passes,
+    /// so an alarm that fired since the read is never outrun.
+    pub confirm_alarms: bool,
     /// The audit record to log.
     pub audit: AuditRecord,
 }
@@ -46,7 +56,7 @@ pub struct Decision {
 impl Decision {
     /// Whether the adapter has anything to send (ignoring dry-run).
     pub fn writes(&self) -> bool {
-        !self.plan.is_empty()
+        !self.plan.is_empty() || self.record_changed
     }
 }
 
@@ -59,22 +69,38 @@ pub fn is_managed(stage: &ManagedStage, snapshot: &StageSnapshot) -> bool {
         }
 }
 
+/// The deployments a decision on `snapshot` may point the stage at: the
+/// known-good one (rollback) and the canary's (step, promotion). The adapter
+/// checks each with `GetDeployment` into [`Signals::deployments`].
+pub fn deployments_to_check(record: &StageRecord, snapshot: &StageSnapshot) -> Vec<String> {
+    let mut ids: Vec<String> = record
+        .known_good
+        .iter()
+        .map(|m| m.deployment_id.clone())
+        .chain(snapshot.canary.iter().map(|c| c.deployment_id.clone()))
+        .filter(|d| !d.is_empty() && *d != snapshot.deployment_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// Decides what to do with one managed stage.
 ///
-/// `book` is the stage's bookkeeping as decoded from `snapshot.variables`
-/// (see [`Bookkeeping::decode_or_pause`]); `now_ms` is the current time.
+/// `record` is what the adapter's store holds for the stage (the default
+/// for a stage never seen); `now_ms` is the current time.
 pub fn decide(
     stage: &ManagedStage,
     snapshot: &StageSnapshot,
-    book: &Bookkeeping,
+    record: &StageRecord,
     signals: &Signals,
     trigger: Trigger,
     now_ms: u64,
 ) -> Decision {
-    let view = View::new(stage, snapshot, book, signals, &trigger, now_ms);
+    let view = View::new(stage, snapshot, record, signals, &trigger, now_ms);
     let (action, next, managed) = decide_action(&view, &trigger);
     let plan = if managed {
-        patch::plan(&action, snapshot, &next)
+        patch::plan(&action, snapshot)
     } else {
         Vec::new() // never touch a stage we do not manage
     };
@@ -85,6 +111,7 @@ pub fn decide(
         rest_api_name: snapshot.rest_api_name.clone(),
         stage: snapshot.stage_name.clone(),
         summary: action.to_string(),
+        actor: trigger.actor().to_owned(),
         trigger,
         action: action.clone(),
         dry_run: stage.dry_run,
@@ -94,29 +121,66 @@ pub fn decide(
             deployment_id: c.deployment_id.clone(),
             percent_traffic: c.percent_traffic,
         }),
-        known_good: book.known_good.as_ref().map(|m| m.deployment_id.clone()),
+        known_good: record.known_good.as_ref().map(|m| m.deployment_id.clone()),
         firing_alarms: view.firing.iter().map(|f| f.alarm.to_owned()).collect(),
         unreadable_alarms: view
             .unreadable
             .iter()
             .map(|(a, _)| (*a).to_owned())
             .collect(),
-        canary_metrics: signals.canary_metrics,
-        paused: book.paused.is_some(),
+        canary_metrics: signals.canary_metrics.sane(),
+        paused: view.paused.is_some(),
     };
+    let confirm_alarms = matches!(
+        action,
+        Action::SetCanaryPercent { .. }
+            | Action::PromoteCanary { .. }
+            | Action::RecordKnownGood { .. }
+    );
     Decision {
         action,
         dry_run: stage.dry_run,
         attention,
         expectation: Expectation::of(snapshot),
-        bookkeeping: next,
+        record_changed: managed && next != *record,
+        record: next,
         plan,
+        confirm_alarms,
         audit,
     }
 }
 
-/// An action and whether it settles the fresh firing alarms (their
-/// transitions are then recorded as handled).
+/// Whether alarms re-read right before carrying out a progression
+/// ([`Decision::confirm_alarms`]) still show no doubt: every watched alarm
+/// readable, none in ALARM (suppressed or not), none without data. `Err`
+/// names what stands in the way; the decision is then dropped.
+pub fn confirm(
+    stage: &ManagedStage,
+    snapshot: &StageSnapshot,
+    record: &StageRecord,
+    alarms: &std::collections::BTreeMap<String, AlarmReading>,
+    now_ms: u64,
+) -> Result<(), Hold> {
+    let signals = Signals {
+        alarms: alarms.clone(),
+        ..Signals::default()
+    };
+    let view = View::new(
+        stage,
+        snapshot,
+        record,
+        &signals,
+        &Trigger::Schedule,
+        now_ms,
+    );
+    match automatic::alarm_doubt(&view) {
+        Some(hold) => Err(hold),
+        None => Ok(()),
+    }
+}
+
+/// An action and whether it settles the firing alarms (their transitions
+/// are then recorded as handled).
 struct Outcome {
     action: Action,
     settles_fresh: bool,
@@ -140,37 +204,37 @@ impl Outcome {
     }
 }
 
-/// The action, the bookkeeping after it, and whether the stage is managed.
-fn decide_action(v: &View<'_>, trigger: &Trigger) -> (Action, Bookkeeping, bool) {
+/// The action, the record after it, and whether the stage is managed.
+fn decide_action(v: &View<'_>, trigger: &Trigger) -> (Action, StageRecord, bool) {
     if !is_managed(v.stage, v.snap) {
         let hold = Hold::NotManaged {
             rest_api_id: v.snap.rest_api_id.clone(),
             stage: v.snap.stage_name.clone(),
         };
-        return (Action::None { reason: hold }, v.book.clone(), false);
+        return (Action::None { reason: hold }, v.record.clone(), false);
     }
     if let Trigger::AlarmTransition(t) = trigger {
         let watched =
             v.stage.stage_alarms.contains(&t.alarm) || v.stage.canary_alarms.contains(&t.alarm);
-        let early = if !watched {
-            Some(Hold::NotWatched {
+        if !watched {
+            let hold = Hold::NotWatched {
                 alarm: t.alarm.clone(),
-            })
-        } else if v.book.is_handled(&t.alarm, t.timestamp_ms) {
-            Some(Hold::Duplicate { transition: t.id() })
-        } else {
-            None
-        };
-        if let Some(reason) = early {
-            return (Action::None { reason }, v.book.clone(), true);
+            };
+            return (Action::None { reason: hold }, v.record.clone(), true);
         }
     }
 
-    let mut next = v.book.clone();
+    let mut next = v.record.clone();
+    next.retain_watched(v.stage.stage_alarms.iter().chain(&v.stage.canary_alarms));
     observe(v, &mut next);
     let outcome = match trigger {
-        Trigger::Manual { command, reason } => match command {
-            ManualCommand::Pause => pause(v, &mut next, reason),
+        Trigger::Manual {
+            command,
+            reason,
+            operator,
+            until_ms,
+        } => match command {
+            ManualCommand::Pause => pause(v, &mut next, operator, reason, *until_ms),
             ManualCommand::Resume => resume(v, &mut next),
             ManualCommand::Rollback => manual_rollback(v, reason),
             ManualCommand::Promote => manual_promote(v),
@@ -187,7 +251,7 @@ fn decide_action(v: &View<'_>, trigger: &Trigger) -> (Action, Bookkeeping, bool)
         }
     );
     if outcome.settles_fresh {
-        for f in v.firing.iter().filter(|f| f.fresh) {
+        for f in &v.firing {
             if let Some(s) = f.since_ms {
                 next.mark_handled(f.alarm, s);
             }
@@ -199,28 +263,27 @@ fn decide_action(v: &View<'_>, trigger: &Trigger) -> (Action, Bookkeeping, bool)
     (outcome.action, next, true)
 }
 
-/// Records what an action does to the bookkeeping.
-fn apply_effects(v: &View<'_>, next: &mut Bookkeeping, action: &Action) {
+/// Records what an action does to the record.
+fn apply_effects(v: &View<'_>, next: &mut StageRecord, action: &Action) {
     let now = v.now;
     match action {
-        Action::RemoveCanary {
-            deployment_id,
-            reason,
-            ..
-        } => {
+        Action::RemoveCanary { reason, .. } => {
             next.last_action_ms = Some(now);
-            if !matches!(reason, RemoveReason::Leftover) {
+            if !matches!(
+                reason,
+                RemoveReason::Leftover | RemoveReason::PromotionLeftover
+            ) {
                 next.last_rollback_ms = Some(now);
             }
             next.step = None;
-            next.push_history(now, ActionKind::RemoveCanary, deployment_id);
+            next.zeroed_canary = None;
         }
         Action::RollbackStage { to_deployment, .. } => {
             next.last_action_ms = Some(now);
             next.last_rollback_ms = Some(now);
             next.live = Some(Mark::new(to_deployment.clone(), now));
             next.step = None;
-            next.push_history(now, ActionKind::RollbackStage, to_deployment);
+            next.zeroed_canary = None;
         }
         Action::SetCanaryPercent {
             deployment_id, to, ..
@@ -230,8 +293,8 @@ fn apply_effects(v: &View<'_>, next: &mut Bookkeeping, action: &Action) {
                 deployment_id: deployment_id.clone(),
                 percent: *to,
                 since_ms: now,
+                canary_since_ms: canary_since(v.record, v.snap, now),
             });
-            next.push_history(now, ActionKind::SetCanaryPercent, deployment_id);
         }
         Action::PromoteCanary { deployment, .. } => {
             next.last_action_ms = Some(now);
@@ -239,11 +302,12 @@ fn apply_effects(v: &View<'_>, next: &mut Bookkeeping, action: &Action) {
             // it becomes known-good.
             next.live = Some(Mark::new(deployment.clone(), now));
             next.step = None;
-            next.push_history(now, ActionKind::PromoteCanary, deployment);
+            // The plan's first request leaves the canary at 0 %; if the
+            // second does not land, this makes the next decision remove it.
+            next.zeroed_canary = Some(deployment.clone());
         }
         Action::RecordKnownGood { deployment, .. } => {
-            next.known_good = Some(Mark::new(deployment.clone(), now));
-            next.push_history(now, ActionKind::RecordKnownGood, deployment);
+            next.set_known_good(deployment, now);
         }
         Action::None { .. } => {}
     }

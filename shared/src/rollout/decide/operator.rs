@@ -2,25 +2,32 @@
 //! promote.
 
 use super::super::action::{Action, Hold, RemoveReason, RollbackReason};
-use super::super::bookkeeping::Bookkeeping;
-use super::automatic::{remove_canary, rollback_to_known_good};
+use super::super::record::{Pause, StageRecord};
+use super::automatic::{remove_canary, rollback_to_known_good, unverified};
 use super::view::{Canary, Metrics, View};
 use super::Outcome;
 
-pub(super) fn pause(v: &View<'_>, next: &mut Bookkeeping, reason: &str) -> Outcome {
-    match &v.book.paused {
+/// Pauses automatic progression, recording who, why and until when.
+pub(super) fn pause(
+    v: &View<'_>,
+    next: &mut StageRecord,
+    operator: &str,
+    reason: &str,
+    until_ms: Option<u64>,
+) -> Outcome {
+    match v.paused {
         Some(p) => Outcome::hold(Hold::Paused {
             reason: p.reason.clone(),
         }),
         None => {
-            next.paused = Some(Bookkeeping::pause(v.now, reason));
+            next.paused = Some(Pause::new(v.now, operator, reason, until_ms));
             Outcome::hold(Hold::PausedNow)
         }
     }
 }
 
-pub(super) fn resume(v: &View<'_>, next: &mut Bookkeeping) -> Outcome {
-    if next.paused.take().is_none() {
+pub(super) fn resume(v: &View<'_>, next: &mut StageRecord) -> Outcome {
+    if v.paused.is_none() || next.paused.take().is_none() {
         return Outcome::hold(Hold::NotPaused);
     }
     // Time spent paused does not count as baked: an operator who paused was
@@ -57,8 +64,9 @@ pub(super) fn manual_rollback(v: &View<'_>, reason: &str) -> Outcome {
 }
 
 /// Operator promotion: skips remaining steps, bake time, cooldown and pause,
-/// but not the health check (alarms readable and quiet, metrics readable and
-/// under the threshold; too few requests is accepted) nor the deployment's
+/// but not the health check (alarms readable and none in ALARM, suppressed or
+/// not; metrics readable and under the threshold; too few requests and
+/// alarms without data are the operator's call) nor the deployment's
 /// existence.
 pub(super) fn manual_promote(v: &View<'_>) -> Outcome {
     let Canary::Active(c) = v.canary else {
@@ -69,14 +77,28 @@ pub(super) fn manual_promote(v: &View<'_>) -> Outcome {
             alarms: v.unreadable.iter().map(|(a, _)| (*a).to_owned()).collect(),
         });
     }
-    if !v.firing.is_empty() {
-        let names: Vec<&str> = v.firing.iter().map(|f| f.alarm).collect();
+    let in_alarm: Vec<&str> = v
+        .firing
+        .iter()
+        .map(|f| f.alarm)
+        .chain(v.suppressed.iter().map(|(a, _)| *a))
+        .collect();
+    if !in_alarm.is_empty() {
         return Outcome::hold(Hold::CanaryUnhealthy {
-            detail: format!("in ALARM: {}", names.join(", ")),
+            detail: format!("in ALARM: {}", in_alarm.join(", ")),
         });
     }
-    match v.metrics {
+    match &v.metrics {
         Metrics::Unreadable => return Outcome::hold(Hold::MetricsUnreadable),
+        Metrics::Missing {
+            api_name,
+            stage_dimension,
+        } => {
+            return Outcome::hold(Hold::CanaryMetricsMissing {
+                api_name: api_name.clone(),
+                stage_dimension: stage_dimension.clone(),
+            })
+        }
         Metrics::Unhealthy(m) => {
             return Outcome::hold(Hold::CanaryUnhealthy {
                 detail: format!("5XX rate {}/{}", m.errors_5xx, m.count),
@@ -84,10 +106,8 @@ pub(super) fn manual_promote(v: &View<'_>) -> Outcome {
         }
         Metrics::TooFew(_) | Metrics::Healthy | Metrics::NotNeeded => {}
     }
-    if !v.exists(&c.deployment_id) {
-        return Outcome::hold(Hold::DeploymentMissing {
-            deployment: c.deployment_id.clone(),
-        });
+    if let Some(hold) = unverified(v, &c.deployment_id) {
+        return Outcome::hold(hold);
     }
     Outcome::act(Action::PromoteCanary {
         deployment: c.deployment_id.clone(),

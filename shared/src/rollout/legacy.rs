@@ -1,34 +1,17 @@
-//! Tidegate's memory of a managed stage, kept in the stage's own variables.
+//! Migration from the `tidegate_*` stage variables earlier versions kept
+//! their bookkeeping in. Read-only: Tidegate writes no stage variable any
+//! more (AWS caps each value at 512 characters, and the user's
+//! infrastructure-as-code owns the variables). The adapter reads an old
+//! stage's variables once ([`LegacyBookkeeping::decode_or_pause`]), stores
+//! [`LegacyBookkeeping::into_record`], and removes exactly the
+//! [`VARIABLES`] this module names ([`cleanup_ops`]); the user's own
+//! variables are never touched.
 //!
-//! # Where it lives, and why stage variables
-//! The bookkeeping is a handful of `tidegate_*` **stage variables** on the
-//! managed stage itself, not tags and not a table:
-//! - **One read.** `GetStage` returns the variables with the deployment and
-//!   canary settings, so the snapshot a decision is based on and the
-//!   bookkeeping come from the same read.
-//! - **Atomic with the action.** A variable is changed by the same
-//!   `UpdateStage` patch that changes `/deploymentId` or `/canarySettings`,
-//!   and one patch request applies all of its operations or none. The record
-//!   "transition T was handled" therefore commits together with the rollback
-//!   it caused: a crash in between cannot lead to a second rollback for T.
-//!   Tags need a separate `TagResource` call (and LocalStack does not show tags
-//!   set at stage creation).
-//! - **Survives restarts.** It is on the stage, not in the Lambda container,
-//!   and every container (and a concurrent invocation) sees the same values.
-//!
-//! Costs: the variables are visible to the API's integrations (harmless: no
-//! mapping references `tidegate_*`), and a tool that rewrites all stage
-//! variables (CloudFormation updating `Variables`) erases them. Missing
-//! bookkeeping is safe: no known-good deployment means no stage rollback (the
-//! decision says so and raises), and every bake timer restarts.
-//!
-//! # Encoding
-//! Stage variable values must match `[A-Za-z0-9-._~:/?#&=,]+`, so every field
-//! is ASCII: numbers in decimal, free text (deployment ids, the pause reason)
-//! escaped with `~XX` per UTF-8 byte for anything outside
-//! `[A-Za-z0-9-._/?#&=]`, fields separated by `,` and `:`. Parsing is strict:
-//! a malformed value is a [`BookkeepingError`], never a panic. Unknown
-//! `tidegate_*` names are ignored (a newer version may add some).
+//! # The old encoding
+//! Every field is ASCII: numbers in decimal, free text (deployment ids, the
+//! pause reason) escaped with `~XX` per UTF-8 byte outside
+//! `[A-Za-z0-9-._/?#&=]`, fields separated by `,` and `:`. Parsing is
+//! strict: a malformed value is a [`BookkeepingError`], never a panic.
 //!
 //! | variable | value | meaning |
 //! |---|---|---|
@@ -47,14 +30,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::action::ActionKind;
+use super::patch::PatchOp;
+use super::record::{self, StageRecord};
 
 /// Prefix of every bookkeeping variable.
 pub const PREFIX: &str = "tidegate_";
-/// Most alarms whose last handled transition is remembered.
+/// Most alarms whose last handled transition was remembered.
 pub const HANDLED_MAX: usize = 32;
 /// Most history entries kept.
 pub const HISTORY_MAX: usize = 5;
-/// Longest pause reason kept, in characters (longer ones are cut).
+/// Longest pause reason the old encoding kept, in characters.
 pub const REASON_MAX_CHARS: usize = 120;
 
 const KNOWN_GOOD: &str = "tidegate_known_good";
@@ -66,7 +51,7 @@ const PAUSED: &str = "tidegate_paused";
 const HANDLED: &str = "tidegate_handled";
 const HISTORY: &str = "tidegate_history";
 
-/// Every variable name this version writes.
+/// Every variable name the old versions wrote (and the migration removes).
 pub const VARIABLES: [&str; 8] = [
     KNOWN_GOOD,
     LIVE,
@@ -129,9 +114,9 @@ pub struct HistoryEntry {
     pub deployment_id: String,
 }
 
-/// What Tidegate remembers about one managed stage.
+/// What an old version remembered about one managed stage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Bookkeeping {
+pub struct LegacyBookkeeping {
     /// Last-known-good deployment and when it was recorded.
     pub known_good: Option<Mark>,
     /// The stage's deployment as last observed, and since when it has been
@@ -184,7 +169,7 @@ pub fn alarm_key(alarm: &str) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-impl Bookkeeping {
+impl LegacyBookkeeping {
     /// Timestamp of the newest handled transition of `alarm`.
     pub fn handled_through(&self, alarm: &str) -> Option<u64> {
         self.handled.get(&alarm_key(alarm)).copied()
@@ -236,9 +221,10 @@ impl Bookkeeping {
         }
     }
 
-    /// The `tidegate_*` variables that represent this bookkeeping. Absent
-    /// fields have no variable (stage variable values cannot be empty).
-    pub fn encode(&self) -> BTreeMap<String, String> {
+    /// The `tidegate_*` variables that represent this bookkeeping, as the old
+    /// versions wrote them (for tests of the migration).
+    #[cfg(test)]
+    pub(crate) fn encode(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         let mut put = |name: &str, value: String| {
             out.insert(name.to_owned(), value);
@@ -325,6 +311,64 @@ impl Bookkeeping {
         (book, errors)
     }
 
+    /// The record this bookkeeping becomes. Handled transitions were keyed
+    /// by a hash of the alarm name; they are matched back to the `watched`
+    /// alarms (others are dropped). History entries are returned separately
+    /// for the adapter's history store.
+    pub fn into_record<'a>(
+        self,
+        watched: impl IntoIterator<Item = &'a String>,
+    ) -> (StageRecord, Vec<HistoryEntry>) {
+        let mut handled = BTreeMap::new();
+        for alarm in watched {
+            if let Some(t) = self.handled.get(&alarm_key(alarm)) {
+                handled.insert(alarm.clone(), *t);
+            }
+        }
+        let paused = self
+            .paused
+            .map(|p| record::Pause::new(p.since_ms, "", &p.reason, None));
+        let step = self.step.map(|s| record::StepMark {
+            deployment_id: s.deployment_id,
+            percent: s.percent,
+            since_ms: s.since_ms,
+            canary_since_ms: s.since_ms,
+        });
+        let record = StageRecord {
+            known_good: self
+                .known_good
+                .map(|m| record::Mark::new(m.deployment_id, m.at_ms)),
+            previous_known_good: None,
+            live: self
+                .live
+                .map(|m| record::Mark::new(m.deployment_id, m.at_ms)),
+            step,
+            last_action_ms: self.last_action_ms,
+            last_rollback_ms: self.last_rollback_ms,
+            paused,
+            handled,
+            zeroed_canary: None,
+        };
+        (record, self.history)
+    }
+}
+
+/// Whether a stage's variables hold any old bookkeeping.
+pub fn present(variables: &BTreeMap<String, String>) -> bool {
+    VARIABLES.iter().any(|v| variables.contains_key(*v))
+}
+
+/// The `UpdateStage` operations that remove the old bookkeeping variables
+/// present in `variables` (and nothing else).
+pub fn cleanup_ops(variables: &BTreeMap<String, String>) -> Vec<PatchOp> {
+    VARIABLES
+        .iter()
+        .filter(|v| variables.contains_key(**v))
+        .map(|v| PatchOp::remove(format!("/variables/{v}")))
+        .collect()
+}
+
+impl LegacyBookkeeping {
     fn decode_fields(variables: &BTreeMap<String, String>) -> (Self, Vec<BookkeepingError>) {
         let mut errors = Vec::new();
         let get = |name: &str| variables.get(name).map(String::as_str);
@@ -511,9 +555,10 @@ fn is_plain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'/' | b'?' | b'#' | b'&' | b'=')
 }
 
-/// Escapes free text for a stage variable value: `~XX` (upper-case hex) per
+/// Escapes free text as the old versions did: `~XX` (upper-case hex) per
 /// UTF-8 byte outside `[A-Za-z0-9-._/?#&=]`.
-pub fn escape(s: &str) -> String {
+#[cfg(test)]
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if is_plain(b) {
@@ -572,8 +617,8 @@ mod tests {
             .collect()
     }
 
-    fn sample() -> Bookkeeping {
-        let mut b = Bookkeeping {
+    fn sample() -> LegacyBookkeeping {
+        let mut b = LegacyBookkeeping {
             known_good: Some(Mark::new("abc123", 1_700_000_000_000)),
             live: Some(Mark::new("def456", 1_700_000_100_000)),
             step: Some(StepMark {
@@ -583,11 +628,11 @@ mod tests {
             }),
             last_action_ms: Some(1_700_000_300_000),
             last_rollback_ms: Some(0),
-            paused: Some(Bookkeeping::pause(
+            paused: Some(LegacyBookkeeping::pause(
                 5,
                 "investigating INC-42, ~slow, 100% sure: üñí",
             )),
-            ..Bookkeeping::default()
+            ..LegacyBookkeeping::default()
         };
         b.mark_handled("orders-prod-5xx", 1_700_000_400_000);
         b.push_history(1_700_000_300_000, ActionKind::RollbackStage, "abc123");
@@ -611,18 +656,21 @@ mod tests {
         assert_eq!(enc[KNOWN_GOOD], "abc123,1700000000000");
         assert_eq!(enc[STEP], "ghi789,12.5,1700000200000");
         assert!(enc[PAUSED].starts_with("5,investigating~20INC-42~2C~20~7Eslow"));
-        assert_eq!(Bookkeeping::decode(&enc), Ok(b));
+        assert_eq!(LegacyBookkeeping::decode(&enc), Ok(b));
     }
 
     #[test]
     fn empty_and_foreign_variables() {
         assert_eq!(
-            Bookkeeping::decode(&BTreeMap::new()),
-            Ok(Bookkeeping::default())
+            LegacyBookkeeping::decode(&BTreeMap::new()),
+            Ok(LegacyBookkeeping::default())
         );
-        assert!(Bookkeeping::default().encode().is_empty());
+        assert!(LegacyBookkeeping::default().encode().is_empty());
         let v = vars(&[("backend", "https://x"), ("tidegate_future", "???")]);
-        assert_eq!(Bookkeeping::decode(&v), Ok(Bookkeeping::default()));
+        assert_eq!(
+            LegacyBookkeeping::decode(&v),
+            Ok(LegacyBookkeeping::default())
+        );
     }
 
     #[test]
@@ -652,7 +700,7 @@ mod tests {
             (HISTORY, "1:explode:abc"),
             (HISTORY, "1:rollback_stage"),
         ] {
-            let err = Bookkeeping::decode(&vars(&[(name, value)])).unwrap_err();
+            let err = LegacyBookkeeping::decode(&vars(&[(name, value)])).unwrap_err();
             assert!(
                 matches!(err, BookkeepingError::Malformed { name: n, .. } if n == name),
                 "{name}={value}: {err:?}"
@@ -661,7 +709,7 @@ mod tests {
         }
         let many = ["1:promote_canary:a"; HISTORY_MAX + 1].join(",");
         assert!(matches!(
-            Bookkeeping::decode(&vars(&[(HISTORY, &many)])),
+            LegacyBookkeeping::decode(&vars(&[(HISTORY, &many)])),
             Err(BookkeepingError::TooMany {
                 found: 6,
                 max: 5,
@@ -673,7 +721,7 @@ mod tests {
     #[test]
     fn decode_or_pause_keeps_good_fields_and_pauses() {
         let v = vars(&[(KNOWN_GOOD, "abc,1"), (LIVE, "garbage")]);
-        let (b, errors) = Bookkeeping::decode_or_pause(&v, 99);
+        let (b, errors) = LegacyBookkeeping::decode_or_pause(&v, 99);
         assert_eq!(errors.len(), 1);
         assert_eq!(b.known_good, Some(Mark::new("abc", 1)));
         assert_eq!(b.live, None);
@@ -685,7 +733,7 @@ mod tests {
         assert!(p.reason.chars().count() <= REASON_MAX_CHARS);
         // An existing pause is kept.
         let v = vars(&[(PAUSED, "7,ops"), (LIVE, "garbage")]);
-        let (b, _) = Bookkeeping::decode_or_pause(&v, 99);
+        let (b, _) = LegacyBookkeeping::decode_or_pause(&v, 99);
         assert_eq!(
             b.paused,
             Some(Pause {
@@ -697,7 +745,7 @@ mod tests {
 
     #[test]
     fn handled_transitions_are_a_watermark_per_alarm() {
-        let mut b = Bookkeeping::default();
+        let mut b = LegacyBookkeeping::default();
         assert!(!b.is_handled("a", 10));
         b.mark_handled("a", 10);
         assert!(b.is_handled("a", 10));
@@ -717,7 +765,7 @@ mod tests {
 
     #[test]
     fn history_is_bounded_newest_first() {
-        let mut b = Bookkeeping::default();
+        let mut b = LegacyBookkeeping::default();
         for i in 0..10 {
             b.push_history(i, ActionKind::SetCanaryPercent, "d");
         }
@@ -746,7 +794,7 @@ mod tests {
             proptest::collection::vec((any::<u64>(), 0usize..5, ".{0,10}"), 0..8),
         )
             .prop_map(|(kg, live, step, la, lr, paused, handled, history)| {
-                let mut b = Bookkeeping {
+                let mut b = LegacyBookkeeping {
                     known_good: kg,
                     live,
                     step: step.map(|(d, p, t)| StepMark {
@@ -756,8 +804,8 @@ mod tests {
                     }),
                     last_action_ms: la,
                     last_rollback_ms: lr,
-                    paused: paused.map(|(t, r)| Bookkeeping::pause(t, &r)),
-                    ..Bookkeeping::default()
+                    paused: paused.map(|(t, r)| LegacyBookkeeping::pause(t, &r)),
+                    ..LegacyBookkeeping::default()
                 };
                 for (a, t) in handled {
                     b.mark_handled(&a, t);
@@ -787,7 +835,7 @@ mod tests {
                 prop_assert!(!v.is_empty());
                 prop_assert!(v.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~:/?#&=,".contains(&c)));
             }
-            prop_assert_eq!(Bookkeeping::decode(&enc), Ok(b));
+            prop_assert_eq!(LegacyBookkeeping::decode(&enc), Ok(b));
         }
 
         #[test]
@@ -796,9 +844,9 @@ mod tests {
                 .into_iter()
                 .map(|(i, s)| (VARIABLES[i].to_owned(), s))
                 .collect();
-            let _ = Bookkeeping::decode(&v);
-            let (_, errors) = Bookkeeping::decode_or_pause(&v, 1);
-            prop_assert_eq!(errors.is_empty(), Bookkeeping::decode(&v).is_ok());
+            let _ = LegacyBookkeeping::decode(&v);
+            let (_, errors) = LegacyBookkeeping::decode_or_pause(&v, 1);
+            prop_assert_eq!(errors.is_empty(), LegacyBookkeeping::decode(&v).is_ok());
         }
 
         #[test]
