@@ -54,7 +54,8 @@ bench: bench-edge bench-micro bench-lambda ## Every benchmark (figures go to BEN
 
 clean: ## Remove build outputs: build/, .wrangler/, test caches, cargo clean (honours CARGO_TARGET_DIR)
 	@if [ -f .cache/localstack/localstack.pid ]; then bash scripts/localstack.sh stop; fi
-	rm -rf build .wrangler .cache/wrangler-dry-run .cache/wrangler .cache/localstack .cache/worker-build .cache/demo
+	@if [ -f .cache/dynamodb/dynamodb.pid ]; then bash scripts/dynamodb.sh stop; fi
+	rm -rf build .wrangler .cache/wrangler-dry-run .cache/wrangler .cache/localstack .cache/dynamodb .cache/worker-build .cache/demo
 	cargo clean
 
 distclean: clean ## clean, and remove the installed tools (.tools/, .venv/, .cache/, tests/node_modules/)

@@ -10,7 +10,8 @@
 #   --watch-lambda             run the Lambda under full cargo lambda watch (debug build, reloads on
 #                              changes to its code) instead of the release bootstrap behind its emulator
 #
-# The stack: LocalStack (API Gateway + CloudWatch), the demo origin standing
+# The stack: LocalStack (API Gateway + CloudWatch), DynamoDB Local (the
+# Lambda's state table tidegate-demo-state), the demo origin standing
 # in for the stage (scripts/demo/origin.py), the edge Worker under wrangler
 # dev, the rollback Lambda behind cargo lambda watch's emulator (the release
 # bootstrap; --dev: under full cargo lambda watch). Every process is started
@@ -18,6 +19,7 @@
 #
 # Ports (127.0.0.1), overridable:
 #   TIDEGATE_LOCALSTACK_PORT        4566   LocalStack
+#   TIDEGATE_DYNAMODB_PORT          8000   DynamoDB Local
 #   TIDEGATE_DEMO_EDGE_PORT         8787   wrangler dev (the edge)
 #   TIDEGATE_DEMO_INSPECTOR_PORT    9229   wrangler dev's inspector
 #   TIDEGATE_DEMO_ORIGIN_PORT       8788   the demo origin
@@ -55,6 +57,10 @@ INSPECTOR_PORT=${TIDEGATE_DEMO_INSPECTOR_PORT:-9229}
 ORIGIN_PORT=${TIDEGATE_DEMO_ORIGIN_PORT:-8788}
 LAMBDA_PORT=${TIDEGATE_DEMO_LAMBDA_PORT:-9000}
 export TIDEGATE_LOCALSTACK_PORT=$LS_PORT
+DDB_PORT=${TIDEGATE_DYNAMODB_PORT:-8000}
+export TIDEGATE_DYNAMODB_PORT=$DDB_PORT
+DDB_URL=http://127.0.0.1:$DDB_PORT
+STATE_TABLE=tidegate-demo-state
 LS_URL=http://127.0.0.1:$LS_PORT
 EDGE_URL=http://127.0.0.1:$EDGE_PORT
 ORIGIN_URL=http://127.0.0.1:$ORIGIN_PORT
@@ -68,10 +74,12 @@ RUN="$DEMO_DIR/$RUN_ID"
 
 # --------------------------------------------------------------------------
 # Processes: each started with setsid (its own process group), stopped by
-# group on exit. LocalStack is stopped only if this run started it.
+# group on exit. LocalStack and DynamoDB Local are stopped only if this run
+# started them.
 # --------------------------------------------------------------------------
 PIDS=()   # "name:pid", in start order
 started_localstack=0
+started_dynamodb=0
 cleaned=0
 
 cleanup() {
@@ -79,7 +87,7 @@ cleanup() {
     [ "$cleaned" = 1 ] && return 0
     cleaned=1
     trap '' INT TERM
-    [ ${#PIDS[@]} -gt 0 ] || [ "$started_localstack" = 1 ] || exit "$rc"
+    [ ${#PIDS[@]} -gt 0 ] || [ "$started_localstack" = 1 ] || [ "$started_dynamodb" = 1 ] || exit "$rc"
     say ""
     say "stopping the stack"
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
@@ -92,6 +100,11 @@ cleanup() {
         bash scripts/localstack.sh stop >/dev/null 2>&1 || warn "LocalStack did not stop cleanly"
         [ -f "$CACHE_DIR/localstack/localstack.log" ] && cp "$CACHE_DIR/localstack/localstack.log" "$RUN/localstack.log" 2>/dev/null
         say "stopped localstack"
+    fi
+    if [ "$started_dynamodb" = 1 ]; then
+        bash scripts/dynamodb.sh stop >/dev/null 2>&1 || warn "DynamoDB Local did not stop cleanly"
+        [ -f "$CACHE_DIR/dynamodb/dynamodb.log" ] && cp "$CACHE_DIR/dynamodb/dynamodb.log" "$RUN/dynamodb.log" 2>/dev/null
+        say "stopped dynamodb local"
     fi
     # Nothing of ours may be left: no process in any group we started.
     left=""
@@ -229,6 +242,20 @@ start_localstack() {
     bash scripts/localstack.sh start
 }
 
+# DynamoDB Local and the Lambda's state table; its name and endpoint join
+# the Lambda's environment (lambda.env, written by provision).
+start_dynamodb() {
+    if bash scripts/dynamodb.sh status >/dev/null 2>&1; then
+        [ "$(cat "$CACHE_DIR/dynamodb/dynamodb.port" 2>/dev/null)" = "$DDB_PORT" ] ||
+            die "a DynamoDB Local of this checkout is running on another port; stop it (bash scripts/dynamodb.sh stop) or set TIDEGATE_DYNAMODB_PORT"
+        say "DynamoDB Local already running on $DDB_URL: reusing it, leaving it running"
+    else
+        started_dynamodb=1
+        bash scripts/dynamodb.sh start
+    fi
+    bash scripts/dynamodb.sh create-table "$STATE_TABLE"
+}
+
 provision() {
     local compat extra=()
     compat=$(sed -n 's/^compatibility_date = "\(.*\)"/\1/p' wrangler.toml)
@@ -238,6 +265,7 @@ provision() {
         --template examples/demo/gateway.toml --origin "$ORIGIN_URL" --endpoint "$LS_URL" \
         --compatibility-date "$compat" "${extra[@]}"
     "$PY" scripts/demo/scenario.py provision --run-dir "$RUN" --endpoint "$LS_URL"
+    printf '%s\n' "TIDEGATE_STATE_TABLE=$STATE_TABLE" "AWS_ENDPOINT_URL_DYNAMODB=$DDB_URL" >>"$RUN/lambda.env"
 }
 
 start_origin() {
@@ -332,11 +360,13 @@ print_urls() {
     say "   Lambda     $LAMBDA_URL/lambda-url/tidegate-rollback/   (status page; /stages for JSON)"
     say "   origin     $ORIGIN_URL/__demo/stats   (the stage's traffic split and counts)"
     say "   LocalStack $LS_URL   (REST API $api_name, id $api_id)"
+    say "   DynamoDB   $DDB_URL   (DynamoDB Local; the Lambda's state table $STATE_TABLE)"
     say "demo-only credentials of this run (all in ${RUN#"$TIDEGATE_ROOT"/}/secrets.json):"
     say "   curl -i -H 'x-api-key: $web_key' $EDGE_URL/v1/orders/42"
     say "   curl -H 'x-api-key: $operator_key' $LAMBDA_URL/lambda-url/tidegate-rollback/stages"
     say "release v2 as a canary at 10 %, then make it fail, and watch the Lambda take it off (relay.log):"
     say "   eval \"\$(TIDEGATE_LOCALSTACK_PORT=$LS_PORT bash scripts/localstack.sh env)\""
+    say "   eval \"\$(TIDEGATE_DYNAMODB_PORT=$DDB_PORT bash scripts/dynamodb.sh env)\"   # then: aws dynamodb scan --table-name $STATE_TABLE"
     say "   aws apigateway update-stage --rest-api-id $api_id --stage-name prod --patch-operations \\"
     say "     op=replace,path=/canarySettings/deploymentId,value=$canary op=replace,path=/canarySettings/percentTraffic,value=10"
     say "   curl -X POST -d '{\"failing\": true}' $ORIGIN_URL/__demo/canary"
@@ -356,6 +386,7 @@ main() {
     say "run $RUN_ID: logs and files in ${RUN#"$TIDEGATE_ROOT"/}/"
     timed "build the Worker and the Lambda" build_all
     timed "start LocalStack" start_localstack
+    timed "start DynamoDB Local, create the state table" start_dynamodb
     timed "provision the REST API, deployments and alarms" provision
     timed "start the origin" start_origin
     timed "start the edge (wrangler dev)" start_edge

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make dev`: the demo's stack (LocalStack, the demo origin, the edge under
-# wrangler dev, the rollback Lambda under cargo lambda watch), left running
+# `make dev`: the demo's stack (LocalStack, DynamoDB Local with the Lambda's
+# state table, the demo origin, the edge under wrangler dev, the rollback
+# Lambda under cargo lambda watch), left running
 # with its URLs printed; Ctrl-C stops all of it. See docs/demo.md.
 #   scripts/dev.sh              the whole stack (scripts/demo.sh --dev)
 #   scripts/dev.sh --edge-only  only the edge: wrangler dev with the embedded

