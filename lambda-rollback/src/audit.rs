@@ -1,11 +1,11 @@
 //! The audit trail: one JSON line per decision on stdout (CloudWatch Logs
 //! keeps it), with what was decided and what came of it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tidegate_policy::rollout::AuditRecord;
 
 /// What came of a decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     /// Every plan step was sent.
@@ -21,6 +21,20 @@ pub enum Outcome {
     Drifted {
         /// How it differed.
         drift: String,
+    },
+    /// Another invocation holds the stage's lease: this one did nothing
+    /// and said so (the holder, or the next trigger, acts on what it finds).
+    Yielded {
+        /// The holder.
+        holder: String,
+        /// When its lease lapses, ms since the epoch.
+        until_ms: u64,
+    },
+    /// A progression (step, promotion, known-good) was dropped because the
+    /// alarms re-read right before it no longer allowed it.
+    Withdrawn {
+        /// What the re-read showed.
+        reason: String,
     },
     /// An AWS call failed.
     Failed {
@@ -51,7 +65,7 @@ pub fn line(record: &AuditRecord, outcome: &Outcome) -> String {
     let level = if record.attention
         || matches!(
             outcome,
-            Outcome::Failed { .. } | Outcome::Interrupted { .. }
+            Outcome::Failed { .. } | Outcome::Interrupted { .. } | Outcome::Yielded { .. }
         ) {
         "WARN"
     } else {
@@ -98,6 +112,11 @@ impl<'a> InFlight<'a> {
     /// `n` steps are applied.
     pub fn applied(&mut self, n: usize) {
         self.applied = n;
+    }
+
+    /// Steps known to be applied so far.
+    pub fn applied_steps(&self) -> usize {
+        self.applied
     }
 
     /// The plan ended (applied or not): the caller logs the outcome.

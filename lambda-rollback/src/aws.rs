@@ -6,22 +6,24 @@
 //! building them at init would add the SDK's config loading to every cold
 //! start, even for invocations that never call AWS (e.g. `GET /`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_cloudwatch::types::{
-    AlarmType, Dimension, Metric, MetricDataQuery, MetricDatum, MetricStat, StandardUnit,
+    AlarmType, Dimension, DimensionFilter, Metric, MetricDataQuery, MetricDatum, MetricStat,
+    StandardUnit, StatusCode,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::DateTime;
 use tidegate_policy::config::{ManagedStage, RestApiRef};
 use tidegate_policy::rollout::{
-    self, AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, PatchOp, PatchOpKind,
-    StageSnapshot,
+    self, AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, DeploymentCheck, MetricsReading,
+    PatchOp, PatchOpKind, StageSnapshot,
 };
 
 use crate::notify::Notification;
 use crate::retry;
+use crate::store::DynamoStore;
 
 /// Namespace of Tidegate's own metrics.
 pub const METRIC_NAMESPACE: &str = "Tidegate";
@@ -45,12 +47,14 @@ fn err<E: std::error::Error>(call: &'static str) -> impl Fn(E) -> AwsError {
     }
 }
 
-/// The API Gateway, CloudWatch and SNS clients.
+/// The API Gateway, CloudWatch and SNS clients, and the state store.
 #[derive(Debug, Clone)]
 pub struct Aws {
     apigw: aws_sdk_apigateway::Client,
     cw: aws_sdk_cloudwatch::Client,
     sns: aws_sdk_sns::Client,
+    /// Tidegate's records, leases and history (DynamoDB).
+    pub store: DynamoStore,
 }
 
 /// A REST API, resolved.
@@ -64,9 +68,10 @@ pub struct RestApi {
 
 impl Aws {
     /// Clients from the environment (region, credentials, and
-    /// `AWS_ENDPOINT_URL`, which the SDK honours for every service), with
-    /// Tidegate's retry and timeout settings.
-    pub async fn from_env() -> Self {
+    /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`, which the SDK
+    /// honours), with Tidegate's retry and timeout settings; the store on
+    /// `state_table`.
+    pub async fn from_env(state_table: &str) -> Self {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(retry::retry_config())
             .timeout_config(retry::timeouts())
@@ -76,6 +81,7 @@ impl Aws {
             apigw: aws_sdk_apigateway::Client::new(&shared),
             cw: aws_sdk_cloudwatch::Client::new(&shared),
             sns: aws_sdk_sns::Client::new(&shared),
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), state_table),
         }
     }
 
@@ -96,28 +102,38 @@ impl Aws {
                 Err(e) => Err(err("GetRestApi")(e)),
             },
             RestApiRef::Name(name) => {
-                let mut position: Option<String> = None;
-                loop {
-                    let out = self
-                        .apigw
-                        .get_rest_apis()
-                        .limit(500)
-                        .set_position(position.clone())
-                        .send()
-                        .await
-                        .map_err(err("GetRestApis"))?;
-                    if let Some(found) = out.items().iter().find(|a| a.name() == Some(name)) {
-                        return Ok(found.id().map(|id| RestApi {
-                            id: id.to_owned(),
-                            name: Some(name.clone()),
-                        }));
+                // REST API names are not unique: refuse an ambiguous one
+                // rather than act on whichever AWS lists first.
+                let mut pages = self
+                    .apigw
+                    .get_rest_apis()
+                    .limit(500)
+                    .into_paginator()
+                    .items()
+                    .send();
+                let mut ids = Vec::new();
+                while let Some(api) = pages.next().await {
+                    let api = api.map_err(err("GetRestApis"))?;
+                    if api.name() == Some(name.as_str()) {
+                        ids.extend(api.id().map(str::to_owned));
                     }
-                    match out.position() {
-                        Some(p) if !out.items().is_empty() && Some(p) != position.as_deref() => {
-                            position = Some(p.to_owned());
-                        }
-                        _ => return Ok(None),
-                    }
+                }
+                match ids.as_slice() {
+                    [] => Ok(None),
+                    [id] => Ok(Some(RestApi {
+                        id: id.clone(),
+                        name: Some(name.clone()),
+                    })),
+                    _ => Err(AwsError {
+                        call: "GetRestApis",
+                        message: format!(
+                            "{} REST APIs are named {name:?} (ids {}): REST API names are not \
+                             unique, so Tidegate will not guess; name the stage by \
+                             `rest_api_id` in [[rollback.stages]]",
+                            ids.len(),
+                            ids.join(", ")
+                        ),
+                    }),
                 }
             }
         }
@@ -190,15 +206,23 @@ impl Aws {
                     continue;
                 }
             };
+            // (name, state, since, suppressed, period × evaluation periods)
             let readings = resp
                 .metric_alarms()
                 .iter()
                 .map(|a| {
+                    let span = a
+                        .period()
+                        .zip(a.evaluation_periods())
+                        .and_then(|(p, e)| u64::try_from(i64::from(p) * i64::from(e)).ok())
+                        .map(|secs| secs.saturating_mul(1000));
                     (
                         a.alarm_name(),
                         a.state_value().map(|s| s.as_str()),
                         a.state_transitioned_timestamp()
                             .or(a.state_updated_timestamp()),
+                        false,
+                        span,
                     )
                 })
                 .chain(resp.composite_alarms().iter().map(|a| {
@@ -207,9 +231,11 @@ impl Aws {
                         a.state_value().map(|s| s.as_str()),
                         a.state_transitioned_timestamp()
                             .or(a.state_updated_timestamp()),
+                        a.actions_suppressed_by().is_some(),
+                        None,
                     )
                 }));
-            for (name, state, since) in readings {
+            for (name, state, since, suppressed, span) in readings {
                 let (Some(name), Some(state)) = (name, state.and_then(AlarmState::from_aws)) else {
                     continue;
                 };
@@ -220,6 +246,8 @@ impl Aws {
                         since_ms: since
                             .and_then(|d| d.to_millis().ok())
                             .and_then(|ms| u64::try_from(ms).ok()),
+                        suppressed,
+                        evaluation_ms: span,
                     },
                 );
             }
@@ -227,106 +255,152 @@ impl Aws {
         out
     }
 
-    /// Sums of the canary's `5XXError` and `Count` over the stage's metric
-    /// window (the query is the policy's [`rollout::canary_query`]); `None`
-    /// when they cannot be read.
+    /// The canary's `5XXError` (`Sum`) and `Count` (`SampleCount`) over its
+    /// window (the query is the policy's [`rollout::canary_query`], which
+    /// starts no earlier than the canary, first seen at `canary_since_ms`).
+    /// A dimension `ListMetrics` does not know, a failed call, or a result
+    /// that is not `Complete` is reported as such, never as zero.
     pub async fn canary_metrics(
         &self,
         stage: &ManagedStage,
         api_name: Option<&str>,
+        canary_since_ms: u64,
         now_ms: u64,
-    ) -> Option<CanaryMetrics> {
-        let q = rollout::canary_query(stage, api_name, now_ms)?;
-        let query = |id: &str, metric: &str| -> MetricDataQuery {
+    ) -> MetricsReading {
+        let Some(q) = rollout::canary_query(stage, api_name, canary_since_ms, now_ms) else {
+            return MetricsReading::Unreadable {
+                reason: "the REST API's name is unknown: set `metric_api_name`".into(),
+            };
+        };
+        if q.is_empty() {
+            // Not a whole minute since the canary appeared: nothing to judge.
+            return MetricsReading::Read(CanaryMetrics {
+                errors_5xx: 0.0,
+                count: 0.0,
+            });
+        }
+        let unreadable = |reason: String| {
+            tracing::warn!(%reason, "canary metrics unreadable");
+            MetricsReading::Unreadable { reason }
+        };
+        let dims = [("ApiName", &q.api_name), ("Stage", &q.stage_dimension)];
+        let mut pages = self
+            .cw
+            .list_metrics()
+            .namespace(rollout::metrics::NAMESPACE)
+            .metric_name(rollout::metrics::COUNT_METRIC)
+            .set_dimensions(Some(
+                dims.iter()
+                    .map(|(k, v)| DimensionFilter::builder().name(*k).value(*v).build())
+                    .collect(),
+            ))
+            .into_paginator()
+            .send();
+        let mut listed = false;
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(p) if !p.metrics().is_empty() => {
+                    listed = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => return unreadable(err("ListMetrics")(e).to_string()),
+            }
+        }
+        if !listed {
+            return MetricsReading::DimensionMissing {
+                api_name: q.api_name.clone(),
+                stage_dimension: q.stage_dimension.clone(),
+            };
+        }
+        let query = |id: &str, metric: &str, stat: &str| -> MetricDataQuery {
+            let mut m = Metric::builder()
+                .namespace(rollout::metrics::NAMESPACE)
+                .metric_name(metric);
+            for (k, v) in dims {
+                m = m.dimensions(Dimension::builder().name(k).value(v).build());
+            }
             MetricDataQuery::builder()
                 .id(id)
                 .return_data(true)
                 .metric_stat(
                     MetricStat::builder()
-                        .metric(
-                            Metric::builder()
-                                .namespace(rollout::metrics::NAMESPACE)
-                                .metric_name(metric)
-                                .dimensions(
-                                    Dimension::builder()
-                                        .name("ApiName")
-                                        .value(&q.api_name)
-                                        .build(),
-                                )
-                                .dimensions(
-                                    Dimension::builder()
-                                        .name("Stage")
-                                        .value(&q.stage_dimension)
-                                        .build(),
-                                )
-                                .build(),
-                        )
+                        .metric(m.build())
                         .period(i32::try_from(q.period_secs).unwrap_or(i32::MAX))
-                        .stat("Sum")
+                        .stat(stat)
                         .build(),
                 )
                 .build()
         };
-        let resp = self
+        let (Ok(start), Ok(end)) = (i64::try_from(q.start_ms), i64::try_from(q.end_ms)) else {
+            return unreadable("window out of range".into());
+        };
+        let mut pages = self
             .cw
             .get_metric_data()
-            .metric_data_queries(query("errors", rollout::metrics::ERRORS_METRIC))
-            .metric_data_queries(query("count", rollout::metrics::COUNT_METRIC))
-            .start_time(DateTime::from_millis(i64::try_from(q.start_ms).ok()?))
-            .end_time(DateTime::from_millis(i64::try_from(q.end_ms).ok()?))
-            .send()
-            .await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %err("GetMetricData")(e), "canary metrics unreadable");
-                return None;
+            .metric_data_queries(query(
+                "errors",
+                rollout::metrics::ERRORS_METRIC,
+                rollout::metrics::ERRORS_STAT,
+            ))
+            .metric_data_queries(query(
+                "count",
+                rollout::metrics::COUNT_METRIC,
+                rollout::metrics::COUNT_STAT,
+            ))
+            .start_time(DateTime::from_millis(start))
+            .end_time(DateTime::from_millis(end))
+            .into_paginator()
+            .send();
+        let (mut errors, mut count) = (0.0, 0.0);
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => return unreadable(err("GetMetricData")(e).to_string()),
+            };
+            for r in page.metric_data_results() {
+                if r.status_code() != Some(&StatusCode::Complete) {
+                    return unreadable(format!(
+                        "GetMetricData answered {:?} for {}",
+                        r.status_code(),
+                        r.id().unwrap_or("?")
+                    ));
+                }
+                let sum: f64 = r.values().iter().sum();
+                match r.id() {
+                    Some("errors") => errors += sum,
+                    Some("count") => count += sum,
+                    _ => {}
+                }
             }
-        };
-        let sum = |id: &str| -> f64 {
-            resp.metric_data_results()
-                .iter()
-                .filter(|r| r.id() == Some(id))
-                .flat_map(|r| r.values().iter())
-                .sum()
-        };
-        Some(CanaryMetrics {
-            errors_5xx: sum("errors"),
-            count: sum("count"),
+        }
+        MetricsReading::Read(CanaryMetrics {
+            errors_5xx: errors,
+            count,
         })
     }
 
-    /// Every deployment id of the API; empty if the listing failed (the
-    /// policy then never points the stage at any deployment).
-    pub async fn deployments(&self, api: &RestApi) -> BTreeSet<String> {
-        let mut ids = BTreeSet::new();
-        let mut position: Option<String> = None;
-        loop {
-            let resp = self
-                .apigw
-                .get_deployments()
-                .rest_api_id(&api.id)
-                .limit(500)
-                .set_position(position.clone())
-                .send()
-                .await;
-            let resp = match resp {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %err("GetDeployments")(e), "deployments unreadable");
-                    return BTreeSet::new();
-                }
-            };
-            ids.extend(
-                resp.items()
-                    .iter()
-                    .filter_map(|d| d.id().map(str::to_owned)),
-            );
-            match resp.position() {
-                Some(p) if !resp.items().is_empty() && Some(p) != position.as_deref() => {
-                    position = Some(p.to_owned());
-                }
-                _ => return ids,
+    /// Whether deployment `id` of the API exists (`GetDeployment`): a failed
+    /// call is unknown, not missing.
+    pub async fn deployment(&self, api: &RestApi, id: &str) -> DeploymentCheck {
+        match self
+            .apigw
+            .get_deployment()
+            .rest_api_id(&api.id)
+            .deployment_id(id)
+            .send()
+            .await
+        {
+            Ok(_) => DeploymentCheck::Exists,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
+                DeploymentCheck::Missing
+            }
+            Err(e) => {
+                tracing::warn!(error = %err("GetDeployment")(e), deployment = id, "deployment unverified");
+                DeploymentCheck::Unknown
             }
         }
     }

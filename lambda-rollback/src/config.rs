@@ -6,7 +6,9 @@
 //! - `TIDEGATE_CONFIG_FILE`: a path to it (e.g. a file in the deployment
 //!   package or a layer);
 //! - `API_KEYS`: the same JSON key records the edge takes (optional; without
-//!   it only JWTs are accepted on the control API).
+//!   it only JWTs are accepted on the control API);
+//! - `TIDEGATE_STATE_TABLE`: the DynamoDB table Tidegate keeps its records,
+//!   leases and history in (required; `infra/template.yaml` creates it).
 //!
 //! Invalid input is an init error listing *every* problem, so one deploy
 //! shows everything that needs fixing.
@@ -22,6 +24,8 @@ pub const CONFIG_ENV: &str = "TIDEGATE_CONFIG";
 pub const CONFIG_FILE_ENV: &str = "TIDEGATE_CONFIG_FILE";
 /// Environment variable holding the API key records (JSON).
 pub const API_KEYS_ENV: &str = "API_KEYS";
+/// Environment variable naming the state table.
+pub const STATE_TABLE_ENV: &str = "TIDEGATE_STATE_TABLE";
 
 /// Everything loaded at init.
 #[derive(Debug, Clone)]
@@ -32,6 +36,8 @@ pub struct Settings {
     pub policy: RollbackPolicy,
     /// API keys accepted on the control API.
     pub api_keys: ApiKeyStore,
+    /// The DynamoDB table of records, leases and history.
+    pub state_table: String,
 }
 
 /// Every problem found while loading; the Lambda refuses to start.
@@ -123,14 +129,40 @@ pub fn load(
             }
         },
     };
-    match (gateway, policy, api_keys) {
-        (Some(gateway), Some(policy), Some(api_keys)) if problems.is_empty() => Ok(Settings {
-            gateway,
-            policy,
-            api_keys,
-        }),
+    let state_table = match var(STATE_TABLE_ENV) {
+        Some(t) if valid_table_name(&t) => Some(t),
+        Some(t) => {
+            problems.push(format!(
+                "{STATE_TABLE_ENV}={t:?} is not a DynamoDB table name: 3 to 255 of A-Z a-z 0-9 _ - ."
+            ));
+            None
+        }
+        None => {
+            problems.push(format!(
+                "{STATE_TABLE_ENV} is not set: name the DynamoDB table Tidegate keeps its state in \
+                 (infra/template.yaml creates it and sets this variable)"
+            ));
+            None
+        }
+    };
+    match (gateway, policy, api_keys, state_table) {
+        (Some(gateway), Some(policy), Some(api_keys), Some(state_table)) if problems.is_empty() => {
+            Ok(Settings {
+                gateway,
+                policy,
+                api_keys,
+                state_table,
+            })
+        }
         _ => Err(InitError { problems }),
     }
+}
+
+/// DynamoDB's rule for table names.
+fn valid_table_name(t: &str) -> bool {
+    (3..=255).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 #[cfg(test)]
@@ -146,12 +178,38 @@ stage_alarms = ["orders-api-prod-5xx-rate"]
 canary_alarms = ["orders-api-prod-canary-5xx-rate"]
 "#;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
+    /// The environment `pairs` describe, with a state table unless they
+    /// name one (or set it to "" to leave it out).
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let mut map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry(STATE_TABLE_ENV.into())
+            .or_insert_with(|| "tidegate-state".into());
+        map.retain(|_, v| !v.is_empty());
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_state_table_is_required_and_checked() {
+        let err = load(
+            env(&[(CONFIG_ENV, CONFIG), (STATE_TABLE_ENV, "")]),
+            no_files,
+        )
+        .unwrap_err();
+        assert!(err.problems[0].contains(STATE_TABLE_ENV), "{err}");
+        let err = load(
+            env(&[(CONFIG_ENV, CONFIG), (STATE_TABLE_ENV, "a b")]),
+            no_files,
+        )
+        .unwrap_err();
+        assert!(
+            err.problems[0].contains("not a DynamoDB table name"),
+            "{err}"
+        );
+        let s = load(env(&[(CONFIG_ENV, CONFIG)]), no_files).unwrap();
+        assert_eq!(s.state_table, "tidegate-state");
     }
 
     fn no_files(path: &str) -> Result<String, String> {

@@ -63,7 +63,7 @@ mod tests {
 
     fn policy() -> RollbackPolicy {
         crate::config::load(
-            |k| (k == crate::config::CONFIG_ENV).then(|| crate::config::tests::CONFIG.to_owned()),
+            crate::config::tests::env(&[(crate::config::CONFIG_ENV, crate::config::tests::CONFIG)]),
             |_| Err("no files".into()),
         )
         .unwrap()

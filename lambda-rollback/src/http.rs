@@ -4,8 +4,11 @@
 //! |---|---|---|
 //! | GET | `/` | HTML status page (same data as `/stages`) |
 //! | GET | `/stages` | every managed stage |
-//! | GET | `/stages/{api}/{stage}` | one stage: deployment, canary, alarms, last-known-good, recent actions |
-//! | POST | `/stages/{api}/{stage}/{rollback,promote,pause,resume}` | operator command, body `{"reason": "..."}` |
+//! | GET | `/stages/{api}/{stage}` | one stage: deployment, canary, alarms, last-known-good, pause, recent actions (what, who, why, trigger, outcome, when) |
+//! | POST | `/stages/{api}/{stage}/{rollback,promote,pause,resume}` | operator command, body `{"reason": "..."}` (pause also takes `"for": "2h"`) |
+//!
+//! The caller's identity (`key:<consumer>` or `jwt:<iss>:<sub>`) is recorded
+//! with every command, in the audit line and the stage's history.
 //!
 //! `{api}` is the REST API as the config names it (id or name). Every route
 //! needs the [`ADMIN_SCOPE`], presented with the edge's credentials: a JWT
@@ -27,10 +30,11 @@ use tidegate_policy::auth::{
     UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
 };
 use tidegate_policy::problem::Problem;
-use tidegate_policy::rollout::ManualCommand;
+use tidegate_policy::rollout::{ManualCommand, Trigger};
 
 use crate::config::Settings;
 use crate::jwks::IssuerKeys;
+use crate::status::{StageStatus, StatusList};
 
 /// The scope every control-API call needs.
 pub const ADMIN_SCOPE: &str = "tidegate:admin";
@@ -46,17 +50,13 @@ pub trait Control: Send + Sync {
     fn settings(&self) -> &Settings;
     /// The issuers' signing keys (cached per container).
     fn issuer_keys(&self) -> &IssuerKeys;
-    /// The status of every managed stage (as JSON).
-    fn list(&self) -> BoxFuture<'_, serde_json::Value>;
-    /// The status of managed stage `index` (as JSON).
-    fn show(&self, index: usize) -> BoxFuture<'_, serde_json::Value>;
-    /// Runs an operator command on managed stage `index`; the report as JSON.
-    fn command(
-        &self,
-        index: usize,
-        command: ManualCommand,
-        reason: String,
-    ) -> BoxFuture<'_, serde_json::Value>;
+    /// The status of every managed stage.
+    fn list(&self) -> BoxFuture<'_, StatusList>;
+    /// The status of managed stage `index`.
+    fn show(&self, index: usize) -> BoxFuture<'_, Option<StageStatus>>;
+    /// Runs an operator command (a [`Trigger::Manual`]) on managed stage
+    /// `index`; the report as JSON.
+    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, serde_json::Value>;
 }
 
 /// A parsed control-API route.
@@ -164,6 +164,9 @@ pub async fn authenticate(
 #[serde(deny_unknown_fields)]
 struct CommandBody {
     reason: String,
+    /// For pause: how long until it ends by itself, e.g. `"2h"`.
+    #[serde(default, rename = "for")]
+    duration: Option<String>,
 }
 
 /// A problem+json response.
@@ -233,9 +236,10 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
         req.headers(),
         now_ms,
     );
-    if let Err(r) = auth.await {
-        return rejection(&r);
-    }
+    let identity = match auth.await {
+        Ok(identity) => identity,
+        Err(r) => return rejection(&r),
+    };
     let unknown_stage = |api: &str, stage: &str| {
         problem(
             &Problem::new(404, "unknown-stage", "Not a managed stage").with_detail(format!(
@@ -255,7 +259,10 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
         }
         Route::List => json(StatusCode::OK, &control.list().await),
         Route::Show { api, stage } => match managed(control.settings(), &api, &stage) {
-            Some(i) => json(StatusCode::OK, &control.show(i).await),
+            Some(i) => match control.show(i).await {
+                Some(status) => json(StatusCode::OK, &status),
+                None => unknown_stage(&api, &stage),
+            },
             None => unknown_stage(&api, &stage),
         },
         Route::Command {
@@ -272,9 +279,28 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
             } else {
                 serde_json::from_slice::<CommandBody>(body).map_err(|e| e.to_string())
             };
+            let parsed = parsed.and_then(|b| {
+                let until_ms = match (&b.duration, command) {
+                    (None, _) => None,
+                    (Some(d), ManualCommand::Pause) => {
+                        let d = tidegate_policy::config::duration::parse(d)
+                            .map_err(|e| format!("`for`: {e}"))?;
+                        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                        Some(now_ms.saturating_add(ms))
+                    }
+                    (Some(_), _) => return Err("`for` is only taken by pause".to_owned()),
+                };
+                Ok((b.reason, until_ms))
+            });
             match parsed {
-                Ok(b) if !b.reason.trim().is_empty() => {
-                    json(StatusCode::OK, &control.command(i, command, b.reason).await)
+                Ok((reason, until_ms)) if !reason.trim().is_empty() => {
+                    let trigger = Trigger::Manual {
+                        command,
+                        reason,
+                        operator: identity.qualified_subject(),
+                        until_ms,
+                    };
+                    json(StatusCode::OK, &control.command(i, trigger).await)
                 }
                 Ok(_) => problem(
                     &Problem::new(422, "reason-required", "A reason is required")
@@ -283,7 +309,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 ),
                 Err(e) => problem(
                     &Problem::new(400, "invalid-body", "Invalid request body").with_detail(format!(
-                        "expected a JSON object {{\"reason\": \"...\"}}: {e}"
+                        "expected a JSON object {{\"reason\": \"...\"}} (pause also takes \"for\": \"2h\"): {e}"
                     )),
                     None,
                 ),

@@ -3,9 +3,9 @@
 //!
 //! A thin adapter over `tidegate-policy`: [`rollout::decide`] makes every
 //! decision; this crate reads AWS ([`aws`]), carries out the plan
-//! ([`execute`]), logs an audit line ([`audit`]), notifies SNS
-//! ([`notify`]), and wires triggers
-//! ([`events`], [`http`]) to that.
+//! ([`execute`]), keeps its records, leases and history in DynamoDB
+//! ([`store`]), logs an audit line ([`audit`]), notifies SNS
+//! ([`notify`]), and wires triggers ([`events`], [`http`]) to that.
 //!
 //! # One binary for every trigger
 //! Alarm events (EventBridge, SNS, alarm actions), the schedule and HTTP
@@ -16,8 +16,10 @@
 //! for the rare HTTP call. `lambda_http`'s `pass_through` feature hands
 //! non-HTTP events over as [`RequestContext::PassThrough`] with the raw
 //! JSON as the body, which [`rollout::events::parse`] classifies; HTTP
-//! requests go to [`http`]. Concurrency is not a reason to split: each
-//! invocation re-checks the stage before every write.
+//! requests go to [`http`]. Concurrency is not a reason to split: one
+//! invocation at a time writes a stage (a lease in the state table, and
+//! reserved concurrency 1 in the template), and each re-checks the stage
+//! before every write.
 //!
 //! [`RequestContext::PassThrough`]: lambda_http::request::RequestContext::PassThrough
 //! [`rollout::decide`]: tidegate_policy::rollout::decide
@@ -36,12 +38,15 @@ pub mod notify;
 pub mod page;
 pub mod retry;
 pub mod service;
+pub mod status;
+pub mod store;
 
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tidegate_policy::rollout::{ManualCommand, Trigger};
+use tidegate_policy::config::ManagedStage;
+use tidegate_policy::rollout::Trigger;
 use tokio::sync::OnceCell;
 
 pub use service::{BudgetLayer, Handler};
@@ -50,6 +55,20 @@ use crate::aws::Aws;
 use crate::config::Settings;
 use crate::http::BoxFuture;
 use crate::jwks::IssuerKeys;
+use crate::status::{StageStatus, StatusList, RECENT_ACTIONS};
+use crate::store::{StageKey, StateStore};
+
+/// A name unique to this container and call: the process, the time and a
+/// counter. Names lease owners and history items.
+pub fn invocation_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}-{nanos:x}-{n}", std::process::id())
+}
 
 /// Per-container state: the settings (loaded at init) and the AWS clients
 /// (built on first use, then reused by every invocation).
@@ -72,7 +91,9 @@ impl App {
 
     /// The clients, built on first call.
     pub async fn aws(&self) -> &Aws {
-        self.aws.get_or_init(Aws::from_env).await
+        self.aws
+            .get_or_init(|| Aws::from_env(&self.settings.state_table))
+            .await
     }
 
     /// The SNS topic notified of actions, if configured.
@@ -80,8 +101,7 @@ impl App {
         self.settings.policy.notification_topic_arn.as_deref()
     }
 
-    /// Runs the jobs an event asks for, one stage after another (each
-    /// stage's reads run concurrently).
+    /// Runs the jobs an event asks for, one stage after another.
     pub async fn run_event(&self, event: &Value) -> Value {
         let input = match tidegate_policy::rollout::parse(event) {
             Ok(i) => i,
@@ -108,39 +128,46 @@ impl App {
         json!({"status": "ok", "stages": reports})
     }
 
-    async fn status(&self, index: usize) -> Value {
-        let Some(stage) = self.settings.policy.stages.get(index) else {
-            return Value::Null;
-        };
-        let base = json!({
-            "api": execute::api_label(stage),
-            "stage": stage.stage,
-            "dry_run": stage.dry_run,
-        });
+    async fn status(&self, stage: &ManagedStage) -> StageStatus {
+        let mut status = StageStatus::new(
+            execute::api_label(stage),
+            stage.stage.clone(),
+            stage.dry_run,
+        );
         let now = retry::now_ms();
-        let view = execute::read(self.aws().await, stage, now).await;
-        let mut v = base;
-        match view {
-            Ok(Some(view)) => {
-                let alarms: BTreeMap<&String, _> = stage
-                    .stage_alarms
-                    .iter()
-                    .chain(&stage.canary_alarms)
-                    .map(|a| (a, view.signals.alarm(a)))
-                    .collect();
-                v["rest_api_id"] = json!(view.api.id);
-                v["deployment_id"] = json!(view.snapshot.deployment_id);
-                v["canary"] = json!(view.snapshot.canary);
-                v["alarms"] = json!(alarms);
-                v["canary_metrics"] = json!(view.signals.canary_metrics);
-                v["known_good"] = json!(view.book.known_good.as_ref().map(|m| &m.deployment_id));
-                v["paused"] = json!(view.book.paused);
-                v["recent_actions"] = json!(view.book.history);
+        let aws = self.aws().await;
+        let view = match execute::read(aws, stage, now, false).await {
+            Ok(Some(view)) => view,
+            Ok(None) => {
+                status.error = Some(execute::not_found(stage));
+                return status;
             }
-            Ok(None) => v["error"] = json!(execute::not_found(stage)),
-            Err(e) => v["error"] = json!(e),
+            Err(e) => {
+                status.error = Some(e);
+                return status;
+            }
+        };
+        let key = StageKey::new(&view.api.id, &stage.stage);
+        match aws.store.history(&key, RECENT_ACTIONS).await {
+            Ok(h) => status.recent_actions = h,
+            Err(e) => status.error = Some(format!("history unreadable: {e}")),
         }
-        v
+        status.alarms = stage
+            .stage_alarms
+            .iter()
+            .chain(&stage.canary_alarms)
+            .map(|a| (a.clone(), view.signals.alarm(a)))
+            .collect();
+        status.rest_api_id = Some(view.api.id);
+        status.deployment_id = Some(view.snapshot.deployment_id);
+        status.canary = view.snapshot.canary;
+        status.canary_metrics = view.signals.canary_metrics;
+        let record = view.stored.record;
+        status.paused = record.pause_at(now).cloned();
+        status.known_good = record.known_good;
+        status.previous_known_good = record.previous_known_good;
+        status.step = record.step;
+        status
     }
 }
 
@@ -153,34 +180,33 @@ impl http::Control for App {
         &self.issuer_keys
     }
 
-    fn list(&self) -> BoxFuture<'_, Value> {
+    fn list(&self) -> BoxFuture<'_, StatusList> {
         Box::pin(async move {
             let mut stages = Vec::new();
-            for i in 0..self.settings.policy.stages.len() {
-                stages.push(self.status(i).await);
+            for stage in &self.settings.policy.stages {
+                stages.push(self.status(stage).await);
             }
-            json!({ "stages": stages })
+            StatusList { stages }
         })
     }
 
-    fn show(&self, index: usize) -> BoxFuture<'_, Value> {
-        Box::pin(self.status(index))
+    fn show(&self, index: usize) -> BoxFuture<'_, Option<StageStatus>> {
+        Box::pin(async move {
+            match self.settings.policy.stages.get(index) {
+                Some(stage) => Some(self.status(stage).await),
+                None => None,
+            }
+        })
     }
 
-    fn command(
-        &self,
-        index: usize,
-        command: ManualCommand,
-        reason: String,
-    ) -> BoxFuture<'_, Value> {
+    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, Value> {
         Box::pin(async move {
             let Some(stage) = self.settings.policy.stages.get(index) else {
                 return Value::Null;
             };
             let aws = self.aws().await;
-            let trigger = Trigger::Manual { command, reason };
             let report = execute::run(aws, stage, trigger, self.topic_arn()).await;
-            json!(report)
+            serde_json::to_value(&report).unwrap_or(Value::Null)
         })
     }
 }

@@ -58,7 +58,10 @@ pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notificati
         // Cut off by the time budget mid-plan (logged by the audit guard; a
         // re-invocation re-reads the stage and finishes or finds it done).
         Outcome::Interrupted { .. } => " INTERRUPTED",
-        Outcome::NothingToDo | Outcome::Drifted { .. } => return None,
+        Outcome::NothingToDo
+        | Outcome::Drifted { .. }
+        | Outcome::Yielded { .. }
+        | Outcome::Withdrawn { .. } => return None,
     };
     let r = &decision.audit;
     let action = action_name(r)?;
@@ -85,7 +88,7 @@ pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notificati
 /// The action's snake_case name; an operator command that changed only
 /// bookkeeping (pause, resume) is named after the command; `None` for
 /// bookkeeping nobody asked for.
-fn action_name(r: &AuditRecord) -> Option<&'static str> {
+pub fn action_name(r: &AuditRecord) -> Option<&'static str> {
     match (r.action.kind(), &r.trigger) {
         (Some(kind), _) => Some(kind.as_str()),
         (None, Trigger::Manual { command, .. }) => Some(match command {
@@ -127,7 +130,7 @@ mod tests {
     /// its canary alarm in `canary_alarm` state.
     fn decision(canary_alarm: AlarmState, trigger: Trigger) -> Decision {
         let policy = crate::config::load(
-            |k| (k == crate::config::CONFIG_ENV).then(|| crate::config::tests::CONFIG.to_owned()),
+            crate::config::tests::env(&[(crate::config::CONFIG_ENV, crate::config::tests::CONFIG)]),
             |_| Err("no files".into()),
         )
         .unwrap()

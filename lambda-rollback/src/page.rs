@@ -1,7 +1,7 @@
 //! `GET /`: the stages as a small HTML page for people (the data of
 //! `GET /stages`, no scripts, no external assets).
 
-use serde_json::Value;
+use crate::status::StatusList;
 
 /// Escapes text for HTML.
 pub fn escape(s: &str) -> String {
@@ -19,56 +19,53 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "–".into(),
-        Value::String(s) => escape(s),
-        other => escape(&other.to_string()),
-    }
+fn or_dash(s: Option<&str>) -> String {
+    s.map_or_else(|| "–".to_owned(), escape)
 }
 
-/// The page for the `GET /stages` document `data` (`{"stages": [...]}`).
-pub fn render(data: &Value) -> String {
+/// The page for the `GET /stages` document.
+pub fn render(data: &StatusList) -> String {
     let mut rows = String::new();
-    for s in data["stages"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let canary = match &s["canary"] {
-            Value::Null => "–".to_owned(),
-            c => format!(
-                "{} at {}%",
-                text(&c["deployment_id"]),
-                text(&c["percent_traffic"])
-            ),
-        };
-        let alarms: Vec<String> = s["alarms"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(name, r)| format!("{}: {}", escape(name), text(&r["state"])))
-                    .collect()
+    for s in &data.stages {
+        let canary = s.canary.as_ref().map_or_else(
+            || "–".to_owned(),
+            |c| format!("{} at {}%", escape(&c.deployment_id), c.percent_traffic),
+        );
+        let alarms: Vec<String> = s
+            .alarms
+            .iter()
+            .map(|(name, r)| format!("{}: {}", escape(name), r.state.as_aws()))
+            .collect();
+        let history: Vec<String> = s
+            .recent_actions
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} by {}: {}",
+                    e.at_ms,
+                    escape(&e.what),
+                    escape(&e.who),
+                    escape(&e.why)
+                )
             })
-            .unwrap_or_default();
-        let history: Vec<String> = s["recent_actions"]
-            .as_array()
-            .map(|h| {
-                h.iter()
-                    .map(|e| format!("{} {}", text(&e["kind"]), text(&e["deployment_id"])))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .collect();
+        let paused = s.paused.as_ref().map_or_else(
+            || "no".to_owned(),
+            |p| format!("{} (by {})", escape(&p.reason), escape(&p.by)),
+        );
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            text(&s["api"]),
-            text(&s["stage"]),
-            text(&s["deployment_id"]),
+            escape(&s.api),
+            escape(&s.stage),
+            or_dash(s.deployment_id.as_deref()),
             canary,
-            text(&s["known_good"]),
+            or_dash(s.known_good.as_ref().map(|m| m.deployment_id.as_str())),
             alarms.join("<br>"),
-            if s["paused"].is_null() { "no".to_owned() } else { text(&s["paused"]["reason"]) },
-            if let Some(e) = s["error"].as_str() { escape(e) } else { history.join("<br>") },
+            paused,
+            match &s.error {
+                Some(e) => escape(e),
+                None => history.join("<br>"),
+            },
         ));
     }
     format!(
@@ -81,20 +78,26 @@ pub fn render(data: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::StageStatus;
+    use tidegate_policy::rollout::{AlarmReading, AlarmState, CanarySnapshot, Pause};
 
     #[test]
     fn renders_and_escapes() {
-        let data = serde_json::json!({"stages": [{
-            "api": "orders<api>", "stage": "prod", "deployment_id": "d1",
-            "canary": {"deployment_id": "d2", "percent_traffic": 5.0},
-            "alarms": {"a&b": {"state": "ALARM"}},
-            "paused": null, "recent_actions": [{"kind": "rollback_stage", "deployment_id": "d0"}]
-        }]});
-        let html = render(&data);
+        let mut s = StageStatus::new("orders<api>", "prod", false);
+        s.deployment_id = Some("d1".into());
+        s.canary = Some(CanarySnapshot {
+            deployment_id: "d2".into(),
+            percent_traffic: 5.0,
+            stage_variable_overrides: Default::default(),
+        });
+        s.alarms
+            .insert("a&b".into(), AlarmReading::new(AlarmState::Alarm, 1));
+        s.paused = Some(Pause::new(1, "key:ops", "sale <freeze>", None));
+        let html = render(&StatusList { stages: vec![s] });
         assert!(html.contains("orders&lt;api&gt;"));
-        assert!(html.contains("d2 at 5.0%"));
+        assert!(html.contains("d2 at 5%"));
         assert!(html.contains("a&amp;b: ALARM"));
-        assert!(html.contains("rollback_stage d0"));
+        assert!(html.contains("sale &lt;freeze&gt; (by key:ops)"));
         assert!(!html.contains("<api>"));
     }
 }

@@ -57,6 +57,26 @@ pub fn budget(deadline_ms: u64, now_ms: u64) -> Duration {
     Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN)
 }
 
+tokio::task_local! {
+    /// The current invocation's deadline for work, ms since the epoch.
+    static DEADLINE_MS: u64;
+}
+
+/// Runs `work` with `deadline_ms` as the invocation's deadline for work
+/// (set by the budget layer; read by [`deadline_ms`]).
+pub async fn with_deadline<F: std::future::Future>(deadline_ms: u64, work: F) -> F::Output {
+    DEADLINE_MS.scope(deadline_ms, work).await
+}
+
+/// The invocation's deadline for work (see [`with_deadline`]), or
+/// [`DEFAULT_BUDGET`] from `now_ms` outside one. A stage lease never
+/// outlives it.
+pub fn deadline_ms(now_ms: u64) -> u64 {
+    DEADLINE_MS.try_with(|d| *d).unwrap_or_else(|_| {
+        now_ms.saturating_add(u64::try_from(DEFAULT_BUDGET.as_millis()).unwrap_or(u64::MAX))
+    })
+}
+
 /// The current time in ms since the epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()

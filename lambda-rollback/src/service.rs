@@ -98,8 +98,11 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let deadline = req.lambda_context_ref().map_or(0, |c| c.deadline);
-        let budget = retry::budget(deadline, retry::now_ms());
-        let fut = self.inner.call(req);
+        let now = retry::now_ms();
+        let budget = retry::budget(deadline, now);
+        let work_deadline =
+            now.saturating_add(u64::try_from(budget.as_millis()).unwrap_or(u64::MAX));
+        let fut = retry::with_deadline(work_deadline, self.inner.call(req));
         Box::pin(async move {
             match tokio::time::timeout(budget, fut).await {
                 Ok(r) => r,

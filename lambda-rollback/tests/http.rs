@@ -53,6 +53,7 @@ stage_alarms = ["orders-api-prod-5xx-rate"]
         |k| match k {
             config::CONFIG_ENV => Some(cfg.to_owned()),
             config::API_KEYS_ENV => Some(keys.clone()),
+            config::STATE_TABLE_ENV => Some("tidegate-test".into()),
             _ => None,
         },
         |_| Err("no files".into()),
@@ -354,7 +355,11 @@ stage_alarms = ["orders-api-prod-5xx-rate"]
 "#
     );
     config::load(
-        |k| (k == config::CONFIG_ENV).then(|| cfg.clone()),
+        |k| match k {
+            config::CONFIG_ENV => Some(cfg.clone()),
+            config::STATE_TABLE_ENV => Some("tidegate-test".into()),
+            _ => None,
+        },
         |_| Err("no files".into()),
     )
     .unwrap()
