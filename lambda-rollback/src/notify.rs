@@ -119,9 +119,10 @@ pub fn subject_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
     use tidegate_policy::rollout::{
-        decide, AlarmReading, AlarmState, Bookkeeping, CanarySnapshot, Signals, StageSnapshot,
+        decide, AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, DeploymentCheck,
+        MetricsReading, Signals, StageRecord, StageSnapshot,
     };
 
     const NOW: u64 = 1_715_680_000_000;
@@ -149,10 +150,7 @@ mod tests {
             last_updated_ms: None,
             variables: BTreeMap::new(),
         };
-        let reading = |state| AlarmReading {
-            state,
-            since_ms: Some(NOW - 1_000),
-        };
+        let reading = |state| AlarmReading::new(state, NOW - 1_000);
         let signals = Signals {
             alarms: BTreeMap::from([
                 (
@@ -164,13 +162,19 @@ mod tests {
                     reading(canary_alarm),
                 ),
             ]),
-            canary_metrics: None,
-            deployments: BTreeSet::from(["d1".to_owned(), "d2".to_owned()]),
+            canary_metrics: MetricsReading::Read(CanaryMetrics {
+                errors_5xx: 0.0,
+                count: 0.0,
+            }),
+            deployments: BTreeMap::from([
+                ("d1".to_owned(), DeploymentCheck::Exists),
+                ("d2".to_owned(), DeploymentCheck::Exists),
+            ]),
         };
         decide(
             stage,
             &snapshot,
-            &Bookkeeping::default(),
+            &StageRecord::default(),
             &signals,
             trigger,
             NOW,
@@ -229,6 +233,8 @@ mod tests {
         let pause = Trigger::Manual {
             command: ManualCommand::Pause,
             reason: "freeze".into(),
+            operator: "key:oncall".into(),
+            until_ms: None,
         };
         let d = decision(AlarmState::Ok, pause);
         let n = for_decision(&d, &Outcome::Applied { steps: 1 }).unwrap();

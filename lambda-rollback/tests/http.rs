@@ -11,10 +11,11 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt, Response};
 use serde_json::{json, Value};
 use tidegate_policy::auth::hash_key;
-use tidegate_policy::rollout::ManualCommand;
+use tidegate_policy::rollout::Trigger;
 use tidegate_rollback::config::{self, Settings};
 use tidegate_rollback::http::{self, BoxFuture, Control};
 use tidegate_rollback::jwks::IssuerKeys;
+use tidegate_rollback::status::{StageStatus, StatusList};
 
 const NOW_MS: u64 = 1_715_680_000_000;
 const ADMIN_KEY: &str = "tg_fixture_not_a_key";
@@ -90,26 +91,33 @@ impl Control for Fake {
     fn issuer_keys(&self) -> &IssuerKeys {
         &self.keys
     }
-    fn list(&self) -> BoxFuture<'_, Value> {
+    fn list(&self) -> BoxFuture<'_, StatusList> {
         self.calls.lock().unwrap().push("list".into());
         Box::pin(async {
-            json!({"stages": [{"api": "orders-api", "stage": "prod", "deployment_id": "d1"}]})
+            let mut s = StageStatus::new("orders-api", "prod", false);
+            s.deployment_id = Some("d1".into());
+            StatusList { stages: vec![s] }
         })
     }
-    fn show(&self, index: usize) -> BoxFuture<'_, Value> {
+    fn show(&self, index: usize) -> BoxFuture<'_, Option<StageStatus>> {
         self.calls.lock().unwrap().push(format!("show {index}"));
-        Box::pin(async { json!({"api": "orders-api", "stage": "prod"}) })
+        Box::pin(async { Some(StageStatus::new("orders-api", "prod", false)) })
     }
-    fn command(
-        &self,
-        index: usize,
-        command: ManualCommand,
-        reason: String,
-    ) -> BoxFuture<'_, Value> {
+    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, Value> {
+        let Trigger::Manual {
+            command,
+            reason,
+            operator,
+            until_ms,
+        } = trigger
+        else {
+            panic!("not an operator command: {trigger:?}");
+        };
+        let until = until_ms.map(|u| format!(" until {u}")).unwrap_or_default();
         self.calls
             .lock()
             .unwrap()
-            .push(format!("{command:?} {index} {reason}"));
+            .push(format!("{command:?} {index} {reason} by {operator}{until}"));
         Box::pin(async { json!({"outcome": {"status": "nothing_to_do"}}) })
     }
 }
@@ -161,7 +169,8 @@ async fn function_url_pause_with_admin_api_key() {
     let req = request(fixture!("function-url-request.json"));
     let resp = http::handle(&fake, req, NOW_MS).await;
     assert_eq!(resp.status(), 200, "{:?}", body(&resp));
-    assert_eq!(fake.calls(), ["Pause 0 freeze for the sale"]);
+    // The operator's identity goes with the command.
+    assert_eq!(fake.calls(), ["Pause 0 freeze for the sale by key:oncall"]);
 }
 
 #[tokio::test]
@@ -215,7 +224,7 @@ async fn jwt_with_admin_scope_rolls_back_via_rest_api() {
     assert_eq!(resp.status(), 200, "{:?}", body(&resp));
     assert_eq!(
         fake.calls(),
-        ["Rollback 0 INC-42: checkout 5xx after deploy"]
+        ["Rollback 0 INC-42: checkout 5xx after deploy by jwt:https%3A//ops.example.com/:alice"]
     );
 
     // The same token without the scope: 403.

@@ -29,9 +29,7 @@ use aws_sdk_cloudwatch::types::StateValue;
 use aws_smithy_types::date_time::Format;
 
 mod common;
-use common::{
-    action_type, assert_action, enabled, failed_naming, invoke, two_ticks, RestApi, SCHEDULE,
-};
+use common::{action_type, assert_action, enabled, failed_naming, invoke, RestApi, SCHEDULE};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -119,13 +117,14 @@ async fn localstack_restarted_mid_rollout() {
     // Before any client exists; this binary has no other test.
     std::env::set_var("AWS_ENDPOINT_URL", ls.url());
 
-    // A canary rollout under way: healthy traffic, two ticks, 10 % → 50 %.
+    // A canary rollout under way: baked with healthy traffic, 10 % → 50 %.
     let f = RestApi::create(None, "tg-restart", Some(10.0)).await;
+    f.seen_healthy_for(120).await;
     f.canary_traffic(200.0, 0.0).await;
     let mut svc = f.handler("");
-    let (first, second) = two_ticks(&mut svc).await;
-    assert_action(&second, "set_canary_percent", "applied");
-    assert_eq!(f.canary_percent().await, Some(50.0), "{first}\n{second}");
+    let tick = invoke(&mut svc, SCHEDULE).await;
+    assert_action(&tick, "set_canary_percent", "applied");
+    assert_eq!(f.canary_percent().await, Some(50.0), "{tick}");
 
     // LocalStack goes away; the canary's alarm fires meanwhile (the event is
     // built here: CloudWatch is down too).

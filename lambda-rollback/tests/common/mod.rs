@@ -7,15 +7,15 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::time::Duration;
-
 use aws_sdk_apigateway::types::{DeploymentCanarySettings, IntegrationType, Op, PatchOperation};
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, MetricAlarm, MetricDatum, StandardUnit, StateValue, Statistic,
+    StatisticSet,
 };
 use aws_smithy_types::date_time::Format;
 use serde_json::Value;
 use tidegate_rollback::service::Budget;
+use tidegate_rollback::store::{DynamoStore, HistoryEntry, StageKey, StateStore};
 use tidegate_rollback::{config, App, BudgetLayer, Handler};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -63,6 +63,22 @@ pub struct RestApi {
     pub canary: Option<String>,
     pub stage_alarm: String,
     pub canary_alarm: String,
+    /// Tidegate's state table for this API (DynamoDB Local, through
+    /// `AWS_ENDPOINT_URL_DYNAMODB`).
+    pub store: DynamoStore,
+}
+
+/// A fresh state table in DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`).
+pub async fn state_table(prefix: &str) -> DynamoStore {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&shared),
+        unique(&format!("{prefix}-state")),
+    );
+    store.create_table().await.unwrap();
+    store
 }
 
 impl RestApi {
@@ -121,9 +137,13 @@ impl RestApi {
         };
         let stage_alarm = format!("{api_name}-stage-5xx");
         let canary_alarm = format!("{api_name}-canary-5xx");
+        // Period 10 s (CloudWatch's shortest), one evaluation period: within
+        // the tests' 10 s bake time (a longer alarm makes Tidegate refuse to
+        // bake, by design).
         for name in [&stage_alarm, &canary_alarm] {
-            put_alarm(&cw, name, &format!("{name}-errors"), AlarmStat::P99, 60).await;
+            put_alarm(&cw, name, &format!("{name}-errors"), AlarmStat::P99, 10).await;
         }
+        let store = state_table(prefix).await;
         let api = Self {
             apigw,
             cw,
@@ -133,6 +153,7 @@ impl RestApi {
             canary,
             stage_alarm,
             canary_alarm,
+            store,
         };
         api.set_alarm(&api.stage_alarm, StateValue::Ok).await;
         api.set_alarm(&api.canary_alarm, StateValue::Ok).await;
@@ -149,7 +170,7 @@ stage = "prod"
 stage_alarms = ["{}"]
 canary_alarms = ["{}"]
 canary_steps = [10, 50, 100]
-bake_time = "1s"
+bake_time = "10s"
 cooldown = "0s"
 min_requests = 1
 metric_api_name = "{}"
@@ -163,8 +184,13 @@ metric_api_name = "{}"
     /// `[rollback]` table, `extra` in the stage's.
     pub fn app(&self, rollback: &str, extra: &str) -> Arc<App> {
         let text = format!("[rollback]\n{rollback}\n{}", self.config(extra));
+        let table = self.store.table().to_owned();
         let settings = config::load(
-            |k| (k == config::CONFIG_ENV).then(|| text.clone()),
+            |k| match k {
+                config::CONFIG_ENV => Some(text.clone()),
+                config::STATE_TABLE_ENV => Some(table.clone()),
+                _ => None,
+            },
             |_| Err("no files".into()),
         )
         .unwrap();
@@ -244,19 +270,47 @@ metric_api_name = "{}"
             .map(|c| c.percent_traffic())
     }
 
-    /// The stage's `tidegate_history` variable (empty if none).
-    pub async fn history(&self) -> String {
-        self.stage()
-            .await
-            .variables()
-            .and_then(|v| v.get("tidegate_history").cloned())
-            .unwrap_or_default()
+    /// The stage's key in the state table.
+    pub fn key(&self) -> StageKey {
+        StageKey::new(&self.api_id, "prod")
     }
 
-    /// Asserts `action` is in the history exactly once.
+    /// The stage's history in the state table, newest first.
+    pub async fn history_entries(&self) -> Vec<HistoryEntry> {
+        self.store.history(&self.key(), 100).await.unwrap()
+    }
+
+    /// The history as `what:outcome` lines, newest first (empty if none).
+    pub async fn history(&self) -> String {
+        self.history_entries()
+            .await
+            .iter()
+            .map(|e| {
+                let outcome = serde_json::to_value(&e.outcome).unwrap();
+                format!("{}:{}", e.what, outcome["status"].as_str().unwrap_or("?"))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Asserts `action` was applied exactly once, by the history.
     pub async fn assert_recorded_once(&self, action: &str) {
         let history = self.history().await;
-        assert_eq!(history.matches(action).count(), 1, "{history}");
+        assert_eq!(
+            history.matches(&format!("{action}:applied")).count(),
+            1,
+            "{history}"
+        );
+    }
+
+    /// Asserts Tidegate left no variable of its own on the stage.
+    pub async fn assert_no_tidegate_variables(&self) {
+        let stage = self.stage().await;
+        let ours: Vec<&String> = stage
+            .variables()
+            .map(|v| v.keys().filter(|k| k.starts_with("tidegate_")).collect())
+            .unwrap_or_default();
+        assert!(ours.is_empty(), "Tidegate wrote stage variables: {ours:?}");
     }
 
     /// Asserts the stage serves d1 and has no canary: rolled back.
@@ -266,8 +320,36 @@ metric_api_name = "{}"
         assert_eq!(after.deployment_id(), Some(self.d1.as_str()), "{after:?}");
     }
 
+    /// Stores a record saying Tidegate has watched the stage's deployment
+    /// and its current canary (if any) healthy for `secs` seconds: the bake
+    /// time a test would otherwise sleep through (the canary's metric window
+    /// starts no earlier than that).
+    pub async fn seen_healthy_for(&self, secs: u64) {
+        use tidegate_policy::rollout::{Mark, StageRecord, StepMark};
+        let now = tidegate_rollback::retry::now_ms();
+        let since = now - secs * 1000;
+        let stage = self.stage().await;
+        let current = self.store.load(&self.key()).await.unwrap();
+        let record = StageRecord {
+            live: Some(Mark::new(stage.deployment_id().unwrap(), since)),
+            step: stage.canary_settings().map(|c| StepMark {
+                deployment_id: c.deployment_id().unwrap_or_default().to_owned(),
+                percent: c.percent_traffic(),
+                since_ms: since,
+                canary_since_ms: since,
+            }),
+            ..current.record
+        };
+        self.store
+            .save(&self.key(), &record, current.version, now)
+            .await
+            .unwrap();
+    }
+
     /// Pushes `count` requests and `errors` 5XX of the canary
-    /// (`AWS/ApiGateway`, `Stage = prod/Canary`), as API Gateway would.
+    /// (`AWS/ApiGateway`, `Stage = prod/Canary`) as API Gateway does: one
+    /// statistic set per metric, one sample per request (`Count`'s
+    /// `SampleCount` is the request count, `5XXError`'s `Sum` the errors).
     pub async fn canary_traffic(&self, count: f64, errors: f64) {
         let dims = [
             Dimension::builder()
@@ -279,10 +361,17 @@ metric_api_name = "{}"
                 .value("prod/Canary")
                 .build(),
         ];
-        let datum = |name: &str, v: f64| {
+        let datum = |name: &str, sum: f64, max: f64| {
             MetricDatum::builder()
                 .metric_name(name)
-                .value(v)
+                .statistic_values(
+                    StatisticSet::builder()
+                        .sample_count(count)
+                        .sum(sum)
+                        .minimum(0.0)
+                        .maximum(max)
+                        .build(),
+                )
                 .unit(StandardUnit::Count)
                 .set_dimensions(Some(dims.to_vec()))
                 .timestamp(aws_smithy_types::DateTime::from(SystemTime::now()))
@@ -291,8 +380,12 @@ metric_api_name = "{}"
         self.cw
             .put_metric_data()
             .namespace("AWS/ApiGateway")
-            .metric_data(datum("Count", count))
-            .metric_data(datum("5XXError", errors))
+            .metric_data(datum("Count", count, 1.0))
+            .metric_data(datum(
+                "5XXError",
+                errors,
+                if errors > 0.0 { 1.0 } else { 0.0 },
+            ))
             .send()
             .await
             .unwrap();
@@ -303,18 +396,15 @@ metric_api_name = "{}"
         create_deployment(&self.apigw, &self.api_id, Some("prod"), Some(percent)).await
     }
 
-    /// Records d1 as known-good (two schedule ticks a bake time apart),
-    /// then puts a new deployment live: the state a stage rollback needs.
+    /// Records d1 as known-good (healthy for a bake time, then a schedule
+    /// tick), then puts a new deployment live: the state a stage rollback
+    /// needs.
     /// The deployment is created without `stage_name` and moved with
-    /// UpdateStage: LocalStack's CreateDeployment on an existing stage
-    /// drops its variables, and with them Tidegate's bookkeeping.
+    /// UpdateStage, as a pipeline that manages the stage itself does.
     pub async fn new_deployment_after_known_good(&self, svc: &mut Lambda) -> String {
-        let (first, second) = two_ticks(svc).await;
-        assert_eq!(
-            action_type(&second),
-            "record_known_good",
-            "{first}\n{second}"
-        );
+        self.seen_healthy_for(11).await;
+        let tick = invoke(svc, SCHEDULE).await;
+        assert_eq!(action_type(&tick), "record_known_good", "{tick}");
         let d2 = create_deployment(&self.apigw, &self.api_id, None, None).await;
         self.apigw
             .update_stage()
@@ -424,14 +514,6 @@ pub async fn invoke(svc: &mut Lambda, event: &str) -> Value {
 pub async fn invoke_request(svc: &mut Lambda, req: lambda_http::Request) -> Value {
     let resp = svc.ready().await.unwrap().call(req).await.unwrap();
     serde_json::from_slice(resp.body().as_ref()).unwrap()
-}
-
-/// Two schedule ticks a bake time apart; their answers.
-pub async fn two_ticks(svc: &mut Lambda) -> (Value, Value) {
-    let first = invoke(svc, SCHEDULE).await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let second = invoke(svc, SCHEDULE).await;
-    (first, second)
 }
 
 /// The first stage's action (`none:<reason>` for no action).

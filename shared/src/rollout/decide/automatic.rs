@@ -15,10 +15,19 @@ pub(super) fn automatic(
     next: &StageRecord,
     transition: Option<&Transition>,
 ) -> Outcome {
-    if let Some(outcome) = safety(v) {
+    let safe = safety(v);
+    if let Some(outcome) = safe.as_ref().filter(|o| o.action.kind().is_some()) {
+        return Outcome {
+            action: outcome.action.clone(),
+            settles_fresh: outcome.settles_fresh,
+        };
+    }
+    // Before a held rollback (no known-good, cooldown): the cleanup does
+    // not settle the alarm, so the rollback is still decided next time.
+    if let Some(outcome) = promotion_leftover(v) {
         return outcome;
     }
-    if let Some(outcome) = promotion_leftover(v) {
+    if let Some(outcome) = safe {
         return outcome;
     }
     match transition {
