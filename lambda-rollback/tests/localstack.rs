@@ -14,6 +14,7 @@ use aws_sdk_cloudwatch::types::{DimensionFilter, MetricDatum, StandardUnit, Stat
 use serde_json::Value;
 use tidegate_policy::rollout::{ManualCommand, Trigger};
 use tidegate_rollback::http::Control;
+use tidegate_rollback::store::StateStore;
 
 mod common;
 use common::{
@@ -400,4 +401,186 @@ async fn failed_notification_does_not_block_the_action() {
     assert_action(&out, "remove_canary", "applied");
     assert!(f.stage().await.canary_settings().is_none());
     assert!(f.action_counted("Rollbacks").await);
+}
+
+/// Eight invocations racing on one stage (alarm events by EventBridge and
+/// SNS, schedule ticks, an operator's rollback) while its canary alarm
+/// fires: exactly one takes the canary off, the others find nothing left
+/// to do (or wait for the lease, or yield), and the history holds that one
+/// action, complete (what, who, why, trigger, outcome).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_racing_invocations_act_once() {
+    let Some(f) = fixture(Some(10.0)).await else {
+        return;
+    };
+    let svc = f.handler("");
+    let at = f.set_alarm(&f.canary_alarm, StateValue::Alarm).await;
+    let events = [
+        f.eventbridge(&f.canary_alarm, "ALARM", &at),
+        f.sns(&f.canary_alarm, "ALARM", &at),
+        f.eventbridge(&f.canary_alarm, "ALARM", &at),
+        SCHEDULE.to_owned(),
+        f.sns(&f.canary_alarm, "ALARM", &at),
+        SCHEDULE.to_owned(),
+        f.eventbridge(&f.canary_alarm, "ALARM", &at),
+    ];
+    let app = f.app("", "");
+    let operator = tokio::spawn(async move {
+        app.command(
+            0,
+            Trigger::Manual {
+                command: ManualCommand::Rollback,
+                reason: "race".into(),
+                operator: "key:oncall".into(),
+                until_ms: None,
+            },
+        )
+        .await
+    });
+    let runs: Vec<_> = events
+        .iter()
+        .map(|e| {
+            let mut svc = svc.clone();
+            let e = e.clone();
+            tokio::spawn(async move { invoke(&mut svc, &e).await })
+        })
+        .collect();
+    let mut outs = Vec::new();
+    for r in runs {
+        outs.push(r.await.unwrap());
+    }
+    let op = operator.await.unwrap();
+    let mut applied = 0;
+    let mut summary = Vec::new();
+    for out in &outs {
+        if outcome(out) == "applied" {
+            applied += 1;
+        }
+        summary.push(format!("{}/{}", action_type(out), outcome(out)));
+    }
+    let op_outcome = op["outcome"]["status"].as_str().unwrap_or("?").to_owned();
+    if op_outcome == "applied" {
+        applied += 1;
+    }
+    summary.push(format!("operator/{op_outcome}"));
+    assert_eq!(applied, 1, "{summary:?}");
+    f.assert_on_d1_without_canary().await;
+    f.assert_recorded_once("remove_canary").await;
+    f.assert_no_tidegate_variables().await;
+    let entries = f.history_entries().await;
+    let done = entries
+        .iter()
+        .find(|e| e.what == "remove_canary")
+        .expect("the removal is in the history");
+    assert!(!done.who.is_empty() && !done.why.is_empty(), "{done:?}");
+    eprintln!(
+        "8 racing invocations: {summary:?}; history: {}",
+        f.history().await
+    );
+}
+
+/// A lease left behind by an invocation that crashed (it never released
+/// it): the next invocation waits, and once the lease lapses at the crashed
+/// one's deadline, takes the stage and completes. A lease that would outlast
+/// the wait makes the invocation yield, and say who holds the stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_invocations_lease_expires() {
+    let Some(f) = fixture(Some(10.0)).await else {
+        return;
+    };
+    let mut svc = f.handler("");
+    let now = tidegate_rollback::retry::now_ms();
+    f.store
+        .acquire(&f.key(), "crashed-invocation", now + 1_500, now)
+        .await
+        .unwrap();
+    let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
+    let started = Instant::now();
+    let out = invoke(&mut svc, &event).await;
+    assert_action(&out, "remove_canary", "applied");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_000),
+        "it waited"
+    );
+    f.assert_on_d1_without_canary().await;
+
+    // Held well beyond the wait: yield, naming the holder.
+    let now = tidegate_rollback::retry::now_ms();
+    f.store
+        .acquire(&f.key(), "long-runner", now + 60_000, now)
+        .await
+        .unwrap();
+    let out = invoke(&mut svc, SCHEDULE).await;
+    assert_eq!(outcome(&out), "yielded", "{out}");
+    assert_eq!(
+        out["stages"][0]["outcome"]["holder"], "long-runner",
+        "{out}"
+    );
+    eprintln!(
+        "crashed lease: waited {:?}, then applied; a held lease yields",
+        started.elapsed()
+    );
+}
+
+/// A stage managed by an older Tidegate keeps its bookkeeping in
+/// `tidegate_*` stage variables: it is migrated once into the state table,
+/// the old variables are removed, and the user's own variables stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrates_stage_variables_once() {
+    use aws_sdk_apigateway::types::{Op, PatchOperation};
+    let Some(f) = fixture(None).await else {
+        return;
+    };
+    let old = [
+        ("tidegate_known_good", format!("{},1700000000000", f.d1)),
+        ("tidegate_paused", "1700000000000,INC-7~20freeze".to_owned()),
+        ("tidegate_last_rollback", "1700000000000".to_owned()),
+        ("backend", "https://orders.internal".to_owned()),
+    ];
+    let mut patch = f
+        .apigw
+        .update_stage()
+        .rest_api_id(&f.api_id)
+        .stage_name("prod");
+    for (k, v) in &old {
+        patch = patch.patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path(format!("/variables/{k}"))
+                .value(v)
+                .build(),
+        );
+    }
+    patch.send().await.unwrap();
+    let mut svc = f.handler("");
+    let out = invoke(&mut svc, SCHEDULE).await;
+    assert_eq!(action_type(&out), "none:paused", "{out}");
+    let stored = f.store.load(&f.key()).await.unwrap();
+    assert_eq!(stored.version.is_some(), true);
+    let kg = stored
+        .record
+        .known_good
+        .clone()
+        .expect("known-good migrated");
+    assert_eq!(kg.deployment_id, f.d1);
+    assert_eq!(
+        stored.record.paused.as_ref().map(|p| p.reason.as_str()),
+        Some("INC-7 freeze")
+    );
+    f.assert_no_tidegate_variables().await;
+    let vars = f.stage().await.variables().cloned().unwrap_or_default();
+    assert_eq!(
+        vars.get("backend").map(String::as_str),
+        Some("https://orders.internal")
+    );
+    // Once: a second run finds the record and changes no variable.
+    let again = invoke(&mut svc, SCHEDULE).await;
+    assert_eq!(action_type(&again), "none:paused", "{again}");
+    let after = f.store.load(&f.key()).await.unwrap();
+    assert_eq!(after.record.known_good, stored.record.known_good);
+    eprintln!(
+        "migration: {} variables read, record version {:?}",
+        old.len() - 1,
+        after.version
+    );
 }
