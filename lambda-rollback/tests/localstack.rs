@@ -556,7 +556,7 @@ async fn migrates_stage_variables_once() {
     let out = invoke(&mut svc, SCHEDULE).await;
     assert_eq!(action_type(&out), "none:paused", "{out}");
     let stored = f.store.load(&f.key()).await.unwrap();
-    assert_eq!(stored.version.is_some(), true);
+    assert!(stored.version.is_some());
     let kg = stored
         .record
         .known_good
