@@ -43,7 +43,7 @@ AUDIENCE = "https://api.demo.tidegate.test"
 # examples/demo/gateway.toml).
 CANARY_TARGET = 50.0
 START_PERCENT = 10.0
-BAKE_SECONDS = 3.0
+BAKE_SECONDS = 10.0
 
 
 # --------------------------------------------------------------------------
@@ -452,7 +452,7 @@ class Demo:
     def s_known_good(self):
         say(f"stage {STAGE} runs deployment {self.aws['base']} (v1); the Lambda's schedule ticks until it has baked {BAKE_SECONDS:.0f}s")
         self.traffic(10)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + BAKE_SECONDS + 20
         kind = None
         while time.monotonic() < deadline:
             kind, _ = self.action(self.tick())
@@ -480,7 +480,10 @@ class Demo:
 
     def s_step_up(self):
         percent = START_PERCENT
-        deadline = time.monotonic() + 60
+        # The canary is judged on metrics from the first whole minute after
+        # it appeared (an earlier canary's errors share its dimension), then
+        # each step bakes BAKE_SECONDS: up to about two minutes here.
+        deadline = time.monotonic() + 150
         while percent < CANARY_TARGET and time.monotonic() < deadline:
             seen = self.traffic(30)
             time.sleep(1.2)  # the origin publishes metrics every second
