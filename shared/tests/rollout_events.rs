@@ -9,8 +9,8 @@ use serde_json::Value;
 use tidegate_policy::config;
 use tidegate_policy::rollout::events::{AlarmKind, AlarmSource, HttpRequest, HttpVia};
 use tidegate_policy::rollout::{
-    decide, parse, stages_watching, Action, AlarmEvent, AlarmReading, AlarmState, Bookkeeping,
-    CanaryMetrics, CanarySnapshot, EventError, Input, RemoveReason, Signals, StageSnapshot,
+    decide, parse, stages_watching, Action, AlarmEvent, AlarmReading, AlarmState, CanaryMetrics,
+    CanarySnapshot, EventError, Input, RemoveReason, Signals, StageRecord, StageSnapshot,
 };
 
 const FIXTURES: [(&str, &str); 13] = [
@@ -283,13 +283,23 @@ fn fixture_to_decision() {
             ),
         ]
         .into(),
-        canary_metrics: Some(CanaryMetrics {
+        canary_metrics: tidegate_policy::rollout::MetricsReading::Read(CanaryMetrics {
             errors_5xx: 12.0,
             count: 61.0,
         }),
-        deployments: ["d1".to_owned(), "d2".to_owned()].into(),
+        deployments: [
+            (
+                "d1".to_owned(),
+                tidegate_policy::rollout::DeploymentCheck::Exists,
+            ),
+            (
+                "d2".to_owned(),
+                tidegate_policy::rollout::DeploymentCheck::Exists,
+            ),
+        ]
+        .into(),
     };
-    let book = Bookkeeping::decode(&snap.variables).unwrap();
+    let book = StageRecord::default();
     let d = decide(stage, &snap, &book, &signals, ev.trigger(), now);
     assert!(
         matches!(&d.action, Action::RemoveCanary { reason: RemoveReason::CanaryAlarm { alarm }, .. } if alarm == "orders-api-prod-canary-5xx-rate"),
@@ -304,8 +314,7 @@ fn fixture_to_decision() {
     // The SNS copy of the same transition, after the decision was carried out.
     let mut after = snap.clone();
     after.canary = None;
-    after.variables = d.bookkeeping.encode();
-    let book = Bookkeeping::decode(&after.variables).unwrap();
+    let book = d.record.clone();
     let again = decide(
         stage,
         &after,

@@ -781,7 +781,7 @@ mod tests {
         assert_ne!(k, alarm_key("orders-api-prod-5xx-rat"));
     }
 
-    fn arb_book() -> impl Strategy<Value = Bookkeeping> {
+    fn arb_book() -> impl Strategy<Value = LegacyBookkeeping> {
         let mark = (".{1,12}", any::<u64>()).prop_map(|(d, t)| Mark::new(d, t));
         (
             proptest::option::of(mark.clone()),
