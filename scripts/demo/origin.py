@@ -114,8 +114,13 @@ def publish_metrics(stage, cw, api_name, stage_name):
             if count == 0:
                 continue  # like API Gateway: no requests, no datapoint
             d = [{"Name": "ApiName", "Value": api_name}, {"Name": "Stage", "Value": dims[release]}]
-            data.append({"MetricName": "Count", "Dimensions": d, "Value": count, "Unit": "Count", "Timestamp": now})
-            data.append({"MetricName": "5XXError", "Dimensions": d, "Value": errors, "Unit": "Count", "Timestamp": now})
+            # As API Gateway does: one sample per request (Count's SampleCount
+            # is the request count; 5XXError's Sum the errors).
+            data.append({"MetricName": "Count", "Dimensions": d, "Unit": "Count", "Timestamp": now,
+                         "StatisticValues": {"SampleCount": count, "Sum": count, "Minimum": 1, "Maximum": 1}})
+            data.append({"MetricName": "5XXError", "Dimensions": d, "Unit": "Count", "Timestamp": now,
+                         "StatisticValues": {"SampleCount": count, "Sum": errors, "Minimum": 0,
+                                             "Maximum": 1 if errors else 0}})
         if not data:
             continue
         try:
