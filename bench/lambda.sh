@@ -16,11 +16,19 @@ cd "$TIDEGATE_ROOT"
 bash scripts/build-lambda.sh
 bootstrap="${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}/lambda/tidegate-rollback/bootstrap"
 
-if ! bash scripts/localstack.sh status >/dev/null; then
-    trap 'bash scripts/localstack.sh stop' EXIT
-fi
+# Stop afterwards only what this script started.
+STARTED=()
+stop_started() { local s; for s in "${STARTED[@]}"; do bash "scripts/$s.sh" stop || true; done; }
+trap stop_started EXIT
+bash scripts/localstack.sh status >/dev/null || STARTED+=(localstack)
 bash scripts/localstack.sh start
 eval "$(bash scripts/localstack.sh env)"
+# The Rust function keeps its state in DynamoDB (DynamoDB Local here).
+bash scripts/dynamodb.sh status >/dev/null || STARTED+=(dynamodb)
+bash scripts/dynamodb.sh start
+eval "$(bash scripts/dynamodb.sh env)"
+export TIDEGATE_STATE_TABLE="tidegate-bench-$(date +%s)"
+bash scripts/dynamodb.sh create-table "$TIDEGATE_STATE_TABLE"
 
 mkdir -p "$CACHE_DIR/bench"
 say "python3 bench/lambda_compare.py (python $(python3 -c 'import platform; print(platform.python_version())'))"

@@ -169,7 +169,8 @@ def applied(kind, body):
 
 
 def aws_env():
-    keep = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION")
+    keep = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION", "AWS_DEFAULT_REGION", "TIDEGATE_STATE_TABLE")
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
