@@ -148,6 +148,7 @@ stage_rollback_localstack() {
     # The tests skip themselves unless this is set (plain `cargo test`).
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test localstack -- --nocapture
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test faults -- --nocapture
+    TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test pipelines -- --nocapture
     # A LocalStack of its own, really stopped and started mid-rollout.
     TIDEGATE_LOCALSTACK_TESTS=1 cargo test -p tidegate-rollback --test restart -- --nocapture
 }
