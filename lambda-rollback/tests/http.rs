@@ -173,6 +173,36 @@ async fn function_url_pause_with_admin_api_key() {
     assert_eq!(fake.calls(), ["Pause 0 freeze for the sale by key:oncall"]);
 }
 
+/// A pause can end by itself (`"for": "2h"`); `for` on another command, or
+/// a duration that does not parse, is a 400 that changes nothing.
+#[tokio::test]
+async fn pause_for_a_while() {
+    let with_body = |text: &str| {
+        let mut ev: Value = serde_json::from_str(fixture!("function-url-request.json")).unwrap();
+        ev["body"] = text.into();
+        request(&ev.to_string())
+    };
+    let fake = Fake::new();
+    let resp = http::handle(&fake, with_body(r#"{"reason":"sale","for":"2h"}"#), NOW_MS).await;
+    assert_eq!(resp.status(), 200, "{:?}", body(&resp));
+    assert_eq!(
+        fake.calls(),
+        [format!(
+            "Pause 0 sale by key:oncall until {}",
+            NOW_MS + 7_200_000
+        )]
+    );
+    for bad in [
+        r#"{"reason":"x","for":"soon"}"#,
+        r#"{"reason":"x","for":""}"#,
+    ] {
+        let fake = Fake::new();
+        let resp = http::handle(&fake, with_body(bad), NOW_MS).await;
+        assert_eq!(resp.status(), 400, "{bad}: {:?}", body(&resp));
+        assert!(fake.calls().is_empty());
+    }
+}
+
 #[tokio::test]
 async fn api_key_without_admin_scope_is_forbidden() {
     let fake = Fake::new();
