@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::action::ActionKind;
 use super::patch::PatchOp;
-use super::record::{self, StageRecord};
+use super::record::{self, Mark, StageRecord};
 
 /// Prefix of every bookkeeping variable.
 pub const PREFIX: &str = "tidegate_";
@@ -63,26 +63,7 @@ pub const VARIABLES: [&str; 8] = [
     HISTORY,
 ];
 
-/// A deployment and an instant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mark {
-    /// Deployment id.
-    pub deployment_id: String,
-    /// ms since the epoch.
-    pub at_ms: u64,
-}
-
-impl Mark {
-    /// `deployment_id` at `at_ms`.
-    pub fn new(deployment_id: impl Into<String>, at_ms: u64) -> Self {
-        Self {
-            deployment_id: deployment_id.into(),
-            at_ms,
-        }
-    }
-}
-
-/// The canary step being baked.
+/// The canary step being baked, as the old encoding kept it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepMark {
     /// The canary's deployment.

@@ -231,28 +231,16 @@ fn progression(v: &View<'_>, next: &StageRecord) -> Outcome {
     let waiting = if let Some(until_ms) = v.cooldown_until() {
         Some(Hold::Cooldown { until_ms })
     } else {
+        // Unhealthy metrics: safety removes such a canary first.
+        if let Some(hold) = v.metrics.hold() {
+            return Outcome::hold(hold);
+        }
         match &v.metrics {
-            Metrics::Unreadable => return Outcome::hold(Hold::MetricsUnreadable),
-            Metrics::Missing {
-                api_name,
-                stage_dimension,
-            } => {
-                return Outcome::hold(Hold::CanaryMetricsMissing {
-                    api_name: api_name.clone(),
-                    stage_dimension: stage_dimension.clone(),
-                })
-            }
-            Metrics::Unhealthy(m) => {
-                // Safety removes such a canary first; kept for completeness.
-                return Outcome::hold(Hold::CanaryUnhealthy {
-                    detail: format!("5XX rate {}/{}", m.errors_5xx, m.count),
-                });
-            }
             Metrics::TooFew(count) => Some(Hold::NotEnoughRequests {
                 count: *count,
                 min: v.stage.min_requests,
             }),
-            Metrics::Healthy | Metrics::NotNeeded => {
+            _ => {
                 let since = next.step.as_ref().map_or(v.now, |s| s.since_ms);
                 let left = v.bake_ms().saturating_sub(v.now.saturating_sub(since));
                 (left > 0).then(|| Hold::Baking {

@@ -4,7 +4,7 @@
 use super::super::action::{Action, Hold, RemoveReason, RollbackReason};
 use super::super::record::{Pause, StageRecord};
 use super::automatic::{remove_canary, rollback_to_known_good, unverified};
-use super::view::{Canary, Metrics, View};
+use super::view::{Canary, View};
 use super::Outcome;
 
 /// Pauses automatic progression, recording who, why and until when.
@@ -88,23 +88,8 @@ pub(super) fn manual_promote(v: &View<'_>) -> Outcome {
             detail: format!("in ALARM: {}", in_alarm.join(", ")),
         });
     }
-    match &v.metrics {
-        Metrics::Unreadable => return Outcome::hold(Hold::MetricsUnreadable),
-        Metrics::Missing {
-            api_name,
-            stage_dimension,
-        } => {
-            return Outcome::hold(Hold::CanaryMetricsMissing {
-                api_name: api_name.clone(),
-                stage_dimension: stage_dimension.clone(),
-            })
-        }
-        Metrics::Unhealthy(m) => {
-            return Outcome::hold(Hold::CanaryUnhealthy {
-                detail: format!("5XX rate {}/{}", m.errors_5xx, m.count),
-            })
-        }
-        Metrics::TooFew(_) | Metrics::Healthy | Metrics::NotNeeded => {}
+    if let Some(hold) = v.metrics.hold() {
+        return Outcome::hold(hold);
     }
     if let Some(hold) = unverified(v, &c.deployment_id) {
         return Outcome::hold(hold);

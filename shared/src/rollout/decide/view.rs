@@ -48,6 +48,27 @@ pub(super) enum Metrics {
     Unhealthy(CanaryMetrics),
 }
 
+impl Metrics {
+    /// Why these metrics stop progression or promotion, if they do:
+    /// unreadable, missing, or over the threshold.
+    pub(super) fn hold(&self) -> Option<Hold> {
+        match self {
+            Self::Unreadable => Some(Hold::MetricsUnreadable),
+            Self::Missing {
+                api_name,
+                stage_dimension,
+            } => Some(Hold::CanaryMetricsMissing {
+                api_name: api_name.clone(),
+                stage_dimension: stage_dimension.clone(),
+            }),
+            Self::Unhealthy(m) => Some(Hold::CanaryUnhealthy {
+                detail: format!("5XX rate {}/{}", m.errors_5xx, m.count),
+            }),
+            Self::NotNeeded | Self::TooFew(_) | Self::Healthy => None,
+        }
+    }
+}
+
 /// Everything the rules look at, computed once.
 pub(super) struct View<'a> {
     pub(super) stage: &'a ManagedStage,
