@@ -610,14 +610,13 @@ class Demo:
         self.x.expect(r.status == 200, "the operator's key (scope tidegate:admin) reads the stage", str(r.status))
         history = st.get("recent_actions") or []
         say(f"GET /stages/{self.aws['api_name']}/{STAGE}: deployment {st.get('deployment_id')}, "
-            f"known-good {st.get('known_good')}, canary {st.get('canary')}")
-        say("recent actions (the timeline, from the stage's own bookkeeping):")
-        kinds = []
-        for h in history:
-            kinds.append(str(h.get("action") or h.get("type") or h.get("kind")))
-            say(f"   {json.dumps(h, separators=(',', ':'))[:150]}")
+            f"known-good {(st.get('known_good') or {}).get('deployment_id')}, canary {st.get('canary')}")
+        say("recent actions (the timeline, from the state table: what, who, why, outcome):")
+        for h in reversed(history):
+            outcome = (h.get("outcome") or {}).get("status")
+            say(f"   {h.get('what')} by {h.get('who')} ({(h.get('trigger') or {}).get('type')}) -> {outcome}: {str(h.get('why'))[:110]}")
         joined = " ".join(json.dumps(h) for h in history)
-        self.x.expect(st.get("known_good") == self.aws["base"], "known-good is v1")
+        self.x.expect((st.get("known_good") or {}).get("deployment_id") == self.aws["base"], "known-good is v1")
         self.x.expect("remove_canary" in joined, "the timeline shows the canary's removal")
         self.x.expect("set_canary_percent" in joined, "the timeline shows the canary's steps")
         page = http("GET", f"{lam}/", self.operator)
