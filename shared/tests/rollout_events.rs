@@ -13,7 +13,7 @@ use tidegate_policy::rollout::{
     CanarySnapshot, EventError, Input, RemoveReason, Signals, StageRecord, StageSnapshot,
 };
 
-const FIXTURES: [(&str, &str); 13] = [
+const FIXTURES: [(&str, &str); 14] = [
     (
         "eventbridge-alarm-metric",
         include_str!("fixtures/events/eventbridge-alarm-metric.json"),
@@ -25,6 +25,10 @@ const FIXTURES: [(&str, &str); 13] = [
     (
         "eventbridge-alarm-composite",
         include_str!("fixtures/events/eventbridge-alarm-composite.json"),
+    ),
+    (
+        "eventbridge-alarm-composite-suppressed",
+        include_str!("fixtures/events/eventbridge-alarm-composite-suppressed.json"),
     ),
     (
         "eventbridge-alarm-configuration-change",
@@ -436,5 +440,29 @@ proptest! {
         if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
             let _ = parse(&v);
         }
+    }
+}
+
+/// A composite alarm whose actions a suppressor alarm suppresses
+/// (`state.actionsSuppressedBy`), and a muted one: flagged, so they trigger
+/// nothing; the same alarms without it are not.
+#[test]
+fn suppressed_and_muted_alarms_are_flagged() {
+    assert!(!alarm("eventbridge-alarm-composite").transition.suppressed);
+    assert!(!alarm("eventbridge-alarm-metric").transition.suppressed);
+    let ev = alarm("eventbridge-alarm-composite-suppressed");
+    assert!(ev.transition.suppressed);
+    let mut muted: Value = fixture("eventbridge-alarm-metric");
+    muted["detail"]["muteDetail"] = serde_json::json!({"muteRuleNames": ["nightly-maintenance"]});
+    match parse(&muted).unwrap() {
+        Input::Alarms { events, .. } => assert!(events[0].transition.suppressed),
+        other => panic!("{other:?}"),
+    }
+    // An empty marker is no suppression.
+    let mut empty: Value = fixture("eventbridge-alarm-metric");
+    empty["detail"]["state"]["actionsSuppressedBy"] = "".into();
+    match parse(&empty).unwrap() {
+        Input::Alarms { events, .. } => assert!(!events[0].transition.suppressed),
+        other => panic!("{other:?}"),
     }
 }

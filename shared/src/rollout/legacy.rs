@@ -700,6 +700,45 @@ mod tests {
     }
 
     #[test]
+    fn migrates_into_a_record() {
+        let b = sample();
+        let watched = ["orders-prod-5xx".to_owned(), "other-alarm".to_owned()];
+        let (record, history) = b.clone().into_record(&watched);
+        assert_eq!(record.known_good, b.known_good);
+        assert_eq!(record.live, b.live);
+        assert_eq!(
+            record.handled_through("orders-prod-5xx"),
+            Some(1_700_000_400_000)
+        );
+        assert_eq!(record.handled.len(), 1, "unwatched hashes are dropped");
+        let step = record.step.unwrap();
+        assert_eq!(
+            (step.percent, step.canary_since_ms),
+            (12.5, 1_700_000_200_000)
+        );
+        assert_eq!(record.paused.unwrap().reason, b.paused.unwrap().reason);
+        assert_eq!(history.len(), 1);
+    }
+
+    #[test]
+    fn cleanup_removes_only_the_old_variables() {
+        let mut v = sample().encode();
+        v.insert("backend".into(), "https://x".into());
+        v.insert("tidegate_future".into(), "kept".into());
+        assert!(present(&v));
+        let ops = cleanup_ops(&v);
+        assert_eq!(ops.len(), VARIABLES.len());
+        assert!(ops
+            .iter()
+            .all(|o| o.op == crate::rollout::PatchOpKind::Remove
+                && VARIABLES
+                    .iter()
+                    .any(|n| o.path == format!("/variables/{n}"))));
+        let user = vars(&[("backend", "https://x")]);
+        assert!(!present(&user) && cleanup_ops(&user).is_empty());
+    }
+
+    #[test]
     fn decode_or_pause_keeps_good_fields_and_pauses() {
         let v = vars(&[(KNOWN_GOOD, "abc,1"), (LIVE, "garbage")]);
         let (b, errors) = LegacyBookkeeping::decode_or_pause(&v, 99);

@@ -1088,3 +1088,5 @@ fn flapping_alarm_rolls_back_once_per_cooldown() {
     // (t=0, t=10, and the one at t=20 is outside the loop).
     assert_eq!(rollbacks, 2);
 }
+
+mod safety;
