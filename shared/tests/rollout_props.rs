@@ -1,9 +1,3 @@
-// Not yet ported to the state-table model (the record beside the stage
-// instead of `tidegate_*` stage variables): its world simulation decodes the
-// bookkeeping from the simulated stage's variables. The pure decision table
-// (`decide/tests.rs`) and the LocalStack suites cover the new rules; porting
-// this model is tracked in the closing note of issue 13.
-#![cfg(any())]
 //! Property tests of the rollout policy over random histories: alarms flap,
 //! events are delivered late, twice or never, deployments come and go,
 //! people deploy, pause and promote, two invocations race — and the world
@@ -13,12 +7,16 @@
 //! Whatever happens:
 //! - the stage is never pointed at (or stepped/promoted to) a deployment that
 //!   does not exist;
-//! - no alarm transition causes two rollbacks;
+//! - no alarm transition causes two stage rollbacks;
+//! - an automatic decision never leaves an active canary in place while a
+//!   watched alarm is in ALARM (level-triggered safety);
 //! - nothing progresses (step, promote, known-good, cleanup) while a watched
-//!   alarm is unreadable;
-//! - every plan runs on the stage it was made for, step by step, and writes
-//!   exactly the decided bookkeeping;
-//! - of two invocations racing on one stage, the second backs off;
+//!   alarm is unreadable or has no data;
+//! - every plan runs on the stage it was made for, step by step, lands where
+//!   each step says, and writes no stage variable (only AWS's promote copies
+//!   the canary's overrides);
+//! - of two decisions made on the same read, the second's plan no longer
+//!   matches the stage once the first has changed it;
 //! - a stage that is not the managed one is never written.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,9 +25,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use tidegate_policy::config::{ManagedStage, RestApiRef};
 use tidegate_policy::rollout::{
-    decide, simulate, Action, ActionKind, AlarmReading, AlarmState, Bookkeeping, CanaryMetrics,
-    CanarySnapshot, Decision, ManualCommand, RemoveReason, RollbackReason, Signals, StageSnapshot,
-    Transition, Trigger,
+    decide, deployments_to_check, simulate, Action, ActionKind, AlarmReading, AlarmState,
+    CanaryMetrics, CanarySnapshot, Decision, DeploymentCheck, ManualCommand, MetricsReading,
+    PatchOpKind, RemoveReason, RollbackReason, Signals, StageRecord, StageSnapshot, Transition,
+    Trigger,
 };
 
 const MIN: u64 = 60_000;
@@ -129,6 +128,7 @@ fn arb_stage() -> impl Strategy<Value = ManagedStage> {
 struct World {
     stage: ManagedStage,
     snap: StageSnapshot,
+    record: StageRecord,
     deployments: BTreeSet<String>,
     next_deployment: usize,
     alarms: BTreeMap<String, AlarmReading>,
@@ -155,6 +155,7 @@ impl World {
                 last_updated_ms: None,
                 variables: [("backend".to_owned(), "v1".to_owned())].into(),
             },
+            record: StageRecord::default(),
             deployments: ["d0".to_owned()].into(),
             next_deployment: 1,
             alarms: ALARMS
@@ -193,8 +194,23 @@ impl World {
                 .filter(|(a, _)| !self.unreadable.contains(*a))
                 .map(|(a, r)| (a.clone(), *r))
                 .collect(),
-            canary_metrics: self.metrics,
-            deployments: self.deployments.clone(),
+            canary_metrics: match self.metrics {
+                Some(m) => MetricsReading::Read(m),
+                None => MetricsReading::Unreadable {
+                    reason: "test".into(),
+                },
+            },
+            deployments: deployments_to_check(&self.record, &self.snap)
+                .into_iter()
+                .map(|d| {
+                    let check = if self.deployments.contains(&d) {
+                        DeploymentCheck::Exists
+                    } else {
+                        DeploymentCheck::Missing
+                    };
+                    (d, check)
+                })
+                .collect(),
         }
     }
 
@@ -210,17 +226,17 @@ impl World {
             Trig::Manual(command) => Trigger::Manual {
                 command: *command,
                 reason: "ops".into(),
+                operator: "key:ops".into(),
+                until_ms: None,
             },
         })
     }
 
     fn decide(&self, trigger: Trigger) -> Decision {
-        let (book, errors) = Bookkeeping::decode_or_pause(&self.snap.variables, self.now);
-        assert!(errors.is_empty(), "bookkeeping unreadable: {errors:?}");
         decide(
             &self.stage,
             &self.snap,
-            &book,
+            &self.record,
             &self.signals(),
             trigger,
             self.now,
@@ -251,16 +267,24 @@ impl World {
                 ctx()
             );
         }
-        // Nothing progresses while a watched alarm is unreadable.
+        // Nothing progresses while a watched alarm is unreadable or has no
+        // data.
         let canary_active = self
             .snap
             .canary
             .as_ref()
             .is_some_and(|c| c.is_active(&self.snap.deployment_id));
-        let unreadable = self
-            .unreadable
-            .iter()
-            .any(|a| STAGE_ALARMS.contains(&a.as_str()) || (canary_active && a == CANARY_ALARM));
+        let relevant = |a: &str| STAGE_ALARMS.contains(&a) || (canary_active && a == CANARY_ALARM);
+        // (An operator may promote on alarms without data: their call, as
+        // with too few requests; never on unreadable ones.)
+        let operator = matches!(trigger, Trigger::Manual { .. });
+        let unreadable = self.unreadable.iter().any(|a| relevant(a))
+            || (!operator
+                && self.alarms.iter().any(|(a, r)| {
+                    relevant(a)
+                        && !self.unreadable.contains(a)
+                        && r.state == AlarmState::InsufficientData
+                }));
         let progression = matches!(
             d.action.kind(),
             Some(
@@ -277,19 +301,30 @@ impl World {
         );
         prop_assert!(
             !(unreadable && progression),
-            "progressed while unreadable: {}",
+            "progressed while unreadable or without data: {}",
             ctx()
         );
+        // Level-triggered canary safety: an automatic decision never leaves
+        // an active canary in place while a readable watched alarm fires.
+        let automatic = !operator;
+        let firing = self.alarms.iter().any(|(a, r)| {
+            relevant(a) && !self.unreadable.contains(a) && r.state == AlarmState::Alarm
+        });
+        if automatic && canary_active && firing {
+            prop_assert!(
+                matches!(d.action, Action::RemoveCanary { .. }),
+                "an unhealthy canary was left in place: {}",
+                ctx()
+            );
+        }
         // One rollback per alarm transition (a dry-run changes nothing, so it
         // may well say the same thing again).
         if d.dry_run {
             return Ok(());
         }
+        // (Canary removals are level-triggered: a new canary on a stage whose
+        // alarm still fires is removed again, by design.)
         let alarm = match &d.action {
-            Action::RemoveCanary {
-                reason: RemoveReason::CanaryAlarm { alarm } | RemoveReason::StageAlarm { alarm },
-                ..
-            } => Some(alarm),
             Action::RollbackStage {
                 reason: RollbackReason::StageAlarm { alarm },
                 ..
@@ -304,10 +339,10 @@ impl World {
             let fresh = self.acted.insert((alarm.clone(), since));
             prop_assert!(fresh, "second rollback for {alarm}@{since}: {}", ctx());
         }
-        if d.action.kind().is_some_and(ActionKind::is_rollback) {
+        if matches!(d.action, Action::RollbackStage { .. }) {
             // Everything the rollback settled counts as acted on.
             for a in ALARMS {
-                if let Some(t) = d.bookkeeping.handled_through(a) {
+                if let Some(t) = d.record.handled_through(a) {
                     if self.alarms[a].since_ms == Some(t)
                         && self.alarms[a].state == AlarmState::Alarm
                     {
@@ -328,14 +363,29 @@ impl World {
         for (i, step) in d.plan.iter().enumerate() {
             let check = step.expect.check(&s);
             prop_assert!(check.is_ok(), "step {i}: {check:?} for {}", d.action);
+            for op in &step.ops {
+                let copies_overrides = op.op == PatchOpKind::Copy && op.path == "/variables";
+                prop_assert!(
+                    !op.path.starts_with("/variables") || copies_overrides,
+                    "a plan wrote a stage variable: {op:?} for {}",
+                    d.action
+                );
+            }
             let next = simulate(&s, &step.ops);
             prop_assert!(next.is_ok(), "step {i}: {next:?} for {}", d.action);
             s = next.unwrap();
+            let landed = step.after.check(&s);
+            prop_assert!(
+                landed.is_ok(),
+                "step {i} landed elsewhere: {landed:?} for {}",
+                d.action
+            );
         }
-        if !d.plan.is_empty() {
-            prop_assert_eq!(Bookkeeping::decode(&s.variables), Ok(d.bookkeeping.clone()));
+        if matches!(d.action, Action::RemoveCanary { .. }) {
+            prop_assert_eq!(d.plan.len(), 1, "a canary is removed in one request");
         }
         self.snap = s;
+        self.record = d.record.clone();
         Ok(())
     }
 
@@ -354,6 +404,7 @@ impl World {
                         new_state: *state,
                         previous_state: Some(reading.state),
                         timestamp_ms: self.now,
+                        suppressed: false,
                     });
                 }
             }
@@ -426,6 +477,8 @@ impl World {
                 ));
                 self.check(&da, &ta)?;
                 self.carry_out(&da)?;
+                // The adapter's lease serialises the two; were it to fail,
+                // the second's first step no longer matches the stage.
                 if !da.dry_run && !da.plan.is_empty() {
                     if let Some(first) = db.plan.first() {
                         prop_assert!(
@@ -475,9 +528,14 @@ proptest! {
         other.stage_name = name;
         other.rest_api_id = api;
         prop_assume!(other.stage_name != "prod" || other.rest_api_id != "api1");
-        let (book, _) = Bookkeeping::decode_or_pause(&other.variables, w.now);
-        for trigger in [Trigger::Schedule, Trigger::Manual { command: ManualCommand::Rollback, reason: "x".into() }] {
-            let d = decide(&w.stage, &other, &book, &w.signals(), trigger, w.now);
+        let rollback = Trigger::Manual {
+            command: ManualCommand::Rollback,
+            reason: "x".into(),
+            operator: "key:ops".into(),
+            until_ms: None,
+        };
+        for trigger in [Trigger::Schedule, rollback] {
+            let d = decide(&w.stage, &other, &w.record, &w.signals(), trigger, w.now);
             prop_assert!(d.plan.is_empty());
             prop_assert!(matches!(d.action, Action::None { .. }), "{}", d.action);
         }
