@@ -584,3 +584,40 @@ async fn migrates_stage_variables_once() {
         after.version
     );
 }
+
+/// REST API names are not unique: a stage configured by a name two APIs
+/// share is refused with both ids and the fix, and nothing is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_api_name_is_refused() {
+    let Some(f) = fixture(Some(10.0)).await else {
+        return;
+    };
+    let twin = f
+        .apigw
+        .create_rest_api()
+        .name(&f.api_name)
+        .send()
+        .await
+        .unwrap();
+    let twin_id = twin.id().unwrap().to_owned();
+    let text = f.config("").replace(
+        &format!("rest_api_id = \"{}\"", f.api_id),
+        &format!("rest_api_name = \"{}\"", f.api_name),
+    );
+    let table = f.store.table().to_owned();
+    let settings = tidegate_rollback::config::load(
+        |k| match k {
+            tidegate_rollback::config::CONFIG_ENV => Some(text.clone()),
+            tidegate_rollback::config::STATE_TABLE_ENV => Some(table.clone()),
+            _ => None,
+        },
+        |_| Err("no files".into()),
+    )
+    .unwrap();
+    let mut svc = lambda(tidegate_rollback::App::new(settings));
+    let event = f.alarm_event(&f.canary_alarm, StateValue::Alarm).await;
+    let out = invoke(&mut svc, &event).await;
+    let error = common::failed_naming(&out, &[&f.api_id, &twin_id, "rest_api_id"]);
+    assert_eq!(f.canary_percent().await, Some(10.0), "nothing touched");
+    eprintln!("ambiguous name: {error}");
+}
