@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use tidegate_policy::rollout::StageRecord;
@@ -91,57 +88,10 @@ impl DynamoStore {
         HashMap::from([(PK.to_owned(), s(key.partition())), (SK.to_owned(), s(sk))])
     }
 
-    /// Creates the table as `infra/template.yaml` does (on-demand, `pk`/`sk`,
-    /// TTL on `expires_at`), for tests and local runs against DynamoDB Local.
-    pub async fn create_table(&self) -> Result<(), StoreError> {
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-        };
-        fn built<T>(
-            table: &str,
-            r: Result<T, aws_sdk_dynamodb::error::BuildError>,
-        ) -> Result<T, StoreError> {
-            r.map_err(|e| StoreError::Call {
-                call: "CreateTable",
-                table: table.to_owned(),
-                message: e.to_string(),
-            })
-        }
-        let t = self.table.as_str();
-        self.client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(built(t, attr(PK))?)
-            .attribute_definitions(built(t, attr(SK))?)
-            .key_schema(built(t, key(PK, KeyType::Hash))?)
-            .key_schema(built(t, key(SK, KeyType::Range))?)
-            .send()
-            .await
-            .map_err(self.call_error("CreateTable"))?;
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(built(
-                t,
-                TimeToLiveSpecification::builder()
-                    .attribute_name(TTL)
-                    .enabled(true)
-                    .build(),
-            )?)
-            .send()
-            .await
-            .map_err(self.call_error("UpdateTimeToLive"))?;
-        Ok(())
+    /// The client, for tests and tools that manage the table itself
+    /// (`infra/template.yaml` creates it in production).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 }
 

@@ -27,7 +27,7 @@ use std::pin::Pin;
 
 use tidegate_policy::rollout::StageRecord;
 
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoStore, PK, SK, TTL};
 pub use history::{HistoryEntry, HISTORY_RETENTION_DAYS};
 
 /// A boxed, sendable future, for the object-safe [`StateStore`].

@@ -77,8 +77,57 @@ pub async fn state_table(prefix: &str) -> DynamoStore {
         aws_sdk_dynamodb::Client::new(&shared),
         unique(&format!("{prefix}-state")),
     );
-    store.create_table().await.unwrap();
+    create_state_table(&store).await;
     store
+}
+
+/// Creates `store`'s table as `infra/template.yaml` does (on-demand,
+/// `pk`/`sk`, TTL on `expires_at`).
+pub async fn create_state_table(store: &DynamoStore) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    use tidegate_rollback::store::{PK, SK, TTL};
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let client = store.client();
+    client
+        .create_table()
+        .table_name(store.table())
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(PK))
+        .attribute_definitions(attr(SK))
+        .key_schema(key(PK, KeyType::Hash))
+        .key_schema(key(SK, KeyType::Range))
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_time_to_live()
+        .table_name(store.table())
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL)
+                .enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 }
 
 impl RestApi {
