@@ -85,17 +85,31 @@ pub fn log(record: &AuditRecord, outcome: &Outcome) {
     println!("{}", line(record, outcome));
 }
 
+/// What an interrupted plan also does, given its outcome (the adapter
+/// records it in the history, without waiting).
+pub type OnInterrupt = Box<dyn FnOnce(Outcome) + Send>;
+
 /// A decision whose plan is being sent. If the invocation is cut off
 /// first (the time budget drops its future), dropping this logs the audit
-/// line as [`Outcome::Interrupted`]: without it, an action that may have
-/// taken effect would leave no audit line, and the re-invocation only
-/// logs a duplicate.
-#[derive(Debug)]
+/// line as [`Outcome::Interrupted`] and runs the [`OnInterrupt`] hook:
+/// without it, an action that may have taken effect would leave no trace,
+/// and the re-invocation finds nothing left to do.
 pub struct InFlight<'a> {
     record: &'a AuditRecord,
     applied: usize,
     steps: usize,
     done: bool,
+    on_interrupt: Option<OnInterrupt>,
+}
+
+impl std::fmt::Debug for InFlight<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("applied", &self.applied)
+            .field("steps", &self.steps)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> InFlight<'a> {
@@ -106,7 +120,15 @@ impl<'a> InFlight<'a> {
             applied: 0,
             steps,
             done: false,
+            on_interrupt: None,
         }
+    }
+
+    /// Also runs `hook` with the outcome if the plan is cut off.
+    #[must_use]
+    pub fn on_interrupt(mut self, hook: OnInterrupt) -> Self {
+        self.on_interrupt = Some(hook);
+        self
     }
 
     /// `n` steps are applied.
@@ -137,6 +159,9 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if let Some(outcome) = self.interrupted() {
             log(self.record, &outcome);
+            if let Some(hook) = self.on_interrupt.take() {
+                hook(outcome);
+            }
         }
     }
 }

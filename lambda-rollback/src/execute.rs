@@ -393,7 +393,24 @@ async fn carry_out(
             };
         }
     }
-    let mut in_flight = audit::InFlight::new(&d.audit, d.plan.len());
+    // Cut off mid-plan, the history still gets its (interrupted) item:
+    // written on a task of its own, since the invocation's future is gone.
+    let hook = {
+        let (store, key, decision) = (aws.store.clone(), key.clone(), d.clone());
+        Box::new(move |outcome: Outcome| {
+            let Some(entry) = history_entry(&decision, &outcome) else {
+                return;
+            };
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = store.append(&key, &entry).await {
+                        tracing::warn!(stage = %key, error = %e, "history entry of an interrupted plan not written");
+                    }
+                });
+            }
+        })
+    };
+    let mut in_flight = audit::InFlight::new(&d.audit, d.plan.len()).on_interrupt(hook);
     let sent = send_plan(aws, &view.api, stage, d, &mut in_flight).await;
     let applied = match &sent {
         Outcome::Applied { steps } => *steps,

@@ -596,9 +596,9 @@ async fn duplicated_and_out_of_order_alarm_events() {
 /// The Lambda runs out of time after LocalStack applied the rollback but
 /// before the answer came back; re-invoked with the same event, it sees the
 /// stage already on its known-good deployment and does nothing more. The
-/// cut-off invocation leaves its audit line (`interrupted`) and its lease,
-/// which lapses at its deadline, so the re-invocation waits for it rather
-/// than racing.
+/// cut-off invocation leaves its audit line and history item (`interrupted`)
+/// and its lease, which lapses at its deadline, so the re-invocation waits
+/// for it rather than racing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_mid_rollback_then_reinvoked_acts_once() {
     let Some(mut s) = Scenario::start(false).await else {
@@ -625,6 +625,17 @@ async fn timeout_mid_rollback_then_reinvoked_acts_once() {
     assert_eq!(s.updates(), (calls_before + 1, forwarded_before + 1));
     let rolled = s.f.stage().await;
     assert_eq!(rolled.deployment_id(), Some(s.f.d1.as_str()), "applied");
+    // The cut-off plan still leaves its history item (written on a task of
+    // its own once the invocation's future was dropped).
+    let mut history = String::new();
+    for _ in 0..30 {
+        history = s.f.history().await;
+        if history.contains("rollback_stage:interrupted") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(history.contains("rollback_stage:interrupted"), "{history}");
 
     let again = s.invoke(&event).await;
     assert_eq!(action_type(&again), "none:already_on_known_good", "{again}");
