@@ -43,7 +43,7 @@ pub enum Outcome {
     },
     /// The invocation ran out of time while the plan was being sent: steps
     /// after `applied` may or may not have taken effect (the stage's
-    /// bookkeeping tells); the next trigger re-reads the stage.
+    /// stage and the history tell); the next trigger re-reads the stage.
     Interrupted {
         /// Steps known to be applied.
         applied: usize,

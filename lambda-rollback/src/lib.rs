@@ -10,7 +10,7 @@
 //! # One binary for every trigger
 //! Alarm events (EventBridge, SNS, alarm actions), the schedule and HTTP
 //! all end in the same three steps on the same managed stages, share the
-//! same config, clients and bookkeeping, and must be serialised by the same
+//! same config, clients and state table, and must be serialised by the same
 //! re-check-before-patch rule. One function means one deployment, one IAM
 //! role, one log group and one config to keep in step, and warm containers
 //! for the rare HTTP call. `lambda_http`'s `pass_through` feature hands

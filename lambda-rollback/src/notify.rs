@@ -44,7 +44,7 @@ struct Body<'a> {
 /// The notification for `decision` and its `outcome`, or `None` when there
 /// is nothing to tell. Actions are notified (changes of traffic, recorded
 /// known-good deployments, and operator commands such as pause), whether
-/// sent, dry-run or failed; bookkeeping a schedule or alarm writes on its
+/// sent, dry-run or failed; record updates a schedule or alarm makes on its
 /// own (a bake timer starting, a transition marked handled) is not. A
 /// drifted decision is decided again, and that one is notified.
 pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notification> {
@@ -86,8 +86,8 @@ pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notificati
 }
 
 /// The action's snake_case name; an operator command that changed only
-/// bookkeeping (pause, resume) is named after the command; `None` for
-/// bookkeeping nobody asked for.
+/// the record (pause, resume) is named after the command; `None` for record
+/// updates nobody asked for.
 pub fn action_name(r: &AuditRecord) -> Option<&'static str> {
     match (r.action.kind(), &r.trigger) {
         (Some(kind), _) => Some(kind.as_str()),
@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn operator_commands_are_notified_background_bookkeeping_is_not() {
+    fn operator_commands_are_notified_background_record_updates_are_not() {
         // A healthy schedule tick only starts bake timers: written, not told.
         let d = decision(AlarmState::Ok, Trigger::Schedule);
         assert!(d.writes(), "{d:?}");

@@ -47,14 +47,14 @@ pub enum Action {
         /// The deployment served until now.
         from_deployment: String,
     },
-    /// Record the stage's deployment as last-known-good (bookkeeping only).
+    /// Record the stage's deployment as last-known-good (the record only).
     RecordKnownGood {
         /// The deployment.
         deployment: String,
         /// The previous last-known-good, if any.
         previous: Option<String>,
     },
-    /// Nothing to change on the stage (bookkeeping may still be updated).
+    /// Nothing to change on the stage (the record may still be updated).
     None {
         /// Why.
         reason: Hold,
@@ -87,7 +87,7 @@ impl ActionKind {
         Self::RecordKnownGood,
     ];
 
-    /// snake_case name, as in JSON and the bookkeeping history.
+    /// snake_case name, as in JSON and the history.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RemoveCanary => "remove_canary",
