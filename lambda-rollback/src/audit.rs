@@ -42,7 +42,7 @@ pub enum Outcome {
         error: String,
     },
     /// The invocation ran out of time while the plan was being sent: steps
-    /// after `applied` may or may not have taken effect (the stage's
+    /// after `applied` may or may not have taken effect (the
     /// stage and the history tell); the next trigger re-reads the stage.
     Interrupted {
         /// Steps known to be applied.
