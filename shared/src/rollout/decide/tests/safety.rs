@@ -369,3 +369,39 @@ fn a_pause_ends_by_itself() {
     });
     assert!(matches!(hold(&held.run()), Some(Hold::Paused { .. })));
 }
+
+#[test]
+fn an_operator_cannot_promote_on_no_evidence() {
+    // An alarm without data is no evidence for an operator either: the
+    // re-read before the write (`confirm`) would withdraw such a promotion,
+    // so the decision says so up front instead of promising it.
+    let c = Case::canary(10.0)
+        .alarm(STAGE_ALARM, AlarmState::InsufficientData, T)
+        .manual(ManualCommand::Promote);
+    let d = c.run();
+    assert!(
+        matches!(hold(&d), Some(Hold::NoEvidence { alarms }) if alarms == &[STAGE_ALARM.to_owned()]),
+        "{}",
+        d.action
+    );
+    assert!(d.plan.is_empty() && !d.confirm_alarms);
+    assert!(matches!(
+        confirm(&c.stage, &c.snap, &c.book, &c.signals.alarms, NOW),
+        Err(Hold::NoEvidence { .. })
+    ));
+    // Too few requests is still the operator's call, and a promotion
+    // decided is one the same read confirms.
+    let c = Case::canary(10.0)
+        .metrics(0.0, 3.0)
+        .manual(ManualCommand::Promote);
+    let d = c.run();
+    assert!(
+        matches!(d.action, Action::PromoteCanary { .. }) && d.confirm_alarms,
+        "{}",
+        d.action
+    );
+    assert_eq!(
+        confirm(&c.stage, &c.snap, &d.record, &c.signals.alarms, NOW),
+        Ok(())
+    );
+}
