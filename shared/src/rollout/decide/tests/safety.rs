@@ -405,3 +405,35 @@ fn an_operator_cannot_promote_on_no_evidence() {
         Ok(())
     );
 }
+
+#[test]
+fn a_suppressed_transition_is_not_handled_until_it_can_act() {
+    // Whether the event or only the schedule saw the alarm while its actions
+    // were suppressed, once they no longer are the stage rolls back (as
+    // CloudWatch runs a composite's actions once its suppressor is gone).
+    let by_event = suppressed_event(Case::stable(), STAGE_ALARM).run();
+    let mut read = Case::stable();
+    read.signals.alarms.insert(
+        STAGE_ALARM.into(),
+        AlarmReading::new(AlarmState::Alarm, T).suppressed(),
+    );
+    let by_schedule = read.run();
+    for d in [by_event, by_schedule] {
+        assert!(
+            matches!(hold(&d), Some(Hold::AlarmsSuppressed { .. })),
+            "{}",
+            d.action
+        );
+        assert_eq!(d.record.handled_through(STAGE_ALARM), None);
+        let mut lifted = Case::stable()
+            .alarm(STAGE_ALARM, AlarmState::Alarm, T)
+            .book(|b| *b = d.record.clone());
+        lifted.now = NOW + MIN;
+        let d = lifted.run();
+        assert!(
+            matches!(d.action, Action::RollbackStage { .. }),
+            "{}",
+            d.action
+        );
+    }
+}
