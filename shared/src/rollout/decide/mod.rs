@@ -244,12 +244,16 @@ fn decide_action(v: &View<'_>, trigger: &Trigger) -> (Action, StageRecord, bool)
     };
 
     apply_effects(v, &mut next, &outcome.action);
+    // A transition acted on later is not handled yet: one deferred by the
+    // cooldown, or one whose alarm's actions are suppressed or muted (once
+    // they no longer are, it counts as the schedule would count it).
     let deferred = matches!(
         outcome.action,
         Action::None {
             reason: Hold::Cooldown { .. }
         }
-    );
+    ) || matches!(trigger, Trigger::AlarmTransition(t)
+        if v.suppressed.iter().any(|(a, _)| *a == t.alarm));
     if outcome.settles_fresh {
         for f in &v.firing {
             if let Some(s) = f.since_ms {

@@ -64,10 +64,10 @@ pub(super) fn manual_rollback(v: &View<'_>, reason: &str) -> Outcome {
 }
 
 /// Operator promotion: skips remaining steps, bake time, cooldown and pause,
-/// but not the health check (alarms readable and none in ALARM, suppressed or
-/// not; metrics readable and under the threshold; too few requests and
-/// alarms without data are the operator's call) nor the deployment's
-/// existence.
+/// but not the health check (alarms readable, none in ALARM, suppressed or
+/// not, and none without data, as [`super::confirm`] checks again before the
+/// write; metrics readable and under the threshold; too few requests is the
+/// operator's call) nor the deployment's existence.
 pub(super) fn manual_promote(v: &View<'_>) -> Outcome {
     let Canary::Active(c) = v.canary else {
         return Outcome::hold(Hold::NoActiveCanaryToPromote);
@@ -86,6 +86,13 @@ pub(super) fn manual_promote(v: &View<'_>) -> Outcome {
     if !in_alarm.is_empty() {
         return Outcome::hold(Hold::CanaryUnhealthy {
             detail: format!("in ALARM: {}", in_alarm.join(", ")),
+        });
+    }
+    // No evidence is no evidence for an operator either: the adapter's
+    // re-read (`confirm`) would withdraw the promotion anyway.
+    if !v.no_evidence.is_empty() {
+        return Outcome::hold(Hold::NoEvidence {
+            alarms: v.no_evidence.iter().map(|(a, _)| (*a).to_owned()).collect(),
         });
     }
     if let Some(hold) = v.metrics.hold() {

@@ -369,3 +369,71 @@ fn a_pause_ends_by_itself() {
     });
     assert!(matches!(hold(&held.run()), Some(Hold::Paused { .. })));
 }
+
+#[test]
+fn an_operator_cannot_promote_on_no_evidence() {
+    // An alarm without data is no evidence for an operator either: the
+    // re-read before the write (`confirm`) would withdraw such a promotion,
+    // so the decision says so up front instead of promising it.
+    let c = Case::canary(10.0)
+        .alarm(STAGE_ALARM, AlarmState::InsufficientData, T)
+        .manual(ManualCommand::Promote);
+    let d = c.run();
+    assert!(
+        matches!(hold(&d), Some(Hold::NoEvidence { alarms }) if alarms == &[STAGE_ALARM.to_owned()]),
+        "{}",
+        d.action
+    );
+    assert!(d.plan.is_empty() && !d.confirm_alarms);
+    assert!(matches!(
+        confirm(&c.stage, &c.snap, &c.book, &c.signals.alarms, NOW),
+        Err(Hold::NoEvidence { .. })
+    ));
+    // Too few requests is still the operator's call, and a promotion
+    // decided is one the same read confirms.
+    let c = Case::canary(10.0)
+        .metrics(0.0, 3.0)
+        .manual(ManualCommand::Promote);
+    let d = c.run();
+    assert!(
+        matches!(d.action, Action::PromoteCanary { .. }) && d.confirm_alarms,
+        "{}",
+        d.action
+    );
+    assert_eq!(
+        confirm(&c.stage, &c.snap, &d.record, &c.signals.alarms, NOW),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_suppressed_transition_is_not_handled_until_it_can_act() {
+    // Whether the event or only the schedule saw the alarm while its actions
+    // were suppressed, once they no longer are the stage rolls back (as
+    // CloudWatch runs a composite's actions once its suppressor is gone).
+    let by_event = suppressed_event(Case::stable(), STAGE_ALARM).run();
+    let mut read = Case::stable();
+    read.signals.alarms.insert(
+        STAGE_ALARM.into(),
+        AlarmReading::new(AlarmState::Alarm, T).suppressed(),
+    );
+    let by_schedule = read.run();
+    for d in [by_event, by_schedule] {
+        assert!(
+            matches!(hold(&d), Some(Hold::AlarmsSuppressed { .. })),
+            "{}",
+            d.action
+        );
+        assert_eq!(d.record.handled_through(STAGE_ALARM), None);
+        let mut lifted = Case::stable()
+            .alarm(STAGE_ALARM, AlarmState::Alarm, T)
+            .book(|b| *b = d.record.clone());
+        lifted.now = NOW + MIN;
+        let d = lifted.run();
+        assert!(
+            matches!(d.action, Action::RollbackStage { .. }),
+            "{}",
+            d.action
+        );
+    }
+}
