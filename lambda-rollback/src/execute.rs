@@ -417,9 +417,15 @@ async fn carry_out(
         Outcome::Failed { .. } => in_flight.applied_steps(),
         _ => 0,
     };
-    // Record what landed: the whole plan, or part of one (a promotion whose
-    // removal failed leaves its 0 % canary in the record for cleanup).
-    let landed = d.plan.is_empty() || applied > 0;
+    // Record what landed: the whole plan; of a partial one, only a
+    // promotion's (its 0 % canary goes in the record for cleanup). A partial
+    // rollback over leftover settings is not recorded: the alarm stays
+    // unhandled and the next run rolls back the rest.
+    let promotion = matches!(
+        d.action,
+        tidegate_policy::rollout::Action::PromoteCanary { .. }
+    );
+    let landed = d.plan.is_empty() || applied == d.plan.len() || (promotion && applied > 0);
     let outcome = if landed && d.record_changed {
         match aws
             .store
