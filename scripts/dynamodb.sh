@@ -100,44 +100,10 @@ cmd_start() {
 }
 
 wait_healthy() {
-    local started=$1 deadline timeout=${TIDEGATE_DYNAMODB_TIMEOUT:-60}
-    deadline=$(($(now_ms) + timeout * 1000))
-    until healthy; do
-        if ! running; then
-            tail -n 30 "$LOG_FILE" >&2 || true
-            rm -f "$PID_FILE"
-            die "DynamoDB Local exited during start (log: $LOG_FILE)"
-        fi
-        if (($(now_ms) > deadline)); then
-            tail -n 30 "$LOG_FILE" >&2 || true
-            cmd_stop
-            die "DynamoDB Local not answering after ${timeout}s (log: $LOG_FILE)"
-        fi
-        sleep 0.2
-    done
-    say "ready at $(url) in $(fmt_ms $(($(now_ms) - started)))"
+    service_wait_healthy "DynamoDB Local" "$1" "${TIDEGATE_DYNAMODB_TIMEOUT:-60}" 0.2
 }
 
-cmd_stop() {
-    local pid
-    if ! running; then
-        rm -f "$PID_FILE" "$PORT_FILE"
-        say "not running"
-        return
-    fi
-    pid=$(cat "$PID_FILE")
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        warn "pid $pid did not stop in 10s; killing it"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PID_FILE" "$PORT_FILE"
-    say "stopped (pid $pid)"
-}
+cmd_stop() { service_stop 10; }
 
 cmd_status() {
     if running; then

@@ -136,45 +136,10 @@ cmd_start() {
 }
 
 wait_healthy() {
-    local started=$1 deadline
-    deadline=$(($(now_ms) + ${TIDEGATE_LOCALSTACK_TIMEOUT:-90} * 1000))
-    until healthy; do
-        if ! running; then
-            tail -n 30 "$LOG_FILE" >&2 || true
-            rm -f "$PID_FILE"
-            die "LocalStack exited during start (log: $LOG_FILE)"
-        fi
-        if (($(now_ms) > deadline)); then
-            tail -n 30 "$LOG_FILE" >&2 || true
-            cmd_stop
-            die "LocalStack not healthy after ${TIDEGATE_LOCALSTACK_TIMEOUT:-90}s (log: $LOG_FILE)"
-        fi
-        sleep 0.3
-    done
-    say "ready at $(url) in $(fmt_ms $(($(now_ms) - started)))"
+    service_wait_healthy LocalStack "$1" "${TIDEGATE_LOCALSTACK_TIMEOUT:-90}" 0.3
 }
 
-cmd_stop() {
-    local pid
-    if ! running; then
-        rm -f "$PID_FILE" "$PORT_FILE"
-        say "not running"
-        return
-    fi
-    local grace=${TIDEGATE_LOCALSTACK_STOP_TIMEOUT:-20}
-    pid=$(cat "$PID_FILE")
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 $((grace * 5))); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        warn "pid $pid did not stop in ${grace}s; killing it"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PID_FILE" "$PORT_FILE"
-    say "stopped (pid $pid)"
-}
+cmd_stop() { service_stop "${TIDEGATE_LOCALSTACK_STOP_TIMEOUT:-20}"; }
 
 cmd_status() {
     if running; then

