@@ -87,21 +87,19 @@ fn watched(stage: &ManagedStage) -> Vec<String> {
         .collect()
 }
 
-/// Reads everything the policy needs about `stage`. `Ok(None)` when the API
-/// or the stage does not exist (deleted mid-flight: nothing to do).
-/// `migrate` lets a stage with old `tidegate_*` variables and no record be
-/// migrated (only the lease holder may).
+/// Reads everything the policy needs about `stage` of the resolved `api`.
+/// `Ok(None)` when the stage does not exist (deleted mid-flight: nothing to
+/// do). `migrate` lets a stage with old `tidegate_*` variables and no record
+/// be migrated (only the lease holder may).
 pub async fn read(
     aws: &Aws,
+    api: &RestApi,
     stage: &ManagedStage,
     now_ms: u64,
     migrate: bool,
 ) -> Result<Option<StageView>, String> {
-    let Some(api) = aws.rest_api(&stage.api).await.map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
     let Some(snapshot) = aws
-        .stage(&api, &stage.stage)
+        .stage(api, &stage.stage)
         .await
         .map_err(|e| e.to_string())?
     else {
@@ -116,7 +114,7 @@ pub async fn read(
         }
         let (record, _old_history) = book.into_record(&watched(stage));
         if migrate {
-            stored = migrate_legacy(aws, &api, stage, &key, &snapshot, record, now_ms).await?;
+            stored = migrate_legacy(aws, api, stage, &key, &snapshot, record, now_ms).await?;
         } else {
             stored.record = record;
         }
@@ -141,14 +139,14 @@ pub async fn read(
         async {
             let mut checks = BTreeMap::new();
             for id in targets {
-                let check = aws.deployment(&api, &id).await;
+                let check = aws.deployment(api, &id).await;
                 checks.insert(id, check);
             }
             checks
         },
     );
     Ok(Some(StageView {
-        api,
+        api: api.clone(),
         snapshot,
         stored,
         signals: Signals {
@@ -193,14 +191,9 @@ async fn migrate_legacy(
     })
 }
 
-/// A unique owner name for this invocation's leases.
-fn lease_owner() -> String {
-    crate::invocation_id()
-}
-
 /// Takes the stage's lease, waiting a little for a holder to finish.
 async fn take_lease(aws: &Aws, key: &StageKey) -> Result<Lease, StoreError> {
-    let owner = lease_owner();
+    let owner = crate::invocation_id();
     let start = retry::now_ms();
     let deadline = retry::deadline_ms(start);
     let wait_ms = u64::try_from(LEASE_WAIT.as_millis())
@@ -269,7 +262,7 @@ pub async fn run(
             return report;
         }
     };
-    decide_and_act(aws, stage, &key, trigger, topic_arn, &mut report).await;
+    decide_and_act(aws, &api, stage, &key, trigger, topic_arn, &mut report).await;
     if let Err(e) = aws.store.release(&lease).await {
         // It lapses by itself at the invocation's deadline.
         tracing::warn!(stage = %key, error = %e, "stage lease not released");
@@ -279,6 +272,7 @@ pub async fn run(
 
 async fn decide_and_act(
     aws: &Aws,
+    api: &RestApi,
     stage: &ManagedStage,
     key: &StageKey,
     trigger: Trigger,
@@ -287,7 +281,7 @@ async fn decide_and_act(
 ) {
     for _ in 0..MAX_DECISIONS {
         let now = retry::now_ms();
-        let view = match read(aws, stage, now, !stage.dry_run).await {
+        let view = match read(aws, api, stage, now, !stage.dry_run).await {
             Ok(Some(v)) => v,
             Ok(None) => {
                 tracing::warn!(stage = %key, "managed stage not found; nothing done");
@@ -346,13 +340,10 @@ async fn decide_and_act(
 }
 
 /// The history entry of a decision: actions (whatever came of them) and
-/// operator commands; not the schedule's quiet minutes.
+/// operator commands (what [`notify::action_name`] names); not the
+/// schedule's quiet minutes.
 fn history_entry(d: &Decision, outcome: &Outcome) -> Option<HistoryEntry> {
-    let operator = matches!(d.audit.trigger, Trigger::Manual { .. });
     let what = notify::action_name(&d.audit)?;
-    if !(operator || !d.plan.is_empty() || d.action.kind().is_some()) {
-        return None;
-    }
     if matches!(outcome, Outcome::Drifted { .. }) {
         return None; // decided again; that one is recorded
     }

@@ -136,7 +136,12 @@ impl App {
         );
         let now = retry::now_ms();
         let aws = self.aws().await;
-        let view = match execute::read(aws, stage, now, false).await {
+        let read = match aws.rest_api(&stage.api).await {
+            Ok(Some(api)) => execute::read(aws, &api, stage, now, false).await,
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+        let view = match read {
             Ok(Some(view)) => view,
             Ok(None) => {
                 status.error = Some(execute::not_found(stage));

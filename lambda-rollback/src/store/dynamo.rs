@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use tidegate_policy::rollout::StageRecord;
@@ -196,6 +197,9 @@ impl StateStore for DynamoStore {
                 .expression_attribute_names("#owner", "owner")
                 .expression_attribute_values(":now", n(now_ms))
                 .expression_attribute_values(":owner", s(owner))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .await;
             match out {
@@ -205,29 +209,18 @@ impl StateStore for DynamoStore {
                     until_ms,
                 }),
                 Err(e) if conditional_failed(&e) => {
-                    // Say who holds it (best effort: it may lapse meanwhile).
-                    let held = self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .set_key(Some(Self::key(key, LEASE_SK)))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .ok()
-                        .and_then(|o| o.item().cloned());
-                    let (holder, until) = held
-                        .map(|i| {
-                            (
-                                string(&i, "owner").unwrap_or("?").to_owned(),
-                                number(&i, "until_ms").unwrap_or(0),
-                            )
-                        })
-                        .unwrap_or_else(|| ("?".to_owned(), 0));
+                    // The holder comes back with the refusal (no second read).
+                    let held = e.as_service_error().and_then(|s| match s {
+                        PutItemError::ConditionalCheckFailedException(c) => c.item(),
+                        _ => None,
+                    });
                     Err(StoreError::LeaseHeld {
                         key: key.to_string(),
-                        owner: holder,
-                        until_ms: until,
+                        owner: held
+                            .and_then(|i| string(i, "owner"))
+                            .unwrap_or("?")
+                            .to_owned(),
+                        until_ms: held.and_then(|i| number(i, "until_ms")).unwrap_or(0),
                     })
                 }
                 Err(e) => Err(self.call_error("PutItem")(e)),

@@ -5,7 +5,7 @@ use super::super::action::{Action, Hold, RemoveReason, RollbackReason};
 use super::super::record::StageRecord;
 use super::super::state::{AlarmState, CanarySnapshot, DeploymentCheck};
 use super::super::trigger::Transition;
-use super::view::{Canary, Firing, Metrics, Role, View};
+use super::view::{Canary, Metrics, Role, View};
 use super::Outcome;
 
 /// Alarm transitions and the schedule: safety first, then the cleanup of
@@ -15,19 +15,13 @@ pub(super) fn automatic(
     next: &StageRecord,
     transition: Option<&Transition>,
 ) -> Outcome {
-    let safe = safety(v);
-    if let Some(outcome) = safe.as_ref().filter(|o| o.action.kind().is_some()) {
-        return Outcome {
-            action: outcome.action.clone(),
-            settles_fresh: outcome.settles_fresh,
-        };
-    }
+    let held = match safety(v) {
+        Some(outcome) if outcome.action.kind().is_some() => return outcome,
+        held => held,
+    };
     // Before a held rollback (no known-good, cooldown): the cleanup does
     // not settle the alarm, so the rollback is still decided next time.
-    if let Some(outcome) = promotion_leftover(v) {
-        return outcome;
-    }
-    if let Some(outcome) = safe {
+    if let Some(outcome) = promotion_leftover(v).or(held) {
         return outcome;
     }
     match transition {
@@ -48,15 +42,15 @@ pub(super) fn automatic(
 fn safety(v: &View<'_>) -> Option<Outcome> {
     match v.canary {
         Canary::Active(c) => {
-            let firing: Vec<&Firing<'_>> = v.firing.iter().collect();
-            let reason = firing
+            let reason = v
+                .firing
                 .iter()
                 .find(|f| f.role == Role::Canary)
                 .map(|f| RemoveReason::CanaryAlarm {
                     alarm: f.alarm.to_owned(),
                 })
                 .or_else(|| {
-                    firing.first().map(|f| RemoveReason::StageAlarm {
+                    v.firing.first().map(|f| RemoveReason::StageAlarm {
                         alarm: f.alarm.to_owned(),
                     })
                 })
