@@ -252,14 +252,17 @@ impl Stack {
             releases: BTreeMap::new(),
             stage,
         };
-        let outputs = stack.wait("CREATE_COMPLETE").await;
+        let outputs = stack.wait("CREATE_COMPLETE", &[1]).await;
         stack.read_outputs(&outputs);
         stack
     }
 
-    /// Waits until the stack settles; asserts it reached `status`; its
-    /// outputs.
-    async fn wait(&self, status: &str) -> Vec<Output> {
+    /// Waits until the stack reaches `status` with an output for every
+    /// release in `releases`; its outputs. LocalStack can report the new
+    /// status a moment before the new outputs (or, just after the request,
+    /// still the previous status), so both are waited for; a failed or
+    /// rolled-back stack fails at once.
+    async fn wait(&self, status: &str, releases: &[u32]) -> Vec<Output> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = self
@@ -270,12 +273,23 @@ impl Stack {
                 .await
                 .unwrap();
             let s = &out.stacks()[0];
-            let now = s.stack_status().unwrap();
-            if !now.as_str().ends_with("_IN_PROGRESS") {
-                assert_eq!(now.as_str(), status, "{s:?}");
+            let now = s.stack_status().unwrap().as_str();
+            assert!(
+                !now.contains("FAILED") && !now.contains("ROLLBACK"),
+                "stack went to {now}: {s:?}"
+            );
+            let complete = releases.iter().all(|n| {
+                s.outputs()
+                    .iter()
+                    .any(|o| o.output_key() == Some(format!("Release{n}").as_str()))
+            });
+            if now == status && complete {
                 return s.outputs().to_vec();
             }
-            assert!(Instant::now() < deadline, "stack stuck in {now:?}");
+            assert!(
+                Instant::now() < deadline,
+                "stack not {status} with outputs for {releases:?} after 60 s: {s:?}"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
@@ -303,7 +317,7 @@ impl Stack {
             .send()
             .await
             .unwrap();
-        let outputs = self.wait("UPDATE_COMPLETE").await;
+        let outputs = self.wait("UPDATE_COMPLETE", releases).await;
         self.read_outputs(&outputs);
         let before = std::mem::replace(&mut self.stage, stage);
         let now = f.stage().await;
