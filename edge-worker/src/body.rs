@@ -23,7 +23,7 @@ pub async fn bytes(resp: Response) -> Result<Vec<u8>> {
 /// (a cache entry), so wasm memory, which never shrinks, does not grow to
 /// the largest response ever stored.
 pub async fn buffer(resp: Response) -> Result<ArrayBuffer> {
-    let raw: web_sys::Response = resp.into();
+    let raw = raw(resp)?;
     let buffer = JsFuture::from(raw.array_buffer()?).await?;
     buffer
         .dyn_into()
@@ -35,7 +35,7 @@ pub async fn buffer(resp: Response) -> Result<ArrayBuffer> {
 /// cancelled unread, so a body of unknown length never fills the isolate's
 /// memory. For bodies whose length is known, [`buffer`] reads in one call.
 pub async fn buffer_at_most(resp: Response, limit: u64) -> Result<Option<ArrayBuffer>> {
-    let raw: web_sys::Response = resp.into();
+    let raw = raw(resp)?;
     let Some(stream) = raw.body() else {
         return Ok(Some(ArrayBuffer::new(0)));
     };
@@ -70,7 +70,7 @@ pub async fn buffer_at_most(resp: Response, limit: u64) -> Result<Option<ArrayBu
 
 /// The body of `resp` as JSON.
 pub async fn json<T: DeserializeOwned>(resp: Response) -> Result<T> {
-    let raw: web_sys::Response = resp.into();
+    let raw = raw(resp)?;
     let text = JsFuture::from(raw.text()?).await?;
     parse(text)
 }
@@ -79,6 +79,12 @@ pub async fn json<T: DeserializeOwned>(resp: Response) -> Result<T> {
 pub async fn request_json<T: DeserializeOwned>(req: &Request) -> Result<T> {
     let text = JsFuture::from(req.inner().text()?).await?;
     parse(text)
+}
+
+/// `resp` as the platform's response, without `worker`'s panicking
+/// conversion (see [`crate::response::into_raw`]).
+fn raw(resp: Response) -> Result<web_sys::Response> {
+    crate::response::into_raw(resp).map_err(|e| Error::RustError(e.to_string()))
 }
 
 fn parse<T: DeserializeOwned>(text: worker::wasm_bindgen::JsValue) -> Result<T> {

@@ -168,8 +168,7 @@ pub async fn serve(
         }
         (decision, _) => {
             let status = decision.cache_status();
-            let mut resp = fresh?;
-            keep(ctx, route, rule, &plan, &key, &mut resp, log);
+            let resp = keep(ctx, route, rule, &plan, &key, fresh?, log)?;
             log.cache = Some(status.as_str());
             Ok(tag(resp, status))
         }
@@ -209,25 +208,27 @@ fn from_entry(
     rebuild(resp, code, &headers, !head)
 }
 
-/// Stores the origin's response in the background when the policy allows.
+/// Stores the origin's response in the background when the policy allows;
+/// the response for the client.
 fn keep(
     ctx: &Context,
     route: &str,
     rule: &CacheRule,
     plan: &RequestPlan,
     key: &str,
-    resp: &mut Response,
+    resp: Response,
     log: &mut LogLine,
-) {
+) -> Result<Response, EdgeError> {
     let code = resp.status_code();
     let headers = header_list(resp.headers());
     match check_response(rule, plan, code, &headers) {
-        ResponseVerdict::Bypass(reason) => log.cache_bypass = Some(reason.as_str()),
+        ResponseVerdict::Bypass(reason) => {
+            log.cache_bypass = Some(reason.as_str());
+            Ok(resp)
+        }
         ResponseVerdict::Store => {
             // A tee of the body: the client's copy streams on meanwhile.
-            let Ok(copy) = resp.cloned() else {
-                return;
-            };
+            let (resp, copy) = crate::response::tee(resp)?;
             let stored = prepare_for_storage(&headers, rule, crate::now_ms());
             let (route, key, rule) = (route.to_owned(), key.to_owned(), rule.clone());
             let lifetime = storage_lifetime(&rule);
@@ -239,6 +240,7 @@ fn keep(
                     crate::purge::index_add(&route, &key, lifetime).await;
                 }
             });
+            Ok(resp)
         }
     }
 }

@@ -23,6 +23,18 @@ pub enum EdgeError {
     OriginUnreachable(String),
     /// The origin did not answer within the route's timeout.
     OriginTimeout(Duration),
+    /// The origin answered with a status HTTP does not allow in a final
+    /// response (outside 200–599: 999, 600, a bare 103...): it cannot be
+    /// passed on, since the platform refuses to build such a response.
+    OriginStatus(u16),
+    /// The runtime refused to build a response (a status or a body the
+    /// platform does not allow together); the text says why.
+    ResponseRefused {
+        /// The status the response would have had.
+        status: u16,
+        /// The runtime's reason.
+        reason: String,
+    },
     /// The throttle Durable Object could not be called or answered badly.
     Limiter(String),
     /// A Workers runtime call failed where it should not.
@@ -48,24 +60,42 @@ impl EdgeError {
                     "The origin did not answer within {} ms.",
                     timeout.as_millis()
                 )),
+            Self::OriginStatus(status) => Problem::new(502, "bad-gateway", "Bad gateway")
+                .with_detail(format!(
+                    "The origin answered with status {status}, which HTTP does not allow in a final response (200-599)."
+                )),
+            Self::ResponseRefused { .. } => Problem::new(502, "bad-gateway", "Bad gateway")
+                .with_detail("The origin's answer could not be passed on."),
             Self::Limiter(_) => tidegate_policy::throttle::limiter_unavailable_problem(),
             Self::Runtime(_) => Problem::new(500, "internal", "Internal error")
                 .with_detail("The gateway failed to handle this request."),
         }
     }
 
-    /// A short description for the log line.
+    /// A short description for the log line (its `Display`).
     pub fn log_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for EdgeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::InvalidConfig(_) => "invalid config".to_owned(),
-            Self::InvalidApiKeys(_) => "invalid API_KEYS".to_owned(),
-            Self::OriginUnreachable(e) => format!("origin unreachable: {e}"),
-            Self::OriginTimeout(t) => format!("origin timeout after {} ms", t.as_millis()),
-            Self::Limiter(e) => format!("limiter: {e}"),
-            Self::Runtime(e) => format!("runtime: {e}"),
+            Self::InvalidConfig(_) => f.write_str("invalid config"),
+            Self::InvalidApiKeys(_) => f.write_str("invalid API_KEYS"),
+            Self::OriginUnreachable(e) => write!(f, "origin unreachable: {e}"),
+            Self::OriginTimeout(t) => write!(f, "origin timeout after {} ms", t.as_millis()),
+            Self::OriginStatus(status) => write!(f, "origin answered status {status}"),
+            Self::ResponseRefused { status, reason } => {
+                write!(f, "runtime refused a {status} response: {reason}")
+            }
+            Self::Limiter(e) => write!(f, "limiter: {e}"),
+            Self::Runtime(e) => write!(f, "runtime: {e}"),
         }
     }
 }
+
+impl std::error::Error for EdgeError {}
 
 impl From<worker::Error> for EdgeError {
     fn from(e: worker::Error) -> Self {

@@ -43,7 +43,7 @@ use tidegate_policy::problem::Problem;
 use tidegate_policy::route::{
     forwarded_headers, upstream_url, Method as PolicyMethod, RequestId, RouteMatch, TrustedIdentity,
 };
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, web_sys, Context, Env, Request, Response, Result};
 
 pub use durable::Throttle;
 
@@ -77,9 +77,11 @@ pub(crate) struct Flow {
     pub extra: HeaderList,
 }
 
-/// The Worker's entry point.
+/// The Worker's entry point. It hands the platform a `web_sys::Response`
+/// it built itself ([`response::into_raw`]): the glue's own conversion of a
+/// `worker::Response` unwraps, and a panic there would poison the isolate.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let started = now_ms();
     let loaded = config::load(&env);
     let headers = header_list(req.headers());
@@ -108,9 +110,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     };
     flow.timings.total = Some(now_ms().saturating_sub(started));
     response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
-    flow.log.status = resp.status_code();
+    let raw = response::into_raw(resp).or_else(|e| {
+        let problem = fail(&mut flow, e).with_request_id(request_id.as_str());
+        let mut resp = response::problem(&problem);
+        response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
+        response::into_raw(resp)
+    });
+    flow.log.status = raw.as_ref().map_or(500, web_sys::Response::status);
     flow.log.emit(&flow.timings);
-    Ok(resp)
+    raw.map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
 /// Everything after the request id: admin endpoints, or the gateway path.

@@ -4,6 +4,9 @@
 //! caller gets `OriginTimeout` (504). A fetch that fails outright
 //! (connection refused, DNS, TLS) is `OriginUnreachable` (502). The timeout
 //! covers the wait for the response headers; the body then streams through.
+//! An answer whose status HTTP does not allow in a final response (outside
+//! 200–599) is `OriginStatus` (502): the platform refuses to build a
+//! response with it, so it is turned away here, before anything rebuilds it.
 
 use std::time::Duration;
 
@@ -45,7 +48,7 @@ pub async fn send(
     let sending = Box::pin(fetch.send_with_signal(&signal));
     let timer = Box::pin(Delay::from(timeout));
     let outcome = match select(sending, timer).await {
-        Either::Left((Ok(resp), _)) => Ok(resp),
+        Either::Left((Ok(resp), _)) => final_status(resp),
         Either::Left((Err(e), _)) => Err(EdgeError::OriginUnreachable(e.to_string())),
         Either::Right(_) => {
             controller.abort();
@@ -53,4 +56,17 @@ pub async fn send(
         }
     };
     outcome
+}
+
+/// `resp`, when its status can be passed on: a final status, 200–599 (the
+/// Fetch standard's range for `new Response`). workerd hands over whatever
+/// the origin sent (999, 600, a bare 103); rebuilding such a response would
+/// throw, and `worker`'s conversion unwraps that throw into a panic.
+fn final_status(resp: Response) -> Result<Response, EdgeError> {
+    let status = resp.status_code();
+    if (200..=599).contains(&status) {
+        Ok(resp)
+    } else {
+        Err(EdgeError::OriginStatus(status))
+    }
 }

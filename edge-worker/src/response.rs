@@ -3,8 +3,11 @@
 
 use tidegate_policy::problem::{self, Problem};
 use tidegate_policy::route::REQUEST_ID_HEADER;
-use worker::js_sys::ArrayBuffer;
+use worker::js_sys::{ArrayBuffer, Uint8Array};
 use worker::{web_sys, Headers, Response, ResponseBody};
+
+use crate::error::EdgeError;
+use worker::wasm_bindgen::JsCast;
 
 /// Header pairs as the policy crate takes and returns them.
 pub type HeaderList = Vec<(String, String)>;
@@ -163,4 +166,52 @@ pub fn finish(
     if !timing.is_empty() {
         let _ = headers.set("server-timing", &timing);
     }
+}
+
+/// `resp` as the platform's response, or the runtime's refusal as an error.
+/// `worker`'s own conversion (`From<Response> for web_sys::Response`, also
+/// behind `Response::cloned` and the `#[event(fetch)]` glue) unwraps the
+/// constructor's result: a status outside 200–599 or a body on a null-body
+/// status would panic there and poison the isolate. Every response leaves
+/// through here instead.
+pub fn into_raw(resp: Response) -> Result<web_sys::Response, EdgeError> {
+    let status = resp.status_code();
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&resp.headers().0);
+    let (_, body) = resp.into_parts();
+    let built = match body {
+        ResponseBody::Body(bytes) => {
+            let array = Uint8Array::from(bytes.as_slice());
+            web_sys::Response::new_with_opt_buffer_source_and_init(Some(&array), &init)
+        }
+        ResponseBody::Stream(stream) => {
+            web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)
+        }
+        ResponseBody::Empty => web_sys::Response::new_with_opt_str_and_init(None, &init),
+    };
+    built.map_err(|e| EdgeError::ResponseRefused {
+        status,
+        reason: js_error_text(&e),
+    })
+}
+
+/// `resp` and a copy of it, their bodies the two branches of a tee (the
+/// client's copy streams on while the other is read). Fallible where
+/// `Response::cloned` panics.
+pub fn tee(resp: Response) -> Result<(Response, Response), EdgeError> {
+    let raw = into_raw(resp)?;
+    let copy = raw.clone().map_err(|e| EdgeError::ResponseRefused {
+        status: raw.status(),
+        reason: js_error_text(&e),
+    })?;
+    Ok((Response::from(raw), Response::from(copy)))
+}
+
+/// The message of a JS exception, or a fixed text.
+fn js_error_text(e: &worker::wasm_bindgen::JsValue) -> String {
+    e.dyn_ref::<worker::js_sys::Error>()
+        .and_then(|e| e.message().as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "the runtime refused it".to_owned())
 }

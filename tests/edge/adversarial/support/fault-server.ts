@@ -1,6 +1,7 @@
 // An HTTP server on 127.0.0.1 that misbehaves on demand, per path: serves
 // a fixed body (a JWKS, JSON), answers slowly, answers a status, sends
-// garbage, or breaks the connection before or in the middle of an answer.
+// garbage, writes raw bytes no HTTP library would, or breaks the connection
+// before or in the middle of an answer.
 // Counts requests per path. Used as an origin and as a JWKS endpoint.
 import { createServer, type Server } from "node:http";
 import type { Socket } from "node:net";
@@ -14,7 +15,13 @@ export type Fault =
   /** Sends headers and half the announced body, then destroys the socket. */
   | { kind: "reset-mid-body" }
   /** Accepts the request and never answers (until stopped). */
-  | { kind: "hang" };
+  | { kind: "hang" }
+  /**
+   * Writes these bytes on the connection as the whole answer (status line,
+   * headers, body: anything, including what HTTP does not allow), then
+   * closes it, or keeps it open for `holdMs` first.
+   */
+  | { kind: "raw"; bytes: Buffer; holdMs?: number };
 
 export class FaultServer {
   private readonly faults = new Map<string, Fault>();
@@ -92,6 +99,15 @@ export class FaultServer {
         return;
       case "hang":
         return;
+      case "raw": {
+        socket.write(fault.bytes);
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          socket.destroy();
+        }, fault.holdMs ?? 0);
+        this.timers.add(timer);
+        return;
+      }
     }
   }
 
