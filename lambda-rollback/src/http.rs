@@ -27,7 +27,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::{
     authorize, select_credential, AuthRejection, AuthRequirement, Credential, Identity,
-    UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
+    InvalidRequest, UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
 };
 use tidegate_policy::problem::Problem;
 use tidegate_policy::rollout::{ManualCommand, Trigger};
@@ -138,6 +138,18 @@ pub async fn authenticate(
         (false, true) => AuthRequirement::Jwt,
         (true, false) => AuthRequirement::ApiKey,
     };
+    // Two Authorization headers are one malformed request (RFC 6750 §3.1),
+    // as at the edge, where they arrive joined with ", ".
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(AuthRejection::InvalidRequest(
+            InvalidRequest::RepeatedAuthorization,
+        ));
+    }
     let credential = select_credential(
         requirement,
         get(header::AUTHORIZATION.as_str()),

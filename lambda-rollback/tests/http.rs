@@ -239,6 +239,34 @@ async fn missing_credentials_are_401() {
 }
 
 #[tokio::test]
+async fn two_authorization_headers_are_an_invalid_request() {
+    let fake = Fake::new();
+    let token = hs256(json!({
+        "iss": "https://ops.example.com/", "aud": "tidegate-rollback", "sub": "alice",
+        "scope": "tidegate:admin", "iat": NOW_MS / 1000 - 10, "exp": NOW_MS / 1000 + 300,
+    }));
+    let mut req = with_header(
+        request(fixture!("apigw-v1-request.json")),
+        "authorization",
+        &format!("Bearer {token}"),
+    );
+    req.headers_mut()
+        .append("authorization", format!("Bearer {token}").parse().unwrap());
+    let resp = http::handle(&fake, req, NOW_MS).await;
+    assert_eq!(resp.status(), 400, "{:?}", body(&resp));
+    assert_eq!(
+        body(&resp)["type"],
+        "https://tidegate.dev/problems/invalid-request"
+    );
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="invalid_request""#),
+        "{challenge}"
+    );
+    assert!(fake.calls().is_empty());
+}
+
+#[tokio::test]
 async fn jwt_with_admin_scope_rolls_back_via_rest_api() {
     let fake = Fake::new();
     let token = hs256(json!({

@@ -30,6 +30,22 @@ pub struct Problem {
     /// The request id, so a client can quote it to an operator.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Extension members of a `rate-limited` problem (boxed: most problems
+    /// have none, and a `Result<_, Problem>` stays small).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<Box<RateLimitRefusal>>,
+}
+
+/// The extension members of a `rate-limited` (429) problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitRefusal {
+    /// The name of the limit that refused the request (as in
+    /// `RateLimit-Policy`).
+    pub limit: String,
+    /// Seconds until the request would be admitted (as `Retry-After`);
+    /// absent when the request costs more than the limit can ever admit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -41,6 +57,7 @@ impl Problem {
             status,
             detail: None,
             request_id: None,
+            rate_limit: None,
         }
     }
 
@@ -71,6 +88,26 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_members_are_flat_and_round_trip() {
+        let mut p = Problem::new(429, "rate-limited", "Too many requests");
+        p.rate_limit = Some(Box::new(RateLimitRefusal {
+            limit: "per-ip".into(),
+            retry_after: Some(7),
+        }));
+        let json = p.to_json();
+        assert!(
+            json.ends_with(r#""limit":"per-ip","retry_after":7}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Problem>(&json).unwrap(), p);
+        let plain = Problem::new(404, "route-not-found", "No route matches");
+        assert_eq!(
+            serde_json::from_str::<Problem>(&plain.to_json()).unwrap(),
+            plain
+        );
+    }
 
     #[test]
     fn renders_rfc9457_fields() {

@@ -75,6 +75,22 @@ describe("API keys", () => {
     await expectInvalidKey(edge.apiKeys.future);
   });
 
+  it("gives unknown, disabled, expired and not-yet-valid keys the same answer (the reason only in the log)", async () => {
+    const answers = [];
+    for (const key of [`tg_test_${"y".repeat(32)}`, edge.apiKeys.disabled, edge.apiKeys.expired, edge.apiKeys.future]) {
+      const res = await withKey(key);
+      const { request_id: _id, ...body } = res.json<Record<string, unknown>>();
+      answers.push({ status: res.status, body, challenge: res.headers.get("www-authenticate") });
+    }
+    for (const answer of answers.slice(1)) expect(answer).toEqual(answers[0]);
+  });
+
+  it("trims only spaces and tabs around a key", async () => {
+    expect((await withKey(` \t${edge.apiKeys.acme1}\t `)).status).toBe(200);
+    // U+00A0 (a 0xA0 byte on the wire) is part of the key, not whitespace to forgive.
+    await expectInvalidKey(`${edge.apiKeys.acme1}\u00a0`);
+  });
+
   it("answers 403 insufficient-scope to a key without the route's scope", async () => {
     const res = await withKey(edge.apiKeys.noscope);
     expectProblem(res, 403, "insufficient-scope");

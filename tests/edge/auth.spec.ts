@@ -52,6 +52,38 @@ async function expectRejected(token: string, path?: string) {
   return res;
 }
 
+describe("malformed Authorization (RFC 6750 invalid_request)", () => {
+  /** 400 invalid-request with a Bearer challenge carrying error="invalid_request". */
+  async function expectInvalidRequest(headers: Headers) {
+    const res = await edge.fetch(`/jwt/${unique()}`, { headers: headers as never });
+    expectProblem(res, 400, "invalid-request");
+    const challenge = res.headers.get("www-authenticate") ?? "";
+    expect(challenge).toMatch(/^Bearer realm="tidegate"/);
+    expect(challenge).toContain('error="invalid_request"');
+    return res;
+  }
+
+  it("answers two Authorization headers with 400, even when both tokens are valid", async () => {
+    const token = signJwt(edge.rsa, claims(ISSUER));
+    const headers = new Headers();
+    headers.append("authorization", `Bearer ${token}`);
+    headers.append("authorization", `Bearer ${token}`);
+    const res = await expectInvalidRequest(headers);
+    expect(res.text).not.toContain(token);
+  });
+
+  it("answers a Bearer credential that is not a b64token, or has no token, with 400", async () => {
+    for (const value of ["Bearer", "Bearer    ", "Bearer a b", "Bearer a=b", "Bearer ==", "Bearer a,b"]) {
+      await expectInvalidRequest(new Headers({ authorization: value }));
+    }
+  });
+
+  it("treats another scheme as no bearer token: 401 with a plain challenge", async () => {
+    const res = await edge.fetch(`/jwt/${unique()}`, { headers: { authorization: "Basic dXNlcjpwYXNz" } });
+    expectProblem(res, 401, "missing-credentials");
+  });
+});
+
 describe("valid tokens", () => {
   it("accepts an RS256 token of a configured issuer", async () => {
     const res = await withToken(signJwt(edge.rsa, claims(ISSUER)));

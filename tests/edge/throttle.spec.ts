@@ -21,6 +21,13 @@ function remaining(res: Reply): number {
   return Number(m[1]);
 }
 
+/** `t` (seconds until more quota) of the RateLimit header. */
+function replenish(res: Reply): number {
+  const m = /;t=(\d+)/.exec(res.headers.get("ratelimit") ?? "");
+  if (!m) throw new Error(`no RateLimit t= in ${res.status} answer: ${res.headers.get("ratelimit")}`);
+  return Number(m[1]);
+}
+
 describe("exact limiting", () => {
   it("admits exactly 50 of 200 concurrent requests against a limit of 50", async () => {
     const ip = uniqueIp();
@@ -50,7 +57,16 @@ describe("exact limiting", () => {
       const retryAfter = Number(res.headers.get("retry-after"));
       expect(Number.isInteger(retryAfter)).toBe(true);
       expect(retryAfter).toBeGreaterThanOrEqual(1);
-      expect(retryAfter).toBeLessThanOrEqual(3600);
+      // 50 per hour: one more unit every 72 s. A refused unit request fits
+      // again exactly when more quota comes: Retry-After and t agree
+      // (draft-ietf-httpapi-ratelimit-headers-10: t is when *additional* quota comes).
+      expect(retryAfter).toBeLessThanOrEqual(72);
+      expect(replenish(res)).toBe(retryAfter);
+      // The body names the limit and when to retry.
+      const body = res.json<{ limit: string; retry_after: number; detail: string }>();
+      expect(body.limit).toBe("per-ip");
+      expect(body.retry_after).toBe(retryAfter);
+      expect(body.detail).toContain(`retry in ${retryAfter} s`);
     }
   }, 60_000);
 

@@ -38,7 +38,9 @@ mod strict_json;
 pub(crate) mod timestamp;
 
 pub use api_key::{hash_key, ApiKeyConfigError, ApiKeyRecord, ApiKeyStore, MAX_API_KEY_BYTES};
-pub use credentials::{bearer_token, select_credential, Credential, API_KEY_HEADER};
+pub use credentials::{
+    bearer_token, select_credential, trim_http_whitespace, Credential, API_KEY_HEADER,
+};
 pub use identity::{AuthMethod, Identity};
 pub use jwks::{parse_jwks, IgnoredKey, JwksError, ParsedJwks, MAX_JWKS_BYTES, MAX_JWKS_KEYS};
 pub use jwks_cache::{JwksCache, JwksCachePolicy, KeyLookup};
@@ -49,7 +51,7 @@ pub use jwt::{
 #[cfg(feature = "native-verify")]
 pub use keys::decoding_key_for;
 pub use keys::{select_key, verification_key, EcCurve, KeyMismatch, VerificationKey};
-pub use rejection::{AuthRejection, MalformedToken, TokenPart, REALM};
+pub use rejection::{AuthRejection, InvalidRequest, MalformedToken, TokenPart, REALM};
 pub use requirement::{authorize, AuthRequirement, RouteAuth};
 #[cfg(feature = "native-verify")]
 pub use signature::NativeVerifier;

@@ -80,6 +80,24 @@ pub enum MalformedToken {
     },
 }
 
+/// How a request's credentials were malformed as a request (RFC 6750 §3.1
+/// `invalid_request`, 400), as opposed to an invalid token (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    /// Two `Authorization` headers (they arrive joined with `", "`), or one
+    /// holding a list.
+    #[error("send one Authorization header with one Bearer token")]
+    RepeatedAuthorization,
+    /// `Authorization: Bearer` with no token.
+    #[error("the Authorization header names the Bearer scheme but carries no token")]
+    MissingBearerToken,
+    /// The bearer token is not a `b64token` (RFC 6750 §2.1).
+    #[error(
+        "the Bearer token must be a b64token: letters, digits and -._~+/ with optional trailing ="
+    )]
+    MalformedAuthorization,
+}
+
 /// Why a request was refused by authentication or authorisation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthRejection {
@@ -89,6 +107,9 @@ pub enum AuthRejection {
         /// What the route accepts.
         accepted: AuthRequirement,
     },
+    /// The `Authorization` header is malformed as a request (400).
+    #[error("invalid request: {0}")]
+    InvalidRequest(InvalidRequest),
     /// The bearer token is not a well-formed JWT.
     #[error("malformed token: {0}")]
     MalformedToken(MalformedToken),
@@ -158,6 +179,7 @@ impl AuthRejection {
     /// are unavailable.
     pub fn status(&self) -> u16 {
         match self {
+            Self::InvalidRequest(_) => 400,
             Self::InsufficientScope { .. } => 403,
             Self::KeysUnavailable => 503,
             _ => 401,
@@ -182,6 +204,11 @@ impl AuthRejection {
     pub fn label(&self) -> &'static str {
         match self {
             Self::MissingCredentials { .. } => "missing_credentials",
+            Self::InvalidRequest(InvalidRequest::RepeatedAuthorization) => "repeated_authorization",
+            Self::InvalidRequest(InvalidRequest::MissingBearerToken) => "missing_bearer_token",
+            Self::InvalidRequest(InvalidRequest::MalformedAuthorization) => {
+                "malformed_authorization"
+            }
             Self::MalformedToken(_) => "malformed_token",
             Self::DisallowedAlgorithm => "disallowed_algorithm",
             Self::WrongIssuer => "wrong_issuer",
@@ -204,8 +231,12 @@ impl AuthRejection {
     /// The `WWW-Authenticate` header value (RFC 6750 §3 for bearer tokens),
     /// or `None` for 503, which carries no challenge.
     pub fn www_authenticate(&self) -> Option<String> {
-        let description = self.to_string();
+        let description = self.client_description();
         match self {
+            Self::InvalidRequest(_) => Some(bearer_challenge(&[
+                ("error", "invalid_request"),
+                ("error_description", description.as_str()),
+            ])),
             Self::MissingCredentials { accepted } => Some(match accepted {
                 AuthRequirement::ApiKey => api_key_challenge(&[]),
                 AuthRequirement::Either => {
@@ -248,6 +279,7 @@ impl AuthRejection {
     pub fn to_problem(&self) -> Problem {
         let (slug, title) = match self {
             Self::MissingCredentials { .. } => ("missing-credentials", "Credentials required"),
+            Self::InvalidRequest(_) => ("invalid-request", "Invalid request"),
             Self::InsufficientScope { .. } => ("insufficient-scope", "Insufficient scope"),
             Self::KeysUnavailable => ("auth-unavailable", "Authentication unavailable"),
             _ if self.method() == Some(AuthMethod::ApiKey) => {
@@ -255,7 +287,21 @@ impl AuthRejection {
             }
             _ => ("invalid-token", "Invalid token"),
         };
-        Problem::new(self.status(), slug, title).with_detail(self.to_string())
+        Problem::new(self.status(), slug, title).with_detail(self.client_description())
+    }
+
+    /// What the client is told. An unknown, disabled, expired or not-yet-valid
+    /// API key all read "the API key is not valid": telling them apart would
+    /// confirm to a caller holding a leaked or revoked key that it exists.
+    /// The log line keeps the reason ([`Self::label`]).
+    pub fn client_description(&self) -> String {
+        match self {
+            Self::UnknownApiKey
+            | Self::ApiKeyDisabled
+            | Self::ApiKeyExpired
+            | Self::ApiKeyNotYetValid => Self::UnknownApiKey.to_string(),
+            _ => self.to_string(),
+        }
     }
 }
 

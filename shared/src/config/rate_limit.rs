@@ -105,7 +105,11 @@ impl RateLimitPolicy {
     /// The 429 problem to answer with, or `None` to let the request through
     /// (admitted, or the route is in shadow mode).
     pub fn rejection(&self, decision: &MultiDecision) -> Option<Problem> {
-        decision.to_problem().filter(|_| !self.shadow)
+        if self.shadow {
+            return None;
+        }
+        let names: Vec<&str> = self.limits.iter().map(|l| l.name.as_str()).collect();
+        decision.to_problem(&names)
     }
 
     /// What to do when the limiter state cannot be loaded or stored: `None`

@@ -152,6 +152,28 @@ pub struct Decision {
     pub retry_after: Option<Duration>,
 }
 
+impl Decision {
+    /// The time until more quota is available: until [`Self::remaining`]
+    /// grows by one unit (the `t` of the `RateLimit` header field; see
+    /// `headers`). Zero when the bucket is full. Derived from
+    /// `reset_after` (the TAT's lead over now) and the emission interval,
+    /// so it does not depend on the burst: `reset_after mod T`, or `T` when
+    /// that is zero.
+    pub fn replenish_after(&self) -> Duration {
+        let ahead = self.reset_after.as_nanos();
+        if ahead == 0 || self.limit == 0 {
+            return self.reset_after;
+        }
+        let t = self
+            .window
+            .as_nanos()
+            .div_ceil(u128::from(self.limit))
+            .max(1);
+        let partial = ahead % t;
+        ns_to_duration(if partial == 0 { t.min(ahead) } else { partial })
+    }
+}
+
 /// Checks a request of `cost` units at `now_ms` against `quota`.
 ///
 /// Returns the decision and the state to store. A denied request consumes

@@ -8,10 +8,29 @@
 //! ```
 //!
 //! `RateLimit-Policy` lists every policy that applied; `RateLimit` carries only
-//! the most restrictive one (the draft asks servers to advertise the limit
+//! the most restrictive one (a refusing one first) (the draft asks servers to advertise the limit
 //! with the lowest remaining, and fewer numbers disclose less capacity
 //! information). No partition key (`pk`) is sent: it would echo the limiter
 //! key, which may identify the caller.
+//!
+//! # How GCRA's state maps onto `r` and `t`
+//!
+//! The draft (revision 10) defines `t` as the seconds until *additional*
+//! quota is made available, which for a sliding quota comes before the
+//! quota is whole again. A GCRA quota of `limit` per `period` (emission
+//! interval `T = ceil(period / limit)`, tolerance `τ = burst·T`) stores one
+//! TAT; with `ahead = max(TAT − now, 0)`:
+//! - `r` = `floor((τ − ahead) / T)`: the unit requests that fit right now;
+//! - `t` = the time until `r` grows by one: `ahead mod T`, or `T` when that
+//!   is 0 and `ahead > 0`; 0 when the bucket is full (`ahead = 0`);
+//! - `Retry-After` (on a refusal) = the time until *this* request fits:
+//!   `ahead + cost·T − τ`. For a unit request refused with `r = 0` that is
+//!   exactly `t`, so the two agree; a request costing more waits longer
+//!   than `t`, and `Retry-After` is the one to obey (the draft's §6: a
+//!   client that got a `Retry-After` uses it).
+//!
+//! All three are rounded up to whole seconds, so a client that obeys them
+//! is never early.
 
 use std::time::Duration;
 
@@ -73,20 +92,26 @@ pub fn policy_value(items: &[(&str, &Decision)]) -> Option<String> {
 }
 
 /// The `RateLimit` value for one policy: `"name";r=<remaining>;t=<secs>`,
-/// where `t` is the seconds (rounded up) until the quota is fully restored.
+/// where `t` is the seconds (rounded up) until more quota is available
+/// ([`Decision::replenish_after`]; see the module doc).
 pub fn ratelimit_value(name: &str, decision: &Decision) -> String {
     format!(
         "{};r={};t={}",
         sf_string(name),
         sf_integer(decision.remaining),
-        sf_integer(ceil_secs(decision.reset_after))
+        sf_integer(ceil_secs(decision.replenish_after()))
     )
 }
 
 /// The `Retry-After` value: whole seconds, rounded up and at least 1, so a
 /// client that obeys it is never early.
 pub fn retry_after_value(wait: Duration) -> String {
-    sf_integer(ceil_secs(wait).max(1)).to_string()
+    retry_after_secs(wait).to_string()
+}
+
+/// [`retry_after_value`] as a number, e.g. for a problem's `retry_after`.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    sf_integer(ceil_secs(wait).max(1))
 }
 
 /// Seconds, rounded up, saturating.
@@ -161,10 +186,73 @@ mod tests {
                     RATELIMIT_POLICY,
                     r#""burst";q=100;w=60, "daily";q=100;w=60"#.to_owned()
                 ),
-                (RATELIMIT, r#""daily";r=0;t=86400"#.to_owned()),
+                // `t`: more quota in 201 ms (86 399 001 mod the 600 ms interval).
+                (RATELIMIT, r#""daily";r=0;t=1"#.to_owned()),
                 (RETRY_AFTER, "1".to_owned()),
             ]
         );
+    }
+
+    /// A quota of 10 per minute (T = 6 s), 3 used at t = 0.
+    #[test]
+    fn t_is_when_more_quota_comes_not_when_it_is_whole() {
+        let quota = Quota::per_minute(10);
+        let mut state = GcraState::default();
+        for _ in 0..3 {
+            state = check(state, 0, 1, &quota).1;
+        }
+        let (d, _) = check(state, 1_000, 0, &quota);
+        assert_eq!((d.remaining, d.reset_after), (7, Duration::from_secs(17)));
+        // The next unit comes back at 6 s (5 s from now), the whole quota at 18 s.
+        assert_eq!(d.replenish_after(), Duration::from_secs(5));
+        assert_eq!(ratelimit_value("q", &d), r#""q";r=7;t=5"#);
+        // A full bucket: nothing more to come.
+        let (full, _) = check(GcraState::default(), 0, 0, &quota);
+        assert_eq!(ratelimit_value("q", &full), r#""q";r=10;t=0"#);
+    }
+
+    proptest::proptest! {
+        /// For any state and instant: `r` grows by exactly one when
+        /// `replenish_after` has passed, not a nanosecond before; and a
+        /// refused unit request's `Retry-After` equals that `t`.
+        #[test]
+        fn replenish_after_is_the_next_unit(
+            limit in 1u64..1_000,
+            period_ms in 1u64..100_000,
+            burst in 1u64..50,
+            used in 0u64..60,
+            at in 0u64..200_000,
+        ) {
+            let quota = Quota { limit, period: Duration::from_millis(period_ms), burst };
+            let mut state = GcraState::default();
+            for _ in 0..used {
+                state = check(state, 0, 1, &quota).1;
+            }
+            let now = at % (period_ms * 2 + 1);
+            let (d, _) = check(state, now, 0, &quota);
+            let wait = d.replenish_after();
+            if d.reset_after.is_zero() {
+                proptest::prop_assert!(wait.is_zero());
+                proptest::prop_assert_eq!(d.remaining, burst);
+            } else {
+                let nanos = u64::try_from(wait.as_nanos()).unwrap();
+                // Times in ms: check just at and just before, in ns steps via TAT arithmetic.
+                let later = Decision { reset_after: d.reset_after - wait, ..d };
+                let before = Decision { reset_after: d.reset_after - wait + Duration::from_nanos(1), ..d };
+                let r = |x: &Decision| {
+                    let t = quota.emission_interval_ns();
+                    let tau = u128::from(burst) * t;
+                    u64::try_from((tau - x.reset_after.as_nanos().min(tau)) / t).unwrap().min(burst)
+                };
+                proptest::prop_assert_eq!(r(&d), d.remaining);
+                proptest::prop_assert_eq!(r(&later), d.remaining + 1, "wait {}ns", nanos);
+                proptest::prop_assert_eq!(r(&before), d.remaining);
+                let (unit, _) = check(state, now, 1, &quota);
+                if !unit.allowed {
+                    proptest::prop_assert_eq!(unit.retry_after, Some(wait));
+                }
+            }
+        }
     }
 
     #[test]

@@ -178,12 +178,15 @@ describe("size and encoding", () => {
     const good = signJwt(edge.rsa, goodClaims());
     const [h, p, s] = good.split(".") as [string, string, string];
     const std = (x: string) => Buffer.from(x, "base64url").toString("base64");
+    // A segment with "=" padding whatever its length ("=" then sits mid-token).
+    const padded = (x: string) => (std(x).endsWith("=") ? std(x) : `${std(x)}==`);
     const cases: Case[] = [
-      { name: "padded segments", token: `${std(h)}.${std(p)}.${std(s)}` },
+      // Not an RFC 6750 b64token ("=" only at the end, no "!" or space): 400 invalid_request.
+      { name: "padded segments", token: `${padded(h)}.${padded(p)}.${std(s)}`, status: 400, slug: "invalid-request" },
       { name: "padded signature only", token: `${h}.${p}.${s}==` },
       { name: "standard alphabet signature", token: `${h}.${p}.${std(s).replace(/=+$/, "")}` },
-      { name: "invalid characters", token: `${h}.${p}!.${s}` },
-      { name: "space inside", token: `${h}.${p.slice(0, 5)} ${p.slice(5)}.${s}` },
+      { name: "invalid characters", token: `${h}.${p}!.${s}`, status: 400, slug: "invalid-request" },
+      { name: "space inside", token: `${h}.${p.slice(0, 5)} ${p.slice(5)}.${s}`, status: 400, slug: "invalid-request" },
       { name: "two segments", token: `${h}.${p}` },
       { name: "four segments", token: `${h}.${p}.${s}.${s}` },
       { name: "empty segments", token: ".." },
