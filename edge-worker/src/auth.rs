@@ -1,16 +1,16 @@
-//! Authentication per route: which credential, verified how, is the policy's
-//! call; this module reads the headers, fetches keys through [`crate::jwks`],
-//! has WebCrypto check token signatures ([`crate::webcrypto`]) and turns a
-//! refusal into its problem and `WWW-Authenticate` challenge.
+//! Authentication per route: the policy's pipeline (`auth::authenticate`)
+//! decides; this module reads the headers, supplies keys through
+//! [`crate::jwks`] and the `API_KEYS` secret, has WebCrypto check token
+//! signatures ([`crate::webcrypto`]) and turns a refusal into its problem and
+//! `WWW-Authenticate` challenge.
 
 use std::rc::Rc;
 
 use tidegate_policy::auth::{
-    authorize, select_credential, AuthRejection, Credential, Identity, UnverifiedJwt,
-    DEFAULT_MAX_TOKEN_BYTES,
+    Algorithm, AuthRejection, CredentialHeaders, Identity, Jwk, KeyProvider, UnverifiedJwt,
 };
 use tidegate_policy::cache::first_header;
-use tidegate_policy::config::Route;
+use tidegate_policy::config::{Issuer, Route};
 use tidegate_policy::problem::Problem;
 use worker::{Context, Env};
 
@@ -68,6 +68,41 @@ impl From<AuthRejection> for Refusal {
     }
 }
 
+/// What the pipeline asks the edge for: the route's issuers, keys through
+/// [`crate::jwks`] (isolate cache, Cache API, fetch), API keys from the
+/// `API_KEYS` secret.
+struct EdgeKeys<'a> {
+    env: &'a Env,
+    ctx: &'a Context,
+    gw: &'a Rc<Gateway>,
+    route: &'a Route,
+}
+
+impl KeyProvider for EdgeKeys<'_> {
+    type Error = Refusal;
+
+    fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+        self.gw.config.issuer_for_token(self.route, jwt)
+    }
+
+    async fn signing_key(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        alg: Algorithm,
+        _now_ms: u64,
+    ) -> Result<Jwk, Refusal> {
+        // `jwks::key_for` reads the clock itself: it may wait for another
+        // request's fetch, and its cache decisions need the time after that.
+        Ok(crate::jwks::key_for(self.gw, issuer, kid, alg, self.ctx).await?)
+    }
+
+    async fn api_key(&self, key: &str, now_ms: u64) -> Result<Identity, Refusal> {
+        let store = config::api_keys(self.env).map_err(Refusal::Edge)?;
+        Ok(store.authenticate(key, now_ms)?)
+    }
+}
+
 async fn verify(
     env: &Env,
     ctx: &Context,
@@ -75,30 +110,25 @@ async fn verify(
     route: &Route,
     headers: &[(String, String)],
 ) -> Result<Option<Identity>, Refusal> {
-    let config = &gw.config;
-    let credential = select_credential(
-        route.auth.requirement,
-        first_header(headers, "authorization"),
-        first_header(headers, config.api_key_header()),
-    )?;
-    let identity = match credential {
-        None => return Ok(None),
-        Some(Credential::ApiKey(key)) => {
-            let store = config::api_keys(env).map_err(Refusal::Edge)?;
-            store.authenticate(key, crate::now_ms())?
-        }
-        Some(Credential::Bearer(token)) => {
-            let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
-            let issuer = config.issuer_for_token(route, &jwt)?;
-            let jwk = crate::jwks::key_for(gw, issuer, jwt.kid(), jwt.alg(), ctx).await?;
-            // The signature with WebCrypto (native in workerd), the rest by the policy.
-            let check = jwt.signature_check(&issuer.policy, &jwk)?;
-            check
-                .verify_with(&WebCrypto)
-                .await?
-                .identity(crate::now_ms())?
-        }
+    let credentials = CredentialHeaders {
+        authorization: first_header(headers, "authorization"),
+        // workerd joins repeated field lines with ", ": the pipeline sees it.
+        authorization_repeated: false,
+        api_key: first_header(headers, gw.config.api_key_header()),
     };
-    authorize(&identity, &route.auth.scopes)?;
-    Ok(Some(identity))
+    let keys = EdgeKeys {
+        env,
+        ctx,
+        gw,
+        route,
+    };
+    tidegate_policy::auth::authenticate(
+        route.auth.requirement,
+        &route.auth.scopes,
+        credentials,
+        &keys,
+        &WebCrypto,
+        crate::now_ms(),
+    )
+    .await
 }

@@ -26,9 +26,10 @@ use lambda_http::http::{header, HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::{
-    authorize, select_credential, AuthRejection, AuthRequirement, Credential, Identity,
-    InvalidRequest, UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
+    Algorithm, AuthRejection, AuthRequirement, CredentialHeaders, Identity, Jwk, KeyProvider,
+    NativeVerifier, UnverifiedJwt,
 };
+use tidegate_policy::config::Issuer;
 use tidegate_policy::problem::Problem;
 use tidegate_policy::rollout::{ManualCommand, Trigger};
 
@@ -120,9 +121,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     }
 }
 
-/// Authenticates the caller (JWT or API key) and checks the admin scope.
-/// JWT keys come from the issuer's inline `jwks` or its `jwks_url`
-/// (fetched and cached in `keys`, see [`crate::jwks`]).
+/// Authenticates the caller (JWT or API key) and checks the admin scope,
+/// through the policy's pipeline. JWT keys come from the issuer's inline
+/// `jwks` or its `jwks_url` (fetched and cached in `keys`, see
+/// [`crate::jwks`]).
 pub async fn authenticate(
     settings: &Settings,
     keys: &IssuerKeys,
@@ -138,37 +140,57 @@ pub async fn authenticate(
         (false, true) => AuthRequirement::Jwt,
         (true, false) => AuthRequirement::ApiKey,
     };
-    // Two Authorization headers are one malformed request (RFC 6750 §3.1),
-    // as at the edge, where they arrive joined with ", ".
-    if headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .nth(1)
-        .is_some()
-    {
-        return Err(AuthRejection::InvalidRequest(
-            InvalidRequest::RepeatedAuthorization,
-        ));
-    }
-    let credential = select_credential(
+    let credentials = CredentialHeaders {
+        authorization: get(header::AUTHORIZATION.as_str()),
+        authorization_repeated: headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .nth(1)
+            .is_some(),
+        api_key: get(settings.gateway.api_key_header()),
+    };
+    let provider = ControlKeys { settings, keys };
+    tidegate_policy::auth::authenticate(
         requirement,
-        get(header::AUTHORIZATION.as_str()),
-        get(settings.gateway.api_key_header()),
-    )?
+        &[ADMIN_SCOPE.to_owned()],
+        credentials,
+        &provider,
+        &NativeVerifier,
+        now_ms,
+    )
+    .await?
     .ok_or(AuthRejection::MissingCredentials {
         accepted: requirement,
-    })?;
-    let identity = match credential {
-        Credential::ApiKey(key) => settings.api_keys.authenticate(key, now_ms)?,
-        Credential::Bearer(token) => {
-            let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
-            let issuer = settings.gateway.token_issuer(&jwt)?;
-            let jwk = keys.key_for(issuer, jwt.kid(), jwt.alg(), now_ms).await?;
-            jwt.verify(&issuer.policy, &jwk, now_ms)?
-        }
-    };
-    authorize(&identity, &[ADMIN_SCOPE.to_owned()])?;
-    Ok(identity)
+    })
+}
+
+/// What the pipeline asks the control API for: any configured issuer, its
+/// keys from `keys`, API keys from the config.
+struct ControlKeys<'a> {
+    settings: &'a Settings,
+    keys: &'a IssuerKeys,
+}
+
+impl KeyProvider for ControlKeys<'_> {
+    type Error = AuthRejection;
+
+    fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+        self.settings.gateway.token_issuer(jwt)
+    }
+
+    async fn signing_key(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now_ms: u64,
+    ) -> Result<Jwk, AuthRejection> {
+        self.keys.key_for(issuer, kid, alg, now_ms).await
+    }
+
+    async fn api_key(&self, key: &str, now_ms: u64) -> Result<Identity, AuthRejection> {
+        self.settings.api_keys.authenticate(key, now_ms)
+    }
 }
 
 /// The body of an operator command.

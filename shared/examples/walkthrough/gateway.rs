@@ -2,20 +2,22 @@
 //! policy crate's decisions. Maps stand in for the Durable Object (limiter
 //! state), the Cache API and the origin; the clock is a number.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::{ready, Future};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tidegate_policy::auth::{
-    authorize, parse_jwks, select_credential, Algorithm, ApiKeyStore, AuthRejection, Credential,
-    Identity, Jwk, JwksCache, KeyLookup, UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
+    self, parse_jwks, Algorithm, ApiKeyStore, AuthRejection, CredentialHeaders, Identity, Jwk,
+    JwksCache, KeyLookup, KeyProvider, NativeVerifier, UnverifiedJwt,
 };
 use tidegate_policy::cache::{
     self, after_origin, before_origin, cache_key, check_request, check_response, first_header,
     freshness::*, CacheRule, CacheStatus, LookupDecision, RequestParts, RequestVerdict,
     ResponseVerdict, ServeDecision,
 };
-use tidegate_policy::config::{GatewayConfig, Route};
+use tidegate_policy::config::{GatewayConfig, Issuer, Route};
 use tidegate_policy::problem::Problem;
 use tidegate_policy::route::{
     forwarded_headers, upstream_url, Method, RequestId, RouteMatch, RouteTable, TrustedIdentity,
@@ -284,31 +286,34 @@ impl<'c> Gateway<'c> {
         Ok(())
     }
 
+    /// The policy's credential pipeline over this gateway's keys. Every step
+    /// here is synchronous, so its future is ready at the first poll.
     fn authenticate(
         &mut self,
         route: &Route,
         req: &Request,
     ) -> Result<Option<Identity>, AuthRejection> {
-        let identity = match select_credential(
-            route.auth.requirement,
-            first_header(&req.headers, "authorization"),
-            first_header(&req.headers, self.config.api_key_header()),
-        )? {
-            None => return Ok(None),
-            Some(Credential::ApiKey(key)) => self.api_keys.authenticate(key, self.now_ms)?,
-            Some(Credential::Bearer(token)) => self.verify_jwt(route, token)?,
-        };
-        authorize(&identity, &route.auth.scopes)?;
-        Ok(Some(identity))
-    }
-
-    fn verify_jwt(&mut self, route: &Route, token: &str) -> Result<Identity, AuthRejection> {
         let config = self.config;
-        let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
-        // The issuer's name picks its JWKS cache; its policy verifies.
-        let issuer = config.issuer_for_token(route, &jwt)?;
-        let jwk = self.key_for(&issuer.name, jwt.kid(), jwt.alg())?;
-        jwt.verify(&issuer.policy, &jwk, self.now_ms)
+        let now_ms = self.now_ms;
+        let headers = CredentialHeaders {
+            authorization: first_header(&req.headers, "authorization"),
+            authorization_repeated: false,
+            api_key: first_header(&req.headers, config.api_key_header()),
+        };
+        let keys = WalkthroughKeys {
+            config,
+            route,
+            gateway: RefCell::new(self),
+        };
+        let pipeline = auth::authenticate(
+            route.auth.requirement,
+            &route.auth.scopes,
+            headers,
+            &keys,
+            &NativeVerifier,
+            now_ms,
+        );
+        now_or_never(pipeline).unwrap_or(Err(AuthRejection::KeysUnavailable))
     }
 
     /// The JWKS cache protocol: look up, fetch when told, look up again. A
@@ -478,4 +483,49 @@ fn reject(rejection: AuthRejection, resp: &mut Response) -> Problem {
 
 fn internal() -> Problem {
     Problem::new(500, "internal", "Internal error")
+}
+
+/// What the pipeline asks the walkthrough for: the route's issuers, keys
+/// from the gateway's JWKS caches (fetching when they say so), API keys from
+/// its store.
+struct WalkthroughKeys<'g, 'c, 'r> {
+    config: &'c GatewayConfig,
+    route: &'r Route,
+    gateway: RefCell<&'g mut Gateway<'c>>,
+}
+
+impl KeyProvider for WalkthroughKeys<'_, '_, '_> {
+    type Error = AuthRejection;
+
+    fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+        self.config.issuer_for_token(self.route, jwt)
+    }
+
+    fn signing_key(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        alg: Algorithm,
+        _now_ms: u64,
+    ) -> impl Future<Output = Result<Jwk, AuthRejection>> {
+        // The issuer's name picks its JWKS cache.
+        ready(self.gateway.borrow_mut().key_for(&issuer.name, kid, alg))
+    }
+
+    fn api_key(
+        &self,
+        key: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Identity, AuthRejection>> {
+        ready(self.gateway.borrow().api_keys.authenticate(key, now_ms))
+    }
+}
+
+/// The output of a future that is ready at its first poll, or `None`.
+fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
 }

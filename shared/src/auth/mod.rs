@@ -4,6 +4,9 @@
 //! JWKS documents and keep [`JwksCache`] state; this module tells them what a
 //! credential is worth:
 //!
+//! [`authenticate`] runs all of it, over the adapter's [`KeyProvider`]; the
+//! steps, for those who need one alone:
+//!
 //! 1. [`select_credential`] picks the credential a route accepts from the
 //!    `Authorization` and `x-api-key` headers.
 //! 2. A bearer token is parsed with [`UnverifiedJwt::parse`]; its
@@ -31,6 +34,7 @@ mod jwks;
 mod jwks_cache;
 mod jwt;
 mod keys;
+mod pipeline;
 mod rejection;
 mod requirement;
 mod signature;
@@ -51,6 +55,7 @@ pub use jwt::{
 #[cfg(feature = "native-verify")]
 pub use keys::decoding_key_for;
 pub use keys::{select_key, verification_key, EcCurve, KeyMismatch, VerificationKey};
+pub use pipeline::{authenticate, CredentialHeaders, KeyProvider};
 pub use rejection::{AuthRejection, InvalidRequest, MalformedToken, TokenPart, REALM};
 pub use requirement::{authorize, AuthRequirement, RouteAuth};
 #[cfg(feature = "native-verify")]

@@ -1,0 +1,149 @@
+//! The credential pipeline, once: select → parse → issuer → key → signature →
+//! claims → scopes. The edge, the control API and the walkthrough all run it
+//! through [`authenticate`]; what the policy cannot decide itself — which
+//! issuers this request may use, where keys come from, what an API key
+//! stands for — each supplies as a [`KeyProvider`], and the signature is
+//! checked by a [`SignatureVerifier`] (WebCrypto at the edge,
+//! [`super::NativeVerifier`] elsewhere).
+//!
+//! ```
+//! # #[cfg(feature = "native-verify")] {
+//! use std::future::{ready, Future};
+//! use tidegate_policy::auth::{
+//!     authenticate, AuthRejection, AuthRequirement, CredentialHeaders, Identity, KeyProvider,
+//!     Jwk, NativeVerifier, UnverifiedJwt,
+//! };
+//! use tidegate_policy::config::Issuer;
+//!
+//! /// No issuers and no API keys: every credential is refused.
+//! struct Nothing;
+//!
+//! impl KeyProvider for Nothing {
+//!     type Error = AuthRejection;
+//!     fn issuer(&self, _: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+//!         Err(AuthRejection::WrongIssuer)
+//!     }
+//!     fn signing_key(&self, _: &Issuer, _: Option<&str>, _: tidegate_policy::auth::Algorithm, _: u64)
+//!         -> impl Future<Output = Result<Jwk, AuthRejection>> {
+//!         ready(Err(AuthRejection::UnknownKey))
+//!     }
+//!     fn api_key(&self, _: &str, _: u64) -> impl Future<Output = Result<Identity, AuthRejection>> {
+//!         ready(Err(AuthRejection::UnknownApiKey))
+//!     }
+//! }
+//!
+//! let headers = CredentialHeaders { api_key: Some("k"), ..CredentialHeaders::default() };
+//! let outcome = authenticate(AuthRequirement::ApiKey, &[], headers, &Nothing, &NativeVerifier, 0);
+//! let refused = futures_lite_block_on(outcome);
+//! assert_eq!(refused, Err(AuthRejection::UnknownApiKey));
+//! # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+//! # }
+//! # }
+//! ```
+
+use std::future::Future;
+
+use jsonwebtoken::jwk::Jwk;
+
+use super::{
+    authorize, select_credential, Algorithm, AuthRejection, AuthRequirement, Credential, Identity,
+    InvalidRequest, SignatureVerifier, UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
+};
+use crate::config::Issuer;
+
+/// What the pipeline asks its adapter for.
+pub trait KeyProvider {
+    /// The adapter's failures besides refusals (e.g. an unreadable key
+    /// store); a refusal converts into it.
+    type Error: From<AuthRejection>;
+
+    /// The trusted issuer `jwt` names, among those this request may use
+    /// (a route's issuers at the edge, every issuer for the control API).
+    fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection>;
+
+    /// The key of `issuer` for `kid` and `alg` at `now_ms`, from wherever
+    /// the adapter keeps the issuer's JWKS (fetched and cached under the
+    /// issuer's `JwksCache` protocol, or inline in the config).
+    fn signing_key(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Jwk, Self::Error>>;
+
+    /// The identity an API key stands for at `now_ms`; an unknown,
+    /// disabled or expired key is a refusal.
+    fn api_key(
+        &self,
+        key: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Identity, Self::Error>>;
+}
+
+/// The headers a credential may come in, as the adapter read them.
+#[derive(Clone, Copy, Default)]
+pub struct CredentialHeaders<'a> {
+    /// The `Authorization` value. Where several field lines arrive joined
+    /// (workerd joins them with `", "`), the pipeline sees the comma.
+    pub authorization: Option<&'a str>,
+    /// More than one `Authorization` field line arrived (for adapters whose
+    /// header map keeps them apart, as `http::HeaderMap` does).
+    pub authorization_repeated: bool,
+    /// The value of the configured API-key header.
+    pub api_key: Option<&'a str>,
+}
+
+// Hand-written: the values are credentials and never go to a log.
+impl std::fmt::Debug for CredentialHeaders<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialHeaders")
+            .field("authorization", &self.authorization.map(|_| "<redacted>"))
+            .field("authorization_repeated", &self.authorization_repeated)
+            .field("api_key", &self.api_key.map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The caller, for a route with `requirement` and `scopes`: `None` when the
+/// route is public, or why the request is refused.
+pub async fn authenticate<P: KeyProvider, V: SignatureVerifier>(
+    requirement: AuthRequirement,
+    scopes: &[String],
+    headers: CredentialHeaders<'_>,
+    provider: &P,
+    verifier: &V,
+    now_ms: u64,
+) -> Result<Option<Identity>, P::Error> {
+    let takes_tokens = matches!(requirement, AuthRequirement::Jwt | AuthRequirement::Either);
+    if takes_tokens && headers.authorization_repeated {
+        return Err(AuthRejection::InvalidRequest(InvalidRequest::RepeatedAuthorization).into());
+    }
+    let Some(credential) = select_credential(requirement, headers.authorization, headers.api_key)?
+    else {
+        return Ok(None);
+    };
+    let identity = match credential {
+        Credential::ApiKey(key) => provider.api_key(key, now_ms).await?,
+        Credential::Bearer(token) => {
+            let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
+            let issuer = provider.issuer(&jwt)?;
+            let jwk = provider
+                .signing_key(issuer, jwt.kid(), jwt.alg(), now_ms)
+                .await?;
+            jwt.signature_check(&issuer.policy, &jwk)?
+                .verify_with(verifier)
+                .await?
+                .identity(now_ms)?
+        }
+    };
+    authorize(&identity, scopes)?;
+    Ok(Some(identity))
+}
+
+#[cfg(all(test, feature = "native-verify"))]
+mod tests;

@@ -1,0 +1,230 @@
+use std::cell::Cell;
+use std::future::ready;
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::json;
+
+use super::*;
+use crate::auth::{hash_key, ApiKeyStore, NativeVerifier};
+use crate::config::{parse, GatewayConfig};
+
+const NOW_MS: u64 = 1_750_000_000_000;
+
+const CONFIG: &str = r#"
+    [api_keys]
+
+    [[issuers]]
+    name = "idp"
+    issuer = "https://idp.example/"
+    audiences = ["api"]
+    algorithms = ["HS256"]
+    jwks = { keys = [{ kty = "oct", k = "dGlkZWdhdGUtcGlwZWxpbmUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ", kid = "1" }] }
+
+    [[routes]]
+    name = "orders"
+    path = "/orders/*"
+    upstream = "https://origin.example"
+    auth = { require = "either", scopes = ["orders:read"] }
+"#;
+
+/// Keys from the config's inline JWKS and one API-key record; counts calls.
+struct Fixture {
+    config: GatewayConfig,
+    api_keys: ApiKeyStore,
+    key_calls: Cell<u32>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let records = json!([
+            {"id": "k1", "consumer": "acme", "sha256": hash_key("good-key"), "scopes": ["orders:read"]},
+            {"id": "k2", "consumer": "bob", "sha256": hash_key("no-scope-key")},
+        ]);
+        Self {
+            config: parse(CONFIG).unwrap(),
+            api_keys: ApiKeyStore::from_json(&records.to_string()).unwrap(),
+            key_calls: Cell::new(0),
+        }
+    }
+
+    fn run(&self, headers: CredentialHeaders<'_>) -> Result<Option<Identity>, AuthRejection> {
+        let route = &self.config.routes[0];
+        let provider = Provider { fixture: self };
+        let pipeline = authenticate(
+            route.auth.requirement,
+            &route.auth.scopes,
+            headers,
+            &provider,
+            &NativeVerifier,
+            NOW_MS,
+        );
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let polled = std::pin::pin!(pipeline).poll(&mut cx);
+        match polled {
+            std::task::Poll::Ready(outcome) => outcome,
+            std::task::Poll::Pending => panic!("every step here is ready at once"),
+        }
+    }
+}
+
+struct Provider<'a> {
+    fixture: &'a Fixture,
+}
+
+impl KeyProvider for Provider<'_> {
+    type Error = AuthRejection;
+
+    fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+        let config = &self.fixture.config;
+        config.issuer_for_token(&config.routes[0], jwt)
+    }
+
+    fn signing_key(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        _alg: Algorithm,
+        _now_ms: u64,
+    ) -> impl Future<Output = Result<Jwk, AuthRejection>> {
+        self.fixture.key_calls.set(self.fixture.key_calls.get() + 1);
+        let crate::config::JwksSource::Inline(set) = &issuer.jwks else {
+            return ready(Err(AuthRejection::KeysUnavailable));
+        };
+        let found = set
+            .keys
+            .iter()
+            .find(|k| k.common.key_id.as_deref() == kid)
+            .cloned();
+        ready(found.ok_or(AuthRejection::UnknownKey))
+    }
+
+    fn api_key(
+        &self,
+        key: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Identity, AuthRejection>> {
+        ready(self.fixture.api_keys.authenticate(key, now_ms))
+    }
+}
+
+fn token(claims: serde_json::Value) -> String {
+    let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("1".into());
+    let secret = b"tidegate-pipeline-test-secret-0123456789";
+    encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+fn claims(scope: &str) -> serde_json::Value {
+    let now = NOW_MS / 1000;
+    json!({"iss": "https://idp.example/", "aud": "api", "sub": "alice",
+           "scope": scope, "iat": now - 10, "exp": now + 300})
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[test]
+fn a_valid_token_with_the_scope_is_its_identity() {
+    let f = Fixture::new();
+    let auth = bearer(&token(claims("orders:read")));
+    let headers = CredentialHeaders {
+        authorization: Some(&auth),
+        ..CredentialHeaders::default()
+    };
+    let identity = f.run(headers).unwrap().unwrap();
+    assert_eq!(identity.subject, "alice");
+    assert_eq!(f.key_calls.get(), 1);
+}
+
+#[test]
+fn scopes_are_checked_after_the_signature_for_tokens_and_keys() {
+    let f = Fixture::new();
+    let auth = bearer(&token(claims("other")));
+    let headers = CredentialHeaders {
+        authorization: Some(&auth),
+        ..CredentialHeaders::default()
+    };
+    assert!(matches!(
+        f.run(headers),
+        Err(AuthRejection::InsufficientScope { .. })
+    ));
+    let headers = CredentialHeaders {
+        api_key: Some("no-scope-key"),
+        ..CredentialHeaders::default()
+    };
+    assert!(matches!(
+        f.run(headers),
+        Err(AuthRejection::InsufficientScope { .. })
+    ));
+    let headers = CredentialHeaders {
+        api_key: Some("good-key"),
+        ..CredentialHeaders::default()
+    };
+    assert_eq!(f.run(headers).unwrap().unwrap().subject, "acme");
+}
+
+#[test]
+fn a_tampered_token_never_reaches_the_claims() {
+    let f = Fixture::new();
+    let good = token(claims("orders:read"));
+    let (head, sig) = good.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let auth = bearer(&format!("{head}.{flipped}{}", &sig[1..]));
+    let headers = CredentialHeaders {
+        authorization: Some(&auth),
+        ..CredentialHeaders::default()
+    };
+    assert_eq!(f.run(headers), Err(AuthRejection::BadSignature));
+}
+
+#[test]
+fn repeated_authorization_is_refused_before_any_key_is_sought() {
+    let f = Fixture::new();
+    let auth = bearer(&token(claims("orders:read")));
+    let headers = CredentialHeaders {
+        authorization: Some(&auth),
+        authorization_repeated: true,
+        api_key: None,
+    };
+    assert_eq!(
+        f.run(headers),
+        Err(AuthRejection::InvalidRequest(
+            InvalidRequest::RepeatedAuthorization
+        ))
+    );
+    let joined = format!("{auth}, {auth}");
+    let headers = CredentialHeaders {
+        authorization: Some(&joined),
+        ..CredentialHeaders::default()
+    };
+    assert_eq!(
+        f.run(headers),
+        Err(AuthRejection::InvalidRequest(
+            InvalidRequest::RepeatedAuthorization
+        ))
+    );
+    assert_eq!(f.key_calls.get(), 0);
+}
+
+#[test]
+fn no_credential_is_missing_credentials_naming_what_the_route_takes() {
+    let f = Fixture::new();
+    assert_eq!(
+        f.run(CredentialHeaders::default()),
+        Err(AuthRejection::MissingCredentials {
+            accepted: AuthRequirement::Either
+        })
+    );
+}
+
+#[test]
+fn debug_never_shows_credentials() {
+    let headers = CredentialHeaders {
+        authorization: Some("Bearer secret-token"),
+        authorization_repeated: false,
+        api_key: Some("secret-key"),
+    };
+    let shown = format!("{headers:?}");
+    assert!(!shown.contains("secret"), "{shown}");
+}
