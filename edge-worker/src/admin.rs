@@ -22,7 +22,7 @@ use tidegate_policy::auth::{bearer_token, hash_key};
 use tidegate_policy::cache::first_header;
 use tidegate_policy::problem::Problem;
 use tidegate_policy::route::{allow_header_value, Method as PolicyMethod};
-use tidegate_policy::throttle::{self, GcraState, KeySource, LimitKey};
+use tidegate_policy::throttle::{self, GcraState, LimiterKeyParts};
 use worker::{Env, Method, Request, Response};
 
 use crate::config::{self, Loaded, ADMIN_KEY_VAR};
@@ -180,22 +180,16 @@ async fn limits(env: &Env, loaded: &Loaded, raw: &str) -> Result<Response, EdgeE
         "now_ms": reply.now_ms,
         "idle": GcraState { tat_ns: reply.tat_ns }.is_idle(reply.now_ms),
     });
-    // Which configured limit the key belongs to: its `route:limit:` prefix.
-    let limit = loaded.as_ref().ok().and_then(|gw| {
+    // Which configured limit the key belongs to, decoded by the policy.
+    let parts = LimiterKeyParts::parse(&key);
+    let limit = parts.zip(loaded.as_ref().ok()).and_then(|(parts, gw)| {
         gw.config.routes.iter().find_map(|route| {
             let policy = route.rate_limit.as_ref()?;
-            policy.limits.iter().find_map(|limit| {
-                let any = throttle::limiter_key(
-                    &route.name,
-                    &limit.name,
-                    LimitKey::Route,
-                    &KeySource::default(),
-                )
-                .ok()?;
-                let prefix = any.strip_suffix('*')?;
-                key.starts_with(prefix)
-                    .then(|| (route.name.clone(), limit.clone()))
-            })
+            policy
+                .limits
+                .iter()
+                .find(|limit| parts.belongs_to(&route.name, &limit.name))
+                .map(|limit| (route.name.clone(), limit.clone()))
         })
     });
     if let (Some((route, limit)), Some(obj)) = (limit, body.as_object_mut()) {

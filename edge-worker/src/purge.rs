@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use tidegate_policy::cache::freshness::storage_lifetime;
-use tidegate_policy::cache::key::HASH_PARAM;
+use tidegate_policy::cache::key::is_variant_of;
 use tidegate_policy::cache::{cache_key, CacheScope, RequestParts};
 use tidegate_policy::route::{Method, RouteMatch};
 use url::Url;
@@ -122,29 +122,21 @@ async fn purge_indexed(gw: &Gateway, matches: impl Fn(&str) -> bool) -> Vec<Stri
 /// of the same URL (other vary values, other callers of a private route).
 pub async fn purge_url(gw: &Gateway, url: &Url, headers: &HeaderList) -> Vec<String> {
     let mut purged = Vec::new();
-    let mut prefixes = Vec::new();
+    let mut resources = Vec::new();
     if let RouteMatch::Matched { index, .. } = gw.table.match_request(Method::Get, url.path()) {
         if let Some(rule) = gw.config.routes.get(index).and_then(|r| r.cache.as_ref()) {
             // Any identity gives the same readable part; only the hash differs.
             let parts = RequestParts::from_url("GET", url, headers, Some("purge"));
             if let Ok(key) = cache_key(rule, &parts) {
                 let key_url = key.to_url();
-                if let Some((readable, _)) = key_url.rsplit_once(HASH_PARAM) {
-                    prefixes.push(readable.to_owned());
-                }
+                resources.push(key.resource_prefix());
                 if rule.scope == CacheScope::Shared && purge_key(&key_url).await {
                     purged.push(key_url);
                 }
             }
         }
     }
-    let indexed = purge_indexed(gw, |k| {
-        prefixes.iter().any(|p| {
-            k.strip_prefix(p.as_str())
-                .is_some_and(|h| h.starts_with(HASH_PARAM))
-        })
-    })
-    .await;
+    let indexed = purge_indexed(gw, |k| resources.iter().any(|r| is_variant_of(k, r))).await;
     for key in indexed {
         if !purged.contains(&key) {
             purged.push(key);

@@ -147,6 +147,32 @@ impl CacheKey {
             hex(&Sha256::digest(self.canonical.as_bytes()))
         )
     }
+
+    /// What every key URL of the same resource starts with, whatever its
+    /// vary values or caller: [`Self::to_url`] up to its hash parameter.
+    pub fn resource_prefix(&self) -> String {
+        let url = self.to_url();
+        split_key_url(&url).map_or(url.clone(), |(resource, _)| resource.to_owned())
+    }
+}
+
+/// A key URL made by [`CacheKey::to_url`], split into the resource part
+/// (`https://{host}{path}?{query}&`) and the hex hash; `None` for anything
+/// else. The decoder beside its encoder, for purges.
+pub fn split_key_url(key_url: &str) -> Option<(&str, &str)> {
+    let (resource, hash) = key_url.rsplit_once(HASH_PARAM)?;
+    let hash = hash.strip_prefix('=')?;
+    let well_formed = resource.starts_with("https://")
+        && (resource.ends_with('&') || resource.ends_with('?'))
+        && hash.len() == 64
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    well_formed.then_some((resource, hash))
+}
+
+/// Whether `key_url` is a stored variant (any vary values, any caller) of
+/// the resource whose [`CacheKey::resource_prefix`] is `resource`.
+pub fn is_variant_of(key_url: &str, resource: &str) -> bool {
+    split_key_url(key_url).is_some_and(|(r, _)| r == resource)
 }
 
 /// Builds the cache key of `req` under `rule`.
@@ -608,6 +634,40 @@ mod tests {
         assert!(key(&r, &alice).ends_with("\nid:alice"));
         // Shared scope ignores identity.
         assert_eq!(key(&rule(), &alice), key(&rule(), &bob));
+    }
+
+    #[test]
+    fn key_urls_split_back_into_resource_and_hash() {
+        let rule = rule().with_scope(CacheScope::Private);
+        let none = hdrs(&[]);
+        let as_caller = |path: &'static str, who: &'static str| {
+            let mut r = req(Some("b=2&a=1"), &none);
+            r.path = path;
+            r.identity = Some(who);
+            cache_key(&rule, &r).unwrap()
+        };
+        let alice = as_caller("/items/1", "alice");
+        let url = alice.to_url();
+        let (resource, hash) = split_key_url(&url).unwrap();
+        assert_eq!(resource, alice.resource_prefix());
+        assert_eq!(format!("{resource}{HASH_PARAM}={hash}"), url);
+        // Another caller: another hash, the same resource.
+        let bob = as_caller("/items/1", "bob");
+        assert_ne!(bob.to_url(), url);
+        assert!(is_variant_of(&bob.to_url(), resource));
+        // Another path is not a variant, nor is one sharing a prefix.
+        assert!(!is_variant_of(
+            &as_caller("/items/10", "alice").to_url(),
+            resource
+        ));
+        for junk in [
+            "",
+            "https://x/?__tg=zz",
+            "https://x/?__tg=",
+            "http://x/?__tg=00",
+        ] {
+            assert_eq!(split_key_url(junk), None, "{junk:?}");
+        }
     }
 
     #[test]

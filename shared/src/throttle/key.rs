@@ -140,6 +140,68 @@ pub fn limiter_key(
     ))
 }
 
+/// A storage key made by [`limiter_key`], split back into its encoded
+/// parts: the decoder beside its encoder (the admin endpoint finds a key's
+/// limit with it). Parts stay encoded: a long part is only its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimiterKeyParts<'k> {
+    route: &'k str,
+    limit: &'k str,
+    value: &'k str,
+}
+
+impl<'k> LimiterKeyParts<'k> {
+    /// The parts of `key`, or `None` when [`limiter_key`] cannot have made
+    /// it (not three parts, or a part with characters encoding never
+    /// leaves).
+    pub fn parse(key: &'k str) -> Option<Self> {
+        let mut parts = key.split(':');
+        let (route, limit, value) = (parts.next()?, parts.next()?, parts.next()?);
+        let well_formed = parts.next().is_none()
+            && [route, limit].into_iter().all(is_encoded_part)
+            && (value == ROUTE_WIDE || is_encoded_part(value));
+        well_formed.then_some(Self {
+            route,
+            limit,
+            value,
+        })
+    }
+
+    /// Whether this key holds the state of limit `limit` on route `route`.
+    pub fn belongs_to(&self, route: &str, limit: &str) -> bool {
+        self.route == encode_part(route) && self.limit == encode_part(limit)
+    }
+
+    /// Whether this is the route-wide bucket ([`LimitKey::Route`]).
+    pub fn is_route_wide(&self) -> bool {
+        self.value == ROUTE_WIDE
+    }
+}
+
+/// Whether `part` is something [`encode_part`] returns: unreserved
+/// characters and `%XX` escapes, or `#` and a SHA-256 in hex.
+fn is_encoded_part(part: &str) -> bool {
+    if let Some(hex) = part.strip_prefix('#') {
+        return hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    }
+    let bytes = part.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+        } else if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    part.len() <= MAX_PART_LEN
+}
+
 fn present(v: Option<&str>) -> Option<&str> {
     v.filter(|s| !s.trim().is_empty())
 }
@@ -317,6 +379,25 @@ mod tests {
             let ka = limiter_key("r", "l", LimitKey::Subject, &src(Some(&a), None, None)).unwrap();
             let kb = limiter_key("r", "l", LimitKey::Subject, &src(Some(&b), None, None)).unwrap();
             prop_assert_ne!(ka, kb);
+        }
+
+        #[test]
+        fn keys_parse_back_to_their_limit(route in ".{0,200}", limit in ".{0,200}", v in ".{0,200}", other in ".{0,20}") {
+            for kind in [LimitKey::Subject, LimitKey::ApiKey, LimitKey::ClientIp, LimitKey::Route] {
+                let source = KeySource { subject: Some(v.as_str().into()), api_key_id: Some(&v), client_ip: Some(&v) };
+                let Ok(key) = limiter_key(&route, &limit, kind, &source) else { continue };
+                let parts = LimiterKeyParts::parse(&key).unwrap();
+                prop_assert!(parts.belongs_to(&route, &limit));
+                prop_assert_eq!(parts.is_route_wide(), kind == LimitKey::Route);
+                if other != route {
+                    prop_assert!(!parts.belongs_to(&other, &limit));
+                }
+            }
+        }
+
+        #[test]
+        fn parsing_any_text_never_panics(key in ".*") {
+            let _ = LimiterKeyParts::parse(&key);
         }
 
         #[test]

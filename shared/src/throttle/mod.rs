@@ -17,6 +17,6 @@ pub mod multi;
 pub mod problem;
 
 pub use gcra::{check, normalize, peek, refund, Decision, GcraState, Quota};
-pub use key::{limiter_key, KeyError, KeySource, LimitKey};
+pub use key::{limiter_key, KeyError, KeySource, LimitKey, LimiterKeyParts};
 pub use multi::{check_all, combine, LimitInput, MultiDecision};
 pub use problem::limiter_unavailable_problem;
