@@ -83,6 +83,14 @@ describe("with the admin key", () => {
     const body = res.json();
     expect(body.key).toBe(key);
     expect(body).toHaveProperty("tat_ns");
+    // The policy decodes the key back to its route and limit.
+    expect(body.route).toBe("limit-ip");
+    expect(body.limit).toBe("per-ip");
+    expect(body.remaining).toBeGreaterThanOrEqual(0);
+    // A key no limiter_key could have made names no limit.
+    const odd = await edge.fetch(`/__tidegate/limits/${encodeURIComponent("limit-ip:per-ip:a:b")}`, { headers: admin() });
+    expect(odd.status, odd.text).toBe(200);
+    expect(odd.json()).not.toHaveProperty("route");
   });
 
   it("POST purge removes the cached entry of a URL", async () => {
