@@ -206,32 +206,67 @@ extern "C" {
     fn decide(this: &ThrottleRpc, op: &str) -> std::result::Result<JsValue, JsValue>;
 }
 
+/// How a call to a limiter object failed.
+#[derive(Debug)]
+pub enum LimiterFault {
+    /// The binding or the object's stub could not be had, or the call
+    /// threw; the runtime's message.
+    Call(String),
+    /// The operation could not be serialised.
+    Encode(String),
+    /// The object did not answer within [`CALL_TIMEOUT`].
+    Timeout(Duration),
+    /// The object answered something other than a string.
+    NonString,
+    /// The object's string is not a reply; the parser's message.
+    Garbage(String),
+    /// The reply carries no decision where the operation needs one.
+    NoDecision,
+}
+
+impl std::fmt::Display for LimiterFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Call(e) => write!(f, "limiter object call failed: {e}"),
+            Self::Encode(e) => write!(f, "limiter operation not serialisable: {e}"),
+            Self::Timeout(t) => write!(
+                f,
+                "limiter object did not answer within {} ms",
+                t.as_millis()
+            ),
+            Self::NonString => f.write_str("limiter object answered a non-string"),
+            Self::Garbage(e) => write!(f, "limiter object answered garbage: {e}"),
+            Self::NoDecision => f.write_str("limiter object sent no decision"),
+        }
+    }
+}
+
+impl std::error::Error for LimiterFault {}
+
+impl From<LimiterFault> for EdgeError {
+    fn from(fault: LimiterFault) -> Self {
+        Self::Limiter(fault)
+    }
+}
+
 /// Sends `op` to the object of limiter key `key`.
 pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, EdgeError> {
-    let limiter = |e: worker::Error| EdgeError::Limiter(e.to_string());
-    let rejected = |e: JsValue| limiter(worker::Error::from(e));
+    let failed = |e: worker::Error| LimiterFault::Call(e.to_string());
+    let rejected = |e: JsValue| failed(worker::Error::from(e));
     let stub = env
         .durable_object(BINDING)
         .and_then(|ns| ns.id_from_name(key)?.get_stub())
-        .map_err(limiter)?
+        .map_err(failed)?
         .into_rpc::<ThrottleRpc>();
-    let op = serde_json::to_string(op).map_err(|e| EdgeError::Limiter(e.to_string()))?;
+    let op = serde_json::to_string(op).map_err(|e| LimiterFault::Encode(e.to_string()))?;
     let pending = stub.decide(&op).map_err(rejected)?;
     let answer = JsFuture::from(Promise::resolve(&pending));
     let answer = match select(answer, Box::pin(Delay::from(CALL_TIMEOUT))).await {
         Either::Left((answer, _)) => answer.map_err(rejected)?,
-        Either::Right(_) => {
-            return Err(EdgeError::Limiter(format!(
-                "limiter object did not answer within {} ms",
-                CALL_TIMEOUT.as_millis()
-            )))
-        }
+        Either::Right(_) => return Err(LimiterFault::Timeout(CALL_TIMEOUT).into()),
     };
-    let text = answer
-        .as_string()
-        .ok_or_else(|| EdgeError::Limiter("limiter object answered a non-string".into()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| EdgeError::Limiter(format!("limiter object answered garbage: {e}")))
+    let text = answer.as_string().ok_or(LimiterFault::NonString)?;
+    Ok(serde_json::from_str(&text).map_err(|e| LimiterFault::Garbage(e.to_string()))?)
 }
 
 /// Checks a request against every limit of `policy`, keyed by `keys` (from
@@ -289,7 +324,5 @@ pub async fn check(
 }
 
 fn decision_of(reply: &Reply) -> std::result::Result<Decision, EdgeError> {
-    reply
-        .decision
-        .ok_or_else(|| EdgeError::Limiter("limiter object sent no decision".into()))
+    Ok(reply.decision.ok_or(LimiterFault::NoDecision)?)
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tidegate_policy::problem::Problem;
 
+use crate::durable::LimiterFault;
+
 /// An adapter-side failure.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -36,7 +38,7 @@ pub enum EdgeError {
         reason: String,
     },
     /// The throttle Durable Object could not be called or answered badly.
-    Limiter(String),
+    Limiter(LimiterFault),
     /// A Workers runtime call failed where it should not.
     Runtime(String),
 }
@@ -89,7 +91,7 @@ impl std::fmt::Display for EdgeError {
             Self::ResponseRefused { status, reason } => {
                 write!(f, "runtime refused a {status} response: {reason}")
             }
-            Self::Limiter(e) => write!(f, "limiter: {e}"),
+            Self::Limiter(fault) => write!(f, "{fault}"),
             Self::Runtime(e) => write!(f, "runtime: {e}"),
         }
     }
