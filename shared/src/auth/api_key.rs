@@ -226,22 +226,30 @@ impl ApiKeyStore {
             .and_then(|i| self.records.get(i))
             .ok_or(AuthRejection::UnknownApiKey)?;
 
-        if record.disabled {
+        record.identity_at(now_ms)
+    }
+}
+
+impl ApiKeyRecord {
+    /// The caller this record stands for at `now_ms`, or why the key does
+    /// not work now (disabled, not yet valid, expired).
+    pub fn identity_at(&self, now_ms: u64) -> Result<Identity, AuthRejection> {
+        if self.disabled {
             return Err(AuthRejection::ApiKeyDisabled);
         }
-        if record.not_before_ms.is_some_and(|nb| now_ms < nb) {
+        if self.not_before_ms.is_some_and(|nb| now_ms < nb) {
             return Err(AuthRejection::ApiKeyNotYetValid);
         }
-        if record.expires_at_ms.is_some_and(|exp| now_ms >= exp) {
+        if self.expires_at_ms.is_some_and(|exp| now_ms >= exp) {
             return Err(AuthRejection::ApiKeyExpired);
         }
         Ok(Identity {
-            subject: record.consumer.clone(),
-            key_id: Some(record.id.clone()),
+            subject: self.consumer.clone(),
+            key_id: Some(self.id.clone()),
             issuer: None,
-            scopes: record.scopes.clone(),
-            tier: record.tier.clone(),
-            limit_overrides: record.limits.clone(),
+            scopes: self.scopes.clone(),
+            tier: self.tier.clone(),
+            limit_overrides: self.limits.clone(),
             method: AuthMethod::ApiKey,
         })
     }
@@ -467,11 +475,11 @@ fn timestamp(
     ms
 }
 
-fn valid_scope(s: &str) -> bool {
+pub(super) fn valid_scope(s: &str) -> bool {
     !s.is_empty() && !s.contains(' ')
 }
 
-fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+pub(super) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
     }

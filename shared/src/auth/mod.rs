@@ -18,7 +18,10 @@
 //!    [`SignatureVerifier`] (WebCrypto at the edge, [`NativeVerifier`]
 //!    elsewhere) does it, and [`VerifiedSignature::identity`] checks the
 //!    claims; [`UnverifiedJwt::verify`] is all three with the native verifier.
-//! 3. An API key goes to [`ApiKeyStore::authenticate`].
+//! 3. An API key goes to [`ApiKeyStore::authenticate`] (the `API_KEYS`
+//!    secret) or, with a KV key store, to [`presented_key_hash`], the
+//!    isolate's [`ApiKeyCache`] and on a miss one KV read of
+//!    [`kv_record_name`], decoded by [`KvKeyRecord::decode`].
 //! 4. [`authorize`] checks the route's scopes against the [`Identity`],
 //!    which then feeds the origin headers (`route::TrustedIdentity::from`),
 //!    the limiter keys and the private cache ([`Identity::qualified_subject`]).
@@ -33,6 +36,7 @@ mod identity;
 mod jwks;
 mod jwks_cache;
 mod jwt;
+mod key_store;
 mod keys;
 mod pipeline;
 mod rejection;
@@ -48,6 +52,14 @@ pub use credentials::{
 pub use identity::{AuthMethod, Identity};
 pub use jwks::{parse_jwks, IgnoredKey, JwksError, ParsedJwks, MAX_JWKS_BYTES, MAX_JWKS_KEYS};
 pub use jwks_cache::{JwksCache, JwksCachePolicy, KeyLookup};
+pub use key_store::{
+    kv_consumer_entry, kv_consumer_prefix, kv_id_name, kv_record_name, new_api_key, new_key_id,
+    parse_hash_hex, parse_issue_request, parse_key_id, parse_list_limit, parse_rotate_request,
+    presented_key_hash, public_rejection, ApiKeyCache, IssuedKey, KeyAdminError, KeyCacheLookup,
+    KeyGrant, KeyListPage, KeyRecordError, KeyStatus, KeySummary, KvKeyRecord, KvKeyStoreSettings,
+    RevokedKey, RotateRequest, API_KEY_PREFIX, DEFAULT_LIST_LIMIT, MAX_CONSUMER_BYTES,
+    MAX_LIST_LIMIT,
+};
 pub use jwt::{
     IssuerPolicy, JwtHeaderPeek, JwtPolicy, UnverifiedJwt, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
     MAX_KID_BYTES,
