@@ -52,6 +52,10 @@ pub use credentials::{
 pub use identity::{AuthMethod, Identity};
 pub use jwks::{parse_jwks, IgnoredKey, JwksError, ParsedJwks, MAX_JWKS_BYTES, MAX_JWKS_KEYS};
 pub use jwks_cache::{JwksCache, JwksCachePolicy, KeyLookup};
+pub use jwt::{
+    IssuerPolicy, JwtHeaderPeek, JwtPolicy, UnverifiedJwt, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
+    MAX_KID_BYTES,
+};
 pub use key_store::{
     kv_consumer_entry, kv_consumer_prefix, kv_id_name, kv_record_name, new_api_key, new_key_id,
     parse_hash_hex, parse_issue_request, parse_key_id, parse_list_limit, parse_rotate_request,
@@ -59,10 +63,6 @@ pub use key_store::{
     KeyGrant, KeyListPage, KeyRecordError, KeyStatus, KeySummary, KvKeyRecord, KvKeyStoreSettings,
     RevokedKey, RotateRequest, API_KEY_PREFIX, DEFAULT_LIST_LIMIT, MAX_CONSUMER_BYTES,
     MAX_LIST_LIMIT,
-};
-pub use jwt::{
-    IssuerPolicy, JwtHeaderPeek, JwtPolicy, UnverifiedJwt, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES,
-    MAX_KID_BYTES,
 };
 #[cfg(feature = "native-verify")]
 pub use keys::decoding_key_for;

@@ -5,6 +5,7 @@
 //! next: the `validate` module reads them all and reports every problem at once.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
@@ -95,9 +96,14 @@ pub struct GatewayFile {
     /// Trusted JWT issuers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issuers: Vec<IssuerSection>,
-    /// API key settings; the keys themselves come from the `API_KEYS` secret.
+    /// API key settings; the keys themselves come from the `API_KEYS` secret or a Workers KV
+    /// key store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_keys: Option<ApiKeysSection>,
+    /// Plans, `[tiers.NAME]`: limits that replace the routes' limits of the same name for the
+    /// callers of that tier (an API key's `tier`, a JWT issuer's `tier_claim`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tiers: BTreeMap<String, TierSection>,
     /// Routes, matched in order: the first match wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteSection>,
@@ -171,13 +177,72 @@ pub struct JwksCacheSection {
     pub negative_ttl: Option<DurationText>,
 }
 
-/// `[api_keys]`: how clients present API keys.
+/// `[api_keys]`: how clients present API keys and where the keys are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeysSection {
     /// Request header carrying the key. Default `x-api-key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// Where key records are kept: `secret` (the `API_KEYS` secret, at most 5 KB, about 30
+    /// keys) or `kv` (a Workers KV namespace, checked after `API_KEYS` when that is set).
+    /// Default `secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<KeyStoreName>,
+    /// KV namespace binding of the key store (`store = "kv"` only). Default `API_KEYS_KV`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_binding: Option<String>,
+    /// How long an isolate reuses a key record read from KV, `0s` to `5m` (`store = "kv"`
+    /// only). Bounds how long a revoked key keeps working, with KV's own 60 s. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<DurationText>,
+    /// How long an isolate remembers a key KV does not know, `0s` to `5m` (`store = "kv"`
+    /// only). Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_ttl: Option<DurationText>,
+    /// Most key records, and separately most unknown keys, an isolate remembers, 1 to 100000
+    /// (`store = "kv"` only). Default 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_entries: Option<u64>,
+    /// How long the old key keeps working after a rotation unless the request says otherwise,
+    /// `0s` to `366d` (`store = "kv"` only). Default `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_overlap: Option<DurationText>,
+}
+
+/// Where API key records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStoreName {
+    /// The `API_KEYS` secret only.
+    Secret,
+    /// A Workers KV namespace (and the `API_KEYS` secret when set).
+    Kv,
+}
+
+/// `[tiers.NAME]`: one plan.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierSection {
+    /// Limits replacing the routes' limits of the same `name` for this tier's callers.
+    #[serde(default)]
+    pub limits: Vec<TierLimitSection>,
+}
+
+/// `[[tiers.NAME.limits]]`: the plan's quota for every route limit named `name`. The route's
+/// `key` and `cost` stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierLimitSection {
+    /// The name of the route limits it replaces.
+    pub name: String,
+    /// Requests (cost units) allowed per `period`.
+    pub limit: u64,
+    /// The window, e.g. `1s`, `1m`, `1d`.
+    pub period: DurationText,
+    /// Largest burst admitted at once. Default: `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
 }
 
 /// `[[routes]]`: one route.

@@ -7,11 +7,12 @@ use serde_json::{Map, Value};
 use super::error::{index, join, Collector, ConfigErrorKind};
 use super::file::{
     ApiKeysSection, GatewaySection, IssuerSection, RollbackSection, RouteSection, StageSection,
+    TierSection,
 };
 
 /// Top-level keys a file may have.
-const SECTIONS: [&str; 6] = [
-    "$schema", "gateway", "issuers", "api_keys", "routes", "rollback",
+const SECTIONS: [&str; 7] = [
+    "$schema", "gateway", "issuers", "api_keys", "tiers", "routes", "rollback",
 ];
 
 /// A list item that passed the shape check, with its position in the file.
@@ -30,6 +31,7 @@ pub(crate) struct Sections {
     pub(crate) broken_issuer_names: Vec<String>,
     pub(crate) api_keys: Option<ApiKeysSection>,
     pub(crate) api_keys_present: bool,
+    pub(crate) tiers: std::collections::BTreeMap<String, TierSection>,
     pub(crate) routes: Vec<Item<RouteSection>>,
     pub(crate) rollback: Option<RollbackSection>,
     pub(crate) stages: Vec<Item<StageSection>>,
@@ -100,6 +102,21 @@ pub(crate) fn sections(value: Value, c: &mut Collector) -> Sections {
     out.gateway = table(&mut root, "gateway", c, &mut out.complete);
     out.api_keys_present = root.contains_key("api_keys");
     out.api_keys = table(&mut root, "api_keys", c, &mut out.complete);
+    // Tier by tier, so one malformed plan does not hide the others' problems.
+    match root.remove("tiers") {
+        None => {}
+        Some(Value::Object(tiers)) => {
+            for (name, value) in tiers {
+                let path = format!("tiers.{name}");
+                if let Some(tier) = shaped(&path, value, c, &mut out.complete) {
+                    out.tiers.insert(name, tier);
+                }
+            }
+        }
+        Some(other) => {
+            let _: Option<TierSection> = shaped("tiers", other, c, &mut out.complete);
+        }
+    }
     let (issuers, broken) = list(&mut root, "issuers", "issuers", c, &mut out.complete);
     out.issuers = issuers;
     out.broken_issuer_names = broken;

@@ -24,6 +24,7 @@
 //! );
 //! ```
 
+mod binding_size;
 mod compose;
 pub mod duration;
 mod error;
@@ -32,10 +33,13 @@ mod load;
 mod model;
 mod rate_limit;
 mod render;
+mod tiers;
 mod validate;
 
+pub use binding_size::{check_binding_size, BindingSizeError, MAX_BINDING_BYTES};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors};
 pub use model::*;
+pub use tiers::PlanChoice;
 
 use error::Collector;
 
@@ -98,6 +102,7 @@ impl GatewayConfig {
             gateway: GatewaySettings::default(),
             issuers: Vec::new(),
             api_keys: None,
+            tiers: std::collections::BTreeMap::new(),
             routes: Vec::new(),
             rollback: None,
         }

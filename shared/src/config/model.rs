@@ -1,6 +1,7 @@
 //! The validated configuration: every value parsed, every default applied,
 //! every cross-reference checked. Adapters only ever see this form.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
@@ -9,6 +10,7 @@ use url::Url;
 use crate::auth::AuthRequirement;
 use crate::auth::IssuerPolicy;
 use crate::auth::JwksCachePolicy;
+use crate::auth::KvKeyStoreSettings;
 use crate::cache::CacheRule;
 use crate::route::{Method, RoutePattern};
 use crate::throttle::{LimitKey, Quota};
@@ -22,6 +24,8 @@ pub struct GatewayConfig {
     pub issuers: Vec<Issuer>,
     /// API key settings, when any route accepts API keys.
     pub api_keys: Option<ApiKeySettings>,
+    /// Plans by tier name.
+    pub tiers: BTreeMap<String, Tier>,
     /// Routes, in match order.
     pub routes: Vec<Route>,
     /// Stages the rollback Lambda manages, if any.
@@ -83,6 +87,27 @@ pub enum JwksSource {
 pub struct ApiKeySettings {
     /// Request header carrying the key, lowercase.
     pub header: String,
+    /// The Workers KV key store, when `store = "kv"`.
+    pub kv: Option<KvKeyStoreSettings>,
+}
+
+/// A plan: quotas that replace the routes' limits of the same name for the
+/// callers of its tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    /// The tier name.
+    pub name: String,
+    /// Its quotas, by route limit name.
+    pub limits: Vec<TierLimit>,
+}
+
+/// One quota of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierLimit {
+    /// The name of the route limits it replaces.
+    pub name: String,
+    /// The plan's quota.
+    pub quota: Quota,
 }
 
 impl ApiKeySettings {

@@ -19,9 +19,12 @@ impl GatewayConfig {
                 trust_request_id: Some(self.gateway.trust_request_id),
             }),
             issuers: self.issuers.iter().map(issuer).collect(),
-            api_keys: self.api_keys.as_ref().map(|k| ApiKeysSection {
-                header: Some(k.header.clone()),
-            }),
+            api_keys: self.api_keys.as_ref().map(api_keys),
+            tiers: self
+                .tiers
+                .iter()
+                .map(|(name, t)| (name.clone(), tier(t)))
+                .collect(),
             routes: self.routes.iter().map(route).collect(),
             rollback: self.rollback.as_ref().map(rollback),
         }
@@ -57,6 +60,38 @@ impl GatewayConfig {
 
 fn text(d: std::time::Duration) -> DurationText {
     DurationText(format(d))
+}
+
+fn api_keys(k: &ApiKeySettings) -> ApiKeysSection {
+    let kv = k.kv.as_ref();
+    ApiKeysSection {
+        header: Some(k.header.clone()),
+        store: Some(if kv.is_some() {
+            KeyStoreName::Kv
+        } else {
+            KeyStoreName::Secret
+        }),
+        kv_binding: kv.map(|s| s.binding.clone()),
+        cache_ttl: kv.map(|s| text(s.cache_ttl)),
+        negative_ttl: kv.map(|s| text(s.negative_ttl)),
+        cache_entries: kv.map(|s| s.cache_entries as u64),
+        rotation_overlap: kv.map(|s| text(s.rotation_overlap)),
+    }
+}
+
+fn tier(t: &Tier) -> TierSection {
+    TierSection {
+        limits: t
+            .limits
+            .iter()
+            .map(|l| TierLimitSection {
+                name: l.name.clone(),
+                limit: l.quota.limit,
+                period: text(l.quota.period),
+                burst: Some(l.quota.burst),
+            })
+            .collect(),
+    }
 }
 
 fn issuer(i: &Issuer) -> IssuerSection {

@@ -57,7 +57,11 @@ impl<V> Bounded<V> {
                 break;
             };
             // Only the newest insertion of a hash owns its entry.
-            if self.entries.get(&old).is_some_and(|(_, _, s)| *s == old_seq) {
+            if self
+                .entries
+                .get(&old)
+                .is_some_and(|(_, _, s)| *s == old_seq)
+            {
                 self.entries.remove(&old);
             }
         }

@@ -37,8 +37,8 @@ mod tests;
 
 pub use admin::{
     new_api_key, new_key_id, parse_issue_request, parse_key_id, parse_list_limit,
-    parse_rotate_request, IssuedKey, KeyAdminError, KeyGrant, KeyListPage, RevokedKey, RotateRequest,
-    API_KEY_PREFIX, DEFAULT_LIST_LIMIT, MAX_CONSUMER_BYTES, MAX_LIST_LIMIT,
+    parse_rotate_request, IssuedKey, KeyAdminError, KeyGrant, KeyListPage, RevokedKey,
+    RotateRequest, API_KEY_PREFIX, DEFAULT_LIST_LIMIT, MAX_CONSUMER_BYTES, MAX_LIST_LIMIT,
 };
 pub use cache::{ApiKeyCache, KeyCacheLookup};
 pub use record::{

@@ -124,9 +124,8 @@ fn stored_records_authenticate_with_exact_expiry_and_revocation() {
 
 #[test]
 fn issue_requests_are_validated() {
-    let parse = |v: serde_json::Value| {
-        parse_issue_request(v.to_string().as_bytes(), NOW, |t| t == "gold")
-    };
+    let parse =
+        |v: serde_json::Value| parse_issue_request(v.to_string().as_bytes(), NOW, |t| t == "gold");
     assert_eq!(
         parse(json!({})).unwrap_err(),
         KeyAdminError::Missing("consumer")
@@ -196,8 +195,12 @@ fn rotation_overlaps_then_retires_the_old_key() {
     assert!(r.identity_at(NOW + 3_600_000).is_err());
 
     // The overlap never extends an earlier expiry.
-    let req = parse_rotate_request(br#"{"overlap":"7d","expires_in":"30d"}"#, NOW, Duration::ZERO)
-        .unwrap();
+    let req = parse_rotate_request(
+        br#"{"overlap":"7d","expires_in":"30d"}"#,
+        NOW,
+        Duration::ZERO,
+    )
+    .unwrap();
     let (newer, again) = retired
         .rotate(&old.hash, &req, &[3; 32], &[3; 10], NOW)
         .unwrap();
@@ -252,10 +255,22 @@ fn cache_keeps_found_and_unknown_for_their_ttls() {
     assert_eq!(cache.lookup(&hash(1), NOW, &s), KeyCacheLookup::Miss);
     cache.insert(hash(1), Some(rec.clone()), NOW, &s);
     cache.insert(hash(2), None, NOW, &s);
-    assert_eq!(cache.lookup(&hash(1), NOW + 29_999, &s), KeyCacheLookup::Found(&rec));
-    assert_eq!(cache.lookup(&hash(1), NOW + 30_000, &s), KeyCacheLookup::Miss);
-    assert_eq!(cache.lookup(&hash(2), NOW + 9_999, &s), KeyCacheLookup::Unknown);
-    assert_eq!(cache.lookup(&hash(2), NOW + 10_000, &s), KeyCacheLookup::Miss);
+    assert_eq!(
+        cache.lookup(&hash(1), NOW + 29_999, &s),
+        KeyCacheLookup::Found(&rec)
+    );
+    assert_eq!(
+        cache.lookup(&hash(1), NOW + 30_000, &s),
+        KeyCacheLookup::Miss
+    );
+    assert_eq!(
+        cache.lookup(&hash(2), NOW + 9_999, &s),
+        KeyCacheLookup::Unknown
+    );
+    assert_eq!(
+        cache.lookup(&hash(2), NOW + 10_000, &s),
+        KeyCacheLookup::Miss
+    );
     // A clock that goes backwards does not make entries eternal.
     assert_eq!(cache.lookup(&hash(1), NOW - 1, &s), KeyCacheLookup::Miss);
     // A found record replaces a negative entry and the other way round.

@@ -11,6 +11,7 @@ use url::Url;
 use crate::auth::AuthRequirement;
 use crate::auth::IssuerPolicy;
 use crate::auth::JwksCachePolicy;
+use crate::auth::KvKeyStoreSettings;
 use crate::cache::{CacheRule, CacheScope};
 use crate::config::duration;
 use crate::config::error::{join, Collector, ConfigErrorKind as Kind};
@@ -26,6 +27,7 @@ mod limits;
 mod read;
 mod rollback;
 mod routes;
+mod tiers;
 
 use cache::cache;
 use issuers::issuers;
@@ -33,6 +35,7 @@ use limits::rate_limit;
 use read::*;
 use rollback::rollback;
 use routes::routes;
+use tiers::{check_tier_costs, tiers};
 
 /// Longest upstream timeout: a Worker's wall-clock budget is not unlimited.
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
@@ -58,12 +61,17 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
         .as_ref()
         .map_or(GatewaySettings::DEFAULT_TIMEOUT, |g| g.default_timeout);
     let routes = routes(&s.routes, &known, default_timeout, c);
+    let tiers = tiers(&s.tiers, &s.routes, c);
+    if let (Some(tiers), Some(routes)) = (&tiers, &routes) {
+        check_tier_costs(tiers, routes, c);
+    }
     let rollback = s.rollback.map(|section| rollback(section, &s.stages, c));
 
     let config = GatewayConfig {
         gateway: gateway?,
         issuers: issuers?,
         api_keys: optional(api_keys)?,
+        tiers: tiers?,
         routes: routes?,
         rollback: optional(rollback)?,
     };
@@ -112,9 +120,104 @@ fn gateway(g: GatewaySection, c: &mut Collector) -> Option<GatewaySettings> {
 }
 
 fn api_keys(s: ApiKeysSection, c: &mut Collector) -> Option<ApiKeySettings> {
-    let header = match s.header {
-        None => ApiKeySettings::DEFAULT_HEADER.to_owned(),
-        Some(h) => header_name(c, "api_keys.header", &h)?,
+    let header = match &s.header {
+        None => Some(ApiKeySettings::DEFAULT_HEADER.to_owned()),
+        Some(h) => header_name(c, "api_keys.header", h),
     };
-    Some(ApiKeySettings { header })
+    let kv = match s.store.unwrap_or(KeyStoreName::Secret) {
+        KeyStoreName::Kv => kv_store(&s, c).map(Some),
+        KeyStoreName::Secret => {
+            let kv_only = [
+                ("kv_binding", s.kv_binding.is_some()),
+                ("cache_ttl", s.cache_ttl.is_some()),
+                ("negative_ttl", s.negative_ttl.is_some()),
+                ("cache_entries", s.cache_entries.is_some()),
+                ("rotation_overlap", s.rotation_overlap.is_some()),
+            ];
+            for (name, _) in kv_only.iter().filter(|(_, set)| *set) {
+                c.push(
+                    join("api_keys", name),
+                    Kind::Conflict(
+                        "applies only to a KV key store; add `store = \"kv\"` or remove it".into(),
+                    ),
+                );
+            }
+            kv_only.iter().all(|(_, set)| !set).then_some(None)
+        }
+    };
+    Some(ApiKeySettings {
+        header: header?,
+        kv: kv?,
+    })
+}
+
+/// `[api_keys]` with `store = "kv"`.
+fn kv_store(s: &ApiKeysSection, c: &mut Collector) -> Option<KvKeyStoreSettings> {
+    let binding = match &s.kv_binding {
+        None => Some(KvKeyStoreSettings::DEFAULT_BINDING.to_owned()),
+        Some(b)
+            if !b.is_empty()
+                && b.len() <= 64
+                && b.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'_')
+                && !b.starts_with(|x: char| x.is_ascii_digit()) =>
+        {
+            Some(b.clone())
+        }
+        Some(b) => {
+            c.push(
+                "api_keys.kv_binding",
+                Kind::NotOneOf {
+                    value: b.clone(),
+                    expected: "a binding name (letters, digits, `_`; not starting with a digit), \
+                               the `binding` of a [[kv_namespaces]] entry in wrangler.toml"
+                        .into(),
+                },
+            );
+            None
+        }
+    };
+    let short = (
+        Duration::ZERO,
+        Duration::from_secs(300),
+        "between 0s and 5m",
+    );
+    let cache_ttl = opt_duration(
+        c,
+        "api_keys.cache_ttl",
+        s.cache_ttl.as_ref(),
+        KvKeyStoreSettings::DEFAULT_CACHE_TTL,
+        short,
+    );
+    let negative_ttl = opt_duration(
+        c,
+        "api_keys.negative_ttl",
+        s.negative_ttl.as_ref(),
+        KvKeyStoreSettings::DEFAULT_NEGATIVE_TTL,
+        short,
+    );
+    let cache_entries = match s.cache_entries {
+        None => Some(KvKeyStoreSettings::DEFAULT_CACHE_ENTRIES as u64),
+        Some(n) => in_range(
+            c,
+            "api_keys.cache_entries",
+            n,
+            1,
+            100_000,
+            "between 1 and 100000",
+        ),
+    };
+    let rotation_overlap = opt_duration(
+        c,
+        "api_keys.rotation_overlap",
+        s.rotation_overlap.as_ref(),
+        KvKeyStoreSettings::DEFAULT_ROTATION_OVERLAP,
+        (Duration::ZERO, duration::MAX, "between 0s and 366d"),
+    );
+    Some(KvKeyStoreSettings {
+        binding: binding?,
+        cache_ttl: cache_ttl?,
+        negative_ttl: negative_ttl?,
+        cache_entries: usize::try_from(cache_entries?).ok()?,
+        rotation_overlap: rotation_overlap?,
+    })
 }
