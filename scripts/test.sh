@@ -79,8 +79,19 @@ stage_vitest() {
 }
 
 stage_wrangler() {
-    local out="$CACHE_DIR/wrangler-dry-run"
+    local out="$CACHE_DIR/wrangler-dry-run" big log
     rm -rf "$out"
+    # Cloudflare caps a variable or secret at 5 KB: a larger TIDEGATE_CONFIG
+    # handed to the build must fail the dry run, pointing at the embedded file.
+    big=$(printf '# padding line of a config far too large for one variable\n%.0s' $(seq 100))
+    log="$CACHE_DIR/wrangler-oversize.log"
+    if TIDEGATE_CONFIG="$big" "$TESTS_DIR/node_modules/.bin/wrangler" deploy --dry-run \
+        --outdir "$CACHE_DIR/wrangler-oversize" >"$log" 2>&1; then
+        die "wrangler deploy --dry-run accepted a TIDEGATE_CONFIG over 5 KB (see $log)"
+    fi
+    grep -q "over Cloudflare's 5 KB" "$log" && grep -q "TIDEGATE_CONFIG_FILE" "$log" \
+        || die "the oversize TIDEGATE_CONFIG failed the dry run without the 5 KB message (see $log)"
+    say "wrangler deploy --dry-run refuses a TIDEGATE_CONFIG over 5 KB"
     # Runs the [build] command too (incremental: seconds), as a deploy would.
     "$TESTS_DIR/node_modules/.bin/wrangler" deploy --dry-run --outdir "$out"
     ls "$out"/*.wasm >/dev/null 2>&1 || die "wrangler's dry-run bundle in $out has no .wasm module"

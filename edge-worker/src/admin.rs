@@ -13,6 +13,8 @@
 //!   `{"prefix": "/v1/catalog/"}`; this data center only
 //! - `GET limits/{key}`: the state of one limiter key (the key
 //!   percent-encoded as one path segment)
+//! - `keys`, `keys/{id}`, `keys/{id}/rotate`, `keys/{id}/revoke`: the KV
+//!   key store ([`crate::keystore`])
 
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
@@ -66,6 +68,12 @@ pub async fn handle(
             allow_header_value(allowed)
         ))
     };
+    if rest == "keys" || rest.starts_with("keys/") {
+        let gw = loaded
+            .as_ref()
+            .map_err(|e| crate::fail(flow, EdgeError::InvalidConfig(e.to_string())))?;
+        return crate::keystore::admin(req, rest, env, &gw.config, flow).await;
+    }
     if let Some(key) = rest.strip_prefix("limits/") {
         if method != Method::Get {
             flow.extra.push(("allow".into(), "GET".into()));

@@ -58,7 +58,7 @@ pub async fn authenticate(
 enum Refusal {
     /// The policy refused the credential.
     Auth(AuthRejection),
-    /// The gateway could not check it (invalid `API_KEYS`).
+    /// The gateway could not check it (invalid `API_KEYS`, KV unreachable).
     Edge(crate::error::EdgeError),
 }
 
@@ -70,7 +70,7 @@ impl From<AuthRejection> for Refusal {
 
 /// What the pipeline asks the edge for: the route's issuers, keys through
 /// [`crate::jwks`] (isolate cache, Cache API, fetch), API keys from the
-/// `API_KEYS` secret.
+/// `API_KEYS` secret, then the KV key store ([`crate::keystore`]).
 struct EdgeKeys<'a> {
     env: &'a Env,
     ctx: &'a Context,
@@ -99,7 +99,16 @@ impl KeyProvider for EdgeKeys<'_> {
 
     async fn api_key(&self, key: &str, now_ms: u64) -> Result<Identity, Refusal> {
         let store = config::api_keys(self.env).map_err(Refusal::Edge)?;
-        Ok(store.authenticate(key, now_ms)?)
+        let kv = self.gw.config.api_keys.as_ref().and_then(|k| k.kv.as_ref());
+        match (store.authenticate(key, now_ms), kv) {
+            // Not in API_KEYS: the KV key store, when configured.
+            (Err(AuthRejection::UnknownApiKey), Some(kv)) => {
+                Ok(crate::keystore::authenticate(self.env, kv, key)
+                    .await
+                    .map_err(Refusal::Edge)??)
+            }
+            (result, _) => Ok(result?),
+        }
     }
 }
 

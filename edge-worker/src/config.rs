@@ -26,6 +26,20 @@ pub const CONFIG_VAR: &str = "TIDEGATE_CONFIG";
 pub const API_KEYS_VAR: &str = "API_KEYS";
 /// Secret holding the admin key.
 pub const ADMIN_KEY_VAR: &str = "ADMIN_KEY";
+/// Set to `true` to accept `TIDEGATE_CONFIG` and `API_KEYS` values over
+/// Cloudflare's 5 KB cap. Only for local tests: Cloudflare refuses such
+/// values on upload, so a deployed Worker never sees one.
+pub const SKIP_SIZE_CHECK_VAR: &str = "TIDEGATE_SKIP_SIZE_CHECK";
+
+/// Refuses a variable or secret over Cloudflare's 5 KB cap, as production
+/// would have (Miniflare and `wrangler dev` accept it).
+fn check_size(env: &Env, name: &str, text: &str) -> Result<(), String> {
+    match tidegate_policy::config::check_binding_size(name, text) {
+        Ok(()) => Ok(()),
+        Err(_) if string_binding(env, SKIP_SIZE_CHECK_VAR).as_deref() == Some("true") => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 /// A valid configuration and the per-isolate state built from it.
 pub struct Gateway {
@@ -59,9 +73,11 @@ pub fn string_binding(env: &Env, name: &str) -> Option<String> {
 
 /// The gateway configuration for this request.
 pub fn load(env: &Env) -> Loaded {
-    let text = string_binding(env, CONFIG_VAR)
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| EMBEDDED.to_owned());
+    let var = string_binding(env, CONFIG_VAR).filter(|t| !t.trim().is_empty());
+    if let Some(Err(e)) = var.as_deref().map(|t| check_size(env, CONFIG_VAR, t)) {
+        return Err(Rc::new(e));
+    }
+    let text = var.unwrap_or_else(|| EMBEDDED.to_owned());
     CONFIG.with(|cell| {
         let mut cached = cell.borrow_mut();
         if let Some((source, loaded)) = cached.as_ref() {
@@ -90,6 +106,7 @@ fn parse(text: &str) -> Loaded {
 /// The API key store for this request: empty when `API_KEYS` is not set.
 pub fn api_keys(env: &Env) -> Result<Rc<ApiKeyStore>, EdgeError> {
     let text = string_binding(env, API_KEYS_VAR).unwrap_or_default();
+    check_size(env, API_KEYS_VAR, &text).map_err(EdgeError::InvalidApiKeys)?;
     API_KEYS.with(|cell| {
         let mut cached = cell.borrow_mut();
         let loaded = match cached.as_ref() {

@@ -41,6 +41,8 @@ pub enum EdgeError {
     Limiter(LimiterFault),
     /// A Workers runtime call failed where it should not.
     Runtime(String),
+    /// The KV key store could not be read or written.
+    KeyStore(String),
 }
 
 impl EdgeError {
@@ -71,6 +73,10 @@ impl EdgeError {
             Self::Limiter(_) => tidegate_policy::throttle::limiter_unavailable_problem(),
             Self::Runtime(_) => Problem::new(500, "internal", "Internal error")
                 .with_detail("The gateway failed to handle this request."),
+            Self::KeyStore(_) => {
+                Problem::new(503, "key-store-unavailable", "Key store unavailable")
+                    .with_detail("The API key store could not be reached; retry shortly.")
+            }
         }
     }
 
@@ -93,6 +99,7 @@ impl std::fmt::Display for EdgeError {
             }
             Self::Limiter(fault) => write!(f, "{fault}"),
             Self::Runtime(e) => write!(f, "runtime: {e}"),
+            Self::KeyStore(e) => write!(f, "key store: {e}"),
         }
     }
 }

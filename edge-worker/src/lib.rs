@@ -28,6 +28,7 @@ mod config;
 mod durable;
 mod error;
 mod jwks;
+mod keystore;
 mod log;
 mod proxy;
 mod purge;
@@ -183,7 +184,8 @@ async fn gateway(
     flow.log.route = Some(route.name.clone());
 
     let identity = auth::authenticate(env, ctx, gw, route, &headers, flow).await?;
-    throttle::apply(env, route, identity.as_ref(), &headers, flow).await?;
+    let plan = config.plan_for(identity.as_ref());
+    throttle::apply(env, route, identity.as_ref(), plan, &headers, flow).await?;
 
     // On a cached route the origin sees only the keyed query parameters.
     let query = match &route.cache {

@@ -29,6 +29,10 @@ pub struct LogLine {
     /// Why authentication failed (`AuthRejection::label`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_error: Option<&'static str>,
+    /// A caller's tier that no `[tiers]` entry names (the routes' own
+    /// limits applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_tier: Option<String>,
     /// `X-Cache-Status`, for proxied requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<&'static str>,

@@ -4,7 +4,7 @@
 
 use tidegate_policy::auth::Identity;
 use tidegate_policy::cache::first_header;
-use tidegate_policy::config::Route;
+use tidegate_policy::config::{PlanChoice, Route};
 use tidegate_policy::problem::Problem;
 use tidegate_policy::throttle::KeySource;
 use worker::Env;
@@ -23,12 +23,18 @@ pub async fn apply(
     env: &Env,
     route: &Route,
     identity: Option<&Identity>,
+    plan: PlanChoice<'_>,
     headers: &[(String, String)],
     flow: &mut Flow,
 ) -> Result<(), Problem> {
     let Some(policy) = &route.rate_limit else {
         return Ok(());
     };
+    // The caller's plan replaces the quotas of the limits it names.
+    if let PlanChoice::Unknown(tier) = plan {
+        flow.log.unknown_tier = Some(tier.chars().take(64).collect());
+    }
+    let policy = &*policy.for_plan(plan.tier());
     let source = KeySource::from_identity(identity, first_header(headers, CLIENT_IP_HEADER));
     let keys = policy
         .storage_keys(&route.name, &source)

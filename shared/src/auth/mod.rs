@@ -59,8 +59,8 @@ pub use jwt::{
 pub use key_store::{
     kv_consumer_entry, kv_consumer_prefix, kv_id_name, kv_record_name, new_api_key, new_key_id,
     parse_hash_hex, parse_issue_request, parse_key_id, parse_list_limit, parse_rotate_request,
-    presented_key_hash, public_rejection, ApiKeyCache, IssuedKey, KeyAdminError, KeyCacheLookup,
-    KeyGrant, KeyListPage, KeyRecordError, KeyStatus, KeySummary, KvKeyRecord, KvKeyStoreSettings,
+    presented_key_hash, ApiKeyCache, IssuedKey, KeyAdminError, KeyCacheLookup, KeyGrant,
+    KeyListPage, KeyRecordError, KeyStatus, KeySummary, KvKeyRecord, KvKeyStoreSettings,
     RevokedKey, RotateRequest, API_KEY_PREFIX, DEFAULT_LIST_LIMIT, MAX_CONSUMER_BYTES,
     MAX_LIST_LIMIT,
 };

@@ -65,6 +65,14 @@ export interface GatewayOptions {
   withoutThrottleBinding?: boolean;
   /** Declare the Throttle class without SQLite storage (a wrong migration). Default false. */
   throttleWithoutSqlite?: boolean;
+  /** KV namespace bindings (in-memory), e.g. the API key store's `API_KEYS_KV`. */
+  kvNamespaces?: string[];
+  /**
+   * Refuse TIDEGATE_CONFIG / API_KEYS values over Cloudflare's 5 KB cap, as
+   * production does. Default false: the shared test config (gateway.test.toml)
+   * is larger, so the harness sets TIDEGATE_SKIP_SIZE_CHECK=true unless asked.
+   */
+  enforceSizeLimits?: boolean;
 }
 
 /** An answer with its body already read (every body is consumed, so nothing leaks). */
@@ -109,6 +117,7 @@ export class Gateway {
     if (options.config !== undefined) bindings.TIDEGATE_CONFIG = options.config;
     if (options.apiKeys !== undefined) bindings.API_KEYS = options.apiKeys;
     if (options.adminKey !== undefined) bindings.ADMIN_KEY = options.adminKey;
+    if (!options.enforceSizeLimits) bindings.TIDEGATE_SKIP_SIZE_CHECK = "true";
     const logs: string[] = [];
     const verbose = process.env.TIDEGATE_E2E_VERBOSE === "1";
     const collect = (stream: NodeJS.ReadableStream) => {
@@ -139,6 +148,7 @@ export class Gateway {
           { type: "CompiledWasm", include: ["**/*.wasm"] },
         ],
         bindings,
+        ...(options.kvNamespaces ? { kvNamespaces: options.kvNamespaces } : {}),
         ...(throttle && !options.withoutThrottleBinding ? { durableObjects: { THROTTLE: { className: "Throttle", useSQLite: !options.throttleWithoutSqlite } } } : {}),
         handleRuntimeStdio(stdout, stderr) {
           collect(stdout);

@@ -43,6 +43,5 @@ pub use admin::{
 pub use cache::{ApiKeyCache, KeyCacheLookup};
 pub use record::{
     kv_consumer_entry, kv_consumer_prefix, kv_id_name, kv_record_name, parse_hash_hex,
-    presented_key_hash, public_rejection, KeyRecordError, KeyStatus, KeySummary, KvKeyRecord,
-    KvKeyStoreSettings,
+    presented_key_hash, KeyRecordError, KeyStatus, KeySummary, KvKeyRecord, KvKeyStoreSettings,
 };

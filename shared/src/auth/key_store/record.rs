@@ -94,19 +94,6 @@ pub fn presented_key_hash(presented: &str) -> Result<[u8; 32], AuthRejection> {
     Ok(Sha256::digest(presented.as_bytes()).into())
 }
 
-/// What the client is told about a refused API key: disabled, revoked,
-/// expired and not-yet-valid keys get the same answer as an unknown key, so
-/// a caller cannot learn that a key once existed. The real reason goes to
-/// the log (`AuthRejection::label` of the original).
-pub fn public_rejection(rejection: AuthRejection) -> AuthRejection {
-    match rejection {
-        AuthRejection::ApiKeyDisabled
-        | AuthRejection::ApiKeyExpired
-        | AuthRejection::ApiKeyNotYetValid => AuthRejection::UnknownApiKey,
-        other => other,
-    }
-}
-
 /// The value of `key/<hash>`: one issued key, without the key or its hash.
 ///
 /// Times are whole Unix seconds. Members this version does not know are
