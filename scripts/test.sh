@@ -84,6 +84,7 @@ stage_wrangler() {
     # Cloudflare caps a variable or secret at 5 KB: a larger TIDEGATE_CONFIG
     # handed to the build must fail the dry run, pointing at the embedded file.
     big=$(printf '# padding line of a config far too large for one variable\n%.0s' $(seq 100))
+    mkdir -p "$CACHE_DIR"
     log="$CACHE_DIR/wrangler-oversize.log"
     if TIDEGATE_CONFIG="$big" "$TESTS_DIR/node_modules/.bin/wrangler" deploy --dry-run \
         --outdir "$CACHE_DIR/wrangler-oversize" >"$log" 2>&1; then
