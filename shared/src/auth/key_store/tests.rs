@@ -304,3 +304,71 @@ fn cache_is_bounded_and_unknown_floods_keep_found_records() {
     assert_eq!(cache.sizes().0, 3);
     assert_eq!(cache.lookup(&hash(1), NOW, &s), KeyCacheLookup::Miss);
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn record() -> impl Strategy<Value = KvKeyRecord> {
+        (
+            "[a-z0-9_]{1,24}",
+            "\\PC{1,40}",
+            proptest::option::of("[a-z]{1,10}"),
+            proptest::collection::vec("[a-z:]{1,12}", 0..4),
+            proptest::collection::btree_map("[a-z-]{1,8}", any::<u64>(), 0..3),
+            (any::<u32>(), proptest::option::of(any::<u32>())),
+            (
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(any::<u32>()),
+            ),
+            proptest::option::of("[a-z0-9_]{1,24}"),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(id, consumer, tier, scopes, limits, (created, nb), (exp, revoked), by, off)| {
+                    KvKeyRecord {
+                        v: KvKeyRecord::VERSION,
+                        id,
+                        consumer,
+                        tier,
+                        scopes,
+                        limits,
+                        created_at: u64::from(created),
+                        not_before: nb.map(u64::from),
+                        expires_at: exp.map(u64::from),
+                        revoked_at: revoked.map(u64::from),
+                        replaced_by: by,
+                        disabled: off,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn records_round_trip(r in record()) {
+            prop_assert_eq!(KvKeyRecord::decode(&r.encode()), Ok(r));
+        }
+
+        #[test]
+        fn summaries_round_trip_through_kv_metadata(r in record(), hash in any::<[u8; 32]>()) {
+            let summary = r.summary(&hash);
+            let text = serde_json::to_string(&summary).unwrap();
+            prop_assert_eq!(serde_json::from_str::<KeySummary>(&text).unwrap(), summary);
+        }
+
+        #[test]
+        fn consumer_prefixes_never_overlap(a in "\\PC{1,20}", b in "\\PC{1,20}") {
+            let (pa, pb) = (kv_consumer_prefix(&a), kv_consumer_prefix(&b));
+            prop_assert_eq!(pa.starts_with(&pb), a == b);
+            prop_assert!(kv_consumer_entry(&a, "key_1").starts_with(&pa));
+        }
+
+        #[test]
+        fn hashes_round_trip_through_their_kv_names(hash in any::<[u8; 32]>()) {
+            let name = kv_record_name(&hash);
+            prop_assert_eq!(parse_hash_hex(name.trim_start_matches("key/")), Some(hash));
+        }
+    }
+}
