@@ -25,6 +25,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod cors;
 pub mod problem;
 pub mod rollout;
 pub mod route;
