@@ -30,3 +30,4 @@ pub mod problem;
 pub mod rollout;
 pub mod route;
 pub mod throttle;
+pub mod trace;
