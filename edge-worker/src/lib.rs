@@ -25,6 +25,7 @@ mod auth;
 mod body;
 mod cache;
 mod config;
+mod cors;
 mod durable;
 mod error;
 mod jwks;
@@ -41,8 +42,10 @@ use tidegate_policy::cache::origin_query;
 use tidegate_policy::config::{GatewaySettings, Route};
 use tidegate_policy::problem::Problem;
 use tidegate_policy::route::{
-    forwarded_headers, upstream_url, Method as PolicyMethod, RequestId, RouteMatch, TrustedIdentity,
+    apply_client_forwarding, forwarded_headers, upstream_url, ClientConnection,
+    Method as PolicyMethod, RequestId, RouteMatch, TrustedIdentity,
 };
+use tidegate_policy::trace::{TraceContext, TRACE_RANDOM_BYTES};
 use worker::{event, Context, Env, Request, Response, Result};
 
 pub use durable::Throttle;
@@ -58,10 +61,10 @@ pub(crate) fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 
-/// 16 bytes from the runtime's CSPRNG (the policy takes randomness as input).
-/// Zeroes if the runtime has none, which still yields a well-formed id.
-fn random_bytes() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
+/// Bytes from the runtime's CSPRNG (the policy takes randomness as input).
+/// Zeroes if the runtime has none, which still yields well-formed ids.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
     let _ = getrandom::getrandom(&mut bytes);
     bytes
 }
@@ -75,6 +78,10 @@ pub(crate) struct Flow {
     pub log: LogLine,
     /// Headers added to the final response, error or not.
     pub extra: HeaderList,
+    /// The request's trace (W3C Trace Context).
+    pub trace: TraceContext,
+    /// CORS headers for the final response, on a route with `cors`.
+    pub cors: Option<HeaderList>,
 }
 
 /// The Worker's entry point.
@@ -86,20 +93,27 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let trust_id = loaded
         .as_ref()
         .map_or(true, |gw| gw.config.gateway.trust_request_id);
+    // One draw: a new request id and a new trace id share the first 16 bytes.
+    let random: [u8; TRACE_RANDOM_BYTES] = random_bytes();
+    let id_random = random.first_chunk::<16>().copied().unwrap_or_default();
     let request_id = if trust_id {
-        RequestId::from_headers(&headers, random_bytes())
+        RequestId::from_headers(&headers, id_random)
     } else {
-        RequestId::from_random(random_bytes())
+        RequestId::from_random(id_random)
     };
+    let trace = TraceContext::from_headers(&headers, random);
     let mut flow = Flow {
         timings: Timings::default(),
         log: LogLine {
             id: request_id.as_str().to_owned(),
             method: req.method().to_string(),
             path: req.path(),
+            trace_id: trace.trace_id(),
             ..LogLine::default()
         },
         extra: Vec::new(),
+        trace,
+        cors: None,
     };
 
     let mut resp = match handle(req, headers, &env, &ctx, &loaded, &request_id, &mut flow).await {
@@ -108,6 +122,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     };
     flow.timings.total = Some(now_ms().saturating_sub(started));
     response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
+    if let Some(list) = &flow.cors {
+        cors::finish(&mut resp, list);
+    }
     flow.log.status = resp.status_code();
     flow.log.emit(&flow.timings);
     Ok(resp)
@@ -164,6 +181,11 @@ async fn gateway(
         Problem::new(501, "method-not-implemented", "Method not implemented")
             .with_detail("The gateway does not forward this method.")
     })?;
+    if method == PolicyMethod::Options {
+        if let Some(answer) = cors::preflight(gw, &headers, url.path(), flow) {
+            return answer;
+        }
+    }
     let matched = gw.table.match_request(method, url.path());
     let RouteMatch::Matched { index, .. } = matched else {
         if let Some(allow) = matched.allow_header() {
@@ -173,6 +195,7 @@ async fn gateway(
     };
     let route: &Route = config.routes.get(index).ok_or_else(internal)?;
     flow.log.route = Some(route.name.clone());
+    flow.cors = cors::actual(route, &headers);
 
     let identity = auth::authenticate(env, ctx, gw, route, &headers, flow).await?;
     throttle::apply(env, route, identity.as_ref(), &headers, flow).await?;
@@ -191,10 +214,17 @@ async fn gateway(
     .map_err(|e| e.to_problem())?;
     let trusted = identity.as_ref().map(TrustedIdentity::from);
     let forward = config.forward_policy(route);
+    let mut origin_headers = forwarded_headers(&headers, &forward, request_id, trusted.as_ref());
+    apply_client_forwarding(
+        &mut origin_headers,
+        &route.forward_client_headers,
+        &ClientConnection::from_headers(&headers, url.scheme()),
+        &flow.trace.headers(),
+    );
     let origin = OriginRequest {
         method: method_text.clone(),
         url: target,
-        headers: forwarded_headers(&headers, &forward, request_id, trusted.as_ref()),
+        headers: origin_headers,
         timeout: route.timeout,
     };
 

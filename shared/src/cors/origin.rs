@@ -88,9 +88,9 @@ impl OriginRule {
             return Err(OriginRuleError::TooBroad);
         }
         let origin = serialized(&sample).map_err(|e| match e {
-            OriginRuleError::NotSerialized(fixed) => OriginRuleError::NotSerialized(
-                fixed.replacen("://x.", "://*.", 1),
-            ),
+            OriginRuleError::NotSerialized(fixed) => {
+                OriginRuleError::NotSerialized(fixed.replacen("://x.", "://*.", 1))
+            }
             other => other,
         })?;
         if origin != sample {

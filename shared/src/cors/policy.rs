@@ -32,7 +32,8 @@ pub const CORS_RESPONSE_HEADERS: [&str; 6] = [
 ];
 
 /// `Vary` of every preflight answer: it depends on all three request headers.
-pub const PREFLIGHT_VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+pub const PREFLIGHT_VARY: &str =
+    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
 
 /// Response headers the gateway itself adds, always exposed to scripts.
 pub const GATEWAY_EXPOSED_HEADERS: [&str; 7] = [
@@ -313,9 +314,9 @@ fn is_origin_like(origin: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
         && !rest.is_empty()
         && rest.len() <= 512
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
+        && rest.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
 }
 
 /// An RFC 9110 token.

@@ -59,8 +59,17 @@ fn exact_origins_parse_only_in_serialized_form() {
         );
     }
     assert_eq!(OriginRule::parse("null"), Err(OriginRuleError::Null));
-    for bad in ["app.example.com", "ftp://a.example.com", "https://", "file:///x"] {
-        assert_eq!(OriginRule::parse(bad), Err(OriginRuleError::NotAnOrigin), "{bad}");
+    for bad in [
+        "app.example.com",
+        "ftp://a.example.com",
+        "https://",
+        "file:///x",
+    ] {
+        assert_eq!(
+            OriginRule::parse(bad),
+            Err(OriginRuleError::NotAnOrigin),
+            "{bad}"
+        );
     }
 }
 
@@ -96,7 +105,10 @@ fn subdomain_patterns_match_whole_labels_only() {
 
 #[test]
 fn subdomain_patterns_are_checked() {
-    assert_eq!(OriginRule::parse("https://*.com"), Err(OriginRuleError::TooBroad));
+    assert_eq!(
+        OriginRule::parse("https://*.com"),
+        Err(OriginRuleError::TooBroad)
+    );
     assert_eq!(
         OriginRule::parse("https://a.*.example.com"),
         Err(OriginRuleError::MisplacedWildcard)
@@ -111,11 +123,15 @@ fn subdomain_patterns_are_checked() {
     );
     assert_eq!(
         OriginRule::parse("https://*.Example.com"),
-        Err(OriginRuleError::NotSerialized("https://*.example.com".into()))
+        Err(OriginRuleError::NotSerialized(
+            "https://*.example.com".into()
+        ))
     );
     assert_eq!(
         OriginRule::parse("https://*.example.com/"),
-        Err(OriginRuleError::NotSerialized("https://*.example.com".into()))
+        Err(OriginRuleError::NotSerialized(
+            "https://*.example.com".into()
+        ))
     );
     assert!(OriginRule::parse("https://*.10.0.0.1").is_err());
 }
@@ -139,7 +155,10 @@ fn preflight_allowed_gets_exact_headers() {
                 "https://app.example.com".to_owned()
             ),
             ("access-control-allow-credentials".into(), "true".into()),
-            ("access-control-allow-methods".into(), "GET, POST, DELETE".into()),
+            (
+                "access-control-allow-methods".into(),
+                "GET, POST, DELETE".into()
+            ),
             (
                 "access-control-allow-headers".into(),
                 "content-type, authorization".into()
@@ -157,12 +176,24 @@ fn preflight_refusals() {
         PreflightOutcome::Refused(r) => Some(r),
         PreflightOutcome::Allowed(_) => None,
     };
-    assert_eq!(refused(pre("https://evil.example", "GET", None)), Some(CorsRefusal::Origin));
-    assert_eq!(refused(pre("https://evilexample.org", "GET", None)), Some(CorsRefusal::Origin));
+    assert_eq!(
+        refused(pre("https://evil.example", "GET", None)),
+        Some(CorsRefusal::Origin)
+    );
+    assert_eq!(
+        refused(pre("https://evilexample.org", "GET", None)),
+        Some(CorsRefusal::Origin)
+    );
     assert_eq!(refused(pre("null", "GET", None)), Some(CorsRefusal::Origin));
-    assert_eq!(refused(pre("https://a.example.org", "PUT", None)), Some(CorsRefusal::Method));
+    assert_eq!(
+        refused(pre("https://a.example.org", "PUT", None)),
+        Some(CorsRefusal::Method)
+    );
     // Browsers compare method names case-sensitively.
-    assert_eq!(refused(pre("https://a.example.org", "delete", None)), Some(CorsRefusal::Method));
+    assert_eq!(
+        refused(pre("https://a.example.org", "delete", None)),
+        Some(CorsRefusal::Method)
+    );
     assert_eq!(
         refused(pre("https://a.example.org", "GET", Some("x-secret"))),
         Some(CorsRefusal::Header)
@@ -175,7 +206,10 @@ fn preflight_refusals() {
         refused(pre("https://a.example.org", "GET", Some("a\r\nb"))),
         Some(CorsRefusal::Malformed)
     );
-    assert_eq!(refused(pre("https://a.example.org", "POST", Some(" , "))), None);
+    assert_eq!(
+        refused(pre("https://a.example.org", "POST", Some(" , "))),
+        None
+    );
     let problem = CorsRefusal::Origin.to_problem();
     assert_eq!(problem.status, 403);
     assert!(!problem.to_json().contains("evil"));
@@ -216,9 +250,15 @@ fn wildcard_with_credentials_echoes_origin_never_null() {
         Duration::ZERO,
     );
     let out = p.actual(Some("https://a.example"));
-    assert_eq!(get(&out, "access-control-allow-origin"), Some("https://a.example"));
+    assert_eq!(
+        get(&out, "access-control-allow-origin"),
+        Some("https://a.example")
+    );
     assert_eq!(get(&out, "vary"), Some("Origin"));
-    assert_eq!(get(&p.actual(Some("null")), "access-control-allow-origin"), None);
+    assert_eq!(
+        get(&p.actual(Some("null")), "access-control-allow-origin"),
+        None
+    );
 }
 
 #[test]
@@ -257,12 +297,21 @@ fn actual_requests() {
     );
     assert_eq!(get(&out, "access-control-allow-credentials"), Some("true"));
     let expose = get(&out, "access-control-expose-headers").unwrap();
-    for name in ["ratelimit", "ratelimit-policy", "retry-after", "x-request-id", "x-total-count"] {
+    for name in [
+        "ratelimit",
+        "ratelimit-policy",
+        "retry-after",
+        "x-request-id",
+        "x-total-count",
+    ] {
         assert!(expose.split(", ").any(|n| n == name), "{expose}");
     }
     // Disallowed or absent origin: only Vary.
     for origin in [Some("https://evil.example"), None] {
-        assert_eq!(p.actual(origin), vec![("vary".to_owned(), "Origin".to_owned())]);
+        assert_eq!(
+            p.actual(origin),
+            vec![("vary".to_owned(), "Origin".to_owned())]
+        );
     }
 }
 
@@ -291,7 +340,10 @@ fn expose_star_only_without_credentials() {
 #[test]
 fn reads_preflights() {
     let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).into(), (*b).into()))
+            .collect()
     };
     let headers = h(&[
         ("Origin", "https://a.example"),
@@ -302,7 +354,10 @@ fn reads_preflights() {
         PreflightRequest::from_headers(&headers),
         Some(pre("https://a.example", "PUT", Some("x-a")))
     );
-    assert_eq!(PreflightRequest::from_headers(&h(&[("Origin", "https://a.example")])), None);
+    assert_eq!(
+        PreflightRequest::from_headers(&h(&[("Origin", "https://a.example")])),
+        None
+    );
     assert_eq!(
         PreflightRequest::from_headers(&h(&[("access-control-request-method", "GET")])),
         None
@@ -313,8 +368,14 @@ fn reads_preflights() {
 fn vary_merging() {
     assert_eq!(merge_vary(None, "Origin"), "Origin");
     assert_eq!(merge_vary(Some(""), "Origin"), "Origin");
-    assert_eq!(merge_vary(Some("Accept-Encoding"), "Origin"), "Accept-Encoding, Origin");
-    assert_eq!(merge_vary(Some("accept-encoding, origin"), "Origin"), "accept-encoding, origin");
+    assert_eq!(
+        merge_vary(Some("Accept-Encoding"), "Origin"),
+        "Accept-Encoding, Origin"
+    );
+    assert_eq!(
+        merge_vary(Some("accept-encoding, origin"), "Origin"),
+        "accept-encoding, origin"
+    );
     assert_eq!(merge_vary(Some("*"), "Origin"), "*");
     assert_eq!(
         merge_vary(Some("Origin"), PREFLIGHT_VARY),

@@ -34,16 +34,46 @@ fn rejects_invalid_traceparents() {
         (&VALID[..54], Layout),
         (&format!("{VALID}-"), Layout),
         (&format!("{VALID}0"), Layout),
-        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ForbiddenVersion),
-        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", NotHex),
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01", NotHex),
-        ("0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", NotHex),
-        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", ZeroTraceId),
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", ZeroParentId),
-        ("00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Layout),
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x", NotHex),
-        ("00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01", Layout),
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\u{e9}", Layout),
+        (
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ForbiddenVersion,
+        ),
+        (
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            NotHex,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+            NotHex,
+        ),
+        (
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            NotHex,
+        ),
+        (
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            ZeroTraceId,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            ZeroParentId,
+        ),
+        (
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Layout,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+            NotHex,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            Layout,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\u{e9}",
+            Layout,
+        ),
         (&format!(" {}", &VALID[1..]), NotHex),
     ];
     for (text, want) in cases {
@@ -60,17 +90,28 @@ fn higher_versions_are_forward_compatible() {
         TraceParent::parse(&format!("{v1}x")),
         Err(TraceParentError::Layout)
     );
-    let ctx = TraceContext::from_headers(&h(&[("traceparent", "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-x")]), random());
+    let ctx = TraceContext::from_headers(
+        &h(&[(
+            "traceparent",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-x",
+        )]),
+        random(),
+    );
     // Passed on as version 00, unknown flag bits cleared.
     assert!(ctx.is_continued());
-    assert!(ctx.traceparent().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert!(ctx
+        .traceparent()
+        .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
     assert!(ctx.traceparent().ends_with("-01"));
 }
 
 #[test]
 fn continues_a_valid_trace_with_own_span() {
     let ctx = TraceContext::from_headers(
-        &h(&[("TraceParent", VALID), ("tracestate", "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7")]),
+        &h(&[
+            ("TraceParent", VALID),
+            ("tracestate", "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7"),
+        ]),
         random(),
     );
     assert!(ctx.is_continued());
@@ -79,7 +120,10 @@ fn continues_a_valid_trace_with_own_span() {
     assert_eq!(
         ctx.headers(),
         h(&[
-            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-1112131415161718-01"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-1112131415161718-01"
+            ),
             ("tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
         ])
     );
@@ -100,7 +144,11 @@ fn starts_a_trace_when_absent_or_invalid() {
         let ctx = TraceContext::from_headers(&headers, random());
         assert!(!ctx.is_continued());
         assert_eq!(ctx.trace_id(), "0102030405060708090a0b0c0d0e0f10");
-        assert_eq!(ctx.tracestate(), None, "tracestate dropped with an invalid parent");
+        assert_eq!(
+            ctx.tracestate(),
+            None,
+            "tracestate dropped with an invalid parent"
+        );
         assert_eq!(
             ctx.traceparent(),
             "00-0102030405060708090a0b0c0d0e0f10-1112131415161718-01"
@@ -114,22 +162,21 @@ fn starts_a_trace_when_absent_or_invalid() {
 
 #[test]
 fn tracestate_is_validated() {
-    assert_eq!(TraceState::parse("a=1,,b=2 ,\t").unwrap().as_str(), "a=1,b=2");
-    assert_eq!(TraceState::parse("tenant@sys=v").unwrap().as_str(), "tenant@sys=v");
-    assert_eq!(TraceState::parse("1tenant@sys=v").unwrap().as_str(), "1tenant@sys=v");
+    assert_eq!(
+        TraceState::parse("a=1,,b=2 ,\t").unwrap().as_str(),
+        "a=1,b=2"
+    );
+    assert_eq!(
+        TraceState::parse("tenant@sys=v").unwrap().as_str(),
+        "tenant@sys=v"
+    );
+    assert_eq!(
+        TraceState::parse("1tenant@sys=v").unwrap().as_str(),
+        "1tenant@sys=v"
+    );
     for bad in [
-        "A=1",
-        "1a=1",
-        "a",
-        "a=1,a=2",
-        "a=b=c",
-        "a=\u{e9}",
-        "a=\r\n",
-        "@sys=v",
-        "t@=v",
-        "t@Sys=v",
-        "",
-        " , ",
+        "A=1", "1a=1", "a", "a=1,a=2", "a=b=c", "a=\u{e9}", "a=\r\n", "@sys=v", "t@=v", "t@Sys=v",
+        "", " , ",
     ] {
         assert_eq!(TraceState::parse(bad), None, "{bad:?}");
     }
@@ -145,7 +192,9 @@ fn tracestate_is_truncated_as_the_spec_says() {
     assert!(state.as_str().starts_with("k0=v,k1=v"));
     // Over 512 characters: the long member goes first, then from the end.
     let long = format!("long={}", "x".repeat(200));
-    let mid: Vec<String> = (0..5).map(|i| format!("m{i}={}", "y".repeat(100))).collect();
+    let mid: Vec<String> = (0..5)
+        .map(|i| format!("m{i}={}", "y".repeat(100)))
+        .collect();
     let text = format!("a=1,{long},{}", mid.join(","));
     let state = TraceState::parse(&text).unwrap();
     assert!(state.as_str().len() <= MAX_TRACESTATE_LEN);

@@ -81,7 +81,10 @@ fn is_key(key: &str) -> bool {
                     .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
                 && rest(tenant)
                 && (1..=14).contains(&system.len())
-                && system.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+                && system
+                    .as_bytes()
+                    .first()
+                    .is_some_and(u8::is_ascii_lowercase)
                 && rest(system)
         }
     }

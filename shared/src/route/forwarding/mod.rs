@@ -118,9 +118,7 @@ pub fn apply_client_forwarding(
         let stripped = CLIENT_FORWARDING_HEADERS
             .iter()
             .any(|h| same_header(name, h) && !(passes(h) && name.eq_ignore_ascii_case(h)));
-        !stripped
-            && !same_header(name, TRACEPARENT_HEADER)
-            && !same_header(name, TRACESTATE_HEADER)
+        !stripped && !same_header(name, TRACEPARENT_HEADER) && !same_header(name, TRACESTATE_HEADER)
     });
     let element = client.forwarded_element();
     let ip = client.ip.map(|ip| ip.to_string());

@@ -25,7 +25,10 @@ fn spoofed() -> Vec<(String, String)> {
         ("X-Rewrite-URL", "/admin"),
         ("X-HTTP-Method-Override", "DELETE"),
         ("x-http_method-override", "DELETE"),
-        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
         ("Tracestate", "a=b"),
     ])
 }
@@ -40,7 +43,13 @@ fn renders_forwarded_for_ipv4_and_ipv6() {
         conn("2001:DB8:0:0::1", "http").forwarded_element(),
         "for=\"[2001:db8::1]\";proto=http"
     );
-    for bad in ["", "unknown", "192.0.2.60, 10.0.0.1", "192.0.2.60\r\nx: y", "[::1]"] {
+    for bad in [
+        "",
+        "unknown",
+        "192.0.2.60, 10.0.0.1",
+        "192.0.2.60\r\nx: y",
+        "[::1]",
+    ] {
         assert_eq!(
             conn(bad, "https").forwarded_element(),
             "for=unknown;proto=https",
@@ -70,7 +79,12 @@ fn strips_client_claims_and_sets_our_own() {
 #[test]
 fn without_client_ip() {
     let mut headers = h(&[("x-forwarded-for", "1.2.3.4")]);
-    apply_client_forwarding(&mut headers, &[], &ClientConnection::from_headers(&[], "http"), &[]);
+    apply_client_forwarding(
+        &mut headers,
+        &[],
+        &ClientConnection::from_headers(&[], "http"),
+        &[],
+    );
     assert_eq!(
         headers,
         h(&[
@@ -83,17 +97,25 @@ fn without_client_ip() {
 #[test]
 fn allow_list_passes_exact_spellings_through() {
     let mut headers = spoofed();
-    let allowed: Vec<String> = ["x-forwarded-host", "x-forwarded-for", "forwarded", "x-forwarded-proto"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let allowed: Vec<String> = [
+        "x-forwarded-host",
+        "x-forwarded-for",
+        "forwarded",
+        "x-forwarded-proto",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
     apply_client_forwarding(&mut headers, &allowed, &conn("2001:db8::1", "https"), &[]);
     assert_eq!(
         headers,
         h(&[
             ("Accept", "*/*"),
             ("X-Forwarded-For", "203.0.113.9, 2001:db8::1"),
-            ("Forwarded", "for=203.0.113.9, for=\"[2001:db8::1]\";proto=https"),
+            (
+                "Forwarded",
+                "for=203.0.113.9, for=\"[2001:db8::1]\";proto=https"
+            ),
             ("X-Forwarded-Host", "evil.example"),
             ("X-FORWARDED-PROTO", "http"),
         ])
