@@ -231,3 +231,6 @@ pub(super) fn forward_client_headers(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests;
