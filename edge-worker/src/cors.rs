@@ -56,9 +56,9 @@ pub fn preflight(
 }
 
 /// The route the actual request would hit, if it has `cors`. Failing
-/// that, a route with `cors` that OPTIONS itself would hit: the preflight
-/// is then refused (the actual method would not reach it), rather than
-/// proxied.
+/// that, a route with `cors` that another method would hit on this path:
+/// the preflight is then refused (the requested method would not reach a
+/// route with `cors`), rather than routed as an ordinary OPTIONS request.
 fn preflight_route<'a>(
     gw: &'a Gateway,
     requested: &str,
@@ -80,7 +80,11 @@ fn preflight_route<'a>(
         .and_then(with_cors);
     match actual {
         Some(route) => Some((route, None)),
-        None => with_cors(Method::Options).map(|route| (route, Some(CorsRefusal::Method))),
+        // Rare (a refusal): any route with `cors` on this path, by any method.
+        None => Method::ALL
+            .into_iter()
+            .find_map(with_cors)
+            .map(|route| (route, Some(CorsRefusal::Method))),
     }
 }
 

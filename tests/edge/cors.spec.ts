@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { echoOf } from "./support/expect";
 import type { Reply } from "./support/gateway";
-import { unique, uniqueIp, useEdge } from "./support/harness";
+import { poll, unique, uniqueIp, useEdge } from "./support/harness";
 
 const edge = useEdge();
 
@@ -124,7 +124,17 @@ describe("preflight", () => {
   it("the log line names the route and the preflight", async () => {
     const path = `/cors/app/${unique()}`;
     await preflight(path, APP, "GET");
-    const line = edge.gateway.logs.map((l) => { try { return JSON.parse(l); } catch { return null; } }).find((l) => l?.path === path);
+    const find = () =>
+      edge.gateway.logs
+        .map((l) => {
+          try {
+            return JSON.parse(l) as Record<string, unknown>;
+          } catch {
+            return undefined;
+          }
+        })
+        .find((l) => l?.path === path);
+    const line = await poll(async () => find(), (found) => found !== undefined, { timeoutMs: 3_000, intervalMs: 50 });
     expect(line).toMatchObject({ route: "cors-app", status: 204, cors: "preflight", method: "OPTIONS" });
   });
 });

@@ -4,23 +4,26 @@
 // trace context continued or started (trace id in the log line).
 import { describe, expect, it } from "vitest";
 import { echoOf, headerValues } from "./support/expect";
-import { unique, useEdge } from "./support/harness";
+import { poll, unique, useEdge } from "./support/harness";
 
 const edge = useEdge();
 
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACEPARENT_RE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-function logLine(path: string): Record<string, unknown> | undefined {
-  return edge.gateway.logs
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return undefined;
-      }
-    })
-    .find((l) => l?.path === path);
+/** The JSON log line of the request to `path` (logs arrive asynchronously). */
+function logLine(path: string): Promise<Record<string, unknown> | undefined> {
+  const find = () =>
+    edge.gateway.logs
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return undefined;
+        }
+      })
+      .find((l) => l?.path === path);
+  return poll(async () => find(), (found) => found !== undefined, { timeoutMs: 3_000, intervalMs: 50 });
 }
 
 describe("forwarded headers", () => {
@@ -69,7 +72,7 @@ describe("trace context", () => {
     expect(m?.[2]).not.toBe("00f067aa0ba902b7");
     expect(m?.[3]).toBe("01");
     expect(headerValues(echo, "tracestate")).toEqual(["congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"]);
-    expect(logLine(path)?.trace_id).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
+    expect((await logLine(path))?.trace_id).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
   });
 
   it("starts a new trace when traceparent is absent or invalid, and drops tracestate", async () => {
@@ -88,7 +91,7 @@ describe("trace context", () => {
       expect(m?.[1]).not.toBe("4bf92f3577b34da6a3ce929d0e0e4736");
       expect(m?.[1]).not.toBe("0".repeat(32));
       expect(headerValues(echo, "tracestate")).toEqual([]);
-      expect(logLine(path)?.trace_id).toBe(m?.[1]);
+      expect((await logLine(path))?.trace_id).toBe(m?.[1]);
     }
   });
 
