@@ -214,10 +214,10 @@ pub struct RouteSection {
     /// every response. Absent: no CORS handling (preflights are ordinary OPTIONS requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsSection>,
-    /// Client-sent forwarding headers passed to the origin unchanged (by default all of
+    /// Client-sent forwarding headers passed to the origin unchanged (by default
     /// `x-forwarded-for`, `x-real-ip`, `true-client-ip`, `forwarded`, `x-forwarded-host`,
-    /// `x-forwarded-proto`, `x-original-url`, `x-rewrite-url`, `x-http-method-override` are
-    /// removed), e.g. `["x-forwarded-host"]`.
+    /// `x-forwarded-proto`, `x-original-url`, `x-rewrite-url`, `x-http-method-override` and
+    /// similar claims are removed), e.g. `["x-forwarded-host"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forward_client_headers: Vec<String>,
 }

@@ -170,6 +170,11 @@ describe("client forwarding headers (stripped unless a route allows them)", () =
     "X-Rewrite-URL": "/__tidegate/config",
     "X-HTTP-Method-Override": "DELETE",
     "x_http_method_override": "DELETE",
+    "X-Client-IP": "203.0.113.66",
+    "X-Cluster-Client-IP": "203.0.113.66",
+    "Client-IP": "203.0.113.66",
+    "X-Forwarded-Prefix": "/__tidegate",
+    "X-Method-Override": "DELETE",
     traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01, 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-00f067aa0ba902b7-01",
   };
 

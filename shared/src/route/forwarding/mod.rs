@@ -23,8 +23,10 @@ use std::net::IpAddr;
 
 use crate::trace::{TRACEPARENT_HEADER, TRACESTATE_HEADER};
 
-/// Headers removed from the client's request unless the route allows them.
-pub const CLIENT_FORWARDING_HEADERS: [&str; 9] = [
+/// Headers removed from the client's request unless the route allows them:
+/// client-address claims, proxy claims about the original request, and URL
+/// or method overrides that frameworks honour.
+pub const CLIENT_FORWARDING_HEADERS: [&str; 21] = [
     "x-forwarded-for",
     "x-real-ip",
     "true-client-ip",
@@ -34,6 +36,20 @@ pub const CLIENT_FORWARDING_HEADERS: [&str; 9] = [
     "x-original-url",
     "x-rewrite-url",
     "x-http-method-override",
+    // Other client-address claims some frameworks and WAFs trust.
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "client-ip",
+    // Other claims about the original request, and method overrides.
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-original-host",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// The header Cloudflare puts the client's IP address in.

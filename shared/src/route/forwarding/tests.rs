@@ -25,6 +25,9 @@ fn spoofed() -> Vec<(String, String)> {
         ("X-Rewrite-URL", "/admin"),
         ("X-HTTP-Method-Override", "DELETE"),
         ("x-http_method-override", "DELETE"),
+        ("X-Client-IP", "203.0.113.9"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("X-Method-Override", "DELETE"),
         (
             "traceparent",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
