@@ -25,6 +25,7 @@ mod auth;
 mod body;
 mod cache;
 mod config;
+mod cors;
 mod durable;
 mod error;
 mod jwks;
@@ -42,8 +43,10 @@ use tidegate_policy::cache::origin_query;
 use tidegate_policy::config::{GatewaySettings, Route};
 use tidegate_policy::problem::Problem;
 use tidegate_policy::route::{
-    forwarded_headers, upstream_url, Method as PolicyMethod, RequestId, RouteMatch, TrustedIdentity,
+    apply_client_forwarding, forwarded_headers, upstream_url, ClientConnection,
+    Method as PolicyMethod, RequestId, RouteMatch, TrustedIdentity,
 };
+use tidegate_policy::trace::{TraceContext, TRACE_RANDOM_BYTES};
 use worker::{event, web_sys, Context, Env, Request, Response, Result};
 
 pub use durable::Throttle;
@@ -59,10 +62,10 @@ pub(crate) fn now_ms() -> u64 {
     worker::Date::now().as_millis()
 }
 
-/// 16 bytes from the runtime's CSPRNG (the policy takes randomness as input).
-/// Zeroes if the runtime has none, which still yields a well-formed id.
-fn random_bytes() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
+/// Bytes from the runtime's CSPRNG (the policy takes randomness as input).
+/// Zeroes if the runtime has none, which still yields well-formed ids.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
     let _ = getrandom::getrandom(&mut bytes);
     bytes
 }
@@ -76,6 +79,10 @@ pub(crate) struct Flow {
     pub log: LogLine,
     /// Headers added to the final response, error or not.
     pub extra: HeaderList,
+    /// The request's trace (W3C Trace Context).
+    pub trace: TraceContext,
+    /// CORS headers for the final response, on a route with `cors`.
+    pub cors: Option<HeaderList>,
 }
 
 /// The Worker's entry point. It hands the platform a `web_sys::Response`
@@ -89,20 +96,27 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     let trust_id = loaded
         .as_ref()
         .map_or(true, |gw| gw.config.gateway.trust_request_id);
+    // One draw: a new request id and a new trace id share the first 16 bytes.
+    let random: [u8; TRACE_RANDOM_BYTES] = random_bytes();
+    let id_random = random.first_chunk::<16>().copied().unwrap_or_default();
     let request_id = if trust_id {
-        RequestId::from_headers(&headers, random_bytes())
+        RequestId::from_headers(&headers, id_random)
     } else {
-        RequestId::from_random(random_bytes())
+        RequestId::from_random(id_random)
     };
+    let trace = TraceContext::from_headers(&headers, random);
     let mut flow = Flow {
         timings: Timings::default(),
         log: LogLine {
             id: request_id.as_str().to_owned(),
             method: req.method().to_string(),
             path: req.path(),
+            trace_id: trace.trace_id(),
             ..LogLine::default()
         },
         extra: Vec::new(),
+        trace,
+        cors: None,
     };
 
     let mut resp = match handle(req, headers, &env, &ctx, &loaded, &request_id, &mut flow).await {
@@ -111,10 +125,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     };
     flow.timings.total = Some(now_ms().saturating_sub(started));
     response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
+    if let Some(list) = &flow.cors {
+        cors::finish(&mut resp, list);
+    }
     let raw = response::into_raw(resp).or_else(|e| {
         let problem = fail(&mut flow, e).with_request_id(request_id.as_str());
         let mut resp = response::problem(&problem);
         response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
+        if let Some(list) = &flow.cors {
+            cors::finish(&mut resp, list);
+        }
         response::into_raw(resp)
     });
     flow.log.status = raw.as_ref().map_or(500, web_sys::Response::status);
@@ -173,6 +193,11 @@ async fn gateway(
         Problem::new(501, "method-not-implemented", "Method not implemented")
             .with_detail("The gateway does not forward this method.")
     })?;
+    if method == PolicyMethod::Options {
+        if let Some(answer) = cors::preflight(gw, &headers, url.path(), flow) {
+            return answer;
+        }
+    }
     let matched = gw.table.match_request(method, url.path());
     let RouteMatch::Matched { index, .. } = matched else {
         if let Some(allow) = matched.allow_header() {
@@ -182,6 +207,7 @@ async fn gateway(
     };
     let route: &Route = config.routes.get(index).ok_or_else(internal)?;
     flow.log.route = Some(route.name.clone());
+    flow.cors = cors::actual(route, &headers);
 
     let identity = auth::authenticate(env, ctx, gw, route, &headers, flow).await?;
     let plan = config.plan_for(identity.as_ref());
@@ -201,10 +227,17 @@ async fn gateway(
     .map_err(|e| e.to_problem())?;
     let trusted = identity.as_ref().map(TrustedIdentity::from);
     let forward = config.forward_policy(route);
+    let mut origin_headers = forwarded_headers(&headers, &forward, request_id, trusted.as_ref());
+    apply_client_forwarding(
+        &mut origin_headers,
+        &route.forward_client_headers,
+        &ClientConnection::from_headers(&headers, url.scheme()),
+        &flow.trace.headers(),
+    );
     let origin = OriginRequest {
         method: method_text.clone(),
         url: target,
-        headers: forwarded_headers(&headers, &forward, request_id, trusted.as_ref()),
+        headers: origin_headers,
         timeout: route.timeout,
     };
 

@@ -15,6 +15,8 @@ pub struct LogLine {
     pub method: String,
     /// The path, without the query (which may carry anything).
     pub path: String,
+    /// The W3C trace id (32 hex digits), continued or started at the edge.
+    pub trace_id: String,
     /// The matched route's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
@@ -43,6 +45,10 @@ pub struct LogLine {
     /// `error-open` or `error-closed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limiter: Option<&'static str>,
+    /// CORS preflight handling: `preflight` (answered) or
+    /// `preflight-refused-<origin|method|header|malformed>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<&'static str>,
     /// What failed, for adapter errors (never client data).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

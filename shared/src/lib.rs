@@ -25,7 +25,9 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod cors;
 pub mod problem;
 pub mod rollout;
 pub mod route;
 pub mod throttle;
+pub mod trace;

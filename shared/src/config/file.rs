@@ -275,6 +275,45 @@ pub struct RouteSection {
     /// Response caching for this route (GET and HEAD only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSection>,
+    /// Cross-origin requests from browsers: preflights answered at the edge, CORS headers on
+    /// every response. Absent: no CORS handling (preflights are ordinary OPTIONS requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSection>,
+    /// Client-sent forwarding headers passed to the origin unchanged (by default
+    /// `x-forwarded-for`, `x-real-ip`, `true-client-ip`, `forwarded`, `x-forwarded-host`,
+    /// `x-forwarded-proto`, `x-original-url`, `x-rewrite-url`, `x-http-method-override` and
+    /// similar claims are removed), e.g. `["x-forwarded-host"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_client_headers: Vec<String>,
+}
+
+/// `[routes.cors]`: which browser origins may call the route, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSection {
+    /// Allowed origins: exact (`"https://app.example.com"`), subdomain patterns
+    /// (`"https://*.example.com"`), or `["*"]` for any origin (not with credentials).
+    pub allow_origins: Vec<String>,
+    /// Methods cross-origin requests may use. Default: the route's `methods` (all when it has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_methods: Option<Vec<MethodText>>,
+    /// Request headers cross-origin requests may send, or `["*"]` for any. Default
+    /// `authorization`, `content-type`, `traceparent`, `tracestate`, `x-request-id`, plus the
+    /// API key header on routes that accept API keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_headers: Option<Vec<String>>,
+    /// Response headers scripts may read, besides those the gateway adds (`RateLimit`,
+    /// `RateLimit-Policy`, `Retry-After`, `x-request-id`, `X-Cache-Status`, `Server-Timing`,
+    /// `WWW-Authenticate`), which are always exposed. `["*"]` exposes all (not with credentials).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// Let browsers send cookies and HTTP auth, and read the answer. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+    /// How long browsers may cache a preflight answer (`Access-Control-Max-Age`), at most `1d`.
+    /// Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<DurationText>,
 }
 
 /// Which credentials a route accepts.

@@ -12,6 +12,7 @@ use crate::auth::IssuerPolicy;
 use crate::auth::JwksCachePolicy;
 use crate::auth::KvKeyStoreSettings;
 use crate::cache::CacheRule;
+use crate::cors::CorsPolicy;
 use crate::route::{Method, RoutePattern};
 use crate::throttle::{LimitKey, Quota};
 
@@ -138,6 +139,10 @@ pub struct Route {
     pub rate_limit: Option<RateLimitPolicy>,
     /// Response caching, if any.
     pub cache: Option<CacheRule>,
+    /// CORS, if any.
+    pub cors: Option<CorsPolicy>,
+    /// Client-sent forwarding headers passed through, lower case.
+    pub forward_client_headers: Vec<String>,
 }
 
 /// Who may call a route.

@@ -167,6 +167,32 @@ fn route(r: &Route) -> RouteSection {
             statuses: Some(c.statuses.clone()),
             max_body_bytes: Some(c.max_body_bytes),
         }),
+        cors: r.cors.as_ref().map(cors),
+        forward_client_headers: r.forward_client_headers.clone(),
+    }
+}
+
+fn cors(c: &crate::cors::CorsPolicy) -> CorsSection {
+    CorsSection {
+        allow_origins: if c.any_origin {
+            vec!["*".to_owned()]
+        } else {
+            c.origins.iter().map(ToString::to_string).collect()
+        },
+        allow_methods: Some(
+            c.methods
+                .iter()
+                .map(|m| MethodText(m.to_string()))
+                .collect(),
+        ),
+        allow_headers: Some(if c.any_header {
+            vec!["*".to_owned()]
+        } else {
+            c.headers.clone()
+        }),
+        expose_headers: c.expose.clone(),
+        allow_credentials: Some(c.credentials),
+        max_age: Some(text(c.max_age)),
     }
 }
 

@@ -6,8 +6,10 @@
 //! - [`table`]: first-match-wins lookup over all routes (a segment trie);
 //! - [`upstream`]: the origin URL for a matched request;
 //! - [`headers`]: the header list sent to the origin;
+//! - [`forwarding`]: client-address, proxy and trace headers toward the origin;
 //! - [`request_id`]: the `x-request-id` every request carries.
 
+pub mod forwarding;
 pub mod headers;
 pub mod method;
 pub mod pattern;
@@ -15,6 +17,10 @@ pub mod request_id;
 pub mod table;
 pub mod upstream;
 
+pub use forwarding::{
+    apply_client_forwarding, is_client_forwarding_header, ClientConnection,
+    CLIENT_FORWARDING_HEADERS, CLIENT_IP_HEADER,
+};
 pub use headers::{forwarded_headers, ForwardPolicy, TrustedIdentity};
 pub use method::{Method, MethodError};
 pub use pattern::{PatternError, RoutePattern, Segment};

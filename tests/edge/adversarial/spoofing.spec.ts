@@ -154,3 +154,41 @@ describe("host and URL override headers", () => {
     }
   });
 });
+
+describe("client forwarding headers (stripped unless a route allows them)", () => {
+  const claimed = {
+    "X-Forwarded-For": "203.0.113.66",
+    "x_forwarded_for": "203.0.113.67",
+    "X-Real-IP": "203.0.113.66",
+    "x_real_ip": "203.0.113.66",
+    "True-Client-IP": "203.0.113.66",
+    Forwarded: "for=203.0.113.66;host=evil.example;proto=https",
+    "X-Forwarded-Host": "evil.example",
+    "x_forwarded_host": "evil.example",
+    "X-Forwarded-Proto": "https",
+    "X-Original-URL": "/__tidegate/config",
+    "X-Rewrite-URL": "/__tidegate/config",
+    "X-HTTP-Method-Override": "DELETE",
+    "x_http_method_override": "DELETE",
+    "X-Client-IP": "203.0.113.66",
+    "X-Cluster-Client-IP": "203.0.113.66",
+    "Client-IP": "203.0.113.66",
+    "X-Forwarded-Prefix": "/__tidegate",
+    "X-Method-Override": "DELETE",
+    traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01, 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-00f067aa0ba902b7-01",
+  };
+
+  it("no spelling of a client's claim reaches the origin; the gateway's own values do", async () => {
+    const res = await edge.gateway.raw(`/public/${unique()}`, { headers: { ...claimed, "cf-connecting-ip": "192.0.2.77" } });
+    const echo = echoOf(res);
+    const seen = echo.rawHeaders.map(([n, v]) => `${n.toLowerCase().replace(/_/g, "-")}: ${v}`);
+    expect(seen.filter((l) => l.includes("203.0.113.") || l.includes("evil.example") || l.includes("__tidegate") || l.includes("DELETE"))).toEqual([]);
+    expect(headerValues(echo, "x-forwarded-for")).toEqual(["192.0.2.77"]);
+    expect(headerValues(echo, "forwarded")).toEqual(["for=192.0.2.77;proto=http"]);
+    expect(headerValues(echo, "x-forwarded-proto")).toEqual(["http"]);
+    // Two traceparents are invalid: a fresh trace, one header.
+    const tp = headerValues(echo, "traceparent");
+    expect(tp).toHaveLength(1);
+    expect(tp[0]).not.toContain("4bf92f3577b34da6a3ce929d0e0e4736");
+  });
+});

@@ -22,6 +22,7 @@ use crate::route::{Method, RoutePattern};
 use crate::throttle::{LimitKey, Quota};
 
 mod cache;
+mod cors;
 mod issuers;
 mod limits;
 mod read;
@@ -30,6 +31,7 @@ mod routes;
 mod tiers;
 
 use cache::cache;
+use cors::{cors, forward_client_headers};
 use issuers::issuers;
 use limits::rate_limit;
 use read::*;
@@ -56,6 +58,10 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
             .collect(),
         api_keys: s.api_keys_present,
         admin_prefix: gateway.as_ref().map(|g| g.admin_prefix.clone()),
+        api_key_header: api_keys
+            .as_ref()
+            .and_then(|k| k.as_ref().map(|k| k.header.clone()))
+            .unwrap_or_else(|| ApiKeySettings::DEFAULT_HEADER.to_owned()),
     };
     let default_timeout = gateway
         .as_ref()
@@ -83,6 +89,8 @@ struct Known {
     issuers: Vec<String>,
     api_keys: bool,
     admin_prefix: Option<String>,
+    /// The header API keys arrive in (lower case).
+    api_key_header: String,
 }
 
 fn gateway(g: GatewaySection, c: &mut Collector) -> Option<GatewaySettings> {

@@ -112,6 +112,21 @@ pub(super) fn route(
         .cache
         .as_ref()
         .map(|r| cache(c, &join(path, "cache"), r, &s.methods, requirement));
+    let cors = s.cors.as_ref().map(|r| {
+        cors(
+            c,
+            &join(path, "cors"),
+            r,
+            &s.methods,
+            requirement,
+            &known.api_key_header,
+        )
+    });
+    let forward_client_headers = forward_client_headers(
+        c,
+        &join(path, "forward_client_headers"),
+        &s.forward_client_headers,
+    );
     Some(Route {
         name: name?,
         methods: methods?,
@@ -123,6 +138,8 @@ pub(super) fn route(
         auth: auth?,
         rate_limit: optional(rate_limit)?,
         cache: optional(cache)?,
+        cors: optional(cors)?,
+        forward_client_headers: forward_client_headers?,
     })
 }
 
