@@ -100,6 +100,7 @@ impl GatewayConfig {
             api_keys: None,
             routes: Vec::new(),
             rollback: None,
+            assertion: None,
         }
     }
 

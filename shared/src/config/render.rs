@@ -22,8 +22,19 @@ impl GatewayConfig {
             api_keys: self.api_keys.as_ref().map(|k| ApiKeysSection {
                 header: Some(k.header.clone()),
             }),
-            routes: self.routes.iter().map(route).collect(),
+            routes: self
+                .routes
+                .iter()
+                .map(|r| route(r, self.assertion.is_some()))
+                .collect(),
             rollback: self.rollback.as_ref().map(rollback),
+            assertion: self.assertion.as_ref().map(|a| AssertionSection {
+                issuer: a.issuer.clone(),
+                header: Some(a.header.clone()),
+                ttl: Some(text(a.ttl)),
+                keys_secret: Some(a.keys_secret.clone()),
+                jwks_max_age: Some(text(a.jwks_max_age)),
+            }),
         }
     }
 
@@ -88,7 +99,7 @@ fn issuer(i: &Issuer) -> IssuerSection {
     }
 }
 
-fn route(r: &Route) -> RouteSection {
+fn route(r: &Route, assertion: bool) -> RouteSection {
     RouteSection {
         name: r.name.clone(),
         methods: r
@@ -131,6 +142,11 @@ fn route(r: &Route) -> RouteSection {
             }),
             statuses: Some(c.statuses.clone()),
             max_body_bytes: Some(c.max_body_bytes),
+        }),
+        assert_identity: assertion.then_some(r.assert_identity),
+        origin_secret: r.origin_secret.as_ref().map(|o| OriginSecretSection {
+            header: o.header.clone(),
+            secret: o.secret.clone(),
         }),
     }
 }

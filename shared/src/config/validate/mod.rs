@@ -20,6 +20,7 @@ use crate::config::model::*;
 use crate::route::{Method, RoutePattern};
 use crate::throttle::{LimitKey, Quota};
 
+mod assertion;
 mod cache;
 mod issuers;
 mod limits;
@@ -27,6 +28,7 @@ mod read;
 mod rollback;
 mod routes;
 
+use assertion::{assertion, origin_secret};
 use cache::cache;
 use issuers::issuers;
 use limits::rate_limit;
@@ -53,7 +55,9 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
             .collect(),
         api_keys: s.api_keys_present,
         admin_prefix: gateway.as_ref().map(|g| g.admin_prefix.clone()),
+        assertion: s.assertion.is_some(),
     };
+    let assertion = s.assertion.map(|section| assertion(section, c));
     let default_timeout = gateway
         .as_ref()
         .map_or(GatewaySettings::DEFAULT_TIMEOUT, |g| g.default_timeout);
@@ -66,6 +70,7 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
         api_keys: optional(api_keys)?,
         routes: routes?,
         rollback: optional(rollback)?,
+        assertion: optional(assertion)?,
     };
     s.complete.then_some(config)
 }
@@ -75,6 +80,8 @@ struct Known {
     issuers: Vec<String>,
     api_keys: bool,
     admin_prefix: Option<String>,
+    /// Whether `[assertion]` is present.
+    assertion: bool,
 }
 
 fn gateway(g: GatewaySection, c: &mut Collector) -> Option<GatewaySettings> {

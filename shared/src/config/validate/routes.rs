@@ -112,6 +112,25 @@ pub(super) fn route(
         .cache
         .as_ref()
         .map(|r| cache(c, &join(path, "cache"), r, &s.methods, requirement));
+    let assert_identity = match s.assert_identity {
+        Some(true) if !known.assertion => {
+            c.push(
+                join(path, "assert_identity"),
+                Kind::Conflict(
+                    "is true, but there is no [assertion] section; add one (issuer, keys secret) \
+                     or remove assert_identity"
+                        .into(),
+                ),
+            );
+            None
+        }
+        Some(on) => Some(on),
+        None => Some(known.assertion && requirement != AuthRequirement::None),
+    };
+    let origin_secret = s
+        .origin_secret
+        .as_ref()
+        .map(|o| origin_secret(c, &join(path, "origin_secret"), o));
     Some(Route {
         name: name?,
         methods: methods?,
@@ -123,6 +142,8 @@ pub(super) fn route(
         auth: auth?,
         rate_limit: optional(rate_limit)?,
         cache: optional(cache)?,
+        assert_identity: assert_identity?,
+        origin_secret: optional(origin_secret)?,
     })
 }
 
