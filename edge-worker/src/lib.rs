@@ -21,6 +21,7 @@
 )]
 
 mod admin;
+mod assertion;
 mod auth;
 mod body;
 mod cache;
@@ -199,10 +200,15 @@ async fn gateway(
     .map_err(|e| e.to_problem())?;
     let trusted = identity.as_ref().map(TrustedIdentity::from);
     let forward = config.forward_policy(route);
+    let forwarded = forwarded_headers(&headers, &forward, request_id, trusted.as_ref());
+    let forwarded =
+        assertion::origin_headers(env, gw, route, identity.as_ref(), request_id, forwarded)
+            .await
+            .map_err(|e| fail(flow, e))?;
     let origin = OriginRequest {
         method: method_text.clone(),
         url: target,
-        headers: forwarded_headers(&headers, &forward, request_id, trusted.as_ref()),
+        headers: forwarded,
         timeout: route.timeout,
     };
 
