@@ -477,3 +477,14 @@ fn config_errors_name_the_field_and_the_fix() {
         .to_string()
         .contains("issuer"));
 }
+
+#[test]
+fn an_origin_secret_may_not_use_the_assertion_header() {
+    let text = format!(
+        "[assertion]\nissuer = \"edge\"\nheader = \"x-edge\"\n{BASE}\
+         origin_secret = {{ header = \"X-Edge\", secret = \"ORIGIN_KEY\" }}\n"
+    );
+    let text = config::parse(&text).unwrap_err().to_string();
+    assert!(text.contains("routes[1].origin_secret.header"), "{text}");
+    assert!(text.contains("assertion.header"), "{text}");
+}

@@ -114,3 +114,27 @@ fn binding_name(c: &mut Collector, path: &str, name: &str) -> Option<String> {
         None
     }
 }
+
+/// An origin secret sent under the assertion's header would be replaced by
+/// it (or the other way round): refuse the clash at the secret's path.
+pub(super) fn header_clashes(
+    assertion: Option<&AssertionSettings>,
+    routes: &[Item<RouteSection>],
+    c: &mut Collector,
+) {
+    let Some(assertion) = assertion else { return };
+    for item in routes {
+        let Some(secret) = &item.value.origin_secret else {
+            continue;
+        };
+        if secret.header.eq_ignore_ascii_case(&assertion.header) {
+            c.push(
+                join(&join(&item.path, "origin_secret"), "header"),
+                Kind::Conflict(format!(
+                    "`{}` is also `assertion.header`; the origin secret needs a header of its own",
+                    secret.header
+                )),
+            );
+        }
+    }
+}

@@ -28,7 +28,7 @@ mod read;
 mod rollback;
 mod routes;
 
-use assertion::{assertion, origin_secret};
+use assertion::{assertion, header_clashes, origin_secret};
 use cache::cache;
 use issuers::issuers;
 use limits::rate_limit;
@@ -63,6 +63,7 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
         .map_or(GatewaySettings::DEFAULT_TIMEOUT, |g| g.default_timeout);
     let routes = routes(&s.routes, &known, default_timeout, c);
     let rollback = s.rollback.map(|section| rollback(section, &s.stages, c));
+    header_clashes(assertion.as_ref().and_then(Option::as_ref), &s.routes, c);
 
     let config = GatewayConfig {
         gateway: gateway?,
