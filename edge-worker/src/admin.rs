@@ -15,6 +15,9 @@
 //!   percent-encoded as one path segment)
 //! - `keys`, `keys/{id}`, `keys/{id}/rotate`, `keys/{id}/revoke`: the KV
 //!   key store ([`crate::keystore`])
+//!
+//! One path is public, with no admin key: `GET .well-known/jwks.json`, the
+//! public keys of the identity assertions (see `crate::assertion`).
 
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
@@ -41,6 +44,9 @@ pub async fn handle(
     loaded: &Loaded,
     flow: &mut Flow,
 ) -> Result<Response, Problem> {
+    if rest == JWKS_PATH {
+        return public_jwks(&req, env, loaded, flow).await;
+    }
     let admin_key = config::string_binding(env, ADMIN_KEY_VAR).filter(|k| !k.is_empty());
     let Some(admin_key) = admin_key else {
         return Err(not_found());
@@ -112,6 +118,28 @@ pub async fn handle(
         }
         _ => Err(not_found()),
     }
+}
+
+/// The public JWK Set of the identity assertion keys, under the admin prefix.
+const JWKS_PATH: &str = ".well-known/jwks.json";
+
+/// `GET`/`HEAD {admin_prefix}.well-known/jwks.json`: no admin key needed.
+async fn public_jwks(
+    req: &Request,
+    env: &Env,
+    loaded: &Loaded,
+    flow: &mut Flow,
+) -> Result<Response, Problem> {
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        flow.extra.push(("allow".into(), "GET, HEAD".into()));
+        return Err(
+            Problem::new(405, "method-not-allowed", "Method not allowed")
+                .with_detail("This path accepts only: GET, HEAD."),
+        );
+    }
+    crate::assertion::jwks(env, loaded)
+        .await
+        .map_err(|e| crate::fail(flow, e))
 }
 
 fn not_found() -> Problem {

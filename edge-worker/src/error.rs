@@ -43,6 +43,19 @@ pub enum EdgeError {
     Runtime(String),
     /// The KV key store could not be read or written.
     KeyStore(String),
+    /// A Worker secret the configuration names is not set (the binding's
+    /// name; never a value).
+    MissingSecret(String),
+    /// A Worker secret holds characters a header value cannot carry (the
+    /// binding's name).
+    UnusableSecret(String),
+    /// The assertion key set secret is invalid; the text names the binding,
+    /// the key and the member at fault, never key material.
+    AssertionKeys(String),
+    /// WebCrypto failed to sign an assertion.
+    AssertionSigning(String),
+    /// The JWKS endpoint was asked for, but no `[assertion]` is configured.
+    NoAssertionKeys,
 }
 
 impl EdgeError {
@@ -71,8 +84,26 @@ impl EdgeError {
             Self::ResponseRefused { .. } => Problem::new(502, "bad-gateway", "Bad gateway")
                 .with_detail("The origin's answer could not be passed on."),
             Self::Limiter(_) => tidegate_policy::throttle::limiter_unavailable_problem(),
-            Self::Runtime(_) => Problem::new(500, "internal", "Internal error")
-                .with_detail("The gateway failed to handle this request."),
+            Self::Runtime(_) | Self::AssertionSigning(_) => {
+                Problem::new(500, "internal", "Internal error")
+                    .with_detail("The gateway failed to handle this request.")
+            }
+            Self::MissingSecret(binding) => {
+                Problem::new(500, "missing-secret", "Gateway secret missing").with_detail(format!(
+                    "The Worker secret `{binding}` named in the gateway configuration is not set; \
+                     set it with `wrangler secret put {binding}`."
+                ))
+            }
+            Self::UnusableSecret(binding) => {
+                Problem::new(500, "invalid-secret", "Gateway secret unusable").with_detail(format!(
+                    "The Worker secret `{binding}` holds control characters a header value cannot carry."
+                ))
+            }
+            Self::AssertionKeys(errors) => {
+                Problem::new(500, "invalid-config", "Invalid gateway configuration")
+                    .with_detail(errors.clone())
+            }
+            Self::NoAssertionKeys => crate::assertion::no_jwks_problem(),
             Self::KeyStore(_) => {
                 Problem::new(503, "key-store-unavailable", "Key store unavailable")
                     .with_detail("The API key store could not be reached; retry shortly.")
@@ -100,6 +131,13 @@ impl std::fmt::Display for EdgeError {
             Self::Limiter(fault) => write!(f, "{fault}"),
             Self::Runtime(e) => write!(f, "runtime: {e}"),
             Self::KeyStore(e) => write!(f, "key store: {e}"),
+            Self::MissingSecret(binding) => write!(f, "worker secret {binding} is not set"),
+            Self::UnusableSecret(binding) => {
+                write!(f, "worker secret {binding} holds control characters")
+            }
+            Self::AssertionKeys(errors) => write!(f, "invalid assertion keys: {errors}"),
+            Self::AssertionSigning(e) => write!(f, "assertion signing failed: {e}"),
+            Self::NoAssertionKeys => f.write_str("no assertion keys configured"),
         }
     }
 }

@@ -21,6 +21,7 @@
 )]
 
 mod admin;
+mod assertion;
 mod auth;
 mod body;
 mod cache;
@@ -227,7 +228,11 @@ async fn gateway(
     .map_err(|e| e.to_problem())?;
     let trusted = identity.as_ref().map(TrustedIdentity::from);
     let forward = config.forward_policy(route);
-    let mut origin_headers = forwarded_headers(&headers, &forward, request_id, trusted.as_ref());
+    let forwarded = forwarded_headers(&headers, &forward, request_id, trusted.as_ref());
+    let mut origin_headers =
+        assertion::origin_headers(env, gw, route, identity.as_ref(), request_id, forwarded)
+            .await
+            .map_err(|e| fail(flow, e))?;
     apply_client_forwarding(
         &mut origin_headers,
         &route.forward_client_headers,

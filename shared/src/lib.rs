@@ -22,6 +22,7 @@
     )
 )]
 
+pub mod assertion;
 pub mod auth;
 pub mod cache;
 pub mod config;

@@ -110,6 +110,39 @@ pub struct GatewayFile {
     /// The API Gateway stages the rollback Lambda manages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackSection>,
+    /// The signed identity assertion sent to origins; its keys come from a Worker secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<AssertionSection>,
+}
+
+/// `[assertion]`: a short-lived signed JWT telling origins who called.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionSection {
+    /// The `iss` claim, e.g. `https://gateway.example.com`.
+    pub issuer: String,
+    /// Request header carrying the assertion. Default `x-tidegate-assertion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Lifetime (`exp` - `iat`), 1s to 60s. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<DurationText>,
+    /// Name of the Worker secret holding the private JWK Set. Default `TIDEGATE_ASSERTION_KEYS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_secret: Option<String>,
+    /// `max-age` of the public JWKS endpoint, 0s to 1d. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_max_age: Option<DurationText>,
+}
+
+/// `[routes.origin_secret]`: a static header whose value comes from a Worker secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OriginSecretSection {
+    /// Request header sent to the origin, e.g. `x-api-key` for API Gateway API keys.
+    pub header: String,
+    /// Name of the Worker secret holding the value (never the value itself).
+    pub secret: String,
 }
 
 /// `[gateway]`: settings for every route.
@@ -285,6 +318,13 @@ pub struct RouteSection {
     /// similar claims are removed), e.g. `["x-forwarded-host"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forward_client_headers: Vec<String>,
+    /// Send the signed identity assertion. Default: true on authenticated routes when
+    /// `[assertion]` is configured, false on anonymous ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assert_identity: Option<bool>,
+    /// A static header for the origin, its value read from a Worker secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_secret: Option<OriginSecretSection>,
 }
 
 /// `[routes.cors]`: which browser origins may call the route, and how.

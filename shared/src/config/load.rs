@@ -6,13 +6,20 @@ use serde_json::{Map, Value};
 
 use super::error::{index, join, Collector, ConfigErrorKind};
 use super::file::{
-    ApiKeysSection, GatewaySection, IssuerSection, RollbackSection, RouteSection, StageSection,
-    TierSection,
+    ApiKeysSection, AssertionSection, GatewaySection, IssuerSection, RollbackSection, RouteSection,
+    StageSection, TierSection,
 };
 
 /// Top-level keys a file may have.
-const SECTIONS: [&str; 7] = [
-    "$schema", "gateway", "issuers", "api_keys", "tiers", "routes", "rollback",
+const SECTIONS: [&str; 8] = [
+    "$schema",
+    "gateway",
+    "issuers",
+    "api_keys",
+    "tiers",
+    "routes",
+    "rollback",
+    "assertion",
 ];
 
 /// A list item that passed the shape check, with its position in the file.
@@ -35,6 +42,7 @@ pub(crate) struct Sections {
     pub(crate) routes: Vec<Item<RouteSection>>,
     pub(crate) rollback: Option<RollbackSection>,
     pub(crate) stages: Vec<Item<StageSection>>,
+    pub(crate) assertion: Option<AssertionSection>,
     /// False when some part failed its shape check, so the result cannot be complete.
     pub(crate) complete: bool,
 }
@@ -121,6 +129,7 @@ pub(crate) fn sections(value: Value, c: &mut Collector) -> Sections {
     out.issuers = issuers;
     out.broken_issuer_names = broken;
     out.routes = list(&mut root, "routes", "routes", c, &mut out.complete).0;
+    out.assertion = table(&mut root, "assertion", c, &mut out.complete);
     match root.remove("rollback") {
         None => {}
         Some(Value::Object(mut rollback)) => {

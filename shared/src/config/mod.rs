@@ -105,6 +105,7 @@ impl GatewayConfig {
             tiers: std::collections::BTreeMap::new(),
             routes: Vec::new(),
             rollback: None,
+            assertion: None,
         }
     }
 

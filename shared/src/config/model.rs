@@ -31,6 +31,45 @@ pub struct GatewayConfig {
     pub routes: Vec<Route>,
     /// Stages the rollback Lambda manages, if any.
     pub rollback: Option<RollbackPolicy>,
+    /// The signed identity assertion, if configured.
+    pub assertion: Option<AssertionSettings>,
+}
+
+/// How identity assertions are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionSettings {
+    /// The `iss` claim.
+    pub issuer: String,
+    /// Request header carrying the assertion, lower case.
+    pub header: String,
+    /// Lifetime of an assertion (1 s to 60 s).
+    pub ttl: Duration,
+    /// Name of the Worker secret holding the private JWK Set.
+    pub keys_secret: String,
+    /// `max-age` of the public JWKS document.
+    pub jwks_max_age: Duration,
+}
+
+impl AssertionSettings {
+    /// Default assertion header.
+    pub const DEFAULT_HEADER: &'static str = "x-tidegate-assertion";
+    /// Default lifetime.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+    /// Longest lifetime.
+    pub const MAX_TTL: Duration = Duration::from_secs(60);
+    /// Default key secret name.
+    pub const DEFAULT_KEYS_SECRET: &'static str = "TIDEGATE_ASSERTION_KEYS";
+    /// Default JWKS `max-age`.
+    pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+}
+
+/// A static header for a route's origin, its value in a Worker secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginSecret {
+    /// Header name, lower case.
+    pub header: String,
+    /// Name of the Worker secret holding the value.
+    pub secret: String,
 }
 
 /// Gateway-wide settings.
@@ -143,6 +182,10 @@ pub struct Route {
     pub cors: Option<CorsPolicy>,
     /// Client-sent forwarding headers passed through, lower case.
     pub forward_client_headers: Vec<String>,
+    /// Send the signed identity assertion (only when `[assertion]` is configured).
+    pub assert_identity: bool,
+    /// A static header for the origin, from a Worker secret.
+    pub origin_secret: Option<OriginSecret>,
 }
 
 /// Who may call a route.

@@ -25,8 +25,19 @@ impl GatewayConfig {
                 .iter()
                 .map(|(name, t)| (name.clone(), tier(t)))
                 .collect(),
-            routes: self.routes.iter().map(route).collect(),
+            routes: self
+                .routes
+                .iter()
+                .map(|r| route(r, self.assertion.is_some()))
+                .collect(),
             rollback: self.rollback.as_ref().map(rollback),
+            assertion: self.assertion.as_ref().map(|a| AssertionSection {
+                issuer: a.issuer.clone(),
+                header: Some(a.header.clone()),
+                ttl: Some(text(a.ttl)),
+                keys_secret: Some(a.keys_secret.clone()),
+                jwks_max_age: Some(text(a.jwks_max_age)),
+            }),
         }
     }
 
@@ -123,7 +134,7 @@ fn issuer(i: &Issuer) -> IssuerSection {
     }
 }
 
-fn route(r: &Route) -> RouteSection {
+fn route(r: &Route, assertion: bool) -> RouteSection {
     RouteSection {
         name: r.name.clone(),
         methods: r
@@ -169,6 +180,11 @@ fn route(r: &Route) -> RouteSection {
         }),
         cors: r.cors.as_ref().map(cors),
         forward_client_headers: r.forward_client_headers.clone(),
+        assert_identity: assertion.then_some(r.assert_identity),
+        origin_secret: r.origin_secret.as_ref().map(|o| OriginSecretSection {
+            header: o.header.clone(),
+            secret: o.secret.clone(),
+        }),
     }
 }
 

@@ -61,6 +61,8 @@ export interface GatewayOptions {
   apiKeys?: string;
   /** ADMIN_KEY secret; `undefined` leaves it out (admin disabled). */
   adminKey?: string;
+  /** Further secrets by binding name (assertion keys, origin secrets). */
+  secrets?: Record<string, string>;
   /** Leave the THROTTLE binding out: every limiter call fails (on_error). Default false. */
   withoutThrottleBinding?: boolean;
   /** Declare the Throttle class without SQLite storage (a wrong migration). Default false. */
@@ -118,6 +120,7 @@ export class Gateway {
     if (options.apiKeys !== undefined) bindings.API_KEYS = options.apiKeys;
     if (options.adminKey !== undefined) bindings.ADMIN_KEY = options.adminKey;
     if (!options.enforceSizeLimits) bindings.TIDEGATE_SKIP_SIZE_CHECK = "true";
+    Object.assign(bindings, options.secrets ?? {});
     const logs: string[] = [];
     const verbose = process.env.TIDEGATE_E2E_VERBOSE === "1";
     const collect = (stream: NodeJS.ReadableStream) => {

@@ -21,6 +21,7 @@ use crate::config::model::*;
 use crate::route::{Method, RoutePattern};
 use crate::throttle::{LimitKey, Quota};
 
+mod assertion;
 mod cache;
 mod cors;
 mod issuers;
@@ -30,6 +31,7 @@ mod rollback;
 mod routes;
 mod tiers;
 
+use assertion::{assertion, header_clashes, origin_secret};
 use cache::cache;
 use cors::{cors, forward_client_headers};
 use issuers::issuers;
@@ -62,7 +64,9 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
             .as_ref()
             .and_then(|k| k.as_ref().map(|k| k.header.clone()))
             .unwrap_or_else(|| ApiKeySettings::DEFAULT_HEADER.to_owned()),
+        assertion: s.assertion.is_some(),
     };
+    let assertion = s.assertion.map(|section| assertion(section, c));
     let default_timeout = gateway
         .as_ref()
         .map_or(GatewaySettings::DEFAULT_TIMEOUT, |g| g.default_timeout);
@@ -72,6 +76,7 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
         check_tier_costs(tiers, routes, c);
     }
     let rollback = s.rollback.map(|section| rollback(section, &s.stages, c));
+    header_clashes(assertion.as_ref().and_then(Option::as_ref), &s.routes, c);
 
     let config = GatewayConfig {
         gateway: gateway?,
@@ -80,6 +85,7 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
         tiers: tiers?,
         routes: routes?,
         rollback: optional(rollback)?,
+        assertion: optional(assertion)?,
     };
     s.complete.then_some(config)
 }
@@ -91,6 +97,8 @@ struct Known {
     admin_prefix: Option<String>,
     /// The header API keys arrive in (lower case).
     api_key_header: String,
+    /// Whether `[assertion]` is present.
+    assertion: bool,
 }
 
 fn gateway(g: GatewaySection, c: &mut Collector) -> Option<GatewaySettings> {

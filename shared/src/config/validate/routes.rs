@@ -127,6 +127,25 @@ pub(super) fn route(
         &join(path, "forward_client_headers"),
         &s.forward_client_headers,
     );
+    let assert_identity = match s.assert_identity {
+        Some(true) if !known.assertion => {
+            c.push(
+                join(path, "assert_identity"),
+                Kind::Conflict(
+                    "is true, but there is no [assertion] section; add one (issuer, keys secret) \
+                     or remove assert_identity"
+                        .into(),
+                ),
+            );
+            None
+        }
+        Some(on) => Some(on),
+        None => Some(known.assertion && requirement != AuthRequirement::None),
+    };
+    let origin_secret = s
+        .origin_secret
+        .as_ref()
+        .map(|o| origin_secret(c, &join(path, "origin_secret"), o));
     Some(Route {
         name: name?,
         methods: methods?,
@@ -140,6 +159,8 @@ pub(super) fn route(
         cache: optional(cache)?,
         cors: optional(cors)?,
         forward_client_headers: forward_client_headers?,
+        assert_identity: assert_identity?,
+        origin_secret: optional(origin_secret)?,
     })
 }
 

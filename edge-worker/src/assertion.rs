@@ -1,0 +1,306 @@
+//! Signed identity assertions and origin secrets, carried out.
+//!
+//! The policy (`tidegate_policy::assertion`) reads the key set, builds the
+//! JOSE header and claims and says which headers the origin gets; this
+//! module reads the Worker secrets, signs with WebCrypto and serves the
+//! public JWK Set at `{admin_prefix}.well-known/jwks.json`.
+//!
+//! The key set secret is parsed, and its signing key imported as a
+//! non-extractable `CryptoKey`, once per isolate (again only when the
+//! secret's text changes). On import the key signs a probe that its
+//! published public key must verify, so a JWK whose `d` does not belong to
+//! its `x`/`y` is refused before any origin sees an assertion no one can
+//! verify. When neither `[assertion]` nor any `origin_secret` is configured,
+//! a request pays one empty check.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use tidegate_policy::assertion::{
+    assertion_audience, build_assertion, origin_credential_headers, origin_credentials,
+    AssertionAlgorithm, AssertionInput, AssertionKeySet, AssertionSigningKey,
+};
+use tidegate_policy::auth::Identity;
+use tidegate_policy::config::{AssertionSettings, Route};
+use tidegate_policy::problem::Problem;
+use tidegate_policy::route::RequestId;
+use wasm_bindgen::prelude::*;
+use worker::js_sys::{self, Array, Object, Promise, Reflect, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{Env, Headers, Response};
+
+use crate::config::{string_binding, Gateway, Loaded};
+use crate::error::EdgeError;
+
+#[wasm_bindgen]
+extern "C" {
+    /// WebCrypto's `SubtleCrypto` (`crypto.subtle`), for signing.
+    type SigningSubtle;
+
+    /// `importKey(format, keyData, algorithm, extractable, keyUsages)`.
+    #[wasm_bindgen(method, catch, js_name = importKey)]
+    fn import_key(
+        this: &SigningSubtle,
+        format: &str,
+        key_data: &JsValue,
+        algorithm: &Object,
+        extractable: bool,
+        key_usages: &Array,
+    ) -> Result<Promise, JsValue>;
+
+    /// `sign(algorithm, key, data)`.
+    #[wasm_bindgen(method, catch)]
+    fn sign(
+        this: &SigningSubtle,
+        algorithm: &Object,
+        key: &JsValue,
+        data: &Uint8Array,
+    ) -> Result<Promise, JsValue>;
+
+    /// `verify(algorithm, key, signature, data)`.
+    #[wasm_bindgen(method, catch)]
+    fn verify(
+        this: &SigningSubtle,
+        algorithm: &Object,
+        key: &JsValue,
+        signature: &Uint8Array,
+        data: &Uint8Array,
+    ) -> Result<Promise, JsValue>;
+}
+
+/// The parsed key set and the signing key, imported.
+struct Signer {
+    keys: AssertionKeySet,
+    crypto_key: JsValue,
+}
+
+type LoadedSigner = Result<Rc<Signer>, Rc<String>>;
+
+thread_local! {
+    /// The key set by the secret's text it was read from.
+    static SIGNER: RefCell<Option<(String, LoadedSigner)>> = const { RefCell::new(None) };
+}
+
+/// The headers for the origin: `headers` without any client-sent assertion
+/// or origin-secret header, plus the route's assertion and origin secret.
+pub async fn origin_headers(
+    env: &Env,
+    gw: &Gateway,
+    route: &Route,
+    identity: Option<&Identity>,
+    request_id: &RequestId,
+    headers: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, EdgeError> {
+    let strip = origin_credential_headers(&gw.config);
+    if strip.is_empty() {
+        return Ok(headers);
+    }
+    let mut add = Vec::new();
+    if let (Some(settings), true) = (&gw.config.assertion, route.assert_identity) {
+        let signer = signer(env, settings).await?;
+        let key = signer
+            .keys
+            .signer()
+            .ok_or_else(|| EdgeError::AssertionKeys("no signing key".into()))?;
+        let audience = assertion_audience(&route.upstream);
+        let input = AssertionInput {
+            issuer: &settings.issuer,
+            audience: &audience,
+            ttl: settings.ttl,
+            identity,
+            request_id: request_id.as_str(),
+            now_ms: crate::now_ms(),
+            nonce: nonce(),
+        };
+        let unsigned = build_assertion(key, &input);
+        let signature = sign_with(&signer.crypto_key, key.alg(), unsigned.signing_input())
+            .await
+            .map_err(EdgeError::AssertionSigning)?;
+        add.push((settings.header.clone(), unsigned.finish(&signature)));
+    }
+    if let Some(secret) = &route.origin_secret {
+        let value = string_binding(env, &secret.secret)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| EdgeError::MissingSecret(secret.secret.clone()))?;
+        // A header value may not hold CR, LF, NUL or other controls.
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(EdgeError::UnusableSecret(secret.secret.clone()));
+        }
+        add.push((secret.header.clone(), value));
+    }
+    Ok(origin_credentials(headers, &strip, add))
+}
+
+/// `GET {admin_prefix}.well-known/jwks.json`: the public keys, public and
+/// cacheable; 404 when no `[assertion]` is configured.
+pub async fn jwks(env: &Env, loaded: &Loaded) -> Result<Response, EdgeError> {
+    let settings = loaded
+        .as_ref()
+        .ok()
+        .and_then(|gw| gw.config.assertion.clone());
+    let Some(settings) = settings else {
+        return Err(EdgeError::NoAssertionKeys);
+    };
+    let signer = signer(env, &settings).await?;
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/jwk-set+json");
+    let _ = headers.set(
+        "cache-control",
+        &format!("public, max-age={}", settings.jwks_max_age.as_secs()),
+    );
+    Ok(Response::builder()
+        .with_headers(headers)
+        .fixed(signer.keys.jwks_document().as_bytes().to_vec()))
+}
+
+/// The problem for a JWKS request when none is configured.
+pub fn no_jwks_problem() -> Problem {
+    Problem::new(404, "route-not-found", "No route matches")
+        .with_detail("This gateway signs no identity assertions, so it publishes no keys.")
+}
+
+/// The key set for `settings`: cached, or read and imported now.
+async fn signer(env: &Env, settings: &AssertionSettings) -> Result<Rc<Signer>, EdgeError> {
+    let binding = settings.keys_secret.as_str();
+    let text = string_binding(env, binding)
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| EdgeError::MissingSecret(binding.to_owned()))?;
+    let cached = SIGNER.with(|cell| match cell.borrow().as_ref() {
+        Some((source, loaded)) if *source == text => Some(loaded.clone()),
+        _ => None,
+    });
+    let loaded = match cached {
+        Some(loaded) => loaded,
+        None => {
+            let loaded = load(binding, &text).await.map(Rc::new).map_err(Rc::new);
+            if let Err(e) = &loaded {
+                worker::console_error!(
+                    "{}",
+                    serde_json::json!({"event": "assertion_keys_invalid", "detail": e.as_str()})
+                );
+            }
+            SIGNER.with(|cell| *cell.borrow_mut() = Some((text, loaded.clone())));
+            loaded
+        }
+    };
+    loaded.map_err(|e| EdgeError::AssertionKeys(e.to_string()))
+}
+
+async fn load(binding: &str, text: &str) -> Result<Signer, String> {
+    let keys = AssertionKeySet::parse(text).map_err(|errors| {
+        let listed: Vec<String> = errors.iter().map(|e| format!("{binding} {e}")).collect();
+        listed.join("; ")
+    })?;
+    let key = keys
+        .signer()
+        .ok_or_else(|| format!("{binding} has no keys"))?;
+    let crypto_key = import(key)
+        .await
+        .map_err(|e| format!("{binding} keys[0] {e}"))?;
+    Ok(Signer { keys, crypto_key })
+}
+
+/// Imports the signing key and proves it matches its published public key.
+async fn import(key: &AssertionSigningKey) -> Result<JsValue, String> {
+    let subtle = subtle().ok_or("cannot be used: no crypto.subtle in this runtime")?;
+    let describe = |e| format!("cannot be imported: {}", describe(e));
+    let params = import_params(key.alg());
+    let private = js_sys::JSON::parse(&key.private_jwk().to_string()).map_err(describe)?;
+    let sign_usage = Array::of1(&JsValue::from_str("sign"));
+    let promise = subtle
+        .import_key("jwk", &private, &params, false, &sign_usage)
+        .map_err(describe)?;
+    let crypto_key = JsFuture::from(promise).await.map_err(describe)?;
+
+    let public = key.public_jwk().clone();
+    let public = serde_json::json!({
+        "kty": public.get("kty"), "crv": public.get("crv"),
+        "x": public.get("x"), "y": public.get("y"),
+    });
+    let public = js_sys::JSON::parse(&public.to_string()).map_err(describe)?;
+    let verify_usage = Array::of1(&JsValue::from_str("verify"));
+    let promise = subtle
+        .import_key("jwk", &public, &params, false, &verify_usage)
+        .map_err(describe)?;
+    let public_key = JsFuture::from(promise).await.map_err(describe)?;
+    let probe = b"tidegate assertion key check";
+    let signature = sign_with(
+        &crypto_key,
+        key.alg(),
+        std::str::from_utf8(probe).unwrap_or(""),
+    )
+    .await?;
+    let promise = subtle
+        .verify(
+            &sign_params(key.alg()),
+            &public_key,
+            &Uint8Array::from(signature.as_slice()),
+            &Uint8Array::from(&probe[..]),
+        )
+        .map_err(describe)?;
+    match JsFuture::from(promise).await {
+        Ok(valid) if valid.as_bool() == Some(true) => Ok(crypto_key),
+        _ => Err("has a private key `d` that does not belong to its public key".into()),
+    }
+}
+
+/// Signs `input` (raw Ed25519, or ES256's `r || s`).
+async fn sign_with(key: &JsValue, alg: AssertionAlgorithm, input: &str) -> Result<Vec<u8>, String> {
+    let subtle = subtle().ok_or("no crypto.subtle in this runtime")?;
+    let data = Uint8Array::from(input.as_bytes());
+    let promise = subtle
+        .sign(&sign_params(alg), key, &data)
+        .map_err(describe)?;
+    let buffer = JsFuture::from(promise).await.map_err(describe)?;
+    let signature = Uint8Array::new(&buffer).to_vec();
+    if signature.len() == alg.signature_len() {
+        Ok(signature)
+    } else {
+        Err(format!("signature of {} bytes", signature.len()))
+    }
+}
+
+fn import_params(alg: AssertionAlgorithm) -> Object {
+    match alg {
+        AssertionAlgorithm::EdDsa => object(&[("name", "Ed25519")]),
+        AssertionAlgorithm::Es256 => object(&[("name", "ECDSA"), ("namedCurve", "P-256")]),
+    }
+}
+
+fn sign_params(alg: AssertionAlgorithm) -> Object {
+    match alg {
+        AssertionAlgorithm::EdDsa => object(&[("name", "Ed25519")]),
+        AssertionAlgorithm::Es256 => object(&[("name", "ECDSA"), ("hash", "SHA-256")]),
+    }
+}
+
+fn object(members: &[(&str, &str)]) -> Object {
+    let object = Object::new();
+    for (name, value) in members {
+        // Setting a plain data property on a fresh object cannot fail.
+        let _ = Reflect::set(&object, &JsValue::from_str(name), &JsValue::from_str(value));
+    }
+    object
+}
+
+/// `globalThis.crypto.subtle`.
+fn subtle() -> Option<SigningSubtle> {
+    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+    let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?;
+    (subtle.is_object()).then(|| subtle.unchecked_into())
+}
+
+/// A JS error as text (its name and message, never key data).
+fn describe(error: JsValue) -> String {
+    match error.dyn_ref::<js_sys::Error>() {
+        Some(e) => format!("{}: {}", String::from(e.name()), String::from(e.message())),
+        None => "non-Error exception".to_owned(),
+    }
+}
+
+/// 16 bytes from the runtime's CSPRNG for `jti`.
+fn nonce() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes
+}
