@@ -25,48 +25,13 @@ use tidegate_policy::config::{AssertionSettings, Route};
 use tidegate_policy::problem::Problem;
 use tidegate_policy::route::RequestId;
 use wasm_bindgen::prelude::*;
-use worker::js_sys::{self, Array, Object, Promise, Reflect, Uint8Array};
+use worker::js_sys::{self, Array, Object, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Env, Headers, Response};
 
 use crate::config::{string_binding, Gateway, Loaded};
-use crate::error::EdgeError;
-
-#[wasm_bindgen]
-extern "C" {
-    /// WebCrypto's `SubtleCrypto` (`crypto.subtle`), for signing.
-    type SigningSubtle;
-
-    /// `importKey(format, keyData, algorithm, extractable, keyUsages)`.
-    #[wasm_bindgen(method, catch, js_name = importKey)]
-    fn import_key(
-        this: &SigningSubtle,
-        format: &str,
-        key_data: &JsValue,
-        algorithm: &Object,
-        extractable: bool,
-        key_usages: &Array,
-    ) -> Result<Promise, JsValue>;
-
-    /// `sign(algorithm, key, data)`.
-    #[wasm_bindgen(method, catch)]
-    fn sign(
-        this: &SigningSubtle,
-        algorithm: &Object,
-        key: &JsValue,
-        data: &Uint8Array,
-    ) -> Result<Promise, JsValue>;
-
-    /// `verify(algorithm, key, signature, data)`.
-    #[wasm_bindgen(method, catch)]
-    fn verify(
-        this: &SigningSubtle,
-        algorithm: &Object,
-        key: &JsValue,
-        signature: &Uint8Array,
-        data: &Uint8Array,
-    ) -> Result<Promise, JsValue>;
-}
+use crate::error::{describe, EdgeError};
+use crate::webcrypto::{object, subtle};
 
 /// The parsed key set and the signing key, imported.
 struct Signer {
@@ -113,9 +78,13 @@ pub async fn origin_headers(
             nonce: nonce(),
         };
         let unsigned = build_assertion(key, &input);
-        let signature = sign_with(&signer.crypto_key, key.alg(), unsigned.signing_input())
-            .await
-            .map_err(EdgeError::AssertionSigning)?;
+        let signature = sign_with(
+            &signer.crypto_key,
+            key.alg(),
+            unsigned.signing_input().as_bytes(),
+        )
+        .await
+        .map_err(EdgeError::AssertionSigning)?;
         add.push((settings.header.clone(), unsigned.finish(&signature)));
     }
     if let Some(secret) = &route.origin_secret {
@@ -203,7 +172,7 @@ async fn load(binding: &str, text: &str) -> Result<Signer, String> {
 /// Imports the signing key and proves it matches its published public key.
 async fn import(key: &AssertionSigningKey) -> Result<JsValue, String> {
     let subtle = subtle().ok_or("cannot be used: no crypto.subtle in this runtime")?;
-    let describe = |e| format!("cannot be imported: {}", describe(e));
+    let describe = |e: JsValue| format!("cannot be imported: {}", describe(&e));
     let params = import_params(key.alg());
     let private = js_sys::JSON::parse(&key.private_jwk().to_string()).map_err(describe)?;
     let sign_usage = Array::of1(&JsValue::from_str("sign"));
@@ -224,12 +193,7 @@ async fn import(key: &AssertionSigningKey) -> Result<JsValue, String> {
         .map_err(describe)?;
     let public_key = JsFuture::from(promise).await.map_err(describe)?;
     let probe = b"tidegate assertion key check";
-    let signature = sign_with(
-        &crypto_key,
-        key.alg(),
-        std::str::from_utf8(probe).unwrap_or(""),
-    )
-    .await?;
+    let signature = sign_with(&crypto_key, key.alg(), probe).await?;
     let promise = subtle
         .verify(
             &sign_params(key.alg()),
@@ -245,13 +209,17 @@ async fn import(key: &AssertionSigningKey) -> Result<JsValue, String> {
 }
 
 /// Signs `input` (raw Ed25519, or ES256's `r || s`).
-async fn sign_with(key: &JsValue, alg: AssertionAlgorithm, input: &str) -> Result<Vec<u8>, String> {
+async fn sign_with(
+    key: &JsValue,
+    alg: AssertionAlgorithm,
+    input: &[u8],
+) -> Result<Vec<u8>, String> {
     let subtle = subtle().ok_or("no crypto.subtle in this runtime")?;
-    let data = Uint8Array::from(input.as_bytes());
+    let data = Uint8Array::from(input);
     let promise = subtle
         .sign(&sign_params(alg), key, &data)
-        .map_err(describe)?;
-    let buffer = JsFuture::from(promise).await.map_err(describe)?;
+        .map_err(|e| describe(&e))?;
+    let buffer = JsFuture::from(promise).await.map_err(|e| describe(&e))?;
     let signature = Uint8Array::new(&buffer).to_vec();
     if signature.len() == alg.signature_len() {
         Ok(signature)
@@ -262,39 +230,19 @@ async fn sign_with(key: &JsValue, alg: AssertionAlgorithm, input: &str) -> Resul
 
 fn import_params(alg: AssertionAlgorithm) -> Object {
     match alg {
-        AssertionAlgorithm::EdDsa => object(&[("name", "Ed25519")]),
-        AssertionAlgorithm::Es256 => object(&[("name", "ECDSA"), ("namedCurve", "P-256")]),
+        AssertionAlgorithm::EdDsa => object(&[("name", "Ed25519".into())]),
+        AssertionAlgorithm::Es256 => {
+            object(&[("name", "ECDSA".into()), ("namedCurve", "P-256".into())])
+        }
     }
 }
 
 fn sign_params(alg: AssertionAlgorithm) -> Object {
     match alg {
-        AssertionAlgorithm::EdDsa => object(&[("name", "Ed25519")]),
-        AssertionAlgorithm::Es256 => object(&[("name", "ECDSA"), ("hash", "SHA-256")]),
-    }
-}
-
-fn object(members: &[(&str, &str)]) -> Object {
-    let object = Object::new();
-    for (name, value) in members {
-        // Setting a plain data property on a fresh object cannot fail.
-        let _ = Reflect::set(&object, &JsValue::from_str(name), &JsValue::from_str(value));
-    }
-    object
-}
-
-/// `globalThis.crypto.subtle`.
-fn subtle() -> Option<SigningSubtle> {
-    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
-    let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?;
-    (subtle.is_object()).then(|| subtle.unchecked_into())
-}
-
-/// A JS error as text (its name and message, never key data).
-fn describe(error: JsValue) -> String {
-    match error.dyn_ref::<js_sys::Error>() {
-        Some(e) => format!("{}: {}", String::from(e.name()), String::from(e.message())),
-        None => "non-Error exception".to_owned(),
+        AssertionAlgorithm::EdDsa => object(&[("name", "Ed25519".into())]),
+        AssertionAlgorithm::Es256 => {
+            object(&[("name", "ECDSA".into()), ("hash", "SHA-256".into())])
+        }
     }
 }
 

@@ -149,3 +149,15 @@ impl From<worker::Error> for EdgeError {
         Self::Runtime(e.to_string())
     }
 }
+
+/// A JS exception as text for the log: its name and message (never key
+/// data), or the thrown string.
+pub fn describe(error: &worker::wasm_bindgen::JsValue) -> String {
+    use worker::wasm_bindgen::JsCast;
+    match error.dyn_ref::<worker::js_sys::Error>() {
+        Some(e) => format!("{}: {}", String::from(e.name()), String::from(e.message())),
+        None => error
+            .as_string()
+            .unwrap_or_else(|| "non-Error exception".to_owned()),
+    }
+}

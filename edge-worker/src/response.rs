@@ -6,8 +6,7 @@ use tidegate_policy::route::REQUEST_ID_HEADER;
 use worker::js_sys::{ArrayBuffer, Uint8Array};
 use worker::{web_sys, Headers, Response, ResponseBody};
 
-use crate::error::EdgeError;
-use worker::wasm_bindgen::JsCast;
+use crate::error::{describe, EdgeError};
 
 /// Header pairs as the policy crate takes and returns them.
 pub type HeaderList = Vec<(String, String)>;
@@ -192,7 +191,7 @@ pub fn into_raw(resp: Response) -> Result<web_sys::Response, EdgeError> {
     };
     built.map_err(|e| EdgeError::ResponseRefused {
         status,
-        reason: js_error_text(&e),
+        reason: describe(&e),
     })
 }
 
@@ -203,15 +202,7 @@ pub fn tee(resp: Response) -> Result<(Response, Response), EdgeError> {
     let raw = into_raw(resp)?;
     let copy = raw.clone().map_err(|e| EdgeError::ResponseRefused {
         status: raw.status(),
-        reason: js_error_text(&e),
+        reason: describe(&e),
     })?;
     Ok((Response::from(raw), Response::from(copy)))
-}
-
-/// The message of a JS exception, or a fixed text.
-fn js_error_text(e: &worker::wasm_bindgen::JsValue) -> String {
-    e.dyn_ref::<worker::js_sys::Error>()
-        .and_then(|e| e.message().as_string())
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "the runtime refused it".to_owned())
 }

@@ -26,25 +26,37 @@ use wasm_bindgen::prelude::*;
 use worker::js_sys::{self, Array, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 
+use crate::error::describe;
+
 #[wasm_bindgen]
 extern "C" {
-    /// WebCrypto's `SubtleCrypto` (`crypto.subtle`).
-    type SubtleCrypto;
+    /// WebCrypto's `SubtleCrypto` (`crypto.subtle`): the one binding of it,
+    /// for token checks here and identity assertions (`crate::assertion`).
+    pub(crate) type SubtleCrypto;
 
     /// `importKey(format, keyData, algorithm, extractable, keyUsages)`.
     #[wasm_bindgen(method, catch, js_name = importKey)]
-    fn import_key(
+    pub(crate) fn import_key(
         this: &SubtleCrypto,
         format: &str,
-        key_data: &Object,
+        key_data: &JsValue,
         algorithm: &Object,
         extractable: bool,
         key_usages: &Array,
     ) -> Result<Promise, JsValue>;
 
+    /// `sign(algorithm, key, data)`.
+    #[wasm_bindgen(method, catch)]
+    pub(crate) fn sign(
+        this: &SubtleCrypto,
+        algorithm: &Object,
+        key: &JsValue,
+        data: &Uint8Array,
+    ) -> Result<Promise, JsValue>;
+
     /// `verify(algorithm, key, signature, data)`.
     #[wasm_bindgen(method, catch)]
-    fn verify(
+    pub(crate) fn verify(
         this: &SubtleCrypto,
         algorithm: &Object,
         key: &JsValue,
@@ -114,8 +126,8 @@ async fn key_for(
     let usages = Array::of1(&JsValue::from_str("verify"));
     let promise = subtle
         .import_key("jwk", &jwk_of(check.key()), &params.import, false, &usages)
-        .map_err(describe)?;
-    let key = JsFuture::from(promise).await.map_err(describe)?;
+        .map_err(|e| describe(&e))?;
+    let key = JsFuture::from(promise).await.map_err(|e| describe(&e))?;
     KEYS.with(|keys| {
         let mut keys = keys.borrow_mut();
         if keys.len() >= MAX_CACHED_KEYS {
@@ -190,7 +202,9 @@ fn jwk_of(key: VerificationKey<'_>) -> Object {
     }
 }
 
-fn object(members: &[(&str, JsValue)]) -> Object {
+/// A plain JS object with `members` (WebCrypto's algorithm and key
+/// dictionaries).
+pub(crate) fn object(members: &[(&str, JsValue)]) -> Object {
     let object = Object::new();
     for (name, value) in members {
         // Setting a plain data property on a fresh object cannot fail.
@@ -200,18 +214,10 @@ fn object(members: &[(&str, JsValue)]) -> Object {
 }
 
 /// `globalThis.crypto.subtle`.
-fn subtle() -> Option<SubtleCrypto> {
+pub(crate) fn subtle() -> Option<SubtleCrypto> {
     let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
     let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?;
     (subtle.is_object()).then(|| subtle.unchecked_into())
-}
-
-/// A JS error as text for the log (its name and message, never key data).
-fn describe(error: JsValue) -> String {
-    match error.dyn_ref::<js_sys::Error>() {
-        Some(e) => format!("{}: {}", String::from(e.name()), String::from(e.message())),
-        None => "non-Error exception".to_owned(),
-    }
 }
 
 fn warn(event: &str, check: &SignatureCheck<'_>, reason: &str) {

@@ -3,20 +3,14 @@
 //! names of the Worker secrets that hold it.
 
 use super::*;
+use crate::route::HOP_BY_HOP_HEADERS;
 
-/// Headers an assertion or origin secret may not be sent in: the runtime,
-/// the gateway or HTTP own them.
-const RESERVED: [&str; 15] = [
+/// Headers an assertion or origin secret may not be sent in, besides the
+/// hop-by-hop ones ([`HOP_BY_HOP_HEADERS`]): the runtime, the gateway or HTTP
+/// own them.
+const RESERVED: [&str; 7] = [
     "host",
     "authorization",
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
     "x-request-id",
     "content-length",
     "content-type",
@@ -80,7 +74,7 @@ pub(super) fn origin_secret(
 /// A header name the gateway may set for the origin.
 fn usable_header(c: &mut Collector, path: &str, name: &str) -> Option<String> {
     let name = header_name(c, path, name)?;
-    if RESERVED.contains(&name.as_str()) {
+    if RESERVED.contains(&name.as_str()) || HOP_BY_HOP_HEADERS.contains(&name.as_str()) {
         c.push(
             path,
             Kind::Conflict(format!(
