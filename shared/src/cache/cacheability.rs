@@ -6,10 +6,10 @@
 
 use super::cache_control::CacheControl;
 use super::freshness::ResponseHeaders;
-use super::rule::FreshnessSource;
-use super::targeted::edge_directives;
 use super::key::KeyError;
+use super::rule::FreshnessSource;
 use super::rule::{CacheRule, CacheScope};
+use super::targeted::edge_directives;
 use super::{first_header, has_header, header_values, Headers};
 
 /// Longest header name kept in [`BypassReason::VaryUnlisted`].
@@ -63,7 +63,9 @@ pub enum BypassReason {
     ResponsePrivate,
     /// An authenticated request in a shared cache, and the response does not
     /// allow sharing with `public`, `s-maxage` or `must-revalidate` (RFC 9111 §3.5).
-    #[error("response to an authenticated request is not marked public, s-maxage or must-revalidate")]
+    #[error(
+        "response to an authenticated request is not marked public, s-maxage or must-revalidate"
+    )]
     AuthenticatedNotPublic,
     /// The body is larger than the rule's `max_body_bytes`.
     #[error("response body is larger than the cache rule's max_body_bytes")]
@@ -231,8 +233,7 @@ fn response_bypass(
     if let Some(reason) = vary_bypass(rule, headers) {
         return Some(reason);
     }
-    if shared && plan.authenticated && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate)
-    {
+    if shared && plan.authenticated && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return Some(BypassReason::AuthenticatedNotPublic);
     }
     None
@@ -503,7 +504,10 @@ mod tests {
             ),
             (
                 200,
-                hdrs(&[("cache-control", "max-age=60"), ("cdn-cache-control", "no-store")]),
+                hdrs(&[
+                    ("cache-control", "max-age=60"),
+                    ("cdn-cache-control", "no-store"),
+                ]),
                 BypassReason::ResponseNoStore,
             ),
             (
@@ -546,7 +550,10 @@ mod tests {
         }
         for status in [304, 206] {
             let h = hdrs(&[("cache-control", "max-age=5")]);
-            assert!(matches!(check_response(&r, &PLAN, status, &h), ResponseVerdict::Bypass(_)));
+            assert!(matches!(
+                check_response(&r, &PLAN, status, &h),
+                ResponseVerdict::Bypass(_)
+            ));
         }
         // Override: only the rule's list.
         let over = rule().with_freshness(FreshnessSource::Override);
@@ -559,7 +566,10 @@ mod tests {
         let h = hdrs(&[("cache-control", "no-cache")]);
         assert_eq!(check_response(&r, &PLAN, 200, &h), ResponseVerdict::Store);
         // A targeted field lifts Cache-Control's private/no-store for the edge.
-        let h = hdrs(&[("cache-control", "private, no-store"), ("cdn-cache-control", "max-age=60")]);
+        let h = hdrs(&[
+            ("cache-control", "private, no-store"),
+            ("cdn-cache-control", "max-age=60"),
+        ]);
         assert_eq!(check_response(&r, &PLAN, 200, &h), ResponseVerdict::Store);
     }
 

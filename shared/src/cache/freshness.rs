@@ -463,12 +463,15 @@ pub fn prepare_for_storage(
         "cache-control".to_owned(),
         format!("max-age={}", keep.as_secs()),
     ));
-    out.push((STORED_AT_HEADER.to_owned(), timing.received_at_ms.to_string()));
-    out.push((INITIAL_AGE_HEADER.to_owned(), initial.as_millis().to_string()));
-    StoredEntry {
-        headers: out,
-        keep,
-    }
+    out.push((
+        STORED_AT_HEADER.to_owned(),
+        timing.received_at_ms.to_string(),
+    ));
+    out.push((
+        INITIAL_AGE_HEADER.to_owned(),
+        initial.as_millis().to_string(),
+    ));
+    StoredEntry { headers: out, keep }
 }
 
 /// A stored entry's headers as the origin sent them: set-aside ones under

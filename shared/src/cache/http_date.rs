@@ -105,10 +105,7 @@ mod tests {
             parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
             Some(1_835_481_599)
         );
-        assert_eq!(
-            parse_http_date("Thursday, 01-Jan-70 00:00:00 GMT"),
-            Some(0)
-        );
+        assert_eq!(parse_http_date("Thursday, 01-Jan-70 00:00:00 GMT"), Some(0));
         assert_eq!(
             parse_http_date("Friday, 01-Jan-49 00:00:00 GMT"),
             parse_http_date("Fri, 01 Jan 2049 00:00:00 GMT")

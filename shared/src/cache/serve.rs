@@ -120,9 +120,7 @@ fn lookup(entry: &FreshnessCheck, plan: &RequestPlan) -> LookupDecision {
             .is_some_and(|max| max.is_none_or(|m| staleness <= secs(m)));
     match entry.freshness {
         Freshness::Fresh if young_enough && fresh_enough => LookupDecision::ServeHit,
-        Freshness::StaleWhileRevalidate if young_enough => {
-            LookupDecision::ServeStaleAndRevalidate
-        }
+        Freshness::StaleWhileRevalidate if young_enough => LookupDecision::ServeStaleAndRevalidate,
         Freshness::StaleIfError | Freshness::Expired | Freshness::StaleWhileRevalidate
             if stale_accepted && young_enough =>
         {

@@ -134,9 +134,9 @@ fn is_bare_item(item: &str) -> bool {
                 && frac.bytes().all(|c| c.is_ascii_digit())
                 && (frac.is_empty() || !digits.ends_with('.'))
         }
-        Some(c) if c.is_ascii_alphabetic() || *c == b'*' => item.bytes().all(|c| {
-            c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&c)
-        }),
+        Some(c) if c.is_ascii_alphabetic() || *c == b'*' => item
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&c)),
         _ => false,
     }
 }
@@ -164,8 +164,14 @@ mod tests {
             ("cdn-cache-control", "max-age=2"),
             ("cloudflare-cdn-cache-control", "max-age=3"),
         ]);
-        assert_eq!((cc.max_age, s), (Some(3), DirectiveSource::CloudflareCdnCacheControl));
-        let (cc, s) = source(&[("cache-control", "max-age=1"), ("cdn-cache-control", "max-age=2")]);
+        assert_eq!(
+            (cc.max_age, s),
+            (Some(3), DirectiveSource::CloudflareCdnCacheControl)
+        );
+        let (cc, s) = source(&[
+            ("cache-control", "max-age=1"),
+            ("cdn-cache-control", "max-age=2"),
+        ]);
         assert_eq!((cc.max_age, s), (Some(2), DirectiveSource::CdnCacheControl));
         let (cc, s) = source(&[("cache-control", "max-age=1")]);
         assert_eq!((cc.max_age, s), (Some(1), DirectiveSource::CacheControl));
@@ -179,15 +185,29 @@ mod tests {
         ]);
         assert!(!cc.private && !cc.no_store);
         assert_eq!(cc.stale_while_revalidate, Some(5));
-        let (cc, _) = source(&[("cache-control", "max-age=60"), ("cdn-cache-control", "no-store")]);
+        let (cc, _) = source(&[
+            ("cache-control", "max-age=60"),
+            ("cdn-cache-control", "no-store"),
+        ]);
         assert!(cc.no_store);
     }
 
     #[test]
     fn invalid_targeted_fields_are_ignored() {
-        for bad in ["MAX-AGE=60", "max-age=\"60", "max-age=60,,", "max-age=6 0", "", "max-age=(1 2)"] {
+        for bad in [
+            "MAX-AGE=60",
+            "max-age=\"60",
+            "max-age=60,,",
+            "max-age=6 0",
+            "",
+            "max-age=(1 2)",
+        ] {
             let (cc, s) = source(&[("cache-control", "max-age=1"), ("cdn-cache-control", bad)]);
-            assert_eq!((cc.max_age, s), (Some(1), DirectiveSource::CacheControl), "{bad}");
+            assert_eq!(
+                (cc.max_age, s),
+                (Some(1), DirectiveSource::CacheControl),
+                "{bad}"
+            );
         }
         for good in [
             "max-age=60",

@@ -105,7 +105,10 @@ fn parse_tag_list<'a>(values: impl Iterator<Item = &'a str>) -> TagList<'a> {
 /// Empty when it has no validator.
 pub fn revalidation_headers(entry: ResponseHeaders<'_>) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(2);
-    if let Some(etag) = entry.first("etag").filter(|e| parse_entity_tag(e).is_some()) {
+    if let Some(etag) = entry
+        .first("etag")
+        .filter(|e| parse_entity_tag(e).is_some())
+    {
         out.push(("if-none-match".to_owned(), etag.trim().to_owned()));
     }
     if let Some(modified) = entry
@@ -236,7 +239,9 @@ pub fn not_modified_headers(served: &Headers) -> Vec<(String, String)> {
     served
         .iter()
         .filter(|(n, _)| {
-            NOT_MODIFIED_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(n))
+            NOT_MODIFIED_FIELDS
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(n))
                 || n.eq_ignore_ascii_case("age")
                 || n.eq_ignore_ascii_case(super::freshness::CACHE_STATUS_HEADER)
                 || (!has_etag && n.eq_ignore_ascii_case("last-modified"))

@@ -79,7 +79,10 @@ fn lifetime_precedence() {
     );
     // max_ttl caps everything.
     let capped = rule().with_max_ttl(secs(10));
-    assert_eq!(lifetime(&capped, &[("cache-control", "max-age=99")]), secs(10));
+    assert_eq!(
+        lifetime(&capped, &[("cache-control", "max-age=99")]),
+        secs(10)
+    );
     assert_eq!(lifetime(&capped, &[]), secs(10));
     // Override ignores the origin's lifetimes.
     let over = rule().with_freshness(FreshnessSource::Override);
@@ -88,7 +91,10 @@ fn lifetime_precedence() {
 
 #[test]
 fn heuristic_only_when_asked() {
-    let lm = [("date", NOW_DATE), ("last-modified", "Tue, 14 Nov 2023 19:26:40 GMT")];
+    let lm = [
+        ("date", NOW_DATE),
+        ("last-modified", "Tue, 14 Nov 2023 19:26:40 GMT"),
+    ];
     // 10 000 s since modification.
     assert_eq!(lifetime(&rule(), &lm), Duration::from_secs(60));
     let heur = rule().with_heuristic(true);
@@ -107,10 +113,18 @@ fn heuristic_only_when_asked() {
 fn stale_windows() {
     let r = rule();
     let l = |o: &[(&str, &str)]| lifetimes(&r, ResponseHeaders::origin(&h(o)), NOW);
-    let own = l(&[("cache-control", "max-age=1, stale-while-revalidate=9, stale-if-error=4")]);
+    let own = l(&[(
+        "cache-control",
+        "max-age=1, stale-while-revalidate=9, stale-if-error=4",
+    )]);
     assert_eq!(own.stale_while_revalidate, Duration::from_secs(9));
     assert_eq!(own.stale_if_error, Duration::from_secs(4));
-    for forbid in ["must-revalidate", "proxy-revalidate", "s-maxage=1", "no-cache"] {
+    for forbid in [
+        "must-revalidate",
+        "proxy-revalidate",
+        "s-maxage=1",
+        "no-cache",
+    ] {
         let l = l(&[("cache-control", forbid)]);
         assert_eq!(l.stale_while_revalidate, Duration::ZERO, "{forbid}");
         assert_eq!(l.stale_if_error, Duration::ZERO, "{forbid}");
@@ -149,7 +163,11 @@ fn age_counts_upstream_age_date_and_delay() {
         initial_age(ResponseHeaders::origin(&h(&[("age", "1")])), slow),
         Duration::from_secs(3)
     );
-    let stored = prepare_for_storage(&h(&[("age", "30"), ("cache-control", "max-age=60")]), &rule(), AT_NOW);
+    let stored = prepare_for_storage(
+        &h(&[("age", "30"), ("cache-control", "max-age=60")]),
+        &rule(),
+        AT_NOW,
+    );
     let check = freshness_from_headers(&stored.headers, &rule(), NOW + 29_999);
     assert_eq!(check.freshness, Freshness::Fresh);
     assert_eq!(check.age, Duration::from_millis(59_999));
@@ -182,7 +200,10 @@ fn keep_for_validators_and_windows() {
     let r = rule();
     let stored = |o: &[(&str, &str)]| prepare_for_storage(&h(o), &r, AT_NOW).keep;
     assert_eq!(stored(&[]), Duration::from_secs(360));
-    assert_eq!(stored(&[("cache-control", "max-age=10, must-revalidate")]), Duration::from_secs(10));
+    assert_eq!(
+        stored(&[("cache-control", "max-age=10, must-revalidate")]),
+        Duration::from_secs(10)
+    );
     assert_eq!(
         stored(&[("cache-control", "no-cache"), ("etag", "\"a\"")]),
         Duration::from_secs(60)
@@ -224,12 +245,18 @@ fn storage_and_serving_round_trip() {
         header_values(&stored.headers, "cache-control").collect::<Vec<_>>(),
         ["max-age=350"]
     );
-    assert!(header_values(&stored.headers, "cdn-cache-control").next().is_none());
+    assert!(header_values(&stored.headers, "cdn-cache-control")
+        .next()
+        .is_none());
     assert!(header_values(&stored.headers, "age").next().is_none());
     // The targeted field governs the edge: 50 s fresh, then the rule's sie.
     assert_eq!(stored.keep, Duration::from_secs(350));
 
-    let served = prepare_for_serving(&stored.headers, Duration::from_millis(4_500), CacheStatus::Hit);
+    let served = prepare_for_serving(
+        &stored.headers,
+        Duration::from_millis(4_500),
+        CacheStatus::Hit,
+    );
     assert_eq!(
         served,
         h(&[

@@ -25,15 +25,25 @@ fn entry(freshness: Freshness, age: u64, lifetime: u64) -> FreshnessCheck {
 #[test]
 fn lookup_serves_fresh_and_swr_entries_at_once() {
     let p = plan(&[]);
-    assert_eq!(before_origin(Some(&entry(Fresh, 1, 60)), &p), LookupDecision::ServeHit);
+    assert_eq!(
+        before_origin(Some(&entry(Fresh, 1, 60)), &p),
+        LookupDecision::ServeHit
+    );
     assert_eq!(
         before_origin(Some(&entry(StaleWhileRevalidate, 70, 60)), &p),
         LookupDecision::ServeStaleAndRevalidate
     );
-    for e in [Some(entry(StaleIfError, 99, 60)), Some(entry(Expired, 999, 60)), None] {
+    for e in [
+        Some(entry(StaleIfError, 99, 60)),
+        Some(entry(Expired, 999, 60)),
+        None,
+    ] {
         assert_eq!(before_origin(e.as_ref(), &p), LookupDecision::AskOrigin);
     }
-    assert_eq!(LookupDecision::ServeHit.cache_status(), Some(CacheStatus::Hit));
+    assert_eq!(
+        LookupDecision::ServeHit.cache_status(),
+        Some(CacheStatus::Hit)
+    );
     assert_eq!(LookupDecision::AskOrigin.cache_status(), None);
 }
 
@@ -41,13 +51,22 @@ fn lookup_serves_fresh_and_swr_entries_at_once() {
 fn request_directives_narrow_the_lookup() {
     let fresh = entry(Fresh, 30, 60);
     let ask = LookupDecision::AskOrigin;
-    assert_eq!(before_origin(Some(&fresh), &plan(&[("cache-control", "no-cache")])), ask);
-    assert_eq!(before_origin(Some(&fresh), &plan(&[("cache-control", "max-age=10")])), ask);
+    assert_eq!(
+        before_origin(Some(&fresh), &plan(&[("cache-control", "no-cache")])),
+        ask
+    );
+    assert_eq!(
+        before_origin(Some(&fresh), &plan(&[("cache-control", "max-age=10")])),
+        ask
+    );
     assert_eq!(
         before_origin(Some(&fresh), &plan(&[("cache-control", "max-age=30")])),
         LookupDecision::ServeHit
     );
-    assert_eq!(before_origin(Some(&fresh), &plan(&[("cache-control", "min-fresh=31")])), ask);
+    assert_eq!(
+        before_origin(Some(&fresh), &plan(&[("cache-control", "min-fresh=31")])),
+        ask
+    );
     assert_eq!(
         before_origin(Some(&fresh), &plan(&[("cache-control", "min-fresh=30")])),
         LookupDecision::ServeHit
@@ -61,15 +80,24 @@ fn request_directives_narrow_the_lookup() {
         before_origin(Some(&stale), &plan(&[("cache-control", "max-stale=40")])),
         LookupDecision::ServeStaleAndRevalidate
     );
-    assert_eq!(before_origin(Some(&stale), &plan(&[("cache-control", "max-stale=39")])), ask);
+    assert_eq!(
+        before_origin(Some(&stale), &plan(&[("cache-control", "max-stale=39")])),
+        ask
+    );
     let forbidden = FreshnessCheck {
         stale_allowed: false,
         ..stale
     };
-    assert_eq!(before_origin(Some(&forbidden), &plan(&[("cache-control", "max-stale")])), ask);
+    assert_eq!(
+        before_origin(Some(&forbidden), &plan(&[("cache-control", "max-stale")])),
+        ask
+    );
     let only = plan(&[("cache-control", "only-if-cached")]);
     assert_eq!(before_origin(None, &only), LookupDecision::Unsatisfiable);
-    assert_eq!(before_origin(Some(&stale), &only), LookupDecision::Unsatisfiable);
+    assert_eq!(
+        before_origin(Some(&stale), &only),
+        LookupDecision::Unsatisfiable
+    );
     assert_eq!(before_origin(Some(&fresh), &only), LookupDecision::ServeHit);
 }
 
@@ -98,13 +126,19 @@ fn stale_if_error_covers_failures_only() {
 fn a_304_to_the_entry_validators_refreshes_it() {
     let p = plan(&[]);
     let e = entry(Expired, 999, 60);
-    assert_eq!(after_origin(Some(&e), &p, true, Some(304)), ServeDecision::RefreshEntry);
+    assert_eq!(
+        after_origin(Some(&e), &p, true, Some(304)),
+        ServeDecision::RefreshEntry
+    );
     assert_eq!(
         after_origin(Some(&e), &p, true, Some(200)).cache_status(),
         CacheStatus::Revalidated
     );
     // A 304 the entry did not ask for is the client's own, passed on.
-    assert_eq!(after_origin(None, &p, false, Some(304)).cache_status(), CacheStatus::Miss);
+    assert_eq!(
+        after_origin(None, &p, false, Some(304)).cache_status(),
+        CacheStatus::Miss
+    );
     assert_eq!(
         after_origin(Some(&e), &p, false, Some(304)).cache_status(),
         CacheStatus::Miss

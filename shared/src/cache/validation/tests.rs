@@ -35,25 +35,52 @@ fn entity_tags() {
 #[test]
 fn if_none_match_uses_the_weak_comparison() {
     let entry = [("etag", "\"v1\"")];
-    assert_eq!(condition(&[("if-none-match", "\"v1\"")], &entry), ClientCondition::NotModified);
-    assert_eq!(condition(&[("if-none-match", "W/\"v1\"")], &entry), ClientCondition::NotModified);
+    assert_eq!(
+        condition(&[("if-none-match", "\"v1\"")], &entry),
+        ClientCondition::NotModified
+    );
+    assert_eq!(
+        condition(&[("if-none-match", "W/\"v1\"")], &entry),
+        ClientCondition::NotModified
+    );
     assert_eq!(
         condition(&[("if-none-match", "\"x\", W/\"v1\"")], &entry),
         ClientCondition::NotModified
     );
     assert_eq!(
-        condition(&[("if-none-match", "\"x\""), ("if-none-match", "\"v1\"")], &entry),
+        condition(
+            &[("if-none-match", "\"x\""), ("if-none-match", "\"v1\"")],
+            &entry
+        ),
         ClientCondition::NotModified
     );
-    assert_eq!(condition(&[("if-none-match", "\"a,b\", \"v1\"")], &entry), ClientCondition::NotModified);
-    assert_eq!(condition(&[("if-none-match", "\"v2\"")], &entry), ClientCondition::Modified);
-    assert_eq!(condition(&[("if-none-match", "*")], &entry), ClientCondition::NotModified);
-    assert_eq!(condition(&[("if-none-match", "\"v1\"")], &[]), ClientCondition::Modified);
+    assert_eq!(
+        condition(&[("if-none-match", "\"a,b\", \"v1\"")], &entry),
+        ClientCondition::NotModified
+    );
+    assert_eq!(
+        condition(&[("if-none-match", "\"v2\"")], &entry),
+        ClientCondition::Modified
+    );
+    assert_eq!(
+        condition(&[("if-none-match", "*")], &entry),
+        ClientCondition::NotModified
+    );
+    assert_eq!(
+        condition(&[("if-none-match", "\"v1\"")], &[]),
+        ClientCondition::Modified
+    );
     // If-None-Match present: If-Modified-Since is ignored.
     assert_eq!(
         condition(
-            &[("if-none-match", "\"v2\""), ("if-modified-since", "Sun, 06 Nov 2094 08:49:37 GMT")],
-            &[("etag", "\"v1\""), ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")]
+            &[
+                ("if-none-match", "\"v2\""),
+                ("if-modified-since", "Sun, 06 Nov 2094 08:49:37 GMT")
+            ],
+            &[
+                ("etag", "\"v1\""),
+                ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")
+            ]
         ),
         ClientCondition::Modified
     );
@@ -63,9 +90,18 @@ fn if_none_match_uses_the_weak_comparison() {
 fn if_modified_since() {
     let entry = [("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")];
     let ims = |d| condition(&[("if-modified-since", d)], &entry);
-    assert_eq!(ims("Sun, 06 Nov 1994 08:49:37 GMT"), ClientCondition::NotModified);
-    assert_eq!(ims("Mon, 07 Nov 1994 08:49:37 GMT"), ClientCondition::NotModified);
-    assert_eq!(ims("Sat, 05 Nov 1994 08:49:37 GMT"), ClientCondition::Modified);
+    assert_eq!(
+        ims("Sun, 06 Nov 1994 08:49:37 GMT"),
+        ClientCondition::NotModified
+    );
+    assert_eq!(
+        ims("Mon, 07 Nov 1994 08:49:37 GMT"),
+        ClientCondition::NotModified
+    );
+    assert_eq!(
+        ims("Sat, 05 Nov 1994 08:49:37 GMT"),
+        ClientCondition::Modified
+    );
     assert_eq!(ims("garbage"), ClientCondition::None);
     // Date stands in for a missing Last-Modified.
     assert_eq!(
@@ -80,23 +116,38 @@ fn if_modified_since() {
 
 #[test]
 fn revalidation_sends_the_entry_validators() {
-    let entry = h(&[("etag", "W/\"v1\""), ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+    let entry = h(&[
+        ("etag", "W/\"v1\""),
+        ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+    ]);
     assert_eq!(
         revalidation_headers(ResponseHeaders::origin(&entry)),
-        h(&[("if-none-match", "W/\"v1\""), ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")])
+        h(&[
+            ("if-none-match", "W/\"v1\""),
+            ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")
+        ])
     );
     assert!(revalidation_headers(ResponseHeaders::origin(&h(&[("etag", "v1")]))).is_empty());
 }
 
 #[test]
 fn a_304_is_matched_to_its_entry() {
-    let entry = h(&[("etag", "\"v1\""), ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+    let entry = h(&[
+        ("etag", "\"v1\""),
+        ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+    ]);
     let e = ResponseHeaders::origin(&entry);
     assert!(not_modified_matches(e, &h(&[("etag", "\"v1\"")])));
     assert!(!not_modified_matches(e, &h(&[("etag", "\"v2\"")])));
     assert!(not_modified_matches(e, &[]));
-    assert!(not_modified_matches(e, &h(&[("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")])));
-    assert!(!not_modified_matches(e, &h(&[("last-modified", "Mon, 07 Nov 1994 08:49:37 GMT")])));
+    assert!(not_modified_matches(
+        e,
+        &h(&[("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")])
+    ));
+    assert!(!not_modified_matches(
+        e,
+        &h(&[("last-modified", "Mon, 07 Nov 1994 08:49:37 GMT")])
+    ));
 }
 
 #[test]
