@@ -39,7 +39,7 @@ use crate::error::EdgeError;
 use crate::log::LogLine;
 use crate::proxy;
 use crate::response::{add_time, header_list, rebuild, with_header, HeaderList, Timings};
-use entry::{store, Entry};
+use entry::{store, Entry, Refreshed, RefreshedEntry};
 use flight::{Flight, FlightGuard};
 
 /// The request the origin gets, kept so it can be sent again to revalidate.
@@ -241,8 +241,11 @@ async fn ask_origin(
             };
             log.cache = Some(CacheStatus::Revalidated.as_str());
             match refreshed {
-                Some(refreshed) => {
+                Some(Refreshed::Store(refreshed)) => {
                     let entry = keep_refreshed(ctx, slot, plan, refreshed, guard)?;
+                    Ok(entry.answer(CacheStatus::Revalidated, client.headers, head))
+                }
+                Some(Refreshed::ServeOnly(entry)) => {
                     Ok(entry.answer(CacheStatus::Revalidated, client.headers, head))
                 }
                 // The 304 is about another representation: ask in full.
@@ -291,7 +294,7 @@ fn keep_refreshed(
     ctx: &Context,
     slot: &Slot,
     plan: &RequestPlan,
-    refreshed: entry::Refreshed,
+    refreshed: RefreshedEntry,
     guard: Option<FlightGuard>,
 ) -> Result<Entry, EdgeError> {
     let code = refreshed.raw.status();
@@ -440,11 +443,13 @@ async fn revalidate(origin: OriginRequest, slot: Slot, plan: RequestPlan) {
             if !not_modified_matches(entry.view(), &not_modified) {
                 return;
             }
-            let Some(refreshed) = entry.refreshed(&not_modified, &slot.rule, timing).await else {
+            let Some(Refreshed::Store(refreshed)) =
+                entry.refreshed(&not_modified, &slot.rule, timing).await
+            else {
                 return;
             };
             let storable =
-                check_response(&slot.rule, &plan, code_of(&refreshed), &refreshed.origin)
+                check_response(&slot.rule, &plan, refreshed.raw.status(), &refreshed.origin)
                     == ResponseVerdict::Store;
             if storable && !refreshed.stored.keep.is_zero() {
                 guard.land(&refreshed.raw);
@@ -461,8 +466,4 @@ async fn revalidate(origin: OriginRequest, slot: Slot, plan: RequestPlan) {
         }
         ServeDecision::ServeStale => {}
     }
-}
-
-fn code_of(refreshed: &entry::Refreshed) -> u16 {
-    refreshed.raw.status()
 }

@@ -1,9 +1,9 @@
 //! A stored entry: looked up, answered from (with the client's conditional
 //! request evaluated), refreshed by a 304, and written.
 
-use tidegate_policy::cache::freshness::{origin_headers, prepare_for_serving};
+use tidegate_policy::cache::freshness::{lifetimes, origin_headers, prepare_for_serving};
 use tidegate_policy::cache::validation::{
-    client_condition, not_modified_headers, refresh_headers, ClientCondition,
+    client_condition, not_modified_headers, refresh_headers, refresh_worth_storing, ClientCondition,
 };
 use tidegate_policy::cache::{
     freshness_from_headers, prepare_for_storage, CacheRule, CacheStatus, FreshnessCheck,
@@ -67,7 +67,8 @@ impl Entry {
     /// The entry after the origin's 304 (RFC 9111 §4.3.4): its headers
     /// updated from the 304's, its age and lifetime counted from now, its
     /// body the stored one (read from the cache, never from the origin).
-    /// `None` if the stored body cannot be read.
+    /// The body is copied into a new entry only when the refresh is worth
+    /// writing back (`refresh_worth_storing`); `None` if it cannot be read.
     pub async fn refreshed(
         self,
         not_modified: &HeaderList,
@@ -75,20 +76,42 @@ impl Entry {
         timing: ResponseTiming,
     ) -> Option<Refreshed> {
         let code = self.resp.status_code();
-        let headers = refresh_headers(&origin_headers(&self.headers), not_modified);
+        let before = origin_headers(&self.headers);
+        let headers = refresh_headers(&before, not_modified);
         let stored = prepare_for_storage(&headers, rule, timing);
+        let lifetimes = lifetimes(
+            rule,
+            ResponseHeaders::origin(&headers),
+            timing.received_at_ms,
+        );
+        if !refresh_worth_storing(&before, &headers, &lifetimes) {
+            let entry = Entry {
+                resp: self.resp,
+                check: freshness_from_headers(&stored.headers, rule, crate::now_ms()),
+                headers: stored.headers,
+            };
+            return Some(Refreshed::ServeOnly(entry));
+        }
         let body = crate::body::buffer(self.resp).await.ok()?;
         let raw = crate::response::from_buffer(&body, code, &stored.headers)?;
-        Some(Refreshed {
+        Some(Refreshed::Store(RefreshedEntry {
             raw,
             origin: headers,
             stored,
-        })
+        }))
     }
 }
 
+/// An entry refreshed by a 304.
+pub enum Refreshed {
+    /// Worth writing back: store it, then serve it.
+    Store(RefreshedEntry),
+    /// Nothing the next use would see differently: serve it as it is.
+    ServeOnly(Entry),
+}
+
 /// An entry refreshed by a 304, ready to store and serve.
-pub struct Refreshed {
+pub struct RefreshedEntry {
     /// The new entry as a JS response (body in a buffer).
     pub raw: web_sys::Response,
     /// Its headers in origin form (for the storability check).

@@ -21,7 +21,7 @@
 //! );
 //! ```
 
-use super::freshness::{is_internal, ResponseHeaders};
+use super::freshness::{is_internal, Lifetimes, ResponseHeaders};
 use super::http_date::parse_http_date;
 use super::{header_values, Headers};
 
@@ -173,6 +173,28 @@ pub fn refresh_headers(entry: &Headers, not_modified: &Headers) -> Vec<(String, 
         .collect();
     out.extend(updates.into_iter().cloned());
     out
+}
+
+/// Whether an entry refreshed by a 304 is worth writing back to the
+/// cache. Not when it can never be fresh (`no-cache`, or a zero lifetime:
+/// every use revalidates anyway) and the 304 changed nothing but `Date`:
+/// the next use would revalidate the old copy just the same, so the write
+/// (a whole-body copy) buys nothing. `before` and `after` are in origin form.
+pub fn refresh_worth_storing(before: &Headers, after: &Headers, lifetimes: &Lifetimes) -> bool {
+    let never_fresh = lifetimes.always_revalidate || lifetimes.fresh.is_zero();
+    if !never_fresh {
+        return true;
+    }
+    let significant = |h: &Headers| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = h
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    significant(before) != significant(after)
 }
 
 /// What a client's conditional request gets from a stored entry.

@@ -216,3 +216,33 @@ proptest! {
         let _ = not_modified_matches(ResponseHeaders::origin(&entry), &h(&[("etag", &inm)]));
     }
 }
+
+#[test]
+fn a_refresh_is_stored_unless_it_changes_nothing_on_an_always_stale_entry() {
+    use std::time::Duration;
+    let lifetimes = |fresh: u64, always: bool| Lifetimes {
+        fresh: Duration::from_secs(fresh),
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::ZERO,
+        always_revalidate: always,
+        stale_forbidden: always,
+        explicit: true,
+    };
+    let before = h(&[
+        ("etag", "\"v1\""),
+        ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+    ]);
+    let same = h(&[
+        ("date", "Mon, 07 Nov 1994 08:49:37 GMT"),
+        ("etag", "\"v1\""),
+    ]);
+    let changed = h(&[("etag", "\"v1\""), ("x-new", "1")]);
+    assert!(!refresh_worth_storing(&before, &same, &lifetimes(0, false)));
+    assert!(!refresh_worth_storing(&before, &same, &lifetimes(60, true)));
+    assert!(refresh_worth_storing(
+        &before,
+        &changed,
+        &lifetimes(0, false)
+    ));
+    assert!(refresh_worth_storing(&before, &same, &lifetimes(60, false)));
+}
