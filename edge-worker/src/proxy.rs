@@ -18,7 +18,8 @@ use worker::{
 };
 
 use crate::error::EdgeError;
-use crate::response::headers_from;
+use crate::response::{header_list, headers_from, rebuild};
+use tidegate_policy::route::headers::strip_hop_by_hop;
 
 /// Sends `method url` with exactly `headers` (already filtered by the
 /// policy) and `body`. Redirects are passed back to the client unless
@@ -65,8 +66,21 @@ pub async fn send(
 fn final_status(resp: Response) -> Result<Response, EdgeError> {
     let status = resp.status_code();
     if (200..=599).contains(&status) {
-        Ok(resp)
+        Ok(without_connection_fields(resp))
     } else {
         Err(EdgeError::OriginStatus(status))
     }
+}
+
+/// `resp` without the fields its `Connection` header names (RFC 9110
+/// §7.6.1: they were meant for this hop only). workerd drops the fixed
+/// hop-by-hop fields itself; the named ones it passes on. One header lookup
+/// when there is no `Connection`, the common case.
+fn without_connection_fields(resp: Response) -> Response {
+    if !resp.headers().has("connection").unwrap_or(false) {
+        return resp;
+    }
+    let status = resp.status_code();
+    let kept = strip_hop_by_hop(&header_list(resp.headers()));
+    rebuild(resp, status, &kept, true)
 }

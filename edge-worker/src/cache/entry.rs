@@ -2,7 +2,9 @@
 //! request evaluated), refreshed by a 304, and written.
 
 use std::time::Duration;
-use tidegate_policy::cache::freshness::{lifetimes, origin_headers, prepare_for_serving};
+use tidegate_policy::cache::freshness::{
+    lifetimes, origin_headers, prepare_for_serving, stored_status, STATUS_HEADER,
+};
 use tidegate_policy::cache::validation::{
     client_condition, not_modified_headers, refresh_headers, refresh_worth_storing, ClientCondition,
 };
@@ -24,6 +26,8 @@ use crate::response::{header_list, rebuild, HeaderList};
 pub struct Entry {
     /// The stored response (its body unread).
     pub resp: Response,
+    /// Its status (entries are stored as 200s: `STATUS_HEADER`).
+    pub status: u16,
     /// Its stored headers.
     pub headers: HeaderList,
     /// Its freshness and age.
@@ -42,6 +46,7 @@ impl Entry {
         let headers = header_list(resp.headers());
         let check = freshness_from_headers(&headers, rule, crate::now_ms());
         Self {
+            status: stored_status(&headers, resp.status_code()),
             resp,
             headers,
             check,
@@ -57,7 +62,7 @@ impl Entry {
     /// or a 304 when the client's `If-None-Match` / `If-Modified-Since` is
     /// met (only for a 2xx entry: RFC 9110 §13.2.1). `head` drops the body.
     pub fn answer(self, status: CacheStatus, request: &HeaderList, head: bool) -> Response {
-        let code = self.resp.status_code();
+        let code = self.status;
         let served = prepare_for_serving(&self.headers, self.check.age, status);
         let met = (200..300).contains(&code)
             && client_condition(request, self.view()) == ClientCondition::NotModified;
@@ -78,7 +83,7 @@ impl Entry {
         rule: &CacheRule,
         timing: ResponseTiming,
     ) -> Option<Refreshed> {
-        let code = self.resp.status_code();
+        let code = self.status;
         let before = origin_headers(&self.headers);
         let headers = refresh_headers(&before, not_modified);
         let stored = prepare_for_storage(&headers, rule, timing);
@@ -90,6 +95,7 @@ impl Entry {
         if !refresh_worth_storing(&before, &headers, &lifetimes) {
             let entry = Entry {
                 resp: self.resp,
+                status: code,
                 check: freshness_from_headers(&stored.headers, rule, crate::now_ms()),
                 headers: stored.headers,
             };
@@ -142,14 +148,15 @@ pub struct EntryData {
 }
 
 impl EntryData {
-    /// A response of it, made in the current request's context.
+    /// A response of it as the Cache API stores it (a 200 carrying its
+    /// status in `STATUS_HEADER`), made in the current request's context.
     pub fn to_raw(&self) -> Result<web_sys::Response, EdgeError> {
-        crate::response::from_buffer(&self.body, self.status, &self.headers).ok_or(
-            EdgeError::ResponseRefused {
-                status: self.status,
-                reason: "the runtime refused a stored entry's response".to_owned(),
-            },
-        )
+        let mut headers = self.headers.clone();
+        headers.push((STATUS_HEADER.to_owned(), self.status.to_string()));
+        crate::response::from_buffer(&self.body, 200, &headers).ok_or(EdgeError::ResponseRefused {
+            status: self.status,
+            reason: "the runtime refused a stored entry's response".to_owned(),
+        })
     }
 
     /// The entry it is, to answer from in the current request.

@@ -58,13 +58,20 @@ pub const STORED_AT_HEADER: &str = "x-tidegate-stored-at";
 pub const INITIAL_AGE_HEADER: &str = "x-tidegate-initial-age";
 /// The origin's `Cache-Control`, kept while the stored copy carries ours.
 pub const ORIGIN_CACHE_CONTROL_HEADER: &str = "x-tidegate-origin-cache-control";
+/// The entry's status. Entries are stored as 200s, whatever the origin
+/// said: a Cache API implementation may refuse statuses it does not know
+/// as cacheable (Miniflare's refuses 201 and 500 even with `max-age`),
+/// while RFC 9111 §3 stores any final status with explicit freshness.
+pub const STATUS_HEADER: &str = "x-tidegate-status";
 /// Response header reporting how the cache served a request.
 pub const CACHE_STATUS_HEADER: &str = "X-Cache-Status";
 
-/// Origin headers the Cache API would act on itself (lifetimes), stored
+/// Origin headers the Cache API would act on or rewrite itself, stored
 /// under internal names and restored when served.
-const SET_ASIDE: [(&str, &str); 4] = [
+const SET_ASIDE: [(&str, &str); 5] = [
     ("cache-control", ORIGIN_CACHE_CONTROL_HEADER),
+    // A Cache API implementation may set its own Date on what it returns.
+    ("date", "x-tidegate-origin-date"),
     ("cdn-cache-control", "x-tidegate-origin-cdn-cache-control"),
     (
         "cloudflare-cdn-cache-control",
@@ -417,6 +424,16 @@ fn parse_stored_ms(headers: &Headers, name: &str) -> Option<u64> {
     value.parse().ok()
 }
 
+/// The status of a stored entry: its [`STATUS_HEADER`], else `stored_as`
+/// (the status the Cache API returned it with: entries stored before the
+/// header existed).
+pub fn stored_status(headers: &Headers, stored_as: u16) -> u16 {
+    super::first_header(headers, STATUS_HEADER)
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|s| (200..=599).contains(s))
+        .unwrap_or(stored_as)
+}
+
 /// Whether a response carries a validator (`ETag` or `Last-Modified`).
 pub fn has_validator(headers: ResponseHeaders<'_>) -> bool {
     headers.first("etag").is_some() || headers.first("last-modified").is_some()
@@ -475,7 +492,7 @@ pub fn prepare_for_storage(
 }
 
 /// A stored entry's headers as the origin sent them: set-aside ones under
-/// their own names, internal and storage ones dropped.
+/// their own names, internal and platform ones dropped.
 pub fn origin_headers(stored: &Headers) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::with_capacity(stored.len().saturating_add(2));
     for (name, value) in stored {
@@ -485,10 +502,12 @@ pub fn origin_headers(stored: &Headers) -> Vec<(String, String)> {
         {
             out.push(((*origin).to_owned(), value.clone()));
         } else if !is_internal(name)
-            && !name.eq_ignore_ascii_case("cache-control")
+            && set_aside_name(name).is_none()
             && !name.eq_ignore_ascii_case("age")
             && !name.eq_ignore_ascii_case(CACHE_STATUS_HEADER)
         {
+            // A set-aside field under its own name is the platform's (our
+            // storage `Cache-Control`, a `Date` the Cache API stamped).
             out.push((name.clone(), value.clone()));
         }
     }

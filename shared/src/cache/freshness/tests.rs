@@ -271,6 +271,22 @@ fn storage_and_serving_round_trip() {
 }
 
 #[test]
+fn stored_status_header() {
+    assert_eq!(stored_status(&h(&[(STATUS_HEADER, "500")]), 200), 500);
+    assert_eq!(stored_status(&h(&[(STATUS_HEADER, "99")]), 200), 200);
+    assert_eq!(stored_status(&h(&[(STATUS_HEADER, "x")]), 203), 203);
+    assert_eq!(stored_status(&[], 404), 404);
+    // Date is set aside and restored.
+    let stored = prepare_for_storage(&h(&[("Date", NOW_DATE)]), &rule(), AT_NOW);
+    assert!(header_values(&stored.headers, "date").next().is_none());
+    let served = prepare_for_serving(&stored.headers, Duration::ZERO, CacheStatus::Hit);
+    assert_eq!(
+        header_values(&served, "date").collect::<Vec<_>>(),
+        [NOW_DATE]
+    );
+}
+
+#[test]
 fn status_strings() {
     let all = [
         (CacheStatus::Hit, "HIT"),
