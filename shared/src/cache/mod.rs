@@ -7,7 +7,8 @@
 //! says whether to answer from the entry or ask the origin, and
 //! [`serve::after_origin`] what to answer once it replied; an origin response
 //! is stored only if [`cacheability::check_response`] allows, with
-//! [`freshness::prepare_for_storage`].
+//! [`freshness::prepare_for_storage`]. After an unsafe request,
+//! [`invalidation::invalidation_targets`] names the URLs whose entries to drop.
 //!
 //! Headers are passed everywhere as [`Headers`], a slice of `(name, value)`
 //! pairs with case-insensitive names — what a Worker gets from iterating a
@@ -16,6 +17,7 @@
 pub mod cache_control;
 pub mod cacheability;
 pub mod freshness;
+pub mod invalidation;
 pub mod key;
 pub mod rule;
 pub mod serve;
@@ -26,6 +28,7 @@ pub use cacheability::{
     RequestPlan, RequestVerdict, ResponseVerdict,
 };
 pub use freshness::{freshness, storage_lifetime, CacheStatus, Freshness, FreshnessCheck};
+pub use invalidation::{invalidates, invalidation_targets, is_safe_method};
 pub use key::{cache_key, origin_query, CacheKey, KeyError, RequestParts};
 pub use rule::{CacheRule, CacheScope};
 pub use serve::{after_origin, before_origin, LookupDecision, ServeDecision};
