@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tidegate_policy::cache::freshness::storage_lifetime;
 use tidegate_policy::cache::key::{is_variant_of, split_key_url};
 use tidegate_policy::cache::{
-    cache_key, invalidation_targets, CacheRule, CacheScope, RequestParts,
+    cache_key, invalidates, invalidation_targets, CacheRule, CacheScope, RequestParts,
 };
 use tidegate_policy::config::PurgeSettings;
 use tidegate_policy::route::{Method, RouteMatch};
