@@ -198,7 +198,7 @@ async fn purge(
             let url = url::Url::parse(&url)
                 .map_err(|_| invalid_purge("\"url\" must be an absolute URL."))?;
             let headers: Vec<(String, String)> = body.headers.into_iter().collect();
-            purging::purge_url(gw, &url, &headers).await
+            purging::purge_url(gw, &url, &headers, purging::Reach::AllRoutes).await
         }
         (None, Some(prefix)) if prefix.starts_with('/') => purging::purge_prefix(gw, &prefix).await,
         (None, Some(_)) => return Err(invalid_purge("\"prefix\" must start with `/`.")),

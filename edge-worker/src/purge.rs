@@ -9,8 +9,8 @@
 //! `MAX_SHARD_KEYS`). A key is indexed in the shard of its *resource* part
 //! ([`split_key_url`]), so every variant of one URL (other vary values,
 //! other callers of a private route) sits in one shard: invalidating a URL
-//! reads one shard per caching route, and only a purge by prefix reads them
-//! all. A shard lives as long as its longest-lived entry. Concurrent stores
+//! reads one shard (of the route a GET of it matches), an admin purge by URL
+//! one per caching route, and only a purge by prefix reads them all. A shard lives as long as its longest-lived entry. Concurrent stores
 //! may lose an index update; the entry it named then simply expires on its
 //! own (best effort, like the per-data-center purge itself).
 
@@ -189,32 +189,51 @@ async fn purge_shard(
     index_write(route, shard, &kept, storage_lifetime(rule)).await;
 }
 
+/// Which routes' indexes a purge by URL looks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Only the caching route a GET of the URL matches (invalidations: the
+    /// only route that can have stored it under this config).
+    MatchedRoute,
+    /// Every caching route (the admin purge: entries stored under an earlier
+    /// config too).
+    AllRoutes,
+}
+
 /// Purges the entries of a GET of `url`: the key the policy computes for it
 /// (with `headers` as the vary header values), plus every indexed variant
 /// of the same URL (other vary values, other callers of a private route).
-/// Reads one index shard per caching route.
-pub async fn purge_url(gw: &Gateway, url: &Url, headers: &HeaderList) -> Purged {
+/// Reads one index shard per route in `reach`.
+pub async fn purge_url(gw: &Gateway, url: &Url, headers: &HeaderList, reach: Reach) -> Purged {
     let mut out = Purged::default();
     // Any identity gives the same readable part; only the hash differs.
     let parts = RequestParts::from_url("GET", url, headers, Some("purge"));
-    if let RouteMatch::Matched { index, .. } = gw.table.match_request(Method::Get, url.path()) {
-        if let Some(rule) = gw.config.routes.get(index).and_then(|r| r.cache.as_ref()) {
-            if let Ok(key) = cache_key(rule, &parts) {
-                if rule.scope == CacheScope::Shared {
-                    let key_url = key.to_url();
-                    let deleted = purge_key(&key_url).await;
-                    out.note(key_url, deleted);
-                }
+    let matched = match gw.table.match_request(Method::Get, url.path()) {
+        RouteMatch::Matched { index, .. } => Some(index),
+        _ => None,
+    };
+    if let Some(rule) = matched
+        .and_then(|index| gw.config.routes.get(index))
+        .and_then(|r| r.cache.as_ref())
+    {
+        if let Ok(key) = cache_key(rule, &parts) {
+            if rule.scope == CacheScope::Shared {
+                let key_url = key.to_url();
+                let deleted = purge_key(&key_url).await;
+                out.note(key_url, deleted);
             }
         }
     }
     // Each route's rule keys the URL its own way (vary_query), so each
     // route's shard is the one of the resource under its rule.
     let mut shards = Vec::new();
-    for route in &gw.config.routes {
+    for (index, route) in gw.config.routes.iter().enumerate() {
         let Some(rule) = &route.cache else {
             continue;
         };
+        if reach == Reach::MatchedRoute && matched != Some(index) {
+            continue;
+        }
         let Ok(key) = cache_key(rule, &parts) else {
             continue;
         };
@@ -386,7 +405,10 @@ pub fn after_unsafe(
     ctx.wait_until(async move {
         let mut named = Vec::new();
         for target in &targets {
-            for key in purge_url(&gw, target, &headers).await.named {
+            for key in purge_url(&gw, target, &headers, Reach::MatchedRoute)
+                .await
+                .named
+            {
                 if !named.contains(&key) {
                     named.push(key);
                 }
