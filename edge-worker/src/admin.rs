@@ -10,7 +10,8 @@
 //! - `GET config`: the effective configuration, secrets redacted
 //! - `POST purge`: `{"url": "https://host/path?query"}` (optionally with
 //!   `"headers": {"accept-language": "en"}` for the vary headers) or
-//!   `{"prefix": "/v1/catalog/"}`; this data center only
+//!   `{"prefix": "/v1/catalog/"}`; this data center, and with `[purge]` every
+//!   data center too (Cloudflare's zone purge API, by key URL)
 //! - `GET limits/{key}`: the state of one limiter key (the key
 //!   percent-encoded as one path segment)
 //! - `keys`, `keys/{id}`, `keys/{id}/rotate`, `keys/{id}/revoke`: the KV
@@ -106,7 +107,7 @@ pub async fn handle(
                 .as_ref()
                 .map_err(|e| crate::fail(flow, EdgeError::InvalidConfig(e.to_string())))?;
             let body: PurgeRequest = req.json().await.map_err(|_| invalid_purge(PURGE_SHAPE))?;
-            purge(gw, body).await
+            purge(env, gw, body, flow).await
         }
         ("health" | "config", _) => {
             flow.extra.push(("allow".into(), "GET".into()));
@@ -186,23 +187,45 @@ fn invalid_purge(detail: &str) -> Problem {
     Problem::new(400, "invalid-purge", "Invalid purge request").with_detail(detail)
 }
 
-async fn purge(gw: &config::Gateway, body: PurgeRequest) -> Result<Response, Problem> {
+async fn purge(
+    env: &Env,
+    gw: &config::Gateway,
+    body: PurgeRequest,
+    flow: &Flow,
+) -> Result<Response, Problem> {
     let purged = match (body.url, body.prefix) {
         (Some(url), None) => {
             let url = url::Url::parse(&url)
                 .map_err(|_| invalid_purge("\"url\" must be an absolute URL."))?;
             let headers: Vec<(String, String)> = body.headers.into_iter().collect();
-            purging::purge_url(gw, &url, &headers).await
+            purging::purge_url(gw, &url, &headers, purging::Reach::AllRoutes).await
         }
         (None, Some(prefix)) if prefix.starts_with('/') => purging::purge_prefix(gw, &prefix).await,
         (None, Some(_)) => return Err(invalid_purge("\"prefix\" must start with `/`.")),
         _ => return Err(invalid_purge(PURGE_SHAPE)),
     };
-    Ok(response::json(&json!({
-        "purged": purged.len(),
-        "keys": purged,
-        "scope": "this data center",
-    })))
+    let (scope, global) = match &gw.config.purge {
+        None => ("this data center", None),
+        Some(settings) => {
+            let outcome = purging::purge_globally(env, settings, &purged.named).await;
+            purging::log_global(&flow.log.id, purged.named.len(), &outcome);
+            match outcome {
+                Ok(files) => ("every data center", Some(json!({ "files": files }))),
+                Err(e) => (
+                    "this data center",
+                    Some(json!({ "files": 0, "error": e.to_string() })),
+                ),
+            }
+        }
+    };
+    let mut answer = serde_json::Map::new();
+    answer.insert("purged".into(), json!(purged.deleted.len()));
+    answer.insert("keys".into(), json!(purged.deleted));
+    answer.insert("scope".into(), json!(scope));
+    if let Some(global) = global {
+        answer.insert("global".into(), global);
+    }
+    Ok(response::json(&serde_json::Value::Object(answer)))
 }
 
 /// The state of limiter key `raw` (one percent-encoded path segment).

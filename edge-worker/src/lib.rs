@@ -269,7 +269,16 @@ async fn gateway(
         }
         None => cache::bypass(&origin, body, &mut flow.timings, &mut flow.log).await,
     };
-    result.map_err(|e| fail(flow, e))
+    let resp = result.map_err(|e| fail(flow, e))?;
+    // RFC 9111 §4.4: a non-error answer to an unsafe method invalidates.
+    let answered = purge::Answered {
+        method: &method_text,
+        url: &url,
+        headers: &headers,
+        resp: &resp,
+    };
+    purge::after_unsafe(ctx, env, gw, &answered, flow);
+    Ok(resp)
 }
 
 /// The fallback problem for "cannot happen" branches.

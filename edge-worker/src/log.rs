@@ -49,6 +49,11 @@ pub struct LogLine {
     /// `preflight-refused-<origin|method|header|malformed>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<&'static str>,
+    /// How many URLs an unsafe request invalidated (RFC 9111 §4.4: the
+    /// target, same-origin `Location` / `Content-Location`); their entries
+    /// are dropped after the response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalidated: Option<usize>,
     /// What failed, for adapter errors (never client data).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -1,28 +1,38 @@
-//! Purging cached responses, this data center only (`POST purge`).
+//! Purging cached responses: on request (`POST purge`) and after unsafe
+//! requests (RFC 9111 §4.4 invalidation); in this data center through the
+//! Cache API and, with `[purge]`, everywhere through Cloudflare's zone purge
+//! API.
 //!
-//! The Cache API cannot list its keys, so for purging by prefix each route
-//! keeps an index of the keys it stored: `INDEX_SHARDS` Cache API entries per
-//! route, each a JSON list of key URLs (newest last, at most
-//! `MAX_SHARD_KEYS`), the key's shard updated after each store. Sharding keeps
-//! the per-store cost small (one short list read and written, not the whole
-//! route's) at the price of `INDEX_SHARDS` reads per route on a purge, which
-//! is rare. Concurrent stores may lose an index update; the entry it named
-//! then simply expires on its own (best effort, like the per-data-center
-//! purge itself).
+//! The Cache API cannot list its keys, so each caching route keeps an index
+//! of the keys it stored: `INDEX_SHARDS` Cache API entries per route, each a
+//! JSON list of `{"k": key URL, "e": expiry in ms}` (newest last, at most
+//! `MAX_SHARD_KEYS`). A key is indexed in the shard of its *resource* part
+//! ([`split_key_url`]), so every variant of one URL (other vary values,
+//! other callers of a private route) sits in one shard: invalidating a URL
+//! reads one shard (of the route a GET of it matches), an admin purge by URL
+//! one per caching route, and only a purge by prefix reads them all. A shard lives as long as its longest-lived entry. Concurrent stores
+//! may lose an index update; the entry it named then simply expires on its
+//! own (best effort, like the per-data-center purge itself).
 
+use std::fmt;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-
+use serde::{Deserialize, Serialize};
 use tidegate_policy::cache::freshness::storage_lifetime;
-use tidegate_policy::cache::key::is_variant_of;
-use tidegate_policy::cache::{cache_key, CacheScope, RequestParts};
+use tidegate_policy::cache::key::{is_variant_of, split_key_url};
+use tidegate_policy::cache::{
+    cache_key, invalidates, invalidation_targets, CacheRule, CacheScope, RequestParts,
+};
+use tidegate_policy::config::PurgeSettings;
 use tidegate_policy::route::{Method, RouteMatch};
 use url::Url;
-use worker::{Cache, Response};
+use worker::{Cache, Context, Env, Response};
 
-use crate::config::Gateway;
-use crate::response::HeaderList;
+use crate::config::{self, Gateway};
+use crate::response::{header_list, HeaderList};
+use crate::Flow;
 
 /// Base of the index entries' URLs; `.invalid` never resolves, so no real
 /// request can ever share these keys.
@@ -31,10 +41,38 @@ const INDEX_BASE: &str = "https://cache-index.tidegate.invalid/";
 const INDEX_SHARDS: u64 = 64;
 /// Most keys one shard remembers (a route: `INDEX_SHARDS` times this).
 const MAX_SHARD_KEYS: usize = 32;
+/// How long a call to the zone purge API may take.
+const GLOBAL_PURGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The shard a key URL is indexed in (FNV-1a: cheap, stable across isolates).
-fn shard_of(key: &str) -> u64 {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+/// One indexed key and when its entry expires (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct IndexEntry {
+    /// The key URL.
+    k: String,
+    /// Expiry, ms since the epoch; 0 when unknown (written before expiries
+    /// were recorded).
+    e: u64,
+}
+
+/// A shard item as stored: an entry, or a bare key URL (the earlier format).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    /// The current format.
+    Entry(IndexEntry),
+    /// A bare key URL, expiry unknown.
+    Key(String),
+}
+
+/// The resource part a key URL is sharded by (the whole URL if it is not a
+/// key URL).
+fn resource_of(key: &str) -> &str {
+    split_key_url(key).map_or(key, |(resource, _)| resource)
+}
+
+/// The shard a resource is indexed in (FNV-1a: cheap, stable across isolates).
+fn shard_of(resource: &str) -> u64 {
+    let hash = resource.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     hash % INDEX_SHARDS
@@ -45,26 +83,39 @@ fn index_url(route: &str, shard: u64) -> String {
     format!("{INDEX_BASE}{name}/{shard}")
 }
 
-async fn index_read(route: &str, shard: u64) -> Vec<String> {
+async fn index_read(route: &str, shard: u64) -> Vec<IndexEntry> {
     let Ok(Some(resp)) = Cache::default().get(index_url(route, shard), false).await else {
         return Vec::new();
     };
-    crate::body::json(resp).await.unwrap_or_default()
+    let stored: Vec<Stored> = crate::body::json(resp).await.unwrap_or_default();
+    stored
+        .into_iter()
+        .map(|s| match s {
+            Stored::Entry(entry) => entry,
+            Stored::Key(k) => IndexEntry { k, e: 0 },
+        })
+        .collect()
 }
 
-async fn index_write(route: &str, shard: u64, keys: &[String], lifetime: Duration) {
+/// Writes a shard; it lives at least `lifetime`, and as long as its
+/// longest-lived entry.
+async fn index_write(route: &str, shard: u64, entries: &[IndexEntry], lifetime: Duration) {
     let url = index_url(route, shard);
-    if keys.is_empty() {
+    if entries.is_empty() {
         let _ = Cache::default().delete(url, false).await;
         return;
     }
-    let body = serde_json::to_vec(keys).unwrap_or_default();
+    let now = crate::now_ms();
+    let longest = entries
+        .iter()
+        .map(|entry| entry.e.saturating_sub(now).div_ceil(1000))
+        .max()
+        .unwrap_or(0);
+    let max_age = lifetime.as_secs().max(longest).max(1);
+    let body = serde_json::to_vec(entries).unwrap_or_default();
     let headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
-        (
-            "cache-control".to_owned(),
-            format!("max-age={}", lifetime.as_secs().max(1)),
-        ),
+        ("cache-control".to_owned(), format!("max-age={max_age}")),
     ];
     let entry = Response::builder()
         .with_headers(crate::response::headers_from(&headers))
@@ -72,15 +123,20 @@ async fn index_write(route: &str, shard: u64, keys: &[String], lifetime: Duratio
     let _ = Cache::default().put(url, entry).await;
 }
 
-/// Records that `key` was stored for `route`.
+/// Records that `key` was stored for `route`, its entry living `lifetime`.
 pub async fn index_add(route: &str, key: &str, lifetime: Duration) {
-    let shard = shard_of(key);
-    let mut keys = index_read(route, shard).await;
-    keys.retain(|k| k != key);
-    keys.push(key.to_owned());
-    let excess = keys.len().saturating_sub(MAX_SHARD_KEYS);
-    keys.drain(..excess);
-    index_write(route, shard, &keys, lifetime).await;
+    let shard = shard_of(resource_of(key));
+    let now = crate::now_ms();
+    let mut entries = index_read(route, shard).await;
+    entries.retain(|entry| entry.k != key && (entry.e == 0 || entry.e > now));
+    let expiry = now.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
+    entries.push(IndexEntry {
+        k: key.to_owned(),
+        e: expiry,
+    });
+    let excess = entries.len().saturating_sub(MAX_SHARD_KEYS);
+    entries.drain(..excess);
+    index_write(route, shard, &entries, lifetime).await;
 }
 
 /// Deletes one key URL from this data center's cache; whether it was there.
@@ -91,64 +147,276 @@ async fn purge_key(key: &str) -> bool {
     )
 }
 
-/// Deletes from every caching route's index the keys `matches` selects;
-/// returns those that were still cached.
-async fn purge_indexed(gw: &Gateway, matches: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut purged = Vec::new();
-    for route in &gw.config.routes {
-        let Some(rule) = &route.cache else {
-            continue;
-        };
-        let shards = join_all((0..INDEX_SHARDS).map(|shard| index_read(&route.name, shard))).await;
-        for (shard, keys) in (0..INDEX_SHARDS).zip(shards) {
-            let (hit, kept): (Vec<String>, Vec<String>) =
-                keys.into_iter().partition(|k| matches(k));
-            if hit.is_empty() {
-                continue;
-            }
-            for key in hit {
-                if purge_key(&key).await {
-                    purged.push(key);
-                }
-            }
-            index_write(&route.name, shard, &kept, storage_lifetime(rule)).await;
+/// What a purge found and deleted.
+#[derive(Debug, Default)]
+pub struct Purged {
+    /// Keys deleted from this data center's cache (they were stored here).
+    pub deleted: Vec<String>,
+    /// Every key URL the purge named, deleted here or not: what a global
+    /// purge should drop elsewhere.
+    pub named: Vec<String>,
+}
+
+impl Purged {
+    fn note(&mut self, key: String, deleted: bool) {
+        if deleted && !self.deleted.contains(&key) {
+            self.deleted.push(key.clone());
+        }
+        if !self.named.contains(&key) {
+            self.named.push(key);
         }
     }
-    purged
+}
+
+/// Deletes the keys `matches` selects from one shard of `route`'s index.
+async fn purge_shard(
+    route: &str,
+    rule: &CacheRule,
+    shard: u64,
+    entries: Vec<IndexEntry>,
+    matches: &impl Fn(&str) -> bool,
+    out: &mut Purged,
+) {
+    let (hit, kept): (Vec<IndexEntry>, Vec<IndexEntry>) =
+        entries.into_iter().partition(|entry| matches(&entry.k));
+    if hit.is_empty() {
+        return;
+    }
+    for entry in hit {
+        let deleted = purge_key(&entry.k).await;
+        out.note(entry.k, deleted);
+    }
+    index_write(route, shard, &kept, storage_lifetime(rule)).await;
+}
+
+/// Which routes' indexes a purge by URL looks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Only the caching route a GET of the URL matches (invalidations: the
+    /// only route that can have stored it under this config).
+    MatchedRoute,
+    /// Every caching route (the admin purge: entries stored under an earlier
+    /// config too).
+    AllRoutes,
 }
 
 /// Purges the entries of a GET of `url`: the key the policy computes for it
 /// (with `headers` as the vary header values), plus every indexed variant
 /// of the same URL (other vary values, other callers of a private route).
-pub async fn purge_url(gw: &Gateway, url: &Url, headers: &HeaderList) -> Vec<String> {
-    let mut purged = Vec::new();
-    let mut resources = Vec::new();
-    if let RouteMatch::Matched { index, .. } = gw.table.match_request(Method::Get, url.path()) {
-        if let Some(rule) = gw.config.routes.get(index).and_then(|r| r.cache.as_ref()) {
-            // Any identity gives the same readable part; only the hash differs.
-            let parts = RequestParts::from_url("GET", url, headers, Some("purge"));
-            if let Ok(key) = cache_key(rule, &parts) {
+/// Reads one index shard per route in `reach`.
+pub async fn purge_url(gw: &Gateway, url: &Url, headers: &HeaderList, reach: Reach) -> Purged {
+    let mut out = Purged::default();
+    // Any identity gives the same readable part; only the hash differs.
+    let parts = RequestParts::from_url("GET", url, headers, Some("purge"));
+    let matched = match gw.table.match_request(Method::Get, url.path()) {
+        RouteMatch::Matched { index, .. } => Some(index),
+        _ => None,
+    };
+    if let Some(rule) = matched
+        .and_then(|index| gw.config.routes.get(index))
+        .and_then(|r| r.cache.as_ref())
+    {
+        if let Ok(key) = cache_key(rule, &parts) {
+            if rule.scope == CacheScope::Shared {
                 let key_url = key.to_url();
-                resources.push(key.resource_prefix());
-                if rule.scope == CacheScope::Shared && purge_key(&key_url).await {
-                    purged.push(key_url);
-                }
+                let deleted = purge_key(&key_url).await;
+                out.note(key_url, deleted);
             }
         }
     }
-    let indexed = purge_indexed(gw, |k| resources.iter().any(|r| is_variant_of(k, r))).await;
-    for key in indexed {
-        if !purged.contains(&key) {
-            purged.push(key);
+    // Each route's rule keys the URL its own way (vary_query), so each
+    // route's shard is the one of the resource under its rule.
+    let mut shards = Vec::new();
+    for (index, route) in gw.config.routes.iter().enumerate() {
+        let Some(rule) = &route.cache else {
+            continue;
+        };
+        if reach == Reach::MatchedRoute && matched != Some(index) {
+            continue;
         }
+        let Ok(key) = cache_key(rule, &parts) else {
+            continue;
+        };
+        shards.push((route, rule, key.resource_prefix()));
     }
-    purged
+    let read = join_all(
+        shards
+            .iter()
+            .map(|(route, _, resource)| index_read(&route.name, shard_of(resource))),
+    )
+    .await;
+    for ((route, rule, resource), entries) in shards.iter().zip(read) {
+        let matches = |k: &str| is_variant_of(k, resource);
+        purge_shard(
+            &route.name,
+            rule,
+            shard_of(resource),
+            entries,
+            &matches,
+            &mut out,
+        )
+        .await;
+    }
+    out
 }
 
-/// Purges every indexed entry whose path starts with `prefix`.
-pub async fn purge_prefix(gw: &Gateway, prefix: &str) -> Vec<String> {
-    purge_indexed(gw, |k| {
-        Url::parse(k).is_ok_and(|u| u.path().starts_with(prefix))
-    })
-    .await
+/// Purges every indexed entry whose path starts with `prefix` (reads every
+/// shard of every caching route).
+pub async fn purge_prefix(gw: &Gateway, prefix: &str) -> Purged {
+    let mut out = Purged::default();
+    let matches = |k: &str| Url::parse(k).is_ok_and(|u| u.path().starts_with(prefix));
+    for route in &gw.config.routes {
+        let Some(rule) = &route.cache else {
+            continue;
+        };
+        let shards = join_all((0..INDEX_SHARDS).map(|shard| index_read(&route.name, shard))).await;
+        for (shard, entries) in (0..INDEX_SHARDS).zip(shards) {
+            purge_shard(&route.name, rule, shard, entries, &matches, &mut out).await;
+        }
+    }
+    out
+}
+
+/// Why a global purge (Cloudflare's zone purge API) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobalPurgeError {
+    /// The Worker secret holding the API token is missing or empty.
+    MissingToken(String),
+    /// The call could not be made (connection, TLS, timeout...).
+    Unreachable(String),
+    /// The API answered with a non-success status.
+    Status(u16),
+}
+
+impl fmt::Display for GlobalPurgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingToken(name) => write!(f, "the Worker secret {name} is missing or empty"),
+            Self::Unreachable(why) => write!(f, "zone purge API unreachable: {why}"),
+            Self::Status(status) => write!(f, "zone purge API answered {status}"),
+        }
+    }
+}
+
+impl std::error::Error for GlobalPurgeError {}
+
+/// Asks Cloudflare's zone purge API to drop `files` in every data center:
+/// `POST {api_base}/zones/{zone_id}/purge_cache` with `{"files": [...]}`, at
+/// most [`PurgeSettings::MAX_FILES_PER_CALL`] per call. Returns how many
+/// files were sent; stops at the first failing call.
+pub async fn purge_globally(
+    env: &Env,
+    settings: &PurgeSettings,
+    files: &[String],
+) -> Result<usize, GlobalPurgeError> {
+    if files.is_empty() {
+        return Ok(0);
+    }
+    let token = config::string_binding(env, &settings.api_token_secret)
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| GlobalPurgeError::MissingToken(settings.api_token_secret.clone()))?;
+    let endpoint = Url::parse(&settings.purge_url())
+        .map_err(|e| GlobalPurgeError::Unreachable(e.to_string()))?;
+    let headers = vec![
+        (
+            "authorization".to_owned(),
+            format!("Bearer {}", token.trim()),
+        ),
+        ("content-type".to_owned(), "application/json".to_owned()),
+    ];
+    let mut sent = 0;
+    for batch in files.chunks(PurgeSettings::MAX_FILES_PER_CALL) {
+        let body = serde_json::json!({ "files": batch }).to_string();
+        let resp = crate::proxy::send(
+            "POST",
+            &endpoint,
+            &headers,
+            Some(worker::wasm_bindgen::JsValue::from_str(&body)),
+            GLOBAL_PURGE_TIMEOUT,
+            false,
+        )
+        .await
+        .map_err(|e| GlobalPurgeError::Unreachable(e.log_text()))?;
+        let status = resp.status_code();
+        if !(200..300).contains(&status) {
+            return Err(GlobalPurgeError::Status(status));
+        }
+        sent += batch.len();
+    }
+    Ok(sent)
+}
+
+/// One JSON log line about a global purge (it runs after the request's own
+/// line was written).
+pub fn log_global(request_id: &str, files: usize, outcome: &Result<usize, GlobalPurgeError>) {
+    let line = serde_json::json!({
+        "id": request_id,
+        "event": "global-purge",
+        "files": files,
+        "error": outcome.as_ref().err().map(ToString::to_string),
+    });
+    worker::console_log!("{line}");
+}
+
+/// A request the origin answered, as invalidation needs it.
+pub struct Answered<'a> {
+    /// The request method.
+    pub method: &'a str,
+    /// The client's URL (the gateway's host, not the origin's).
+    pub url: &'a Url,
+    /// The client's request headers (for the vary values of the keys).
+    pub headers: &'a HeaderList,
+    /// The answer the client gets.
+    pub resp: &'a Response,
+}
+
+/// RFC 9111 §4.4: after the origin answered an unsafe request with `resp`,
+/// drops (off the response path, in `ctx.wait_until`) every stored variant
+/// of the invalidated URLs, here and, with `[purge]`, everywhere. Notes the
+/// number of invalidated URLs in the log line.
+pub fn after_unsafe(
+    ctx: &Context,
+    env: &Env,
+    gw: &Rc<Gateway>,
+    answered: &Answered<'_>,
+    flow: &mut Flow,
+) {
+    let Answered {
+        method,
+        url,
+        headers,
+        resp,
+    } = answered;
+    if !invalidates(method, resp.status_code()) {
+        return;
+    }
+    let targets = invalidation_targets(
+        method,
+        resp.status_code(),
+        url,
+        &header_list(resp.headers()),
+    );
+    if targets.is_empty() {
+        return;
+    }
+    flow.log.invalidated = Some(targets.len());
+    let (gw, env, headers) = (Rc::clone(gw), env.clone(), (*headers).clone());
+    let request_id = flow.log.id.clone();
+    ctx.wait_until(async move {
+        let mut named = Vec::new();
+        for target in &targets {
+            for key in purge_url(&gw, target, &headers, Reach::MatchedRoute)
+                .await
+                .named
+            {
+                if !named.contains(&key) {
+                    named.push(key);
+                }
+            }
+        }
+        if let Some(settings) = &gw.config.purge {
+            let outcome = purge_globally(&env, settings, &named).await;
+            log_global(&request_id, named.len(), &outcome);
+        }
+    });
 }

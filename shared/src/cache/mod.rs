@@ -10,7 +10,9 @@
 //! the entry: [`validation::refresh_headers`]); an origin response is stored
 //! only if [`cacheability::check_response`] allows, with
 //! [`freshness::prepare_for_storage`]. A client's conditional request is
-//! answered from an entry by [`validation::client_condition`].
+//! answered from an entry by [`validation::client_condition`]. After an
+//! unsafe request, [`invalidation::invalidation_targets`] names the URLs
+//! whose entries to drop.
 //!
 //! Evaluated and not used: the `http-cache-semantics` crate (RFC 7234 era).
 //! It works on `http` crate types, so every hit would convert the Worker's
@@ -27,6 +29,7 @@ pub mod cache_control;
 pub mod cacheability;
 pub mod freshness;
 pub mod http_date;
+pub mod invalidation;
 pub mod key;
 pub mod rule;
 pub mod serve;
@@ -43,6 +46,7 @@ pub use freshness::{
     CacheStatus, Freshness, FreshnessCheck, Lifetimes, ResponseHeaders, ResponseTiming,
     StoredEntry,
 };
+pub use invalidation::{invalidates, invalidation_targets, is_safe_method};
 pub use key::{cache_key, origin_query, CacheKey, KeyError, RequestParts};
 pub use rule::{CacheRule, CacheScope, FreshnessSource};
 pub use serve::{after_origin, before_origin, LookupDecision, ServeDecision};

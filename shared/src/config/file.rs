@@ -113,6 +113,26 @@ pub struct GatewayFile {
     /// The signed identity assertion sent to origins; its keys come from a Worker secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assertion: Option<AssertionSection>,
+    /// Global purges through Cloudflare's zone purge API, besides the per-data-center ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge: Option<PurgeSection>,
+}
+
+/// `[purge]`: also purge every data center through Cloudflare's zone purge API when an
+/// unsafe request invalidates cached entries or the admin purge endpoint is called.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeSection {
+    /// The Cloudflare zone ID (32 hex characters) of the gateway's hostname.
+    pub zone_id: String,
+    /// Name of the Worker secret holding an API token with the Cache Purge permission.
+    /// Default `CF_PURGE_TOKEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_secret: Option<String>,
+    /// Base URL of the Cloudflare API (https; http only for localhost, for tests).
+    /// Default `https://api.cloudflare.com/client/v4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<UrlText>,
 }
 
 /// `[assertion]`: a short-lived signed JWT telling origins who called.

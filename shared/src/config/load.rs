@@ -6,12 +6,12 @@ use serde_json::{Map, Value};
 
 use super::error::{index, join, Collector, ConfigErrorKind};
 use super::file::{
-    ApiKeysSection, AssertionSection, GatewaySection, IssuerSection, RollbackSection, RouteSection,
-    StageSection, TierSection,
+    ApiKeysSection, AssertionSection, GatewaySection, IssuerSection, PurgeSection, RollbackSection,
+    RouteSection, StageSection, TierSection,
 };
 
 /// Top-level keys a file may have.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "$schema",
     "gateway",
     "issuers",
@@ -20,6 +20,7 @@ const SECTIONS: [&str; 8] = [
     "routes",
     "rollback",
     "assertion",
+    "purge",
 ];
 
 /// A list item that passed the shape check, with its position in the file.
@@ -43,6 +44,7 @@ pub(crate) struct Sections {
     pub(crate) rollback: Option<RollbackSection>,
     pub(crate) stages: Vec<Item<StageSection>>,
     pub(crate) assertion: Option<AssertionSection>,
+    pub(crate) purge: Option<PurgeSection>,
     /// False when some part failed its shape check, so the result cannot be complete.
     pub(crate) complete: bool,
 }
@@ -130,6 +132,7 @@ pub(crate) fn sections(value: Value, c: &mut Collector) -> Sections {
     out.broken_issuer_names = broken;
     out.routes = list(&mut root, "routes", "routes", c, &mut out.complete).0;
     out.assertion = table(&mut root, "assertion", c, &mut out.complete);
+    out.purge = table(&mut root, "purge", c, &mut out.complete);
     match root.remove("rollback") {
         None => {}
         Some(Value::Object(mut rollback)) => {

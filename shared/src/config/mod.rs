@@ -106,6 +106,7 @@ impl GatewayConfig {
             routes: Vec::new(),
             rollback: None,
             assertion: None,
+            purge: None,
         }
     }
 

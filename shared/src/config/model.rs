@@ -33,6 +33,37 @@ pub struct GatewayConfig {
     pub rollback: Option<RollbackPolicy>,
     /// The signed identity assertion, if configured.
     pub assertion: Option<AssertionSettings>,
+    /// Global purges through Cloudflare's zone purge API, if configured.
+    pub purge: Option<PurgeSettings>,
+}
+
+/// Where global purges go: Cloudflare's zone purge API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeSettings {
+    /// The zone ID, 32 lowercase hex characters.
+    pub zone_id: String,
+    /// Name of the Worker secret holding the API token.
+    pub api_token_secret: String,
+    /// Base URL of the API, without a trailing slash.
+    pub api_base: Url,
+}
+
+impl PurgeSettings {
+    /// Default name of the token secret.
+    pub const DEFAULT_API_TOKEN_SECRET: &'static str = "CF_PURGE_TOKEN";
+    /// Default API base.
+    pub const DEFAULT_API_BASE: &'static str = "https://api.cloudflare.com/client/v4";
+    /// Most URLs one purge call may name (Cloudflare's limit on most plans).
+    pub const MAX_FILES_PER_CALL: usize = 30;
+
+    /// The purge endpoint: `{api_base}/zones/{zone_id}/purge_cache`.
+    pub fn purge_url(&self) -> String {
+        format!(
+            "{}/zones/{}/purge_cache",
+            self.api_base.as_str().trim_end_matches('/'),
+            self.zone_id
+        )
+    }
 }
 
 /// How identity assertions are made.

@@ -31,6 +31,11 @@ impl GatewayConfig {
                 .map(|r| route(r, self.assertion.is_some()))
                 .collect(),
             rollback: self.rollback.as_ref().map(rollback),
+            purge: self.purge.as_ref().map(|p| PurgeSection {
+                zone_id: p.zone_id.clone(),
+                api_token_secret: Some(p.api_token_secret.clone()),
+                api_base: Some(UrlText(p.api_base.to_string())),
+            }),
             assertion: self.assertion.as_ref().map(|a| AssertionSection {
                 issuer: a.issuer.clone(),
                 header: Some(a.header.clone()),

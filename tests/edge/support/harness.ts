@@ -51,8 +51,18 @@ export interface Edge {
   bearer(sub?: string, extra?: Record<string, unknown>): Record<string, string>;
 }
 
+/** Additions to the environment a spec file may ask for. */
+export interface EdgeExtras {
+  /**
+   * TOML appended to the filled-in test config, called in beforeAll (after
+   * the spec's own earlier beforeAll hooks, so it may name their servers'
+   * ports), e.g. a `[purge]` section pointing at a stand-in API.
+   */
+  appendConfig?: () => string;
+}
+
 /** Starts the environment before the file's tests and stops it after; fields are set in beforeAll. */
-export function useEdge(overrides: Partial<GatewayOptions> = {}): Edge {
+export function useEdge(overrides: Partial<GatewayOptions> = {}, extra: EdgeExtras = {}): Edge {
   const edge = {} as Edge;
   const started: { close(): Promise<void> }[] = [];
   beforeAll(async () => {
@@ -66,13 +76,14 @@ export function useEdge(overrides: Partial<GatewayOptions> = {}): Edge {
     const hsSecret = hmacSecret();
     const apiKeys = makeApiKeys();
     const adminKey = `admin_${randomBytes(24).toString("base64url")}`;
-    const config = testConfig({
-      ORIGIN: origin.url,
-      FLAKY: flaky.url,
-      DEAD: `http://127.0.0.1:${dead}`,
-      JWKS: jwks.url,
-      HS_SECRET: hsSecret,
-    });
+    const config =
+      testConfig({
+        ORIGIN: origin.url,
+        FLAKY: flaky.url,
+        DEAD: `http://127.0.0.1:${dead}`,
+        JWKS: jwks.url,
+        HS_SECRET: hsSecret,
+      }) + (extra.appendConfig?.() ?? "");
     const gateway = await Gateway.start({ config, apiKeys: apiKeys.json, adminKey, ...overrides });
     started.push({ close: () => gateway.dispose() });
     const token = (sub = "user-1", extra: Record<string, unknown> = {}) =>

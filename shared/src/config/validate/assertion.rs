@@ -88,7 +88,7 @@ fn usable_header(c: &mut Collector, path: &str, name: &str) -> Option<String> {
 }
 
 /// A Worker binding name: a letter or `_`, then letters, digits and `_`.
-fn binding_name(c: &mut Collector, path: &str, name: &str) -> Option<String> {
+pub(super) fn binding_name(c: &mut Collector, path: &str, name: &str) -> Option<String> {
     let mut bytes = name.bytes();
     let first_ok = bytes
         .next()

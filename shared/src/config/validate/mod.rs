@@ -26,6 +26,7 @@ mod cache;
 mod cors;
 mod issuers;
 mod limits;
+mod purge;
 mod read;
 mod rollback;
 mod routes;
@@ -76,6 +77,7 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
         check_tier_costs(tiers, routes, c);
     }
     let rollback = s.rollback.map(|section| rollback(section, &s.stages, c));
+    let purge = s.purge.map(|section| purge::purge(section, c));
     header_clashes(assertion.as_ref().and_then(Option::as_ref), &s.routes, c);
 
     let config = GatewayConfig {
@@ -86,6 +88,7 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
         routes: routes?,
         rollback: optional(rollback)?,
         assertion: optional(assertion)?,
+        purge: optional(purge)?,
     };
     s.complete.then_some(config)
 }
