@@ -1,0 +1,62 @@
+// Helpers of the HTTP caching specs (http-caching/*.spec.ts): HTTP-dates
+// relative to now, the origin's hit counter as served, and a timeline runner
+// that checks whether an entry is fresh (HIT) or not at given moments.
+import { expect } from "vitest";
+import { cacheStatus } from "../support/expect";
+import type { Reply } from "../support/gateway";
+import { poll, sleep, type Edge } from "../support/harness";
+
+/** An IMF-fixdate (RFC 9110 §5.6.7) `offsetS` seconds from now. */
+export const httpDate = (offsetS = 0) => new Date(Date.now() + offsetS * 1000).toUTCString();
+
+/** The origin's hit counter in the echoed body: 1 means the first answer the origin gave on that path. */
+export const servedHit = (res: Reply) => res.json<{ hit: number }>().hit;
+
+/** The `Age` header as a number (NaN when absent). */
+export const ageOf = (res: Reply) => Number(res.headers.get("age") ?? Number.NaN);
+
+type Init = Parameters<Edge["fetch"]>[1];
+
+/**
+ * The entry stored by the MISS just before: polls (the entry is written in the
+ * background) until the gateway answers HIT, for at most a second.
+ */
+export function storedHit(edge: Edge, path: string, init?: Init): Promise<Reply> {
+  return poll(() => edge.fetch(path, init), (r) => cacheStatus(r) === "HIT", { timeoutMs: 1_000, intervalMs: 50 });
+}
+
+/** A request after the entry, if any, has had time to be stored (for "never stored" checks). */
+export async function afterStore(edge: Edge, path: string, init?: Init): Promise<Reply> {
+  await sleep(300);
+  return edge.fetch(path, init);
+}
+
+/** `fresh`: answered HIT from the entry; `stale`: not a HIT (gone to the origin, or STALE). */
+export type Expected = "fresh" | "stale";
+
+/**
+ * Sends the MISS, then at each `[ms after the MISS was sent, expected]` step
+ * one request. Steps are measured from before the MISS, so the entry is at
+ * most that old: a `fresh` step checks a lower bound of its lifetime and a
+ * `stale` step an upper bound (leave half a second of margin for the latter).
+ */
+export async function timeline(edge: Edge, path: string, steps: [number, Expected][], init?: Init): Promise<Reply[]> {
+  const t0 = Date.now();
+  const miss = await edge.fetch(path, init);
+  expect(cacheStatus(miss), `${path}: first request`).toBe("MISS");
+  const replies = [miss];
+  for (const [at, want] of steps) {
+    const wait = at - (Date.now() - t0);
+    if (wait > 0) await sleep(wait);
+    const res =
+      want === "fresh" && at < 1_000
+        ? await storedHit(edge, path, init)
+        : at < 300
+          ? await afterStore(edge, path, init)
+          : await edge.fetch(path, init);
+    if (want === "fresh") expect(cacheStatus(res), `${path} at ${at} ms`).toBe("HIT");
+    else expect(cacheStatus(res), `${path} at ${at} ms`).not.toBe("HIT");
+    replies.push(res);
+  }
+  return replies;
+}

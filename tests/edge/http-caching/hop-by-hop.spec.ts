@@ -1,0 +1,68 @@
+// Hop-by-hop response fields (RFC 9110 §7.6.1; RFC 9111 §3.1): Connection,
+// the fields it names, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding,
+// Upgrade and Trailer are never stored nor served from the cache. Route
+// /rfc/origin. workerd may drop some standard ones itself, so custom fields
+// named in Connection are what really tells.
+import { describe, expect, it } from "vitest";
+import { cacheStatus } from "../support/expect";
+import type { Reply } from "../support/gateway";
+import { unique, useEdge } from "../support/harness";
+import { servedHit, storedHit } from "./helpers";
+
+const edge = useEdge();
+
+const names = (res: Reply) => [...res.headers.keys()].map((n) => n.toLowerCase());
+
+describe("hop-by-hop fields are not stored (RFC 9111 §3.1, RFC 9110 §7.6.1)", () => {
+  it("§7.6.1: fields named in Connection (x-hop, x-hop-two) are neither forwarded nor served from the entry; others are", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, {
+      headers: {
+        "cache-control": "max-age=60",
+        connection: "x-hop, X-Hop-Two",
+        "x-hop": "1",
+        "x-hop-two": "2",
+        "x-end-to-end": "kept",
+      },
+    });
+    const miss = await edge.fetch(path);
+    expect(cacheStatus(miss)).toBe("MISS");
+    expect(names(miss)).not.toContain("x-hop");
+    expect(names(miss)).not.toContain("x-hop-two");
+    const hit = await storedHit(edge, path);
+    expect(servedHit(hit)).toBe(1);
+    expect(names(hit)).not.toContain("x-hop");
+    expect(names(hit)).not.toContain("x-hop-two");
+    expect(hit.headers.get("x-end-to-end")).toBe("kept");
+  });
+
+  it("§7.6.1: Keep-Alive, Proxy-Connection, TE, Upgrade and Trailer are not served from the entry", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, {
+      headers: {
+        "cache-control": "max-age=60",
+        "keep-alive": "timeout=300",
+        "proxy-connection": "keep-alive",
+        te: "trailers",
+        upgrade: "websocket",
+        trailer: "x-checksum",
+        "x-end-to-end": "kept",
+      },
+    });
+    expect(cacheStatus(await edge.fetch(path))).toBe("MISS");
+    const hit = await storedHit(edge, path);
+    for (const name of ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer", "transfer-encoding"]) {
+      expect(names(hit), name).not.toContain(name);
+    }
+    expect(hit.headers.get("x-end-to-end")).toBe("kept");
+  });
+
+  it("§3.1: a chunked origin answer is stored and served without Transfer-Encoding from the entry", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": "max-age=60" }, bodyBytes: 500, chunked: true });
+    expect(cacheStatus(await edge.fetch(path))).toBe("MISS");
+    const hit = await storedHit(edge, path);
+    expect(hit.text.length).toBe(500);
+    expect(names(hit)).not.toContain("transfer-encoding");
+  });
+});
