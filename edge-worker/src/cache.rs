@@ -3,38 +3,44 @@
 //!
 //! The policy decides everything: whether the request may use the cache
 //! (`check_request`), the key (`cache_key`), how fresh an entry is
-//! (`freshness_from_headers`), whether to serve it, revalidate it or ask the
-//! origin (`before_origin` / `after_origin`), whether a response may be
+//! (`freshness_from_headers`: the origin's lifetimes, RFC 9111 §4.2),
+//! whether to serve it, revalidate it or ask the origin (`before_origin` /
+//! `after_origin`), the validators to send (`revalidation_headers`) and how
+//! a 304 refreshes the entry (`refresh_headers`), whether a response may be
 //! stored (`check_response`) and with which headers (`prepare_for_storage`,
-//! `prepare_for_serving`). The Cache API ignores stale-while-revalidate, so
-//! entries are stored for the whole stale window with their own timestamp,
-//! and revalidation runs in `ctx.wait_until`.
+//! `prepare_for_serving`), and whether a client's conditional request is
+//! met (`client_condition`). The Cache API ignores stale windows, so
+//! entries are stored for as long as they may serve, with their own
+//! timestamps, and background revalidation runs in `ctx.wait_until`.
+//! Concurrent misses for one key share one origin request ([`flight`]).
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
+mod entry;
+mod flight;
+mod store;
+
 use std::time::Duration;
 
 use tidegate_policy::auth::Identity;
-use tidegate_policy::cache::freshness::{
-    freshness_from_headers, prepare_for_serving, prepare_for_storage, storage_lifetime,
-    CACHE_STATUS_HEADER,
+use tidegate_policy::cache::freshness::CACHE_STATUS_HEADER;
+use tidegate_policy::cache::validation::{
+    client_condition, not_modified_headers, not_modified_matches, revalidation_headers,
+    ClientCondition, CONDITIONAL_REQUEST_HEADERS,
 };
 use tidegate_policy::cache::{
-    after_origin, announced_length, before_origin, body_read_limit, cache_key, check_body,
-    check_request, check_response, CacheRule, CacheStatus, LookupDecision, RequestParts,
-    RequestPlan, RequestVerdict, ResponseVerdict, ServeDecision,
+    after_origin, before_origin, cache_key, check_request, CacheRule, CacheStatus, LookupDecision,
+    RequestParts, RequestPlan, RequestVerdict, ResponseHeaders, ResponseTiming, ServeDecision,
 };
 use url::Url;
-use worker::js_sys;
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::ext::CacheStorageExt;
-use worker::{web_sys, Cache, Context, Response};
+use worker::wasm_bindgen::JsValue;
+use worker::{Context, Response};
 
 use crate::error::EdgeError;
 use crate::log::LogLine;
 use crate::proxy;
 use crate::response::{add_time, header_list, rebuild, with_header, HeaderList, Timings};
+use entry::{Entry, Refreshed};
+use flight::Flight;
+use store::{keep, keep_refreshed, revalidate};
 
 /// The request the origin gets, kept so it can be sent again to revalidate.
 #[derive(Debug, Clone)]
@@ -62,12 +68,33 @@ impl OriginRequest {
         )
         .await
     }
+
+    /// The same request made conditional on an entry's `validators`, in
+    /// place of any conditions the client sent (those are the client's,
+    /// about its own copy: the edge evaluates them itself).
+    fn with_validators(&self, validators: Vec<(String, String)>) -> Self {
+        let mut request = self.clone();
+        request.headers.retain(|(name, _)| !is_conditional(name));
+        request.headers.extend(validators);
+        request
+    }
+
+    /// Sends it without a body and notes when it went and came back.
+    async fn send_timed(&self) -> (Result<Response, EdgeError>, ResponseTiming) {
+        let requested_at_ms = crate::now_ms();
+        let answer = self.send(None).await;
+        let timing = ResponseTiming {
+            requested_at_ms,
+            received_at_ms: crate::now_ms(),
+        };
+        (answer, timing)
+    }
 }
 
-thread_local! {
-    /// Keys being revalidated by this isolate, so a burst of stale hits
-    /// triggers one origin call.
-    static REVALIDATING: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
+fn is_conditional(name: &str) -> bool {
+    CONDITIONAL_REQUEST_HEADERS
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(name))
 }
 
 /// What the client request looks like, for the cache.
@@ -83,6 +110,14 @@ pub struct ClientRequest<'a> {
     /// The request body, forwarded when the cache is bypassed (GET and HEAD,
     /// the only cached methods, have none).
     pub body: Option<JsValue>,
+}
+
+/// Where an entry goes: the route (for the purge index), its rule and key.
+#[derive(Clone)]
+struct Slot {
+    route: String,
+    rule: CacheRule,
+    key: String,
 }
 
 /// Answers a request on a route with a cache rule.
@@ -113,65 +148,143 @@ pub async fn serve(
             return bypass(&origin, client.body.clone(), timings, log).await;
         }
     };
+    let slot = Slot {
+        route: route.to_owned(),
+        rule: rule.clone(),
+        key,
+    };
     let head = client.method == "HEAD";
 
     let started = crate::now_ms();
-    let stored = match plan.lookup {
-        true => Cache::default()
-            .get(key.as_str(), false)
-            .await
-            .ok()
-            .flatten(),
-        false => None,
-    };
+    let stored = Entry::lookup(&slot.key, rule).await;
     add_time(&mut timings.cache, crate::now_ms().saturating_sub(started));
-    let now = crate::now_ms();
-    let stored = stored.map(|resp| {
-        let headers = header_list(resp.headers());
-        let check = freshness_from_headers(&headers, rule, now);
-        (resp, headers, check)
-    });
-    let freshness = stored.as_ref().map(|(_, _, check)| check.freshness);
 
-    let lookup = before_origin(freshness);
-    let stored = match (lookup.cache_status(), stored) {
-        (Some(status), Some((resp, headers, check))) => {
+    let lookup = before_origin(stored.as_ref().map(|e| &e.check), &plan);
+    match (lookup, stored) {
+        (LookupDecision::Unsatisfiable, _) => Err(EdgeError::NotCached),
+        (LookupDecision::ServeHit | LookupDecision::ServeStaleAndRevalidate, Some(entry)) => {
+            let status = lookup.cache_status().unwrap_or(CacheStatus::Hit);
             if lookup == LookupDecision::ServeStaleAndRevalidate {
-                let (route, rule, key) = (route.to_owned(), rule.clone(), key.clone());
-                ctx.wait_until(async move {
-                    revalidate(origin, &route, rule, plan, key, freshness).await;
-                });
+                let (origin, slot) = (origin.clone(), slot.clone());
+                ctx.wait_until(async move { revalidate(origin, slot, plan).await });
             }
             log.cache = Some(status.as_str());
-            return Ok(from_entry(resp, &headers, check.age, status, head));
+            Ok(entry.answer(status, client.headers, head))
         }
-        (_, stored) => stored,
-    };
+        (_, stored) => ask_origin(ctx, &slot, &plan, client, &origin, stored, timings, log).await,
+    }
+}
 
+/// The origin's part: coalesced with concurrent misses, conditional when
+/// the entry has validators, and what `after_origin` makes of the answer.
+#[allow(clippy::too_many_arguments)]
+async fn ask_origin(
+    ctx: &Context,
+    slot: &Slot,
+    plan: &RequestPlan,
+    client: &ClientRequest<'_>,
+    origin: &OriginRequest,
+    stored: Option<Entry>,
+    timings: &mut Timings,
+    log: &mut LogLine,
+) -> Result<Response, EdgeError> {
+    let head = client.method == "HEAD";
+    let guard = match plan.store {
+        true => match flight::join(&slot.key) {
+            Flight::Leader(guard) => Some(guard),
+            Flight::Follower(waiting) => {
+                let started = crate::now_ms();
+                let landed = waiting.await;
+                add_time(&mut timings.origin, crate::now_ms().saturating_sub(started));
+                if let Ok(raw) = landed {
+                    let entry = Entry::from_response(Response::from(raw), &slot.rule);
+                    log.cache = Some(CacheStatus::Hit.as_str());
+                    return Ok(entry.answer(CacheStatus::Hit, client.headers, head));
+                }
+                None
+            }
+        },
+        false => None,
+    };
+    let validators = stored
+        .as_ref()
+        .map(|e| revalidation_headers(e.view()))
+        .unwrap_or_default();
+    let conditional = !validators.is_empty();
+    let request = match conditional {
+        true => origin.with_validators(validators),
+        false => origin.clone(),
+    };
     let started = crate::now_ms();
-    let fresh = origin.send(None).await;
+    let (fresh, timing) = request.send_timed().await;
     add_time(&mut timings.origin, crate::now_ms().saturating_sub(started));
     let origin_status = fresh.as_ref().ok().map(Response::status_code);
-    match (after_origin(freshness, origin_status), stored) {
-        (ServeDecision::ServeStale, Some((resp, headers, check))) => {
+    let decision = after_origin(
+        stored.as_ref().map(|e| &e.check),
+        plan,
+        conditional,
+        origin_status,
+    );
+    match (decision, stored) {
+        (ServeDecision::ServeStale, Some(entry)) => {
             if let Err(e) = &fresh {
                 log.error = Some(e.log_text());
             }
             log.cache = Some(CacheStatus::Stale.as_str());
-            Ok(from_entry(
-                resp,
-                &headers,
-                check.age,
-                CacheStatus::Stale,
-                head,
-            ))
+            Ok(entry.answer(CacheStatus::Stale, client.headers, head))
+        }
+        (ServeDecision::RefreshEntry, Some(entry)) => {
+            let not_modified = header_list(fresh?.headers());
+            let refreshed = match not_modified_matches(entry.view(), &not_modified) {
+                true => entry.refreshed(&not_modified, &slot.rule, timing).await,
+                false => None,
+            };
+            log.cache = Some(CacheStatus::Revalidated.as_str());
+            match refreshed {
+                Some(Refreshed::Store(refreshed)) => {
+                    let entry = keep_refreshed(ctx, slot, plan, refreshed, guard)?;
+                    Ok(entry.answer(CacheStatus::Revalidated, client.headers, head))
+                }
+                Some(Refreshed::ServeOnly(entry)) => {
+                    Ok(entry.answer(CacheStatus::Revalidated, client.headers, head))
+                }
+                // The 304 is about another representation: ask in full.
+                None => {
+                    let (fresh, timing) = origin.send_timed().await;
+                    let resp = keep(ctx, slot, plan, fresh?, timing, guard, log)?;
+                    Ok(tag(resp, CacheStatus::Revalidated))
+                }
+            }
         }
         (decision, _) => {
             let status = decision.cache_status();
-            let resp = keep(ctx, route, rule, &plan, &key, fresh?, log)?;
+            let resp = keep(ctx, slot, plan, fresh?, timing, guard, log)?;
             log.cache = Some(status.as_str());
+            let resp = match conditional && has_condition(client.headers) {
+                true => answer_condition(resp, client.headers),
+                false => resp,
+            };
             Ok(tag(resp, status))
         }
+    }
+}
+
+/// Whether the client's request is conditional.
+fn has_condition(headers: &HeaderList) -> bool {
+    headers.iter().any(|(n, _)| is_conditional(n))
+}
+
+/// A fresh origin response, for a client whose own condition was replaced
+/// by the entry's validators: a 304 when the condition is met by it.
+fn answer_condition(resp: Response, request: &HeaderList) -> Response {
+    let code = resp.status_code();
+    if !(200..300).contains(&code) {
+        return resp;
+    }
+    let headers = header_list(resp.headers());
+    match client_condition(request, ResponseHeaders::origin(&headers)) {
+        ClientCondition::NotModified => rebuild(resp, 304, &not_modified_headers(&headers), false),
+        _ => resp,
     }
 }
 
@@ -193,123 +306,4 @@ pub async fn bypass(
 /// An origin response for the client, with `X-Cache-Status`.
 fn tag(resp: Response, status: CacheStatus) -> Response {
     with_header(resp, CACHE_STATUS_HEADER, status.as_str())
-}
-
-/// A stored entry for the client.
-fn from_entry(
-    resp: Response,
-    stored: &HeaderList,
-    age: Duration,
-    status: CacheStatus,
-    head: bool,
-) -> Response {
-    let code = resp.status_code();
-    let headers = prepare_for_serving(stored, age, status);
-    rebuild(resp, code, &headers, !head)
-}
-
-/// Stores the origin's response in the background when the policy allows;
-/// the response for the client.
-fn keep(
-    ctx: &Context,
-    route: &str,
-    rule: &CacheRule,
-    plan: &RequestPlan,
-    key: &str,
-    resp: Response,
-    log: &mut LogLine,
-) -> Result<Response, EdgeError> {
-    let code = resp.status_code();
-    let headers = header_list(resp.headers());
-    match check_response(rule, plan, code, &headers) {
-        ResponseVerdict::Bypass(reason) => {
-            log.cache_bypass = Some(reason.as_str());
-            Ok(resp)
-        }
-        ResponseVerdict::Store => {
-            // A tee of the body: the client's copy streams on meanwhile.
-            let (resp, copy) = crate::response::tee(resp)?;
-            let stored = prepare_for_storage(&headers, rule, crate::now_ms());
-            let (route, key, rule) = (route.to_owned(), key.to_owned(), rule.clone());
-            let lifetime = storage_lifetime(&rule);
-            ctx.wait_until(async move {
-                let Some(entry) = complete_entry(copy, code, &rule, &headers, &stored).await else {
-                    return;
-                };
-                if store(&key, &entry).await {
-                    crate::purge::index_add(&route, &key, lifetime).await;
-                }
-            });
-            Ok(resp)
-        }
-    }
-}
-
-/// The entry to store for an origin response, or `None` when the policy
-/// refuses its body (`check_body`): it did not arrive whole (the stream
-/// failed, or fewer bytes came than `Content-Length` announced: an origin
-/// that reset the connection mid-body; a truncated body must never become
-/// the answer every client then gets), or it is larger than the rule allows.
-/// The body is read first, which `wait_until` allows, and stays in JS; one of
-/// unknown length is read no further than the rule's limit.
-async fn complete_entry(
-    resp: Response,
-    code: u16,
-    rule: &CacheRule,
-    origin_headers: &HeaderList,
-    stored_headers: &HeaderList,
-) -> Option<web_sys::Response> {
-    let limit = body_read_limit(rule);
-    let body = match announced_length(origin_headers) {
-        Some(_) => Some(crate::body::buffer(resp).await.ok()?),
-        None => crate::body::buffer_at_most(resp, limit).await.ok()?,
-    };
-    let received = body.as_ref().map_or(limit, |b| u64::from(b.byte_length()));
-    check_body(rule, origin_headers, received).ok()?;
-    crate::response::from_buffer(&body?, code, stored_headers)
-}
-
-/// Stores `entry` under `key` in this data center's cache; whether it was
-/// stored. The entry goes in as it is, its body a buffer of known length
-/// (`Cache::put` would take it through a `worker::Response`, as a stream).
-async fn store(key: &str, entry: &web_sys::Response) -> bool {
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let Ok(caches) = global.caches() else {
-        return false;
-    };
-    JsFuture::from(caches.default().put_with_str(key, entry))
-        .await
-        .is_ok()
-}
-
-/// Refreshes a stale entry (stale-while-revalidate), in `ctx.wait_until`.
-async fn revalidate(
-    origin: OriginRequest,
-    route: &str,
-    rule: CacheRule,
-    plan: RequestPlan,
-    key: String,
-    freshness: Option<tidegate_policy::cache::Freshness>,
-) {
-    let claimed = REVALIDATING.with(|r| r.borrow_mut().insert(key.clone()));
-    if !claimed {
-        return;
-    }
-    if let Ok(resp) = origin.send(None).await {
-        let code = resp.status_code();
-        if let ServeDecision::UseOrigin { .. } = after_origin(freshness, Some(code)) {
-            let headers = header_list(resp.headers());
-            if check_response(&rule, &plan, code, &headers) == ResponseVerdict::Store {
-                let stored = prepare_for_storage(&headers, &rule, crate::now_ms());
-                let Some(entry) = complete_entry(resp, code, &rule, &headers, &stored).await else {
-                    REVALIDATING.with(|r| r.borrow_mut().remove(&key));
-                    return;
-                };
-                if store(&key, &entry).await {
-                    crate::purge::index_add(route, &key, storage_lifetime(&rule)).await;
-                }
-            }
-        }
-    }
-    REVALIDATING.with(|r| r.borrow_mut().remove(&key));
 }

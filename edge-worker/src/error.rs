@@ -56,6 +56,9 @@ pub enum EdgeError {
     AssertionSigning(String),
     /// The JWKS endpoint was asked for, but no `[assertion]` is configured.
     NoAssertionKeys,
+    /// The client said `Cache-Control: only-if-cached` and the cache holds
+    /// nothing that may answer it (RFC 9111 §5.2.1.7).
+    NotCached,
 }
 
 impl EdgeError {
@@ -108,6 +111,9 @@ impl EdgeError {
                 Problem::new(503, "key-store-unavailable", "Key store unavailable")
                     .with_detail("The API key store could not be reached; retry shortly.")
             }
+            Self::NotCached => Problem::new(504, "not-cached", "Not cached").with_detail(
+                "The request said only-if-cached, and no stored response may answer it.",
+            ),
         }
     }
 
@@ -138,6 +144,7 @@ impl std::fmt::Display for EdgeError {
             Self::AssertionKeys(errors) => write!(f, "invalid assertion keys: {errors}"),
             Self::AssertionSigning(e) => write!(f, "assertion signing failed: {e}"),
             Self::NoAssertionKeys => f.write_str("no assertion keys configured"),
+            Self::NotCached => f.write_str("only-if-cached and nothing stored"),
         }
     }
 }

@@ -409,11 +409,10 @@ impl<'c> Gateway<'c> {
         };
         resp.cache_key = Some(key.clone());
         let now = self.now_ms;
-        let stored = self.store.get(&key).filter(|_| plan.lookup).cloned();
+        let stored = self.store.get(&key).cloned();
         let check = stored
             .as_ref()
             .map(|s| freshness_from_headers(&s.headers, rule, now));
-        let freshness = check.map(|c| c.freshness);
         let serve = |status: CacheStatus| {
             let (s, c) = stored.as_ref().zip(check)?;
             let headers = prepare_for_serving(&s.headers, c.age, status);
@@ -422,21 +421,25 @@ impl<'c> Gateway<'c> {
                 headers,
             })
         };
-        let lookup = before_origin(freshness);
+        let lookup = before_origin(check.as_ref(), &plan);
         if let Some(status) = lookup.cache_status() {
             if lookup == LookupDecision::ServeStaleAndRevalidate {
                 let fresh = self.call_origin(); // in ctx.waitUntil, really
-                if let ServeDecision::UseOrigin { .. } = after_origin(freshness, Some(fresh.status))
-                {
+                let decision = after_origin(check.as_ref(), &plan, false, Some(fresh.status));
+                if let ServeDecision::UseOrigin { .. } = decision {
                     self.keep(rule, &plan, &key, &fresh);
                 }
             }
             return serve(status).unwrap_or_else(|| self.bypass());
         }
-        // A real adapter passes None when the origin is unreachable or times out.
+        // A real adapter passes None when the origin is unreachable or times
+        // out, and sends the entry's validators (the edge does; this origin
+        // has none, so it never answers 304).
         let fresh = self.call_origin();
-        match after_origin(freshness, Some(fresh.status)) {
-            ServeDecision::ServeStale => serve(CacheStatus::Stale).unwrap_or(fresh),
+        match after_origin(check.as_ref(), &plan, false, Some(fresh.status)) {
+            ServeDecision::ServeStale | ServeDecision::RefreshEntry => {
+                serve(CacheStatus::Stale).unwrap_or(fresh)
+            }
             ServeDecision::UseOrigin { status } => {
                 self.keep(rule, &plan, &key, &fresh);
                 tag(fresh, status)
@@ -446,7 +449,11 @@ impl<'c> Gateway<'c> {
 
     fn keep(&mut self, rule: &CacheRule, plan: &cache::RequestPlan, key: &str, reply: &Reply) {
         if check_response(rule, plan, reply.status, &reply.headers) == ResponseVerdict::Store {
-            let headers = prepare_for_storage(&reply.headers, rule, self.now_ms);
+            let timing = cache::ResponseTiming {
+                requested_at_ms: self.now_ms,
+                received_at_ms: self.now_ms,
+            };
+            let headers = prepare_for_storage(&reply.headers, rule, timing).headers;
             self.store.insert(
                 key.to_owned(),
                 Reply {

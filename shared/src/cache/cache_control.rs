@@ -26,12 +26,32 @@ pub struct CacheControl {
     pub max_age: Option<u64>,
     /// `s-maxage`, seconds, read like `max-age`.
     pub s_maxage: Option<u64>,
+    /// `proxy-revalidate`: `must-revalidate` for shared caches.
+    pub proxy_revalidate: bool,
+    /// `stale-while-revalidate`, seconds (RFC 5861 §3).
+    pub stale_while_revalidate: Option<u64>,
+    /// `stale-if-error`, seconds (RFC 5861 §4).
+    pub stale_if_error: Option<u64>,
+    /// Request `max-stale`: `Some(None)` accepts any staleness, `Some(Some(n))`
+    /// up to `n` seconds.
+    pub max_stale: Option<Option<u64>>,
+    /// Request `min-fresh`, seconds.
+    pub min_fresh: Option<u64>,
+    /// Request `only-if-cached`.
+    pub only_if_cached: bool,
 }
 
 impl CacheControl {
     /// Parses the `Cache-Control` headers in `headers`.
     pub fn from_headers(headers: &Headers) -> Self {
         Self::parse(header_values(headers, "cache-control"))
+    }
+
+    /// Whether the response forbids serving it stale (RFC 9111 §4.2.4): a
+    /// shared cache honours `must-revalidate`, `proxy-revalidate`,
+    /// `s-maxage` and `no-cache`.
+    pub fn forbids_stale(&self) -> bool {
+        self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_some() || self.no_cache
     }
 
     /// Parses `Cache-Control` field values (one per header line).
@@ -65,6 +85,19 @@ impl CacheControl {
             self.max_age = min_some(self.max_age, delta_seconds(value));
         } else if is("s-maxage") {
             self.s_maxage = min_some(self.s_maxage, delta_seconds(value));
+        } else if is("proxy-revalidate") {
+            self.proxy_revalidate = true;
+        } else if is("stale-while-revalidate") {
+            self.stale_while_revalidate =
+                min_some(self.stale_while_revalidate, delta_seconds(value));
+        } else if is("stale-if-error") {
+            self.stale_if_error = min_some(self.stale_if_error, delta_seconds(value));
+        } else if is("max-stale") {
+            self.max_stale = Some(value.map(|v| delta_seconds(Some(v))));
+        } else if is("min-fresh") {
+            self.min_fresh = min_some(self.min_fresh, delta_seconds(value));
+        } else if is("only-if-cached") {
+            self.only_if_cached = true;
         }
     }
 }
@@ -147,6 +180,21 @@ mod tests {
         assert_eq!(c.max_age, Some(5));
         assert!(!c.no_store);
         assert!(cc(r#"no-cache="Set-Cookie""#).no_cache);
+    }
+
+    #[test]
+    fn stale_extensions_and_request_directives() {
+        let c = cc("stale-while-revalidate=30, stale-if-error=\"600\", proxy-revalidate");
+        assert_eq!(c.stale_while_revalidate, Some(30));
+        assert_eq!(c.stale_if_error, Some(600));
+        assert!(c.proxy_revalidate && c.forbids_stale());
+        assert!(!cc("max-age=5").forbids_stale());
+        assert!(cc("s-maxage=5").forbids_stale());
+        let r = cc("max-stale, min-fresh=10, only-if-cached");
+        assert_eq!(r.max_stale, Some(None));
+        assert_eq!(r.min_fresh, Some(10));
+        assert!(r.only_if_cached);
+        assert_eq!(cc("max-stale=7").max_stale, Some(Some(7)));
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! metrics; none of them is shown to clients.
 
 use super::cache_control::CacheControl;
+use super::freshness::ResponseHeaders;
 use super::key::KeyError;
+use super::rule::FreshnessSource;
 use super::rule::{CacheRule, CacheScope};
+use super::targeted::edge_directives;
 use super::{first_header, has_header, header_values, Headers};
 
 /// Longest header name kept in [`BypassReason::VaryUnlisted`].
@@ -55,15 +58,14 @@ pub enum BypassReason {
     /// The response said `Cache-Control: no-store`.
     #[error("response has Cache-Control: no-store")]
     ResponseNoStore,
-    /// The response said `Cache-Control: no-cache`.
-    #[error("response has Cache-Control: no-cache")]
-    ResponseNoCache,
     /// The response said `Cache-Control: private`, and the cache is shared.
     #[error("response has Cache-Control: private and the cache is shared")]
     ResponsePrivate,
     /// An authenticated request in a shared cache, and the response does not
-    /// allow sharing with `public` or `s-maxage` (RFC 9111 §3.5).
-    #[error("response to an authenticated request is not marked public or s-maxage")]
+    /// allow sharing with `public`, `s-maxage` or `must-revalidate` (RFC 9111 §3.5).
+    #[error(
+        "response to an authenticated request is not marked public, s-maxage or must-revalidate"
+    )]
     AuthenticatedNotPublic,
     /// The body is larger than the rule's `max_body_bytes`.
     #[error("response body is larger than the cache rule's max_body_bytes")]
@@ -91,7 +93,6 @@ impl BypassReason {
             Self::VaryStar => "vary-star",
             Self::VaryUnlisted(_) => "vary-unlisted",
             Self::ResponseNoStore => "response-no-store",
-            Self::ResponseNoCache => "response-no-cache",
             Self::ResponsePrivate => "response-private",
             Self::AuthenticatedNotPublic => "authenticated-not-public",
             Self::BodyTooLarge => "body-too-large",
@@ -114,15 +115,18 @@ impl From<KeyError> for BypassReason {
 /// How a cacheable request uses the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestPlan {
-    /// Whether to look the key up. False when the client asked for a fresh
-    /// response (`no-cache`, `max-age=0`): go to the origin, but the response
-    /// may still be stored.
-    pub lookup: bool,
+    /// Whether a stored entry must be revalidated before use, whatever its
+    /// freshness: the client asked for a fresh answer (`no-cache`,
+    /// `max-age=0`, `Pragma: no-cache`). The origin's answer may be stored.
+    pub revalidate: bool,
     /// Whether the response may be stored at all (false for `HEAD`).
     pub store: bool,
     /// Whether the request is authenticated; in shared scope its response is
-    /// then stored only if marked `public` or `s-maxage`.
+    /// then stored only if marked `public`, `s-maxage` or `must-revalidate`.
     pub authenticated: bool,
+    /// The request's own directives (`max-age`, `min-fresh`, `max-stale`,
+    /// `only-if-cached`), applied on lookup.
+    pub directives: CacheControl,
 }
 
 /// The request-side decision.
@@ -166,9 +170,10 @@ pub fn check_request(method: &str, headers: &Headers, authenticated: bool) -> Re
             .any(|d| d.trim().eq_ignore_ascii_case("no-cache"));
     let fresh_wanted = cc.no_cache || cc.max_age == Some(0) || pragma_no_cache;
     RequestVerdict::Cache(RequestPlan {
-        lookup: !fresh_wanted,
+        revalidate: fresh_wanted,
         store: !head,
         authenticated: authenticated || has_header(headers, "authorization"),
+        directives: cc,
     })
 }
 
@@ -201,18 +206,25 @@ fn response_bypass(
     if announced_length(headers).is_some_and(|n| n > rule.max_body_bytes) {
         return Some(BypassReason::BodyTooLarge);
     }
-    if !rule.statuses.contains(&status) {
+    let view = ResponseHeaders::origin(headers);
+    let (cc, _) = edge_directives(view);
+    // With origin freshness, an explicit lifetime makes any final status
+    // storable (RFC 9111 §3); the rule's list covers the rest. A 304 is
+    // never a whole response.
+    let explicit = rule.freshness == FreshnessSource::Origin
+        && (cc.s_maxage.is_some() || cc.max_age.is_some() || view.first("expires").is_some());
+    let status_ok = match explicit {
+        true => (200..=599).contains(&status) && status != 304,
+        false => rule.statuses.contains(&status),
+    };
+    if !status_ok {
         return Some(BypassReason::StatusNotCacheable(status));
     }
     if has_header(headers, "set-cookie") {
         return Some(BypassReason::SetCookie);
     }
-    let cc = CacheControl::from_headers(headers);
     if cc.no_store {
         return Some(BypassReason::ResponseNoStore);
-    }
-    if cc.no_cache {
-        return Some(BypassReason::ResponseNoCache);
     }
     let shared = rule.scope == CacheScope::Shared;
     if cc.private && shared {
@@ -221,7 +233,7 @@ fn response_bypass(
     if let Some(reason) = vary_bypass(rule, headers) {
         return Some(reason);
     }
-    if shared && plan.authenticated && !(cc.public || cc.s_maxage.is_some()) {
+    if shared && plan.authenticated && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return Some(BypassReason::AuthenticatedNotPublic);
     }
     None
@@ -304,9 +316,24 @@ mod tests {
     }
 
     const PLAN: RequestPlan = RequestPlan {
-        lookup: true,
+        revalidate: false,
         store: true,
         authenticated: false,
+        directives: CacheControl {
+            no_store: false,
+            no_cache: false,
+            private: false,
+            public: false,
+            must_revalidate: false,
+            max_age: None,
+            s_maxage: None,
+            proxy_revalidate: false,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+            max_stale: None,
+            min_fresh: None,
+            only_if_cached: false,
+        },
     };
 
     #[test]
@@ -383,7 +410,7 @@ mod tests {
     fn request_methods() {
         assert_eq!(plan(check_request("GET", &[], false)), PLAN);
         let head = plan(check_request("HEAD", &[], false));
-        assert!(head.lookup && !head.store);
+        assert!(!head.revalidate && !head.store);
         for m in ["POST", "PATCH", "get"] {
             assert_eq!(
                 check_request(m, &[], false),
@@ -409,14 +436,15 @@ mod tests {
             ("pragma", "no-cache"),
         ] {
             let p = plan(bypass(&[h]));
-            assert!(!p.lookup && p.store, "{h:?}");
+            assert!(p.revalidate && p.store, "{h:?}");
         }
         // Pragma is ignored when Cache-Control is present.
         let p = plan(bypass(&[
             ("cache-control", "max-age=5"),
             ("pragma", "no-cache"),
         ]));
-        assert!(p.lookup);
+        assert!(!p.revalidate);
+        assert_eq!(p.directives.max_age, Some(5));
     }
 
     #[test]
@@ -470,9 +498,17 @@ mod tests {
                 BypassReason::ResponseNoStore,
             ),
             (
-                200,
+                500,
                 hdrs(&[("cache-control", "no-cache")]),
-                BypassReason::ResponseNoCache,
+                BypassReason::StatusNotCacheable(500),
+            ),
+            (
+                200,
+                hdrs(&[
+                    ("cache-control", "max-age=60"),
+                    ("cdn-cache-control", "no-store"),
+                ]),
+                BypassReason::ResponseNoStore,
             ),
             (
                 200,
@@ -499,6 +535,45 @@ mod tests {
     }
 
     #[test]
+    fn explicit_freshness_makes_any_final_status_storable() {
+        let r = rule();
+        for (status, h) in [
+            (500, vec![("cache-control", "max-age=5")]),
+            (302, vec![("expires", "0")]),
+            (400, vec![("cdn-cache-control", "s-maxage=5")]),
+        ] {
+            assert_eq!(
+                check_response(&r, &PLAN, status, &hdrs(&h)),
+                ResponseVerdict::Store,
+                "{status}"
+            );
+        }
+        for status in [304, 206] {
+            let h = hdrs(&[("cache-control", "max-age=5")]);
+            assert!(matches!(
+                check_response(&r, &PLAN, status, &h),
+                ResponseVerdict::Bypass(_)
+            ));
+        }
+        // Override: only the rule's list.
+        let over = rule().with_freshness(FreshnessSource::Override);
+        let h = hdrs(&[("cache-control", "max-age=5")]);
+        assert_eq!(
+            check_response(&over, &PLAN, 500, &h),
+            ResponseVerdict::Bypass(BypassReason::StatusNotCacheable(500))
+        );
+        // no-cache is stored (and revalidated on every use).
+        let h = hdrs(&[("cache-control", "no-cache")]);
+        assert_eq!(check_response(&r, &PLAN, 200, &h), ResponseVerdict::Store);
+        // A targeted field lifts Cache-Control's private/no-store for the edge.
+        let h = hdrs(&[
+            ("cache-control", "private, no-store"),
+            ("cdn-cache-control", "max-age=60"),
+        ]);
+        assert_eq!(check_response(&r, &PLAN, 200, &h), ResponseVerdict::Store);
+    }
+
+    #[test]
     fn private_scope_may_store_private_responses() {
         let r = rule().with_scope(CacheScope::Private);
         let h = hdrs(&[("cache-control", "private, max-age=60")]);
@@ -516,7 +591,7 @@ mod tests {
             check_response(&r, &auth, 200, &hdrs(&[("cache-control", "max-age=60")])),
             ResponseVerdict::Bypass(BypassReason::AuthenticatedNotPublic)
         );
-        for cc in ["public", "s-maxage=30"] {
+        for cc in ["public", "s-maxage=30", "must-revalidate"] {
             let h = hdrs(&[("cache-control", cc)]);
             assert_eq!(
                 check_response(&r, &auth, 200, &h),

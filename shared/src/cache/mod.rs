@@ -4,10 +4,20 @@
 //! The adapter does the I/O (Workers Cache API); this module only decides.
 //! Flow: [`cacheability::check_request`] → [`key::cache_key`] → look up →
 //! [`freshness::freshness_from_headers`] on a hit → [`serve::before_origin`]
-//! says whether to answer from the entry or ask the origin, and
-//! [`serve::after_origin`] what to answer once it replied; an origin response
-//! is stored only if [`cacheability::check_response`] allows, with
-//! [`freshness::prepare_for_storage`].
+//! says whether to answer from the entry or ask the origin (with the
+//! entry's [`validation::revalidation_headers`]), and
+//! [`serve::after_origin`] what to answer once it replied (a 304 refreshes
+//! the entry: [`validation::refresh_headers`]); an origin response is stored
+//! only if [`cacheability::check_response`] allows, with
+//! [`freshness::prepare_for_storage`]. A client's conditional request is
+//! answered from an entry by [`validation::client_condition`].
+//!
+//! Evaluated and not used: the `http-cache-semantics` crate (RFC 7234 era).
+//! It works on `http` crate types, so every hit would convert the Worker's
+//! headers into a `HeaderMap`; its policy is a serde blob to store beside
+//! each entry; it knows neither RFC 9213 targeted fields nor
+//! `stale-if-error`; and its API takes `SystemTime`, whose `now()` panics on
+//! wasm32-unknown-unknown.
 //!
 //! Headers are passed everywhere as [`Headers`], a slice of `(name, value)`
 //! pairs with case-insensitive names — what a Worker gets from iterating a
@@ -16,19 +26,27 @@
 pub mod cache_control;
 pub mod cacheability;
 pub mod freshness;
+pub mod http_date;
 pub mod key;
 pub mod rule;
 pub mod serve;
+pub mod targeted;
+pub mod validation;
 
 pub use cache_control::CacheControl;
 pub use cacheability::{
     announced_length, body_read_limit, check_body, check_request, check_response, BypassReason,
     RequestPlan, RequestVerdict, ResponseVerdict,
 };
-pub use freshness::{freshness, storage_lifetime, CacheStatus, Freshness, FreshnessCheck};
+pub use freshness::{
+    freshness_from_headers, prepare_for_serving, prepare_for_storage, storage_lifetime,
+    CacheStatus, Freshness, FreshnessCheck, Lifetimes, ResponseHeaders, ResponseTiming,
+    StoredEntry,
+};
 pub use key::{cache_key, origin_query, CacheKey, KeyError, RequestParts};
-pub use rule::{CacheRule, CacheScope};
+pub use rule::{CacheRule, CacheScope, FreshnessSource};
 pub use serve::{after_origin, before_origin, LookupDecision, ServeDecision};
+pub use validation::{client_condition, ClientCondition};
 
 /// Request or response headers: `(name, value)` pairs; names compare
 /// case-insensitively, and a name may repeat.

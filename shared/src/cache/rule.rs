@@ -30,12 +30,33 @@ pub enum CacheScope {
     Private,
 }
 
+/// Who decides how long a stored response stays fresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreshnessSource {
+    /// The origin's headers (RFC 9111 §4.2, RFC 9213, RFC 5861); the rule's
+    /// `ttl` and stale windows apply only where the origin says nothing.
+    #[default]
+    Origin,
+    /// The rule's `ttl` and stale windows, whatever the origin says about
+    /// lifetimes (`no-store`, `private` and `no-cache` still hold).
+    Override,
+}
+
 /// How a route's responses are cached. Plain, already-validated data built by
 /// the config module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheRule {
-    /// How long a stored response is fresh.
+    /// Who decides freshness.
+    pub freshness: FreshnessSource,
+    /// How long a stored response is fresh when the origin gives no
+    /// lifetime (or always, with [`FreshnessSource::Override`]).
     pub ttl: Duration,
+    /// The longest lifetime, whatever the origin says.
+    pub max_ttl: Option<Duration>,
+    /// Whether a response without an explicit lifetime but with
+    /// `Last-Modified` gets a heuristic one (RFC 9111 §4.2.2) instead of `ttl`.
+    pub heuristic: bool,
     /// After `ttl`, how long a stale response may still be served while it is
     /// refreshed in the background (RFC 5861).
     pub stale_while_revalidate: Duration,
@@ -58,11 +79,14 @@ pub struct CacheRule {
 }
 
 impl CacheRule {
-    /// A shared rule with the given TTL, no stale serving, no varying and
-    /// [`DEFAULT_STATUSES`].
+    /// A shared rule with the given TTL, origin freshness, no stale serving,
+    /// no varying and [`DEFAULT_STATUSES`].
     pub fn new(ttl: Duration) -> Self {
         Self {
+            freshness: FreshnessSource::Origin,
             ttl,
+            max_ttl: None,
+            heuristic: false,
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             vary_headers: Vec::new(),
@@ -71,6 +95,27 @@ impl CacheRule {
             statuses: DEFAULT_STATUSES.to_vec(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
+    }
+
+    /// The same rule with another source of freshness.
+    #[must_use]
+    pub fn with_freshness(mut self, source: FreshnessSource) -> Self {
+        self.freshness = source;
+        self
+    }
+
+    /// The same rule with lifetimes capped at `max`.
+    #[must_use]
+    pub fn with_max_ttl(mut self, max: Duration) -> Self {
+        self.max_ttl = Some(max);
+        self
+    }
+
+    /// The same rule with heuristic freshness on or off.
+    #[must_use]
+    pub fn with_heuristic(mut self, on: bool) -> Self {
+        self.heuristic = on;
+        self
     }
 
     /// The same rule with a stale-while-revalidate window.

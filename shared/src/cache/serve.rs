@@ -1,17 +1,37 @@
 //! Whether to answer from the stored entry or from the origin, so every
-//! adapter serves stale content under the same rules.
+//! adapter serves stale content and revalidates under the same rules.
 //!
 //! ```text
-//! match before_origin(entry freshness) {
+//! match before_origin(entry, plan) {
 //!     ServeHit                => answer the entry (HIT)
 //!     ServeStaleAndRevalidate => answer the entry (STALE); in the background ask
-//!                                the origin and store its response if
-//!                                after_origin(..) says UseOrigin
-//!     AskOrigin               => ask the origin; after_origin(..) says what to answer
+//!                                the origin (with the entry's validators) and
+//!                                store or refresh as after_origin(..) says
+//!     AskOrigin               => ask the origin (with the entry's validators, if
+//!                                any); after_origin(..) says what to answer
+//!     Unsatisfiable           => only-if-cached and nothing usable: 504
 //! }
 //! ```
+//!
+//! ```
+//! use std::time::Duration;
+//! use tidegate_policy::cache::{after_origin, check_request, Freshness, FreshnessCheck};
+//! use tidegate_policy::cache::{RequestVerdict, ServeDecision};
+//! let RequestVerdict::Cache(plan) = check_request("GET", &[], false) else { unreachable!() };
+//! let stale = FreshnessCheck {
+//!     freshness: Freshness::Expired,
+//!     age: Duration::from_secs(90),
+//!     lifetime: Duration::from_secs(60),
+//!     stale_allowed: true,
+//! };
+//! // The entry's validators went along, and the origin said 304.
+//! assert_eq!(after_origin(Some(&stale), &plan, true, Some(304)), ServeDecision::RefreshEntry);
+//! ```
 
-use super::freshness::{is_origin_error, CacheStatus, Freshness};
+use std::time::Duration;
+
+use super::cacheability::RequestPlan;
+use super::freshness::{is_origin_error, CacheStatus, Freshness, FreshnessCheck};
 
 /// What to do once the cache lookup is done, before calling the origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,10 +39,14 @@ pub enum LookupDecision {
     /// Answer with the fresh entry; the origin is not called.
     ServeHit,
     /// Answer with the entry at once and refresh it in the background
-    /// (stale-while-revalidate).
+    /// (stale-while-revalidate, or a client's `max-stale`).
     ServeStaleAndRevalidate,
-    /// Ask the origin first, then follow [`after_origin`].
+    /// Ask the origin first (conditionally when the entry has validators),
+    /// then follow [`after_origin`].
     AskOrigin,
+    /// The client said `only-if-cached` and nothing stored may answer it:
+    /// 504 (RFC 9111 §5.2.1.7).
+    Unsatisfiable,
 }
 
 impl LookupDecision {
@@ -32,7 +56,7 @@ impl LookupDecision {
         match self {
             Self::ServeHit => Some(CacheStatus::Hit),
             Self::ServeStaleAndRevalidate => Some(CacheStatus::Stale),
-            Self::AskOrigin => None,
+            Self::AskOrigin | Self::Unsatisfiable => None,
         }
     }
 }
@@ -43,6 +67,9 @@ pub enum ServeDecision {
     /// Answer with the stored entry (`STALE`): the origin failed and the
     /// entry may stand in for it. Keep the entry; do not store the failure.
     ServeStale,
+    /// The origin confirmed the entry (304 to its validators): refresh its
+    /// headers, store it again and answer it (`REVALIDATED`).
+    RefreshEntry,
     /// Answer with the origin's response, tagged `status`; store it when
     /// `check_response` allows.
     UseOrigin {
@@ -56,98 +83,92 @@ impl ServeDecision {
     pub fn cache_status(&self) -> CacheStatus {
         match self {
             Self::ServeStale => CacheStatus::Stale,
+            Self::RefreshEntry => CacheStatus::Revalidated,
             Self::UseOrigin { status } => *status,
         }
     }
 }
 
-/// What to do with a looked-up entry of this freshness (`None`: nothing
-/// stored, or the request may not use the cache).
-pub fn before_origin(freshness: Option<Freshness>) -> LookupDecision {
-    match freshness {
-        Some(Freshness::Fresh) => LookupDecision::ServeHit,
-        Some(Freshness::StaleWhileRevalidate) => LookupDecision::ServeStaleAndRevalidate,
-        Some(Freshness::StaleIfError | Freshness::Expired) | None => LookupDecision::AskOrigin,
+/// What to do with a looked-up entry (`None`: nothing stored) for a
+/// request planned as `plan`, whose own directives (RFC 9111 §5.2.1) narrow
+/// what it accepts: `max-age` and `min-fresh` refuse entries too old,
+/// `max-stale` accepts stale ones the origin does not forbid, and
+/// `only-if-cached` never goes to the origin.
+pub fn before_origin(entry: Option<&FreshnessCheck>, plan: &RequestPlan) -> LookupDecision {
+    let decision = match entry {
+        Some(entry) if !plan.revalidate => lookup(entry, plan),
+        _ => LookupDecision::AskOrigin,
+    };
+    match decision {
+        LookupDecision::AskOrigin if plan.directives.only_if_cached => {
+            LookupDecision::Unsatisfiable
+        }
+        other => other,
     }
 }
 
-/// What to answer after asking the origin, given the stored entry's
-/// freshness (`None`: nothing stored) and the origin's status (`None`: the
-/// origin was unreachable or timed out).
+fn lookup(entry: &FreshnessCheck, plan: &RequestPlan) -> LookupDecision {
+    let d = &plan.directives;
+    let secs = Duration::from_secs;
+    let young_enough = d.max_age.is_none_or(|max| entry.age <= secs(max));
+    let fresh_enough = d
+        .min_fresh
+        .is_none_or(|min| entry.lifetime.saturating_sub(entry.age) >= secs(min));
+    let staleness = entry.age.saturating_sub(entry.lifetime);
+    let stale_accepted = entry.stale_allowed
+        && d.max_stale
+            .is_some_and(|max| max.is_none_or(|m| staleness <= secs(m)));
+    match entry.freshness {
+        Freshness::Fresh if young_enough && fresh_enough => LookupDecision::ServeHit,
+        Freshness::StaleWhileRevalidate if young_enough => LookupDecision::ServeStaleAndRevalidate,
+        Freshness::StaleIfError | Freshness::Expired | Freshness::StaleWhileRevalidate
+            if stale_accepted && young_enough =>
+        {
+            LookupDecision::ServeStaleAndRevalidate
+        }
+        _ => LookupDecision::AskOrigin,
+    }
+}
+
+/// What to answer after asking the origin, given the stored entry (`None`:
+/// nothing stored), whether the entry's validators went with the request,
+/// and the origin's status (`None`: unreachable or timed out).
 ///
-/// A usable entry (anything but `Expired`) stands in when the origin fails
-/// (RFC 5861 §4: no answer, or 500/502/503/504); otherwise the origin's
+/// A 304 to the entry's validators confirms it. A usable entry stands in
+/// when the origin fails (RFC 5861 §4: no answer, or 500/502/503/504),
+/// unless the client asked for a validated answer; otherwise the origin's
 /// response is used. With no usable entry and no origin response the
 /// decision is `UseOrigin` with nothing to use: the adapter answers its own
 /// gateway error (502, or 504 on a timeout). For a background revalidation
-/// only the storing half applies: `UseOrigin` means store it.
-pub fn after_origin(freshness: Option<Freshness>, origin_status: Option<u16>) -> ServeDecision {
-    let usable = matches!(
-        freshness,
-        Some(Freshness::Fresh | Freshness::StaleWhileRevalidate | Freshness::StaleIfError)
-    );
+/// only the storing half applies.
+pub fn after_origin(
+    entry: Option<&FreshnessCheck>,
+    plan: &RequestPlan,
+    conditional: bool,
+    origin_status: Option<u16>,
+) -> ServeDecision {
+    if conditional && entry.is_some() && origin_status == Some(304) {
+        return ServeDecision::RefreshEntry;
+    }
+    let usable = !plan.revalidate
+        && entry.is_some_and(|e| {
+            matches!(
+                e.freshness,
+                Freshness::Fresh | Freshness::StaleWhileRevalidate | Freshness::StaleIfError
+            )
+        });
     let failed = origin_status.is_none_or(is_origin_error);
-    match (usable, failed) {
-        (true, true) => ServeDecision::ServeStale,
-        (true, false) => ServeDecision::UseOrigin {
+    let replaced = usable || (conditional && entry.is_some());
+    match (usable, failed, replaced) {
+        (true, true, _) => ServeDecision::ServeStale,
+        (_, _, true) => ServeDecision::UseOrigin {
             status: CacheStatus::Revalidated,
         },
-        (false, _) => ServeDecision::UseOrigin {
+        (_, _, false) => ServeDecision::UseOrigin {
             status: CacheStatus::Miss,
         },
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use Freshness::*;
-
-    #[test]
-    fn lookup_serves_fresh_and_swr_entries_at_once() {
-        assert_eq!(before_origin(Some(Fresh)), LookupDecision::ServeHit);
-        assert_eq!(
-            before_origin(Some(StaleWhileRevalidate)),
-            LookupDecision::ServeStaleAndRevalidate
-        );
-        for f in [Some(StaleIfError), Some(Expired), None] {
-            assert_eq!(before_origin(f), LookupDecision::AskOrigin);
-        }
-        assert_eq!(
-            LookupDecision::ServeHit.cache_status(),
-            Some(CacheStatus::Hit)
-        );
-        assert_eq!(LookupDecision::AskOrigin.cache_status(), None);
-    }
-
-    #[test]
-    fn stale_if_error_covers_failures_only() {
-        for failure in [None, Some(500), Some(502), Some(503), Some(504)] {
-            let d = after_origin(Some(StaleIfError), failure);
-            assert_eq!(d, ServeDecision::ServeStale);
-            assert_eq!(d.cache_status(), CacheStatus::Stale);
-        }
-        for answer in [Some(200), Some(404), Some(501)] {
-            let d = after_origin(Some(StaleIfError), answer);
-            assert_eq!(d.cache_status(), CacheStatus::Revalidated);
-        }
-    }
-
-    #[test]
-    fn without_a_usable_entry_the_origin_answers() {
-        for entry in [Some(Expired), None] {
-            for status in [None, Some(200), Some(503)] {
-                let d = after_origin(entry, status);
-                assert_eq!(d.cache_status(), CacheStatus::Miss);
-            }
-        }
-    }
-
-    #[test]
-    fn a_failed_background_revalidation_keeps_the_entry() {
-        let d = after_origin(Some(StaleWhileRevalidate), Some(503));
-        assert_eq!(d, ServeDecision::ServeStale);
-        let d = after_origin(Some(StaleWhileRevalidate), Some(200));
-        assert!(matches!(d, ServeDecision::UseOrigin { .. }));
-    }
-}
+mod tests;

@@ -452,16 +452,41 @@ pub enum CacheScopeName {
     Private,
 }
 
+/// Who decides how long a cached response stays fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FreshnessName {
+    /// The origin's headers (`Cloudflare-CDN-Cache-Control`, `CDN-Cache-Control`,
+    /// `Cache-Control` `s-maxage`/`max-age`, `Expires`); `ttl` when they give no lifetime.
+    Origin,
+    /// Always `ttl` and the rule's stale windows, whatever the origin says about lifetimes.
+    Override,
+}
+
 /// `[routes.cache]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
-    /// How long a stored response is fresh.
+    /// How long a stored response is fresh when the origin gives no lifetime (with
+    /// `freshness = "override"`: always).
     pub ttl: DurationText,
-    /// How long past `ttl` a stale response is served while it is refreshed. Default `0s`.
+    /// `origin` (default): the origin's headers decide freshness, `ttl` when they say
+    /// nothing. `override`: `ttl` and the rule's stale windows always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<FreshnessName>,
+    /// The longest a response stays fresh, whatever the origin says. At least `ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<DurationText>,
+    /// With no lifetime from the origin, use 10% of the time since `Last-Modified`
+    /// (RFC 9111 §4.2.2, at most `max_ttl` or 1 day) instead of `ttl`. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heuristic: Option<bool>,
+    /// How long past its lifetime a stale response is served while it is refreshed, when the
+    /// origin sends no `stale-while-revalidate`. Default `0s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_while_revalidate: Option<DurationText>,
-    /// How long past `ttl` a stale response is served when the origin fails. Default `0s`.
+    /// How long past its lifetime a stale response is served when the origin fails, when the
+    /// origin sends no `stale-if-error`. Default `0s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_if_error: Option<DurationText>,
     /// Request headers whose values are part of the cache key.
@@ -474,7 +499,9 @@ pub struct CacheSection {
     /// `shared` or `private`. Default `shared`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<CacheScopeName>,
-    /// Response statuses that may be stored. Default 200, 203, 204, 300, 301, 404, 410.
+    /// Response statuses that may be stored when the origin gives no explicit lifetime (with
+    /// `freshness = "origin"`, a response with `max-age`, `s-maxage` or `Expires` may be stored
+    /// whatever its final status, except 206 and 304). Default 200, 203, 204, 300, 301, 404, 410.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statuses: Option<Vec<u16>>,
     /// Largest response body stored, in bytes (1 to 67108864); larger responses are served

@@ -5,7 +5,7 @@ use super::duration::format;
 use super::file::*;
 use super::model::*;
 use crate::auth::AuthRequirement;
-use crate::cache::CacheScope;
+use crate::cache::{CacheScope, FreshnessSource};
 use crate::throttle::LimitKey;
 
 impl GatewayConfig {
@@ -167,6 +167,12 @@ fn route(r: &Route, assertion: bool) -> RouteSection {
         }),
         cache: r.cache.as_ref().map(|c| CacheSection {
             ttl: text(c.ttl),
+            freshness: Some(match c.freshness {
+                FreshnessSource::Origin => FreshnessName::Origin,
+                FreshnessSource::Override => FreshnessName::Override,
+            }),
+            max_ttl: c.max_ttl.map(text),
+            heuristic: Some(c.heuristic),
             stale_while_revalidate: Some(text(c.stale_while_revalidate)),
             stale_if_error: Some(text(c.stale_if_error)),
             vary_headers: c.vary_headers.clone(),

@@ -209,7 +209,7 @@ pub fn forwarded_headers(
 }
 
 /// Lower-cased header names listed in `Connection` headers.
-fn connection_tokens(headers: &[(String, String)]) -> BTreeSet<String> {
+pub fn connection_tokens(headers: &[(String, String)]) -> BTreeSet<String> {
     headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))

@@ -29,6 +29,32 @@ pub(super) fn cache(
         &s.ttl,
         (Duration::from_secs(1), duration::MAX, "between 1s and 366d"),
     );
+    let max_ttl = match &s.max_ttl {
+        None => Some(None),
+        Some(text) => duration_in(
+            c,
+            &join(path, "max_ttl"),
+            text,
+            (Duration::from_secs(1), duration::MAX, "between 1s and 366d"),
+        )
+        .map(Some),
+    };
+    if let (Some(t), Some(Some(max))) = (ttl, max_ttl) {
+        if max < t {
+            c.push(
+                join(path, "max_ttl"),
+                Kind::Conflict(
+                    "max_ttl caps every lifetime, so it must be at least ttl; raise it or lower ttl"
+                        .into(),
+                ),
+            );
+            ok = false;
+        }
+    }
+    let freshness = match s.freshness.unwrap_or(FreshnessName::Origin) {
+        FreshnessName::Origin => FreshnessSource::Origin,
+        FreshnessName::Override => FreshnessSource::Override,
+    };
     let range = (Duration::ZERO, duration::MAX, "at most 366d");
     let swr = opt_duration(
         c,
@@ -107,7 +133,10 @@ pub(super) fn cache(
         }
     };
     let rule = CacheRule {
+        freshness,
         ttl: ttl?,
+        max_ttl: max_ttl?,
+        heuristic: s.heuristic.unwrap_or(false),
         stale_while_revalidate: swr?,
         stale_if_error: sie?,
         vary_headers: vary_headers?,

@@ -12,7 +12,7 @@ use crate::auth::AuthRequirement;
 use crate::auth::IssuerPolicy;
 use crate::auth::JwksCachePolicy;
 use crate::auth::KvKeyStoreSettings;
-use crate::cache::{CacheRule, CacheScope};
+use crate::cache::{CacheRule, CacheScope, FreshnessSource};
 use crate::config::duration;
 use crate::config::error::{join, Collector, ConfigErrorKind as Kind};
 use crate::config::file::*;

@@ -1,0 +1,134 @@
+//! A stored entry: looked up, answered from (with the client's conditional
+//! request evaluated), refreshed by a 304, and written.
+
+use tidegate_policy::cache::freshness::{lifetimes, origin_headers, prepare_for_serving};
+use tidegate_policy::cache::validation::{
+    client_condition, not_modified_headers, refresh_headers, refresh_worth_storing, ClientCondition,
+};
+use tidegate_policy::cache::{
+    freshness_from_headers, prepare_for_storage, CacheRule, CacheStatus, FreshnessCheck,
+    ResponseHeaders, ResponseTiming, StoredEntry,
+};
+use worker::js_sys;
+use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::ext::CacheStorageExt;
+use worker::{web_sys, Cache, Response};
+
+use crate::response::{header_list, rebuild, HeaderList};
+
+/// A looked-up entry and what the policy makes of it now.
+pub struct Entry {
+    /// The stored response (its body unread).
+    pub resp: Response,
+    /// Its stored headers.
+    pub headers: HeaderList,
+    /// Its freshness and age.
+    pub check: FreshnessCheck,
+}
+
+impl Entry {
+    /// The entry stored under `key` in this data center, if any.
+    pub async fn lookup(key: &str, rule: &CacheRule) -> Option<Self> {
+        let resp = Cache::default().get(key, false).await.ok().flatten()?;
+        Some(Self::from_response(resp, rule))
+    }
+
+    /// An entry from a stored response (a coalesced leader's copy).
+    pub fn from_response(resp: Response, rule: &CacheRule) -> Self {
+        let headers = header_list(resp.headers());
+        let check = freshness_from_headers(&headers, rule, crate::now_ms());
+        Self {
+            resp,
+            headers,
+            check,
+        }
+    }
+
+    /// The stored headers as the origin sent them.
+    pub fn view(&self) -> ResponseHeaders<'_> {
+        ResponseHeaders::stored(&self.headers)
+    }
+
+    /// The answer for a client: the entry tagged `status` with its `Age`,
+    /// or a 304 when the client's `If-None-Match` / `If-Modified-Since` is
+    /// met (only for a 2xx entry: RFC 9110 §13.2.1). `head` drops the body.
+    pub fn answer(self, status: CacheStatus, request: &HeaderList, head: bool) -> Response {
+        let code = self.resp.status_code();
+        let served = prepare_for_serving(&self.headers, self.check.age, status);
+        let met = (200..300).contains(&code)
+            && client_condition(request, self.view()) == ClientCondition::NotModified;
+        match met {
+            true => rebuild(self.resp, 304, &not_modified_headers(&served), false),
+            false => rebuild(self.resp, code, &served, !head),
+        }
+    }
+
+    /// The entry after the origin's 304 (RFC 9111 §4.3.4): its headers
+    /// updated from the 304's, its age and lifetime counted from now, its
+    /// body the stored one (read from the cache, never from the origin).
+    /// The body is copied into a new entry only when the refresh is worth
+    /// writing back (`refresh_worth_storing`); `None` if it cannot be read.
+    pub async fn refreshed(
+        self,
+        not_modified: &HeaderList,
+        rule: &CacheRule,
+        timing: ResponseTiming,
+    ) -> Option<Refreshed> {
+        let code = self.resp.status_code();
+        let before = origin_headers(&self.headers);
+        let headers = refresh_headers(&before, not_modified);
+        let stored = prepare_for_storage(&headers, rule, timing);
+        let lifetimes = lifetimes(
+            rule,
+            ResponseHeaders::origin(&headers),
+            timing.received_at_ms,
+        );
+        if !refresh_worth_storing(&before, &headers, &lifetimes) {
+            let entry = Entry {
+                resp: self.resp,
+                check: freshness_from_headers(&stored.headers, rule, crate::now_ms()),
+                headers: stored.headers,
+            };
+            return Some(Refreshed::ServeOnly(entry));
+        }
+        let body = crate::body::buffer(self.resp).await.ok()?;
+        let raw = crate::response::from_buffer(&body, code, &stored.headers)?;
+        Some(Refreshed::Store(RefreshedEntry {
+            raw,
+            origin: headers,
+            stored,
+        }))
+    }
+}
+
+/// An entry refreshed by a 304.
+pub enum Refreshed {
+    /// Worth writing back: store it, then serve it.
+    Store(RefreshedEntry),
+    /// Nothing the next use would see differently: serve it as it is.
+    ServeOnly(Entry),
+}
+
+/// An entry refreshed by a 304, ready to store and serve.
+pub struct RefreshedEntry {
+    /// The new entry as a JS response (body in a buffer).
+    pub raw: web_sys::Response,
+    /// Its headers in origin form (for the storability check).
+    pub origin: HeaderList,
+    /// Its stored headers and how long to keep it.
+    pub stored: StoredEntry,
+}
+
+/// Stores `entry` under `key` in this data center's cache; whether it was
+/// stored. The entry goes in as it is, its body a buffer of known length
+/// (`Cache::put` would take it through a `worker::Response`, as a stream).
+pub async fn store(key: &str, entry: &web_sys::Response) -> bool {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let Ok(caches) = global.caches() else {
+        return false;
+    };
+    JsFuture::from(caches.default().put_with_str(key, entry))
+        .await
+        .is_ok()
+}
