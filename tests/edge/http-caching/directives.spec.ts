@@ -204,6 +204,50 @@ describe.concurrent("request directives (RFC 9111 §5.2.1, §5.4)", () => {
     });
   }
 
+  it("§5.2.1.7: only-if-cached with nothing stored → 504, the origin not asked", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    const res = await edge.fetch(path, { headers: { "cache-control": "only-if-cached" } });
+    expect(res.status).toBe(504);
+    expect(edge.origin.hits(path)).toBe(0);
+  });
+
+  it("§5.2.1.7: only-if-cached with a fresh entry → the entry", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": "max-age=60" } });
+    await edge.fetch(path);
+    const hit = await storedHit(edge, path);
+    const res = await edge.fetch(path, { headers: { "cache-control": "only-if-cached" } });
+    expect(res.status).toBe(200);
+    expect(cacheStatus(res)).toBe("HIT");
+    expect(servedHit(res)).toBe(servedHit(hit));
+  });
+
+  it("§5.2.1.3: min-fresh=3600 on an entry fresh for 60 s more goes to the origin", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": "max-age=60" } });
+    await edge.fetch(path);
+    await storedHit(edge, path);
+    const hits = edge.origin.hits(path);
+    const res = await edge.fetch(path, { headers: { "cache-control": "min-fresh=3600" } });
+    expect(cacheStatus(res)).not.toBe("HIT");
+    expect(edge.origin.hits(path)).toBe(hits + 1);
+  });
+
+  it("§5.2.1.1: max-age=1 on an entry 2 s old goes to the origin; max-age=60 takes it", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": "max-age=60" } });
+    await edge.fetch(path);
+    await storedHit(edge, path);
+    await sleep(2_100);
+    const hits = edge.origin.hits(path);
+    const ok = await edge.fetch(path, { headers: { "cache-control": "max-age=60" } });
+    expect(cacheStatus(ok)).toBe("HIT");
+    expect(edge.origin.hits(path)).toBe(hits);
+    const tooOld = await edge.fetch(path, { headers: { "cache-control": "max-age=1" } });
+    expect(cacheStatus(tooOld)).not.toBe("HIT");
+    expect(edge.origin.hits(path)).toBe(hits + 1);
+  });
+
   it("§5.2.1.5: Cache-Control: no-store bypasses the cache and stores nothing", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "max-age=60" } });
