@@ -114,7 +114,11 @@ export function markdown(r) {
   out.push(`| Tidegate upload (shim.mjs + index.js + wasm) raw / gzip -9 | ${kib(b.tidegate.raw)} / **${kib(b.tidegate.gzip)}** | < 1 MB: ${verdict(b.tidegate.gzip < 1024 * 1024)} |`);
   if (r.bundleB) out.push(`| tidegate-b upload (${r.options.compareBuild}) raw / gzip -9 | ${kib(r.bundleB.raw)} / ${kib(r.bundleB.gzip)} | |`);
   out.push(`| peer bundle (esbuild, minified, jose included) raw / gzip -9 | ${kib(b.peer.raw)} / ${kib(b.peer.gzip)} | |`);
-  out.push(`| wasm compile in node (same V8), p50 (min–max) | ${f(r.wasmCompileNode.p50, 1)} ms (${f(r.wasmCompileNode.min, 1)}–${f(r.wasmCompileNode.max, 1)}) | |`);
+  if (r.wasmCompileNode) {
+    out.push(`| wasm compile in node, p50 (min–max) | ${f(r.wasmCompileNode.p50, 1)} ms (${f(r.wasmCompileNode.min, 1)}–${f(r.wasmCompileNode.max, 1)}) | |`);
+  } else {
+    out.push("| wasm compile in node | not measured: this node's V8 lacks wasm features workerd's has | |");
+  }
   for (const kind of ["tidegate", "peer", "trivial"]) {
     const k = s[kind];
     out.push(`| startup ${kind}: module evaluation in a fresh isolate, p50 (min–max) | ${f(k.importMs.p50, 1)} ms (${f(k.importMs.min, 1)}–${f(k.importMs.max, 1)}) | ${kind === "tidegate" ? `< 50 ms: ${verdict(k.importMs.p50 < 50)}` : ""} |`);

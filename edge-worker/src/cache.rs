@@ -194,10 +194,11 @@ async fn ask_origin(
             Flight::Leader(guard) => Some(guard),
             Flight::Follower(waiting) => {
                 let started = crate::now_ms();
-                let landed = waiting.await;
+                // The leader's wait for headers, plus time to read the body.
+                let landed = waiting.landed(origin.timeout.saturating_mul(2)).await;
                 add_time(&mut timings.origin, crate::now_ms().saturating_sub(started));
-                if let Ok(raw) = landed {
-                    let entry = Entry::from_response(Response::from(raw), &slot.rule);
+                if let Some(data) = landed {
+                    let entry = data.to_entry(&slot.rule)?;
                     log.cache = Some(CacheStatus::Hit.as_str());
                     return Ok(entry.answer(CacheStatus::Hit, client.headers, head));
                 }

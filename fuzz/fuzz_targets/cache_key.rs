@@ -10,6 +10,11 @@
 //! Checked on every key: one line per vary header (plus one for the
 //! identity), so no part can forge a line; HEAD shares GET's key; the host's
 //! ASCII case does not matter; `to_url` is a valid URL ending in `__tg=`.
+//!
+//! The same headers then go through the freshness and validation rules as
+//! a response (stored, classified, served, refreshed by a 304 carrying
+//! them) and as a conditional request: no panic, and an entry never gets
+//! fresher as it ages.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -66,7 +71,41 @@ fuzz_target!(|data: &[u8]| {
             identity,
         },
     );
+    freshness(&rule, &headers, data.len() as u64);
 });
+
+/// The freshness and validation rules on `headers` as a response and as a
+/// request, with times derived from the input.
+fn freshness(rule: &CacheRule, headers: &[(String, String)], seed: u64) {
+    use tidegate_policy::cache::freshness::{origin_headers, prepare_for_serving};
+    use tidegate_policy::cache::validation::{client_condition, refresh_headers};
+    use tidegate_policy::cache::{
+        freshness_from_headers, prepare_for_storage, CacheStatus, Freshness, ResponseHeaders,
+        ResponseTiming,
+    };
+    let now = 1_700_000_000_000u64.wrapping_add(seed.wrapping_mul(7_919));
+    let timing = ResponseTiming {
+        requested_at_ms: now.saturating_sub(seed),
+        received_at_ms: now,
+    };
+    let stored = prepare_for_storage(headers, rule, timing);
+    let rank = |f: Freshness| match f {
+        Freshness::Fresh => 0,
+        Freshness::StaleWhileRevalidate => 1,
+        Freshness::StaleIfError => 2,
+        Freshness::Expired => 3,
+    };
+    let mut last = 0;
+    for later in [0u64, 1_000, 60_000, 3_600_000, u64::MAX / 2] {
+        let check = freshness_from_headers(&stored.headers, rule, now.saturating_add(later));
+        assert!(rank(check.freshness) >= last, "got fresher with age");
+        last = rank(check.freshness);
+        let _ = prepare_for_serving(&stored.headers, check.age, CacheStatus::Hit);
+    }
+    let _ = client_condition(headers, ResponseHeaders::stored(&stored.headers));
+    let refreshed = refresh_headers(&origin_headers(&stored.headers), headers);
+    let _ = prepare_for_storage(&refreshed, rule, timing);
+}
 
 fn list(line: &str) -> Vec<String> {
     line.split(',')

@@ -107,6 +107,36 @@ fn cache_key(c: &mut Criterion<ThreadCpuTime>) {
     c.bench_function("cache_key_url", |b| b.iter(|| w.run()));
 }
 
+/// The policy's work on a cache HIT: classify a stored entry (typical
+/// headers of a JSON API response) and build the headers served from it.
+fn cache_hit_serve(c: &mut Criterion<ThreadCpuTime>) {
+    use tidegate_policy::cache::freshness::{freshness_from_headers, prepare_for_serving};
+    use tidegate_policy::cache::{CacheRule, CacheStatus};
+    let rule = CacheRule::new(Duration::from_secs(3600));
+    let stored: Vec<(String, String)> = [
+        ("content-type", "application/json"),
+        ("content-length", "1234"),
+        ("date", "Fri, 04 Dec 2026 16:00:00 GMT"),
+        ("etag", "\"5d8c72a5edda8d6a\""),
+        ("server", "origin"),
+        ("vary", "accept-encoding"),
+        ("x-request-id", "0f8a7c2e-6a1b-4cde-9d1e-2f3a4b5c6d7e"),
+        ("x-tidegate-origin-cache-control", "public, max-age=3600"),
+        ("cache-control", "max-age=3600"),
+        ("x-tidegate-stored-at", "1796400000000"),
+        ("x-tidegate-initial-age", "0"),
+    ]
+    .iter()
+    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+    .collect();
+    c.bench_function("cache_hit_serve", |b| {
+        b.iter(|| {
+            let check = freshness_from_headers(&stored, &rule, 1_796_400_100_000);
+            prepare_for_serving(&stored, check.age, CacheStatus::Hit)
+        })
+    });
+}
+
 fn route_match(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("route_match");
     for depth in ROUTE_DEPTHS {
@@ -181,6 +211,6 @@ fn bounded() -> Criterion<ThreadCpuTime> {
 criterion_group! {
     name = policy;
     config = bounded();
-    targets = jwt_verify, gcra, cache_key, route_match, api_key_kv
+    targets = jwt_verify, gcra, cache_key, cache_hit_serve, route_match, api_key_kv
 }
 criterion_main!(policy);

@@ -1,20 +1,23 @@
 //! A stored entry: looked up, answered from (with the client's conditional
 //! request evaluated), refreshed by a 304, and written.
 
+use std::time::Duration;
 use tidegate_policy::cache::freshness::{lifetimes, origin_headers, prepare_for_serving};
 use tidegate_policy::cache::validation::{
     client_condition, not_modified_headers, refresh_headers, refresh_worth_storing, ClientCondition,
 };
+
 use tidegate_policy::cache::{
     freshness_from_headers, prepare_for_storage, CacheRule, CacheStatus, FreshnessCheck,
-    ResponseHeaders, ResponseTiming, StoredEntry,
+    ResponseHeaders, ResponseTiming,
 };
-use worker::js_sys;
+use worker::js_sys::{self, ArrayBuffer};
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::ext::CacheStorageExt;
 use worker::{web_sys, Cache, Response};
 
+use crate::error::EdgeError;
 use crate::response::{header_list, rebuild, HeaderList};
 
 /// A looked-up entry and what the policy makes of it now.
@@ -93,11 +96,14 @@ impl Entry {
             return Some(Refreshed::ServeOnly(entry));
         }
         let body = crate::body::buffer(self.resp).await.ok()?;
-        let raw = crate::response::from_buffer(&body, code, &stored.headers)?;
         Some(Refreshed::Store(RefreshedEntry {
-            raw,
+            data: EntryData {
+                status: code,
+                headers: stored.headers,
+                body,
+                keep: stored.keep,
+            },
             origin: headers,
-            stored,
         }))
     }
 }
@@ -112,12 +118,44 @@ pub enum Refreshed {
 
 /// An entry refreshed by a 304, ready to store and serve.
 pub struct RefreshedEntry {
-    /// The new entry as a JS response (body in a buffer).
-    pub raw: web_sys::Response,
+    /// The new entry.
+    pub data: EntryData,
     /// Its headers in origin form (for the storability check).
     pub origin: HeaderList,
-    /// Its stored headers and how long to keep it.
-    pub stored: StoredEntry,
+}
+
+/// An entry as plain data: status, stored headers and the body in a JS
+/// buffer. Any request may use it, unlike a response: workerd binds a
+/// response's body (an I/O object) to the request that made it, and
+/// reading it from another request's handler fails. Coalesced requests get
+/// this, and each builds its own response.
+#[derive(Clone)]
+pub struct EntryData {
+    /// The stored status.
+    pub status: u16,
+    /// The stored headers.
+    pub headers: HeaderList,
+    /// The body (the response constructor copies it).
+    pub body: ArrayBuffer,
+    /// How long the Cache API should keep it.
+    pub keep: Duration,
+}
+
+impl EntryData {
+    /// A response of it, made in the current request's context.
+    pub fn to_raw(&self) -> Result<web_sys::Response, EdgeError> {
+        crate::response::from_buffer(&self.body, self.status, &self.headers).ok_or(
+            EdgeError::ResponseRefused {
+                status: self.status,
+                reason: "the runtime refused a stored entry's response".to_owned(),
+            },
+        )
+    }
+
+    /// The entry it is, to answer from in the current request.
+    pub fn to_entry(&self, rule: &CacheRule) -> Result<Entry, EdgeError> {
+        Ok(Entry::from_response(Response::from(self.to_raw()?), rule))
+    }
 }
 
 /// Stores `entry` under `key` in this data center's cache; whether it was

@@ -3,32 +3,47 @@
 //!
 //! The first request for a key leads the flight ([`join`] gives it a
 //! [`FlightGuard`]); the others follow and wait. When the leader has stored
-//! the origin's answer it [`lands`](FlightGuard::land), handing each follower
-//! its own copy of the entry. A leader whose answer may not be stored (or
-//! that fails, or is dropped) ends the flight with nothing: its guard's
-//! `Drop` releases the followers, who then ask the origin themselves. One
-//! guard serves both misses and background revalidations, so a burst of
-//! stale hits also makes one call.
+//! the origin's answer it [`lands`](FlightGuard::land), leaving each
+//! follower the entry as plain data ([`EntryData`]). A leader whose answer
+//! may not be stored (or that fails, or is dropped) ends the flight with
+//! nothing: its guard's `Drop` tells the followers, who then ask the origin
+//! themselves. One guard serves both misses and background revalidations,
+//! so a burst of stale hits also makes one call.
+//!
+//! Followers poll their landing on their own timers rather than being woken
+//! by the leader: workerd binds every promise and I/O object to the request
+//! that made it, and cancels a request whose code is resumed from another
+//! request's context (the leader's send would run the follower's
+//! continuation there).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
 
-use futures_channel::oneshot;
-use worker::web_sys;
+use worker::Delay;
+
+use super::entry::EntryData;
+
+/// Where a follower finds its outcome: `None` while the flight is in the
+/// air, then `Some(entry)` or `Some(None)` (ended without one).
+type Landing = Rc<RefCell<Option<Option<EntryData>>>>;
+
+/// First and longest pause between a follower's looks at its landing.
+const FIRST_POLL: Duration = Duration::from_millis(2);
+const MAX_POLL: Duration = Duration::from_millis(20);
 
 thread_local! {
-    /// Keys with a request in flight, and the requests waiting on each.
-    static FLIGHTS: RefCell<HashMap<String, Vec<oneshot::Sender<web_sys::Response>>>> =
-        RefCell::new(HashMap::new());
+    /// Keys with a request in flight, and the landings of those waiting.
+    static FLIGHTS: RefCell<HashMap<String, Vec<Landing>>> = RefCell::new(HashMap::new());
 }
 
 /// A request's place in the flight for its key.
 pub enum Flight {
     /// No request was in flight: this one asks the origin.
     Leader(FlightGuard),
-    /// Another request is asking: wait for its entry (`Err` when it ends
-    /// without one).
-    Follower(oneshot::Receiver<web_sys::Response>),
+    /// Another request is asking: wait for its entry.
+    Follower(Waiting),
 }
 
 /// Joins the flight for `key`, leading it when none is in the air.
@@ -37,9 +52,9 @@ pub fn join(key: &str) -> Flight {
         let mut flights = flights.borrow_mut();
         match flights.get_mut(key) {
             Some(waiting) => {
-                let (sender, receiver) = oneshot::channel();
-                waiting.push(sender);
-                Flight::Follower(receiver)
+                let landing = Landing::default();
+                waiting.push(Rc::clone(&landing));
+                Flight::Follower(Waiting { landing })
             }
             None => {
                 flights.insert(key.to_owned(), Vec::new());
@@ -60,30 +75,56 @@ pub fn claim(key: &str) -> Option<FlightGuard> {
     }
 }
 
+/// A follower's wait for the leader.
+pub struct Waiting {
+    landing: Landing,
+}
+
+impl Waiting {
+    /// The entry the leader stored, or `None` when it ended without one or
+    /// `limit` passed first (the follower then asks the origin itself).
+    pub async fn landed(self, limit: Duration) -> Option<EntryData> {
+        let started = crate::now_ms();
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        let mut pause = FIRST_POLL;
+        loop {
+            if let Some(outcome) = self.landing.borrow_mut().take() {
+                return outcome;
+            }
+            if crate::now_ms().saturating_sub(started) > limit_ms {
+                return None;
+            }
+            Delay::from(pause).await;
+            pause = pause.saturating_mul(2).min(MAX_POLL);
+        }
+    }
+}
+
 /// The leader's hold on a key; ends the flight when dropped.
 pub struct FlightGuard {
     key: String,
 }
 
 impl FlightGuard {
-    /// Ends the flight with `entry`: each follower gets its own copy (a JS
-    /// `clone()`, so every body can be read once).
-    pub fn land(self, entry: &web_sys::Response) {
-        for follower in take(&self.key) {
-            if let Ok(copy) = entry.clone() {
-                let _ = follower.send(copy);
-            }
+    /// Ends the flight with `entry`, left for each follower.
+    pub fn land(self, entry: &EntryData) {
+        for landing in take(&self.key) {
+            *landing.borrow_mut() = Some(Some(entry.clone()));
         }
     }
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        // Dropping the senders wakes every follower with `Canceled`.
-        drop(take(&self.key));
+        for landing in take(&self.key) {
+            let mut landing = landing.borrow_mut();
+            if landing.is_none() {
+                *landing = Some(None);
+            }
+        }
     }
 }
 
-fn take(key: &str) -> Vec<oneshot::Sender<web_sys::Response>> {
+fn take(key: &str) -> Vec<Landing> {
     FLIGHTS.with(|flights| flights.borrow_mut().remove(key).unwrap_or_default())
 }

@@ -8,9 +8,10 @@ use tidegate_policy::cache::{
     after_origin, announced_length, body_read_limit, check_body, check_response,
     prepare_for_storage, CacheRule, RequestPlan, ResponseTiming, ResponseVerdict, ServeDecision,
 };
-use worker::{web_sys, Context, Response};
+use worker::js_sys::ArrayBuffer;
+use worker::{Context, Response};
 
-use super::entry::{store, Entry, Refreshed, RefreshedEntry};
+use super::entry::{store, Entry, EntryData, Refreshed, RefreshedEntry};
 use super::flight::{self, FlightGuard};
 use super::{OriginRequest, Slot};
 use crate::error::EdgeError;
@@ -26,26 +27,34 @@ pub(super) fn keep_refreshed(
     refreshed: RefreshedEntry,
     guard: Option<FlightGuard>,
 ) -> Result<Entry, EdgeError> {
-    let code = refreshed.raw.status();
-    let storable = check_response(&slot.rule, plan, code, &refreshed.origin)
-        == ResponseVerdict::Store
-        && !refreshed.stored.keep.is_zero();
-    let client = refreshed
-        .raw
-        .clone()
-        .map_err(|e| EdgeError::Runtime(crate::error::describe(&e)))?;
-    if storable {
+    let entry = refreshed.data.to_entry(&slot.rule)?;
+    if storable(slot, plan, &refreshed) {
         if let Some(guard) = guard {
-            guard.land(&refreshed.raw);
+            guard.land(&refreshed.data);
         }
-        let (slot, keep) = (slot.clone(), refreshed.stored.keep);
-        ctx.wait_until(async move {
-            if store(&slot.key, &refreshed.raw).await {
-                crate::purge::index_add(&slot.route, &slot.key, keep).await;
-            }
-        });
+        let slot = slot.clone();
+        ctx.wait_until(async move { write(&slot, &refreshed.data).await });
     }
-    Ok(Entry::from_response(Response::from(client), &slot.rule))
+    Ok(entry)
+}
+
+/// Whether a refreshed entry may be written back: its new headers still
+/// allow storing, and for some time.
+fn storable(slot: &Slot, plan: &RequestPlan, refreshed: &RefreshedEntry) -> bool {
+    let data = &refreshed.data;
+    !data.keep.is_zero()
+        && check_response(&slot.rule, plan, data.status, &refreshed.origin)
+            == ResponseVerdict::Store
+}
+
+/// Puts an entry in this data center's cache and the route's purge index.
+async fn write(slot: &Slot, data: &EntryData) {
+    let Ok(raw) = data.to_raw() else {
+        return;
+    };
+    if store(&slot.key, &raw).await {
+        crate::purge::index_add(&slot.route, &slot.key, data.keep).await;
+    }
 }
 
 /// Stores the origin's response in the background when the policy allows
@@ -84,37 +93,38 @@ async fn store_response(
     timing: ResponseTiming,
     guard: Option<FlightGuard>,
 ) {
-    let code = resp.status_code();
+    let status = resp.status_code();
     let stored = prepare_for_storage(origin_headers, &slot.rule, timing);
     if stored.keep.is_zero() {
         return;
     }
-    let Some(entry) = complete_entry(resp, code, &slot.rule, origin_headers, &stored.headers).await
-    else {
+    let Some(body) = complete_body(resp, &slot.rule, origin_headers).await else {
         return;
     };
+    let data = EntryData {
+        status,
+        headers: stored.headers,
+        body,
+        keep: stored.keep,
+    };
     if let Some(guard) = guard {
-        guard.land(&entry);
+        guard.land(&data);
     }
-    if store(&slot.key, &entry).await {
-        crate::purge::index_add(&slot.route, &slot.key, stored.keep).await;
-    }
+    write(slot, &data).await;
 }
 
-/// The entry to store for an origin response, or `None` when the policy
+/// The body to store for an origin response, or `None` when the policy
 /// refuses its body (`check_body`): it did not arrive whole (the stream
 /// failed, or fewer bytes came than `Content-Length` announced: an origin
 /// that reset the connection mid-body; a truncated body must never become
 /// the answer every client then gets), or it is larger than the rule allows.
 /// The body is read first, which `wait_until` allows, and stays in JS; one of
 /// unknown length is read no further than the rule's limit.
-async fn complete_entry(
+async fn complete_body(
     resp: Response,
-    code: u16,
     rule: &CacheRule,
     origin_headers: &HeaderList,
-    stored_headers: &HeaderList,
-) -> Option<web_sys::Response> {
+) -> Option<ArrayBuffer> {
     let limit = body_read_limit(rule);
     let body = match announced_length(origin_headers) {
         Some(_) => Some(crate::body::buffer(resp).await.ok()?),
@@ -122,7 +132,7 @@ async fn complete_entry(
     };
     let received = body.as_ref().map_or(limit, |b| u64::from(b.byte_length()));
     check_body(rule, origin_headers, received).ok()?;
-    crate::response::from_buffer(&body?, code, stored_headers)
+    body
 }
 
 /// Refreshes a stale entry in the background (stale-while-revalidate), in
@@ -157,14 +167,9 @@ pub(super) async fn revalidate(origin: OriginRequest, slot: Slot, plan: RequestP
             else {
                 return;
             };
-            let storable =
-                check_response(&slot.rule, &plan, refreshed.raw.status(), &refreshed.origin)
-                    == ResponseVerdict::Store;
-            if storable && !refreshed.stored.keep.is_zero() {
-                guard.land(&refreshed.raw);
-                if store(&slot.key, &refreshed.raw).await {
-                    crate::purge::index_add(&slot.route, &slot.key, refreshed.stored.keep).await;
-                }
+            if storable(&slot, &plan, &refreshed) {
+                guard.land(&refreshed.data);
+                write(&slot, &refreshed.data).await;
             }
         }
         ServeDecision::UseOrigin { .. } => {

@@ -146,10 +146,10 @@ pub fn not_modified_matches(entry: ResponseHeaders<'_>, not_modified: &Headers) 
 }
 
 /// Headers a 304 never updates in a stored entry (§3.2): the framing and
-/// the per-hop ones.
+/// the per-hop ones. Its `Age` is kept: storing the refreshed entry counts
+/// it into the new initial age, then drops it.
 fn never_updated(name: &str) -> bool {
     name.eq_ignore_ascii_case("content-length")
-        || name.eq_ignore_ascii_case("age")
         || name.eq_ignore_ascii_case("x-cache-status")
         || is_internal(name)
         || crate::route::headers::is_hop_by_hop(name)
@@ -177,7 +177,8 @@ pub fn refresh_headers(entry: &Headers, not_modified: &Headers) -> Vec<(String, 
 
 /// Whether an entry refreshed by a 304 is worth writing back to the
 /// cache. Not when it can never be fresh (`no-cache`, or a zero lifetime:
-/// every use revalidates anyway) and the 304 changed nothing but `Date`:
+/// every use revalidates anyway) and the 304 changed nothing but `Date`
+/// and `Age`:
 /// the next use would revalidate the old copy just the same, so the write
 /// (a whole-body copy) buys nothing. `before` and `after` are in origin form.
 pub fn refresh_worth_storing(before: &Headers, after: &Headers, lifetimes: &Lifetimes) -> bool {
@@ -188,7 +189,7 @@ pub fn refresh_worth_storing(before: &Headers, after: &Headers, lifetimes: &Life
     let significant = |h: &Headers| -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = h
             .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("date") && !n.eq_ignore_ascii_case("age"))
             .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
             .collect();
         v.sort();

@@ -178,6 +178,7 @@ fn a_304_refreshes_headers_except_framing() {
             ("cache-control", "max-age=60"),
             ("x-a", "3"),
             ("x-new", "n"),
+            ("age", "5"),
         ])
     );
 }
