@@ -222,6 +222,18 @@ describe.concurrent("request directives (RFC 9111 §5.2.1, §5.4)", () => {
     expect(servedHit(res)).toBe(servedHit(hit));
   });
 
+  it("§5.2.1.7 / §4.2.4: only-if-cached with a stale entry (max-age=1, 2 s old) → 504, not the stale entry", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": "max-age=1" } });
+    await edge.fetch(path);
+    await storedHit(edge, path);
+    await sleep(2_100);
+    const hits = edge.origin.hits(path);
+    const res = await edge.fetch(path, { headers: { "cache-control": "only-if-cached" } });
+    expect(res.status).toBe(504);
+    expect(edge.origin.hits(path)).toBe(hits);
+  });
+
   it("§5.2.1.3: min-fresh=3600 on an entry fresh for 60 s more goes to the origin", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "max-age=60" } });

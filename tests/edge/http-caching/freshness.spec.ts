@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { cacheStatus } from "../support/expect";
 import { unique, useEdge } from "../support/harness";
 import type { Behaviour } from "../support/origin";
-import { httpDate, servedHit, storedHit, timeline, type Expected } from "./helpers";
+import { asctimeDate, httpDate, rfc850Date, servedHit, storedHit, timeline, type Expected } from "./helpers";
 
 const edge = useEdge();
 
@@ -55,6 +55,36 @@ const cases: Case[] = [
     route: "origin",
     behaviour: { dynamicHeaders: () => ({ date: httpDate(-100), expires: httpDate(-40) }) },
     steps: [[0, "stale"]],
+  },
+  {
+    title: "§5.3 / RFC 9110 §5.6.7: Expires and Date in the obsolete RFC 850 form are understood (Date + 60 s)",
+    route: "origin",
+    behaviour: { dynamicHeaders: () => ({ date: rfc850Date(0), expires: rfc850Date(60) }) },
+    steps: [[0, "fresh"], [2_600, "fresh"]],
+  },
+  {
+    title: "§5.3 / RFC 9110 §5.6.7: Expires and Date in the obsolete asctime form are understood (Date + 60 s)",
+    route: "origin",
+    behaviour: { dynamicHeaders: () => ({ date: asctimeDate(0), expires: asctimeDate(60) }) },
+    steps: [[0, "fresh"], [2_600, "fresh"]],
+  },
+  {
+    title: "§5.2: directive names are case-insensitive (MAX-AGE=60 outlives the ttl of 2 s)",
+    route: "origin",
+    behaviour: { headers: { "cache-control": "MAX-AGE=60" } },
+    steps: [[0, "fresh"], [2_600, "fresh"]],
+  },
+  {
+    title: "§5.2: a quoted-string argument is accepted (max-age=\"60\" outlives the ttl of 2 s)",
+    route: "origin",
+    behaviour: { headers: { "cache-control": 'max-age="60"' } },
+    steps: [[0, "fresh"], [2_600, "fresh"]],
+  },
+  {
+    title: "§5.2: Cache-Control split over several field lines is one list (public / max-age=60 on two lines)",
+    route: "origin",
+    behaviour: { headers: { "cache-control": ["public", "max-age=60"] } },
+    steps: [[0, "fresh"], [2_600, "fresh"]],
   },
   {
     title: "§5.3: an invalid Expires (0) means already expired, not the rule's ttl",

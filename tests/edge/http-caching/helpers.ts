@@ -9,6 +9,25 @@ import { poll, sleep, type Edge } from "../support/harness";
 /** An IMF-fixdate (RFC 9110 §5.6.7) `offsetS` seconds from now. */
 export const httpDate = (offsetS = 0) => new Date(Date.now() + offsetS * 1000).toUTCString();
 
+const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const two = (n: number) => String(n).padStart(2, "0");
+const clock = (d: Date) => `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}`;
+
+/** The obsolete RFC 850 form (RFC 9110 §5.6.7), e.g. `Sunday, 06-Nov-94 08:49:37 GMT`, `offsetS` from now. */
+export function rfc850Date(offsetS = 0): string {
+  const d = new Date(Date.now() + offsetS * 1000);
+  const year = two(d.getUTCFullYear() % 100);
+  return `${DAYS[d.getUTCDay()]}, ${two(d.getUTCDate())}-${MONTHS[d.getUTCMonth()]}-${year} ${clock(d)} GMT`;
+}
+
+/** The obsolete asctime form (RFC 9110 §5.6.7), e.g. `Sun Nov  6 08:49:37 1994`, `offsetS` from now. */
+export function asctimeDate(offsetS = 0): string {
+  const d = new Date(Date.now() + offsetS * 1000);
+  const day = String(d.getUTCDate()).padStart(2, " ");
+  return `${DAYS[d.getUTCDay()]!.slice(0, 3)} ${MONTHS[d.getUTCMonth()]} ${day} ${clock(d)} ${d.getUTCFullYear()}`;
+}
+
 /** The origin's hit counter in the echoed body: 1 means the first answer the origin gave on that path. */
 export const servedHit = (res: Reply) => res.json<{ hit: number }>().hit;
 

@@ -41,6 +41,8 @@ describe.concurrent("revalidating a stale entry (RFC 9111 §4.3)", () => {
     expect(edge.origin.last(path)?.headers["if-none-match"]).toBe('"v1"');
     expect(edge.origin.notModified(path)).toBe(base.notModified + 1);
     expect(edge.origin.hits(path)).toBe(base.hits + 1);
+    // §4.3.4: the refreshed entry's age starts again from the 304 (its Date).
+    expect(ageOf(res)).toBeLessThan(2);
   });
 
   it("§4.3.1: sends If-Modified-Since with the stored Last-Modified when there is no ETag", async () => {
