@@ -54,13 +54,19 @@ describe.concurrent("Age on responses from the cache (RFC 9111 §4.2.3, §5.1)",
     expect(ageOf(second)).toBeLessThan(ageOf(first) + 5);
   });
 
-  it("§4.2.3: a Date in the past is apparent age (Date 10 s ago, max-age=60: Age ≥ 10)", async () => {
+  it("§4.2.3: a Date in the past is apparent age (Date 10 s ago, max-age=60: Age ≥ 10); the HIT keeps the origin's Date", async () => {
     const path = `/rfc/origin/${unique()}`;
-    edge.origin.respond(path, { headers: { "cache-control": "max-age=60" }, dynamicHeaders: () => ({ date: httpDate(-10) }) });
+    let sent = "";
+    edge.origin.respond(path, {
+      headers: { "cache-control": "max-age=60" },
+      dynamicHeaders: () => ({ date: (sent = httpDate(-10)) }),
+    });
     await edge.fetch(path);
     const hit = await storedHit(edge, path);
     expect(ageOf(hit)).toBeGreaterThanOrEqual(10);
     expect(ageOf(hit)).toBeLessThan(15);
+    // RFC 9110 §6.6.1: Date is when the origin generated the response; a cache does not rewrite it.
+    expect(hit.headers.get("date")).toBe(sent);
   });
 
   it("§4.2.3: apparent age past the lifetime is stale at once (Date 30 s ago, max-age=20)", async () => {

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { cacheStatus } from "../support/expect";
 import type { Reply } from "../support/gateway";
-import { unique, useEdge } from "../support/harness";
+import { sleep, unique, useEdge } from "../support/harness";
 import type { Behaviour } from "../support/origin";
 import { ageOf, exactly, httpDate, servedHit, storedHit } from "./helpers";
 
@@ -147,6 +147,21 @@ describe.concurrent("If-Modified-Since on a fresh entry (RFC 9110 §13.1.3, §13
     const path = await freshEntry({ etag: '"a"', lastModified: httpDate(-60) });
     const res = await exactly(edge, path, { "if-none-match": '"a"', "if-modified-since": httpDate(-3600) });
     expectEdge304(res, path);
+  });
+});
+
+describe.concurrent("conditional requests on a stale entry (RFC 9111 §4.3.2, §4.2.4)", () => {
+  it("§4.2.4: a stale entry is not answered 304 without asking the origin", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": "max-age=1" }, etag: '"s1"' });
+    expect(cacheStatus(await edge.fetch(path))).toBe("MISS");
+    await storedHit(edge, path);
+    await sleep(2_100);
+    const hits = edge.origin.hits(path);
+    const res = await exactly(edge, path, { "if-none-match": '"s1"' });
+    expect(res.status).toBe(304);
+    expect(res.text).toBe("");
+    expect(edge.origin.hits(path)).toBe(hits + 1);
   });
 });
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { cacheStatus } from "../support/expect";
 import type { Reply } from "../support/gateway";
-import { unique, useEdge } from "../support/harness";
+import { sleep, unique, useEdge } from "../support/harness";
 import { bodyOf } from "../support/origin";
 import { servedHit, storedHit } from "./helpers";
 
@@ -68,6 +68,25 @@ describe("hop-by-hop fields are not stored (RFC 9111 §3.1, RFC 9110 §7.6.1)", 
       expect(names(hit), name).not.toContain(name);
     }
     expect(hit.headers.get("x-end-to-end")).toBe("kept");
+  });
+
+  it("§3.2: hop-by-hop fields of a 304 do not get into the refreshed entry", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": "max-age=1" }, etag: '"hop-1"' });
+    expect(cacheStatus(await edge.fetch(path))).toBe("MISS");
+    await storedHit(edge, path);
+    await sleep(2_100);
+    edge.origin.respond(path, {
+      headers: { "cache-control": "max-age=60", connection: "x-late", "x-late": "1", "x-refreshed": "yes" },
+      etag: '"hop-1"',
+    });
+    const revalidated = await edge.fetch(path);
+    expect(cacheStatus(revalidated)).toBe("REVALIDATED");
+    expect(edge.origin.notModified(path)).toBe(1);
+    const hit = await edge.fetch(path);
+    expect(cacheStatus(hit)).toBe("HIT");
+    expect(hit.headers.get("x-refreshed")).toBe("yes");
+    expect(names(hit)).not.toContain("x-late");
   });
 
   it("§3.1: a chunked origin answer is stored and served whole from the entry", async () => {
