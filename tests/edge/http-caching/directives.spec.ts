@@ -14,8 +14,7 @@ describe.concurrent("never stored (RFC 9111 §3)", () => {
   const cases: [string, string, Record<string, string>][] = [
     ["§5.2.2.5: Cache-Control: no-store", "origin", { "cache-control": "no-store, max-age=60" }],
     ["§5.2.2.7: Cache-Control: private, on a shared route", "origin", { "cache-control": "private, max-age=60" }],
-    ["§5.2.2.7: Cache-Control: private (field-named), on a shared route", "origin", { "cache-control": 'private="x-user", max-age=60' }],
-    ["§7.3 (RFC 6265 §8): Set-Cookie", "origin", { "cache-control": "max-age=60", "set-cookie": "session=abc; HttpOnly" }],
+    ["Set-Cookie (Tidegate's rule; RFC 9111 §7.3, RFC 6265 §8)", "origin", { "cache-control": "max-age=60", "set-cookie": "session=abc; HttpOnly" }],
     ["§5.2.2.5: no-store even where the rule has stale windows", "stale", { "cache-control": "no-store" }],
   ];
   for (const [title, route, headers] of cases) {
@@ -32,6 +31,18 @@ describe.concurrent("never stored (RFC 9111 §3)", () => {
       expect(edge.origin.hits(path)).toBe(2);
     });
   }
+});
+
+describe.concurrent("qualified private (RFC 9111 §5.2.2.7)", () => {
+  it("§5.2.2.7: private=\"x-user\": a shared cache may store the rest, but never serves x-user from it", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": 'private="x-user", max-age=60', "x-user": "alice" } });
+    await edge.fetch(path);
+    const second = await afterStore(edge, path);
+    expect(second.status).toBe(200);
+    if (cacheStatus(second) === "HIT") expect(second.headers.get("x-user")).toBeNull();
+    else expect(edge.origin.hits(path)).toBe(2);
+  });
 });
 
 describe.concurrent("Cache-Control: no-cache on a response (RFC 9111 §5.2.2.4)", () => {
