@@ -66,6 +66,15 @@ describe.concurrent("Cache-Control: no-cache on a response (RFC 9111 §5.2.2.4)"
     }
   });
 
+  it("§5.2.2.4: no-cache=\"x-secret\": whatever is reused without revalidation never carries x-secret", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": 'no-cache="x-secret", max-age=60', "x-secret": "s3" } });
+    await edge.fetch(path);
+    const second = await afterStore(edge, path);
+    expect(second.status).toBe(200);
+    if (cacheStatus(second) === "HIT") expect(second.headers.get("x-secret")).toBeNull();
+  });
+
   it("§5.2.2.4: with max-age=60, is still never served without asking the origin", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "no-cache, max-age=60" } });
