@@ -2,12 +2,15 @@
 // max(apparent_age, upstream Age + response_delay) + resident_time, and every
 // response served from the cache carries it, in whole seconds. Routes:
 // /rfc/origin (no stale windows), /rfc/stale (rule swr/sie 1h).
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
-import { sleep, unique, useEdge } from "../support/harness";
-import { ageOf, httpDate, servedHit, storedHit, timeline } from "./helpers";
+import { sleep, unique } from "../support/harness";
+import { ageOf, httpDate, servedHit, storedHit, timeline, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// The concurrent tests mostly wait for entries to expire: let ten wait at once (the
+// default of 5 at a time would add their sleeps up).
+vi.setConfig({ maxConcurrency: 10 });
 
 describe.concurrent("Age on responses from the cache (RFC 9111 §4.2.3, §5.1)", () => {
   it("§5.1: a HIT carries Age as a non-negative integer", async () => {

@@ -3,12 +3,15 @@
 // a valid targeted field replaces Cache-Control entirely for the edge (§2.2);
 // an invalid one is ignored (§2.1); clients still get the origin's
 // Cache-Control. Route /rfc/origin (freshness = "origin", ttl 2s).
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
-import { unique, useEdge } from "../support/harness";
-import { afterStore, servedHit, timeline, type Expected } from "./helpers";
+import { unique } from "../support/harness";
+import { afterStore, servedHit, timeline, type Expected, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// The concurrent tests mostly wait for entries to expire: let ten wait at once (the
+// default of 5 at a time would add their sleeps up).
+vi.setConfig({ maxConcurrency: 10 });
 
 const cases: [string, Record<string, string>, [number, Expected][]][] = [
   [

@@ -3,18 +3,20 @@
 // response). Concurrent misses for one key reach the origin once; an answer
 // that cannot be stored sends the followers to the origin themselves.
 // Route /rfc/origin; the origin answers after 500 ms.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
-import { unique, useEdge } from "../support/harness";
-import { servedHit } from "./helpers";
+import { unique } from "../support/harness";
+import { servedHit, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// Independent paths: let the tests wait on the origin at once.
+vi.setConfig({ maxConcurrency: 10 });
 const N = 5;
 
 const concurrently = (path: string, init?: Parameters<typeof edge.fetch>[1]) =>
   Promise.all(Array.from({ length: N }, () => edge.fetch(path, init)));
 
-describe("concurrent misses for one key", () => {
+describe.concurrent("concurrent misses for one key", () => {
   it("§4: reach the origin once; every client gets the same 200, one MISS and the followers HIT", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, { headers: { "cache-control": "max-age=60" }, delayMs: 500 });

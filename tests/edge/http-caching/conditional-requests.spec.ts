@@ -4,14 +4,17 @@
 // validator and caching headers; a condition that does not hold gets the full
 // 200 from the cache; on a MISS the conditions go to the origin as sent and
 // its 304 is passed through, not stored. Route /rfc/origin.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
 import type { Reply } from "../support/gateway";
-import { sleep, unique, useEdge } from "../support/harness";
+import { sleep, unique } from "../support/harness";
 import type { Behaviour } from "../support/origin";
-import { ageOf, exactly, httpDate, servedHit, storedHit } from "./helpers";
+import { ageOf, exactly, httpDate, servedHit, storedHit, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// The concurrent tests mostly wait for entries to expire: let ten wait at once (the
+// default of 5 at a time would add their sleeps up).
+vi.setConfig({ maxConcurrency: 10 });
 
 /** Per path: origin hits and the served hit counter once the entry was stored. */
 const stored = new Map<string, { hits: number; served: number }>();

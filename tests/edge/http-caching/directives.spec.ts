@@ -3,12 +3,15 @@
 // use, what forbids serving stale, and the origin's stale windows winning over
 // the rule's defaults. Routes: /rfc/origin (no stale windows), /rfc/stale
 // (ttl 1s, rule swr 1h and sie 1h), /rfc/auth (jwt, scope shared).
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
-import { poll, sleep, unique, useEdge } from "../support/harness";
-import { afterStore, servedHit, storedHit, timeline } from "./helpers";
+import { poll, sleep, unique } from "../support/harness";
+import { afterStore, servedHit, storedHit, timeline, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// The concurrent tests mostly wait for entries to expire: let ten wait at once (the
+// default of 5 at a time would add their sleeps up).
+vi.setConfig({ maxConcurrency: 10 });
 
 describe.concurrent("never stored (RFC 9111 §3)", () => {
   const cases: [string, string, Record<string, string>][] = [

@@ -3,18 +3,20 @@
 // Upgrade and Trailer are never stored nor served from the cache. Route
 // /rfc/origin. workerd may drop some standard ones itself, so custom fields
 // named in Connection are what really tells.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
 import type { Reply } from "../support/gateway";
-import { sleep, unique, useEdge } from "../support/harness";
+import { sleep, unique } from "../support/harness";
 import { bodyOf } from "../support/origin";
-import { servedHit, storedHit } from "./helpers";
+import { servedHit, storedHit, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// Independent paths: let the tests wait on the origin at once.
+vi.setConfig({ maxConcurrency: 10 });
 
 const names = (res: Reply) => [...res.headers.keys()].map((n) => n.toLowerCase());
 
-describe("hop-by-hop fields are not stored (RFC 9111 §3.1, RFC 9110 §7.6.1)", () => {
+describe.concurrent("hop-by-hop fields are not stored (RFC 9111 §3.1, RFC 9110 §7.6.1)", () => {
   it("§7.6.1: fields named in Connection (x-hop, x-hop-two) are neither forwarded nor served from the entry; others are", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, {

@@ -3,13 +3,16 @@
 // s-maxage, Expires) is storable whatever its status, except 206 (without a
 // range request) and 1xx; the rule's `statuses` list (here only 200) decides
 // for responses without explicit freshness. Route /rfc/origin.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
-import { unique, useEdge } from "../support/harness";
+import { unique } from "../support/harness";
 import type { Behaviour } from "../support/origin";
-import { afterStore, httpDate, servedHit, storedHit } from "./helpers";
+import { afterStore, httpDate, servedHit, storedHit, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// The concurrent tests mostly wait for entries to expire: let ten wait at once (the
+// default of 5 at a time would add their sleeps up).
+vi.setConfig({ maxConcurrency: 10 });
 
 describe.concurrent("stored statuses (RFC 9111 §3)", () => {
   const stored: [string, number, Behaviour][] = [

@@ -3,13 +3,16 @@
 // Last-Modified, §4.3.1); a 304 refreshes the stored headers (§3.2, §4.3.4)
 // and the body comes from the cache; a 200 replaces the entry (§4.3.3).
 // Routes: /rfc/origin (no stale windows), /rfc/stale (rule swr 1h).
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
-import { poll, sleep, unique, useEdge } from "../support/harness";
+import { poll, sleep, unique } from "../support/harness";
 import { bodyOf } from "../support/origin";
-import { ageOf, httpDate, servedHit, storedHit } from "./helpers";
+import { ageOf, httpDate, servedHit, storedHit, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// The concurrent tests mostly wait for entries to expire: let ten wait at once (the
+// default of 5 at a time would add their sleeps up).
+vi.setConfig({ maxConcurrency: 10 });
 
 interface Base {
   /** The origin's hit counter in the stored body. */

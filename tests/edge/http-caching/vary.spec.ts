@@ -3,12 +3,15 @@
 // stored it; `Vary: *` always fails to match. Routes /rfc/origin (no
 // vary_headers: Tidegate does not store a Vary on an unkeyed field, which the
 // RFC allows) and /rfc/vary (vary_headers = ["accept-language"]).
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cacheStatus } from "../support/expect";
-import { unique, useEdge } from "../support/harness";
-import { afterStore, servedHit, storedHit } from "./helpers";
+import { unique } from "../support/harness";
+import { afterStore, servedHit, storedHit, useRfcEdge } from "./helpers";
 
-const edge = useEdge();
+const edge = useRfcEdge();
+// The concurrent tests mostly wait for entries to expire: let ten wait at once (the
+// default of 5 at a time would add their sleeps up).
+vi.setConfig({ maxConcurrency: 10 });
 
 describe.concurrent("the origin's Vary (RFC 9111 §4.1)", () => {
   it("§4.1: an answer for Accept-Language: en never answers Accept-Language: fr (route without vary_headers)", async () => {

@@ -77,6 +77,13 @@ export class Origin {
   private readonly notModifiedCounts = new Map<string, number>();
   private readonly recorded: Echo[] = [];
   private boundPort = 0;
+  /**
+   * Send `Date` rounded up to the next whole second (a clock at most 1 s ahead)
+   * unless the behaviour sets one. node's own Date is rounded down, so an entry
+   * can look up to a second old (RFC 9111 §4.2.3 apparent age) the moment it
+   * arrives, which makes checks on max-age=1 racy; rounded up, its apparent age is 0.
+   */
+  dateRoundedUp = false;
 
   /** Starts listening on 127.0.0.1 (an ephemeral port the first time, the same port after `stop`). */
   async start(): Promise<void> {
@@ -211,6 +218,9 @@ export class Origin {
         if (behaviour.etag !== undefined) res.setHeader("etag", behaviour.etag);
         if (behaviour.lastModified !== undefined) res.setHeader("last-modified", behaviour.lastModified);
         for (const [name, value] of Object.entries(behaviour.dynamicHeaders?.() ?? {})) res.setHeader(name, value);
+        if (this.dateRoundedUp && !res.hasHeader("date")) {
+          res.setHeader("date", new Date(Math.ceil(Date.now() / 1000) * 1000).toUTCString());
+        }
         if (this.notModifiedFor(req, behaviour)) {
           this.notModifiedCounts.set(path, (this.notModifiedCounts.get(path) ?? 0) + 1);
           res.statusCode = 304;
