@@ -49,7 +49,7 @@ describe.concurrent("hop-by-hop fields are not stored (RFC 9111 §3.1, RFC 9110 
     expect(miss.headers.get("x-end-to-end")).toBe("kept");
   });
 
-  it("§7.6.1: Keep-Alive, Proxy-Connection, TE, Upgrade and Trailer are not served from the entry", async () => {
+  it("§3.1 / RFC 9110 §7.6.1: Keep-Alive, Proxy-Connection, TE, Upgrade (and Trailer, hop-by-hop in RFC 2616 §13.5.1 and in Tidegate's list) are not served from the entry", async () => {
     const path = `/rfc/origin/${unique()}`;
     edge.origin.respond(path, {
       headers: {
