@@ -57,13 +57,27 @@ describe.concurrent("Age on responses from the cache (RFC 9111 §4.2.3, §5.1)",
     expect(ageOf(second)).toBeLessThan(ageOf(first) + 5);
   });
 
-  it("§4.2.3: a Date in the past is apparent age (Date 10 s ago, max-age=60: Age ≥ 10); the HIT keeps the origin's Date", async () => {
+  it("§4.2.3: a Date in the past is apparent age (Date 10 s ago, max-age=60: Age ≥ 10)", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    edge.origin.respond(path, { headers: { "cache-control": "max-age=60" }, dynamicHeaders: () => ({ date: httpDate(-10) }) });
+    await edge.fetch(path);
+    const hit = await storedHit(edge, path);
+    expect(ageOf(hit)).toBeGreaterThanOrEqual(10);
+    expect(ageOf(hit)).toBeLessThan(15);
+  });
+
+  it("RFC 9110 §6.6.1 / RFC 9111 §4: a HIT carries the origin's Date, not the time it was served (Age says how old it is)", async () => {
     const path = `/rfc/origin/${unique()}`;
     let sent = "";
     edge.origin.respond(path, {
       headers: { "cache-control": "max-age=60" },
       dynamicHeaders: () => ({ date: (sent = httpDate(-10)) }),
     });
+    const miss = await edge.fetch(path);
+    expect(miss.headers.get("date")).toBe(sent);
+    const hit = await storedHit(edge, path);
+    expect(hit.headers.get("date")).toBe(sent);
+  });
     await edge.fetch(path);
     const hit = await storedHit(edge, path);
     expect(ageOf(hit)).toBeGreaterThanOrEqual(10);
