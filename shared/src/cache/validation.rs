@@ -176,14 +176,18 @@ pub fn refresh_headers(entry: &Headers, not_modified: &Headers) -> Vec<(String, 
 }
 
 /// Whether an entry refreshed by a 304 is worth writing back to the
-/// cache. Not when it can never be fresh (`no-cache`, or a zero lifetime:
-/// every use revalidates anyway) and the 304 changed nothing but `Date`
-/// and `Age`:
-/// the next use would revalidate the old copy just the same, so the write
-/// (a whole-body copy) buys nothing. `before` and `after` are in origin form.
+/// cache. Not when it can never be used without revalidation (`no-cache`,
+/// or a zero lifetime and no stale window: every use revalidates anyway)
+/// and the 304 changed nothing but `Date` and `Age`: the next use would
+/// revalidate the old copy just the same, so the write (a whole-body copy)
+/// buys nothing. `before` and `after` are in origin form.
 pub fn refresh_worth_storing(before: &Headers, after: &Headers, lifetimes: &Lifetimes) -> bool {
-    let never_fresh = lifetimes.always_revalidate || lifetimes.fresh.is_zero();
-    if !never_fresh {
+    // Stale windows count as use too: a refresh restarts them.
+    let never_usable = lifetimes.always_revalidate
+        || (lifetimes.fresh.is_zero()
+            && lifetimes.stale_while_revalidate.is_zero()
+            && lifetimes.stale_if_error.is_zero());
+    if !never_usable {
         return true;
     }
     let significant = |h: &Headers| -> Vec<(String, String)> {

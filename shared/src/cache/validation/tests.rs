@@ -246,4 +246,10 @@ fn a_refresh_is_stored_unless_it_changes_nothing_on_an_always_stale_entry() {
         &lifetimes(0, false)
     ));
     assert!(refresh_worth_storing(&before, &same, &lifetimes(60, false)));
+    // A refresh restarts a stale-while-revalidate window.
+    let swr = Lifetimes {
+        stale_while_revalidate: Duration::from_secs(30),
+        ..lifetimes(0, false)
+    };
+    assert!(refresh_worth_storing(&before, &same, &swr));
 }
