@@ -18,6 +18,28 @@ export interface Behaviour {
   bodyBytes?: number;
   /** Send the body in two writes without `Content-Length` (`Transfer-Encoding: chunked`). */
   chunked?: boolean;
+  /**
+   * Sends `ETag: <etag>` and answers a request whose `If-None-Match` matches it
+   * (weak comparison, RFC 9110 §13.1.2; a list; `*`) with 304 and no body.
+   */
+  etag?: string;
+  /**
+   * Sends `Last-Modified: <lastModified>` and, when the request has no
+   * `If-None-Match`, answers `If-Modified-Since` at or after it with 304 (RFC 9110 §13.1.3).
+   */
+  lastModified?: string;
+  /** Headers computed when the answer is sent (Date, Expires, Last-Modified relative to now); win over `headers`. */
+  dynamicHeaders?: () => Record<string, string>;
+}
+
+/** The opaque tag of an entity tag, without `W/` (RFC 9110 §8.8.3.2 weak comparison). */
+const opaqueTag = (tag: string) => tag.trim().replace(/^W\//, "");
+
+/** Whether an `If-None-Match` field value matches `etag` by weak comparison (RFC 9110 §13.1.2). */
+export function noneMatchHits(ifNoneMatch: string, etag: string): boolean {
+  if (ifNoneMatch.trim() === "*") return true;
+  const ours = opaqueTag(etag);
+  return (ifNoneMatch.match(/(?:W\/)?"[^"]*"/g) ?? []).some((tag) => opaqueTag(tag) === ours);
 }
 
 /** The body a `bodyBytes` behaviour sends: `size` bytes of a repeating, position-dependent pattern. */
@@ -52,8 +74,16 @@ export class Origin {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly behaviours = new Map<string, Behaviour>();
   private readonly hitCounts = new Map<string, number>();
+  private readonly notModifiedCounts = new Map<string, number>();
   private readonly recorded: Echo[] = [];
   private boundPort = 0;
+  /**
+   * Send `Date` rounded up to the next whole second (a clock at most 1 s ahead)
+   * unless the behaviour sets one. node's own Date is rounded down, so an entry
+   * can look up to a second old (RFC 9111 §4.2.3 apparent age) the moment it
+   * arrives, which makes checks on max-age=1 racy; rounded up, its apparent age is 0.
+   */
+  dateRoundedUp = false;
 
   /** Starts listening on 127.0.0.1 (an ephemeral port the first time, the same port after `stop`). */
   async start(): Promise<void> {
@@ -120,6 +150,16 @@ export class Origin {
     return this.hitCounts.get(path) ?? 0;
   }
 
+  /** 304s `path` (without query) has answered to conditional requests (`etag` / `lastModified`). */
+  notModified(path: string): number {
+    return this.notModifiedCounts.get(path) ?? 0;
+  }
+
+  /** Every request `path` (without query) has received, oldest first (of the last 1,000 kept). */
+  requests(path: string): Echo[] {
+    return this.recorded.filter((e) => e.url.split("?")[0] === path);
+  }
+
   /** The last request the origin received on `path` (without query), if any. */
   last(path: string): Echo | undefined {
     for (let i = this.recorded.length - 1; i >= 0; i--) {
@@ -127,6 +167,18 @@ export class Origin {
       if (e && e.url.split("?")[0] === path) return e;
     }
     return undefined;
+  }
+
+  /** Whether a GET/HEAD is answered 304 (RFC 9110 §13.1.2, §13.1.3, §13.2.2: If-None-Match first). */
+  private notModifiedFor(req: IncomingMessage, behaviour: Behaviour): boolean {
+    if (req.method !== "GET" && req.method !== "HEAD") return false;
+    const inm = req.headers["if-none-match"];
+    if (inm !== undefined) return behaviour.etag !== undefined && noneMatchHits(inm, behaviour.etag);
+    const ims = req.headers["if-modified-since"];
+    if (ims === undefined || behaviour.lastModified === undefined) return false;
+    const since = Date.parse(ims);
+    const modified = Date.parse(behaviour.lastModified);
+    return !Number.isNaN(since) && !Number.isNaN(modified) && modified <= since;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -162,10 +214,22 @@ export class Origin {
       const behaviour = this.behaviours.get(path) ?? {};
       const send = () => {
         if (res.destroyed) return;
+        for (const [name, value] of Object.entries(behaviour.headers ?? {})) res.setHeader(name, value);
+        if (behaviour.etag !== undefined) res.setHeader("etag", behaviour.etag);
+        if (behaviour.lastModified !== undefined) res.setHeader("last-modified", behaviour.lastModified);
+        for (const [name, value] of Object.entries(behaviour.dynamicHeaders?.() ?? {})) res.setHeader(name, value);
+        if (this.dateRoundedUp && !res.hasHeader("date")) {
+          res.setHeader("date", new Date(Math.ceil(Date.now() / 1000) * 1000).toUTCString());
+        }
+        if (this.notModifiedFor(req, behaviour)) {
+          this.notModifiedCounts.set(path, (this.notModifiedCounts.get(path) ?? 0) + 1);
+          res.statusCode = 304;
+          res.end();
+          return;
+        }
         res.statusCode = behaviour.status ?? 200;
         const sized = behaviour.bodyBytes !== undefined;
-        res.setHeader("content-type", sized ? "text/plain" : "application/json");
-        for (const [name, value] of Object.entries(behaviour.headers ?? {})) res.setHeader(name, value);
+        if (!res.hasHeader("content-type")) res.setHeader("content-type", sized ? "text/plain" : "application/json");
         const body = sized ? bodyOf(behaviour.bodyBytes ?? 0) : JSON.stringify(echo);
         if (req.method === "HEAD") {
           res.end();
