@@ -14,12 +14,12 @@ use futures_util::future::{select, Either};
 use url::Url;
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    AbortController, Delay, Fetch, Method, Request, RequestInit, RequestRedirect, Response,
+    web_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    Response,
 };
 
 use crate::error::EdgeError;
-use crate::response::{header_list, headers_from, rebuild};
-use tidegate_policy::route::headers::strip_hop_by_hop;
+use crate::response::headers_from;
 
 /// Sends `method url` with exactly `headers` (already filtered by the
 /// policy) and `body`. Redirects are passed back to the client unless
@@ -75,12 +75,24 @@ fn final_status(resp: Response) -> Result<Response, EdgeError> {
 /// `resp` without the fields its `Connection` header names (RFC 9110
 /// §7.6.1: they were meant for this hop only). workerd drops the fixed
 /// hop-by-hop fields itself; the named ones it passes on. One header lookup
-/// when there is no `Connection`, the common case.
+/// when there is no `Connection`, the common case; otherwise the named
+/// fields are deleted from a JS copy of the headers, so every other value
+/// keeps its exact bytes.
 fn without_connection_fields(resp: Response) -> Response {
-    if !resp.headers().has("connection").unwrap_or(false) {
+    let Ok(Some(connection)) = resp.headers().get("connection") else {
         return resp;
+    };
+    let Ok(copy) = web_sys::Headers::new_with_headers(&resp.headers().0) else {
+        return resp;
+    };
+    let headers = Headers(copy);
+    let _ = headers.delete("connection");
+    for name in connection
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let _ = headers.delete(name);
     }
-    let status = resp.status_code();
-    let kept = strip_hop_by_hop(&header_list(resp.headers()));
-    rebuild(resp, status, &kept, true)
+    resp.with_headers(headers)
 }

@@ -209,14 +209,16 @@ fn response_bypass(
     let view = ResponseHeaders::origin(headers);
     let (cc, _) = edge_directives(view);
     // With origin freshness, an explicit lifetime makes any final status
-    // storable (RFC 9111 §3); the rule's list covers the rest. A 304 is
-    // never a whole response.
+    // storable (RFC 9111 §3) but errors a client can provoke: a 400, 431 or
+    // 500 caused by one request's odd header must not become everyone's
+    // answer (CPDoS). Only the resource-level errors RFC 9110 §15.1 calls
+    // heuristically cacheable go along; the rule's list adds the rest. A 304
+    // is never a whole response.
     let explicit = rule.freshness == FreshnessSource::Origin
         && (cc.s_maxage.is_some() || cc.max_age.is_some() || view.first("expires").is_some());
-    let status_ok = match explicit {
-        true => (200..=599).contains(&status) && status != 304,
-        false => rule.statuses.contains(&status),
-    };
+    let status_ok = rule.statuses.contains(&status)
+        || (explicit
+            && (matches!(status, 200..=399 | 404 | 405 | 410 | 414 | 501) && status != 304));
     if !status_ok {
         return Some(BypassReason::StatusNotCacheable(status));
     }
@@ -538,9 +540,10 @@ mod tests {
     fn explicit_freshness_makes_any_final_status_storable() {
         let r = rule();
         for (status, h) in [
-            (500, vec![("cache-control", "max-age=5")]),
+            (201, vec![("cache-control", "max-age=5")]),
             (302, vec![("expires", "0")]),
-            (400, vec![("cdn-cache-control", "s-maxage=5")]),
+            (410, vec![("cdn-cache-control", "s-maxage=5")]),
+            (501, vec![("cache-control", "max-age=5")]),
         ] {
             assert_eq!(
                 check_response(&r, &PLAN, status, &hdrs(&h)),

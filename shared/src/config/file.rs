@@ -519,9 +519,10 @@ pub struct CacheSection {
     /// `shared` or `private`. Default `shared`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<CacheScopeName>,
-    /// Response statuses that may be stored when the origin gives no explicit lifetime (with
-    /// `freshness = "origin"`, a response with `max-age`, `s-maxage` or `Expires` may be stored
-    /// whatever its final status, except 206 and 304). Default 200, 203, 204, 300, 301, 404, 410.
+    /// Response statuses that may be stored. With `freshness = "origin"`, a response with
+    /// `max-age`, `s-maxage` or `Expires` may also be stored if its status is 2xx or 3xx (not 206
+    /// or 304), 404, 405, 410, 414 or 501; other errors only when listed here, since a client can
+    /// provoke them. Default 200, 203, 204, 300, 301, 404, 410.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statuses: Option<Vec<u16>>,
     /// Largest response body stored, in bytes (1 to 67108864); larger responses are served
