@@ -81,7 +81,8 @@ fn digits(b: &[u8], start: usize, len: usize) -> Option<i64> {
     })
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
+/// Days in `month` (1–12) of `year`, proleptic Gregorian.
+pub(crate) fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
         2 => 28,
@@ -92,7 +93,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 /// `days_from_civil`), for years ≥ 1.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y / 400;
     let yoe = y - era * 400;

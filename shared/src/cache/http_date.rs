@@ -15,6 +15,8 @@
 //! assert_eq!(parse_http_date("0"), None);
 //! ```
 
+use crate::auth::timestamp::{days_from_civil, days_in_month};
+
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -69,24 +71,16 @@ fn date(year: i64, month: &str, day: &str, time: &str) -> Option<i64> {
         digits(hms.next()?)?,
         digits(hms.next()?)?,
     );
-    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+    let month = i64::try_from(month).ok()?.checked_add(1)?;
+    let month_days = days_in_month(year, month);
+    if hms.next().is_some() || !(1..=month_days).contains(&day) || h > 23 || m > 59 || s > 60 {
         return None;
     }
-    let month = i64::try_from(month).ok()?.checked_add(1)?;
+    if year < 1 {
+        return None;
+    }
     let days = days_from_civil(year, month, day);
     Some(days * 86_400 + h * 3_600 + m * 60 + s)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm); `year` is at most four digits, so nothing overflows.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -122,6 +116,7 @@ mod tests {
             "Sun, 06 Nov 1994 08:49:37 UTC",
             "Sun, 06 Foo 1994 08:49:37 GMT",
             "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Wed, 31 Feb 2024 08:49:37 GMT",
             "Sun, 06 Nov 1994 24:49:37 GMT",
             "Sun, 06 Nov 1994 08:49 GMT",
             "Sun, 06 Nov 94 08:49:37 GMT",
