@@ -69,14 +69,21 @@ impl OriginRequest {
         .await
     }
 
-    /// The same request made conditional on an entry's `validators`, in
-    /// place of any conditions the client sent (those are the client's,
-    /// about its own copy: the edge evaluates them itself).
-    fn with_validators(&self, validators: Vec<(String, String)>) -> Self {
+    /// The request to send for a stored `entry`: made conditional on its
+    /// validators, in place of any conditions the client sent (those are the
+    /// client's, about its own copy: the edge evaluates them itself), and
+    /// whether it is conditional. As it is without an entry or validators.
+    fn revalidating(&self, entry: Option<&Entry>) -> (Self, bool) {
+        let validators = entry
+            .map(|e| revalidation_headers(e.view()))
+            .unwrap_or_default();
+        if validators.is_empty() {
+            return (self.clone(), false);
+        }
         let mut request = self.clone();
         request.headers.retain(|(name, _)| !is_conditional(name));
         request.headers.extend(validators);
-        request
+        (request, true)
     }
 
     /// Sends it without a body and notes when it went and came back.
@@ -207,15 +214,7 @@ async fn ask_origin(
         },
         false => None,
     };
-    let validators = stored
-        .as_ref()
-        .map(|e| revalidation_headers(e.view()))
-        .unwrap_or_default();
-    let conditional = !validators.is_empty();
-    let request = match conditional {
-        true => origin.with_validators(validators),
-        false => origin.clone(),
-    };
+    let (request, conditional) = origin.revalidating(stored.as_ref());
     let started = crate::now_ms();
     let (fresh, timing) = request.send_timed().await;
     add_time(&mut timings.origin, crate::now_ms().saturating_sub(started));

@@ -3,7 +3,7 @@
 //! refresh of stale entries. Each lands the key's flight with what it
 //! stored, so coalesced requests are answered from it.
 
-use tidegate_policy::cache::validation::{not_modified_matches, revalidation_headers};
+use tidegate_policy::cache::validation::not_modified_matches;
 use tidegate_policy::cache::{
     after_origin, announced_length, body_read_limit, check_body, check_response,
     prepare_for_storage, CacheRule, RequestPlan, ResponseTiming, ResponseVerdict, ServeDecision,
@@ -145,12 +145,7 @@ pub(super) async fn revalidate(origin: OriginRequest, slot: Slot, plan: RequestP
     let Some(entry) = Entry::lookup(&slot.key, &slot.rule).await else {
         return;
     };
-    let validators = revalidation_headers(entry.view());
-    let conditional = !validators.is_empty();
-    let request = match conditional {
-        true => origin.with_validators(validators),
-        false => origin,
-    };
+    let (request, conditional) = origin.revalidating(Some(&entry));
     let (fresh, timing) = request.send_timed().await;
     let Ok(resp) = fresh else {
         return;
