@@ -34,7 +34,8 @@ use worker::{Env, Method, Request, Response};
 use crate::config::{self, Loaded, ADMIN_KEY_VAR};
 use crate::durable::{self, Op};
 use crate::error::EdgeError;
-use crate::{purge as purging, response, Flow};
+use crate::flow::Flow;
+use crate::{purge as purging, response};
 
 /// Answers an admin request; `rest` is the path after the prefix.
 pub async fn handle(
@@ -78,7 +79,7 @@ pub async fn handle(
     if rest == "keys" || rest.starts_with("keys/") {
         let gw = loaded
             .as_ref()
-            .map_err(|e| crate::fail(flow, EdgeError::InvalidConfig(e.to_string())))?;
+            .map_err(|e| flow.fail(EdgeError::InvalidConfig(e.to_string())))?;
         return crate::keystore::admin(req, rest, env, &gw.config, flow).await;
     }
     if let Some(key) = rest.strip_prefix("limits/") {
@@ -86,9 +87,7 @@ pub async fn handle(
             flow.extra.push(("allow".into(), "GET".into()));
             return Err(allow(&[PolicyMethod::Get]));
         }
-        return limits(env, loaded, key)
-            .await
-            .map_err(|e| crate::fail(flow, e));
+        return limits(env, loaded, key).await.map_err(|e| flow.fail(e));
     }
     match (rest, method) {
         ("health", Method::Get) => Ok(health(loaded)),
@@ -97,15 +96,12 @@ pub async fn handle(
                 let shown = serde_json::to_value(gw.config.redacted()).unwrap_or_default();
                 Ok(response::json(&shown))
             }
-            Err(errors) => Err(crate::fail(
-                flow,
-                EdgeError::InvalidConfig(errors.to_string()),
-            )),
+            Err(errors) => Err(flow.fail(EdgeError::InvalidConfig(errors.to_string()))),
         },
         ("purge", Method::Post) => {
             let gw = loaded
                 .as_ref()
-                .map_err(|e| crate::fail(flow, EdgeError::InvalidConfig(e.to_string())))?;
+                .map_err(|e| flow.fail(EdgeError::InvalidConfig(e.to_string())))?;
             let body: PurgeRequest = req.json().await.map_err(|_| invalid_purge(PURGE_SHAPE))?;
             purge(env, gw, body, flow).await
         }
@@ -140,7 +136,7 @@ async fn public_jwks(
     }
     crate::assertion::jwks(env, loaded)
         .await
-        .map_err(|e| crate::fail(flow, e))
+        .map_err(|e| flow.fail(e))
 }
 
 fn not_found() -> Problem {

@@ -74,7 +74,7 @@ pub async fn origin_headers(
             ttl: settings.ttl,
             identity,
             request_id: request_id.as_str(),
-            now_ms: crate::now_ms(),
+            now_ms: crate::flow::now_ms(),
             nonce: nonce(),
         };
         let unsigned = build_assertion(key, &input);

@@ -15,9 +15,8 @@ use tidegate_policy::problem::Problem;
 use worker::{Context, Env};
 
 use crate::config::{self, Gateway};
-use crate::response::add_time;
+use crate::flow::{now_ms, Flow, Phase};
 use crate::webcrypto::WebCrypto;
-use crate::Flow;
 
 /// The caller of `route`: `None` for a public route, or the problem to
 /// answer with.
@@ -29,12 +28,8 @@ pub async fn authenticate(
     headers: &[(String, String)],
     flow: &mut Flow,
 ) -> Result<Option<Identity>, Problem> {
-    let started = crate::now_ms();
-    let result = verify(env, ctx, gw, route, headers).await;
-    add_time(
-        &mut flow.timings.auth,
-        crate::now_ms().saturating_sub(started),
-    );
+    let verifying = verify(env, ctx, gw, route, headers);
+    let result = flow.timings.time(Phase::Auth, verifying).await;
     match result {
         Ok(identity) => {
             if let Some(id) = &identity {
@@ -50,7 +45,7 @@ pub async fn authenticate(
             }
             Err(rejection.to_problem())
         }
-        Err(Refusal::Edge(e)) => Err(crate::fail(flow, e)),
+        Err(Refusal::Edge(e)) => Err(flow.fail(e)),
     }
 }
 
@@ -137,7 +132,7 @@ async fn verify(
         credentials,
         &keys,
         &WebCrypto,
-        crate::now_ms(),
+        now_ms(),
     )
     .await
 }

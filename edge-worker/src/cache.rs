@@ -35,9 +35,10 @@ use worker::wasm_bindgen::JsValue;
 use worker::{Context, Response};
 
 use crate::error::EdgeError;
+use crate::flow::{now_ms, Phase, Timings};
 use crate::log::LogLine;
 use crate::proxy;
-use crate::response::{add_time, header_list, rebuild, with_header, HeaderList, Timings};
+use crate::response::{header_list, rebuild, with_header, HeaderList};
 use entry::{Entry, Refreshed};
 use flight::Flight;
 use store::{keep, keep_refreshed, revalidate};
@@ -88,11 +89,11 @@ impl OriginRequest {
 
     /// Sends it without a body and notes when it went and came back.
     async fn send_timed(&self) -> (Result<Response, EdgeError>, ResponseTiming) {
-        let requested_at_ms = crate::now_ms();
+        let requested_at_ms = now_ms();
         let answer = self.send(None).await;
         let timing = ResponseTiming {
             requested_at_ms,
-            received_at_ms: crate::now_ms(),
+            received_at_ms: now_ms(),
         };
         (answer, timing)
     }
@@ -162,9 +163,9 @@ pub async fn serve(
     };
     let head = client.method == "HEAD";
 
-    let started = crate::now_ms();
-    let stored = Entry::lookup(&slot.key, rule).await;
-    add_time(&mut timings.cache, crate::now_ms().saturating_sub(started));
+    let stored = timings
+        .time(Phase::Cache, Entry::lookup(&slot.key, rule))
+        .await;
 
     let lookup = before_origin(stored.as_ref().map(|e| &e.check), &plan);
     match (lookup, stored) {
@@ -200,10 +201,9 @@ async fn ask_origin(
         true => match flight::join(&slot.key) {
             Flight::Leader(guard) => Some(guard),
             Flight::Follower(waiting) => {
-                let started = crate::now_ms();
                 // The leader's wait for headers, plus time to read the body.
-                let landed = waiting.landed(origin.timeout.saturating_mul(2)).await;
-                add_time(&mut timings.origin, crate::now_ms().saturating_sub(started));
+                let waited = waiting.landed(origin.timeout.saturating_mul(2));
+                let landed = timings.time(Phase::Origin, waited).await;
                 if let Some(data) = landed {
                     let entry = data.to_entry(&slot.rule)?;
                     log.cache = Some(CacheStatus::Hit.as_str());
@@ -215,9 +215,7 @@ async fn ask_origin(
         false => None,
     };
     let (request, conditional) = origin.revalidating(stored.as_ref());
-    let started = crate::now_ms();
-    let (fresh, timing) = request.send_timed().await;
-    add_time(&mut timings.origin, crate::now_ms().saturating_sub(started));
+    let (fresh, timing) = timings.time(Phase::Origin, request.send_timed()).await;
     let origin_status = fresh.as_ref().ok().map(Response::status_code);
     let decision = after_origin(
         stored.as_ref().map(|e| &e.check),
@@ -296,9 +294,7 @@ pub async fn bypass(
     timings: &mut Timings,
     log: &mut LogLine,
 ) -> Result<Response, EdgeError> {
-    let started = crate::now_ms();
-    let resp = origin.send(body).await;
-    add_time(&mut timings.origin, crate::now_ms().saturating_sub(started));
+    let resp = timings.time(Phase::Origin, origin.send(body)).await;
     log.cache = Some(CacheStatus::Bypass.as_str());
     Ok(tag(resp?, CacheStatus::Bypass))
 }

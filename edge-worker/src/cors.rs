@@ -13,8 +13,8 @@ use tidegate_policy::route::{Method, RouteMatch};
 use worker::Response;
 
 use crate::config::Gateway;
+use crate::flow::Flow;
 use crate::response::headers_from;
-use crate::Flow;
 
 /// The answer to `headers` if they make a preflight for a route with
 /// `cors`; `None` for anything else (an ordinary OPTIONS request). The

@@ -52,7 +52,7 @@ pub async fn key_for(
     let mut fetched = false;
     let mut waited_ms: u64 = 0;
     loop {
-        let now = crate::now_ms();
+        let now = crate::flow::now_ms();
         let next = {
             let mut caches = gw.jwks.borrow_mut();
             let cache = caches
@@ -92,9 +92,10 @@ pub async fn key_for(
                 if !is_fetching(gw, &issuer.name) || waited_ms >= limit {
                     return Err(rejection);
                 }
-                let before = crate::now_ms();
+                let before = crate::flow::now_ms();
                 Delay::from(WAIT_STEP).await;
-                waited_ms = waited_ms.saturating_add(crate::now_ms().saturating_sub(before).max(1));
+                waited_ms =
+                    waited_ms.saturating_add(crate::flow::now_ms().saturating_sub(before).max(1));
             }
         }
     }
@@ -105,7 +106,8 @@ pub async fn key_for(
 fn is_fetching(gw: &Gateway, issuer: &str) -> bool {
     let started = gw.jwks_fetching.borrow().get(issuer).copied();
     started.is_some_and(|at| {
-        crate::now_ms().saturating_sub(at) < u64::try_from(FETCH_TIMEOUT.as_millis()).unwrap_or(0)
+        crate::flow::now_ms().saturating_sub(at)
+            < u64::try_from(FETCH_TIMEOUT.as_millis()).unwrap_or(0)
     })
 }
 
@@ -133,7 +135,7 @@ async fn fetch_into_cache(gw: &Rc<Gateway>, issuer: &Issuer, kid: Option<&str>) 
     };
     gw.jwks_fetching
         .borrow_mut()
-        .insert(issuer.name.clone(), crate::now_ms());
+        .insert(issuer.name.clone(), crate::flow::now_ms());
     let mark = FetchingMark {
         gw,
         issuer: &issuer.name,
@@ -152,7 +154,7 @@ async fn fetch_into_cache(gw: &Rc<Gateway>, issuer: &Issuer, kid: Option<&str>) 
         }
     }
     let result = fetch(url).await;
-    let now = crate::now_ms();
+    let now = crate::flow::now_ms();
     let to_store = {
         let mut caches = gw.jwks.borrow_mut();
         let cache = caches.get_mut(&issuer.name);
@@ -202,7 +204,7 @@ async fn from_cache_api(url: &Url, issuer: &Issuer, kid: Option<&str>) -> Option
     let fetched_at: u64 = resp.headers().get(FETCHED_AT_HEADER).ok()??.parse().ok()?;
     let policy = &issuer.jwks_cache;
     let usable_ms = policy.ttl.saturating_add(policy.max_stale).as_millis();
-    let age = crate::now_ms().saturating_sub(fetched_at);
+    let age = crate::flow::now_ms().saturating_sub(fetched_at);
     if u128::from(age) >= usable_ms {
         return None;
     }

@@ -31,7 +31,7 @@ use worker::kv::KvStore;
 use worker::{Env, Headers, Method, Request, Response};
 
 use crate::error::EdgeError;
-use crate::{now_ms, Flow};
+use crate::flow::{now_ms, Flow};
 
 /// Largest admin request body read, in bytes.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -127,7 +127,7 @@ pub async fn admin(
         (["keys"], Method::Get) => {
             let url = req
                 .url()
-                .map_err(|e| crate::fail(flow, EdgeError::Runtime(e.to_string())))?;
+                .map_err(|e| flow.fail(EdgeError::Runtime(e.to_string())))?;
             list(env, settings, &url).await
         }
         (["keys", id], Method::Get) => show(env, settings, id).await,
@@ -146,7 +146,7 @@ pub async fn admin(
     };
     result.map_err(|e| match e {
         Failure::Request(e) => e.to_problem(),
-        Failure::Edge(e) => crate::fail(flow, e),
+        Failure::Edge(e) => flow.fail(e),
     })
 }
 

@@ -29,6 +29,7 @@ mod config;
 mod cors;
 mod durable;
 mod error;
+mod flow;
 mod jwks;
 mod keystore;
 mod log;
@@ -55,13 +56,9 @@ pub use durable::Throttle;
 use crate::cache::{ClientRequest, OriginRequest};
 use crate::config::Gateway;
 use crate::error::EdgeError;
+use crate::flow::{now_ms, Flow, Timings};
 use crate::log::LogLine;
-use crate::response::{header_list, HeaderList, Timings};
-
-/// Milliseconds since the Unix epoch, from the runtime's clock.
-pub(crate) fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
-}
+use crate::response::{header_list, HeaderList};
 
 /// Bytes from the runtime's CSPRNG (the policy takes randomness as input).
 /// Zeroes if the runtime has none, which still yields well-formed ids.
@@ -69,21 +66,6 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     let _ = getrandom::getrandom(&mut bytes);
     bytes
-}
-
-/// What one request accumulates on its way: timings, the log line, and
-/// headers every response to it must carry.
-pub(crate) struct Flow {
-    /// Phase timings, for `Server-Timing` and the log.
-    pub timings: Timings,
-    /// The log line.
-    pub log: LogLine,
-    /// Headers added to the final response, error or not.
-    pub extra: HeaderList,
-    /// The request's trace (W3C Trace Context).
-    pub trace: TraceContext,
-    /// CORS headers for the final response, on a route with `cors`.
-    pub cors: Option<HeaderList>,
 }
 
 /// The Worker's entry point. It hands the platform a `web_sys::Response`
@@ -130,7 +112,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         cors::finish(&mut resp, list);
     }
     let raw = response::into_raw(resp).or_else(|e| {
-        let problem = fail(&mut flow, e).with_request_id(request_id.as_str());
+        let problem = flow.fail(e).with_request_id(request_id.as_str());
         let mut resp = response::problem(&problem);
         response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
         if let Some(list) = &flow.cors {
@@ -165,14 +147,8 @@ async fn handle(
     }
     let gw = loaded
         .as_ref()
-        .map_err(|errors| fail(flow, EdgeError::InvalidConfig(errors.to_string())))?;
+        .map_err(|errors| flow.fail(EdgeError::InvalidConfig(errors.to_string())))?;
     gateway(req, headers, env, ctx, gw, request_id, flow).await
-}
-
-/// The problem for an adapter error, noted in the log.
-pub(crate) fn fail(flow: &mut Flow, e: EdgeError) -> Problem {
-    flow.log.error = Some(e.log_text());
-    e.to_problem()
 }
 
 /// The gateway path: route, authenticate, throttle, then cache or proxy.
@@ -188,7 +164,7 @@ async fn gateway(
     let config = &gw.config;
     let url = req
         .url()
-        .map_err(|e| fail(flow, EdgeError::Runtime(e.to_string())))?;
+        .map_err(|e| flow.fail(EdgeError::Runtime(e.to_string())))?;
     let method_text = req.method().to_string();
     let method: PolicyMethod = method_text.parse().map_err(|_| {
         Problem::new(501, "method-not-implemented", "Method not implemented")
@@ -232,7 +208,7 @@ async fn gateway(
     let mut origin_headers =
         assertion::origin_headers(env, gw, route, identity.as_ref(), request_id, forwarded)
             .await
-            .map_err(|e| fail(flow, e))?;
+            .map_err(|e| flow.fail(e))?;
     apply_client_forwarding(
         &mut origin_headers,
         &route.forward_client_headers,
@@ -269,7 +245,7 @@ async fn gateway(
         }
         None => cache::bypass(&origin, body, &mut flow.timings, &mut flow.log).await,
     };
-    let resp = result.map_err(|e| fail(flow, e))?;
+    let resp = result.map_err(|e| flow.fail(e))?;
     // RFC 9111 §4.4: a non-error answer to an unsafe method invalidates.
     let answered = purge::Answered {
         method: &method_text,

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::response::Timings;
+use crate::flow::Timings;
 
 /// What the log line says about a request; filled in as the request runs.
 #[derive(Debug, Default, Serialize)]

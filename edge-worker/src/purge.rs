@@ -31,8 +31,8 @@ use url::Url;
 use worker::{Cache, Context, Env, Response};
 
 use crate::config::{self, Gateway};
+use crate::flow::Flow;
 use crate::response::{header_list, HeaderList};
-use crate::Flow;
 
 /// Base of the index entries' URLs; `.invalid` never resolves, so no real
 /// request can ever share these keys.
@@ -105,7 +105,7 @@ async fn index_write(route: &str, shard: u64, entries: &[IndexEntry], lifetime: 
         let _ = Cache::default().delete(url, false).await;
         return;
     }
-    let now = crate::now_ms();
+    let now = crate::flow::now_ms();
     let longest = entries
         .iter()
         .map(|entry| entry.e.saturating_sub(now).div_ceil(1000))
@@ -126,7 +126,7 @@ async fn index_write(route: &str, shard: u64, entries: &[IndexEntry], lifetime: 
 /// Records that `key` was stored for `route`, its entry living `lifetime`.
 pub async fn index_add(route: &str, key: &str, lifetime: Duration) {
     let shard = shard_of(resource_of(key));
-    let now = crate::now_ms();
+    let now = crate::flow::now_ms();
     let mut entries = index_read(route, shard).await;
     entries.retain(|entry| entry.k != key && (entry.e == 0 || entry.e > now));
     let expiry = now.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));

@@ -7,50 +7,10 @@ use worker::js_sys::{ArrayBuffer, Uint8Array};
 use worker::{web_sys, Headers, Response, ResponseBody};
 
 use crate::error::{describe, EdgeError};
+use crate::flow::Timings;
 
 /// Header pairs as the policy crate takes and returns them.
 pub type HeaderList = Vec<(String, String)>;
-
-/// Time spent in each phase of a request, in milliseconds; `None` for a phase
-/// that did not run. Rendered as `Server-Timing`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Timings {
-    /// Authentication, including any JWKS fetch.
-    pub auth: Option<u64>,
-    /// The rate-limit round trip(s) to the Durable Objects.
-    pub throttle: Option<u64>,
-    /// Cache lookups.
-    pub cache: Option<u64>,
-    /// Waiting for the origin's response headers.
-    pub origin: Option<u64>,
-    /// The whole request up to the response headers; always sent, so every
-    /// response has a `Server-Timing` header.
-    pub total: Option<u64>,
-}
-
-impl Timings {
-    /// The `Server-Timing` value, e.g. `auth;dur=1, origin;dur=12, total;dur=14`.
-    pub fn header(&self) -> String {
-        let phases = [
-            ("auth", self.auth),
-            ("throttle", self.throttle),
-            ("cache", self.cache),
-            ("origin", self.origin),
-            ("total", self.total),
-        ];
-        let parts: Vec<String> = phases
-            .iter()
-            .filter_map(|(name, ms)| ms.map(|ms| format!("{name};dur={ms}")))
-            .collect();
-        parts.join(", ")
-    }
-}
-
-/// Adds `ms` to a phase, so a phase that runs twice (cache lookup, then
-/// store) reports its total.
-pub fn add_time(phase: &mut Option<u64>, ms: u64) {
-    *phase = Some(phase.unwrap_or(0).saturating_add(ms));
-}
 
 /// The headers of a request or response, as pairs.
 pub fn header_list(headers: &Headers) -> HeaderList {

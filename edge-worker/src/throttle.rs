@@ -9,8 +9,8 @@ use tidegate_policy::problem::Problem;
 use tidegate_policy::throttle::KeySource;
 use worker::Env;
 
-use crate::response::add_time;
-use crate::{durable, Flow};
+use crate::durable;
+use crate::flow::{Flow, Phase};
 
 /// The only header the client IP is taken from; `X-Forwarded-For` is never
 /// trusted.
@@ -39,12 +39,8 @@ pub async fn apply(
     let keys = policy
         .storage_keys(&route.name, &source)
         .map_err(|e| e.problem())?;
-    let started = crate::now_ms();
-    let result = durable::check(env, policy, &keys, identity).await;
-    add_time(
-        &mut flow.timings.throttle,
-        crate::now_ms().saturating_sub(started),
-    );
+    let checking = durable::check(env, policy, &keys, identity);
+    let result = flow.timings.time(Phase::Throttle, checking).await;
     let decision = match result {
         Ok(decision) => decision,
         Err(e) => {

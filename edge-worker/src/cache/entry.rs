@@ -44,7 +44,7 @@ impl Entry {
     /// An entry from a stored response (a coalesced leader's copy).
     pub fn from_response(resp: Response, rule: &CacheRule) -> Self {
         let headers = header_list(resp.headers());
-        let check = freshness_from_headers(&headers, rule, crate::now_ms());
+        let check = freshness_from_headers(&headers, rule, crate::flow::now_ms());
         Self {
             status: stored_status(&headers, resp.status_code()),
             resp,
@@ -96,7 +96,7 @@ impl Entry {
             let entry = Entry {
                 resp: self.resp,
                 status: code,
-                check: freshness_from_headers(&stored.headers, rule, crate::now_ms()),
+                check: freshness_from_headers(&stored.headers, rule, crate::flow::now_ms()),
                 headers: stored.headers,
             };
             return Some(Refreshed::ServeOnly(entry));

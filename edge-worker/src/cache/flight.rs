@@ -84,14 +84,14 @@ impl Waiting {
     /// The entry the leader stored, or `None` when it ended without one or
     /// `limit` passed first (the follower then asks the origin itself).
     pub async fn landed(self, limit: Duration) -> Option<EntryData> {
-        let started = crate::now_ms();
+        let started = crate::flow::now_ms();
         let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
         let mut pause = FIRST_POLL;
         loop {
             if let Some(outcome) = self.landing.borrow_mut().take() {
                 return outcome;
             }
-            if crate::now_ms().saturating_sub(started) > limit_ms {
+            if crate::flow::now_ms().saturating_sub(started) > limit_ms {
                 return None;
             }
             Delay::from(pause).await;
