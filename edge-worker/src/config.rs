@@ -13,6 +13,7 @@ use std::rc::Rc;
 use tidegate_policy::auth::{ApiKeyStore, JwksCache};
 use tidegate_policy::config::{self, GatewayConfig};
 use tidegate_policy::route::RouteTable;
+use worker::wasm_bindgen::JsValue;
 use worker::Env;
 
 use crate::error::EdgeError;
@@ -61,34 +62,66 @@ pub type Loaded = Result<Rc<Gateway>, Rc<String>>;
 type LoadedKeys = Result<Rc<ApiKeyStore>, Rc<String>>;
 
 thread_local! {
-    static CONFIG: RefCell<Option<(String, Loaded)>> = const { RefCell::new(None) };
-    static API_KEYS: RefCell<Option<(String, LoadedKeys)>> =
+    static CONFIG: RefCell<Option<(Source, Loaded)>> = const { RefCell::new(None) };
+    static API_KEYS: RefCell<Option<(Source, LoadedKeys)>> =
         const { RefCell::new(None) };
+}
+
+/// Where a cached parse came from: the binding's JS string as the runtime
+/// holds it, or nothing (the embedded default). Checking whether the
+/// binding changed is one `===` in JS (V8 compares the very string object
+/// the runtime hands out each request by pointer), where copying the text
+/// into wasm to compare it cost kilobytes of UTF-16 → UTF-8 per request.
+#[derive(PartialEq)]
+enum Source {
+    /// The binding is absent or blank.
+    Unset,
+    /// The binding's value.
+    Binding(JsValue),
+}
+
+/// A string binding's value as the runtime holds it; `None` if unset or
+/// not a string.
+fn raw_binding(env: &Env, name: &str) -> Option<JsValue> {
+    env.var(name).ok().map(JsValue::from)
 }
 
 /// A string binding (variable or secret), if set.
 pub fn string_binding(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string())
+    raw_binding(env, name).and_then(|v| v.as_string())
 }
 
-/// The gateway configuration for this request.
+/// The gateway configuration for this request. Parsed once per isolate and
+/// binding value; checked against the binding each request.
 pub fn load(env: &Env) -> Loaded {
-    let var = string_binding(env, CONFIG_VAR).filter(|t| !t.trim().is_empty());
-    if let Some(Err(e)) = var.as_deref().map(|t| check_size(env, CONFIG_VAR, t)) {
-        return Err(Rc::new(e));
-    }
-    let text = var.unwrap_or_else(|| EMBEDDED.to_owned());
+    let source = raw_binding(env, CONFIG_VAR).map_or(Source::Unset, Source::Binding);
     CONFIG.with(|cell| {
         let mut cached = cell.borrow_mut();
-        if let Some((source, loaded)) = cached.as_ref() {
-            if *source == text {
+        if let Some((seen, loaded)) = cached.as_ref() {
+            if *seen == source {
                 return loaded.clone();
             }
         }
-        let loaded = parse(&text);
-        *cached = Some((text, loaded.clone()));
+        let loaded = load_text(env, &source);
+        *cached = Some((source, loaded.clone()));
         loaded
     })
+}
+
+/// The configuration `source` holds: the binding's text unless it is blank,
+/// else the embedded file; a binding over Cloudflare's cap is refused.
+fn load_text(env: &Env, source: &Source) -> Loaded {
+    let text = match source {
+        Source::Binding(value) => value.as_string().filter(|t| !t.trim().is_empty()),
+        Source::Unset => None,
+    };
+    match text {
+        Some(text) => {
+            check_size(env, CONFIG_VAR, &text).map_err(Rc::new)?;
+            parse(&text)
+        }
+        None => parse(EMBEDDED),
+    }
 }
 
 fn parse(text: &str) -> Loaded {
@@ -104,29 +137,37 @@ fn parse(text: &str) -> Loaded {
 }
 
 /// The API key store for this request: empty when `API_KEYS` is not set.
+/// Parsed once per isolate and secret value, like [`load`].
 pub fn api_keys(env: &Env) -> Result<Rc<ApiKeyStore>, EdgeError> {
-    let text = string_binding(env, API_KEYS_VAR).unwrap_or_default();
-    check_size(env, API_KEYS_VAR, &text).map_err(EdgeError::InvalidApiKeys)?;
+    let source = raw_binding(env, API_KEYS_VAR).map_or(Source::Unset, Source::Binding);
     API_KEYS.with(|cell| {
         let mut cached = cell.borrow_mut();
         let loaded = match cached.as_ref() {
-            Some((source, loaded)) if *source == text => loaded.clone(),
+            Some((seen, loaded)) if *seen == source => loaded.clone(),
             _ => {
-                let loaded = if text.trim().is_empty() {
-                    Ok(Rc::new(ApiKeyStore::default()))
-                } else {
-                    ApiKeyStore::from_json(&text)
-                        .map(Rc::new)
-                        .map_err(|errors| {
-                            let listed: Vec<String> =
-                                errors.iter().map(|e| e.to_string()).collect();
-                            Rc::new(listed.join("; "))
-                        })
-                };
-                *cached = Some((text, loaded.clone()));
+                let loaded = parse_api_keys(env, &source);
+                *cached = Some((source, loaded.clone()));
                 loaded
             }
         };
         loaded.map_err(|e| EdgeError::InvalidApiKeys(e.to_string()))
     })
+}
+
+/// The key store `source` holds (empty when unset or blank).
+fn parse_api_keys(env: &Env, source: &Source) -> LoadedKeys {
+    let text = match source {
+        Source::Binding(value) => value.as_string().unwrap_or_default(),
+        Source::Unset => String::new(),
+    };
+    check_size(env, API_KEYS_VAR, &text).map_err(Rc::new)?;
+    if text.trim().is_empty() {
+        return Ok(Rc::new(ApiKeyStore::default()));
+    }
+    ApiKeyStore::from_json(&text)
+        .map(Rc::new)
+        .map_err(|errors| {
+            let listed: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            Rc::new(listed.join("; "))
+        })
 }

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use url::Url;
-use worker::wasm_bindgen::JsValue;
-use worker::{
-    web_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response,
-};
+use worker::js_sys;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, AbortController, Delay, Headers, Response};
 
 use crate::error::EdgeError;
 use crate::response::headers_from;
@@ -32,31 +31,39 @@ pub async fn send(
     timeout: Duration,
     follow_redirects: bool,
 ) -> Result<Response, EdgeError> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::from(method.to_owned()))
-        .with_headers(headers_from(headers))
-        .with_redirect(if follow_redirects {
-            RequestRedirect::Follow
-        } else {
-            RequestRedirect::Manual
-        })
-        .with_body(body);
-    let request = Request::new_with_init(url.as_str(), &init)
-        .map_err(|e| EdgeError::OriginUnreachable(e.to_string()))?;
     let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    init.set_headers(&headers_from(headers).0);
+    init.set_redirect(if follow_redirects {
+        web_sys::RequestRedirect::Follow
+    } else {
+        web_sys::RequestRedirect::Manual
+    });
+    if let Some(body) = &body {
+        init.set_body(body);
+    }
+    init.set_signal(Some(&controller.signal()));
+    // `fetch(url, init)` builds the request once; `worker`'s `Fetch` builds
+    // a `Request` and then fetch builds another from it and the signal.
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let sending = JsFuture::from(global.fetch_with_str_and_init(url.as_str(), &init));
     let timer = Box::pin(Delay::from(timeout));
-    let outcome = match select(sending, timer).await {
-        Either::Left((Ok(resp), _)) => final_status(resp),
-        Either::Left((Err(e), _)) => Err(EdgeError::OriginUnreachable(e.to_string())),
+    match select(sending, timer).await {
+        Either::Left((Ok(resp), _)) => match resp.dyn_into::<web_sys::Response>() {
+            Ok(resp) => final_status(Response::from(resp)),
+            Err(_) => Err(EdgeError::OriginUnreachable(
+                "fetch resolved to something other than a Response".into(),
+            )),
+        },
+        Either::Left((Err(e), _)) => Err(EdgeError::OriginUnreachable(
+            worker::Error::from(e).to_string(),
+        )),
         Either::Right(_) => {
             controller.abort();
             Err(EdgeError::OriginTimeout(timeout))
         }
-    };
-    outcome
+    }
 }
 
 /// `resp`, when its status can be passed on: a final status, 200–599 (the

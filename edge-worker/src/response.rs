@@ -12,19 +12,66 @@ use crate::flow::Timings;
 /// Header pairs as the policy crate takes and returns them.
 pub type HeaderList = Vec<(String, String)>;
 
-/// The headers of a request or response, as pairs.
+/// The headers of a request or response, as pairs, read in one call into
+/// JS (iterating them from wasm costs a crossing per step and per string).
 pub fn header_list(headers: &Headers) -> HeaderList {
-    headers.entries().collect()
+    let text = header_io::text(&headers.0);
+    let mut lines = text.split('\n');
+    let mut list = Vec::new();
+    while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
+        list.push((name.to_owned(), value.to_owned()));
+    }
+    list
 }
 
-/// A header set from pairs; pairs the runtime refuses (malformed names or
-/// values) are skipped rather than failing the request.
+/// A header set from pairs, built in one call into JS; pairs the runtime
+/// refuses (malformed names or values) are skipped rather than failing the
+/// request.
 pub fn headers_from(pairs: &[(String, String)]) -> Headers {
-    let headers = Headers::new();
+    let mut text = String::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+    // A line break is refused in any name or value: such a pair is skipped
+    // here, where it would otherwise shift every pair after it.
     for (name, value) in pairs {
-        let _ = headers.append(name, value);
+        if name.contains('\n') || value.contains('\n') {
+            continue;
+        }
+        text.push_str(name);
+        text.push('\n');
+        text.push_str(value);
+        text.push('\n');
     }
-    headers
+    Headers(header_io::from_text(&text))
+}
+
+/// Headers in and out of JS as one string, `name\nvalue\n` per field (a
+/// line break is never part of a field name or value).
+mod header_io {
+    use worker::wasm_bindgen::{self, prelude::wasm_bindgen};
+    use worker::web_sys;
+
+    #[wasm_bindgen(inline_js = "
+export function tidegateHeaderText(headers) {
+  let out = '';
+  for (const [name, value] of headers) out += name + '\\n' + value + '\\n';
+  return out;
+}
+export function tidegateHeadersFromText(text) {
+  const headers = new Headers();
+  const parts = text.split('\\n');
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    try { headers.append(parts[i], parts[i + 1]); } catch (_) { /* refused: skipped */ }
+  }
+  return headers;
+}")]
+    extern "C" {
+        /// Every field of `headers`, as `name\nvalue\n` lines.
+        #[wasm_bindgen(js_name = tidegateHeaderText)]
+        pub fn text(headers: &web_sys::Headers) -> String;
+
+        /// A header set from `name\nvalue\n` lines; refused pairs skipped.
+        #[wasm_bindgen(js_name = tidegateHeadersFromText)]
+        pub fn from_text(text: &str) -> web_sys::Headers;
+    }
 }
 
 /// A problem+json response.
