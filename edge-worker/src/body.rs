@@ -68,11 +68,14 @@ pub async fn buffer_at_most(resp: Response, limit: u64) -> Result<Option<ArrayBu
     Ok(Some(whole.buffer()))
 }
 
-/// The body of `resp` as JSON.
-pub async fn json<T: DeserializeOwned>(resp: Response) -> Result<T> {
+/// The body of `resp` as text, read in one call.
+pub async fn text(resp: Response) -> Result<String> {
     let raw = raw(resp)?;
     let text = JsFuture::from(raw.text()?).await?;
-    parse(text)
+    Ok(text
+        .dyn_into::<JsString>()
+        .map_err(|_| Error::RustError("text() gave no string".into()))?
+        .into())
 }
 
 /// The body of `req` as JSON.
