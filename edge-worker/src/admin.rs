@@ -14,6 +14,10 @@
 //!   data center too (Cloudflare's zone purge API, by key URL)
 //! - `GET limits/{key}`: the state of one limiter key (the key
 //!   percent-encoded as one path segment)
+//! - `GET stats/limiter`: `{"calls":…,"requests":…}`, the limiter object
+//!   calls this isolate made and the rate-limited requests it checked since
+//!   it started (how much leases save; per isolate, so a test or benchmark
+//!   reads it from the isolate it loads)
 //! - `keys`, `keys/{id}`, `keys/{id}/rotate`, `keys/{id}/revoke`: the KV
 //!   key store ([`crate::keystore`])
 //!
@@ -28,11 +32,11 @@ use tidegate_policy::auth::{bearer_token, hash_key};
 use tidegate_policy::cache::first_header;
 use tidegate_policy::problem::Problem;
 use tidegate_policy::route::{allow_header_value, Method as PolicyMethod};
-use tidegate_policy::throttle::{self, GcraState, LimiterKeyParts};
+use tidegate_policy::throttle::{self, GcraState, LimiterKeyParts, LimiterOp};
 use worker::{Env, Method, Request, Response};
 
 use crate::config::{self, Loaded, ADMIN_KEY_VAR};
-use crate::durable::{self, Op};
+use crate::durable;
 use crate::error::EdgeError;
 use crate::flow::Flow;
 use crate::{purge as purging, response};
@@ -91,6 +95,12 @@ pub async fn handle(
     }
     match (rest, method) {
         ("health", Method::Get) => Ok(health(loaded)),
+        ("stats/limiter", Method::Get) => {
+            let (calls, requests) = crate::throttle::counts();
+            Ok(response::json(
+                &json!({ "calls": calls, "requests": requests }),
+            ))
+        }
         ("config", Method::Get) => match loaded {
             Ok(gw) => {
                 let shown = serde_json::to_value(gw.config.redacted()).unwrap_or_default();
@@ -227,7 +237,7 @@ async fn purge(
 /// The state of limiter key `raw` (one percent-encoded path segment).
 async fn limits(env: &Env, loaded: &Loaded, raw: &str) -> Result<Response, EdgeError> {
     let key = percent_decode_str(raw).decode_utf8_lossy().into_owned();
-    let reply = durable::call(env, &key, &Op::Peek).await?;
+    let reply = durable::call(env, &key, &LimiterOp::Peek).await?;
     let mut body = json!({
         "key": key,
         "tat_ns": reply.tat_ns,

@@ -17,6 +17,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::Env;
 
 use crate::error::EdgeError;
+use crate::throttle::Leases;
 
 /// The configuration embedded at build time.
 const EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/gateway.toml"));
@@ -53,6 +54,8 @@ pub struct Gateway {
     /// Issuers whose JWKS is being fetched right now, with when it started,
     /// so concurrent requests wait for that fetch instead of failing.
     pub jwks_fetching: RefCell<BTreeMap<String, u64>>,
+    /// The limiter slices this isolate holds (dropped with the config).
+    pub leases: RefCell<Leases>,
 }
 
 /// The configuration as loaded: usable, or the errors that make it unusable.
@@ -131,6 +134,7 @@ fn parse(text: &str) -> Loaded {
             config,
             jwks: RefCell::new(BTreeMap::new()),
             jwks_fetching: RefCell::new(BTreeMap::new()),
+            leases: RefCell::new(Leases::default()),
         })),
         Err(errors) => Err(Rc::new(errors.to_string())),
     }

@@ -1,32 +1,26 @@
-//! Exact rate limiting: the `Throttle` Durable Object, one instance per
-//! limiter key, and the client that asks it.
+//! The `Throttle` Durable Object, one instance per limiter key, and the
+//! call that asks it: the platform half of the rate-limit protocol, whose
+//! whole logic is `tidegate_policy::throttle::apply` (ops, replies, leases).
 //!
 //! The object holds one GCRA state (a TAT in nanoseconds) in its SQLite
-//! storage and answers `check` / `refund` / `peek` for a quota and cost in one
-//! round trip. Callers use its RPC method `decide` (a JSON op in, a JSON reply
-//! out): no HTTP request or response is built on either side, which is most
-//! of what a `fetch` to the object costs. `fetch` answers the same ops for
-//! tools that speak HTTP. Each op is one synchronous read-modify-write (SQLite
-//! calls and `gcra::check`, no `await`), so no other call can interleave: N
-//! concurrent requests against a burst of L admit exactly min(N, L). Nothing
-//! inside the object does outbound I/O.
+//! storage and answers one [`LimiterOp`] per round trip. Callers use its RPC
+//! method `decide` (a JSON op in, a JSON reply out): no HTTP request or
+//! response is built on either side, which is most of what a `fetch` to the
+//! object costs. `fetch` answers the same ops for tools that speak HTTP.
+//! Each op is one synchronous read-modify-write (SQLite calls and `apply`,
+//! no `await`), so no other call can interleave: N concurrent requests
+//! against a burst of L admit exactly min(N, L). Nothing inside the object
+//! does outbound I/O.
 //!
 //! RPC needs the class to extend `DurableObject` from `cloudflare:workers`,
 //! which the class wasm-bindgen exports does not: `edge-worker/shim.mjs`
 //! (the Worker's entry module) wraps it.
-//!
-//! A route with several limits has one object per limit. The client checks
-//! them all at once; if any denies, it refunds the others (two-phase), and
-//! `throttle::combine` turns the answers into the decision `check_all` would
-//! have made.
 
 use std::time::Duration;
 
-use futures_util::future::{join_all, select, Either};
-use serde::{Deserialize, Serialize};
-use tidegate_policy::auth::Identity;
-use tidegate_policy::config::RateLimitPolicy;
-use tidegate_policy::throttle::{self, Decision, GcraState, MultiDecision, Quota};
+use futures_util::future::{select, Either};
+use serde::Deserialize;
+use tidegate_policy::throttle::{self, GcraState, LimiterOp, LimiterReply};
 use wasm_bindgen::prelude::*;
 use worker::js_sys::{self, Promise};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -52,41 +46,6 @@ const NO_SQLITE: &str = "the Throttle class has no SQLite storage: list it under
      `new_sqlite_classes` in wrangler.toml's [[migrations]] (Durable Objects on the free plan \
      are SQLite-backed)";
 
-/// A request to one limiter object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
-    /// Admit `cost` if the quota allows, consuming it.
-    Check {
-        /// The quota, with the caller's overrides applied.
-        quota: Quota,
-        /// Units this request costs.
-        cost: u64,
-    },
-    /// Give back `cost` admitted earlier (another limit denied).
-    Refund {
-        /// The quota the units were admitted under.
-        quota: Quota,
-        /// Units to give back.
-        cost: u64,
-    },
-    /// Report the state without changing it.
-    Peek,
-}
-
-/// A limiter object's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reply {
-    /// The decision (`check`/`refund` only).
-    pub decision: Option<Decision>,
-    /// The stored TAT after the operation, ns since the epoch (0: empty).
-    pub tat_ns: u64,
-    /// Whether a state is stored at all.
-    pub stored: bool,
-    /// The object's clock, ms since the epoch.
-    pub now_ms: u64,
-}
-
 /// The limiter object: one GCRA state.
 #[durable_object]
 pub struct Throttle {
@@ -107,8 +66,8 @@ impl DurableObject for Throttle {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let op: Op = crate::body::request_json(&req).await?;
-        match self.apply(op) {
+        let op: LimiterOp = crate::body::request_json(&req).await?;
+        match self.apply(&op) {
             Ok(reply) => Response::from_json(&reply),
             Err(message) => Response::error(message, 500),
         }
@@ -117,11 +76,12 @@ impl DurableObject for Throttle {
 
 #[wasm_bindgen]
 impl Throttle {
-    /// The RPC method: one JSON [`Op`] in, one JSON [`Reply`] out.
+    /// The RPC method: one JSON [`LimiterOp`] in, one JSON [`LimiterReply`]
+    /// out.
     pub fn decide(&self, op: &str) -> std::result::Result<String, JsValue> {
         let reply = serde_json::from_str(op)
             .map_err(|e| format!("not a limiter op: {e}"))
-            .and_then(|op| self.apply(op))
+            .and_then(|op| self.apply(&op))
             .and_then(|reply| serde_json::to_string(&reply).map_err(|e| e.to_string()));
         reply.map_err(|message| js_sys::Error::new(&message).into())
     }
@@ -130,37 +90,14 @@ impl Throttle {
 impl Throttle {
     /// Carries out `op` on the stored state. Synchronous from read to write,
     /// so it is atomic.
-    fn apply(&self, op: Op) -> std::result::Result<Reply, String> {
+    fn apply(&self, op: &LimiterOp) -> std::result::Result<LimiterReply, String> {
         let sql = self.sql.as_ref().ok_or(NO_SQLITE)?;
         let stored = load(sql)?;
-        let now_ms = crate::flow::now_ms();
-        let state = stored.unwrap_or_default();
-        let (decision, next) = match op {
-            Op::Check { quota, cost } => {
-                let (d, next) = throttle::check(state, now_ms, cost, &quota);
-                (Some(d), next)
-            }
-            Op::Refund { quota, cost } => {
-                let next = throttle::refund(state, now_ms, cost, &quota);
-                let (peek, _) = throttle::check(next, now_ms, 0, &quota);
-                let d = Decision {
-                    allowed: true,
-                    ..peek
-                };
-                (Some(d), next)
-            }
-            Op::Peek => (None, state),
-        };
-        let exists = stored.is_some() || next != GcraState::default();
-        if exists && stored != Some(next) {
+        let (reply, next) = throttle::apply(stored, crate::flow::now_ms(), op);
+        if reply.stored && stored != Some(next) {
             save(sql, next)?;
         }
-        Ok(Reply {
-            decision,
-            tat_ns: next.tat_ns,
-            stored: exists,
-            now_ms,
-        })
+        Ok(reply)
     }
 }
 
@@ -250,7 +187,11 @@ impl From<LimiterFault> for EdgeError {
 }
 
 /// Sends `op` to the object of limiter key `key`.
-pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, EdgeError> {
+pub async fn call(
+    env: &Env,
+    key: &str,
+    op: &LimiterOp,
+) -> std::result::Result<LimiterReply, EdgeError> {
     let failed = |e: worker::Error| LimiterFault::Call(e.to_string());
     let rejected = |e: JsValue| failed(worker::Error::from(e));
     let stub = env
@@ -267,62 +208,4 @@ pub async fn call(env: &Env, key: &str, op: &Op) -> std::result::Result<Reply, E
     };
     let text = answer.as_string().ok_or(LimiterFault::NonString)?;
     Ok(serde_json::from_str(&text).map_err(|e| LimiterFault::Garbage(e.to_string()))?)
-}
-
-/// Checks a request against every limit of `policy`, keyed by `keys` (from
-/// `policy.storage_keys`): one object per key, all asked at once; if any
-/// denies (or fails), the others give back what they admitted.
-pub async fn check(
-    env: &Env,
-    policy: &RateLimitPolicy,
-    keys: &[String],
-    identity: Option<&Identity>,
-) -> std::result::Result<MultiDecision, EdgeError> {
-    let charges: Vec<(Quota, u64)> = policy
-        .limits
-        .iter()
-        .map(|l| (l.quota_for(identity), l.cost))
-        .collect();
-    let limits = || keys.iter().zip(charges.iter().copied());
-    let replies = join_all(limits().map(|(key, (quota, cost))| async move {
-        call(env, key, &Op::Check { quota, cost }).await
-    }))
-    .await;
-    let admitted: Vec<bool> = replies
-        .iter()
-        .map(|r| matches!(r, Ok(Reply { decision: Some(d), .. }) if d.allowed))
-        .collect();
-    let refunds = match admitted.iter().all(|a| *a) {
-        true => Vec::new(),
-        false => {
-            let calls = limits()
-                .zip(&admitted)
-                .map(|((key, (quota, cost)), &took)| async move {
-                    match took {
-                        true => Some(call(env, key, &Op::Refund { quota, cost }).await),
-                        false => None,
-                    }
-                });
-            join_all(calls).await
-        }
-    };
-    let mut refunds = refunds.into_iter();
-    let mut decisions = Vec::with_capacity(replies.len());
-    let mut states = Vec::with_capacity(replies.len());
-    for reply in replies {
-        // A refunded limit reports its state after the refund.
-        let reply = match refunds.next().flatten() {
-            Some(Ok(refunded)) => refunded,
-            _ => reply?,
-        };
-        states.push(GcraState {
-            tat_ns: reply.tat_ns,
-        });
-        decisions.push(decision_of(&reply)?);
-    }
-    Ok(throttle::combine(decisions, states))
-}
-
-fn decision_of(reply: &Reply) -> std::result::Result<Decision, EdgeError> {
-    Ok(reply.decision.ok_or(LimiterFault::NoDecision)?)
 }

@@ -188,7 +188,7 @@ async fn gateway(
 
     let identity = auth::authenticate(env, ctx, gw, route, &headers, flow).await?;
     let plan = config.plan_for(identity.as_ref());
-    throttle::apply(env, route, identity.as_ref(), plan, &headers, flow).await?;
+    throttle::apply(env, gw, route, identity.as_ref(), plan, &headers, flow).await?;
 
     // On a cached route the origin sees only the keyed query parameters.
     let query = match &route.cache {

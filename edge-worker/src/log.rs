@@ -45,6 +45,10 @@ pub struct LogLine {
     /// `error-open` or `error-closed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limiter: Option<&'static str>,
+    /// Limiter object calls the request made (0: admitted or refused from
+    /// the isolate's lease alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limiter_calls: Option<u32>,
     /// CORS preflight handling: `preflight` (answered) or
     /// `preflight-refused-<origin|method|header|malformed>`.
     #[serde(skip_serializing_if = "Option::is_none")]

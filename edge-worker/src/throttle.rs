@@ -1,26 +1,97 @@
-//! A route's rate limits applied to one request: keys, quotas, headers and
-//! refusals come from `RateLimitPolicy`; the counting from the `Throttle`
-//! Durable Objects ([`crate::durable`]).
+//! A route's rate limits applied to one request: keys, charges, quotas,
+//! headers and refusals come from `RateLimitPolicy`, the protocol (ops,
+//! leases, what goes back when a limit refuses) from
+//! `tidegate_policy::throttle`; this module makes the calls
+//! ([`crate::durable::call`]) and keeps the isolate's leases.
+//!
+//! Leases (`lease = "auto"`, see `docs/configuration.md`): the isolate holds
+//! per (limiter key, quota) a `LeasePool` in the [`Gateway`], so a changed
+//! configuration starts with none. A request takes from it when it can, and
+//! otherwise calls the object itself, asking for a slice sized to the key's
+//! rate here and handing back the slices it held; no request waits for
+//! another's call.
 
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
 use tidegate_policy::auth::Identity;
 use tidegate_policy::cache::first_header;
-use tidegate_policy::config::{PlanChoice, Route};
+use tidegate_policy::config::{PlanChoice, RateLimitPolicy, Route};
 use tidegate_policy::problem::Problem;
-use tidegate_policy::throttle::KeySource;
+use tidegate_policy::throttle::{
+    self, give_back, Charge, Decision, GcraState, Granted, KeySource, LeaseConfig, LeaseGrant,
+    LeasePool, LimiterOp, LimiterReply, MultiDecision, Quota, Taken,
+};
 use worker::Env;
 
-use crate::durable;
-use crate::flow::{Flow, Phase};
+use crate::config::Gateway;
+use crate::durable::{self, LimiterFault};
+use crate::error::EdgeError;
+use crate::flow::{now_ms, Flow, Phase};
 
 /// The only header the client IP is taken from; `X-Forwarded-For` is never
 /// trusted.
 pub const CLIENT_IP_HEADER: &str = "cf-connecting-ip";
+
+/// Most limiter keys an isolate holds leases for; past it the map starts
+/// over (the dropped slices' units are lost until their time passes, never
+/// over-admitted).
+pub const MAX_LEASED_KEYS: usize = 4_096;
+
+/// The isolate's lease pools: per limiter key, one pool per quota (a key's
+/// callers may have different quotas).
+#[derive(Default)]
+pub struct Leases {
+    pools: HashMap<String, Vec<(Quota, LeasePool)>>,
+}
+
+impl Leases {
+    fn with<R>(&mut self, charge: &Charge<'_>, f: impl FnOnce(&mut LeasePool) -> R) -> R {
+        if !self.pools.contains_key(charge.key) && self.pools.len() >= MAX_LEASED_KEYS {
+            self.pools.clear();
+        }
+        let pools = self.pools.entry(charge.key.to_owned()).or_default();
+        let at = match pools.iter().position(|(q, _)| *q == charge.quota) {
+            Some(at) => at,
+            None => {
+                pools.push((charge.quota, LeasePool::default()));
+                pools.len() - 1
+            }
+        };
+        match pools.get_mut(at) {
+            Some((_, pool)) => f(pool),
+            // Unreachable (the index was just found or pushed); a fresh
+            // pool keeps this total.
+            None => f(&mut LeasePool::default()),
+        }
+    }
+}
+
+thread_local! {
+    /// Limiter object calls this isolate made, and requests it checked
+    /// (`GET {admin}/stats/limiter`).
+    static COUNTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Limiter object calls and checked requests since the isolate started.
+pub fn counts() -> (u64, u64) {
+    COUNTS.with(Cell::get)
+}
+
+fn count(calls: u64, requests: u64) {
+    COUNTS.with(|c| {
+        let (a, b) = c.get();
+        c.set((a.saturating_add(calls), b.saturating_add(requests)));
+    });
+}
 
 /// Counts the request against the route's limits. Adds the rate-limit
 /// headers to `flow.extra`; `Err` is the problem to answer with (429, or 503
 /// when the limiter is unreachable and the route fails closed).
 pub async fn apply(
     env: &Env,
+    gw: &Gateway,
     route: &Route,
     identity: Option<&Identity>,
     plan: PlanChoice<'_>,
@@ -39,8 +110,11 @@ pub async fn apply(
     let keys = policy
         .storage_keys(&route.name, &source)
         .map_err(|e| e.problem())?;
-    let checking = durable::check(env, policy, &keys, identity);
+    let calls = Cell::new(0_u32);
+    let checking = check(env, gw, policy, &keys, identity, &calls);
     let result = flow.timings.time(Phase::Throttle, checking).await;
+    flow.log.limiter_calls = Some(calls.get());
+    count(u64::from(calls.get()), 1);
     let decision = match result {
         Ok(decision) => decision,
         Err(e) => {
@@ -66,4 +140,195 @@ pub async fn apply(
     flow.extra
         .extend(rendered.into_iter().map(|(n, v)| (n.to_owned(), v)));
     policy.rejection(&decision).map_or(Ok(()), Err)
+}
+
+/// How one limit answered.
+enum Outcome {
+    /// Admitted from a slice (held, or just granted and pooled); what was
+    /// taken goes back to the pool if another limit refuses.
+    Pooled(Decision, Taken, GcraState),
+    /// Admitted by the object alone: a plain check (`None`) or a slice of
+    /// exactly this request's cost.
+    Direct(Decision, Option<LeaseGrant>, GcraState),
+    /// Refused.
+    Refused(Decision, GcraState),
+}
+
+impl Outcome {
+    fn decision(&self) -> Decision {
+        match self {
+            Self::Pooled(d, ..) | Self::Direct(d, ..) | Self::Refused(d, _) => *d,
+        }
+    }
+}
+
+/// Checks a request against every limit of `policy`, keyed by `keys`:
+/// each from its lease or its object, all at once; if any refuses (or
+/// fails), the others give back what they admitted (`throttle::give_back`)
+/// and `throttle::combine` makes the decision `check_all` would have.
+async fn check(
+    env: &Env,
+    gw: &Gateway,
+    policy: &RateLimitPolicy,
+    keys: &[String],
+    identity: Option<&Identity>,
+    calls: &Cell<u32>,
+) -> Result<MultiDecision, EdgeError> {
+    let charges = policy.charges(keys, identity);
+    let outcomes = join_all(charges.iter().map(|c| one(env, gw, c, policy.lease, calls))).await;
+    // A failed limit counts as refusing, so the others give back.
+    let admitted: Vec<bool> = outcomes
+        .iter()
+        .map(|o| o.as_ref().is_ok_and(|o| o.decision().allowed))
+        .collect();
+    let back = give_back(&admitted);
+    let settled = join_all(charges.iter().zip(outcomes).zip(back).map(
+        |((charge, outcome), back)| async move {
+            let outcome = outcome?;
+            if !back {
+                return Ok(outcome);
+            }
+            settle(env, gw, charge, outcome, calls).await
+        },
+    ))
+    .await;
+    let mut decisions = Vec::with_capacity(settled.len());
+    let mut states = Vec::with_capacity(settled.len());
+    for outcome in settled {
+        let (d, state) = match outcome? {
+            Outcome::Pooled(d, _, s) | Outcome::Direct(d, _, s) | Outcome::Refused(d, s) => (d, s),
+        };
+        decisions.push(d);
+        states.push(state);
+    }
+    Ok(throttle::combine(decisions, states))
+}
+
+/// One limit: from the isolate's lease when it has room, else from the
+/// object (asking for a slice when the key is hot here).
+async fn one(
+    env: &Env,
+    gw: &Gateway,
+    charge: &Charge<'_>,
+    lease: Option<LeaseConfig>,
+    calls: &Cell<u32>,
+) -> Result<Outcome, EdgeError> {
+    let (quota, cost) = (charge.quota, charge.cost);
+    let Some(config) = lease else {
+        let reply = ask(env, charge.key, &LimiterOp::Check { quota, cost }, calls).await?;
+        let d = decision_of(&reply)?;
+        let state = state_of(&reply);
+        return Ok(match d.allowed {
+            true => Outcome::Direct(d, None, state),
+            false => Outcome::Refused(d, state),
+        });
+    };
+    let now = now_ms();
+    let local = gw.leases.borrow_mut().with(charge, |pool| {
+        pool.observe(now);
+        match pool.take(now, cost, &quota) {
+            Some(taken) => Ok(taken),
+            None => Err((pool.want(Some(config), &quota, cost), pool.returns())),
+        }
+    });
+    let (want, returns) = match local {
+        Ok((d, taken)) => return Ok(Outcome::Pooled(d, taken, GcraState::default())),
+        Err(ask_for) => ask_for,
+    };
+    let op = LimiterOp::Lease {
+        quota,
+        cost,
+        want,
+        returns,
+    };
+    let reply = ask(env, charge.key, &op, calls).await?;
+    let d = decision_of(&reply)?;
+    let state = state_of(&reply);
+    let mut leases = gw.leases.borrow_mut();
+    match reply.lease {
+        Some(grant) if grant.units > cost => {
+            let granted = Granted {
+                grant,
+                decision: d,
+                object_now_ms: reply.now_ms,
+            };
+            Ok(leases
+                .with(charge, |pool| pool.add(granted, now, cost, &quota))
+                .map_or(Outcome::Direct(d, Some(grant), state), |(d, taken)| {
+                    Outcome::Pooled(d, taken, state)
+                }))
+        }
+        Some(grant) => Ok(Outcome::Direct(d, Some(grant), state)),
+        // A concurrent request's slice may have come in meanwhile.
+        None => Ok(leases
+            .with(charge, |pool| pool.take(now_ms(), cost, &quota))
+            .map_or(Outcome::Refused(d, state), |(d, taken)| {
+                Outcome::Pooled(d, taken, state)
+            })),
+    }
+}
+
+/// Gives back what `outcome` admitted (another limit refused): to the pool
+/// for free, or to the object.
+async fn settle(
+    env: &Env,
+    gw: &Gateway,
+    charge: &Charge<'_>,
+    outcome: Outcome,
+    calls: &Cell<u32>,
+) -> Result<Outcome, EdgeError> {
+    let (quota, cost) = (charge.quota, charge.cost);
+    let op = match &outcome {
+        Outcome::Refused(..) => return Ok(outcome),
+        Outcome::Pooled(d, taken, state) => {
+            let back = gw
+                .leases
+                .borrow_mut()
+                .with(charge, |pool| pool.put_back(taken));
+            let d = match back {
+                true => Decision {
+                    remaining: d.remaining.saturating_add(cost),
+                    ..*d
+                },
+                false => *d,
+            };
+            return Ok(Outcome::Pooled(d, *taken, *state));
+        }
+        Outcome::Direct(_, Some(grant), _) => LimiterOp::Return {
+            quota,
+            returns: vec![grant.unused()],
+        },
+        Outcome::Direct(_, None, _) => LimiterOp::Refund { quota, cost },
+    };
+    // A refund that fails leaves the units counted: the request is refused
+    // anyway, and the next ones are at worst under-admitted.
+    match ask(env, charge.key, &op, calls).await {
+        Ok(reply) => Ok(Outcome::Direct(
+            decision_of(&reply)?,
+            None,
+            state_of(&reply),
+        )),
+        Err(_) => Ok(outcome),
+    }
+}
+
+/// One call to the object of `key`, counted.
+async fn ask(
+    env: &Env,
+    key: &str,
+    op: &LimiterOp,
+    calls: &Cell<u32>,
+) -> Result<LimiterReply, EdgeError> {
+    calls.set(calls.get().saturating_add(1));
+    durable::call(env, key, op).await
+}
+
+fn decision_of(reply: &LimiterReply) -> Result<Decision, EdgeError> {
+    Ok(reply.decision.ok_or(LimiterFault::NoDecision)?)
+}
+
+const fn state_of(reply: &LimiterReply) -> GcraState {
+    GcraState {
+        tat_ns: reply.tat_ns,
+    }
 }

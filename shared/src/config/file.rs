@@ -428,6 +428,16 @@ pub enum FailureModeName {
     Closed,
 }
 
+/// Whether an isolate leases a slice of a limiter key's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseModeName {
+    /// One limiter call per request.
+    Off,
+    /// Lease when the key is hot in this isolate.
+    Auto,
+}
+
 /// `[routes.rate_limit]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -438,6 +448,15 @@ pub struct RateLimitSection {
     /// `open` or `closed` when the limiter is unreachable. Default `closed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_error: Option<FailureModeName>,
+    /// `auto`: an isolate that sees a key often leases a slice of its budget
+    /// and admits from it without a round trip (exact; see the docs).
+    /// `off`: one limiter call per request. Default `auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseModeName>,
+    /// How long a lease should last at the key's observed rate, 10ms to 5s.
+    /// Default `250ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_window: Option<DurationText>,
     /// The limits; a request must pass all of them.
     pub limits: Vec<LimitSection>,
 }

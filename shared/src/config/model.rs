@@ -14,7 +14,7 @@ use crate::auth::KvKeyStoreSettings;
 use crate::cache::CacheRule;
 use crate::cors::CorsPolicy;
 use crate::route::{Method, RoutePattern};
-use crate::throttle::{LimitKey, Quota};
+use crate::throttle::{LeaseConfig, LimitKey, Quota};
 
 /// A validated gateway configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,6 +246,8 @@ pub struct RateLimitPolicy {
     pub shadow: bool,
     /// Behaviour when the limiter is unreachable.
     pub on_error: FailureMode,
+    /// Leasing of hot keys' budget (`None`: off).
+    pub lease: Option<LeaseConfig>,
     /// Limits a request must all pass.
     pub limits: Vec<RouteLimit>,
 }

@@ -6,9 +6,15 @@
 //! ```text
 //! source = KeySource::from_identity(identity, client_ip)
 //! keys   = policy.storage_keys(&route.name, &source)?   // KeyError::problem on Err
+//! // with the states in one store (Lambda):
 //! states = load(keys)                                     // on failure: policy.on_limiter_error()
 //! d      = policy.check(&states, now_ms, identity)
-//! store(keys, d.states); add policy.headers(&d)
+//! store(keys, d.states)
+//! // or with one limiter object per key (the edge), see throttle::apply:
+//! for c in policy.charges(&keys, identity): ask c.key's object (LimiterOp)
+//! give back per throttle::give_back, d = throttle::combine(..)
+//! // then
+//! add policy.headers(&d)
 //! if let Some(problem) = policy.rejection(&d) { answer problem }
 //! ```
 
@@ -16,8 +22,8 @@ use super::model::{FailureMode, RateLimitPolicy, RouteLimit};
 use crate::auth::Identity;
 use crate::problem::Problem;
 use crate::throttle::{
-    check_all, headers, limiter_key, limiter_unavailable_problem, GcraState, KeyError, KeySource,
-    LimitInput, MultiDecision, Quota,
+    check_all, headers, limiter_key, limiter_unavailable_problem, Charge, GcraState, KeyError,
+    KeySource, LimitInput, MultiDecision, Quota,
 };
 
 impl RouteLimit {
@@ -63,6 +69,20 @@ impl RateLimitPolicy {
         self.limits
             .iter()
             .map(|l| limiter_key(route_name, &l.name, l.key, source))
+            .collect()
+    }
+
+    /// What a request is charged, in limit order: each limit's key (from
+    /// [`Self::storage_keys`]), its quota for `identity` and its cost.
+    pub fn charges<'k>(&self, keys: &'k [String], identity: Option<&Identity>) -> Vec<Charge<'k>> {
+        self.limits
+            .iter()
+            .zip(keys)
+            .map(|(l, key)| Charge {
+                key,
+                quota: l.quota_for(identity),
+                cost: l.cost,
+            })
             .collect()
     }
 
@@ -158,6 +178,7 @@ mod tests {
         RateLimitPolicy {
             shadow,
             on_error,
+            lease: None,
             limits: vec![
                 limit("burst", Quota::per_second(2), 1),
                 limit("heavy", Quota::per_minute(100).with_burst(10), 5),

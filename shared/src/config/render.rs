@@ -168,6 +168,13 @@ fn route(r: &Route, assertion: bool) -> RouteSection {
                 FailureMode::Open => FailureModeName::Open,
                 FailureMode::Closed => FailureModeName::Closed,
             }),
+            lease: Some(match rl.lease {
+                Some(_) => LeaseModeName::Auto,
+                None => LeaseModeName::Off,
+            }),
+            lease_window: rl
+                .lease
+                .map(|l| text(std::time::Duration::from_millis(l.window_ms))),
             limits: rl.limits.iter().map(limit).collect(),
         }),
         cache: r.cache.as_ref().map(|c| CacheSection {

@@ -103,7 +103,7 @@ impl Quota {
 
     /// The delay variation tolerance `burst · T` in nanoseconds: how far ahead
     /// of now the TAT may run.
-    fn tolerance_ns(&self) -> u128 {
+    pub(crate) fn tolerance_ns(&self) -> u128 {
         u128::from(self.burst).saturating_mul(self.emission_interval_ns())
     }
 }
@@ -257,14 +257,14 @@ pub fn refund(state: GcraState, now_ms: u64, cost: u64, quota: &Quota) -> GcraSt
 /// The TAT the check starts from: never in the past (an idle bucket is full),
 /// never further ahead than the tolerance (a TAT left by a stricter quota
 /// counts as an exhausted bucket, not as a debt).
-fn effective_tat(state: GcraState, now: u128, tau: u128) -> u128 {
+pub(crate) fn effective_tat(state: GcraState, now: u128, tau: u128) -> u128 {
     u128::from(state.tat_ns)
         .max(now)
         .min(now.saturating_add(tau))
 }
 
 /// Builds a decision given the TAT after it (`tat ≥ now`).
-fn decision(
+pub(crate) fn decision(
     quota: &Quota,
     allowed: bool,
     now: u128,
@@ -291,11 +291,11 @@ fn decision(
     }
 }
 
-fn ms_to_ns(ms: u64) -> u128 {
+pub(crate) fn ms_to_ns(ms: u64) -> u128 {
     u128::from(ms).saturating_mul(NS_PER_MS)
 }
 
-fn clamp_u64(v: u128) -> u64 {
+pub(crate) fn clamp_u64(v: u128) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
 }
 

@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// The shortest lease window: below it a slice is barely worth a call.
+const LEASE_WINDOW_MIN: Duration = Duration::from_millis(10);
+/// The longest: a slice's units are reserved away from other isolates
+/// while it lasts.
+const LEASE_WINDOW_MAX: Duration = Duration::from_secs(5);
+
 pub(super) fn rate_limit(
     c: &mut Collector,
     path: &str,
@@ -26,12 +32,30 @@ pub(super) fn rate_limit(
             .map(|(p, l)| (join(p, "name"), l.name.as_str())),
     );
     let limits = collect(items.iter().map(|(p, l)| limit(c, p, l, requirement)));
+    let window = match &s.lease_window {
+        Some(text) => duration_in(
+            c,
+            &join(path, "lease_window"),
+            text,
+            (LEASE_WINDOW_MIN, LEASE_WINDOW_MAX, "between 10ms and 5s"),
+        ),
+        None => Some(LeaseConfig::DEFAULT_WINDOW),
+    };
+    let lease = match s.lease.unwrap_or(LeaseModeName::Auto) {
+        LeaseModeName::Off => Some(None),
+        LeaseModeName::Auto => window.map(|w| {
+            Some(LeaseConfig {
+                window_ms: u64::try_from(w.as_millis()).unwrap_or(u64::MAX),
+            })
+        }),
+    };
     Some(RateLimitPolicy {
         shadow: s.shadow.unwrap_or(false),
         on_error: match s.on_error.unwrap_or(FailureModeName::Closed) {
             FailureModeName::Open => FailureMode::Open,
             FailureModeName::Closed => FailureMode::Closed,
         },
+        lease: lease?,
         limits: limits?,
     })
 }

@@ -19,7 +19,7 @@ use crate::config::file::*;
 use crate::config::load::{Item, Sections};
 use crate::config::model::*;
 use crate::route::{Method, RoutePattern};
-use crate::throttle::{LimitKey, Quota};
+use crate::throttle::{LeaseConfig, LimitKey, Quota};
 
 mod assertion;
 mod cache;

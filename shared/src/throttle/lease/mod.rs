@@ -1,0 +1,315 @@
+//! The holder's side of limiter leases (see `protocol` for the object's side
+//! and why leasing stays exact): the slices one isolate holds for one
+//! limiter key and quota, the local admission inside them, how much to ask
+//! for, and what to hand back.
+//!
+//! The isolate keeps one [`LeasePool`] per (limiter key, quota). A request
+//! first [`LeasePool::take`]s from it; when nothing fits, it calls the object
+//! with `want = pool.want(..)` and the pool's [`LeasePool::returns`], then
+//! [`LeasePool::add`]s the slice it got (taking its own cost). A request the
+//! object refused takes from the pool again: a concurrent request's slice
+//! may have arrived meanwhile (slices from concurrent calls are pooled; no
+//! request ever waits for another). A request refused by another limit
+//! [`LeasePool::put_back`]s what it took.
+//!
+//! Clocks: a slice is laid out on the object's clock; the isolate converts
+//! its own readings with the offset `object_now − sent + CLOCK_MARGIN_MS`
+//! measured on the grant's call, which over-estimates the object's clock
+//! (the object read its clock after the call was sent), so slots are placed
+//! late, never early. This assumes both clocks advance at the same rate
+//! within [`CLOCK_MARGIN_MS`] over a slice's life (slices last at most a
+//! few seconds).
+//!
+//! ```
+//! use tidegate_policy::throttle::{apply, Granted, LeaseConfig, LeasePool, LimiterOp, Quota};
+//!
+//! let quota = Quota::per_second(1_000);
+//! let config = LeaseConfig { window_ms: 250 };
+//! let mut pool = LeasePool::default();
+//! let now = 1_700_000_000_000;
+//! for _ in 0..50 {
+//!     pool.observe(now);
+//! }
+//! let want = pool.want(Some(config), &quota, 1);
+//! assert!(want > 1, "a hot key asks for more than its own cost");
+//! let op = LimiterOp::Lease { quota, cost: 1, want, returns: pool.returns() };
+//! let (reply, _state) = apply(None, now, &op);
+//! let (decision, grant) = (reply.decision.unwrap(), reply.lease.unwrap());
+//! let granted = Granted { grant, decision, object_now_ms: reply.now_ms };
+//! assert!(pool.add(granted, now, 1, &quota).is_some());
+//! // The next requests are admitted from the slice, without a call.
+//! assert!(pool.take(now, 1, &quota).is_some());
+//! ```
+
+use std::time::Duration;
+
+use super::gcra::{clamp_u64, ms_to_ns, ns_to_duration, Decision, Quota};
+use super::protocol::{LeaseGrant, LeaseReturn};
+
+/// Milliseconds added to the measured clock offset: the two clocks are read
+/// in whole milliseconds, and a Worker's clock stands still while it runs.
+pub const CLOCK_MARGIN_MS: u64 = 2;
+
+/// Most slices held per key; a fuller pool hands its oldest back.
+pub const MAX_SLICES: usize = 4;
+
+/// A slice is at most this fraction of the burst (`burst / LEASE_SHARE`),
+/// so isolates sharing a key do not starve each other.
+pub const LEASE_SHARE: u64 = 8;
+
+/// Below this many units per window, no lease: one call per request, as
+/// without leases.
+pub const MIN_LEASE_UNITS: u64 = 2;
+
+/// Leasing turned on for a route: how long a slice should last at the
+/// key's observed rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseConfig {
+    /// Target life of a slice, ms: a slice holds the units this isolate is
+    /// expected to use in this long.
+    pub window_ms: u64,
+}
+
+impl LeaseConfig {
+    /// The default window.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_millis(250);
+}
+
+/// Requests per second one isolate sees for one key: the count of the
+/// current second, or of the previous one if that was larger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateMeter {
+    second: u64,
+    count: u64,
+    previous: u64,
+}
+
+impl RateMeter {
+    /// Notes one request at `now_ms`.
+    pub fn observe(&mut self, now_ms: u64) {
+        let second = now_ms / 1_000;
+        if second == self.second {
+            self.count = self.count.saturating_add(1);
+            return;
+        }
+        self.previous = if second == self.second.saturating_add(1) {
+            self.count
+        } else {
+            0
+        };
+        self.second = second;
+        self.count = 1;
+    }
+
+    /// The estimated rate, requests per second.
+    pub fn per_second(&self) -> u64 {
+        self.count.max(self.previous)
+    }
+}
+
+/// One held slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slice {
+    grant: LeaseGrant,
+    /// Where the used part ends, ns on the object's clock.
+    used_ns: u64,
+    /// Object clock minus isolate clock, ms, estimated from above.
+    offset_ms: i64,
+    /// The object's decision at the grant (its `remaining` excludes the
+    /// whole slice).
+    decision: Decision,
+}
+
+impl Slice {
+    fn object_ns(&self, now_ms: u64) -> u128 {
+        let ms = i128::from(now_ms).saturating_add(i128::from(self.offset_ms));
+        ms_to_ns(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
+    }
+}
+
+/// A slice as the object granted it, with its decision and clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Granted {
+    /// The slice.
+    pub grant: LeaseGrant,
+    /// The object's decision (its `remaining` excludes the whole slice).
+    pub decision: Decision,
+    /// The object's clock when it granted, ms.
+    pub object_now_ms: u64,
+}
+
+/// What [`LeasePool::take`] took, for [`LeasePool::put_back`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    end_ns: u64,
+    before_ns: u64,
+    after_ns: u64,
+}
+
+/// The slices one isolate holds for one limiter key and quota, and the
+/// key's rate as this isolate sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeasePool {
+    slices: Vec<Slice>,
+    meter: RateMeter,
+}
+
+impl LeasePool {
+    /// Notes a request for this key at `now_ms` (the isolate's clock).
+    pub fn observe(&mut self, now_ms: u64) {
+        self.meter.observe(now_ms);
+    }
+
+    /// Units to ask the object for, the request's own `cost` included: the
+    /// units this isolate is expected to use within the window at the rate
+    /// it sees, at most `burst / LEASE_SHARE`; just `cost` (no lease) with
+    /// leasing off or below [`MIN_LEASE_UNITS`] per window.
+    pub fn want(&self, config: Option<LeaseConfig>, quota: &Quota, cost: u64) -> u64 {
+        let Some(config) = config else {
+            return cost;
+        };
+        let expected = u128::from(self.meter.per_second())
+            .saturating_mul(u128::from(cost))
+            .saturating_mul(u128::from(config.window_ms))
+            / 1_000;
+        let expected = clamp_u64(expected);
+        if expected < MIN_LEASE_UNITS.saturating_mul(cost.max(1)) {
+            return cost;
+        }
+        expected.min(quota.burst / LEASE_SHARE).max(cost)
+    }
+
+    /// Admits `cost` from a held slice at `now_ms` (the isolate's clock):
+    /// the decision to report and what was taken, or `None` when no slice
+    /// has room. Slices ending soonest are used first.
+    pub fn take(&mut self, now_ms: u64, cost: u64, quota: &Quota) -> Option<(Decision, Taken)> {
+        let t = quota.emission_interval_ns();
+        let need = u128::from(cost).saturating_mul(t);
+        let found = self
+            .slices
+            .iter_mut()
+            .filter(|s| {
+                let at = u128::from(s.used_ns).max(s.object_ns(now_ms));
+                at.saturating_add(need) <= u128::from(s.grant.end_ns)
+            })
+            .min_by_key(|s| s.grant.end_ns)?;
+        let now = found.object_ns(now_ms);
+        let before = found.used_ns;
+        let after = clamp_u64(u128::from(before).max(now).saturating_add(need));
+        found.used_ns = after;
+        let taken = Taken {
+            end_ns: found.grant.end_ns,
+            before_ns: before,
+            after_ns: after,
+        };
+        Some((local_decision(found, now, t), taken))
+    }
+
+    /// Hands back what `taken` took (another limit refused the request).
+    /// Only while nothing was taken from the slice since: a later slot
+    /// cannot slide into the past. Returns whether it went back.
+    pub fn put_back(&mut self, taken: &Taken) -> bool {
+        let slice = self
+            .slices
+            .iter_mut()
+            .find(|s| s.grant.end_ns == taken.end_ns && s.used_ns == taken.after_ns);
+        match slice {
+            Some(s) => {
+                s.used_ns = taken.before_ns;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every held slice, handed back for the next call to the object (which
+    /// is made because none of them has room); the pool keeps none.
+    pub fn returns(&mut self) -> Vec<LeaseReturn> {
+        self.slices
+            .drain(..)
+            .map(|s| LeaseReturn {
+                start_ns: s.grant.start_ns,
+                end_ns: s.grant.end_ns,
+                used_ns: s.used_ns,
+            })
+            .collect()
+    }
+
+    /// Adds the slice the object granted on a call sent at `sent_ms` (the
+    /// isolate's clock), and admits the calling request from it at the
+    /// object's decision time (its first slot, as a direct check would):
+    /// the decision to report and what was taken. `None` when the slice has
+    /// no room for `cost` (it was not granted for this request). A full
+    /// pool drops its slice ending soonest, unreturned (its units are lost,
+    /// never over-admitted).
+    pub fn add(
+        &mut self,
+        granted: Granted,
+        sent_ms: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Option<(Decision, Taken)> {
+        let Granted {
+            grant,
+            decision,
+            object_now_ms,
+        } = granted;
+        let t = quota.emission_interval_ns();
+        let first = u128::from(grant.start_ns).saturating_add(u128::from(cost).saturating_mul(t));
+        if first > u128::from(grant.end_ns) {
+            return None;
+        }
+        let offset = i128::from(object_now_ms) - i128::from(sent_ms) + i128::from(CLOCK_MARGIN_MS);
+        let offset_ms =
+            i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX });
+        if self.slices.len() >= MAX_SLICES {
+            if let Some(i) = self
+                .slices
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.grant.end_ns)
+                .map(|(i, _)| i)
+            {
+                self.slices.swap_remove(i);
+            }
+        }
+        let slice = Slice {
+            grant,
+            used_ns: clamp_u64(first),
+            offset_ms,
+            decision,
+        };
+        self.slices.push(slice);
+        let taken = Taken {
+            end_ns: grant.end_ns,
+            before_ns: grant.start_ns,
+            after_ns: slice.used_ns,
+        };
+        Some((local_decision(&slice, ms_to_ns(object_now_ms), t), taken))
+    }
+
+    /// Whether the pool holds any slice.
+    pub fn is_empty(&self) -> bool {
+        self.slices.is_empty()
+    }
+}
+
+/// The decision for a request admitted from `slice` at `now` (ns, the
+/// object's clock): the object's `remaining` at the grant (which excludes
+/// the whole slice) plus the unit requests still left in the slice, so it
+/// never claims more than the object could have granted this key then.
+fn local_decision(slice: &Slice, now: u128, t: u128) -> Decision {
+    let end = u128::from(slice.grant.end_ns);
+    let left = end.saturating_sub(u128::from(slice.used_ns)) / t.max(1);
+    let left = u64::try_from(left).unwrap_or(u64::MAX);
+    Decision {
+        allowed: true,
+        remaining: slice.decision.remaining.saturating_add(left),
+        reset_after: ns_to_duration(end.saturating_sub(now)),
+        retry_after: None,
+        ..slice.decision
+    }
+}
+
+#[cfg(test)]
+mod tests;
