@@ -1,1 +1,252 @@
+use std::time::Duration;
 
+use proptest::prelude::*;
+
+use super::*;
+use crate::throttle::{apply, check, GcraState, LimiterOp};
+
+const NOW: u64 = 1_700_000_000_000;
+
+#[test]
+fn the_meter_counts_this_second_or_the_last() {
+    let mut m = RateMeter::default();
+    for i in 0..10 {
+        m.observe(NOW + i);
+    }
+    assert_eq!(m.per_second(), 10);
+    m.observe(NOW + 1_000);
+    assert_eq!(m.per_second(), 10, "the previous second still counts");
+    m.observe(NOW + 5_000);
+    assert_eq!(m.per_second(), 1, "a gap forgets");
+}
+
+#[test]
+fn no_lease_for_a_cold_key_and_at_most_a_share_of_the_burst() {
+    let config = Some(LeaseConfig { window_ms: 250 });
+    let quota = Quota::per_hour(1_000);
+    let mut pool = LeasePool::default();
+    pool.observe(NOW);
+    assert_eq!(
+        pool.want(config, &quota, 1),
+        1,
+        "once a second: a plain check"
+    );
+    assert_eq!(pool.want(None, &quota, 1), 1, "leasing off");
+    for i in 0..10_000 {
+        pool.observe(NOW + i / 100);
+    }
+    assert_eq!(pool.want(config, &quota, 1), 1_000 / LEASE_SHARE);
+    let small = Quota::per_hour(8);
+    assert_eq!(pool.want(config, &small, 1), 1, "burst/8 of 8 is one");
+}
+
+fn granted(pool: &mut LeasePool, quota: &Quota, want: u64, now: u64) -> Option<(Decision, Taken)> {
+    let op = LimiterOp::Lease {
+        quota: *quota,
+        cost: 1,
+        want,
+        returns: pool.returns(),
+    };
+    let (reply, _) = apply(None, now, &op);
+    let granted = Granted {
+        grant: reply.lease?,
+        decision: reply.decision?,
+        object_now_ms: reply.now_ms,
+    };
+    pool.add(granted, now, 1, quota)
+}
+
+#[test]
+fn takes_and_puts_back_inside_the_slice() {
+    let quota = Quota::per_second(100);
+    let mut pool = LeasePool::default();
+    let (first, _) = granted(&mut pool, &quota, 4, NOW).unwrap();
+    assert!(first.allowed);
+    assert_eq!(first.remaining, 96 + 3, "the object's 96 and the slice's 3");
+    let (second, taken) = pool.take(NOW, 1, &quota).unwrap();
+    assert_eq!(second.remaining, 96 + 2, "each request sees one less");
+    assert!(pool.put_back(&taken));
+    let (again, _) = pool.take(NOW, 1, &quota).unwrap();
+    assert_eq!(again.remaining, second.remaining);
+    assert!(pool.take(NOW, 1, &quota).is_some());
+    assert!(!pool.put_back(&taken), "only the last take goes back");
+    assert!(pool.take(NOW, 1, &quota).is_some());
+    assert!(pool.take(NOW, 1, &quota).is_none(), "4 units, 4 requests");
+    assert_eq!(pool.returns().len(), 1);
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn a_slice_passes_with_time() {
+    // 10/s: a slice of 5 covers 500 ms of the schedule from now; a request
+    // 600 ms later finds it in the past.
+    let quota = Quota::per_second(10);
+    let mut pool = LeasePool::default();
+    assert!(granted(&mut pool, &quota, 5, NOW).is_some());
+    assert!(pool.take(NOW + 600, 1, &quota).is_none());
+}
+
+/// One simulated request: when it arrives (ms of real time), at which
+/// isolate, how far behind the object's clock the call lands and whether
+/// another limit refuses it.
+type Arrival = (u64, usize, u64, bool);
+
+/// Runs `arrivals` through `isolates` lease pools sharing one object and
+/// returns the real admission times (ms) of the admitted requests.
+fn simulate(quota: &Quota, config: LeaseConfig, skews: &[i64], arrivals: &[Arrival]) -> Vec<u64> {
+    let mut pools = vec![LeasePool::default(); skews.len()];
+    let mut object: Option<GcraState> = None;
+    let mut object_clock = 0_u64;
+    let mut admitted = Vec::new();
+    let mut real = NOW;
+    for &(gap, isolate, latency, refused_elsewhere) in arrivals {
+        real += gap;
+        let i = isolate % skews.len();
+        let skew = skews.get(i).copied().unwrap_or(0);
+        let local = u64::try_from(i64::try_from(real).unwrap() + skew).unwrap();
+        let pool = &mut pools[i];
+        pool.observe(local);
+        let outcome = if let Some((_, taken)) = pool.take(local, 1, quota) {
+            Some((real, taken))
+        } else {
+            let op = LimiterOp::Lease {
+                quota: *quota,
+                cost: 1,
+                want: pool.want(Some(config), quota, 1),
+                returns: pool.returns(),
+            };
+            // The call lands `latency` later on the object's (real) clock,
+            // the reply as long again after; time runs on meanwhile.
+            object_clock = object_clock.max(real + latency);
+            let (reply, next) = apply(object, object_clock, &op);
+            object = Some(next);
+            real = object_clock + latency;
+            let received = u64::try_from(i64::try_from(real).unwrap() + skew).unwrap();
+            match (reply.lease, reply.decision) {
+                (Some(grant), Some(decision)) => {
+                    let g = Granted {
+                        grant,
+                        decision,
+                        object_now_ms: reply.now_ms,
+                    };
+                    // The caller is admitted at the object's time.
+                    pool.add(g, local, 1, quota)
+                        .map(|(_, taken)| (object_clock, taken))
+                }
+                _ => pool.take(received, 1, quota).map(|(_, t)| (real, t)),
+            }
+        };
+        if let Some((at, taken)) = outcome {
+            if refused_elsewhere && pool.put_back(&taken) {
+                continue;
+            }
+            admitted.push(at);
+        }
+    }
+    admitted
+}
+
+/// The GCRA bound over every interval of admission times.
+fn within_gcra_bound(quota: &Quota, admitted: &[u64]) -> Result<(), String> {
+    let mut times = admitted.to_vec();
+    times.sort_unstable();
+    let t = quota.emission_interval_ns();
+    let tau = u128::from(quota.burst) * t;
+    for (i, a) in times.iter().enumerate() {
+        for (j, b) in times.iter().enumerate().skip(i) {
+            let count = u128::try_from(j - i + 1).unwrap();
+            let span = u128::from(b - a) * 1_000_000;
+            if count * t > tau + span {
+                return Err(format!("{count} admitted in [{a}, {b}] ms"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Direct GCRA on the same arrivals (each admitted at its arrival).
+fn direct(quota: &Quota, arrivals: &[Arrival]) -> usize {
+    let mut state = GcraState::default();
+    let mut real = NOW;
+    let mut admitted = 0;
+    for &(gap, _, _, refused_elsewhere) in arrivals {
+        real += gap;
+        let (d, next) = check(state, real, 1, quota);
+        if d.allowed && !refused_elsewhere {
+            state = next;
+            admitted += 1;
+        }
+    }
+    admitted
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn leasing_never_beats_gcra_over_any_interval(
+        limit in 1_u64..200,
+        secs in 1_u64..20,
+        burst in 1_u64..300,
+        window_ms in 10_u64..1_000,
+        skews in proptest::collection::vec(-50_i64..50, 1..5),
+        arrivals in proptest::collection::vec(
+            (0_u64..30, 0_usize..5, 0_u64..20, proptest::bool::weighted(0.1)),
+            1..400,
+        ),
+    ) {
+        let quota = Quota::new(limit, Duration::from_secs(secs)).with_burst(burst);
+        let admitted = simulate(&quota, LeaseConfig { window_ms }, &skews, &arrivals);
+        prop_assert!(within_gcra_bound(&quota, &admitted).is_ok(), "{:?}", within_gcra_bound(&quota, &admitted));
+    }
+
+    #[test]
+    fn pools_never_panic(
+        start in any::<u64>(),
+        end in any::<u64>(),
+        units in any::<u64>(),
+        now in any::<u64>(),
+        object_now in any::<u64>(),
+        cost in any::<u64>(),
+        limit in any::<u64>(),
+        burst in any::<u64>(),
+        nanos in any::<u64>(),
+    ) {
+        let quota = Quota { limit, burst, period: Duration::from_nanos(nanos) };
+        let mut pool = LeasePool::default();
+        let decision = check(GcraState::default(), 0, 0, &quota).0;
+        let grant = crate::throttle::LeaseGrant { units, start_ns: start, end_ns: end };
+        let g = Granted { grant, decision, object_now_ms: object_now };
+        if let Some((_, taken)) = pool.add(g, now, cost, &quota) {
+            pool.put_back(&taken);
+        }
+        pool.observe(now);
+        let _ = pool.take(now, cost, &quota);
+        let _ = pool.want(Some(LeaseConfig { window_ms: now }), &quota, cost);
+        let _ = pool.returns();
+    }
+}
+
+/// A hot key: one isolate at about 4× the limit for 20 s. The lease admits
+/// as GCRA does up to the bound the docs state (one slice per isolate).
+#[test]
+fn under_admission_on_a_hot_key_is_bounded() {
+    let quota = Quota::per_second(250);
+    let config = LeaseConfig { window_ms: 250 };
+    let arrivals: Vec<Arrival> = (0..20_000).map(|i| (1, 0, 1 + i % 3, false)).collect();
+    let admitted = simulate(&quota, config, &[0], &arrivals);
+    within_gcra_bound(&quota, &admitted).unwrap();
+    let exact = direct(&quota, &arrivals);
+    let lost = exact.saturating_sub(admitted.len());
+    eprintln!(
+        "hot key, 20 s at 4x of 250/s: lease {} admitted, direct GCRA {exact}",
+        admitted.len()
+    );
+    // A slice is at most burst/8 = 31 units; clocks cost (rtt + margin)/T
+    // units per slice.
+    assert!(
+        lost as u64 <= quota.burst / LEASE_SHARE + 2,
+        "lease {} vs direct {exact}",
+        admitted.len()
+    );
+}
