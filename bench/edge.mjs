@@ -67,6 +67,7 @@ const O = {
   connections: opt("connections", 8, 1, 256),
   instances: opt("instances", SMOKE ? 2 : 8, 1, 30),
   limiterTotal: opt("limiter-requests", SMOKE ? 200 : 600, 110, 10_000),
+  hotKeyTotal: opt("hot-key-requests", SMOKE ? 300 : 3_000, 100, 100_000),
   portBase: opt("port-base", 8640, 1024, 65000),
   inspectorPort: opt("inspector-port", 9640, 1024, 65000),
   profileSeconds: opt("profile-seconds", SMOKE ? 1 : 2, 0, 30), // 0: no CPU profiles
@@ -377,6 +378,42 @@ async function limiter(workers) {
   return out;
 }
 
+// One hot key (a fresh client IP per level) against 1,000,000 per hour, a
+// limit it never reaches: decisions per second and limiter object calls per
+// request. Tidegate's calls come from its admin `stats/limiter` (per
+// isolate; the bench runs one); the peer makes one `stub.check` per request
+// by construction (bench/peer/worker.ts).
+async function limiterStats(w) {
+  if (!w.name.startsWith("tidegate")) return null;
+  try {
+    const res = await fetch(`http://127.0.0.1:${w.port}/__tidegate/stats/limiter`, { headers: { authorization: `Bearer ${adminKey}` } });
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function hotKey(workers) {
+  const out = {};
+  const levels = SMOKE ? [1, 32] : [1, 8, 32, 128];
+  for (const w of workers) {
+    out[w.name] = [];
+    for (const c of levels) {
+      checkDeadline(`hot key ${w.name} c=${c}`);
+      const ip = `10.${w.port % 250}.${200 + (c % 50)}.${randomBytes(1)[0]}`;
+      const before = await limiterStats(w);
+      const r = await counted({ url: `http://127.0.0.1:${w.port}`, path: "/hotkey/item", headers: { "cf-connecting-ip": ip }, total: O.hotKeyTotal, concurrency: c });
+      const after = await limiterStats(w);
+      const admitted = r.statuses[200] ?? 0;
+      const callsPerRequest = before && after && after.requests > before.requests ? round((after.calls - before.calls) / (after.requests - before.requests), 3) : w.name === "peer" ? 1 : null;
+      const decisionsPerS = round(O.hotKeyTotal / (r.elapsedMs / 1000), 0);
+      out[w.name].push({ concurrency: c, total: O.hotKeyTotal, limit: 1_000_000, admitted, other: O.hotKeyTotal - admitted, decisionsPerS, callsPerRequest });
+      log(`hot key ${w.name} c=${c}: admitted ${admitted}/${O.hotKeyTotal} (limit 1000000/h), ${decisionsPerS} decisions/s, ${callsPerRequest ?? "?"} limiter calls/request`);
+    }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- main
 checkBuild();
 if (O.compareBuild) checkBuild(O.compareBuild);
@@ -424,6 +461,7 @@ try {
   log(`one workerd, Workers ${WORKERS.map((w) => `${w.name}@${w.port}`).join(", ")}; wrk -t1 -c${O.connections}, ${O.rounds} rounds × ${O.seconds} s`);
   report.throughput = await throughput({ origin, tokensFile, apiKey: key.key, pool });
   report.limiter = await limiter(WORKERS.filter((w) => w.name !== "floor" && w.name !== "io-floor"));
+  report.hotKey = await hotKey(WORKERS.filter((w) => w.name !== "floor" && w.name !== "io-floor"));
   if (O.profileSeconds > 0) {
     // A second workerd with the inspector on, so the throughput runs above
     // had none.

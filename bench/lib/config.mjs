@@ -85,5 +85,16 @@ auth = { require = "none" }
 
 [routes.rate_limit]
 limits = [{ name = "per-ip", limit = 100, period = "1h", key = "client_ip" }]
+
+# One hot key against a limit it never reaches: decisions per second and
+# limiter object calls per request (leases, lease = "auto" by default).
+[[routes]]
+name = "hotkey"
+path = "/hotkey/*"
+upstream = "${origin}"
+auth = { require = "none" }
+
+[routes.rate_limit]
+limits = [{ name = "per-ip", limit = 1000000, period = "1h", key = "client_ip" }]
 `;
 }

@@ -141,5 +141,15 @@ export function markdown(r) {
     }
     out.push("");
   }
+  if (r.hotKey) {
+    out.push("Limiter hot key: one key, limit 1,000,000 per hour (never reached), limiter object calls per request (Tidegate: admin stats/limiter; the peer: one per request by construction):");
+    out.push("");
+    out.push("| Worker | concurrency | sent | admitted | other | decisions/s | object calls / request |");
+    out.push("|---|---|---|---|---|---|---|");
+    for (const [w, rows] of Object.entries(r.hotKey)) {
+      for (const x of rows) out.push(`| ${w} | ${x.concurrency} | ${x.total} | ${x.admitted} | ${x.other} | ${x.decisionsPerS} | ${x.callsPerRequest ?? "?"} |`);
+    }
+    out.push("");
+  }
   return out.join("\n");
 }

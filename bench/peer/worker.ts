@@ -35,6 +35,7 @@ const ROUTES: Route[] = [
   { prefix: "/secure/", auth: "jwt", limit: { limit: 1_000_000_000, periodMs: 3_600_000, key: "subject" }, cache: { ttlS: 3600, private: true } },
   { prefix: "/cached/", auth: "none", cache: { ttlS: 3600, private: false } },
   { prefix: "/hot/", auth: "none", limit: { limit: 100, periodMs: 3_600_000, key: "ip" } },
+  { prefix: "/hotkey/", auth: "none", limit: { limit: 1_000_000, periodMs: 3_600_000, key: "ip" } },
 ];
 
 /** Exact GCRA per key: one object per limiter key, state in SQLite. */

@@ -50,8 +50,10 @@ use super::protocol::{LeaseGrant, LeaseReturn};
 /// in whole milliseconds, and a Worker's clock stands still while it runs.
 pub const CLOCK_MARGIN_MS: u64 = 2;
 
-/// Most slices held per key; a fuller pool hands its oldest back.
-pub const MAX_SLICES: usize = 4;
+/// Most slices held per key: concurrent calls each bring one, and a burst
+/// of them must all be usable; past it the slice with the least room left
+/// is dropped (its units are lost, never over-admitted).
+pub const MAX_SLICES: usize = 32;
 
 /// A slice is at most this fraction of the burst (`burst / LEASE_SHARE`),
 /// so isolates sharing a key do not starve each other.
@@ -240,7 +242,7 @@ impl LeasePool {
     /// object's decision time (its first slot, as a direct check would):
     /// the decision to report and what was taken. `None` when the slice has
     /// no room for `cost` (it was not granted for this request). A full
-    /// pool drops its slice ending soonest, unreturned (its units are lost,
+    /// pool drops its slice with the least room, unreturned (its units are lost,
     /// never over-admitted).
     pub fn add(
         &mut self,
@@ -267,7 +269,7 @@ impl LeasePool {
                 .slices
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, s)| s.grant.end_ns)
+                .min_by_key(|(_, s)| s.grant.end_ns.saturating_sub(s.used_ns))
                 .map(|(i, _)| i)
             {
                 self.slices.swap_remove(i);
