@@ -5,7 +5,10 @@
 // routes, origin, JWKS and token pool as bench/edge.mjs; no floor or peer
 // (the difference needs none).
 //
-//   node bench/ab.mjs OTHER/build [--rounds 6] [--seconds 2] [--paths proxy,hit,...]
+//   node bench/ab.mjs OTHER/build [--rounds 6] [--seconds 2] [--paths not-found,proxy,hit,...]
+//
+// `not-found` (a path no route matches: 404) is the gateway's fixed cost per
+// request: ids, config, route table, problem+json, headers, the log line.
 //
 // A is build/ (this tree), B is OTHER/build. A measurement, not a test.
 import { runWrk, wrkVersion } from "./lib/load.mjs";
@@ -26,6 +29,7 @@ const opt = (name, fallback) => {
 const ROUNDS = Number(opt("rounds", 6));
 const SECONDS = Math.max(1, Math.round(Number(opt("seconds", 2))));
 const PATHS = [
+  { key: "not-found", path: "/nowhere/item", mode: "none", status: 404 },
   { key: "proxy", path: "/proxy/item", mode: "none" },
   { key: "jwt", path: "/jwt/item", mode: "jwt" },
   { key: "limited", path: "/limited/item", mode: "jwt" },
@@ -78,7 +82,8 @@ try {
         await new Promise((resolve) => setTimeout(resolve, 200));
         const cpu0 = cpuMs(pids);
         const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: 8, tokensFile, seconds: SECONDS });
-        if (run.non200 > 0) throw new Error(`${name} ${p.key}: ${run.non200} non-200 answers`);
+        const wrong = p.status === 404 ? run.requests - run.non200 : run.non200;
+        if (wrong > 0) throw new Error(`${name} ${p.key}: ${wrong} answers other than ${p.status ?? 200}`);
         got[name].push((cpuMs(pids) - cpu0) / run.requests);
       }
       const a = (got.A[0] + got.A[1]) / 2;
