@@ -239,13 +239,14 @@ pub fn into_raw(resp: Response) -> Result<web_sys::Response, EdgeError> {
 }
 
 /// `resp` and a copy of it, their bodies the two branches of a tee (the
-/// client's copy streams on while the other is read). Fallible where
-/// `Response::cloned` panics.
-pub fn tee(resp: Response) -> Result<(Response, Response), EdgeError> {
+/// client's copy streams on while the other is read). The copy stays in the
+/// platform's type: it is only read. Fallible where `Response::cloned`
+/// panics.
+pub fn tee(resp: Response) -> Result<(Response, web_sys::Response), EdgeError> {
     let raw = into_raw(resp)?;
     let copy = raw.clone().map_err(|e| EdgeError::ResponseRefused {
         status: raw.status(),
         reason: describe(&e),
     })?;
-    Ok((Response::from(raw), Response::from(copy)))
+    Ok((Response::from(raw), copy))
 }
