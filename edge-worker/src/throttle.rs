@@ -48,10 +48,16 @@ pub struct Leases {
 
 impl Leases {
     fn with<R>(&mut self, charge: &Charge<'_>, f: impl FnOnce(&mut LeasePool) -> R) -> R {
-        if !self.pools.contains_key(charge.key) && self.pools.len() >= MAX_LEASED_KEYS {
-            self.pools.clear();
+        if !self.pools.contains_key(charge.key) {
+            if self.pools.len() >= MAX_LEASED_KEYS {
+                self.pools.clear();
+            }
+            // The key is copied once per isolate, not per request.
+            self.pools.insert(charge.key.to_owned(), Vec::new());
         }
-        let pools = self.pools.entry(charge.key.to_owned()).or_default();
+        let Some(pools) = self.pools.get_mut(charge.key) else {
+            return f(&mut LeasePool::default());
+        };
         let at = match pools.iter().position(|(q, _)| *q == charge.quota) {
             Some(at) => at,
             None => {
@@ -226,13 +232,17 @@ async fn one(
     let now = now_ms();
     let local = gw.leases.borrow_mut().with(charge, |pool| {
         pool.observe(now);
-        match pool.take(now, cost, &quota) {
-            Some(taken) => Ok(taken),
+        if let Some(taken) = pool.take(now, cost, &quota) {
+            return Ok(Ok(taken));
+        }
+        match pool.refusal(now) {
+            Some(refused) => Ok(Err(refused)),
             None => Err((pool.want(Some(config), &quota, cost), pool.returns())),
         }
     });
     let (want, returns) = match local {
-        Ok((d, taken)) => return Ok(Outcome::Pooled(d, taken, GcraState::default())),
+        Ok(Ok((d, taken))) => return Ok(Outcome::Pooled(d, taken, GcraState::default())),
+        Ok(Err(refused)) => return Ok(Outcome::Refused(refused, GcraState::default())),
         Err(ask_for) => ask_for,
     };
     let op = LimiterOp::Lease {
@@ -259,12 +269,18 @@ async fn one(
                 }))
         }
         Some(grant) => Ok(Outcome::Direct(d, Some(grant), state)),
-        // A concurrent request's slice may have come in meanwhile.
-        None => Ok(leases
-            .with(charge, |pool| pool.take(now_ms(), cost, &quota))
-            .map_or(Outcome::Refused(d, state), |(d, taken)| {
-                Outcome::Pooled(d, taken, state)
-            })),
+        // A concurrent request's slice may have come in meanwhile; if not,
+        // the refusal stands for the next requests until quota can come.
+        None => Ok(leases.with(charge, |pool| {
+            let received = now_ms();
+            match pool.take(received, cost, &quota) {
+                Some((d, taken)) => Outcome::Pooled(d, taken, state),
+                None => {
+                    pool.note_refusal(d, now, received);
+                    Outcome::Refused(d, state)
+                }
+            }
+        })),
     }
 }
 

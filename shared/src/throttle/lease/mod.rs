@@ -154,6 +154,17 @@ pub struct Taken {
 pub struct LeasePool {
     slices: Vec<Slice>,
     meter: RateMeter,
+    refused: Option<Refusal>,
+}
+
+/// The object's last refusal, repeated locally until more quota can come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal {
+    /// Isolate clock, ms: refuse locally before this.
+    until_ms: u64,
+    /// Isolate clock when the refusal arrived.
+    received_ms: u64,
+    decision: Decision,
 }
 
 impl LeasePool {
@@ -282,12 +293,48 @@ impl LeasePool {
             decision,
         };
         self.slices.push(slice);
+        self.refused = None;
         let taken = Taken {
             end_ns: grant.end_ns,
             before_ns: grant.start_ns,
             after_ns: slice.used_ns,
         };
         Some((local_decision(&slice, ms_to_ns(object_now_ms), t), taken))
+    }
+
+    /// Notes the object's refusal of a call sent at `sent_ms` and answered
+    /// at `received_ms` (the isolate's clock): until `sent_ms +
+    /// retry_after`, no earlier than quota can come back, [`Self::refusal`]
+    /// repeats it without a call. Refusing is never over-admission; a
+    /// slice another isolate hands back meanwhile goes unused until then
+    /// (under-admission bounded by one `retry_after`, at most one emission
+    /// interval for a unit cost).
+    pub fn note_refusal(&mut self, decision: Decision, sent_ms: u64, received_ms: u64) {
+        let Some(retry) = decision.retry_after.filter(|_| !decision.allowed) else {
+            return;
+        };
+        let retry_ms = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX);
+        self.refused = Some(Refusal {
+            until_ms: sent_ms.saturating_add(retry_ms),
+            received_ms,
+            decision,
+        });
+    }
+
+    /// The noted refusal, still valid at `now_ms` (the isolate's clock),
+    /// with its waits shortened by the time since it arrived.
+    pub fn refusal(&mut self, now_ms: u64) -> Option<Decision> {
+        let r = self.refused?;
+        if now_ms >= r.until_ms {
+            self.refused = None;
+            return None;
+        }
+        let elapsed = Duration::from_millis(now_ms.saturating_sub(r.received_ms));
+        Some(Decision {
+            reset_after: r.decision.reset_after.saturating_sub(elapsed),
+            retry_after: r.decision.retry_after.map(|w| w.saturating_sub(elapsed)),
+            ..r.decision
+        })
     }
 
     /// Whether the pool holds any slice.

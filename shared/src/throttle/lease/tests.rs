@@ -77,6 +77,36 @@ fn takes_and_puts_back_inside_the_slice() {
 }
 
 #[test]
+fn a_refusal_is_repeated_until_quota_can_come_back() {
+    let quota = Quota::per_second(10);
+    let (refused, _) = check(
+        GcraState {
+            tat_ns: (NOW + 1_000) * 1_000_000,
+        },
+        NOW,
+        1,
+        &quota,
+    );
+    assert!(!refused.allowed);
+    assert_eq!(refused.retry_after, Some(Duration::from_millis(100)));
+    let mut pool = LeasePool::default();
+    pool.note_refusal(refused, NOW, NOW + 2);
+    let again = pool.refusal(NOW + 52).unwrap();
+    assert!(!again.allowed);
+    assert_eq!(again.retry_after, Some(Duration::from_millis(50)));
+    assert_eq!(
+        again.reset_after,
+        refused.reset_after - Duration::from_millis(50)
+    );
+    assert_eq!(
+        pool.refusal(NOW + 100),
+        None,
+        "then the object is asked again"
+    );
+    assert_eq!(pool.refusal(NOW + 60), None);
+}
+
+#[test]
 fn a_slice_passes_with_time() {
     // 10/s: a slice of 5 covers 500 ms of the schedule from now; a request
     // 600 ms later finds it in the past.
@@ -122,6 +152,8 @@ fn simulate(quota: &Quota, config: LeaseConfig, skews: &[i64], arrivals: &[Arriv
         pool.observe(local);
         let outcome = if let Some((_, taken)) = pool.take(local, 1, quota) {
             Some((real, taken))
+        } else if pool.refusal(local).is_some() {
+            None
         } else {
             let op = LimiterOp::Lease {
                 quota: *quota,
@@ -148,7 +180,13 @@ fn simulate(quota: &Quota, config: LeaseConfig, skews: &[i64], arrivals: &[Arriv
                     pool.add(g, local, 1, quota)
                         .map(|(_, taken)| (object_clock, taken))
                 }
-                _ => pool.take(received, 1, quota).map(|(_, t)| (real, t)),
+                (_, decision) => {
+                    let taken = pool.take(received, 1, quota).map(|(_, t)| (real, t));
+                    if let (None, Some(d)) = (taken, decision) {
+                        pool.note_refusal(d, local, received);
+                    }
+                    taken
+                }
             }
         };
         if let Some((at, taken)) = outcome {
