@@ -10,7 +10,9 @@
 //! object refused takes from the pool again: a concurrent request's slice
 //! may have arrived meanwhile (slices from concurrent calls are pooled; no
 //! request ever waits for another). A request refused by another limit
-//! [`LeasePool::put_back`]s what it took.
+//! [`LeasePool::put_back`]s what it took. A refusal from the object is
+//! noted ([`LeasePool::note_refusal`]) and repeated without a call until the
+//! refused request could fit again ([`LeasePool::refusal`]).
 //!
 //! Clocks: a slice is laid out on the object's clock; the isolate converts
 //! its own readings with the offset `object_now − sent + CLOCK_MARGIN_MS`
