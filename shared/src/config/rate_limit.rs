@@ -279,6 +279,23 @@ mod tests {
     }
 
     #[test]
+    fn charges_pair_each_key_with_the_callers_quota_and_cost() {
+        let p = policy(false, FailureMode::Closed);
+        let keys = vec!["a".to_owned(), "b".to_owned()];
+        let gold = caller(&[("burst", 4)]);
+        let charges = p.charges(&keys, Some(&gold));
+        assert_eq!(charges.len(), 2);
+        assert_eq!(
+            (charges[0].key, charges[0].quota.limit, charges[0].cost),
+            ("a", 4, 1)
+        );
+        assert_eq!(
+            (charges[1].key, charges[1].quota, charges[1].cost),
+            ("b", p.limits[1].quota, 5)
+        );
+    }
+
+    #[test]
     fn storage_keys_follow_the_limits() {
         let p = policy(false, FailureMode::Closed);
         let id = caller(&[]);

@@ -187,6 +187,40 @@ fn limits_default_burst_to_limit_and_cost_to_one() {
 }
 
 #[test]
+fn leases_default_to_auto_with_a_bounded_window() {
+    let route = |extra: &str| {
+        format!(
+            "[[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"https://o\"\n\
+             auth = {{ require = \"none\" }}\n[routes.rate_limit]\n{extra}\n\
+             limits = [{{ name = \"l\", limit = 7, period = \"1m\", key = \"client_ip\" }}]\n"
+        )
+    };
+    let lease = |extra: &str| {
+        parse(&route(extra)).unwrap().routes[0]
+            .rate_limit
+            .as_ref()
+            .unwrap()
+            .lease
+    };
+    assert_eq!(
+        lease(""),
+        Some(crate::throttle::LeaseConfig { window_ms: 250 })
+    );
+    assert_eq!(lease("lease = \"off\""), None);
+    assert_eq!(
+        lease("lease_window = \"1s\""),
+        Some(crate::throttle::LeaseConfig { window_ms: 1_000 })
+    );
+    for bad in [
+        "lease_window = \"5ms\"",
+        "lease_window = \"6s\"",
+        "lease = \"always\"",
+    ] {
+        assert_eq!(problems(&route(bad)).len(), 1, "{bad}");
+    }
+}
+
+#[test]
 fn routes_under_the_admin_prefix_are_refused() {
     let text = MINIMAL.replace("/*", "/__tidegate/x");
     let p = problems(&text);
