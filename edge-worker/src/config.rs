@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use tidegate_policy::auth::{ApiKeyStore, JwksCache};
+use tidegate_policy::auth::{ApiKeyStore, JwksCache, TokenCache};
 use tidegate_policy::config::{self, GatewayConfig};
 use tidegate_policy::route::RouteTable;
 use worker::wasm_bindgen::JsValue;
@@ -53,6 +53,9 @@ pub struct Gateway {
     /// Issuers whose JWKS is being fetched right now, with when it started,
     /// so concurrent requests wait for that fetch instead of failing.
     pub jwks_fetching: RefCell<BTreeMap<String, u64>>,
+    /// Verified tokens (`[gateway.token_cache]`): per configuration, so a
+    /// new configuration starts an empty one.
+    pub tokens: RefCell<TokenCache>,
 }
 
 /// The configuration as loaded: usable, or the errors that make it unusable.
@@ -128,6 +131,7 @@ fn parse(text: &str) -> Loaded {
     match config::parse(text) {
         Ok(config) => Ok(Rc::new(Gateway {
             table: config.route_table(),
+            tokens: RefCell::new(TokenCache::new(config.gateway.token_cache.clone())),
             config,
             jwks: RefCell::new(BTreeMap::new()),
             jwks_fetching: RefCell::new(BTreeMap::new()),
