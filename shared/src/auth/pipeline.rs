@@ -180,9 +180,11 @@ async fn bearer<P: KeyProvider, V: SignatureVerifier>(
     verifier: &V,
     now_ms: u64,
 ) -> Result<Identity, P::Error> {
-    let cache = provider.token_cache();
-    let digest = cache.map(|_| TokenDigest::of(token));
-    if let (Some(cache), Some(digest)) = (cache, &digest) {
+    // The cache is asked for again after the `await`s rather than held
+    // across them: a `&RefCell` would make the future `!Send` (the Lambda
+    // needs `Send` futures, even with no cache).
+    let digest = provider.token_cache().map(|_| TokenDigest::of(token));
+    if let (Some(cache), Some(digest)) = (provider.token_cache(), &digest) {
         let hit = cache.try_borrow_mut().ok().and_then(|mut cache| {
             cache.lookup(digest, now_ms, |name| {
                 provider.key_epoch(provider.issuer_named(name)?, now_ms)
@@ -212,7 +214,7 @@ async fn bearer<P: KeyProvider, V: SignatureVerifier>(
     let window = verified.validity();
     let identity = verified.identity(now_ms)?;
     if let (Some(cache), Some(digest), Some(key_epoch), Some(window)) =
-        (cache, digest, key_epoch, window)
+        (provider.token_cache(), digest, key_epoch, window)
     {
         if let Ok(mut cache) = cache.try_borrow_mut() {
             let remembered = VerifiedToken {
