@@ -183,8 +183,12 @@ async fn bearer<P: KeyProvider, V: SignatureVerifier>(
     // The cache is asked for again after the `await`s rather than held
     // across them: a `&RefCell` would make the future `!Send` (the Lambda
     // needs `Send` futures, even with no cache).
-    let digest = provider.token_cache().map(|_| TokenDigest::of(token));
-    if let (Some(cache), Some(digest)) = (provider.token_cache(), &digest) {
+    // An over-long token is refused by the parser at once: not hashed first.
+    let digest = provider
+        .token_cache()
+        .filter(|_| token.len() <= DEFAULT_MAX_TOKEN_BYTES)
+        .map(|_| TokenDigest::of(token));
+    if let (Some(digest), Some(cache)) = (&digest, provider.token_cache()) {
         let hit = cache.try_borrow_mut().ok().and_then(|mut cache| {
             cache.lookup(digest, now_ms, |name| {
                 provider.key_epoch(provider.issuer_named(name)?, now_ms)
