@@ -23,7 +23,11 @@ pub async fn bytes(resp: Response) -> Result<Vec<u8>> {
 /// (a cache entry), so wasm memory, which never shrinks, does not grow to
 /// the largest response ever stored.
 pub async fn buffer(resp: Response) -> Result<ArrayBuffer> {
-    let raw = raw(resp)?;
+    buffer_raw(&raw(resp)?).await
+}
+
+/// [`buffer`] for a response already in the platform's type.
+pub async fn buffer_raw(raw: &web_sys::Response) -> Result<ArrayBuffer> {
     let buffer = JsFuture::from(raw.array_buffer()?).await?;
     buffer
         .dyn_into()
@@ -34,8 +38,7 @@ pub async fn buffer(resp: Response) -> Result<ArrayBuffer> {
 /// `limit` bytes: read chunk by chunk (the chunks stay in JS), and the rest
 /// cancelled unread, so a body of unknown length never fills the isolate's
 /// memory. For bodies whose length is known, [`buffer`] reads in one call.
-pub async fn buffer_at_most(resp: Response, limit: u64) -> Result<Option<ArrayBuffer>> {
-    let raw = raw(resp)?;
+pub async fn buffer_at_most(raw: &web_sys::Response, limit: u64) -> Result<Option<ArrayBuffer>> {
     let Some(stream) = raw.body() else {
         return Ok(Some(ArrayBuffer::new(0)));
     };
@@ -68,11 +71,14 @@ pub async fn buffer_at_most(resp: Response, limit: u64) -> Result<Option<ArrayBu
     Ok(Some(whole.buffer()))
 }
 
-/// The body of `resp` as JSON.
-pub async fn json<T: DeserializeOwned>(resp: Response) -> Result<T> {
+/// The body of `resp` as text, read in one call.
+pub async fn text(resp: Response) -> Result<String> {
     let raw = raw(resp)?;
     let text = JsFuture::from(raw.text()?).await?;
-    parse(text)
+    Ok(text
+        .dyn_into::<JsString>()
+        .map_err(|_| Error::RustError("text() gave no string".into()))?
+        .into())
 }
 
 /// The body of `req` as JSON.

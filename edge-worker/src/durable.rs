@@ -133,7 +133,7 @@ impl Throttle {
     fn apply(&self, op: Op) -> std::result::Result<Reply, String> {
         let sql = self.sql.as_ref().ok_or(NO_SQLITE)?;
         let stored = load(sql)?;
-        let now_ms = worker::Date::now().as_millis();
+        let now_ms = crate::flow::now_ms();
         let state = stored.unwrap_or_default();
         let (decision, next) = match op {
             Op::Check { quota, cost } => {

@@ -18,8 +18,12 @@ use crate::response::HeaderList;
 
 /// Milliseconds since the Unix epoch, from the runtime's clock (which, in a
 /// Worker, advances only across I/O: timings are of waits, not of CPU).
+/// `Date.now()`, not `worker::Date::now()`, which builds a JS `Date` object
+/// per reading (a request reads the clock a dozen times).
 pub fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+    let ms = worker::js_sys::Date::now();
+    // A clock before 1970 or beyond u64 is no clock: 0 (saturating cast).
+    ms as u64
 }
 
 /// What one request accumulates on its way: timings, the log line, and

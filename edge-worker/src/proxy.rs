@@ -10,12 +10,10 @@
 
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
 use url::Url;
-use worker::js_sys;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{web_sys, AbortController, Delay, Headers, Response};
+use worker::{web_sys, Headers, Response};
 
 use crate::error::EdgeError;
 use crate::response::headers_from;
@@ -31,38 +29,64 @@ pub async fn send(
     timeout: Duration,
     follow_redirects: bool,
 ) -> Result<Response, EdgeError> {
-    let controller = AbortController::default();
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    init.set_headers(&headers_from(headers).0);
-    init.set_redirect(if follow_redirects {
-        web_sys::RequestRedirect::Follow
-    } else {
-        web_sys::RequestRedirect::Manual
-    });
-    if let Some(body) = &body {
-        init.set_body(body);
-    }
-    init.set_signal(Some(&controller.signal()));
-    // `fetch(url, init)` builds the request once; `worker`'s `Fetch` builds
-    // a `Request` and then fetch builds another from it and the signal.
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let sending = JsFuture::from(global.fetch_with_str_and_init(url.as_str(), &init));
-    let timer = Box::pin(Delay::from(timeout));
-    match select(sending, timer).await {
-        Either::Left((Ok(resp), _)) => match resp.dyn_into::<web_sys::Response>() {
+    let headers = headers_from(headers);
+    let body = body.unwrap_or(JsValue::UNDEFINED);
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let sending = timed::fetch(
+        url.as_str(),
+        method,
+        &headers.0,
+        &body,
+        follow_redirects,
+        timeout_ms,
+    );
+    match JsFuture::from(sending).await {
+        Ok(answer) if answer.is_null() => Err(EdgeError::OriginTimeout(timeout)),
+        Ok(answer) => match answer.dyn_into::<web_sys::Response>() {
             Ok(resp) => final_status(Response::from(resp)),
             Err(_) => Err(EdgeError::OriginUnreachable(
                 "fetch resolved to something other than a Response".into(),
             )),
         },
-        Either::Left((Err(e), _)) => Err(EdgeError::OriginUnreachable(
+        Err(e) => Err(EdgeError::OriginUnreachable(
             worker::Error::from(e).to_string(),
         )),
-        Either::Right(_) => {
-            controller.abort();
-            Err(EdgeError::OriginTimeout(timeout))
-        }
+    }
+}
+
+/// The fetch and its timer, raced in JS: one call and one promise per
+/// origin request, where racing them from Rust cost a wasm closure for the
+/// timer, two for the promise, an `AbortController` and a dozen crossings.
+mod timed {
+    use worker::js_sys::Promise;
+    use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
+    use worker::web_sys;
+
+    #[wasm_bindgen(inline_js = "
+export function tidegateTimedFetch(url, method, headers, body, follow, timeoutMs) {
+  const controller = new AbortController();
+  const init = { method, headers, redirect: follow ? 'follow' : 'manual', signal: controller.signal };
+  if (body !== undefined && body !== null) init.body = body;
+  return new Promise((resolve, reject) => {
+    const sent = fetch(url, init);
+    const timer = setTimeout(() => { controller.abort(); resolve(null); }, timeoutMs);
+    sent.then((resp) => { clearTimeout(timer); resolve(resp); }, (e) => { clearTimeout(timer); reject(e); });
+  });
+}")]
+    extern "C" {
+        /// `fetch(url, …)` with a timer: resolves to the `Response`, to
+        /// `null` when `timeout_ms` passed first (the fetch is then
+        /// aborted), or rejects with the fetch's error. The timer covers the
+        /// wait for the response headers only; the body then streams.
+        #[wasm_bindgen(js_name = tidegateTimedFetch)]
+        pub fn fetch(
+            url: &str,
+            method: &str,
+            headers: &web_sys::Headers,
+            body: &JsValue,
+            follow: bool,
+            timeout_ms: u32,
+        ) -> Promise;
     }
 }
 

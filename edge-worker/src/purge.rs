@@ -4,26 +4,29 @@
 //! API.
 //!
 //! The Cache API cannot list its keys, so each caching route keeps an index
-//! of the keys it stored: `INDEX_SHARDS` Cache API entries per route, each a
-//! JSON list of `{"k": key URL, "e": expiry in ms}` (newest last, at most
-//! `MAX_SHARD_KEYS`). A key is indexed in the shard of its *resource* part
-//! ([`split_key_url`]), so every variant of one URL (other vary values,
+//! of the keys it stored: `INDEX_SHARDS` Cache API entries per route, whose
+//! contents the policy owns (`tidegate_policy::cache::{decode_shard,
+//! with_key, encode_shard}`: one `expiry key` line per key, newest last, at
+//! most `MAX_SHARD_KEYS`). A key is indexed in the shard of its *resource*
+//! part (`resource_of`), so every variant of one URL (other vary values,
 //! other callers of a private route) sits in one shard: invalidating a URL
 //! reads one shard (of the route a GET of it matches), an admin purge by URL
-//! one per caching route, and only a purge by prefix reads them all. A shard lives as long as its longest-lived entry. Concurrent stores
-//! may lose an index update; the entry it named then simply expires on its
-//! own (best effort, like the per-data-center purge itself).
+//! one per caching route, and only a purge by prefix reads them all. A shard
+//! lives as long as its longest-lived entry. Concurrent stores may lose an
+//! index update; the entry it named then simply expires on its own (best
+//! effort, like the per-data-center purge itself).
 
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
 use tidegate_policy::cache::freshness::storage_lifetime;
-use tidegate_policy::cache::key::{is_variant_of, split_key_url};
+use tidegate_policy::cache::key::is_variant_of;
 use tidegate_policy::cache::{
-    cache_key, invalidates, invalidation_targets, CacheRule, CacheScope, RequestParts,
+    cache_key, decode_shard, encode_shard, invalidates, invalidation_targets, resource_of,
+    shard_max_age, shard_of, with_key, CacheRule, CacheScope, IndexedKey, RequestParts,
+    INDEX_SHARDS,
 };
 use tidegate_policy::config::PurgeSettings;
 use tidegate_policy::route::{Method, RouteMatch};
@@ -37,89 +40,38 @@ use crate::response::{header_list, HeaderList};
 /// Base of the index entries' URLs; `.invalid` never resolves, so no real
 /// request can ever share these keys.
 const INDEX_BASE: &str = "https://cache-index.tidegate.invalid/";
-/// Index entries per route.
-const INDEX_SHARDS: u64 = 64;
-/// Most keys one shard remembers (a route: `INDEX_SHARDS` times this).
-const MAX_SHARD_KEYS: usize = 32;
 /// How long a call to the zone purge API may take.
 const GLOBAL_PURGE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One indexed key and when its entry expires (ms since the epoch).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct IndexEntry {
-    /// The key URL.
-    k: String,
-    /// Expiry, ms since the epoch; 0 when unknown (written before expiries
-    /// were recorded).
-    e: u64,
-}
-
-/// A shard item as stored: an entry, or a bare key URL (the earlier format).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stored {
-    /// The current format.
-    Entry(IndexEntry),
-    /// A bare key URL, expiry unknown.
-    Key(String),
-}
-
-/// The resource part a key URL is sharded by (the whole URL if it is not a
-/// key URL).
-fn resource_of(key: &str) -> &str {
-    split_key_url(key).map_or(key, |(resource, _)| resource)
-}
-
-/// The shard a resource is indexed in (FNV-1a: cheap, stable across isolates).
-fn shard_of(resource: &str) -> u64 {
-    let hash = resource.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    hash % INDEX_SHARDS
-}
 
 fn index_url(route: &str, shard: u64) -> String {
     let name = percent_encoding::utf8_percent_encode(route, percent_encoding::NON_ALPHANUMERIC);
     format!("{INDEX_BASE}{name}/{shard}")
 }
 
-async fn index_read(route: &str, shard: u64) -> Vec<IndexEntry> {
+async fn index_read(route: &str, shard: u64) -> Vec<IndexedKey> {
     let Ok(Some(resp)) = Cache::default().get(index_url(route, shard), false).await else {
         return Vec::new();
     };
-    let stored: Vec<Stored> = crate::body::json(resp).await.unwrap_or_default();
-    stored
-        .into_iter()
-        .map(|s| match s {
-            Stored::Entry(entry) => entry,
-            Stored::Key(k) => IndexEntry { k, e: 0 },
-        })
-        .collect()
+    let text = crate::body::text(resp).await.unwrap_or_default();
+    decode_shard(&text)
 }
 
 /// Writes a shard; it lives at least `lifetime`, and as long as its
 /// longest-lived entry.
-async fn index_write(route: &str, shard: u64, entries: &[IndexEntry], lifetime: Duration) {
+async fn index_write(route: &str, shard: u64, entries: &[IndexedKey], lifetime: Duration) {
     let url = index_url(route, shard);
     if entries.is_empty() {
         let _ = Cache::default().delete(url, false).await;
         return;
     }
-    let now = crate::flow::now_ms();
-    let longest = entries
-        .iter()
-        .map(|entry| entry.e.saturating_sub(now).div_ceil(1000))
-        .max()
-        .unwrap_or(0);
-    let max_age = lifetime.as_secs().max(longest).max(1);
-    let body = serde_json::to_vec(entries).unwrap_or_default();
-    let headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("cache-control".to_owned(), format!("max-age={max_age}")),
+    let max_age = shard_max_age(entries, crate::flow::now_ms(), lifetime.as_secs());
+    let headers = [
+        ("content-type", "text/plain"),
+        ("cache-control", &format!("max-age={max_age}")),
     ];
-    let entry = Response::builder()
-        .with_headers(crate::response::headers_from(&headers))
-        .fixed(body);
+    let Some(entry) = crate::response::text_response(&encode_shard(entries), &headers) else {
+        return;
+    };
     let _ = Cache::default().put(url, entry).await;
 }
 
@@ -127,15 +79,8 @@ async fn index_write(route: &str, shard: u64, entries: &[IndexEntry], lifetime: 
 pub async fn index_add(route: &str, key: &str, lifetime: Duration) {
     let shard = shard_of(resource_of(key));
     let now = crate::flow::now_ms();
-    let mut entries = index_read(route, shard).await;
-    entries.retain(|entry| entry.k != key && (entry.e == 0 || entry.e > now));
     let expiry = now.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
-    entries.push(IndexEntry {
-        k: key.to_owned(),
-        e: expiry,
-    });
-    let excess = entries.len().saturating_sub(MAX_SHARD_KEYS);
-    entries.drain(..excess);
+    let entries = with_key(index_read(route, shard).await, key, expiry, now);
     index_write(route, shard, &entries, lifetime).await;
 }
 
@@ -173,18 +118,18 @@ async fn purge_shard(
     route: &str,
     rule: &CacheRule,
     shard: u64,
-    entries: Vec<IndexEntry>,
+    entries: Vec<IndexedKey>,
     matches: &impl Fn(&str) -> bool,
     out: &mut Purged,
 ) {
-    let (hit, kept): (Vec<IndexEntry>, Vec<IndexEntry>) =
-        entries.into_iter().partition(|entry| matches(&entry.k));
+    let (hit, kept): (Vec<IndexedKey>, Vec<IndexedKey>) =
+        entries.into_iter().partition(|entry| matches(&entry.key));
     if hit.is_empty() {
         return;
     }
     for entry in hit {
-        let deleted = purge_key(&entry.k).await;
-        out.note(entry.k, deleted);
+        let deleted = purge_key(&entry.key).await;
+        out.note(entry.key, deleted);
     }
     index_write(route, shard, &kept, storage_lifetime(rule)).await;
 }

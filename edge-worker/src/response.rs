@@ -28,10 +28,28 @@ pub fn header_list(headers: &Headers) -> HeaderList {
 /// refuses (malformed names or values) are skipped rather than failing the
 /// request.
 pub fn headers_from(pairs: &[(String, String)]) -> Headers {
-    let mut text = String::with_capacity(pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
-    // A line break is refused in any name or value: such a pair is skipped
-    // here, where it would otherwise shift every pair after it.
+    Headers(header_io::from_text(&lines(pairs)))
+}
+
+/// Sets every pair on `headers` (replacing same-named fields), in one call
+/// into JS; refused pairs are skipped.
+pub fn set_all<N: AsRef<str>, V: AsRef<str>>(headers: &Headers, pairs: &[(N, V)]) {
+    if !pairs.is_empty() {
+        header_io::set_text(&headers.0, &lines(pairs));
+    }
+}
+
+/// Pairs as `name\nvalue\n` lines. A line break is refused in any name or
+/// value: such a pair is left out here, where it would otherwise shift every
+/// pair after it.
+fn lines<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)]) -> String {
+    let size = pairs
+        .iter()
+        .map(|(n, v)| n.as_ref().len() + v.as_ref().len() + 2)
+        .sum();
+    let mut text = String::with_capacity(size);
     for (name, value) in pairs {
+        let (name, value) = (name.as_ref(), value.as_ref());
         if name.contains('\n') || value.contains('\n') {
             continue;
         }
@@ -40,7 +58,7 @@ pub fn headers_from(pairs: &[(String, String)]) -> Headers {
         text.push_str(value);
         text.push('\n');
     }
-    Headers(header_io::from_text(&text))
+    text
 }
 
 /// Headers in and out of JS as one string, `name\nvalue\n` per field (a
@@ -62,6 +80,17 @@ export function tidegateHeadersFromText(text) {
     try { headers.append(parts[i], parts[i + 1]); } catch (_) { /* refused: skipped */ }
   }
   return headers;
+}
+export function tidegateSetHeaders(headers, text) {
+  const parts = text.split('\\n');
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    try { headers.set(parts[i], parts[i + 1]); } catch (_) { /* refused: skipped */ }
+  }
+}
+export function tidegateCopyHeaders(headers, text) {
+  const copy = new Headers(headers);
+  tidegateSetHeaders(copy, text);
+  return copy;
 }")]
     extern "C" {
         /// Every field of `headers`, as `name\nvalue\n` lines.
@@ -71,6 +100,14 @@ export function tidegateHeadersFromText(text) {
         /// A header set from `name\nvalue\n` lines; refused pairs skipped.
         #[wasm_bindgen(js_name = tidegateHeadersFromText)]
         pub fn from_text(text: &str) -> web_sys::Headers;
+
+        /// Sets `name\nvalue\n` lines on `headers`; refused pairs skipped.
+        #[wasm_bindgen(js_name = tidegateSetHeaders)]
+        pub fn set_text(headers: &web_sys::Headers, text: &str);
+
+        /// A mutable copy of `headers` with `name\nvalue\n` lines set.
+        #[wasm_bindgen(js_name = tidegateCopyHeaders)]
+        pub fn copy_with(headers: &web_sys::Headers, text: &str) -> web_sys::Headers;
     }
 }
 
@@ -82,6 +119,16 @@ pub fn problem(p: &Problem) -> Response {
         .with_status(p.status)
         .with_headers(headers)
         .fixed(p.to_json().into_bytes())
+}
+
+/// A 200 response with a text body and `headers`, built in JS from the
+/// string (no byte copy through wasm); `None` if the runtime refuses it.
+pub fn text_response(body: &str, headers: &[(&str, &str)]) -> Option<Response> {
+    let init = web_sys::ResponseInit::new();
+    init.set_headers(&header_io::from_text(&lines(headers)));
+    web_sys::Response::new_with_opt_str_and_init(Some(body), &init)
+        .ok()
+        .map(Response::from)
 }
 
 /// A JSON response with status 200.
@@ -116,22 +163,10 @@ pub fn rebuild(
 /// `resp` with `name: value` set, on a copy of its headers that JS makes in
 /// one call (responses from `fetch` and the Cache API have immutable
 /// headers), instead of carrying every header into Rust and back; the body
-/// streams through untouched. Header by header only if the copy fails.
+/// streams through untouched.
 pub fn with_header(resp: Response, name: &str, value: &str) -> Response {
-    match web_sys::Headers::new_with_headers(&resp.headers().0) {
-        Ok(copy) => {
-            let headers = Headers(copy);
-            let _ = headers.set(name, value);
-            resp.with_headers(headers)
-        }
-        Err(_) => {
-            let status = resp.status_code();
-            let mut list = header_list(resp.headers());
-            list.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-            list.push((name.to_owned(), value.to_owned()));
-            rebuild(resp, status, &list, true)
-        }
-    }
+    let copy = header_io::copy_with(&resp.headers().0, &lines(&[(name, value)]));
+    resp.with_headers(Headers(copy))
 }
 
 /// A JS response of `status` with exactly `headers` and `body`, which stays
@@ -163,15 +198,16 @@ pub fn finish(
     timings: &Timings,
     extra: &[(String, String)],
 ) {
-    let headers = resp.headers_mut();
-    for (name, value) in extra {
-        let _ = headers.set(name, value);
-    }
-    let _ = headers.set(REQUEST_ID_HEADER, request_id);
+    let mut all: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    all.push((REQUEST_ID_HEADER, request_id));
     let timing = timings.header();
     if !timing.is_empty() {
-        let _ = headers.set("server-timing", &timing);
+        all.push(("server-timing", &timing));
     }
+    set_all(resp.headers_mut(), &all);
 }
 
 /// `resp` as the platform's response, or the runtime's refusal as an error.
@@ -203,13 +239,14 @@ pub fn into_raw(resp: Response) -> Result<web_sys::Response, EdgeError> {
 }
 
 /// `resp` and a copy of it, their bodies the two branches of a tee (the
-/// client's copy streams on while the other is read). Fallible where
-/// `Response::cloned` panics.
-pub fn tee(resp: Response) -> Result<(Response, Response), EdgeError> {
+/// client's copy streams on while the other is read). The copy stays in the
+/// platform's type: it is only read. Fallible where `Response::cloned`
+/// panics.
+pub fn tee(resp: Response) -> Result<(Response, web_sys::Response), EdgeError> {
     let raw = into_raw(resp)?;
     let copy = raw.clone().map_err(|e| EdgeError::ResponseRefused {
         status: raw.status(),
         reason: describe(&e),
     })?;
-    Ok((Response::from(raw), Response::from(copy)))
+    Ok((Response::from(raw), copy))
 }

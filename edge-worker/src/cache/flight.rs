@@ -17,7 +17,7 @@
 //! continuation there).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -34,8 +34,10 @@ const FIRST_POLL: Duration = Duration::from_millis(2);
 const MAX_POLL: Duration = Duration::from_millis(20);
 
 thread_local! {
-    /// Keys with a request in flight, and the landings of those waiting.
-    static FLIGHTS: RefCell<HashMap<String, Vec<Landing>>> = RefCell::new(HashMap::new());
+    /// Keys with a request in flight, and the landings of those waiting. A
+    /// B-tree: a handful of keys at a time, where SipHashing a key URL of
+    /// 100+ bytes three times per MISS showed in the profiles.
+    static FLIGHTS: RefCell<BTreeMap<String, Vec<Landing>>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// A request's place in the flight for its key.

@@ -9,7 +9,7 @@ use tidegate_policy::cache::{
     prepare_for_storage, CacheRule, RequestPlan, ResponseTiming, ResponseVerdict, ServeDecision,
 };
 use worker::js_sys::ArrayBuffer;
-use worker::{Context, Response};
+use worker::{web_sys, Context, Response};
 
 use super::entry::{store, Entry, EntryData, Refreshed, RefreshedEntry};
 use super::flight::{self, FlightGuard};
@@ -88,12 +88,12 @@ pub(super) fn keep(
 /// refuses its body or it should not be kept at all.
 async fn store_response(
     slot: &Slot,
-    resp: Response,
+    resp: web_sys::Response,
     origin_headers: &HeaderList,
     timing: ResponseTiming,
     guard: Option<FlightGuard>,
 ) {
-    let status = resp.status_code();
+    let status = resp.status();
     let stored = prepare_for_storage(origin_headers, &slot.rule, timing);
     if stored.keep.is_zero() {
         return;
@@ -121,14 +121,14 @@ async fn store_response(
 /// The body is read first, which `wait_until` allows, and stays in JS; one of
 /// unknown length is read no further than the rule's limit.
 async fn complete_body(
-    resp: Response,
+    resp: web_sys::Response,
     rule: &CacheRule,
     origin_headers: &HeaderList,
 ) -> Option<ArrayBuffer> {
     let limit = body_read_limit(rule);
     let body = match announced_length(origin_headers) {
-        Some(_) => Some(crate::body::buffer(resp).await.ok()?),
-        None => crate::body::buffer_at_most(resp, limit).await.ok()?,
+        Some(_) => Some(crate::body::buffer_raw(&resp).await.ok()?),
+        None => crate::body::buffer_at_most(&resp, limit).await.ok()?,
     };
     let received = body.as_ref().map_or(limit, |b| u64::from(b.byte_length()));
     check_body(rule, origin_headers, received).ok()?;
@@ -170,7 +170,10 @@ pub(super) async fn revalidate(origin: OriginRequest, slot: Slot, plan: RequestP
         ServeDecision::UseOrigin { .. } => {
             let headers = header_list(resp.headers());
             if check_response(&slot.rule, &plan, code, &headers) == ResponseVerdict::Store {
-                store_response(&slot, resp, &headers, timing, Some(guard)).await;
+                let Ok(raw) = crate::response::into_raw(resp) else {
+                    return;
+                };
+                store_response(&slot, raw, &headers, timing, Some(guard)).await;
             }
         }
         ServeDecision::ServeStale => {}

@@ -31,6 +31,7 @@ pub mod freshness;
 pub mod http_date;
 pub mod invalidation;
 pub mod key;
+mod purge_index;
 pub mod rule;
 pub mod serve;
 pub mod targeted;
@@ -48,6 +49,10 @@ pub use freshness::{
 };
 pub use invalidation::{invalidates, invalidation_targets, is_safe_method};
 pub use key::{cache_key, origin_query, CacheKey, KeyError, RequestParts};
+pub use purge_index::{
+    decode_shard, encode_shard, resource_of, shard_max_age, shard_of, with_key, IndexedKey,
+    INDEX_SHARDS, MAX_SHARD_KEYS,
+};
 pub use rule::{CacheRule, CacheScope, FreshnessSource};
 pub use serve::{after_origin, before_origin, LookupDecision, ServeDecision};
 pub use validation::{client_condition, ClientCondition};

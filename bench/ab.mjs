@@ -1,0 +1,105 @@
+// A paired A/B of two Tidegate builds in one workerd, for a noisy machine:
+// per path, A and B run back to back in ABBA order for `--rounds` rounds, and
+// the figure is the median of the per-pair differences in workerd CPU per
+// request (B − A), so load that drifts over seconds cancels out. Same
+// routes, origin, JWKS and token pool as bench/edge.mjs; no floor or peer
+// (the difference needs none).
+//
+//   node bench/ab.mjs OTHER/build [--rounds 6] [--seconds 2] [--paths not-found,proxy,hit,...]
+//
+// `not-found` (a path no route matches: 404) is the gateway's fixed cost per
+// request: ids, config, route table, problem+json, headers, the log line.
+//
+// A is build/ (this tree), B is OTHER/build. A measurement, not a test.
+import { runWrk, wrkVersion } from "./lib/load.mjs";
+import { childPids, cpuMs, load } from "./lib/proc.mjs";
+import { startJwks, startOrigin } from "./lib/servers.mjs";
+import { round, spread } from "./lib/stats.mjs";
+import { jwk, tokenPool } from "./lib/tokens.mjs";
+import { tidegateConfig } from "./lib/config.mjs";
+import { buildDir, checkBuild, loadMiniflare, sharedOptions, tidegateWorker, writeCacheFile } from "./lib/workers.mjs";
+
+const args = process.argv.slice(2);
+const other = args[0];
+if (!other || other.startsWith("--")) throw new Error("usage: node bench/ab.mjs OTHER/build [--rounds 6] [--seconds 2] [--paths proxy,hit]");
+const opt = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i < 0 ? fallback : args[i + 1];
+};
+const ROUNDS = Number(opt("rounds", 6));
+const SECONDS = Math.max(1, Math.round(Number(opt("seconds", 2))));
+const PATHS = [
+  { key: "not-found", path: "/nowhere/item", mode: "none", status: 404 },
+  { key: "proxy", path: "/proxy/item", mode: "none" },
+  { key: "jwt", path: "/jwt/item", mode: "jwt" },
+  { key: "limited", path: "/limited/item", mode: "jwt" },
+  { key: "miss", path: "/secure/item", mode: "jwt", unique: true },
+  { key: "hit", path: "/secure/item", mode: "jwt", prime: true },
+  { key: "public-hit", path: "/cached/item", mode: "none", prime: true },
+].filter((p) => !opt("paths", "") || opt("paths", "").split(",").includes(p.key));
+const log = (...a) => console.error("[bench-ab]", ...a);
+if (!wrkVersion()) throw new Error("wrk is missing: run bash bench/edge.sh once (it installs it) or apt-get install wrk");
+checkBuild();
+checkBuild(other);
+
+const pool = tokenPool(512, 64);
+const tokensFile = writeCacheFile("ab-tokens.txt", `${pool.map((t) => `${t.token} ${t.subject}`).join("\n")}\n`);
+const origin = await startOrigin(8731);
+const jwks = await startJwks(8732, jwk);
+const config = tidegateConfig(origin.url, jwks.url);
+const builds = [
+  { name: "A", dir: buildDir, port: 8734 },
+  { name: "B", dir: other, port: 8735 },
+];
+const Miniflare = await loadMiniflare();
+const mf = new Miniflare({
+  ...sharedOptions(8733),
+  workers: builds.map((b) => tidegateWorker({ config, adminKey: "a".repeat(40), apiKeys: "[]", port: b.port, name: `tidegate-${b.name}`, dir: b.dir })),
+});
+await mf.ready;
+const pids = childPids(/workerd/);
+const out = {};
+try {
+  for (const p of PATHS) {
+    for (const b of builds) {
+      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: 8, tokensFile };
+      if (p.prime) {
+        for (const { token, subject } of pool) {
+          const res = await fetch(`${base.url}${p.path}`, { headers: p.mode === "jwt" ? { authorization: `Bearer ${token}`, "x-bench-key": subject } : {} });
+          await res.arrayBuffer();
+          if (p.mode !== "jwt") break;
+        }
+      }
+      await runWrk({ ...base, seconds: 1 }); // warm-up
+    }
+    const diffs = [];
+    const perBuild = { A: [], B: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? ["A", "B", "B", "A"] : ["B", "A", "A", "B"];
+      const got = { A: [], B: [] };
+      for (const name of order) {
+        const b = builds.find((x) => x.name === name);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const cpu0 = cpuMs(pids);
+        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: 8, tokensFile, seconds: SECONDS });
+        const wrong = p.status === 404 ? run.requests - run.non200 : run.non200;
+        if (wrong > 0) throw new Error(`${name} ${p.key}: ${wrong} answers other than ${p.status ?? 200}`);
+        got[name].push((cpuMs(pids) - cpu0) / run.requests);
+      }
+      const a = (got.A[0] + got.A[1]) / 2;
+      const bb = (got.B[0] + got.B[1]) / 2;
+      perBuild.A.push(a);
+      perBuild.B.push(bb);
+      diffs.push(bb - a);
+    }
+    out[p.key] = { A: spread(perBuild.A), B: spread(perBuild.B), diff: spread(diffs) };
+    log(`${p.key.padEnd(10)} A ${round(out[p.key].A.median)} ms  B ${round(out[p.key].B.median)} ms  B−A ${round(out[p.key].diff.median)} ms (${round(out[p.key].diff.min)}…${round(out[p.key].diff.max)})  load ${load()[0]}`);
+  }
+} finally {
+  await mf.dispose();
+  await origin.close();
+  await jwks.close();
+}
+console.log(`\nA = ${buildDir}, B = ${other}; ${ROUNDS} ABBA rounds × ${SECONDS} s per path; workerd CPU ms per request\n`);
+console.log("| path | A median | B median | B − A median (min…max of pairs) |\n|---|---|---|---|");
+for (const [k, v] of Object.entries(out)) console.log(`| ${k} | ${v.A.median} | ${v.B.median} | **${v.diff.median}** (${v.diff.min}…${v.diff.max}) |`);
