@@ -36,6 +36,9 @@ const PATHS = [
   { key: "miss", path: "/secure/item", mode: "jwt", unique: true },
   { key: "hit", path: "/secure/item", mode: "jwt", prime: true },
   { key: "public-hit", path: "/cached/item", mode: "none", prime: true },
+  // Clients that keep their token (see wrk.lua): 8 tokens, one per connection.
+  { key: "jwt-reuse", path: "/jwt/item", mode: "jwt", reuse: 8 },
+  { key: "hit-reuse", path: "/secure/item", mode: "jwt", prime: true, reuse: 8 },
 ].filter((p) => !opt("paths", "") || opt("paths", "").split(",").includes(p.key));
 const log = (...a) => console.error("[bench-ab]", ...a);
 if (!wrkVersion()) throw new Error("wrk is missing: run bash bench/edge.sh once (it installs it) or apt-get install wrk");
@@ -62,7 +65,7 @@ const out = {};
 try {
   for (const p of PATHS) {
     for (const b of builds) {
-      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: 8, tokensFile };
+      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile };
       if (p.prime) {
         for (const { token, subject } of pool) {
           const res = await fetch(`${base.url}${p.path}`, { headers: p.mode === "jwt" ? { authorization: `Bearer ${token}`, "x-bench-key": subject } : {} });
@@ -81,7 +84,7 @@ try {
         const b = builds.find((x) => x.name === name);
         await new Promise((resolve) => setTimeout(resolve, 200));
         const cpu0 = cpuMs(pids);
-        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: 8, tokensFile, seconds: SECONDS });
+        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile, seconds: SECONDS });
         const wrong = p.status === 404 ? run.requests - run.non200 : run.non200;
         if (wrong > 0) throw new Error(`${name} ${p.key}: ${wrong} answers other than ${p.status ?? 200}`);
         got[name].push((cpuMs(pids) - cpu0) / run.requests);
