@@ -182,8 +182,8 @@ async fn bearer<P: KeyProvider, V: SignatureVerifier>(
 ) -> Result<Identity, P::Error> {
     // The cache is asked for again after the `await`s rather than held
     // across them: a `&RefCell` would make the future `!Send` (the Lambda
-    // needs `Send` futures, even with no cache).
-    // An over-long token is refused by the parser at once: not hashed first.
+    // needs `Send` futures, even with no cache). An over-long token is
+    // refused by the parser at once: it is not hashed first.
     let digest = provider
         .token_cache()
         .filter(|_| token.len() <= DEFAULT_MAX_TOKEN_BYTES)
@@ -210,7 +210,7 @@ async fn bearer<P: KeyProvider, V: SignatureVerifier>(
         .signing_key(issuer, jwt.kid(), jwt.alg(), now_ms)
         .await?;
     // Before the verifier's `await`: the epoch of the set `jwk` came from.
-    let key_epoch = digest.and(provider.key_epoch(issuer, now_ms));
+    let key_epoch = digest.and_then(|_| provider.key_epoch(issuer, now_ms));
     let verified = jwt
         .signature_check(&issuer.policy, &jwk)?
         .verify_with(verifier)
