@@ -191,7 +191,7 @@ pub struct TokenCacheSection {
     /// Reuse verified tokens. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// Most tokens an isolate remembers, 1 to 100000 (each at most about 2.3 KB). Default 4096.
+    /// Most tokens an isolate remembers, 1 to 100000 (each at most about 2.4 KB). Default 4096.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_entries: Option<u64>,
     /// Longest a token is reused without being verified again, `1s` to `1h` (its `exp` and
