@@ -49,7 +49,7 @@ const pool = tokenPool(512, 64);
 const tokensFile = writeCacheFile("ab-tokens.txt", `${pool.map((t) => `${t.token} ${t.subject}`).join("\n")}\n`);
 const origin = await startOrigin(8731);
 const jwks = await startJwks(8732, jwk);
-const config = tidegateConfig(origin.url, jwks.url);
+const config = tidegateConfig(origin.url, jwks.url, { tokenPool: pool.length });
 const builds = [
   { name: "A", dir: buildDir, port: 8734 },
   { name: "B", dir: other, port: 8735 },

@@ -398,7 +398,7 @@ const tokensFile = writeCacheFile("tokens.txt", `${pool.map((t) => `${t.token} $
 
 const origin = await startOrigin(PORT.origin);
 const jwks = await startJwks(PORT.jwks, jwk);
-const config = tidegateConfig(origin.url, jwks.url);
+const config = tidegateConfig(origin.url, jwks.url, { tokenPool: pool.length });
 const report = {
   machine: machine({ wrk, ...versions() }),
   options: O,

@@ -18,7 +18,7 @@ export function markdown(r) {
   );
   out.push(`- Load average (1 min) at start ${m.loadavg[0]}, at end ${m.loadavgEnd?.[0]}; per scenario in the JSON report.`);
   out.push(
-    `- Load: wrk -t1 -c${o.connections}, ${o.rounds} round(s) × ${o.seconds} s per scenario after 1 s warm-up, scenario order rotated each round; ${r.tokens.pool} distinct RS256 tokens over ${r.tokens.subjects} subjects, cycled (rows marked "repeated token": ${o.connections} tokens, one per connection's worth of requests, each back every ${o.connections} requests); JWKS fetched ${r.jwksFetches} time(s) in all.`,
+    `- Load: wrk -t1 -c${o.connections}, ${o.rounds} round(s) × ${o.seconds} s per scenario after 1 s warm-up, scenario order rotated each round; ${r.tokens.pool} distinct RS256 tokens over ${r.tokens.subjects} subjects, cycled (rows marked "repeated token": ${o.connections} tokens, one per connection's worth of requests, each back every ${o.connections} requests; Tidegate's token cache holds ${Math.floor(r.tokens.pool / 2)}, oldest out first, so the distinct-token rows never find a token in it); JWKS fetched ${r.jwksFetches} time(s) in all.`,
   );
   out.push("");
 
