@@ -6,6 +6,7 @@
 // (the difference needs none).
 //
 //   node bench/ab.mjs OTHER/build [--rounds 6] [--seconds 2] [--paths not-found,proxy,hit,...]
+//   node bench/ab.mjs --token-cache-off [...]   (B: this build, token cache off)
 //
 // `not-found` (a path no route matches: 404) is the gateway's fixed cost per
 // request: ids, config, route table, problem+json, headers, the log line.
@@ -20,8 +21,11 @@ import { tidegateConfig } from "./lib/config.mjs";
 import { buildDir, checkBuild, loadMiniflare, sharedOptions, tidegateWorker, writeCacheFile } from "./lib/workers.mjs";
 
 const args = process.argv.slice(2);
-const other = args[0];
-if (!other || other.startsWith("--")) throw new Error("usage: node bench/ab.mjs OTHER/build [--rounds 6] [--seconds 2] [--paths proxy,hit]");
+// `--token-cache-off` instead of OTHER/build: B is this build with
+// `[gateway.token_cache] enabled = false`, so B − A is what the cache saves.
+const cacheOff = args[0] === "--token-cache-off";
+const other = cacheOff ? buildDir : args[0];
+if (!other || other.startsWith("--")) throw new Error("usage: node bench/ab.mjs OTHER/build|--token-cache-off [--rounds 6] [--seconds 2] [--paths proxy,hit]");
 const opt = (name, fallback) => {
   const i = args.indexOf(`--${name}`);
   return i < 0 ? fallback : args[i + 1];
@@ -36,6 +40,9 @@ const PATHS = [
   { key: "miss", path: "/secure/item", mode: "jwt", unique: true },
   { key: "hit", path: "/secure/item", mode: "jwt", prime: true },
   { key: "public-hit", path: "/cached/item", mode: "none", prime: true },
+  // Clients that keep their token (see wrk.lua): 8 tokens, one per connection.
+  { key: "jwt-reuse", path: "/jwt/item", mode: "jwt", reuse: 8 },
+  { key: "hit-reuse", path: "/secure/item", mode: "jwt", prime: true, reuse: 8 },
 ].filter((p) => !opt("paths", "") || opt("paths", "").split(",").includes(p.key));
 const log = (...a) => console.error("[bench-ab]", ...a);
 if (!wrkVersion()) throw new Error("wrk is missing: run bash bench/edge.sh once (it installs it) or apt-get install wrk");
@@ -46,15 +53,15 @@ const pool = tokenPool(512, 64);
 const tokensFile = writeCacheFile("ab-tokens.txt", `${pool.map((t) => `${t.token} ${t.subject}`).join("\n")}\n`);
 const origin = await startOrigin(8731);
 const jwks = await startJwks(8732, jwk);
-const config = tidegateConfig(origin.url, jwks.url);
+const config = tidegateConfig(origin.url, jwks.url, { tokenPool: pool.length });
 const builds = [
   { name: "A", dir: buildDir, port: 8734 },
-  { name: "B", dir: other, port: 8735 },
+  { name: "B", dir: other, port: 8735, config: cacheOff ? config.replace("[gateway.token_cache]\n", "[gateway.token_cache]\nenabled = false\n") : config },
 ];
 const Miniflare = await loadMiniflare();
 const mf = new Miniflare({
   ...sharedOptions(8733),
-  workers: builds.map((b) => tidegateWorker({ config, adminKey: "a".repeat(40), apiKeys: "[]", port: b.port, name: `tidegate-${b.name}`, dir: b.dir })),
+  workers: builds.map((b) => tidegateWorker({ config: b.config ?? config, adminKey: "a".repeat(40), apiKeys: "[]", port: b.port, name: `tidegate-${b.name}`, dir: b.dir })),
 });
 await mf.ready;
 const pids = childPids(/workerd/);
@@ -62,7 +69,7 @@ const out = {};
 try {
   for (const p of PATHS) {
     for (const b of builds) {
-      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: 8, tokensFile };
+      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile };
       if (p.prime) {
         for (const { token, subject } of pool) {
           const res = await fetch(`${base.url}${p.path}`, { headers: p.mode === "jwt" ? { authorization: `Bearer ${token}`, "x-bench-key": subject } : {} });
@@ -81,7 +88,7 @@ try {
         const b = builds.find((x) => x.name === name);
         await new Promise((resolve) => setTimeout(resolve, 200));
         const cpu0 = cpuMs(pids);
-        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: 8, tokensFile, seconds: SECONDS });
+        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile, seconds: SECONDS });
         const wrong = p.status === 404 ? run.requests - run.non200 : run.non200;
         if (wrong > 0) throw new Error(`${name} ${p.key}: ${wrong} answers other than ${p.status ?? 200}`);
         got[name].push((cpuMs(pids) - cpu0) / run.requests);
@@ -100,6 +107,6 @@ try {
   await origin.close();
   await jwks.close();
 }
-console.log(`\nA = ${buildDir}, B = ${other}; ${ROUNDS} ABBA rounds × ${SECONDS} s per path; workerd CPU ms per request\n`);
+console.log(`\nA = ${buildDir}, B = ${cacheOff ? "the same build, token cache off" : other}; ${ROUNDS} ABBA rounds × ${SECONDS} s per path; workerd CPU ms per request\n`);
 console.log("| path | A median | B median | B − A median (min…max of pairs) |\n|---|---|---|---|");
 for (const [k, v] of Object.entries(out)) console.log(`| ${k} | ${v.A.median} | ${v.B.median} | **${v.diff.median}** (${v.diff.min}…${v.diff.max}) |`);

@@ -111,6 +111,13 @@ const PATHS = [
   { key: "miss", label: "JWT + limiter + cache MISS", path: "/secure/item", mode: "jwt", unique: true, cache: "MISS" },
   { key: "hit", label: "JWT + limiter + cache HIT (private)", path: "/secure/item", mode: "jwt", cache: "HIT" },
   { key: "public-hit", label: "cache HIT (public, no auth)", path: "/cached/item", mode: "none", cache: "HIT" },
+  // The same JWT paths with clients that reuse their token (issue 16): each
+  // connection's worth of requests keeps one token (see wrk.lua), so a
+  // gateway that remembers verified tokens verifies each once per isolate.
+  { key: "jwt-reuse", label: "RS256 JWT auth + proxy (repeated token)", path: "/jwt/item", mode: "jwt", reuse: true },
+  { key: "limited-reuse", label: "JWT + DO limiter + proxy (repeated token)", path: "/limited/item", mode: "jwt", reuse: true },
+  { key: "miss-reuse", label: "JWT + limiter + cache MISS (repeated token)", path: "/secure/item", mode: "jwt", unique: true, cache: "MISS", reuse: true },
+  { key: "hit-reuse", label: "JWT + limiter + cache HIT (private, repeated token)", path: "/secure/item", mode: "jwt", cache: "HIT", reuse: true },
 ];
 const WORKERS = [
   { name: "floor", port: PORT.floor, paths: ["proxy"] },
@@ -273,7 +280,7 @@ async function throughput(env) {
     const rotated = order.slice(round_ % order.length).concat(order.slice(0, round_ % order.length));
     for (const { w, p } of rotated) {
       checkDeadline(`${w.name} ${p.key}`);
-      const base = { url: `http://127.0.0.1:${w.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: O.connections, tokensFile: env.tokensFile, apiKey: env.apiKey };
+      const base = { url: `http://127.0.0.1:${w.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ? O.connections : 0, connections: O.connections, tokensFile: env.tokensFile, apiKey: env.apiKey };
       if (round_ === 0) {
         if (p.cache === "HIT") await prime(base, env.pool);
         await runWrk({ ...base, seconds: 1 }); // warm-up: JIT, connections, DOs
@@ -341,7 +348,7 @@ async function isolateCpu(inspectorUrl, env) {
       for (const key of w.paths) {
         checkDeadline(`profile ${w.name} ${key}`);
         const p = PATHS.find((x) => x.key === key);
-        const base = { url: `http://127.0.0.1:${w.port}`, path: p.path, mode: p.mode, unique: p.unique, connections: 1, tokensFile: env.tokensFile, apiKey: env.apiKey };
+        const base = { url: `http://127.0.0.1:${w.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ? 1 : 0, connections: 1, tokensFile: env.tokensFile, apiKey: env.apiKey };
         if (p.cache === "HIT") await prime(base, env.pool);
         await runWrk({ ...base, seconds: 1 }); // warm-up in this fresh workerd
         await profiler.start();
@@ -428,7 +435,7 @@ const tokensFile = writeCacheFile("tokens.txt", `${pool.map((t) => `${t.token} $
 
 const origin = await startOrigin(PORT.origin);
 const jwks = await startJwks(PORT.jwks, jwk);
-const config = tidegateConfig(origin.url, jwks.url);
+const config = tidegateConfig(origin.url, jwks.url, { tokenPool: pool.length });
 const report = {
   machine: machine({ wrk, ...versions() }),
   options: O,

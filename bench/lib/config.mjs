@@ -2,11 +2,22 @@
 // Worker (bench/peer/worker.ts) has the same table.
 import { AUDIENCE, ISSUER } from "./tokens.mjs";
 
-export function tidegateConfig(origin, jwks) {
+/**
+ * `tokenPool` is the number of distinct tokens wrk walks in order on the
+ * distinct-token paths. The token cache holds half as many: entries leave
+ * oldest first (all live longer than the cache's ttl), so a token walked in
+ * order is always gone before it comes back and those paths verify every
+ * request, as with every token new; the repeated-token paths (one token per
+ * connection) always find theirs.
+ */
+export function tidegateConfig(origin, jwks, { tokenPool = 2048 } = {}) {
   return `
 [gateway]
 admin_prefix = "/__tidegate/"
 default_timeout = "5s"
+
+[gateway.token_cache]
+max_entries = ${Math.max(1, Math.floor(tokenPool / 2))}
 
 [api_keys]
 header = "x-api-key"

@@ -16,10 +16,12 @@ export function wrkVersion() {
 
 /**
  * One wrk run: `connections` connections on one thread for `seconds`.
+ * `reuse` > 0 cycles that many tokens of the pool (a client per connection
+ * that keeps its token) instead of walking the whole pool.
  * Returns wrk's counts and latency quantiles (ms), and wrk's own CPU (ms,
  * from the shell's `times`).
  */
-export function runWrk({ url, path, mode, unique, seconds, connections, tokensFile, apiKey }) {
+export function runWrk({ url, path, mode, unique, reuse = 0, seconds, connections, tokensFile, apiKey }) {
   return new Promise((resolve, reject) => {
     const args = [
       "-c",
@@ -39,6 +41,7 @@ export function runWrk({ url, path, mode, unique, seconds, connections, tokensFi
       unique ? "1" : "0",
       apiKey ?? "",
       `${process.pid}.${(runs += 1)}`,
+      String(reuse),
     ];
     const child = spawn("bash", args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";

@@ -18,21 +18,30 @@ export function markdown(r) {
   );
   out.push(`- Load average (1 min) at start ${m.loadavg[0]}, at end ${m.loadavgEnd?.[0]}; per scenario in the JSON report.`);
   out.push(
-    `- Load: wrk -t1 -c${o.connections}, ${o.rounds} round(s) × ${o.seconds} s per scenario after 1 s warm-up, scenario order rotated each round; ${r.tokens.pool} distinct RS256 tokens over ${r.tokens.subjects} subjects, cycled; JWKS fetched ${r.jwksFetches} time(s) in all.`,
+    `- Load: wrk -t1 -c${o.connections}, ${o.rounds} round(s) × ${o.seconds} s per scenario after 1 s warm-up, scenario order rotated each round; ${r.tokens.pool} distinct RS256 tokens over ${r.tokens.subjects} subjects, cycled (rows marked "repeated token": ${o.connections} tokens, one per connection's worth of requests, each back every ${o.connections} requests; Tidegate's token cache holds ${Math.floor(r.tokens.pool / 2)}, oldest out first, so the distinct-token rows never find a token in it); JWKS fetched ${r.jwksFetches} time(s) in all.`,
   );
   out.push("");
 
   out.push("| path | Worker | req/s median (min–max) | latency p50 ms median (min–max) | p99 ms median (min–max) | workerd CPU ms/req median (min–max) | origin calls/req |");
   out.push("|---|---|---|---|---|---|---|");
-  const order = ["proxy", "apikey", "jwt", "limited", "miss", "hit", "public-hit"];
+  const order = ["proxy", "apikey", "jwt", "jwt-reuse", "limited", "limited-reuse", "miss", "miss-reuse", "hit", "hit-reuse", "public-hit"];
   const labels = {
     proxy: "no-auth proxy",
     apikey: "API key + proxy",
     jwt: "RS256 JWT + proxy",
+    "jwt-reuse": "RS256 JWT + proxy (repeated token)",
     limited: "JWT + DO limiter + proxy",
+    "limited-reuse": "JWT + DO limiter + proxy (repeated token)",
     miss: "JWT + limiter + cache MISS",
+    "miss-reuse": "JWT + limiter + cache MISS (repeated token)",
     hit: "JWT + limiter + cache HIT (private)",
+    "hit-reuse": "JWT + limiter + cache HIT (private, repeated token)",
     "public-hit": "cache HIT (public, no auth)",
+  };
+  /** The path whose I/O floor a path is measured against: a repeated token changes no I/O. */
+  const floorPath = (path) => {
+    const p = path.replace(/-reuse$/, "");
+    return p === "apikey" || p === "jwt" ? "proxy" : p;
   };
   for (const path of order) {
     for (const worker of ["floor", "io-floor", "tidegate", "tidegate-b", "peer"]) {
@@ -59,7 +68,7 @@ export function markdown(r) {
   out.push(`| path | I/O floor ms | Tidegate − floor ms | peer − floor ms |${b_}`);
   out.push(`|---|---|---|---|${b_ ? "---|" : ""}`);
   for (const path of order) {
-    const base = io(path === "apikey" || path === "jwt" ? "proxy" : path);
+    const base = io(floorPath(path));
     if (!Number.isFinite(base)) continue;
     const own = (w) => f(t[w]?.[path]?.workerdCpuMs.median - base, 3);
     out.push(`| ${labels[path]} | ${f(base, 3)} | ${own("tidegate")} | ${own("peer")} |${b_ ? ` ${own("tidegate-b")} |` : ""}`);
@@ -82,7 +91,7 @@ export function markdown(r) {
   }
 
   const floorP50 = t.floor?.proxy?.p50.median;
-  out.push("Targets (issue 6), medians of rounds:");
+  out.push("Targets (issues 6 and 16), medians of rounds:");
   out.push("");
   out.push("| target | figure | verdict |");
   out.push("|---|---|---|");
@@ -98,6 +107,22 @@ export function markdown(r) {
       const y = ratio(tg.rps.median, peer.rps.median);
       out.push(`| ${labels[path]}: at least as fast as the peer | p50 ${f(x)}× the peer's; throughput ${f(y)}× | ${verdict(x <= 1.0 && y >= 1.0)} |`);
     }
+  }
+  // Issue 16, clients that reuse their token: every authenticated path at
+  // least 1.5× the peer's throughput, RS256 within 1.5× of the no-auth proxy.
+  for (const path of ["apikey", "jwt-reuse", "limited-reuse", "hit-reuse"]) {
+    const tg = t.tidegate?.[path];
+    const peer = t.peer?.[path];
+    if (tg && peer) {
+      const y = ratio(tg.rps.median, peer.rps.median);
+      out.push(`| ${labels[path]}: at least 1.5× the peer's throughput | ${f(tg.rps.median, 0)} / ${f(peer.rps.median, 0)} req/s = ${f(y)}× | ${verdict(y >= 1.5)} |`);
+    }
+  }
+  const proxyRps = t.tidegate?.proxy?.rps.median;
+  const jwtReuseRps = t.tidegate?.["jwt-reuse"]?.rps.median;
+  if (proxyRps && jwtReuseRps) {
+    const x = ratio(proxyRps, jwtReuseRps);
+    out.push(`| ${labels["jwt-reuse"]}: within 1.5× of the no-auth proxy | proxy ${f(proxyRps, 0)} / ${f(jwtReuseRps, 0)} req/s = ${f(x)}× | ${verdict(x <= 1.5)} |`);
   }
   const hit = t.tidegate?.hit?.p50.median;
   const miss = t.tidegate?.miss?.p50.median;

@@ -1,7 +1,12 @@
 -- wrk script for bench/edge.mjs. Arguments after `--`:
 --   1 tokens file (lines "token subject"), 2 mode: none | jwt | apikey,
 --   3 unique: 1 adds ?n=<run>-<thread>-<counter> (a cache MISS per request),
---   4 API key, 5 run id (distinct per wrk run, so no URL repeats across runs).
+--   4 API key, 5 run id (distinct per wrk run, so no URL repeats across runs),
+--   6 reuse: 0 walks the whole token pool (every request the next token); N > 0
+--     cycles the pool's first N tokens, N = the connection count: clients that
+--     each keep one token. (wrk's Lua cannot tell connections apart, so the
+--     thread's requests take the N tokens in turn: each token comes back every
+--     N requests, as it would with one token per connection.)
 -- Every response's status and X-Cache-Status are counted; done() prints one
 -- line "WRK_JSON {...}" with the counts and latency quantiles (microseconds).
 threads = {}
@@ -14,6 +19,7 @@ end
 function init(args)
   tokens, subjects = {}, {}
   mode, unique, apikey, run = args[2], args[3] == "1", args[4], args[5]
+  reuse = tonumber(args[6] or "0") or 0
   counter, hit, miss, other, non200 = 0, 0, 0, 0, 0
   if mode == "jwt" then
     for line in io.lines(args[1]) do
@@ -30,8 +36,10 @@ function request()
   if unique then path = path .. "?n=" .. run .. "-" .. id .. "-" .. counter end
   local headers = {}
   if mode == "jwt" then
-    -- Walk the pool: consecutive requests carry different tokens and subjects.
+    -- Walk the pool: consecutive requests carry different tokens and subjects
+    -- (or, reusing, cycle the first `reuse` tokens).
     local i = (counter + id * 7919) % #tokens + 1
+    if reuse > 0 then i = (counter + id) % math.min(reuse, #tokens) + 1 end
     headers["authorization"] = "Bearer " .. tokens[i]
     headers["x-bench-key"] = subjects[i]
   elseif mode == "apikey" then

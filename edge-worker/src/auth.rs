@@ -4,10 +4,12 @@
 //! signatures ([`crate::webcrypto`]) and turns a refusal into its problem and
 //! `WWW-Authenticate` challenge.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use tidegate_policy::auth::{
-    Algorithm, AuthRejection, CredentialHeaders, Identity, Jwk, KeyProvider, UnverifiedJwt,
+    Algorithm, AuthRejection, CredentialHeaders, Identity, Jwk, KeyProvider, TokenCache,
+    TokenCacheUse, UnverifiedJwt,
 };
 use tidegate_policy::cache::first_header;
 use tidegate_policy::config::{Issuer, Route};
@@ -28,8 +30,10 @@ pub async fn authenticate(
     headers: &[(String, String)],
     flow: &mut Flow,
 ) -> Result<Option<Identity>, Problem> {
-    let verifying = verify(env, ctx, gw, route, headers);
+    let cache_use = Cell::new(None);
+    let verifying = verify(env, ctx, gw, route, headers, &cache_use);
     let result = flow.timings.time(Phase::Auth, verifying).await;
+    flow.log.auth_cache = cache_use.get().map(TokenCacheUse::label);
     match result {
         Ok(identity) => {
             if let Some(id) = &identity {
@@ -65,12 +69,15 @@ impl From<AuthRejection> for Refusal {
 
 /// What the pipeline asks the edge for: the route's issuers, keys through
 /// [`crate::jwks`] (isolate cache, Cache API, fetch), API keys from the
-/// `API_KEYS` secret, then the KV key store ([`crate::keystore`]).
+/// `API_KEYS` secret, then the KV key store ([`crate::keystore`]), and the
+/// isolate's cache of verified tokens (`Gateway::tokens`).
 struct EdgeKeys<'a> {
     env: &'a Env,
     ctx: &'a Context,
     gw: &'a Rc<Gateway>,
     route: &'a Route,
+    /// Whether the token cache was used, for the log line.
+    cache_use: &'a Cell<Option<TokenCacheUse>>,
 }
 
 impl KeyProvider for EdgeKeys<'_> {
@@ -105,6 +112,33 @@ impl KeyProvider for EdgeKeys<'_> {
             (result, _) => Ok(result?),
         }
     }
+
+    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
+        let cache = &self.gw.tokens;
+        // Not even the token's digest is computed when the cache is off.
+        cache
+            .try_borrow()
+            .is_ok_and(|c| c.is_enabled())
+            .then_some(cache)
+    }
+
+    fn issuer_named(&self, name: &str) -> Option<&Issuer> {
+        self.gw
+            .config
+            .route_issuers(self.route)
+            .find(|i| i.name == name)
+    }
+
+    fn key_epoch(&self, issuer: &Issuer, now_ms: u64) -> Option<u64> {
+        // An issuer whose keys no request has looked up yet has no cache
+        // here: nothing verified with it can be remembered (or reused).
+        let caches = self.gw.jwks.try_borrow().ok()?;
+        caches.get(&issuer.name)?.key_epoch(now_ms)
+    }
+
+    fn note_token_cache(&self, used: TokenCacheUse) {
+        self.cache_use.set(Some(used));
+    }
 }
 
 async fn verify(
@@ -113,6 +147,7 @@ async fn verify(
     gw: &Rc<Gateway>,
     route: &Route,
     headers: &[(String, String)],
+    cache_use: &Cell<Option<TokenCacheUse>>,
 ) -> Result<Option<Identity>, Refusal> {
     let credentials = CredentialHeaders {
         authorization: first_header(headers, "authorization"),
@@ -125,6 +160,7 @@ async fn verify(
         ctx,
         gw,
         route,
+        cache_use,
     };
     tidegate_policy::auth::authenticate(
         route.auth.requirement,

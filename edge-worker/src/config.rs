@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use tidegate_policy::auth::{ApiKeyStore, JwksCache};
+use tidegate_policy::auth::{ApiKeyStore, JwksCache, TokenCache};
 use tidegate_policy::config::{self, GatewayConfig};
 use tidegate_policy::route::RouteTable;
 use worker::wasm_bindgen::JsValue;
@@ -56,6 +56,9 @@ pub struct Gateway {
     pub jwks_fetching: RefCell<BTreeMap<String, u64>>,
     /// The limiter slices this isolate holds (dropped with the config).
     pub leases: RefCell<Leases>,
+    /// Verified tokens (`[gateway.token_cache]`): per configuration, so a
+    /// new configuration starts an empty one.
+    pub tokens: RefCell<TokenCache>,
 }
 
 /// The configuration as loaded: usable, or the errors that make it unusable.
@@ -131,6 +134,7 @@ fn parse(text: &str) -> Loaded {
     match config::parse(text) {
         Ok(config) => Ok(Rc::new(Gateway {
             table: config.route_table(),
+            tokens: RefCell::new(TokenCache::new(config.gateway.token_cache.clone())),
             config,
             jwks: RefCell::new(BTreeMap::new()),
             jwks_fetching: RefCell::new(BTreeMap::new()),

@@ -28,6 +28,11 @@ pub struct LogLine {
     /// The API key id or the token's `kid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// Whether a bearer token's verification was reused from the isolate's
+    /// token cache (`hit`) or done in full (`miss`); absent without a token
+    /// or with the cache off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_cache: Option<&'static str>,
     /// Why authentication failed (`AuthRejection::label`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_error: Option<&'static str>,

@@ -20,7 +20,9 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use serde_json::json;
 use tidegate_policy::auth::{
-    presented_key_hash, ApiKeyCache, KeyCacheLookup, KvKeyRecord, KvKeyStoreSettings,
+    hash_key, presented_key_hash, ApiKeyCache, ApiKeyStore, AuthMethod, Identity, KeyCacheLookup,
+    KvKeyRecord, KvKeyStoreSettings, TokenCache, TokenCacheSettings, TokenDigest, ValidityWindow,
+    VerifiedToken,
 };
 
 use workloads::{
@@ -196,8 +198,59 @@ fn api_key_kv(c: &mut Criterion<ThreadCpuTime>) {
     });
 }
 
+/// What a repeated token costs with the token cache (issue 16): a hit among
+/// 4,096 remembered tokens (SHA-256 of a 900-byte token, lookup, identity
+/// clone), to compare with `jwt_verify` (a miss); and the `API_KEYS` secret
+/// path (SHA-256 of the key, lookup among 30 records), which has no cache.
+fn token_cache(c: &mut Criterion<ThreadCpuTime>) {
+    const NOW: u64 = 1_750_000_000_000;
+    let mut cache = TokenCache::new(TokenCacheSettings::default());
+    let token = |i: usize| format!("eyJhbGciOiJSUzI1NiJ9.{i:0>600}.{:0>300}", i);
+    for i in 0..TokenCacheSettings::DEFAULT_MAX_ENTRIES {
+        let identity = Identity {
+            subject: format!("user-{i}"),
+            key_id: Some("k1".into()),
+            issuer: Some("https://idp.example/".into()),
+            scopes: vec!["orders:read".into(), "orders:write".into()],
+            tier: Some("gold".into()),
+            limit_overrides: Default::default(),
+            method: AuthMethod::Jwt,
+        };
+        let window = ValidityWindow {
+            from_ms: 0,
+            until_ms: NOW + 3_600_000,
+        };
+        let remembered = VerifiedToken {
+            issuer: "idp".into(),
+            identity,
+            window,
+            key_epoch: 1,
+        };
+        cache.insert(TokenDigest::of(&token(i)), remembered, NOW);
+    }
+    let hot = token(2048);
+    c.bench_function("token_cache_hit", |b| {
+        b.iter(|| {
+            cache
+                .lookup(&TokenDigest::of(&hot), NOW, |_| Some(1))
+                .is_some()
+        })
+    });
+    let records: Vec<_> = (0..30)
+        .map(|i| {
+            json!({"id": format!("key_{i}"), "consumer": format!("c{i}"),
+                   "sha256": hash_key(&format!("tg_bench_key_{i:032}")), "scopes": ["feed:read"]})
+        })
+        .collect();
+    let store = ApiKeyStore::from_json(&json!(records).to_string()).expect("store");
+    let key = format!("tg_bench_key_{:032}", 17);
+    c.bench_function("api_key_secret", |b| {
+        b.iter(|| store.authenticate(&key, NOW).is_ok())
+    });
+}
+
 /// Bounded: 0.5 s warm-up (wall) + 1 s of samples (thread CPU time) per
-/// function, 24 functions: about 38 s of CPU; more wall time when the
+/// function, 26 functions: about 41 s of CPU; more wall time when the
 /// machine is busy, since only this thread's CPU time counts.
 fn bounded() -> Criterion<ThreadCpuTime> {
     Criterion::default()
@@ -211,6 +264,6 @@ fn bounded() -> Criterion<ThreadCpuTime> {
 criterion_group! {
     name = policy;
     config = bounded();
-    targets = jwt_verify, gcra, cache_key, cache_hit_serve, route_match, api_key_kv
+    targets = jwt_verify, gcra, cache_key, cache_hit_serve, route_match, api_key_kv, token_cache
 }
 criterion_main!(policy);

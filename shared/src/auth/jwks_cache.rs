@@ -128,6 +128,9 @@ pub struct JwksCache {
     awaited_kid: Option<String>,
     /// Keys from the config file: never fetched, never stale.
     pinned: bool,
+    /// Bumped whenever the installed set differs from the one before: what
+    /// a cached verification is tied to ([`JwksCache::key_epoch`]).
+    epoch: u64,
 }
 
 impl JwksCache {
@@ -142,6 +145,7 @@ impl JwksCache {
             negative: BTreeMap::new(),
             awaited_kid: None,
             pinned: false,
+            epoch: 0,
         }
     }
 
@@ -152,6 +156,7 @@ impl JwksCache {
         Self {
             keys: Some(keys),
             pinned: true,
+            epoch: 1,
             ..Self::new(policy)
         }
     }
@@ -229,6 +234,21 @@ impl JwksCache {
         }
     }
 
+    /// The epoch of the current key set, if it is fresh at `now_ms` (a
+    /// pinned set always is): a verification made with a key of this set
+    /// may be reused while the epoch stays the same
+    /// ([`TokenCache`](super::TokenCache)). The epoch changes whenever a
+    /// fetched set differs from the one it replaces (a key added, dropped or
+    /// changed), never for a refetch of the same set. A set past its `ttl`
+    /// answers `None`, so requests go through [`JwksCache::lookup`] again,
+    /// which refreshes it.
+    pub fn key_epoch(&self, now_ms: u64) -> Option<u64> {
+        self.keys.as_ref()?;
+        let fresh =
+            self.pinned || now_ms.saturating_sub(self.fetched_at_ms) < millis(self.policy.ttl);
+        fresh.then_some(self.epoch)
+    }
+
     /// Whether the set is missing or past its `ttl` and a fetch is allowed:
     /// for adapters that refresh ahead of requests.
     pub fn needs_refresh(&self, now_ms: u64) -> bool {
@@ -274,6 +294,9 @@ impl JwksCache {
                 .iter()
                 .any(|k| k.common.key_id.as_deref() == Some(kid.as_str()))
         });
+        if self.keys.as_ref() != Some(&keys) {
+            self.epoch = self.epoch.saturating_add(1);
+        }
         self.keys = Some(keys);
         self.fetched_at_ms = now_ms;
         self.consecutive_failures = 0;

@@ -37,6 +37,30 @@ fn kid_of(l: KeyLookup<'_>) -> Option<String> {
 }
 
 #[test]
+fn the_key_epoch_changes_with_the_set_and_only_while_fresh() {
+    let mut c = JwksCache::new(policy());
+    assert_eq!(c.key_epoch(0), None, "no keys yet");
+    c.on_fetched(set(&["a"]), 0);
+    let first = c.key_epoch(0).unwrap();
+    c.on_fetched(set(&["a"]), 10 * SEC);
+    assert_eq!(c.key_epoch(10 * SEC), Some(first), "the same set refetched");
+    assert_eq!(c.key_epoch(610 * SEC), None, "past the ttl: not fresh");
+    c.on_fetched(set(&["b"]), 700 * SEC);
+    let rotated = c.key_epoch(700 * SEC).unwrap();
+    assert!(rotated > first, "a dropped kid is a new epoch");
+    c.on_fetched(set(&["b", "c"]), 800 * SEC);
+    assert!(
+        c.key_epoch(800 * SEC).unwrap() > rotated,
+        "so is an added one"
+    );
+    let pinned = JwksCache::pinned(set(&["a"]), policy());
+    assert!(
+        pinned.key_epoch(u64::MAX).is_some(),
+        "pinned sets never go stale"
+    );
+}
+
+#[test]
 fn empty_cache_fetches_once_then_is_unavailable() {
     let mut c = JwksCache::new(policy());
     assert!(c.needs_refresh(0));

@@ -28,7 +28,7 @@ use super::claims::{string_claim, Claims};
 use super::keys::{select_key, verification_key};
 use super::signature::SignatureCheck;
 use super::strict_json::{parse_object, StrictJsonError};
-use super::{AuthMethod, AuthRejection, Identity, MalformedToken, TokenPart};
+use super::{AuthMethod, AuthRejection, Identity, MalformedToken, TokenPart, ValidityWindow};
 
 /// Default bound on a token's length. Real access tokens are 1–4 KiB; the
 /// bound caps the work a single header can make us do.
@@ -375,6 +375,11 @@ impl<'t> UnverifiedJwt<'t> {
             .identity(now_ms)
     }
 
+    /// When the token's times pass under `issuer` (see [`validity_window`]).
+    pub(super) fn validity(&self, issuer: &IssuerPolicy) -> Option<ValidityWindow> {
+        validity_window(&self.claims, issuer)
+    }
+
     /// The claim checks, once the signature is verified (only
     /// `VerifiedSignature::identity` calls this): `exp`/`nbf`/`iat`,
     /// lifetime, `aud`, `sub`, the tier claim. `key_id` is the verifying
@@ -410,6 +415,37 @@ impl<'t> UnverifiedJwt<'t> {
             method: AuthMethod::Jwt,
         })
     }
+}
+
+/// The instants at which [`check_times`] accepts `c` under `policy`, as one
+/// window (`None` without `exp`, which is never accepted). Exact to the
+/// millisecond: `check_times(c, policy, now).is_ok()` exactly when the window
+/// contains `now` (a property test holds them together), so a cache may
+/// re-check a token's times without its claims.
+pub(super) fn validity_window(c: &Claims, policy: &IssuerPolicy) -> Option<ValidityWindow> {
+    let leeway = millis(policy.leeway);
+    let exp = c.exp_ms?;
+    // `nbf > now + leeway` refuses, so `now >= nbf - leeway` accepts; the
+    // same for `iat`.
+    let mut from_ms = [c.nbf_ms, c.iat_ms]
+        .into_iter()
+        .flatten()
+        .map(|t| t.saturating_sub(leeway))
+        .max()
+        .unwrap_or(0);
+    if let Some(max) = policy.max_lifetime {
+        match c.iat_ms {
+            // Then the lifetime check does not depend on the time.
+            Some(iat) if exp.saturating_sub(iat) > millis(max) => return None,
+            Some(_) => {}
+            // `exp - now > max` refuses, so `now >= exp - max` accepts.
+            None => from_ms = from_ms.max(exp.saturating_sub(millis(max))),
+        }
+    }
+    Some(ValidityWindow {
+        from_ms,
+        until_ms: exp.saturating_add(leeway),
+    })
 }
 
 fn check_times(c: &Claims, policy: &IssuerPolicy, now_ms: u64) -> Result<(), AuthRejection> {

@@ -1140,3 +1140,36 @@ fn key_fingerprints_tell_keys_apart() {
         rs
     );
 }
+
+// ------------------------------------------------- the validity window
+
+proptest! {
+    /// The window a token cache re-checks is exactly where `check_times`
+    /// passes, to the millisecond, for any times, leeway and lifetime cap.
+    #[test]
+    fn validity_window_is_exactly_where_the_times_pass(
+        exp in proptest::option::of(0u64..4_000_000),
+        nbf in proptest::option::of(0u64..4_000_000),
+        iat in proptest::option::of(0u64..4_000_000),
+        leeway in 0u64..200_000,
+        max_lifetime in proptest::option::of(0u64..2_000_000),
+        now in 0u64..4_500_000,
+    ) {
+        let claims = Claims {
+            iss: None, sub: None, aud: None,
+            exp_ms: exp, nbf_ms: nbf, iat_ms: iat,
+            scopes: vec![], all: Default::default(),
+        };
+        let mut policy = issuer(&ALL).with_leeway(Duration::from_millis(leeway));
+        if let Some(max) = max_lifetime {
+            policy = policy.with_max_lifetime(Duration::from_millis(max));
+        }
+        let window = super::validity_window(&claims, &policy);
+        for at in [now, window.map_or(now, |w| w.from_ms), window.map_or(now, |w| w.until_ms)] {
+            for t in [at.saturating_sub(1), at, at.saturating_add(1)] {
+                let passes = super::check_times(&claims, &policy, t).is_ok();
+                prop_assert_eq!(window.is_some_and(|w| w.contains(t)), passes, "at {}", t);
+            }
+        }
+    }
+}

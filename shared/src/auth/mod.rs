@@ -9,7 +9,9 @@
 //!
 //! 1. [`select_credential`] picks the credential a route accepts from the
 //!    `Authorization` and `x-api-key` headers.
-//! 2. A bearer token is parsed with [`UnverifiedJwt::parse`]; its
+//! 2. A bearer token is first looked up in the adapter's [`TokenCache`] of
+//!    verified tokens, if it keeps one (by [`TokenDigest`]); otherwise it is
+//!    parsed with [`UnverifiedJwt::parse`]; its
 //!    [`JwtHeaderPeek`] (issuer, `kid`, `alg`) names the key set to consult,
 //!    [`JwtPolicy::issuer_for`] picks the issuer policy (or, from the
 //!    config, `GatewayConfig::issuer_for_token` the issuer with its JWKS
@@ -44,6 +46,7 @@ mod requirement;
 mod signature;
 mod strict_json;
 pub(crate) mod timestamp;
+mod token_cache;
 
 pub use api_key::{hash_key, ApiKeyConfigError, ApiKeyRecord, ApiKeyStore, MAX_API_KEY_BYTES};
 pub use credentials::{
@@ -73,6 +76,10 @@ pub use requirement::{authorize, AuthRequirement, RouteAuth};
 #[cfg(feature = "native-verify")]
 pub use signature::NativeVerifier;
 pub use signature::{SignatureCheck, SignatureOutcome, SignatureVerifier, VerifiedSignature};
+pub use token_cache::{
+    TokenCache, TokenCacheSettings, TokenCacheUse, TokenDigest, ValidityWindow, VerifiedToken,
+    ENTRY_OVERHEAD_BYTES, MAX_IDENTITY_BYTES,
+};
 
 /// The algorithms and key types a JWT may use, re-exported so callers need not
 /// depend on `jsonwebtoken` themselves. `none` is not among them.

@@ -4,7 +4,10 @@
 //! issuers this request may use, where keys come from, what an API key
 //! stands for — each supplies as a [`KeyProvider`], and the signature is
 //! checked by a [`SignatureVerifier`] (WebCrypto at the edge,
-//! [`super::NativeVerifier`] elsewhere).
+//! [`super::NativeVerifier`] elsewhere). A provider may also offer a
+//! [`TokenCache`] (with [`KeyProvider::issuer_named`] and
+//! [`KeyProvider::key_epoch`]) so a token sent again is not checked again;
+//! by default it offers none.
 //!
 //! ```
 //! # #[cfg(feature = "native-verify")] {
@@ -45,13 +48,15 @@
 //! # }
 //! ```
 
+use std::cell::RefCell;
 use std::future::Future;
 
 use jsonwebtoken::jwk::Jwk;
 
 use super::{
     authorize, select_credential, Algorithm, AuthRejection, AuthRequirement, Credential, Identity,
-    InvalidRequest, SignatureVerifier, UnverifiedJwt, DEFAULT_MAX_TOKEN_BYTES,
+    InvalidRequest, SignatureVerifier, TokenCache, TokenCacheUse, TokenDigest, UnverifiedJwt,
+    VerifiedToken, DEFAULT_MAX_TOKEN_BYTES,
 };
 use crate::config::Issuer;
 
@@ -83,6 +88,38 @@ pub trait KeyProvider {
         key: &str,
         now_ms: u64,
     ) -> impl Future<Output = Result<Identity, Self::Error>>;
+
+    /// The cache of verified tokens to consult and fill, if the adapter
+    /// keeps one (see [`TokenCache`] for when an entry is reused). Default:
+    /// none, every token is checked in full. The pipeline never holds the
+    /// borrow across an `await`, and skips the cache if it is borrowed.
+    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
+        None
+    }
+
+    /// The configured issuer called `name`, if this request may use it (as
+    /// [`KeyProvider::issuer`] would have chosen it for a token of that
+    /// issuer): how a cached token's issuer is checked against the route.
+    /// Default: none, so no cached token is reused.
+    fn issuer_named(&self, _name: &str) -> Option<&Issuer> {
+        None
+    }
+
+    /// The epoch of `issuer`'s key set ([`JwksCache::key_epoch`]) if it is
+    /// fresh at `now_ms`. The pipeline asks right after
+    /// [`KeyProvider::signing_key`] returns, with no `await` between, so the
+    /// answer is the epoch of the set that key came from. Default: none, so
+    /// nothing is cached.
+    ///
+    /// [`JwksCache::key_epoch`]: super::JwksCache::key_epoch
+    fn key_epoch(&self, _issuer: &Issuer, _now_ms: u64) -> Option<u64> {
+        None
+    }
+
+    /// Told, for each bearer token while a cache is offered, whether a
+    /// cached verification was reused (for the adapter's log). Default:
+    /// ignored.
+    fn note_token_cache(&self, _use: TokenCacheUse) {}
 }
 
 /// The headers a credential may come in, as the adapter read them.
@@ -129,20 +166,71 @@ pub async fn authenticate<P: KeyProvider, V: SignatureVerifier>(
     };
     let identity = match credential {
         Credential::ApiKey(key) => provider.api_key(key, now_ms).await?,
-        Credential::Bearer(token) => {
-            let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
-            let issuer = provider.issuer(&jwt)?;
-            let jwk = provider
-                .signing_key(issuer, jwt.kid(), jwt.alg(), now_ms)
-                .await?;
-            jwt.signature_check(&issuer.policy, &jwk)?
-                .verify_with(verifier)
-                .await?
-                .identity(now_ms)?
-        }
+        Credential::Bearer(token) => bearer(token, provider, verifier, now_ms).await?,
     };
     authorize(&identity, scopes)?;
     Ok(Some(identity))
+}
+
+/// The caller a bearer token stands for: remembered in the provider's
+/// [`TokenCache`], or checked in full (and then remembered).
+async fn bearer<P: KeyProvider, V: SignatureVerifier>(
+    token: &str,
+    provider: &P,
+    verifier: &V,
+    now_ms: u64,
+) -> Result<Identity, P::Error> {
+    // The cache is asked for again after the `await`s rather than held
+    // across them: a `&RefCell` would make the future `!Send` (the Lambda
+    // needs `Send` futures, even with no cache). An over-long token is
+    // refused by the parser at once: it is not hashed first.
+    let digest = provider
+        .token_cache()
+        .filter(|_| token.len() <= DEFAULT_MAX_TOKEN_BYTES)
+        .map(|_| TokenDigest::of(token));
+    if let (Some(digest), Some(cache)) = (&digest, provider.token_cache()) {
+        let hit = cache.try_borrow_mut().ok().and_then(|mut cache| {
+            cache.lookup(digest, now_ms, |name| {
+                provider.key_epoch(provider.issuer_named(name)?, now_ms)
+            })
+        });
+        let used = if hit.is_some() {
+            TokenCacheUse::Hit
+        } else {
+            TokenCacheUse::Miss
+        };
+        provider.note_token_cache(used);
+        if let Some(identity) = hit {
+            return Ok(identity);
+        }
+    }
+    let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES)?;
+    let issuer = provider.issuer(&jwt)?;
+    let jwk = provider
+        .signing_key(issuer, jwt.kid(), jwt.alg(), now_ms)
+        .await?;
+    // Before the verifier's `await`: the epoch of the set `jwk` came from.
+    let key_epoch = digest.and_then(|_| provider.key_epoch(issuer, now_ms));
+    let verified = jwt
+        .signature_check(&issuer.policy, &jwk)?
+        .verify_with(verifier)
+        .await?;
+    let window = verified.validity();
+    let identity = verified.identity(now_ms)?;
+    if let (Some(cache), Some(digest), Some(key_epoch), Some(window)) =
+        (provider.token_cache(), digest, key_epoch, window)
+    {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            let remembered = VerifiedToken {
+                issuer: issuer.name.clone(),
+                identity: identity.clone(),
+                window,
+                key_epoch,
+            };
+            cache.insert(digest, remembered, now_ms);
+        }
+    }
+    Ok(identity)
 }
 
 #[cfg(all(test, feature = "native-verify"))]

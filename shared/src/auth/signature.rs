@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::jwt::{algorithm_name, IssuerPolicy, UnverifiedJwt};
 use super::keys::VerificationKey;
-use super::{AuthRejection, Identity};
+use super::{AuthRejection, Identity, ValidityWindow};
 
 /// What a signature checker found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +188,13 @@ pub struct VerifiedSignature<'a> {
 }
 
 impl VerifiedSignature<'_> {
+    /// When the token's `exp`/`nbf`/`iat` (with the issuer's leeway and
+    /// lifetime cap) pass: [`VerifiedSignature::identity`] accepts the times
+    /// exactly at the instants inside it. `None` when they never pass.
+    pub fn validity(&self) -> Option<ValidityWindow> {
+        self.jwt.validity(self.issuer)
+    }
+
     /// Checks the claims at `now_ms`: `exp`/`nbf`/`iat` with the issuer's
     /// leeway, lifetime, `aud`, `sub` and the tier claim; the caller's
     /// identity if they pass.

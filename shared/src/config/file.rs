@@ -178,6 +178,26 @@ pub struct GatewaySection {
     /// Reuse a well-formed incoming `x-request-id` instead of generating one. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_request_id: Option<bool>,
+    /// The per-isolate cache of verified JWTs: a token sent again is not verified again
+    /// while its `exp`, the TTL and its issuer's keys allow. Default on, 4096 tokens, `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_cache: Option<TokenCacheSection>,
+}
+
+/// `[gateway.token_cache]`: reuse the verification of a JWT sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCacheSection {
+    /// Reuse verified tokens. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Most tokens an isolate remembers, 1 to 100000 (each at most about 2.4 KB). Default 4096.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<u64>,
+    /// Longest a token is reused without being verified again, `1s` to `1h` (its `exp` and
+    /// its issuer's keys bound it too). Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<DurationText>,
 }
 
 /// `[[issuers]]`: one trusted JWT issuer.

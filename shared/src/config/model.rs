@@ -11,6 +11,7 @@ use crate::auth::AuthRequirement;
 use crate::auth::IssuerPolicy;
 use crate::auth::JwksCachePolicy;
 use crate::auth::KvKeyStoreSettings;
+use crate::auth::TokenCacheSettings;
 use crate::cache::CacheRule;
 use crate::cors::CorsPolicy;
 use crate::route::{Method, RoutePattern};
@@ -112,6 +113,8 @@ pub struct GatewaySettings {
     pub default_timeout: Duration,
     /// Reuse a well-formed incoming request id.
     pub trust_request_id: bool,
+    /// The per-isolate cache of verified tokens.
+    pub token_cache: TokenCacheSettings,
 }
 
 impl GatewaySettings {
@@ -127,6 +130,7 @@ impl Default for GatewaySettings {
             admin_prefix: Self::DEFAULT_ADMIN_PREFIX.to_owned(),
             default_timeout: Self::DEFAULT_TIMEOUT,
             trust_request_id: true,
+            token_cache: TokenCacheSettings::default(),
         }
     }
 }

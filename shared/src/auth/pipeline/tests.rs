@@ -1,4 +1,4 @@
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::ready;
 
 use jsonwebtoken::{encode, EncodingKey, Header};
@@ -25,6 +25,25 @@ const CONFIG: &str = r#"
     path = "/orders/*"
     upstream = "https://origin.example"
     auth = { require = "either", scopes = ["orders:read"] }
+
+    [[issuers]]
+    name = "other"
+    issuer = "https://other.example/"
+    audiences = ["reports"]
+    algorithms = ["HS256"]
+    jwks = { keys = [{ kty = "oct", k = "dGlkZWdhdGUtcGlwZWxpbmUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ", kid = "1" }] }
+
+    [[routes]]
+    name = "reports"
+    path = "/reports/*"
+    upstream = "https://origin.example"
+    auth = { require = "jwt", issuers = ["other"] }
+
+    [[routes]]
+    name = "admin"
+    path = "/admin/*"
+    upstream = "https://origin.example"
+    auth = { require = "jwt", issuers = ["idp"], scopes = ["orders:admin"] }
 "#;
 
 /// Keys from the config's inline JWKS and one API-key record; counts calls.
@@ -32,6 +51,16 @@ struct Fixture {
     config: GatewayConfig,
     api_keys: ApiKeyStore,
     key_calls: Cell<u32>,
+    /// The route requests go to (index into the config's routes).
+    route: Cell<usize>,
+    /// The time requests arrive at.
+    now: Cell<u64>,
+    /// The cache of verified tokens, when the test offers one.
+    tokens: Option<RefCell<TokenCache>>,
+    /// The epoch of every issuer's keys.
+    epoch: Cell<u64>,
+    /// What the pipeline reported about the cache, in order.
+    uses: RefCell<Vec<TokenCacheUse>>,
 }
 
 impl Fixture {
@@ -44,11 +73,23 @@ impl Fixture {
             config: parse(CONFIG).unwrap(),
             api_keys: ApiKeyStore::from_json(&records.to_string()).unwrap(),
             key_calls: Cell::new(0),
+            route: Cell::new(0),
+            now: Cell::new(NOW_MS),
+            tokens: None,
+            epoch: Cell::new(1),
+            uses: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn with_token_cache() -> Self {
+        Self {
+            tokens: Some(RefCell::new(TokenCache::new(Default::default()))),
+            ..Self::new()
         }
     }
 
     fn run(&self, headers: CredentialHeaders<'_>) -> Result<Option<Identity>, AuthRejection> {
-        let route = &self.config.routes[0];
+        let route = &self.config.routes[self.route.get()];
         let provider = Provider { fixture: self };
         let pipeline = authenticate(
             route.auth.requirement,
@@ -56,7 +97,7 @@ impl Fixture {
             headers,
             &provider,
             &NativeVerifier,
-            NOW_MS,
+            self.now.get(),
         );
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let polled = std::pin::pin!(pipeline).poll(&mut cx);
@@ -76,7 +117,7 @@ impl KeyProvider for Provider<'_> {
 
     fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
         let config = &self.fixture.config;
-        config.issuer_for_token(&config.routes[0], jwt)
+        config.issuer_for_token(&config.routes[self.fixture.route.get()], jwt)
     }
 
     fn signing_key(
@@ -104,6 +145,24 @@ impl KeyProvider for Provider<'_> {
         now_ms: u64,
     ) -> impl Future<Output = Result<Identity, AuthRejection>> {
         ready(self.fixture.api_keys.authenticate(key, now_ms))
+    }
+
+    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
+        self.fixture.tokens.as_ref()
+    }
+
+    fn issuer_named(&self, name: &str) -> Option<&Issuer> {
+        let config = &self.fixture.config;
+        let route = &config.routes[self.fixture.route.get()];
+        config.route_issuers(route).find(|i| i.name == name)
+    }
+
+    fn key_epoch(&self, _issuer: &Issuer, _now_ms: u64) -> Option<u64> {
+        Some(self.fixture.epoch.get())
+    }
+
+    fn note_token_cache(&self, used: TokenCacheUse) {
+        self.fixture.uses.borrow_mut().push(used);
     }
 }
 
@@ -227,4 +286,103 @@ fn debug_never_shows_credentials() {
     };
     let shown = format!("{headers:?}");
     assert!(!shown.contains("secret"), "{shown}");
+}
+
+// ------------------------------------------------- the token cache
+
+fn headers_for(auth: &str) -> CredentialHeaders<'_> {
+    CredentialHeaders {
+        authorization: Some(auth),
+        ..CredentialHeaders::default()
+    }
+}
+
+#[test]
+fn a_token_sent_again_is_not_checked_again() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    let first = f.run(headers_for(&auth)).unwrap().unwrap();
+    let again = f.run(headers_for(&auth)).unwrap().unwrap();
+    assert_eq!(first, again);
+    assert_eq!(f.key_calls.get(), 1, "the second request sought no key");
+    assert_eq!(*f.uses.borrow(), [TokenCacheUse::Miss, TokenCacheUse::Hit]);
+}
+
+#[test]
+fn without_a_cache_every_token_is_checked_and_nothing_is_noted() {
+    let f = Fixture::new();
+    let auth = bearer(&token(claims("orders:read")));
+    f.run(headers_for(&auth)).unwrap();
+    f.run(headers_for(&auth)).unwrap();
+    assert_eq!(f.key_calls.get(), 2);
+    assert!(f.uses.borrow().is_empty());
+}
+
+#[test]
+fn a_cached_token_past_exp_and_leeway_is_refused_as_without_the_cache() {
+    let f = Fixture::with_token_cache();
+    let mut short = claims("orders:read");
+    short["exp"] = json!(NOW_MS / 1000 + 30);
+    let auth = bearer(&token(short));
+    f.run(headers_for(&auth)).unwrap();
+    // exp is now + 30 s, the default leeway 60 s, the cache's TTL 5 min.
+    f.now.set(NOW_MS + 89_999);
+    assert!(f.run(headers_for(&auth)).is_ok());
+    f.now.set(NOW_MS + 90_000);
+    assert_eq!(f.run(headers_for(&auth)), Err(AuthRejection::Expired));
+    assert_eq!(
+        *f.uses.borrow(),
+        [TokenCacheUse::Miss, TokenCacheUse::Hit, TokenCacheUse::Miss]
+    );
+}
+
+#[test]
+fn new_keys_send_a_cached_token_through_the_checks_again() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    f.run(headers_for(&auth)).unwrap();
+    f.epoch.set(2);
+    f.run(headers_for(&auth)).unwrap();
+    assert_eq!(f.key_calls.get(), 2);
+    f.run(headers_for(&auth)).unwrap();
+    assert_eq!(f.key_calls.get(), 2, "remembered again under the new epoch");
+}
+
+#[test]
+fn a_token_cached_on_one_route_is_refused_on_a_route_of_another_issuer() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    f.run(headers_for(&auth)).unwrap();
+    f.route.set(1); // takes only issuer `other`
+    assert_eq!(f.run(headers_for(&auth)), Err(AuthRejection::WrongIssuer));
+    f.route.set(0);
+    assert!(f.run(headers_for(&auth)).is_ok(), "still good where it was");
+    assert_eq!(f.key_calls.get(), 1);
+}
+
+#[test]
+fn scopes_are_checked_per_route_on_every_hit() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    f.run(headers_for(&auth)).unwrap();
+    f.route.set(2); // same issuer, needs orders:admin
+    assert!(matches!(
+        f.run(headers_for(&auth)),
+        Err(AuthRejection::InsufficientScope { .. })
+    ));
+    assert_eq!(f.uses.borrow().last(), Some(&TokenCacheUse::Hit));
+}
+
+#[test]
+fn refusals_are_not_remembered() {
+    let f = Fixture::with_token_cache();
+    let good = token(claims("orders:read"));
+    let (head, sig) = good.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let auth = bearer(&format!("{head}.{flipped}{}", &sig[1..]));
+    for _ in 0..2 {
+        assert_eq!(f.run(headers_for(&auth)), Err(AuthRejection::BadSignature));
+    }
+    assert_eq!(f.key_calls.get(), 2);
+    assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
 }

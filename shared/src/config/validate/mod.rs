@@ -12,6 +12,7 @@ use crate::auth::AuthRequirement;
 use crate::auth::IssuerPolicy;
 use crate::auth::JwksCachePolicy;
 use crate::auth::KvKeyStoreSettings;
+use crate::auth::TokenCacheSettings;
 use crate::cache::{CacheRule, CacheScope, FreshnessSource};
 use crate::config::duration;
 use crate::config::error::{join, Collector, ConfigErrorKind as Kind};
@@ -131,10 +132,43 @@ fn gateway(g: GatewaySection, c: &mut Collector) -> Option<GatewaySettings> {
         GatewaySettings::DEFAULT_TIMEOUT,
         (Duration::from_millis(1), MAX_TIMEOUT, "between 1ms and 5m"),
     );
+    let token_cache = token_cache(g.token_cache.unwrap_or_default(), c);
     Some(GatewaySettings {
         admin_prefix: admin_prefix?,
         default_timeout: default_timeout?,
         trust_request_id: g.trust_request_id.unwrap_or(true),
+        token_cache: token_cache?,
+    })
+}
+
+/// `[gateway.token_cache]`.
+fn token_cache(s: TokenCacheSection, c: &mut Collector) -> Option<TokenCacheSettings> {
+    let max_entries = match s.max_entries {
+        None => Some(TokenCacheSettings::DEFAULT_MAX_ENTRIES as u64),
+        Some(n) => in_range(
+            c,
+            "gateway.token_cache.max_entries",
+            n,
+            1,
+            TokenCacheSettings::MAX_ENTRIES as u64,
+            "between 1 and 100000; set `enabled = false` to turn the cache off",
+        ),
+    };
+    let ttl = opt_duration(
+        c,
+        "gateway.token_cache.ttl",
+        s.ttl.as_ref(),
+        TokenCacheSettings::DEFAULT_TTL,
+        (
+            Duration::from_secs(1),
+            TokenCacheSettings::MAX_TTL,
+            "between 1s and 1h; set `enabled = false` to turn the cache off",
+        ),
+    );
+    Some(TokenCacheSettings {
+        enabled: s.enabled.unwrap_or(true),
+        max_entries: usize::try_from(max_entries?).ok()?,
+        ttl: ttl?,
     })
 }
 
