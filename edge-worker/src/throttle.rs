@@ -250,6 +250,7 @@ async fn one(
         cost,
         want,
         returns,
+        lead_ms: config.window_ms,
     };
     let reply = ask(env, charge.key, &op, calls).await?;
     let d = decision_of(&reply)?;

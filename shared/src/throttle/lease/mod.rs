@@ -34,7 +34,7 @@
 //! }
 //! let want = pool.want(Some(config), &quota, 1);
 //! assert!(want > 1, "a hot key asks for more than its own cost");
-//! let op = LimiterOp::Lease { quota, cost: 1, want, returns: pool.returns() };
+//! let op = LimiterOp::Lease { quota, cost: 1, want, returns: pool.returns(), lead_ms: 250 };
 //! let (reply, _state) = apply(None, now, &op);
 //! let (decision, grant) = (reply.decision.unwrap(), reply.lease.unwrap());
 //! let granted = Granted { grant, decision, object_now_ms: reply.now_ms };

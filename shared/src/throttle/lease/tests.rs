@@ -46,6 +46,7 @@ fn granted(pool: &mut LeasePool, quota: &Quota, want: u64, now: u64) -> Option<(
         cost: 1,
         want,
         returns: pool.returns(),
+        lead_ms: 0,
     };
     let (reply, _) = apply(None, now, &op);
     let granted = Granted {
@@ -160,6 +161,7 @@ fn simulate(quota: &Quota, config: LeaseConfig, skews: &[i64], arrivals: &[Arriv
                 cost: 1,
                 want: pool.want(Some(config), quota, 1),
                 returns: pool.returns(),
+                lead_ms: config.window_ms,
             };
             // The call lands `latency` later on the object's (real) clock,
             // the reply as long again after; time runs on meanwhile.
@@ -251,6 +253,25 @@ proptest! {
         ),
     ) {
         let quota = Quota::new(limit, Duration::from_secs(secs)).with_burst(burst);
+        let run = simulate(&quota, LeaseConfig { window_ms }, &skews, &arrivals);
+        let bound = within_gcra_bound(&quota, &run.admitted);
+        prop_assert!(bound.is_ok(), "{:?}", bound);
+    }
+
+    /// Keys far below a high limit: slices start ahead of now (the lead).
+    #[test]
+    fn leading_slices_never_beat_gcra_over_any_interval(
+        limit in 1_000_u64..50_000,
+        secs in 1_u64..60,
+        extra_burst in 0_u64..1_000,
+        window_ms in 10_u64..500,
+        skews in proptest::collection::vec(-50_i64..50, 1..5),
+        arrivals in proptest::collection::vec(
+            (0_u64..30, 0_usize..5, 0_u64..20, proptest::bool::weighted(0.1)),
+            1..400,
+        ),
+    ) {
+        let quota = Quota::new(limit, Duration::from_secs(secs)).with_burst(limit + extra_burst);
         let run = simulate(&quota, LeaseConfig { window_ms }, &skews, &arrivals);
         let bound = within_gcra_bound(&quota, &run.admitted);
         prop_assert!(bound.is_ok(), "{:?}", bound);

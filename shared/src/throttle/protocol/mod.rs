@@ -27,7 +27,9 @@
 //! one request's units: `n` units (`want` at most, at least `cost`, as many
 //! as fit the tolerance) occupy `[start, end)` with `start = max(TAT, now)`
 //! and `end = start + n·T`, exactly as `n` direct checks at that instant
-//! would have. The holder admits its own requests inside the slice with a
+//! would have; for a key far below its limit, `start = max(TAT, now +
+//! lead)` ([`lead_for`]), so requests that come slower than `T` still find
+//! slots after their arrival. The holder admits its own requests inside the slice with a
 //! local GCRA (`throttle::LeasePool`): a request at time `s` (the object's
 //! clock, estimated from above) takes the slot `[max(used, s), max(used, s) +
 //! cost·T)` if it ends by `end`. [`LimiterOp::Return`] hands back the unused
@@ -96,6 +98,12 @@ pub enum LimiterOp {
         /// Slices the caller is done with.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         returns: Vec<LeaseReturn>,
+        /// How far ahead of now (ms) the slice may start, so requests the
+        /// caller admits from it over that long find slots after their own
+        /// arrival; the object uses it only where it is cheap (see
+        /// [`lead_for`]). 0: the slice starts at `max(TAT, now)`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        lead_ms: u64,
     },
     /// Take the slices in `returns` back.
     Return {
@@ -189,9 +197,15 @@ pub fn apply(stored: Option<GcraState>, now_ms: u64, op: &LimiterOp) -> (Limiter
             cost,
             want,
             returns,
+            lead_ms,
         } => {
             let returned = take_back(state, now_ms, returns);
-            let (d, next, lease) = grant(returned, now_ms, *cost, *want, quota);
+            let ask = Ask {
+                cost: *cost,
+                want: *want,
+                lead_ms: *lead_ms,
+            };
+            let (d, next, lease) = grant(returned, now_ms, ask, quota);
             (Some(d), next, lease)
         }
         LimiterOp::Return { quota, returns } => {
@@ -237,18 +251,62 @@ fn take_back(state: GcraState, now_ms: u64, returns: &[LeaseReturn]) -> GcraStat
     })
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What a lease asks for.
+#[derive(Debug, Clone, Copy)]
+struct Ask {
+    cost: u64,
+    want: u64,
+    lead_ms: u64,
+}
+
+/// The lead a slice may start ahead of now: `lead_ms` when it holds at
+/// least [`MIN_LEAD_SLOTS`] slots (shorter, the slice's own slots already
+/// outlast the caller's requests) and ties up at most an eighth of the
+/// tolerance; else none. A key far below its limit sees requests much
+/// sparser than its emission interval `T`, so a slice at `max(TAT, now)`
+/// would pass (its slots in the past) before the next request: led, its
+/// slots lie after every request of the lead. The cost is the gap between
+/// the TAT and the lead, in the future only for at most the lead: up to
+/// `lead / T` units of the burst, while the key runs at its limit.
+pub fn lead_for(lead_ms: u64, quota: &Quota) -> u128 {
+    let lead = ms_to_ns(lead_ms);
+    let t = quota.emission_interval_ns();
+    let useful = lead >= t.saturating_mul(MIN_LEAD_SLOTS);
+    let cheap = lead.saturating_mul(8) <= quota.tolerance_ns();
+    if useful && cheap {
+        lead
+    } else {
+        0
+    }
+}
+
+/// Fewest emission intervals a lead must span to be used.
+pub const MIN_LEAD_SLOTS: u128 = 4;
+
 /// Admits `cost` and leases up to `want` units in all, as many as fit.
 fn grant(
     state: GcraState,
     now_ms: u64,
-    cost: u64,
-    want: u64,
+    ask: Ask,
     quota: &Quota,
 ) -> (Decision, GcraState, Option<LeaseGrant>) {
+    let Ask {
+        cost,
+        want,
+        lead_ms,
+    } = ask;
     let now = ms_to_ns(now_ms);
     let t = quota.emission_interval_ns();
     let tau = quota.tolerance_ns();
-    let start = effective_tat(state, now, tau);
+    let lead = match want > cost {
+        true => lead_for(lead_ms, quota),
+        false => 0,
+    };
+    let start = effective_tat(state, now, tau).max(now.saturating_add(lead));
     let ahead = start.saturating_sub(now);
     let fit = u64::try_from(tau.saturating_sub(ahead) / t.max(1)).unwrap_or(u64::MAX);
     if quota.admits_nothing() || cost == 0 || fit < cost {

@@ -44,6 +44,7 @@ fn a_lease_is_a_slice_of_the_schedule() {
         cost: 1,
         want: 4,
         returns: Vec::new(),
+        lead_ms: 0,
     };
     let (reply, state) = step(None, NOW, &op);
     let grant = reply.lease.unwrap();
@@ -61,6 +62,7 @@ fn a_lease_is_a_slice_of_the_schedule() {
         cost: 2,
         want: 100,
         returns: Vec::new(),
+        lead_ms: 0,
     };
     let (reply, state) = step(Some(state), NOW, &big);
     assert_eq!(reply.lease.unwrap().units, 6);
@@ -77,6 +79,7 @@ fn a_slice_goes_back_only_from_the_top() {
         cost: 1,
         want: 3,
         returns,
+        lead_ms: 0,
     };
     let (a, s) = step(None, NOW, &lease(Vec::new()));
     let (b, s) = step(Some(s), NOW, &lease(Vec::new()));
@@ -126,6 +129,45 @@ fn give_back_only_when_some_limit_refuses() {
 }
 
 #[test]
+fn a_sparse_key_gets_a_slice_ahead_of_now() {
+    // 1,000,000 per hour: T = 3.6 ms; a 250 ms lead spans 69 slots and is
+    // far under an eighth of the hour's tolerance.
+    let quota = Quota::new(1_000_000, Duration::from_secs(3_600));
+    let lease = |lead_ms| LimiterOp::Lease {
+        quota,
+        cost: 1,
+        want: 10,
+        returns: Vec::new(),
+        lead_ms,
+    };
+    let (led, _) = step(None, NOW, &lease(250));
+    let grant = led.lease.unwrap();
+    assert_eq!(u128::from(grant.start_ns), ms_to_ns(NOW + 250));
+    let (packed, _) = step(None, NOW, &lease(0));
+    assert_eq!(u128::from(packed.lease.unwrap().start_ns), ms_to_ns(NOW));
+    // A key whose slots are longer than the lead (100 per hour) or whose
+    // tolerance is short (10 per second) gets no lead.
+    assert_eq!(
+        lead_for(250, &Quota::new(100, Duration::from_secs(3_600))),
+        0
+    );
+    assert_eq!(lead_for(250, &Quota::per_second(10)), 0);
+    // A plain check (want = cost) is never led.
+    let plain = LimiterOp::Lease {
+        quota,
+        cost: 1,
+        want: 1,
+        returns: Vec::new(),
+        lead_ms: 250,
+    };
+    let (reply, state) = step(None, NOW, &plain);
+    assert!(reply
+        .lease
+        .is_none_or(|g| u128::from(g.start_ns) == ms_to_ns(NOW)));
+    assert!(u128::from(state.tat_ns) <= ms_to_ns(NOW) + quota.emission_interval_ns());
+}
+
+#[test]
 fn ops_round_trip_as_json() {
     let op = LimiterOp::Lease {
         quota: Quota::per_minute(5),
@@ -136,6 +178,7 @@ fn ops_round_trip_as_json() {
             end_ns: 3,
             used_ns: 2,
         }],
+        lead_ms: 250,
     };
     let text = serde_json::to_string(&op).unwrap();
     assert!(text.contains("\"op\":\"lease\""));
@@ -170,6 +213,7 @@ fn two_phase(
                     cost: *cost,
                     want: *cost,
                     returns: Vec::new(),
+                    lead_ms: 0,
                 }
             } else {
                 LimiterOp::Check {
@@ -252,7 +296,7 @@ proptest! {
             0 => LimiterOp::Check { quota, cost },
             1 => LimiterOp::Refund { quota, cost },
             2 => LimiterOp::Peek,
-            3 => LimiterOp::Lease { quota, cost, want, returns },
+            3 => LimiterOp::Lease { quota, cost, want, returns, lead_ms: want % 300 },
             _ => LimiterOp::Return { quota, returns },
         };
         let stored = (tat != 0).then_some(GcraState { tat_ns: tat });
