@@ -7,19 +7,14 @@
 // profiles); stdio is drained as in bench/edge.mjs.
 //
 // Usage: node bench/log-cost.mjs [--rounds 3] [--seconds 3] [--port-base 8760]
+import { numberOption } from "./lib/args.mjs";
 import { runWrk, wrkVersion } from "./lib/load.mjs";
 import { childPids, cpuMs, load } from "./lib/proc.mjs";
 import { round, spread } from "./lib/stats.mjs";
 import { compatibilityDate, loadMiniflare, sharedOptions, writeCacheFile } from "./lib/workers.mjs";
 
 const args = process.argv.slice(2);
-function opt(name, fallback, min, max) {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(args[i + 1]);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in ${min}..${max}`);
-  return n;
-}
+const opt = (name, fallback, min, max) => numberOption(args, name, fallback, min, max);
 const O = { rounds: opt("rounds", 3, 1, 10), seconds: opt("seconds", 3, 1, 30), portBase: opt("port-base", 8760, 1024, 65000) };
 const log = (...a) => console.error("[bench-log-cost]", ...a);
 if (!wrkVersion()) throw new Error("wrk is missing: run bash bench/edge.sh once (it installs it) or apt-get install wrk");

@@ -14,19 +14,14 @@
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 
+import { numberOption } from "./lib/args.mjs";
 import { runWrk, wrkVersion } from "./lib/load.mjs";
 import { childPids, cpuMs, load } from "./lib/proc.mjs";
 import { round, summary } from "./lib/stats.mjs";
 import { checkBuild, loadMiniflare, sharedOptions, tidegateWorker, writeCacheFile } from "./lib/workers.mjs";
 
 const args = process.argv.slice(2);
-function opt(name, fallback, min, max) {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(args[i + 1]);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in ${min}..${max}`);
-  return n;
-}
+const opt = (name, fallback, min, max) => numberOption(args, name, fallback, min, max);
 const O = {
   rounds: opt("rounds", 3, 1, 10),
   seconds: opt("seconds", 3, 1, 30),
