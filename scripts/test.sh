@@ -200,7 +200,7 @@ describe() {
         rollback-localstack) echo "rollback Lambda handler against LocalStack (+ injected faults)" ;;
         lambda-watch) echo "cargo lambda invoke (event fixtures) against cargo lambda watch" ;;
         demo) echo "demo scenario end to end (make demo, asserted)" ;;
-        fuzz) echo "fuzz targets, ${TIDEGATE_FUZZ_SECONDS:-45}s each (cargo fuzz, stable)" ;;
+        fuzz) echo "fuzz targets, ${TIDEGATE_FUZZ_SECONDS:-$([ "${CI:-}" = true ] && echo 15 || echo 45)}s each (cargo fuzz, stable)" ;;
         audit) echo "RustSec audit, offline snapshot (audit/advisory-db)" ;;
         *) return 1 ;;
     esac
