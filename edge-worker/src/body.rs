@@ -74,11 +74,7 @@ pub async fn buffer_at_most(raw: &web_sys::Response, limit: u64) -> Result<Optio
 /// The body of `resp` as text, read in one call.
 pub async fn text(resp: Response) -> Result<String> {
     let raw = raw(resp)?;
-    let text = JsFuture::from(raw.text()?).await?;
-    Ok(text
-        .dyn_into::<JsString>()
-        .map_err(|_| Error::RustError("text() gave no string".into()))?
-        .into())
+    string_of(JsFuture::from(raw.text()?).await?)
 }
 
 /// The body of `req` as JSON.
@@ -93,10 +89,15 @@ fn raw(resp: Response) -> Result<web_sys::Response> {
     crate::response::into_raw(resp).map_err(|e| Error::RustError(e.to_string()))
 }
 
-fn parse<T: DeserializeOwned>(text: worker::wasm_bindgen::JsValue) -> Result<T> {
-    let text: String = text
+/// What `text()` resolved to, as a Rust string.
+fn string_of(text: worker::wasm_bindgen::JsValue) -> Result<String> {
+    Ok(text
         .dyn_into::<JsString>()
         .map_err(|_| Error::RustError("text() gave no string".into()))?
-        .into();
+        .into())
+}
+
+fn parse<T: DeserializeOwned>(text: worker::wasm_bindgen::JsValue) -> Result<T> {
+    let text = string_of(text)?;
     serde_json::from_str(&text).map_err(Error::from)
 }

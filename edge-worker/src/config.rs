@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::thread::LocalKey;
 
 use tidegate_policy::auth::{ApiKeyStore, JwksCache, TokenCache};
 use tidegate_policy::config::{self, GatewayConfig};
@@ -100,17 +101,28 @@ pub fn string_binding(env: &Env, name: &str) -> Option<String> {
 /// The gateway configuration for this request. Parsed once per isolate and
 /// binding value; checked against the binding each request.
 pub fn load(env: &Env) -> Loaded {
-    let source = raw_binding(env, CONFIG_VAR).map_or(Source::Unset, Source::Binding);
-    CONFIG.with(|cell| {
+    parsed_once(&CONFIG, env, CONFIG_VAR, load_text)
+}
+
+/// What `parse` makes of binding `name`, reused while the binding is the
+/// same JS value; parsed again (and kept) when it changed.
+fn parsed_once<T: Clone>(
+    cache: &'static LocalKey<RefCell<Option<(Source, T)>>>,
+    env: &Env,
+    name: &str,
+    parse: impl FnOnce(&Env, &Source) -> T,
+) -> T {
+    let source = raw_binding(env, name).map_or(Source::Unset, Source::Binding);
+    cache.with(|cell| {
         let mut cached = cell.borrow_mut();
-        if let Some((seen, loaded)) = cached.as_ref() {
+        if let Some((seen, parsed)) = cached.as_ref() {
             if *seen == source {
-                return loaded.clone();
+                return parsed.clone();
             }
         }
-        let loaded = load_text(env, &source);
-        *cached = Some((source, loaded.clone()));
-        loaded
+        let parsed = parse(env, &source);
+        *cached = Some((source, parsed.clone()));
+        parsed
     })
 }
 
@@ -147,19 +159,8 @@ fn parse(text: &str) -> Loaded {
 /// The API key store for this request: empty when `API_KEYS` is not set.
 /// Parsed once per isolate and secret value, like [`load`].
 pub fn api_keys(env: &Env) -> Result<Rc<ApiKeyStore>, EdgeError> {
-    let source = raw_binding(env, API_KEYS_VAR).map_or(Source::Unset, Source::Binding);
-    API_KEYS.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        let loaded = match cached.as_ref() {
-            Some((seen, loaded)) if *seen == source => loaded.clone(),
-            _ => {
-                let loaded = parse_api_keys(env, &source);
-                *cached = Some((source, loaded.clone()));
-                loaded
-            }
-        };
-        loaded.map_err(|e| EdgeError::InvalidApiKeys(e.to_string()))
-    })
+    parsed_once(&API_KEYS, env, API_KEYS_VAR, parse_api_keys)
+        .map_err(|e| EdgeError::InvalidApiKeys(e.to_string()))
 }
 
 /// The key store `source` holds (empty when unset or blank).

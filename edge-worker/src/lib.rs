@@ -107,22 +107,25 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         Err(problem) => response::problem(&problem.with_request_id(request_id.as_str())),
     };
     flow.timings.total = Some(now_ms().saturating_sub(started));
-    response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
-    if let Some(list) = &flow.cors {
-        cors::finish(&mut resp, list);
-    }
+    finish(&mut resp, request_id.as_str(), &flow);
     let raw = response::into_raw(resp).or_else(|e| {
         let problem = flow.fail(e).with_request_id(request_id.as_str());
         let mut resp = response::problem(&problem);
-        response::finish(&mut resp, request_id.as_str(), &flow.timings, &flow.extra);
-        if let Some(list) = &flow.cors {
-            cors::finish(&mut resp, list);
-        }
+        finish(&mut resp, request_id.as_str(), &flow);
         response::into_raw(resp)
     });
     flow.log.status = raw.as_ref().map_or(500, web_sys::Response::status);
     flow.log.emit(&flow.timings);
     raw.map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// Adds what every response carries: request id, `Server-Timing`, the
+/// flow's extra headers and, on a route with `cors`, its CORS headers.
+fn finish(resp: &mut Response, request_id: &str, flow: &Flow) {
+    response::finish(resp, request_id, &flow.timings, &flow.extra);
+    if let Some(list) = &flow.cors {
+        cors::finish(resp, list);
+    }
 }
 
 /// Everything after the request id: admin endpoints, or the gateway path.
