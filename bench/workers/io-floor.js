@@ -7,8 +7,8 @@
 // Paths mirror the bench config's routes:
 //   /proxy/*, /apikey/*, /jwt/*   origin only
 //   /limited/*                    DO + origin
-//   /secure/*                     DO + cache (+ origin, put and index update on a miss)
-//   /cached/*                     cache (+ origin, put and index update on a miss)
+//   /secure/*                     DO + cache (+ origin, put and batched index update on a miss)
+//   /cached/*                     cache (+ origin, put and batched index update on a miss)
 import { DurableObject } from "cloudflare:workers";
 
 export class IoCounter extends DurableObject {
@@ -30,12 +30,15 @@ export class IoCounter extends DurableObject {
 }
 
 // Tidegate keeps, per caching route, an index of the keys it stored (for
-// purge by prefix), sharded in 64 entries: after each store it reads the
-// key's shard, appends the key and puts it back, capped at 32 keys. The same
-// Cache API traffic here (one more match and put, same sizes), with string
-// slicing instead of a JSON list.
+// purge by prefix), sharded in 64 entries capped at 32 keys, and writes it in
+// batches: an isolate gathers the keys it stores for one shard over a second,
+// then reads the shard, appends them and puts it back once. The same Cache
+// API traffic here (one more match and put per shard per second), with string
+// slicing instead of the policy's line format.
 const INDEX_SHARDS = 64;
 const SHARD_MAX_BYTES = 32 * 120;
+const INDEX_BATCH_WINDOW_MS = 1000;
+const pending = new Map();
 function shardOf(key) {
   let h = 0;
   for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) >>> 0;
@@ -44,10 +47,19 @@ function shardOf(key) {
 async function store(key, response, indexBase) {
   await caches.default.put(key, response);
   const indexUrl = `${indexBase}/${shardOf(key)}`;
+  const batch = pending.get(indexUrl);
+  if (batch) {
+    batch.push(key);
+    return;
+  }
+  pending.set(indexUrl, [key]);
+  await new Promise((resolve) => setTimeout(resolve, INDEX_BATCH_WINDOW_MS));
+  const keys = pending.get(indexUrl) ?? [];
+  pending.delete(indexUrl);
   const index = await caches.default.match(indexUrl);
   let text = index ? await index.text() : "";
-  text = `${text}"${key}",`;
-  if (text.length > SHARD_MAX_BYTES) text = text.slice(text.indexOf(",") + 1);
+  for (const k of keys) text = `${text}"${k}",`;
+  while (text.length > SHARD_MAX_BYTES) text = text.slice(text.indexOf(",") + 1);
   await caches.default.put(indexUrl, new Response(text, { headers: { "cache-control": "max-age=3600" } }));
 }
 

@@ -24,8 +24,10 @@
 //! One path is public, with no admin key: `GET .well-known/jwks.json`, the
 //! public keys of the identity assertions (see `crate::assertion`).
 
+use std::rc::Rc;
+
 use percent_encoding::percent_decode_str;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tidegate_policy::auth::{bearer_token, hash_key};
@@ -33,7 +35,7 @@ use tidegate_policy::cache::first_header;
 use tidegate_policy::problem::Problem;
 use tidegate_policy::route::{allow_header_value, Method as PolicyMethod};
 use tidegate_policy::throttle::{self, GcraState, LimiterKeyParts, LimiterOp};
-use worker::{Env, Method, Request, Response};
+use worker::{Context, Env, Method, Request, Response};
 
 use crate::config::{self, Loaded, ADMIN_KEY_VAR};
 use crate::durable;
@@ -47,6 +49,7 @@ pub async fn handle(
     headers: &[(String, String)],
     rest: &str,
     env: &Env,
+    ctx: &Context,
     loaded: &Loaded,
     flow: &mut Flow,
 ) -> Result<Response, Problem> {
@@ -113,7 +116,7 @@ pub async fn handle(
                 .as_ref()
                 .map_err(|e| flow.fail(EdgeError::InvalidConfig(e.to_string())))?;
             let body: PurgeRequest = req.json().await.map_err(|_| invalid_purge(PURGE_SHAPE))?;
-            purge(env, gw, body, flow).await
+            purge(env, ctx, gw, body, flow).await
         }
         ("health" | "config", _) => {
             flow.extra.push(("allow".into(), "GET".into()));
@@ -193,45 +196,107 @@ fn invalid_purge(detail: &str) -> Problem {
     Problem::new(400, "invalid-purge", "Invalid purge request").with_detail(detail)
 }
 
+/// What a purge request names.
+enum PurgeTarget {
+    /// Every variant of a GET of this URL, `headers` giving the vary values.
+    Url(url::Url, Vec<(String, String)>),
+    /// Every indexed entry whose path starts with this.
+    Prefix(String),
+}
+
+impl PurgeTarget {
+    fn from_request(body: PurgeRequest) -> Result<Self, Problem> {
+        match (body.url, body.prefix) {
+            (Some(url), None) => {
+                let url = url::Url::parse(&url)
+                    .map_err(|_| invalid_purge("\"url\" must be an absolute URL."))?;
+                Ok(Self::Url(url, body.headers.into_iter().collect()))
+            }
+            (None, Some(prefix)) if prefix.starts_with('/') => Ok(Self::Prefix(prefix)),
+            (None, Some(_)) => Err(invalid_purge("\"prefix\" must start with `/`.")),
+            _ => Err(invalid_purge(PURGE_SHAPE)),
+        }
+    }
+
+    async fn run(&self, gw: &config::Gateway) -> purging::Purged {
+        match self {
+            Self::Url(url, headers) => {
+                purging::purge_url(gw, url, headers, purging::Reach::AllRoutes).await
+            }
+            Self::Prefix(prefix) => purging::purge_prefix(gw, prefix).await,
+        }
+    }
+}
+
+/// The answer to `POST purge`.
+#[derive(Serialize)]
+struct PurgeAnswer {
+    /// How many entries this data center dropped.
+    purged: usize,
+    /// Their keys.
+    keys: Vec<String>,
+    /// "this data center" or "every data center".
+    scope: &'static str,
+    /// The zone purge's outcome, with `[purge]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    global: Option<GlobalAnswer>,
+}
+
+/// What the zone purge API did for `POST purge`.
+#[derive(Serialize)]
+struct GlobalAnswer {
+    files: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
 async fn purge(
     env: &Env,
-    gw: &config::Gateway,
+    ctx: &Context,
+    gw: &Rc<config::Gateway>,
     body: PurgeRequest,
     flow: &Flow,
 ) -> Result<Response, Problem> {
-    let purged = match (body.url, body.prefix) {
-        (Some(url), None) => {
-            let url = url::Url::parse(&url)
-                .map_err(|_| invalid_purge("\"url\" must be an absolute URL."))?;
-            let headers: Vec<(String, String)> = body.headers.into_iter().collect();
-            purging::purge_url(gw, &url, &headers, purging::Reach::AllRoutes).await
-        }
-        (None, Some(prefix)) if prefix.starts_with('/') => purging::purge_prefix(gw, &prefix).await,
-        (None, Some(_)) => return Err(invalid_purge("\"prefix\" must start with `/`.")),
-        _ => return Err(invalid_purge(PURGE_SHAPE)),
-    };
+    let target = PurgeTarget::from_request(body)?;
+    let purged = target.run(gw).await;
     let (scope, global) = match &gw.config.purge {
         None => ("this data center", None),
         Some(settings) => {
             let outcome = purging::purge_globally(env, settings, &purged.named).await;
             purging::log_global(&flow.log.id, purged.named.len(), &outcome);
             match outcome {
-                Ok(files) => ("every data center", Some(json!({ "files": files }))),
+                Ok(files) => (
+                    "every data center",
+                    Some(GlobalAnswer { files, error: None }),
+                ),
                 Err(e) => (
                     "this data center",
-                    Some(json!({ "files": 0, "error": e.to_string() })),
+                    Some(GlobalAnswer {
+                        files: 0,
+                        error: Some(e.to_string()),
+                    }),
                 ),
             }
         }
     };
-    let mut answer = serde_json::Map::new();
-    answer.insert("purged".into(), json!(purged.deleted.len()));
-    answer.insert("keys".into(), json!(purged.deleted));
-    answer.insert("scope".into(), json!(scope));
-    if let Some(global) = global {
-        answer.insert("global".into(), global);
-    }
-    Ok(response::json(&serde_json::Value::Object(answer)))
+    // Entries other isolates stored just before this purge are indexed
+    // within a batch window: look again then, off the response path.
+    let (gw, env, request_id, first) = (
+        Rc::clone(gw),
+        env.clone(),
+        flow.log.id.clone(),
+        purged.named,
+    );
+    ctx.wait_until(async move {
+        let late = purging::second_pass(&first, || async { target.run(&gw).await.named }).await;
+        purging::global_purge(&env, &gw, &request_id, &late).await;
+    });
+    Ok(response::json(&PurgeAnswer {
+        purged: purged.deleted.len(),
+        keys: purged.deleted,
+        scope,
+        global,
+    }))
 }
 
 /// The state of limiter key `raw` (one percent-encoded path segment).

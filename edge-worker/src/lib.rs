@@ -146,7 +146,7 @@ async fn handle(
     if let Some(rest) = path.strip_prefix(admin_prefix) {
         flow.log.route = Some("admin".to_owned());
         let rest = rest.to_owned();
-        return admin::handle(req, &headers, &rest, env, loaded, flow).await;
+        return admin::handle(req, &headers, &rest, env, ctx, loaded, flow).await;
     }
     let gw = loaded
         .as_ref()

@@ -15,7 +15,15 @@
 //! lives as long as its longest-lived entry. Concurrent stores may lose an
 //! index update; the entry it named then simply expires on its own (best
 //! effort, like the per-data-center purge itself).
+//!
+//! An isolate gathers the keys it stores for one shard over a second and
+//! writes them in one update (`PendingIndex`): at a few MISSes per second
+//! per shard that removes most of the index's Cache API traffic. A purge
+//! takes this isolate's pending keys along at once and looks at the index
+//! again after `PURGE_SECOND_PASS_MS`, by when every key stored anywhere
+//! before it has been written.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
@@ -24,9 +32,9 @@ use futures_util::future::join_all;
 use tidegate_policy::cache::freshness::storage_lifetime;
 use tidegate_policy::cache::key::is_variant_of;
 use tidegate_policy::cache::{
-    cache_key, decode_shard, encode_shard, invalidates, invalidation_targets, resource_of,
-    shard_max_age, shard_of, with_key, CacheRule, CacheScope, IndexedKey, RequestParts,
-    INDEX_SHARDS,
+    cache_key, decode_shard, encode_shard, invalidates, invalidation_targets, shard_max_age,
+    shard_of, with_keys, CacheRule, CacheScope, IndexedKey, PendingIndex, RequestParts,
+    INDEX_BATCH_WINDOW_MS, INDEX_SHARDS, PURGE_SECOND_PASS_MS,
 };
 use tidegate_policy::config::PurgeSettings;
 use tidegate_policy::route::{Method, RouteMatch};
@@ -42,6 +50,11 @@ use crate::response::{header_list, HeaderList};
 const INDEX_BASE: &str = "https://cache-index.tidegate.invalid/";
 /// How long a call to the zone purge API may take.
 const GLOBAL_PURGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+thread_local! {
+    /// This isolate's stored keys not yet written to their shards.
+    static PENDING: RefCell<PendingIndex> = RefCell::new(PendingIndex::default());
+}
 
 fn index_url(route: &str, shard: u64) -> String {
     let name = percent_encoding::utf8_percent_encode(route, percent_encoding::NON_ALPHANUMERIC);
@@ -75,12 +88,31 @@ async fn index_write(route: &str, shard: u64, entries: &[IndexedKey], lifetime: 
     let _ = Cache::default().put(url, entry).await;
 }
 
+/// A shard as stored, with this isolate's keys for it that wait to be
+/// written (what a purge must see).
+async fn index_read_with_pending(route: &str, shard: u64) -> Vec<IndexedKey> {
+    let pending = PENDING.with(|p| p.borrow().pending(route, shard).to_vec());
+    let stored = index_read(route, shard).await;
+    with_keys(stored, pending, crate::flow::now_ms())
+}
+
 /// Records that `key` was stored for `route`, its entry living `lifetime`.
+/// The store that opens its shard's batch writes the batch when the window
+/// ends (run it in `ctx.wait_until`: it keeps the request that long);
+/// the others return at once.
 pub async fn index_add(route: &str, key: &str, lifetime: Duration) {
-    let shard = shard_of(resource_of(key));
     let now = crate::flow::now_ms();
     let expiry = now.saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX));
-    let entries = with_key(index_read(route, shard).await, key, expiry, now);
+    let Some(shard) = PENDING.with(|p| p.borrow_mut().add(route, key, expiry, now)) else {
+        return;
+    };
+    worker::Delay::from(Duration::from_millis(INDEX_BATCH_WINDOW_MS)).await;
+    let batch = PENDING.with(|p| p.borrow_mut().take(route, shard));
+    if batch.is_empty() {
+        return;
+    }
+    let stored = index_read(route, shard).await;
+    let entries = with_keys(stored, batch, crate::flow::now_ms());
     index_write(route, shard, &entries, lifetime).await;
 }
 
@@ -187,7 +219,7 @@ pub async fn purge_url(gw: &Gateway, url: &Url, headers: &HeaderList, reach: Rea
     let read = join_all(
         shards
             .iter()
-            .map(|(route, _, resource)| index_read(&route.name, shard_of(resource))),
+            .map(|(route, _, resource)| index_read_with_pending(&route.name, shard_of(resource))),
     )
     .await;
     for ((route, rule, resource), entries) in shards.iter().zip(read) {
@@ -214,7 +246,9 @@ pub async fn purge_prefix(gw: &Gateway, prefix: &str) -> Purged {
         let Some(rule) = &route.cache else {
             continue;
         };
-        let shards = join_all((0..INDEX_SHARDS).map(|shard| index_read(&route.name, shard))).await;
+        let shards =
+            join_all((0..INDEX_SHARDS).map(|shard| index_read_with_pending(&route.name, shard)))
+                .await;
         for (shard, entries) in (0..INDEX_SHARDS).zip(shards) {
             purge_shard(&route.name, rule, shard, entries, &matches, &mut out).await;
         }
@@ -348,20 +382,46 @@ pub fn after_unsafe(
     let (gw, env, headers) = (Rc::clone(gw), env.clone(), (*headers).clone());
     let request_id = flow.log.id.clone();
     ctx.wait_until(async move {
-        let mut named = Vec::new();
-        for target in &targets {
-            for key in purge_url(&gw, target, &headers, Reach::MatchedRoute)
-                .await
-                .named
-            {
-                if !named.contains(&key) {
-                    named.push(key);
+        let purge_all = || async {
+            let mut named = Vec::new();
+            for target in &targets {
+                let purged = purge_url(&gw, target, &headers, Reach::MatchedRoute).await;
+                for key in purged.named {
+                    if !named.contains(&key) {
+                        named.push(key);
+                    }
                 }
             }
-        }
-        if let Some(settings) = &gw.config.purge {
-            let outcome = purge_globally(&env, settings, &named).await;
-            log_global(&request_id, named.len(), &outcome);
-        }
+            named
+        };
+        let named = purge_all().await;
+        global_purge(&env, &gw, &request_id, &named).await;
+        let late = second_pass(&named, purge_all).await;
+        global_purge(&env, &gw, &request_id, &late).await;
     });
+}
+
+/// With `[purge]`, asks every data center to drop `named` too, and logs it.
+pub async fn global_purge(env: &Env, gw: &Gateway, request_id: &str, named: &[String]) {
+    if named.is_empty() {
+        return;
+    }
+    if let Some(settings) = &gw.config.purge {
+        let outcome = purge_globally(env, settings, named).await;
+        log_global(request_id, named.len(), &outcome);
+    }
+}
+
+/// Runs a purge again once every isolate has written the keys it stored
+/// before the first pass (their batches were still open then); returns the
+/// keys it named that `first` did not. Run it in `ctx.wait_until`.
+pub async fn second_pass<F, Fut>(first: &[String], pass: F) -> Vec<String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    worker::Delay::from(Duration::from_millis(PURGE_SECOND_PASS_MS)).await;
+    let mut late = pass().await;
+    late.retain(|key| !first.contains(key));
+    late
 }

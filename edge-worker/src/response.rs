@@ -132,7 +132,7 @@ pub fn text_response(body: &str, headers: &[(&str, &str)]) -> Option<Response> {
 }
 
 /// A JSON response with status 200.
-pub fn json(value: &serde_json::Value) -> Response {
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Response {
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
     let body = serde_json::to_vec(value).unwrap_or_default();

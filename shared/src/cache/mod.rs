@@ -50,8 +50,9 @@ pub use freshness::{
 pub use invalidation::{invalidates, invalidation_targets, is_safe_method};
 pub use key::{cache_key, origin_query, CacheKey, KeyError, RequestParts};
 pub use purge_index::{
-    decode_shard, encode_shard, resource_of, shard_max_age, shard_of, with_key, IndexedKey,
-    INDEX_SHARDS, MAX_SHARD_KEYS,
+    decode_shard, encode_shard, resource_of, shard_max_age, shard_of, with_key, with_keys,
+    IndexedKey, PendingIndex, INDEX_BATCH_WINDOW_MS, INDEX_SHARDS, MAX_SHARD_KEYS,
+    PURGE_SECOND_PASS_MS,
 };
 pub use rule::{CacheRule, CacheScope, FreshnessSource};
 pub use serve::{after_origin, before_origin, LookupDecision, ServeDecision};

@@ -24,6 +24,9 @@ use serde::Deserialize;
 
 use super::key::split_key_url;
 
+mod pending;
+pub use pending::{PendingIndex, INDEX_BATCH_WINDOW_MS, PURGE_SECOND_PASS_MS};
+
 /// Index shards per route.
 pub const INDEX_SHARDS: u64 = 64;
 
@@ -132,6 +135,14 @@ pub fn with_key(
     let excess = entries.len().saturating_sub(MAX_SHARD_KEYS);
     entries.drain(..excess);
     entries
+}
+
+/// `entries` with every key of `batch` added in order, as [`with_key`] adds
+/// one: a batch of stores costs one read and one write of the shard.
+pub fn with_keys(entries: Vec<IndexedKey>, batch: Vec<IndexedKey>, now_ms: u64) -> Vec<IndexedKey> {
+    batch.into_iter().fold(entries, |entries, added| {
+        with_key(entries, &added.key, added.expires_ms, now_ms)
+    })
 }
 
 /// How long (seconds) a shard should live: at least `lifetime_s` (the

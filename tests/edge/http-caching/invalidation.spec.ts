@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
+import { Response as MfResponse } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheStatus } from "../support/expect";
 import type { Reply } from "../support/gateway";
@@ -285,5 +286,99 @@ describe("global purge through the zone purge API", () => {
     } finally {
       api.status = 200;
     }
+  });
+});
+
+// The purge index is written in batches: an isolate gathers the keys it
+// stores for one shard over a second (INDEX_BATCH_WINDOW_MS) and writes them
+// in one update. A purge takes the isolate's own pending keys at once, and
+// looks again after PURGE_SECOND_PASS_MS for keys other isolates stored
+// before it but had not written yet. Another isolate is played here by
+// writing its cache entry and, late, its index shard through Miniflare.
+describe("the purge index, written in batches", () => {
+  const INDEX_BASE = "https://cache-index.tidegate.invalid/";
+
+  /** The policy's shard_of: FNV-1a over the resource's bytes, mod 64. */
+  function shardOf(resource: string): number {
+    let hash = 0xcbf29ce484222325n;
+    for (const byte of Buffer.from(resource, "utf8")) {
+      hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+    }
+    return Number(hash % 64n);
+  }
+
+  /** The edge's index URL of `route`'s shard (route name percent-encoded but for letters and digits). */
+  function indexUrl(route: string, shard: number): string {
+    const name = [...Buffer.from(route, "utf8")]
+      .map((b) => (/[A-Za-z0-9]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`))
+      .join("");
+    return `${INDEX_BASE}${name}/${shard}`;
+  }
+
+  async function cache() {
+    return (await edge.gateway.mf.getCaches()).default;
+  }
+
+  async function shardText(route: string, resource: string): Promise<string> {
+    const res = await (await cache()).match(indexUrl(route, shardOf(resource)));
+    return res ? await res.text() : "";
+  }
+
+  it("a MISS's key reaches its shard within the batch window, in one update with its neighbours", async () => {
+    const path = `/inval/vary/${unique()}`;
+    const resource = `https://gateway.test${path}?`;
+    await store(path, { "accept-language": "en" });
+    await store(path, { "accept-language": "de" });
+    const text = await poll(
+      () => shardText("inval-vary-read", resource),
+      (t) => t.split("\n").filter((l) => l.includes(` ${resource}__tg=`)).length === 2,
+      { timeoutMs: 4_000, intervalMs: 100 },
+    );
+    const lines = text.split("\n").filter((l) => l.includes(` ${resource}__tg=`));
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).toMatch(/^\d+ https:\/\/gateway\.test\/inval\/vary\/\S+\?__tg=[0-9a-f]{64}$/);
+  });
+
+  it("a purge right after a store in the same isolate finds the key before its batch is written", async () => {
+    const path = `/inval/vary/${unique()}`;
+    await store(path, { "accept-language": "en" });
+    // No wait: the key is still in this isolate's batch.
+    const res = await edge.fetch("/__tidegate/purge", {
+      method: "POST",
+      headers: { authorization: `Bearer ${edge.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ url: `http://gateway.test${path}` }),
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json<{ purged: number }>().purged).toBe(1);
+    expect(cacheStatus(await edge.fetch(path, { headers: { "accept-language": "en" } }))).toBe("MISS");
+  });
+
+  it("an invalidation drops a variant another isolate indexes only after it ran", async () => {
+    const path = `/inval/vary/${unique()}`;
+    const resource = `https://gateway.test${path}?`;
+    // The other isolate stored a variant; its batch is still open.
+    const key = `${resource}__tg=${randomBytes(32).toString("hex")}`;
+    const caches = await cache();
+    await caches.put(key, new MfResponse("stale", { headers: { "cache-control": "max-age=3600" } }));
+    expect((await send("POST", path)).status).toBe(200);
+    await sleep(300);
+    expect(await caches.match(key), "the first pass cannot see it").toBeDefined();
+    // Its batch is written, well within a window of the purge.
+    const url = indexUrl("inval-vary-read", shardOf(resource));
+    const shard = (await shardText("inval-vary-read", resource)) + `${Date.now() + 3_600_000} ${key}\n`;
+    await caches.put(url, new MfResponse(shard, { headers: { "cache-control": "max-age=3600", "content-type": "text/plain" } }));
+    // The second pass finds it, here and through the zone purge API.
+    const gone = await poll(
+      async () => (await caches.match(key)) === undefined,
+      (g) => g,
+      { timeoutMs: 6_000, intervalMs: 200 },
+    );
+    expect(gone, "the second pass drops it").toBe(true);
+    await poll(
+      async () => api.files().includes(key),
+      (sent) => sent,
+      { timeoutMs: 2_000, intervalMs: 100 },
+    );
+    expect(api.files()).toContain(key);
   });
 });
