@@ -380,6 +380,88 @@ impl Aws {
         })
     }
 
+    /// Requests (`Count`, `SampleCount`) and 5xx answers (`5XXError`,
+    /// `Sum`) of one `Stage` dimension per period of `window`, for the
+    /// dashboard's chart. A result that is not `Complete` is an error, never
+    /// zeros.
+    pub async fn metric_series(
+        &self,
+        api_name: &str,
+        stage_dimension: &str,
+        window: &crate::metrics::MetricsWindow,
+    ) -> Result<Vec<crate::metrics::MetricPoint>, AwsError> {
+        let dims = [("ApiName", api_name), ("Stage", stage_dimension)];
+        let query = |id: &str, metric: &str, stat: &str| -> MetricDataQuery {
+            let mut m = Metric::builder()
+                .namespace(rollout::metrics::NAMESPACE)
+                .metric_name(metric);
+            for (k, v) in dims {
+                m = m.dimensions(Dimension::builder().name(k).value(v).build());
+            }
+            MetricDataQuery::builder()
+                .id(id)
+                .return_data(true)
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(m.build())
+                        .period(i32::try_from(window.period_secs).unwrap_or(i32::MAX))
+                        .stat(stat)
+                        .build(),
+                )
+                .build()
+        };
+        let range = |ms: u64| i64::try_from(ms).map(DateTime::from_millis);
+        let (Ok(start), Ok(end)) = (range(window.start_ms), range(window.end_ms)) else {
+            return Err(AwsError {
+                call: "GetMetricData",
+                message: "window out of range".into(),
+            });
+        };
+        let mut pages = self
+            .cw
+            .get_metric_data()
+            .metric_data_queries(query(
+                "requests",
+                rollout::metrics::COUNT_METRIC,
+                rollout::metrics::COUNT_STAT,
+            ))
+            .metric_data_queries(query(
+                "errors",
+                rollout::metrics::ERRORS_METRIC,
+                rollout::metrics::ERRORS_STAT,
+            ))
+            .start_time(start)
+            .end_time(end)
+            .into_paginator()
+            .send();
+        let (mut requests, mut errors) = (Vec::new(), Vec::new());
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("GetMetricData"))?;
+            for r in page.metric_data_results() {
+                if r.status_code() != Some(&StatusCode::Complete) {
+                    return Err(AwsError {
+                        call: "GetMetricData",
+                        message: format!(
+                            "answered {:?} for {}",
+                            r.status_code(),
+                            r.id().unwrap_or("?")
+                        ),
+                    });
+                }
+                let points =
+                    r.timestamps().iter().zip(r.values()).filter_map(|(t, v)| {
+                        u64::try_from(t.to_millis().ok()?).ok().map(|t| (t, *v))
+                    });
+                match r.id() {
+                    Some("requests") => requests.extend(points),
+                    Some("errors") => errors.extend(points),
+                    _ => {}
+                }
+            }
+        }
+        Ok(crate::metrics::merge_points(&requests, &errors))
+    }
+
     /// Whether deployment `id` of the API exists (`GetDeployment`): a failed
     /// call is unknown, not missing.
     pub async fn deployment(&self, api: &RestApi, id: &str) -> DeploymentCheck {

@@ -8,7 +8,10 @@
 //! - `API_KEYS`: the same JSON key records the edge takes (optional; without
 //!   it only JWTs are accepted on the control API);
 //! - `TIDEGATE_STATE_TABLE`: the DynamoDB table Tidegate keeps its records,
-//!   leases and history in (required; `infra/template.yaml` creates it).
+//!   leases and history in (required; `infra/template.yaml` creates it);
+//! - `TIDEGATE_SESSION_SECRET`: the key browser sessions of the dashboard
+//!   are signed with (optional, at least 32 bytes; without it browser
+//!   sign-in is off and the sign-in page says so).
 //!
 //! Invalid input is an init error listing *every* problem, so one deploy
 //! shows everything that needs fixing.
@@ -17,6 +20,7 @@ use std::fmt;
 
 use tidegate_policy::auth::ApiKeyStore;
 use tidegate_policy::config::{GatewayConfig, RollbackPolicy};
+use tidegate_policy::session::SessionKey;
 
 /// Environment variable holding the configuration text.
 pub const CONFIG_ENV: &str = "TIDEGATE_CONFIG";
@@ -26,6 +30,8 @@ pub const CONFIG_FILE_ENV: &str = "TIDEGATE_CONFIG_FILE";
 pub const API_KEYS_ENV: &str = "API_KEYS";
 /// Environment variable naming the state table.
 pub const STATE_TABLE_ENV: &str = "TIDEGATE_STATE_TABLE";
+/// Environment variable holding the dashboard's session secret.
+pub const SESSION_SECRET_ENV: &str = "TIDEGATE_SESSION_SECRET";
 
 /// Everything loaded at init.
 #[derive(Debug, Clone)]
@@ -38,6 +44,9 @@ pub struct Settings {
     pub api_keys: ApiKeyStore,
     /// The DynamoDB table of records, leases and history.
     pub state_table: String,
+    /// The key dashboard sessions are signed with; `None`: browser sign-in
+    /// is off.
+    pub session_key: Option<SessionKey>,
 }
 
 /// Every problem found while loading; the Lambda refuses to start.
@@ -145,6 +154,16 @@ pub fn load(
             None
         }
     };
+    let session_key = match var(SESSION_SECRET_ENV).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(secret) => match SessionKey::new(secret.as_bytes()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                problems.push(format!("{SESSION_SECRET_ENV}: {e}"));
+                None
+            }
+        },
+    };
     match (gateway, policy, api_keys, state_table) {
         (Some(gateway), Some(policy), Some(api_keys), Some(state_table)) if problems.is_empty() => {
             Ok(Settings {
@@ -152,6 +171,7 @@ pub fn load(
                 policy,
                 api_keys,
                 state_table,
+                session_key,
             })
         }
         _ => Err(InitError { problems }),
@@ -210,6 +230,26 @@ canary_alarms = ["orders-api-prod-canary-5xx-rate"]
         );
         let s = load(env(&[(CONFIG_ENV, CONFIG)]), no_files).unwrap();
         assert_eq!(s.state_table, "tidegate-state");
+    }
+
+    #[test]
+    fn the_session_secret_is_optional_and_checked() {
+        let s = load(env(&[(CONFIG_ENV, CONFIG)]), no_files).unwrap();
+        assert!(s.session_key.is_none());
+        let long = "s".repeat(40);
+        let s = load(
+            env(&[(CONFIG_ENV, CONFIG), (SESSION_SECRET_ENV, &long)]),
+            no_files,
+        )
+        .unwrap();
+        assert!(s.session_key.is_some());
+        let err = load(
+            env(&[(CONFIG_ENV, CONFIG), (SESSION_SECRET_ENV, "short")]),
+            no_files,
+        )
+        .unwrap_err();
+        assert!(err.problems[0].starts_with(SESSION_SECRET_ENV), "{err}");
+        assert!(err.problems[0].contains("at least 32"), "{err}");
     }
 
     fn no_files(path: &str) -> Result<String, String> {

@@ -2,13 +2,29 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | GET | `/` | HTML status page (same data as `/stages`) |
+//! | GET | `/` | the dashboard: every managed stage ([`crate::dashboard`]) |
+//! | GET | `/ui/{api}/{stage}` | the dashboard of one stage (`?hours=N` for the chart) |
 //! | GET | `/stages` | every managed stage |
 //! | GET | `/stages/{api}/{stage}` | one stage: deployment, canary, alarms, last-known-good, pause, recent actions (what, who, why, trigger, outcome, when) |
-//! | POST | `/stages/{api}/{stage}/{rollback,promote,pause,resume}` | operator command, body `{"reason": "..."}` (pause also takes `"for": "2h"`) |
+//! | GET | `/stages/{api}/{stage}/metrics?hours=N` | requests and 5xx rate of the stage and its canary per period, and the actions to mark ([`crate::metrics`]) |
+//! | POST | `/stages/{api}/{stage}/{rollback,promote,pause,resume}` | operator command, body `{"reason": "..."}` (pause also takes `"for": "2h"`); the dashboard's forms post the same fields form-encoded and are answered with a redirect to the stage's page |
+//! | GET, POST | `/signin` | browser sign-in: the form; the admin API key or a JWT exchanged for a session cookie |
+//! | POST | `/signout` | ends the browser session |
 //!
 //! The caller's identity (`key:<consumer>` or `jwt:<iss>:<sub>`) is recorded
-//! with every command, in the audit line and the stage's history.
+//! with every command, in the audit line and the stage's history; for a
+//! browser session, the identity that signed in.
+//!
+//! # Browser sessions
+//! With `TIDEGATE_SESSION_SECRET` set, `POST /signin` checks the credential
+//! exactly as a header would be checked (admin scope required) and answers
+//! with a session cookie ([`tidegate_policy::session`]: HMAC-SHA256 signed,
+//! [`SESSION_TTL_MS`], HttpOnly, Secure, SameSite=Strict). A request with
+//! an `Authorization` or API key header is judged by that header alone;
+//! otherwise the cookie is used, and a POST made with it must carry the
+//! session's CSRF token (form field `csrf` or header `X-CSRF-Token`).
+//! Browsers asking for a page without a valid session are sent to
+//! `/signin`.
 //!
 //! `{api}` is the REST API as the config names it (id or name). Every route
 //! needs the [`ADMIN_SCOPE`], presented with the edge's credentials: a JWT
@@ -22,7 +38,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use lambda_http::http::{header, HeaderMap, Method, StatusCode};
+use lambda_http::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::{
@@ -32,15 +48,22 @@ use tidegate_policy::auth::{
 use tidegate_policy::config::Issuer;
 use tidegate_policy::problem::Problem;
 use tidegate_policy::rollout::{ManualCommand, Trigger};
+use tidegate_policy::session::{self, SessionClaims, SessionError};
 
-use crate::config::Settings;
+use crate::config::{Settings, SESSION_SECRET_ENV};
+use crate::dashboard::{self, PageContext, PlannedStep, Progress, StageView};
 use crate::jwks::IssuerKeys;
+use crate::metrics::{MetricsWindow, StageMetrics};
 use crate::status::{StageStatus, StatusList};
 
 /// The scope every control-API call needs.
 pub const ADMIN_SCOPE: &str = "tidegate:admin";
 /// Longest request body accepted.
 pub const MAX_BODY: usize = 4 * 1024;
+/// How long a browser session lasts.
+pub const SESSION_TTL_MS: u64 = 60 * 60 * 1000;
+/// The header a cookie-authenticated script sends the CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// A boxed future, for the object-safe [`Control`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -58,6 +81,8 @@ pub trait Control: Send + Sync {
     /// Runs an operator command (a [`Trigger::Manual`]) on managed stage
     /// `index`; the report as JSON.
     fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, serde_json::Value>;
+    /// The metrics of managed stage `index` over `window`.
+    fn metrics(&self, index: usize, window: MetricsWindow) -> BoxFuture<'_, Option<StageMetrics>>;
 }
 
 /// A parsed control-API route.
@@ -74,6 +99,26 @@ pub enum Route {
         /// Stage.
         stage: String,
     },
+    /// `GET /ui/{api}/{stage}`.
+    StagePage {
+        /// API (id or name).
+        api: String,
+        /// Stage.
+        stage: String,
+    },
+    /// `GET /stages/{api}/{stage}/metrics`.
+    Metrics {
+        /// API (id or name).
+        api: String,
+        /// Stage.
+        stage: String,
+    },
+    /// `GET /signin`.
+    SignInForm,
+    /// `POST /signin`.
+    SignIn,
+    /// `POST /signout`.
+    SignOut,
     /// `POST /stages/{api}/{stage}/{command}`.
     Command {
         /// API (id or name).
@@ -108,6 +153,21 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
             stage: (*stage).to_owned(),
         }),
         ["stages", _, _] => Err(RouteError::MethodNotAllowed("GET")),
+        ["stages", api, stage, "metrics"] if is_get => Ok(Route::Metrics {
+            api: (*api).to_owned(),
+            stage: (*stage).to_owned(),
+        }),
+        ["stages", _, _, "metrics"] => Err(RouteError::MethodNotAllowed("GET")),
+        ["ui", api, stage] if is_get => Ok(Route::StagePage {
+            api: (*api).to_owned(),
+            stage: (*stage).to_owned(),
+        }),
+        ["ui", _, _] => Err(RouteError::MethodNotAllowed("GET")),
+        ["signin"] if is_get => Ok(Route::SignInForm),
+        ["signin"] if method == Method::POST => Ok(Route::SignIn),
+        ["signin"] => Err(RouteError::MethodNotAllowed("GET, POST")),
+        ["signout"] if method == Method::POST => Ok(Route::SignOut),
+        ["signout"] => Err(RouteError::MethodNotAllowed("POST")),
         ["stages", api, stage, cmd] => match ManualCommand::from_path(cmd) {
             None => Err(RouteError::NotFound),
             Some(_) if method != Method::POST => Err(RouteError::MethodNotAllowed("POST")),
@@ -240,18 +300,297 @@ fn managed(settings: &Settings, api: &str, stage: &str) -> Option<usize> {
         .position(|s| crate::execute::api_label(s) == api && s.stage == stage)
 }
 
+/// Who is calling, and how they proved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    /// An `Authorization` or API key header (the CLI, scripts, a signing
+    /// proxy): no CSRF token needed.
+    Header(String),
+    /// A browser session cookie: POSTs need its CSRF token.
+    Session {
+        /// The identity that signed in.
+        who: String,
+        /// The session token (the CSRF token is derived from it).
+        token: String,
+    },
+}
+
+impl Caller {
+    fn operator(&self) -> String {
+        match self {
+            Self::Header(who) | Self::Session { who, .. } => who.clone(),
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the request carries credentials in headers (then the cookie is
+/// ignored).
+fn has_credential_headers(settings: &Settings, headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION)
+        || headers.contains_key(settings.gateway.api_key_header())
+}
+
+/// The session cookie's token, if any.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| session::cookie_value(h, session::SESSION_COOKIE))
+        .map(str::to_owned)
+}
+
+/// Why a request has no caller: a credential problem, or a session one.
+enum Unauthenticated {
+    Credentials(AuthRejection),
+    Session(SessionError),
+}
+
+async fn identify(
+    control: &dyn Control,
+    headers: &HeaderMap,
+    now_ms: u64,
+) -> Result<Caller, Unauthenticated> {
+    let settings = control.settings();
+    if !has_credential_headers(settings, headers) {
+        if let (Some(key), Some(token)) = (&settings.session_key, session_cookie(headers)) {
+            return session::verify(key, &token, now_ms)
+                .map(|c| Caller::Session { who: c.sub, token })
+                .map_err(Unauthenticated::Session);
+        }
+    }
+    authenticate(settings, control.issuer_keys(), headers, now_ms)
+        .await
+        .map(|i| Caller::Header(i.qualified_subject()))
+        .map_err(Unauthenticated::Credentials)
+}
+
+/// Whether the client asked for HTML (a browser navigating).
+fn wants_html(headers: &HeaderMap) -> bool {
+    header_str(headers, header::ACCEPT.as_str()).is_some_and(|a| a.contains("text/html"))
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    header_str(headers, header::CONTENT_TYPE.as_str())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+}
+
+fn html(status: u16, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+        .header("x-frame-options", "DENY")
+        .body(Body::Text(body))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// A 303 to `location` (relative to the request's path), optionally
+/// setting a cookie.
+fn see_other(location: &str, cookie: Option<String>) -> Response<Body> {
+    let mut b = Response::builder()
+        .status(303)
+        .header(header::LOCATION, location)
+        .header(header::CACHE_CONTROL, "no-store");
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        b = b.header(header::SET_COOKIE, c);
+    }
+    b.body(Body::Empty)
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// How many segments below the root `path` is (for relative links).
+fn depth(path: &str) -> usize {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .count()
+        .saturating_sub(1)
+}
+
+/// The body fields of a command, from JSON or a form.
+struct CommandFields {
+    reason: String,
+    duration: Option<String>,
+    csrf: Option<String>,
+}
+
+fn command_fields(headers: &HeaderMap, body: &[u8]) -> Result<CommandFields, String> {
+    if body.len() > MAX_BODY {
+        return Err(format!("the body is over {MAX_BODY} bytes"));
+    }
+    let header_csrf = header_str(headers, CSRF_HEADER).map(str::to_owned);
+    if is_form(headers) {
+        let mut f = CommandFields {
+            reason: String::new(),
+            duration: None,
+            csrf: header_csrf,
+        };
+        for (k, v) in form_urlencoded::parse(body) {
+            match &*k {
+                "reason" => f.reason = v.into_owned(),
+                "for" if !v.trim().is_empty() => f.duration = Some(v.into_owned()),
+                "csrf" => f.csrf = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        return Ok(f);
+    }
+    let b = serde_json::from_slice::<CommandBody>(body).map_err(|e| e.to_string())?;
+    Ok(CommandFields {
+        reason: b.reason,
+        duration: b.duration,
+        csrf: header_csrf,
+    })
+}
+
+/// The planned steps of managed stage `index`.
+fn planned_steps(settings: &Settings, index: usize) -> Vec<PlannedStep> {
+    settings
+        .policy
+        .stages
+        .get(index)
+        .map(|s| {
+            s.canary_steps
+                .iter()
+                .map(|p| PlannedStep {
+                    percent: *p,
+                    approve: false,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The one-line notice a redirect after a form post carries back
+/// (`?done=<command>&outcome=<status>`), rebuilt from known words only.
+fn notice(req: &Request) -> Option<String> {
+    let q = req.query_string_parameters();
+    let done = q
+        .first("done")
+        .filter(|d| ManualCommand::from_path(d).is_some())?;
+    let outcome = q
+        .first("outcome")
+        .filter(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .unwrap_or("sent");
+    Some(format!("{done}: {}", outcome.replace('_', " ")))
+}
+
+fn session_problem(e: &SessionError) -> Response<Body> {
+    let (status, kind) = match e {
+        SessionError::CsrfMissing | SessionError::CsrfMismatch => (403, "csrf"),
+        _ => (401, "session"),
+    };
+    problem(
+        &Problem::new(status, kind, "Session refused").with_detail(e.to_string()),
+        None,
+    )
+}
+
+fn signin_disabled(settings: &Settings) -> Option<String> {
+    settings.session_key.is_none().then(|| {
+        format!(
+            "Browser sign-in is off: {SESSION_SECRET_ENV} is not set. Set it in the Lambda's \
+             environment to a random secret of at least 32 bytes (e.g. `openssl rand -base64 48`); \
+             until then use the API with an Authorization or API key header (e.g. `tidegate dashboard`)."
+        )
+    })
+}
+
+/// `POST /signin`: the credential checked as a header would be, then a
+/// session cookie.
+async fn sign_in(control: &dyn Control, req: &Request, now_ms: u64) -> Response<Body> {
+    let settings = control.settings();
+    let ctx = PageContext::new(now_ms);
+    let Some(key) = &settings.session_key else {
+        return html(
+            503,
+            dashboard::render_signin(&ctx, None, signin_disabled(settings).as_deref()),
+        );
+    };
+    let body: &[u8] = req.body().as_ref();
+    let credential = if body.len() > MAX_BODY {
+        None
+    } else {
+        form_urlencoded::parse(body)
+            .find(|(k, _)| k == "credential")
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(credential) = credential else {
+        return html(
+            400,
+            dashboard::render_signin(&ctx, Some("Enter the admin API key or a JWT."), None),
+        );
+    };
+    // A JWT has three dot-separated parts; anything else is an API key.
+    let mut headers = HeaderMap::new();
+    let pair = if credential.split('.').count() == 3 {
+        HeaderValue::from_str(&format!("Bearer {credential}"))
+            .ok()
+            .map(|v| (header::AUTHORIZATION, v))
+    } else {
+        match (
+            header::HeaderName::from_bytes(settings.gateway.api_key_header().as_bytes()).ok(),
+            HeaderValue::from_str(&credential).ok(),
+        ) {
+            (Some(n), Some(v)) => Some((n, v)),
+            _ => None,
+        }
+    };
+    let Some((name, value)) = pair else {
+        return html(
+            401,
+            dashboard::render_signin(&ctx, Some("That credential is not valid."), None),
+        );
+    };
+    headers.insert(name, value);
+    match authenticate(settings, control.issuer_keys(), &headers, now_ms).await {
+        Ok(identity) => {
+            let claims = SessionClaims::new(
+                identity.qualified_subject(),
+                now_ms,
+                SESSION_TTL_MS,
+                crate::invocation_id(),
+            );
+            let token = session::issue(key, &claims);
+            tracing::info!(who = %claims.sub, "dashboard sign-in");
+            see_other(
+                "./",
+                Some(session::set_cookie(&token, SESSION_TTL_MS / 1000)),
+            )
+        }
+        Err(r) => {
+            let p = r.to_problem();
+            let why = format!(
+                "Sign-in refused: {}",
+                p.detail.as_deref().unwrap_or(&p.title)
+            );
+            html(p.status, dashboard::render_signin(&ctx, Some(&why), None))
+        }
+    }
+}
+
 /// Serves one control-API request.
 pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Response<Body> {
     let path = match req.raw_http_path() {
         "" => req.uri().path(),
         p => p,
-    };
-    let route = match route(req.method(), path) {
+    }
+    .to_owned();
+    let route = match route(req.method(), &path) {
         Ok(r) => r,
         Err(RouteError::NotFound) => {
             return problem(
                 &Problem::new(404, "not-found", "Not found").with_detail(
-                    "expected GET /, GET /stages, GET /stages/{api}/{stage} or POST /stages/{api}/{stage}/{rollback|promote|pause|resume}",
+                    "expected GET /, GET /ui/{api}/{stage}, GET /stages, GET /stages/{api}/{stage}, GET /stages/{api}/{stage}/metrics, POST /stages/{api}/{stage}/{rollback|promote|pause|resume}, GET or POST /signin, POST /signout",
                 ),
                 None,
             )
@@ -264,15 +603,54 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
             )
         }
     };
-    let auth = authenticate(
-        control.settings(),
-        control.issuer_keys(),
-        req.headers(),
-        now_ms,
-    );
-    let identity = match auth.await {
-        Ok(identity) => identity,
-        Err(r) => return rejection(&r),
+    let settings = control.settings();
+    let page_ctx = PageContext::new(now_ms).at_depth(depth(&path));
+    match route {
+        Route::SignInForm => {
+            return html(
+                200,
+                dashboard::render_signin(&page_ctx, None, signin_disabled(settings).as_deref()),
+            )
+        }
+        Route::SignIn => return sign_in(control, &req, now_ms).await,
+        Route::SignOut => {
+            // Only the session's own form may end it (CSRF), but an
+            // expired or unreadable session is simply cleared.
+            if let (Some(key), Some(token)) = (&settings.session_key, session_cookie(req.headers()))
+            {
+                if session::verify(key, &token, now_ms).is_ok() {
+                    let csrf = form_urlencoded::parse(req.body().as_ref())
+                        .find(|(k, _)| k == "csrf")
+                        .map(|(_, v)| v.into_owned())
+                        .or_else(|| header_str(req.headers(), CSRF_HEADER).map(str::to_owned));
+                    if let Err(e) = session::check_csrf(key, &token, csrf.as_deref()) {
+                        return session_problem(&e);
+                    }
+                }
+            }
+            return see_other("signin", Some(session::clear_cookie()));
+        }
+        _ => {}
+    }
+    let is_page = matches!(route, Route::Page | Route::StagePage { .. });
+    let caller = match identify(control, req.headers(), now_ms).await {
+        Ok(c) => c,
+        // A browser without a (valid) session goes to the sign-in page.
+        Err(_)
+            if is_page
+                && wants_html(req.headers())
+                && !has_credential_headers(settings, req.headers()) =>
+        {
+            return see_other(&format!("{}signin", page_ctx.base()), None)
+        }
+        Err(Unauthenticated::Credentials(r)) => return rejection(&r),
+        Err(Unauthenticated::Session(e)) => return session_problem(&e),
+    };
+    let page_ctx = match (&caller, &settings.session_key) {
+        (Caller::Session { who, token }, Some(key)) => {
+            page_ctx.session(who.clone(), session::csrf_token(key, token))
+        }
+        _ => page_ctx,
     };
     let unknown_stage = |api: &str, stage: &str| {
         problem(
@@ -283,36 +661,82 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
         )
     };
     match route {
+        Route::SignInForm | Route::SignIn | Route::SignOut => unknown_stage("", ""),
         Route::Page => {
             let data = control.list().await;
-            Response::builder()
-                .status(200)
-                .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-                .body(Body::Text(crate::page::render(&data)))
-                .unwrap_or_else(|_| Response::new(Body::Empty))
+            html(200, dashboard::render_list(&data, &page_ctx))
+        }
+        Route::StagePage { api, stage } => {
+            let Some(i) = managed(settings, &api, &stage) else {
+                return unknown_stage(&api, &stage);
+            };
+            let window = match MetricsWindow::from_hours(
+                req.query_string_parameters().first("hours"),
+                now_ms,
+            ) {
+                Ok(w) => w,
+                Err(e) => {
+                    return problem(
+                        &Problem::new(400, "invalid-query", "Invalid query")
+                            .with_detail(e.to_string()),
+                        None,
+                    )
+                }
+            };
+            let (Some(status), metrics) = (control.show(i).await, control.metrics(i, window).await)
+            else {
+                return unknown_stage(&api, &stage);
+            };
+            let page_ctx = match notice(&req) {
+                Some(n) => page_ctx.notice(n),
+                None => page_ctx,
+            };
+            let view = StageView {
+                progress: Progress::of(&status, planned_steps(settings, i)),
+                status: &status,
+                metrics: metrics.as_ref(),
+            };
+            html(200, dashboard::render_stage(&view, &page_ctx))
         }
         Route::List => json(StatusCode::OK, &control.list().await),
-        Route::Show { api, stage } => match managed(control.settings(), &api, &stage) {
+        Route::Show { api, stage } => match managed(settings, &api, &stage) {
             Some(i) => match control.show(i).await {
                 Some(status) => json(StatusCode::OK, &status),
                 None => unknown_stage(&api, &stage),
             },
             None => unknown_stage(&api, &stage),
         },
+        Route::Metrics { api, stage } => {
+            let Some(i) = managed(settings, &api, &stage) else {
+                return unknown_stage(&api, &stage);
+            };
+            match MetricsWindow::from_hours(req.query_string_parameters().first("hours"), now_ms) {
+                Ok(window) => match control.metrics(i, window).await {
+                    Some(m) => json(StatusCode::OK, &m),
+                    None => unknown_stage(&api, &stage),
+                },
+                Err(e) => problem(
+                    &Problem::new(400, "invalid-query", "Invalid query").with_detail(e.to_string()),
+                    None,
+                ),
+            }
+        }
         Route::Command {
             api,
             stage,
             command,
         } => {
-            let Some(i) = managed(control.settings(), &api, &stage) else {
+            let Some(i) = managed(settings, &api, &stage) else {
                 return unknown_stage(&api, &stage);
             };
-            let body: &[u8] = req.body().as_ref();
-            let parsed = if body.len() > MAX_BODY {
-                Err(format!("the body is over {MAX_BODY} bytes"))
-            } else {
-                serde_json::from_slice::<CommandBody>(body).map_err(|e| e.to_string())
-            };
+            let form = is_form(req.headers());
+            let parsed = command_fields(req.headers(), req.body().as_ref());
+            if let (Caller::Session { token, .. }, Some(key)) = (&caller, &settings.session_key) {
+                let csrf = parsed.as_ref().ok().and_then(|f| f.csrf.as_deref());
+                if let Err(e) = session::check_csrf(key, token, csrf) {
+                    return session_problem(&e);
+                }
+            }
             let parsed = parsed.and_then(|b| {
                 let until_ms = match (&b.duration, command) {
                     (None, _) => None,
@@ -331,10 +755,31 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                     let trigger = Trigger::Manual {
                         command,
                         reason,
-                        operator: identity.qualified_subject(),
+                        operator: caller.operator(),
                         until_ms,
                     };
-                    json(StatusCode::OK, &control.command(i, trigger).await)
+                    let report = control.command(i, trigger).await;
+                    if form {
+                        // Back to the stage's page (relative: works under
+                        // any prefix), with what came of it.
+                        let outcome = report
+                            .get("outcome")
+                            .and_then(|o| o.get("status"))
+                            .and_then(|s| s.as_str())
+                            .unwrap_or("sent");
+                        let name = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+                        return see_other(
+                            &format!(
+                                "{}ui/{}/{}?done={name}&outcome={}",
+                                page_ctx.base(),
+                                dashboard::path_segment(&api),
+                                dashboard::path_segment(&stage),
+                                dashboard::path_segment(outcome)
+                            ),
+                            None,
+                        );
+                    }
+                    json(StatusCode::OK, &report)
                 }
                 Ok(_) => problem(
                     &Problem::new(422, "reason-required", "A reason is required")
@@ -343,7 +788,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 ),
                 Err(e) => problem(
                     &Problem::new(400, "invalid-body", "Invalid request body").with_detail(format!(
-                        "expected a JSON object {{\"reason\": \"...\"}} (pause also takes \"for\": \"2h\"): {e}"
+                        "expected a JSON object {{\"reason\": \"...\"}} (pause also takes \"for\": \"2h\"), or the same fields form-encoded: {e}"
                     )),
                     None,
                 ),

@@ -30,12 +30,13 @@
 pub mod audit;
 pub mod aws;
 pub mod config;
+pub mod dashboard;
 pub mod events;
 pub mod execute;
 pub mod http;
 pub mod jwks;
+pub mod metrics;
 pub mod notify;
-pub mod page;
 pub mod retry;
 pub mod service;
 pub mod status;
@@ -176,6 +177,61 @@ impl App {
     }
 }
 
+impl App {
+    /// The stage's and the canary's series over `window`, with the actions
+    /// of the history inside it.
+    async fn stage_metrics(
+        &self,
+        stage: &ManagedStage,
+        window: &metrics::MetricsWindow,
+    ) -> metrics::StageMetrics {
+        let mut out =
+            metrics::StageMetrics::new(execute::api_label(stage), stage.stage.clone(), window);
+        let aws = self.aws().await;
+        let api = match aws.rest_api(&stage.api).await {
+            Ok(Some(api)) => api,
+            Ok(None) => {
+                out.error = Some(execute::not_found(stage));
+                return out;
+            }
+            Err(e) => {
+                out.error = Some(e.to_string());
+                return out;
+            }
+        };
+        let api_name = match (stage.metric_api_name.as_deref(), api.name.as_deref()) {
+            (Some(configured), _) => Some(configured.to_owned()),
+            (None, Some(name)) => Some(tidegate_policy::rollout::metrics::api_name_dimension(name)),
+            (None, None) => None,
+        };
+        for (series, dimension) in [
+            (&mut out.stage_series, stage.stage.clone()),
+            (&mut out.canary_series, stage.canary_stage_dimension_value()),
+        ] {
+            series.stage_dimension = dimension;
+            match &api_name {
+                None => {
+                    series.error =
+                        Some("the REST API's name is unknown: set `metric_api_name`".into())
+                }
+                Some(name) => match aws
+                    .metric_series(name, &series.stage_dimension, window)
+                    .await
+                {
+                    Ok(points) => series.points = points,
+                    Err(e) => series.error = Some(e.to_string()),
+                },
+            }
+        }
+        let key = StageKey::new(&api.id, &stage.stage);
+        match aws.store.history(&key, metrics::CHART_ACTIONS).await {
+            Ok(h) => out.mark(&h),
+            Err(e) => out.error = Some(format!("history unreadable: {e}")),
+        }
+        out
+    }
+}
+
 impl http::Control for App {
     fn settings(&self) -> &Settings {
         &self.settings
@@ -201,6 +257,17 @@ impl http::Control for App {
                 Some(stage) => Some(self.status(stage).await),
                 None => None,
             }
+        })
+    }
+
+    fn metrics(
+        &self,
+        index: usize,
+        window: metrics::MetricsWindow,
+    ) -> BoxFuture<'_, Option<metrics::StageMetrics>> {
+        Box::pin(async move {
+            let stage = self.settings.policy.stages.get(index)?;
+            Some(self.stage_metrics(stage, &window).await)
         })
     }
 

@@ -1,6 +1,6 @@
 //! What the control API shows of a managed stage: typed, read from AWS and
 //! the state table, serialised as it is for `GET /stages` and rendered by
-//! [`crate::page`].
+//! [`crate::dashboard`].
 //!
 //! ```
 //! use tidegate_rollback::status::StageStatus;

@@ -15,6 +15,7 @@ use tidegate_policy::rollout::Trigger;
 use tidegate_rollback::config::{self, Settings};
 use tidegate_rollback::http::{self, BoxFuture, Control};
 use tidegate_rollback::jwks::IssuerKeys;
+use tidegate_rollback::metrics::{MetricsWindow, StageMetrics};
 use tidegate_rollback::status::{StageStatus, StatusList};
 
 const NOW_MS: u64 = 1_715_680_000_000;
@@ -119,6 +120,13 @@ impl Control for Fake {
             .unwrap()
             .push(format!("{command:?} {index} {reason} by {operator}{until}"));
         Box::pin(async { json!({"outcome": {"status": "nothing_to_do"}}) })
+    }
+    fn metrics(&self, index: usize, window: MetricsWindow) -> BoxFuture<'_, Option<StageMetrics>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("metrics {index} {}h", window.hours));
+        Box::pin(async move { Some(StageMetrics::new("orders-api", "prod", &window)) })
     }
 }
 
@@ -538,4 +546,350 @@ async fn unreachable_jwks_url_is_503() {
     assert_eq!(resp.status(), 503, "{:?}", body(&resp));
     assert_eq!(content_type(&resp), "application/problem+json");
     assert!(fake.calls().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Dashboard, metrics and browser sessions.
+// ---------------------------------------------------------------------------
+
+const SESSION_SECRET: &str = "a session secret of at least 32 bytes!!";
+
+fn session_settings() -> Settings {
+    let mut s = settings();
+    s.session_key =
+        Some(tidegate_policy::session::SessionKey::new(SESSION_SECRET.as_bytes()).unwrap());
+    s
+}
+
+/// A request as a browser sends it: no credential headers.
+fn browser(
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> lambda_http::Request {
+    let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut b = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("accept", "text/html,application/xhtml+xml");
+    if let Some(c) = cookie {
+        b = b.header("cookie", format!("other=1; tidegate_session={c}"));
+    }
+    if form.is_some() {
+        b = b.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let body = form.map_or(Body::Empty, |f| Body::Text(f.to_owned()));
+    let params: std::collections::HashMap<String, String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    b.body(body)
+        .unwrap()
+        .with_raw_http_path(path_only)
+        .with_query_string_parameters(params)
+}
+
+fn location(r: &Response<Body>) -> &str {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn text(r: &Response<Body>) -> String {
+    String::from_utf8_lossy(r.body().as_ref()).into_owned()
+}
+
+/// Signs in with `credential`; the session token from the cookie.
+async fn sign_in(fake: &Fake, credential: &str) -> String {
+    let form = format!("credential={}", credential.replace('+', "%2B"));
+    let resp = http::handle(fake, browser("POST", "/signin", None, Some(&form)), NOW_MS).await;
+    assert_eq!(resp.status(), 303, "{}", text(&resp));
+    assert_eq!(location(&resp), "./");
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    cookie
+        .strip_prefix("tidegate_session=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned()
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn metrics_route_is_typed_and_checks_hours() {
+    let fake = Fake::new();
+    let req = with_header(
+        browser("GET", "/stages/orders-api/prod/metrics?hours=6", None, None),
+        "x-api-key",
+        ADMIN_KEY,
+    );
+    let resp = http::handle(&fake, req, NOW_MS).await;
+    assert_eq!(resp.status(), 200, "{}", text(&resp));
+    assert_eq!(content_type(&resp), "application/json");
+    assert_eq!(body(&resp)["hours"], 6);
+    assert_eq!(body(&resp)["period_secs"], 300);
+    assert_eq!(fake.calls(), ["metrics 0 6h"]);
+    let req = with_header(
+        browser(
+            "GET",
+            "/stages/orders-api/prod/metrics?hours=99",
+            None,
+            None,
+        ),
+        "x-api-key",
+        ADMIN_KEY,
+    );
+    let resp = http::handle(&fake, req, NOW_MS).await;
+    assert_eq!(resp.status(), 400);
+    assert!(body(&resp)["detail"].as_str().unwrap().contains("hours"));
+    let req = browser("GET", "/stages/orders-api/prod/metrics", None, None);
+    assert_eq!(http::handle(&fake, req, NOW_MS).await.status(), 401);
+}
+
+#[tokio::test]
+async fn browsers_are_sent_to_sign_in_which_says_when_it_is_off() {
+    let fake = Fake::new();
+    for path in ["/", "/ui/orders-api/prod"] {
+        let resp = http::handle(&fake, browser("GET", path, None, None), NOW_MS).await;
+        assert_eq!(resp.status(), 303, "{path}");
+        let want = if path == "/" {
+            "./signin"
+        } else {
+            "../../signin"
+        };
+        assert_eq!(location(&resp), want);
+    }
+    let resp = http::handle(&fake, browser("GET", "/signin", None, None), NOW_MS).await;
+    assert_eq!(resp.status(), 200);
+    assert!(text(&resp).contains("TIDEGATE_SESSION_SECRET is not set"));
+    let resp = http::handle(
+        &fake,
+        browser("POST", "/signin", None, Some("credential=x")),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 503);
+    assert!(fake.calls().is_empty());
+}
+
+#[tokio::test]
+async fn sign_in_then_dashboard_then_a_command_with_csrf() {
+    let fake = Fake::with(session_settings());
+    let token = sign_in(&fake, ADMIN_KEY).await;
+    let resp = http::handle(&fake, browser("GET", "/", Some(&token), None), NOW_MS).await;
+    assert_eq!(resp.status(), 200);
+    assert!(text(&resp).contains("Signed in as <code>key:oncall</code>"));
+    let resp = http::handle(
+        &fake,
+        browser("GET", "/ui/orders-api/prod?hours=1", Some(&token), None),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{}", text(&resp));
+    let page = text(&resp);
+    assert!(page.contains("action=\"../../stages/orders-api/prod/rollback\""));
+    let csrf = csrf_of(&page);
+
+    // Without the token, or with another session's: refused, nothing run.
+    let form = "reason=bad+canary";
+    let resp = http::handle(
+        &fake,
+        browser(
+            "POST",
+            "/stages/orders-api/prod/rollback",
+            Some(&token),
+            Some(form),
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    assert!(body(&resp)["detail"].as_str().unwrap().contains("CSRF"));
+    let other = sign_in(&fake, ADMIN_KEY).await;
+    let other_csrf = {
+        let r = http::handle(&fake, browser("GET", "/", Some(&other), None), NOW_MS).await;
+        csrf_of(&text(&r))
+    };
+    assert_ne!(other_csrf, csrf);
+    let bad = format!("{form}&csrf={other_csrf}");
+    let resp = http::handle(
+        &fake,
+        browser(
+            "POST",
+            "/stages/orders-api/prod/rollback",
+            Some(&token),
+            Some(&bad),
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    assert!(!fake.calls().iter().any(|c| c.starts_with("Rollback")));
+
+    // With it: run as the identity that signed in, then back to the page.
+    let good = format!("{form}&csrf={csrf}");
+    let resp = http::handle(
+        &fake,
+        browser(
+            "POST",
+            "/stages/orders-api/prod/rollback",
+            Some(&token),
+            Some(&good),
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 303, "{}", text(&resp));
+    assert_eq!(
+        location(&resp),
+        "../../../ui/orders-api/prod?done=rollback&outcome=nothing_to_do"
+    );
+    assert!(fake
+        .calls()
+        .contains(&"Rollback 0 bad canary by key:oncall".to_owned()));
+    let resp = http::handle(
+        &fake,
+        browser(
+            "GET",
+            "/ui/orders-api/prod?done=rollback&outcome=nothing_to_do",
+            Some(&token),
+            None,
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert!(text(&resp).contains("rollback: nothing to do"));
+
+    // An empty reason is refused.
+    let empty = format!("reason=&csrf={csrf}");
+    let resp = http::handle(
+        &fake,
+        browser(
+            "POST",
+            "/stages/orders-api/prod/pause",
+            Some(&token),
+            Some(&empty),
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 422);
+
+    // Sign-out needs the token too, and clears the cookie.
+    let resp = http::handle(
+        &fake,
+        browser("POST", "/signout", Some(&token), Some("")),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let resp = http::handle(
+        &fake,
+        browser(
+            "POST",
+            "/signout",
+            Some(&token),
+            Some(&format!("csrf={csrf}")),
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    assert!(resp
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn expired_tampered_and_refused_sessions() {
+    let fake = Fake::with(session_settings());
+    // A key without the admin scope gets no session.
+    let resp = http::handle(
+        &fake,
+        browser(
+            "POST",
+            "/signin",
+            None,
+            Some(&format!("credential={READER_KEY}")),
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("set-cookie").is_none());
+    assert!(text(&resp).contains("Sign-in refused"));
+    // A JWT with the scope gets one, as its identity.
+    let token = hs256(admin_claims_now());
+    let session = sign_in(&fake, &token).await;
+    let resp = http::handle(&fake, browser("GET", "/", Some(&session), None), NOW_MS).await;
+    assert!(
+        text(&resp).contains("jwt:https%3A//ops.example.com/:alice"),
+        "{}",
+        text(&resp)
+    );
+    // Expired: a JSON caller gets a problem saying so; a browser the sign-in page.
+    let later = NOW_MS + http::SESSION_TTL_MS;
+    let req = browser("GET", "/stages", Some(&session), None);
+    let resp = http::handle(&fake, req, later).await;
+    assert_eq!(resp.status(), 401);
+    assert!(body(&resp)["detail"].as_str().unwrap().contains("expired"));
+    let resp = http::handle(&fake, browser("GET", "/", Some(&session), None), later).await;
+    assert_eq!(resp.status(), 303);
+    // Tampered: a changed character in the claims.
+    let mut chars: Vec<char> = session.chars().collect();
+    chars[5] = if chars[5] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    let resp = http::handle(
+        &fake,
+        browser("GET", "/stages", Some(&tampered), None),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 401);
+    assert!(body(&resp)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("signature"));
+    // Header credentials win over a cookie, and need no CSRF token.
+    let req = with_header(
+        browser(
+            "POST",
+            "/stages/orders-api/prod/pause",
+            Some(&tampered),
+            Some("reason=api"),
+        ),
+        "x-api-key",
+        ADMIN_KEY,
+    );
+    let resp = http::handle(&fake, req, NOW_MS).await;
+    assert_eq!(resp.status(), 303, "{}", text(&resp));
+    assert!(fake
+        .calls()
+        .contains(&"Pause 0 api by key:oncall".to_owned()));
+}
+
+fn admin_claims_now() -> Value {
+    json!({
+        "iss": "https://ops.example.com/", "aud": "tidegate-rollback", "sub": "alice",
+        "scope": "tidegate:admin", "iat": NOW_MS / 1000 - 10, "exp": NOW_MS / 1000 + 300,
+    })
 }

@@ -30,5 +30,6 @@ pub mod cors;
 pub mod problem;
 pub mod rollout;
 pub mod route;
+pub mod session;
 pub mod throttle;
 pub mod trace;

@@ -1,0 +1,186 @@
+use super::*;
+use crate::metrics::{ChartAction, MetricPoint, MetricSeries, MetricsWindow, StageMetrics};
+use crate::status::{StageStatus, StatusList};
+use tidegate_policy::rollout::{AlarmReading, AlarmState, CanarySnapshot, Mark, Pause};
+
+const NOW: u64 = 1_764_892_800_000; // 2025-12-05 00:00:00 UTC
+
+fn hostile() -> StageStatus {
+    let mut s = StageStatus::new("orders<api>", "prod\"><script>", false);
+    s.deployment_id = Some("d1".into());
+    s.canary = Some(CanarySnapshot {
+        deployment_id: "d2<b>".into(),
+        percent_traffic: 25.0,
+        stage_variable_overrides: Default::default(),
+    });
+    s.known_good = Some(Mark::new("d1", NOW - 3_600_000));
+    s.alarms.insert(
+        "a&b<x>".into(),
+        AlarmReading::new(AlarmState::Alarm, NOW - 120_000),
+    );
+    s.paused = Some(Pause::new(NOW - 60_000, "key:o<p>s", "sale <freeze>", None));
+    s
+}
+
+fn metrics() -> StageMetrics {
+    let w = MetricsWindow::new(3, NOW).unwrap();
+    let mut m = StageMetrics::new("orders<api>", "prod", &w);
+    m.stage_series = MetricSeries {
+        stage_dimension: "prod".into(),
+        points: vec![
+            MetricPoint {
+                at_ms: w.start_ms,
+                requests: 100.0,
+                errors_5xx: 1.0,
+                error_rate: Some(0.01),
+            },
+            MetricPoint {
+                at_ms: w.start_ms + 60_000,
+                requests: 120.0,
+                errors_5xx: 0.0,
+                error_rate: Some(0.0),
+            },
+        ],
+        error: None,
+    };
+    m.canary_series = MetricSeries {
+        stage_dimension: "prod/Canary".into(),
+        points: vec![],
+        error: Some("ListMetrics <denied>".into()),
+    };
+    m.actions = vec![ChartAction {
+        at_ms: w.start_ms + 30_000,
+        what: "remove_canary".into(),
+        who: "tidegate".into(),
+        why: "alarm <x> fired".into(),
+        outcome: "applied".into(),
+    }];
+    m
+}
+
+fn steps() -> Vec<PlannedStep> {
+    [5.0, 25.0, 50.0, 100.0]
+        .iter()
+        .map(|p| PlannedStep {
+            percent: *p,
+            approve: *p == 50.0,
+        })
+        .collect()
+}
+
+#[test]
+fn list_escapes_and_links_relatively() {
+    let html = render_list(
+        &StatusList {
+            stages: vec![hostile()],
+        },
+        &PageContext::new(NOW),
+    );
+    assert!(html.contains("orders&lt;api&gt;"));
+    assert!(!html.contains("\"><script>"), "{html}");
+    // Names are percent-encoded in links, which are relative.
+    assert!(
+        html.contains("href=\"./ui/orders%3Capi%3E/prod%22%3E%3Cscript%3E\""),
+        "{html}"
+    );
+    assert!(html.contains("paused"));
+}
+
+#[test]
+fn stage_page_shows_everything_escaped() {
+    let s = hostile();
+    let m = metrics();
+    let view = StageView {
+        progress: Progress::of(&s, steps()),
+        status: &s,
+        metrics: Some(&m),
+    };
+    let ctx = PageContext::new(NOW)
+        .at_depth(2)
+        .session("key:o<p>s", "tok\"en");
+    let html = render_stage(&view, &ctx);
+    assert!(!html.contains("\"><script>"), "unescaped user data");
+    assert!(!html.contains("<b>") && !html.contains("<x>") && !html.contains("<freeze>"));
+    for want in [
+        "d2&lt;b&gt;</code> at 25 %",
+        "step 2 of 4",
+        "aria-current=\"step\"",
+        "a&amp;b&lt;x&gt;",
+        "2025-12-04 23:58:00 UTC",
+        "sale &lt;freeze&gt;",
+        "<svg",
+        "remove_canary",
+        "alarm &lt;x&gt; fired",
+        "ListMetrics &lt;denied&gt;",
+        "name=\"csrf\" value=\"tok&quot;en\"",
+        "action=\"../../stages/orders%3Capi%3E/prod%22%3E%3Cscript%3E/promote\"",
+        "name=\"reason\" required",
+        "<summary>Rollback…</summary>",
+        "Signed in as <code>key:o&lt;p&gt;s</code>",
+    ] {
+        assert!(html.contains(want), "missing {want:?}");
+    }
+    // Paused: resume is offered, pause is not.
+    assert!(html.contains("Confirm resume") && !html.contains("Confirm pause"));
+}
+
+#[test]
+fn renders_without_optional_parts() {
+    let s = StageStatus::new("api", "prod", true);
+    let view = StageView {
+        progress: Progress::default(),
+        status: &s,
+        metrics: None,
+    };
+    let html = render_stage(&view, &PageContext::new(NOW));
+    assert!(html.contains("dry run"));
+    assert!(html.contains("No steps planned"));
+    assert!(html.contains("No actions yet"));
+    // No session: no CSRF field, no sign-out.
+    assert!(!html.contains("name=\"csrf\"") && !html.contains("Sign out"));
+}
+
+#[test]
+fn chart_scales_and_marks() {
+    let m = metrics();
+    let lines = [ChartLine {
+        label: "stage",
+        colour: "#000",
+        points: m
+            .stage_series
+            .points
+            .iter()
+            .map(|p| (p.at_ms, Some(p.requests)))
+            .collect(),
+    }];
+    let svg = render_chart("Requests", &lines, m.start_ms, m.end_ms, "", &m.actions);
+    assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+    assert!(svg.contains("<polyline"));
+    assert!(svg.contains(">200<"), "y axis tops at a round 200: {svg}");
+    assert!(svg.contains(
+        "1. 2025-12-04 21:00:30 UTC: remove_canary by tidegate (applied): alarm &lt;x&gt; fired"
+    ));
+    let empty = render_chart("Rate", &[], m.start_ms, m.end_ms, "%", &[]);
+    assert!(empty.contains("5 %"));
+}
+
+#[test]
+fn signin_page_says_when_it_is_off() {
+    let html = render_signin(
+        &PageContext::new(NOW),
+        Some("bad <key>"),
+        Some("set TIDEGATE_SESSION_SECRET"),
+    );
+    assert!(html.contains("bad &lt;key&gt;"));
+    assert!(html.contains("TIDEGATE_SESSION_SECRET"));
+    assert!(html.contains("type=\"password\""));
+    assert!(html.contains("<label for=\"credential\">"));
+}
+
+#[test]
+fn text_helpers() {
+    assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+    assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    assert_eq!(percent(12.5), "12.5 %");
+    assert_eq!(path_segment("a b/c"), "a%20b%2Fc");
+}
