@@ -265,7 +265,9 @@ provision() {
         --template examples/demo/gateway.toml --origin "$ORIGIN_URL" --endpoint "$LS_URL" \
         --compatibility-date "$compat" "${extra[@]}"
     "$PY" scripts/demo/scenario.py provision --run-dir "$RUN" --endpoint "$LS_URL"
-    printf '%s\n' "TIDEGATE_STATE_TABLE=$STATE_TABLE" "AWS_ENDPOINT_URL_DYNAMODB=$DDB_URL" >>"$RUN/lambda.env"
+    # A fresh session secret per run: the dashboard's browser sign-in.
+    printf '%s\n' "TIDEGATE_STATE_TABLE=$STATE_TABLE" "AWS_ENDPOINT_URL_DYNAMODB=$DDB_URL" \
+        "TIDEGATE_SESSION_SECRET=$(head -c 36 /dev/urandom | base64 | tr -d '\n')" >>"$RUN/lambda.env"
 }
 
 start_origin() {
@@ -357,7 +359,7 @@ print_urls() {
     say ""
     say "the stack is running (Ctrl-C stops all of it):"
     say "   edge       $EDGE_URL/v1/catalog/books, $EDGE_URL/v1/orders/42   (health: /__tidegate/health)"
-    say "   Lambda     $LAMBDA_URL/lambda-url/tidegate-rollback/   (status page; /stages for JSON)"
+    say "   dashboard  $LAMBDA_URL/lambda-url/tidegate-rollback/   (sign in with the operator key below; /stages for JSON)"
     say "   origin     $ORIGIN_URL/__demo/stats   (the stage's traffic split and counts)"
     say "   LocalStack $LS_URL   (REST API $api_name, id $api_id)"
     say "   DynamoDB   $DDB_URL   (DynamoDB Local; the Lambda's state table $STATE_TABLE)"

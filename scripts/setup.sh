@@ -7,7 +7,7 @@
 #
 # Steps: prerequisites, wasm32 std, aarch64 std (optional), Node >= 22.12, npm packages (tests/),
 # Python venv (LocalStack, awscli, cargo-lambda), Java and DynamoDB Local, wasm-bindgen-cli,
-# worker-build and cargo-fuzz, then .tools/env.sh. The npm, venv and DynamoDB Local steps are
+# worker-build and cargo-fuzz, Chromium (Debian package, for the dashboard test), then .tools/env.sh. The npm, venv and DynamoDB Local steps are
 # network-bound and run in the background while cargo compiles the two CLIs.
 set -euo pipefail
 
@@ -430,6 +430,33 @@ bg_wait() { # bg_wait NAME: prints the job's progress lines, fails if it failed
     [ "$rc" -eq 0 ] || die "step '$name' failed (exit $rc)"
 }
 
+# 5c. Chromium for the dashboard test (tests/dashboard/, the `dashboard`
+# stage of scripts/test.sh): Debian's chromium package, unless CHROMIUM
+# names a browser already. After the background steps: one apt-get at a time.
+CHROMIUM_PACKAGE=chromium
+step_chromium() {
+    if [ -n "${CHROMIUM:-}" ] && [ -x "$CHROMIUM" ]; then
+        say "chromium: using CHROMIUM=$CHROMIUM"
+        return
+    fi
+    if command -v chromium >/dev/null 2>&1; then
+        say "chromium: present ($(chromium --version 2>/dev/null | head -n 1))"
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "the dashboard test needs Chromium and this is not a Debian system with apt-get: install Chromium and set CHROMIUM to its path"
+    say "chromium: installing $CHROMIUM_PACKAGE (apt-get; for the dashboard test)"
+    {
+        as_root apt-get update &&
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$CHROMIUM_PACKAGE"
+    } >"$LOG_DIR/apt-chromium.log" 2>&1 || {
+        tail -n 20 "$LOG_DIR/apt-chromium.log" >&2
+        die "apt-get install $CHROMIUM_PACKAGE failed (log: $LOG_DIR/apt-chromium.log); the dashboard test needs it"
+    }
+    command -v chromium >/dev/null 2>&1 || die "chromium is not on PATH after installing $CHROMIUM_PACKAGE"
+    say "chromium: installed ($(chromium --version 2>/dev/null | head -n 1))"
+}
+
 main() {
     say "repo $TIDEGATE_ROOT"
     step_prereqs
@@ -445,6 +472,7 @@ main() {
     bg_wait npm
     bg_wait venv
     bg_wait dynamodb
+    step_chromium
     step_env
     say "done in $(fmt_ms $(($(now_ms) - SETUP_START)))"
 }

@@ -18,6 +18,9 @@
 #   lambda-watch cargo lambda invoke of the event fixtures against cargo lambda watch
 #   demo         the demo scenario end to end, every step asserted (make demo --check),
 #                then its logs grepped for every secret of the run
+#   dashboard    the dashboard in headless Chromium against the demo stack: sign in, read
+#                the stage, pause and roll back through the forms, checked through the JSON API
+#                (tests/dashboard/; screenshots in .cache/dashboard/<run>/)
 #   fuzz         each fuzz target for TIDEGATE_FUZZ_SECONDS (scripts/fuzz.sh)
 #   audit        RustSec audit of the lock files (audit/checker), offline snapshot
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
@@ -30,7 +33,7 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack lambda-watch demo fuzz)
+ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack lambda-watch demo dashboard fuzz)
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -179,6 +182,9 @@ stage_demo() {
     "$VENV_DIR/bin/python" scripts/demo/secrets_in_logs.py "$CACHE_DIR/demo/latest"
 }
 
+# Self-contained: starts the demo's stack (built by earlier stages), stops it.
+stage_dashboard() { bash tests/dashboard/run.sh; }
+
 stage_fuzz() { bash scripts/fuzz.sh; }
 
 stage_audit() { bash scripts/audit.sh; }
@@ -200,6 +206,7 @@ describe() {
         rollback-localstack) echo "rollback Lambda handler against LocalStack (+ injected faults)" ;;
         lambda-watch) echo "cargo lambda invoke (event fixtures) against cargo lambda watch" ;;
         demo) echo "demo scenario end to end (make demo, asserted)" ;;
+        dashboard) echo "dashboard in headless Chromium against the demo stack" ;;
         fuzz) echo "fuzz targets, ${TIDEGATE_FUZZ_SECONDS:-$([ "${CI:-}" = true ] && echo 15 || echo 45)}s each (cargo fuzz, stable)" ;;
         audit) echo "RustSec audit, offline snapshot (audit/advisory-db)" ;;
         *) return 1 ;;

@@ -9,7 +9,7 @@ use crate::metrics::ChartAction;
 const W: f64 = 820.0;
 const H: f64 = 190.0;
 const LEFT: f64 = 56.0;
-const RIGHT: f64 = 12.0;
+const RIGHT: f64 = 28.0;
 const TOP: f64 = 18.0;
 const BOTTOM: f64 = 26.0;
 
@@ -46,7 +46,12 @@ pub fn render_chart(
     let y = |v: f64| TOP + (1.0 - (v / top).clamp(0.0, 1.0)) * (H - TOP - BOTTOM);
     let fmt_y = |v: f64| {
         if unit == "%" {
-            format!("{:.0} %", v * 100.0)
+            let p = v * 100.0;
+            if (p - p.round()).abs() < 1e-9 {
+                format!("{p:.0} %")
+            } else {
+                format!("{p:.1} %")
+            }
         } else if v >= 10.0 || v == 0.0 {
             format!("{v:.0}")
         } else {

@@ -13,7 +13,7 @@
 //! let hour = 3_600_000;
 //! let w = MetricsWindow::new(3, 10 * hour + 59_000).unwrap();
 //! assert_eq!(w.period_secs, 60);
-//! assert_eq!((w.start_ms, w.end_ms), (7 * hour, 10 * hour));
+//! assert_eq!((w.start_ms, w.end_ms), (7 * hour, 10 * hour + 59_000));
 //! ```
 
 mod window;

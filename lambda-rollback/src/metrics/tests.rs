@@ -7,8 +7,9 @@ use crate::audit::Outcome;
 fn windows_by_hours() {
     let now = 100 * 3_600_000 + 123_456;
     let w = MetricsWindow::new(3, now).unwrap();
-    assert_eq!((w.period_secs, w.end_ms % 60_000), (60, 0));
-    assert_eq!(w.end_ms - w.start_ms, 3 * 3_600_000);
+    assert_eq!((w.period_secs, w.start_ms % 60_000), (60, 0));
+    assert_eq!(w.end_ms, now);
+    assert_eq!(w.start_ms, 97 * 3_600_000 + 120_000);
     assert_eq!(MetricsWindow::new(6, now).unwrap().period_secs, 300);
     assert_eq!(MetricsWindow::new(48, now).unwrap().period_secs, 900);
     assert!(MetricsWindow::new(0, now).is_none());

@@ -17,8 +17,8 @@ pub enum WindowError {
     Hours(String),
 }
 
-/// The window of a metrics request: `[start_ms, end_ms)` in periods of
-/// `period_secs`, both ends on a whole period.
+/// The window of a metrics request: `[start_ms, end_ms]` in periods of
+/// `period_secs`, the start on a whole period, the end now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsWindow {
     /// Hours covered.
@@ -45,13 +45,15 @@ impl MetricsWindow {
             4..=12 => 300,
             _ => 900,
         };
+        // The start on a whole period (CloudWatch's periods are aligned to
+        // it); the end is now, so the current period and the actions just
+        // taken are in the window.
         let period_ms = period_secs * 1000;
-        let end_ms = now_ms - now_ms % period_ms;
-        let start_ms = end_ms.saturating_sub(u64::from(hours) * 3_600_000);
+        let start_ms = (now_ms - now_ms % period_ms).saturating_sub(u64::from(hours) * 3_600_000);
         Some(Self {
             hours,
             start_ms,
-            end_ms,
+            end_ms: now_ms,
             period_secs,
         })
     }
