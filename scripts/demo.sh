@@ -344,7 +344,7 @@ print_where() {
     say "   lambda.log          the Lambda (JSON audit lines: decision, action, outcome); lambda-emulator.log"
     say "   origin.log          the stage's traffic split and the metrics it published"
     say "   events/             every event delivered to the Lambda, with its answer"
-    say "   control-stage.json  GET /stages/{api}/prod from the control API; status.html the status page"
+    say "   control-stage.json  GET /stages/{api}/prod from the control API; status.html the dashboard's list page"
     say "   gateway.toml        the configuration both the edge and the Lambda ran (examples/demo/gateway.toml, filled in)"
 }
 

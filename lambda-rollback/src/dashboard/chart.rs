@@ -137,8 +137,16 @@ pub fn render_chart(
         }
         flush(&mut run, &mut svg);
     }
+    // Marks closer than a circle's width stack downwards, so each number
+    // stays readable.
+    let mut last: Option<(f64, f64)> = None;
     for (i, a) in actions.iter().enumerate() {
         let ax = x(a.at_ms);
+        let cy = match last {
+            Some((lx, ly)) if (ax - lx).abs() < 16.0 && ly + 18.0 < H - BOTTOM => ly + 18.0,
+            _ => TOP,
+        };
+        last = Some((ax, cy));
         let _ = write!(
             svg,
             "<g><title>{n}. {when}: {what} by {who} ({outcome}): {why}</title>\
@@ -152,8 +160,7 @@ pub fn render_chart(
             outcome = escape(&a.outcome),
             why = escape(&a.why),
             y2 = H - BOTTOM,
-            cy = TOP - 8.0 + 8.0,
-            ty = TOP + 3.5,
+            ty = cy + 3.5,
         );
     }
     svg.push_str("</svg>");
