@@ -344,9 +344,11 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Why a request has no caller: a credential problem, or a session one.
+/// Why a request has no caller.
 enum Unauthenticated {
+    /// The credential headers were missing or refused.
     Credentials(AuthRejection),
+    /// The session cookie was refused (expired, altered).
     Session(SessionError),
 }
 

@@ -775,6 +775,19 @@ async fn sign_in_then_dashboard_then_a_command_with_csrf() {
     .await;
     assert!(text(&resp).contains("rollback: nothing to do"));
 
+    // A script in the session sends the token as a header with JSON.
+    let mut req = browser("POST", "/stages/orders-api/prod/resume", Some(&token), None);
+    req.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    req.headers_mut()
+        .insert("x-csrf-token", csrf.parse().unwrap());
+    *req.body_mut() = Body::Text(r#"{"reason":"from a script"}"#.into());
+    let resp = http::handle(&fake, req, NOW_MS).await;
+    assert_eq!(resp.status(), 200, "{}", text(&resp));
+    assert!(fake
+        .calls()
+        .contains(&"Resume 0 from a script by key:oncall".to_owned()));
+
     // An empty reason is refused.
     let empty = format!("reason=&csrf={csrf}");
     let resp = http::handle(
