@@ -186,6 +186,11 @@ try {
   const paused = await api(stagePath);
   if (!paused.paused || paused.paused.reason !== pauseReason) fail(`the stage is not paused with the reason: ${JSON.stringify(paused.paused)}`);
   log(`paused through the form; JSON API: paused by ${paused.paused.by}: ${paused.paused.reason}`);
+  // The metrics document the chart is drawn from: CloudWatch's points, the pause among the actions.
+  const metrics = await api(`${stagePath}/metrics?hours=1`);
+  if (!metrics.stage_series.points.some((p) => p.requests > 0)) fail(`no stage requests in the metrics: ${JSON.stringify(metrics.stage_series)}`);
+  if (!metrics.actions.some((a) => a.what === "pause" && a.who === paused.paused.by)) fail(`the pause is not among the metrics' actions: ${JSON.stringify(metrics.actions)}`);
+  log(`metrics: ${metrics.stage_series.points.length} stage and ${metrics.canary_series.points.length} canary points per ${metrics.period_secs} s, ${metrics.actions.length} actions`);
   // The last hour's chart (a link on the page), with the pause marked.
   await loading(() => evaluate(`document.querySelector('a[href$="hours=1"]').click()`));
   if (!(await evaluate("document.querySelectorAll('svg[role=img] g title').length")))
