@@ -366,6 +366,7 @@ async fn actions_notify_sns_and_count_metrics() {
                 reason: "ship it".into(),
                 operator: "key:oncall".into(),
                 until_ms: None,
+                start: None,
             },
         )
         .await;
@@ -433,6 +434,7 @@ async fn eight_racing_invocations_act_once() {
                 reason: "race".into(),
                 operator: "key:oncall".into(),
                 until_ms: None,
+                start: None,
             },
         )
         .await
@@ -620,4 +622,187 @@ async fn an_ambiguous_api_name_is_refused() {
     let error = common::failed_naming(&out, &[&f.api_id, &twin_id, "rest_api_id"]);
     assert_eq!(f.canary_percent().await, Some(10.0), "nothing touched");
     eprintln!("ambiguous name: {error}");
+}
+
+/// The control API end to end (issue 17): an operator starts a canary with
+/// its own steps (one gated), advances it one step, the schedule holds it
+/// at the gate, advance is refused there, approve passes it, promote ships
+/// it; the status shows the steps and the wait, the history every command
+/// with who and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_advance_gate_approve_promote() {
+    use lambda_http::{Body, RequestExt};
+    use tidegate_rollback::http;
+
+    let Some(f) = fixture(None).await else {
+        return;
+    };
+    const KEY: &str = "tg_localstack_admin";
+    let keys = serde_json::json!([{
+        "id": "k1", "consumer": "oncall",
+        "sha256": tidegate_policy::auth::hash_key(KEY), "scopes": ["tidegate:admin"],
+    }]);
+    let app = f.app_with_keys(&keys.to_string());
+    let base = format!("/stages/{}/prod", f.api_id);
+    let call = |method: &str, path: String, payload: &str| {
+        let (uri, raw) = (
+            path.clone(),
+            path.split('?').next().unwrap_or_default().to_owned(),
+        );
+        let req = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("x-api-key", KEY)
+            .body(Body::from(payload.to_owned()))
+            .unwrap()
+            .with_raw_http_path(raw);
+        let app = app.clone();
+        async move {
+            let now = tidegate_rollback::retry::now_ms();
+            let resp = http::handle(app.as_ref(), req, now).await;
+            let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
+            (resp.status().as_u16(), body)
+        }
+    };
+    let action = |report: &Value| {
+        let a = &report["decision"]["action"];
+        match a["type"].as_str() {
+            Some("none") => format!("none:{}", a["reason"]["kind"].as_str().unwrap_or("?")),
+            other => other.unwrap_or("?").to_owned(),
+        }
+    };
+
+    // Start: one UpdateStage creates the canary at its first step.
+    let d2 = f.new_deployment().await;
+    let start = serde_json::json!({
+        "deployment": d2,
+        "steps": [10, {"percent": 50, "approve": true}, 100],
+        "reason": "release 42",
+    });
+    let (status, report) = call("POST", format!("{base}/start"), &start.to_string()).await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "start_canary"),
+        "{report}"
+    );
+    assert_eq!(report["outcome"]["status"], "applied", "{report}");
+    let stage = f.stage().await;
+    let canary = stage.canary_settings().expect("canary settings");
+    assert_eq!(canary.deployment_id(), Some(d2.as_str()));
+    assert_eq!(canary.percent_traffic(), 10.0);
+    assert_eq!(stage.deployment_id(), Some(f.d1.as_str()));
+
+    // A second start while it runs is a conflict.
+    let (status, problem) = call("POST", format!("{base}/start"), &start.to_string()).await;
+    assert_eq!(status, 409, "{problem}");
+
+    // Advance: one step now, healthy metrics, no bake.
+    f.canary_traffic(200.0, 0.0).await;
+    let (status, report) = call("POST", format!("{base}/advance"), r#"{"reason":"fast"}"#).await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "set_canary_percent"),
+        "{report}"
+    );
+    assert_eq!(f.canary_percent().await, Some(50.0));
+
+    // Baked at the gate: the schedule waits, and says so.
+    f.seen_healthy_for(120).await;
+    f.canary_traffic(200.0, 0.0).await;
+    let mut svc = lambda(app.clone());
+    let mut tick = invoke(&mut svc, SCHEDULE).await;
+    if action_type(&tick) == "record_known_good" {
+        // The stage's own deployment is due first (the fixture's record
+        // had none); the canary waits meanwhile.
+        tick = invoke(&mut svc, SCHEDULE).await;
+    }
+    assert_eq!(action_type(&tick), "none:awaiting_approval", "{tick}");
+    assert_eq!(f.canary_percent().await, Some(50.0));
+    let (status, shown) = call("GET", base.clone(), "").await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["awaiting_approval"], true, "{shown}");
+    assert_eq!(shown["step_index"], 1, "{shown}");
+    assert_eq!(
+        shown["steps"],
+        serde_json::json!([
+            {"percent": 10.0, "approve": false},
+            {"percent": 50.0, "approve": true},
+            {"percent": 100.0, "approve": false},
+        ])
+    );
+
+    // Advance does not pass the gate; approve does, once.
+    let (status, problem) = call("POST", format!("{base}/advance"), r#"{"reason":"x"}"#).await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, report) = call(
+        "POST",
+        format!("{base}/approve"),
+        r#"{"reason":"dashboards green"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "none:approved"),
+        "{report}"
+    );
+    let (status, problem) = call("POST", format!("{base}/approve"), r#"{"reason":"again"}"#).await;
+    assert_eq!(status, 409, "{problem}");
+    let (_, shown) = call("GET", base.clone(), "").await;
+    assert_eq!(shown["awaiting_approval"], false, "{shown}");
+    assert_eq!(shown["approval"]["by"], "key:oncall", "{shown}");
+
+    // The schedule moves on past the approved gate; promote ships it.
+    let tick = invoke(&mut svc, SCHEDULE).await;
+    assert_eq!(action_type(&tick), "set_canary_percent", "{tick}");
+    assert_eq!(f.canary_percent().await, Some(100.0));
+    f.canary_traffic(200.0, 0.0).await;
+    let (status, report) = call("POST", format!("{base}/promote"), r#"{"reason":"ship"}"#).await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "promote_canary"),
+        "{report}"
+    );
+    let stage = f.stage().await;
+    assert_eq!(stage.deployment_id(), Some(d2.as_str()));
+    assert!(stage.canary_settings().is_none());
+
+    // The history, newest first, with who and why.
+    let (status, page) = call("GET", format!("{base}/history?limit=50"), "").await;
+    assert_eq!(status, 200, "{page}");
+    let entries: Vec<Value> = page["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["what"] != "record_known_good")
+        .collect();
+    let whats: Vec<&str> = entries.iter().filter_map(|e| e["what"].as_str()).collect();
+    assert_eq!(
+        whats,
+        [
+            "promote_canary",
+            "set_canary_percent",
+            "approve",
+            "approve",
+            "advance",
+            "set_canary_percent",
+            "start",
+            "start_canary",
+        ],
+        "{page}"
+    );
+    let started = &entries[7];
+    assert_eq!(started["who"], "key:oncall", "{started}");
+    assert_eq!(started["trigger"]["reason"], "release 42", "{started}");
+    assert_eq!(started["outcome"]["status"], "applied", "{started}");
+    assert_eq!(entries[3]["trigger"]["reason"], "dashboards green");
+    assert_eq!(
+        entries[2]["outcome"]["status"], "nothing_to_do",
+        "a refused approve changes nothing"
+    );
+    let (status, page) = call("GET", format!("{base}/history?limit=2"), "").await;
+    assert_eq!(
+        (status, page["entries"].as_array().map(Vec::len)),
+        (200, Some(2))
+    );
 }

@@ -31,18 +31,29 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// The progress of `status` on `steps`: the step index the status
-    /// reports, else the step whose share the canary has.
-    pub fn of(status: &StageStatus, steps: Vec<PlannedStep>) -> Self {
-        let index = status.canary.as_ref().and_then(|c| {
-            steps
-                .iter()
-                .position(|s| (s.percent - c.percent_traffic).abs() < 1e-6)
+    /// The progress `status` reports (`steps`, `step_index`,
+    /// `awaiting_approval`); without a step index, the step whose share the
+    /// canary has.
+    pub fn of(status: &StageStatus) -> Self {
+        let steps: Vec<PlannedStep> = status
+            .steps
+            .iter()
+            .map(|s| PlannedStep {
+                percent: s.percent,
+                approve: s.approve,
+            })
+            .collect();
+        let index = status.step_index.or_else(|| {
+            status.canary.as_ref().and_then(|c| {
+                steps
+                    .iter()
+                    .position(|s| (s.percent - c.percent_traffic).abs() < 1e-6)
+            })
         });
         Self {
             steps,
             index,
-            awaiting_approval: false,
+            awaiting_approval: status.awaiting_approval,
         }
     }
 }

@@ -58,10 +58,10 @@ fn metrics() -> StageMetrics {
     m
 }
 
-fn steps() -> Vec<PlannedStep> {
+fn steps() -> Vec<tidegate_policy::config::CanaryStep> {
     [5.0, 25.0, 50.0, 100.0]
         .iter()
-        .map(|p| PlannedStep {
+        .map(|p| tidegate_policy::config::CanaryStep {
             percent: *p,
             approve: *p == 50.0,
         })
@@ -88,10 +88,11 @@ fn list_escapes_and_links_relatively() {
 
 #[test]
 fn stage_page_shows_everything_escaped() {
-    let s = hostile();
+    let mut s = hostile();
+    s.steps = steps();
     let m = metrics();
     let view = StageView {
-        progress: Progress::of(&s, steps()),
+        progress: Progress::of(&s),
         status: &s,
         metrics: Some(&m),
     };
@@ -183,4 +184,31 @@ fn text_helpers() {
     assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00 UTC");
     assert_eq!(percent(12.5), "12.5 %");
     assert_eq!(path_segment("a b/c"), "a%20b%2Fc");
+}
+
+#[test]
+fn a_canary_waiting_for_approval_offers_approve() {
+    let mut s = hostile();
+    s.paused = None;
+    s.steps = steps();
+    s.canary.as_mut().unwrap().percent_traffic = 50.0;
+    s.step_index = Some(2);
+    s.awaiting_approval = true;
+    let view = StageView {
+        progress: Progress::of(&s),
+        status: &s,
+        metrics: None,
+    };
+    assert_eq!(view.progress.index, Some(2));
+    let html = render_stage(&view, &PageContext::new(NOW));
+    for want in [
+        "waiting for approval",
+        "step 3 of 4",
+        "Waiting for an operator's approval",
+        "Confirm approve",
+        "Confirm advance",
+        "approval required",
+    ] {
+        assert!(html.contains(want), "missing {want:?}");
+    }
 }
