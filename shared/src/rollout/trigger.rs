@@ -80,18 +80,20 @@ impl ManualCommand {
         }
     }
 
+    /// Every command.
+    pub const ALL: [Self; 7] = [
+        Self::Rollback,
+        Self::Promote,
+        Self::Pause,
+        Self::Resume,
+        Self::Advance,
+        Self::Approve,
+        Self::Start,
+    ];
+
     /// Parses the control API's path segment (`rollback`, `promote`, …).
     pub fn from_path(s: &str) -> Option<Self> {
-        match s {
-            "rollback" => Some(Self::Rollback),
-            "promote" => Some(Self::Promote),
-            "pause" => Some(Self::Pause),
-            "resume" => Some(Self::Resume),
-            "advance" => Some(Self::Advance),
-            "approve" => Some(Self::Approve),
-            "start" => Some(Self::Start),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -173,5 +175,12 @@ mod tests {
             Some(ManualCommand::Promote)
         );
         assert_eq!(ManualCommand::from_path("Promote"), None);
+        for c in ManualCommand::ALL {
+            assert_eq!(ManualCommand::from_path(c.as_str()), Some(c));
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::Value::String(c.as_str().into())
+            );
+        }
     }
 }

@@ -218,13 +218,14 @@ pub(super) fn canary_steps(
         .windows(2)
         .all(|w| matches!(w, [a, b] if a.percent < b.percent));
     if steps.is_empty() || !increasing || steps.last().map(|s| s.percent) != Some(100.0) {
-        let shown: Vec<f64> = steps.iter().map(|s| s.percent).collect();
+        let shown: Vec<String> = steps.iter().map(|s| s.percent.to_string()).collect();
         c.push(
             path,
-            Kind::OutOfRange {
-                value: format!("{shown:?}"),
+            Kind::NotOneOf {
+                value: format!("[{}]", shown.join(", ")),
                 expected: "steps strictly increasing and ending at 100, e.g. \
-                           [5, 25, { percent = 50, approve = true }, 100]",
+                           [5, 25, { percent = 50, approve = true }, 100]"
+                    .to_owned(),
             },
         );
         return None;

@@ -166,6 +166,13 @@ pub(super) fn start(v: &View<'_>, next: &mut StageRecord, start: Option<&StartCa
     let Some(first) = steps.first() else {
         return invalid("no steps");
     };
+    // The next run would remove it at once (a canary under a stage alarm).
+    if let Some(f) = v.firing.first() {
+        return invalid(&format!(
+            "alarm {} is in ALARM; start once it is OK",
+            f.alarm
+        ));
+    }
     if let Some(hold) = unverified(v, &s.deployment) {
         return Outcome::hold(hold);
     }

@@ -224,6 +224,14 @@ fn start_is_refused_when_it_cannot_be_right() {
         );
         assert!(d.plan.is_empty() && !d.record_changed);
     }
+    let d = start_case("d2", None)
+        .alarm(STAGE_ALARM, AlarmState::Alarm, NOW - 1000)
+        .run();
+    assert!(
+        matches!(hold(&d), Some(Hold::InvalidStart { detail }) if detail.contains(STAGE_ALARM)),
+        "{:?}",
+        d.action
+    );
     let d = start_case("d9", None).without_deployment("d9").run();
     assert!(matches!(hold(&d), Some(Hold::DeploymentMissing { .. })));
     let d = start_case("d9", None).run();
