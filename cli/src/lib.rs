@@ -38,6 +38,6 @@ pub use run::{reason, resolve_target, run};
 pub use view::{
     AuditView, CommandBody, CommandReport, DecisionView, HistoryPage, HistoryView, IssueBody,
     IssuedKeyView, KeyListView, OutcomeView, RevokedKeyView, RotateBody, StageList, StageView,
-    StartBody, StepView,
+    StartBody, StepPercent, StepView,
 };
 pub use watch::{watch, WatchEnd, WatchTracker};

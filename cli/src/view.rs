@@ -253,9 +253,25 @@ pub struct StartBody {
     pub deployment: String,
     /// Traffic percentages; absent: the stage's canary_steps.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub steps: Option<Vec<f64>>,
+    pub steps: Option<Vec<StepPercent>>,
     /// Why.
     pub reason: String,
+}
+
+/// A traffic percentage as sent: whole numbers as JSON integers (`5`, not
+/// `5.0`), so a server reading integers accepts them too.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepPercent(pub f64);
+
+impl Serialize for StepPercent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = self.0;
+        if p.fract() == 0.0 && (0.0..=100.0).contains(&p) {
+            s.serialize_u64(p as u64)
+        } else {
+            s.serialize_f64(p)
+        }
+    }
 }
 
 /// The body of the edge's `POST keys` (and, for a local key, what the
