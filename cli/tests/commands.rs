@@ -63,7 +63,12 @@ fn every_rollout_command_posts_its_body() {
         (
             &["start", "--deployment", "d9", "--steps", "5,50,100"],
             "start",
-            json!({"deployment": "d9", "steps": [5.0, 50.0, 100.0], "reason": "r"}),
+            json!({"deployment": "d9", "steps": [5, 50, 100], "reason": "r"}),
+        ),
+        (
+            &["start", "--deployment", "d9", "--steps", "2.5,100"],
+            "start",
+            json!({"deployment": "d9", "steps": [2.5, 100], "reason": "r"}),
         ),
         (
             &["start", "--deployment", "d9"],
