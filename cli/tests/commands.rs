@@ -570,3 +570,73 @@ fn dashboard_signs_through_a_local_proxy() {
         "{auth}"
     );
 }
+
+/// `cmdline` under `script`, which gives it a terminal; `None` without util-linux's `script`.
+fn on_a_terminal(cmdline: &str, stdin: &str) -> Option<(i32, String)> {
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", cmdline, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "dumb")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+#[test]
+fn on_a_terminal_watch_redraws_and_a_missing_reason_is_asked_for() {
+    let f = Fake::start();
+    f.with(|s| {
+        s.stage = [
+            stage("d2", Some(("d3", 5.0)), Some(0)),
+            stage("d3", None, None),
+        ]
+        .into()
+    });
+    let bin = env!("CARGO_BIN_EXE_tidegate");
+    let base = format!("{bin} --url {} --api-key {}", f.url(), fake::KEY);
+    let Some((rc, out)) = on_a_terminal(
+        &format!("{base} rollout watch orders-api/prod --interval 0.1"),
+        "",
+    ) else {
+        eprintln!("skipped: no `script` to give the CLI a terminal");
+        return;
+    };
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("\x1b[H\x1b[2J"), "redraws: {out:?}");
+    assert!(out.contains("Watching orders-api/prod"), "{out}");
+    assert!(
+        out.contains("Status:      Progressing") && out.contains("promoted d3"),
+        "{out}"
+    );
+
+    let (rc, out) = on_a_terminal(
+        &format!("{base} rollout promote orders-api/prod"),
+        "ship it\n",
+    )
+    .unwrap();
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("Reason (recorded in the stage's history): "),
+        "{out}"
+    );
+    let last = f.seen().pop().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&last.body).unwrap(),
+        json!({"reason": "ship it"})
+    );
+}
