@@ -162,6 +162,8 @@ def cmd_prepare(a):
         f"{build}\n"
         "[vars]\n"
         f"TIDEGATE_CONFIG = {json.dumps(text)}\n\n"
+        "[[kv_namespaces]]\n"
+        'binding = "API_KEYS_KV"\nid = "tidegate-demo-keys"\n\n'
         "[[durable_objects.bindings]]\n"
         'name = "THROTTLE"\nclass_name = "Throttle"\n\n'
         '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Throttle"]\n'
@@ -627,12 +629,14 @@ class Demo:
         say(f"edge health (admin key): {h.status} {h.body.decode(errors='replace')[:120]}")
         self.x.expect(h.status == 200, "the edge's admin health endpoint answers")
 
-    def cli(self, *args, key=None):
+    def cli(self, *args, key=None, admin_key=None):
         """Runs the tidegate CLI against the control API; (exit code, stdout, stderr)."""
         import subprocess
         env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/nonexistent"),
                "TIDEGATE_URL": f"{self.a.lambda_url}/lambda-url/{FUNCTION}", "TIDEGATE_SIGN": "never",
                "TIDEGATE_API_KEY": key or self.sec["operator_key"], "AWS_EC2_METADATA_DISABLED": "true"}
+        if admin_key:
+            env["TIDEGATE_ADMIN_KEY"] = admin_key
         r = subprocess.run([self.a.cli, *args], env=env, capture_output=True, text=True, timeout=60)
         return r.returncode, r.stdout, r.stderr
 
@@ -667,6 +671,25 @@ class Demo:
         self.x.expect(rc == 0, "tidegate rollout resume", f"exit {rc}: {err.strip()}")
         rc, out, _ = self.cli("-o", "json", "status", target)
         self.x.expect(rc == 0 and not json.loads(out).get("paused"), "the stage is no longer paused")
+        # API keys through the edge's key admin API (Workers KV, simulated by wrangler dev).
+        edge = ("--edge", self.a.edge)
+        admin = self.sec["edge_admin_key"]
+        rc, out, err = self.cli("-o", "json", "keys", "new", "--consumer", "cli-demo", "--scopes", "orders:read",
+                                "--expires", "1h", *edge, admin_key=admin)
+        issued = json.loads(out) if rc == 0 else {}
+        self.x.expect(str(issued.get("key", "")).startswith("tdg_"), "tidegate keys new --edge issues a key",
+                      f"exit {rc}: {err.strip()}")
+        fresh = {"x-api-key": issued.get("key", "")}
+        r = self.edge("/v1/orders/7", fresh)
+        say(f"tidegate keys new --edge: {issued.get('id')} for cli-demo; the edge answers it with {r.status}")
+        self.x.expect(r.status == 200, "the edge accepts the new key")
+        rc, out, err = self.cli("keys", "list", "--consumer", "cli-demo", *edge, admin_key=admin)
+        self.x.expect(rc == 0 and str(issued.get("id")) in out, "tidegate keys list shows it", f"exit {rc}: {err.strip()}")
+        rc, out, err = self.cli("keys", "revoke", str(issued.get("id")), *edge, admin_key=admin)
+        say(f"tidegate keys revoke: {out.strip() or err.strip()}")
+        self.x.expect(rc == 0, "tidegate keys revoke", f"exit {rc}: {err.strip()}")
+        r = self.edge("/v1/orders/7", fresh)
+        self.x.expect(r.status == 401, "the edge refuses the revoked key", str(r.status))
 
     def play(self):
         t0 = time.monotonic()
