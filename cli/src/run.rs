@@ -1,5 +1,10 @@
 //! Runs a parsed command line: `check`, `status`, `rollout …`; `keys` and
 //! `dashboard` live in their own modules.
+//!
+//! ```
+//! use tidegate_cli::{reason, Reason};
+//! assert_eq!(reason(&Reason { reason: Some(" canary 5xx ".into()) }).unwrap(), "canary 5xx");
+//! ```
 
 use std::io::{BufRead, IsTerminal, Write};
 
