@@ -69,7 +69,7 @@ pub enum CliError {
     #[error("a token goes in the Authorization header, which SigV4 needs for its signature: use --api-key (sent as x-api-key) with an AWS_IAM Function URL, or --sign never for a NONE URL")]
     TokenWithSigv4,
     /// The AWS credential chain or the signer failed.
-    #[error("cannot sign with SigV4: {0}; configure AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or SSO) or pass --sign never for a NONE URL")]
+    #[error("cannot sign with SigV4 (an AWS_IAM Function URL needs it): configure AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or SSO) and a region, or pass --sign never for a NONE URL\n  {0}")]
     Sigv4(String),
     /// No control-API URL.
     #[error("no control API URL: pass --url or set TIDEGATE_URL (the rollback Lambda's Function URL, the ControlApiUrl stack output)")]

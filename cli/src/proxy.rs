@@ -84,14 +84,7 @@ pub async fn dashboard(global: &GlobalArgs, port: u16, no_open: bool) -> Result<
         open(&url, no_open);
         return Ok(());
     }
-    let signer = Signer::from_chain(global.region.clone().or(host_region))
-        .await
-        .map_err(|e| match e {
-            CliError::Sigv4(m) => CliError::Sigv4(format!(
-                "{m} (an AWS_IAM Function URL can only be opened through the signing proxy)"
-            )),
-            other => other,
-        })?;
+    let signer = Signer::from_chain(global.region.clone().or(host_region)).await?;
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
