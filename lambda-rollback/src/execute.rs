@@ -90,13 +90,16 @@ fn watched(stage: &ManagedStage) -> Vec<String> {
 /// Reads everything the policy needs about `stage` of the resolved `api`.
 /// `Ok(None)` when the stage does not exist (deleted mid-flight: nothing to
 /// do). `migrate` lets a stage with old `tidegate_*` variables and no record
-/// be migrated (only the lease holder may).
+/// be migrated (only the lease holder may). `trigger` is what the read is
+/// for, when a decision follows (an operator's `start` names a deployment
+/// to check).
 pub async fn read(
     aws: &Aws,
     api: &RestApi,
     stage: &ManagedStage,
     now_ms: u64,
     migrate: bool,
+    trigger: Option<&Trigger>,
 ) -> Result<Option<StageView>, String> {
     let Some(snapshot) = aws
         .stage(api, &stage.stage)
@@ -124,7 +127,7 @@ pub async fn read(
         .as_ref()
         .is_some_and(|c| c.is_active(&snapshot.deployment_id));
     let canary_since = rollout::canary_since(&stored.record, &snapshot, now_ms);
-    let targets = rollout::deployments_to_check(&stored.record, &snapshot);
+    let targets = rollout::deployments_to_check(&stored.record, &snapshot, trigger);
     let names = watched(stage);
     let (alarms, canary_metrics, deployments) = tokio::join!(
         aws.alarms(&names),
@@ -281,7 +284,7 @@ async fn decide_and_act(
 ) {
     for _ in 0..MAX_DECISIONS {
         let now = retry::now_ms();
-        let view = match read(aws, api, stage, now, !stage.dry_run).await {
+        let view = match read(aws, api, stage, now, !stage.dry_run, Some(&trigger)).await {
             Ok(Some(v)) => v,
             Ok(None) => {
                 tracing::warn!(stage = %key, "managed stage not found; nothing done");

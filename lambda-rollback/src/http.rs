@@ -5,7 +5,25 @@
 //! | GET | `/` | HTML status page (same data as `/stages`) |
 //! | GET | `/stages` | every managed stage |
 //! | GET | `/stages/{api}/{stage}` | one stage: deployment, canary, alarms, last-known-good, pause, recent actions (what, who, why, trigger, outcome, when) |
+//! | GET | `/stages/{api}/{stage}/history?limit=N` | the stage's history, newest first: `{"entries": [...]}` (N from 1 to 100, default 20) |
 //! | POST | `/stages/{api}/{stage}/{rollback,promote,pause,resume}` | operator command, body `{"reason": "..."}` (pause also takes `"for": "2h"`) |
+//! | POST | `/stages/{api}/{stage}/advance` | move the active canary one planned step now (never past a failing health check or an unapproved gate); 409 when there is no canary or it waits for approval |
+//! | POST | `/stages/{api}/{stage}/approve` | pass the approval gate the canary waits at; 409 when it waits for none |
+//! | POST | `/stages/{api}/{stage}/start` | start a canary, body `{"deployment": "abc123", "steps": [5, 25, {"percent": 50, "approve": true}, 100], "reason": "..."}` (`steps` optional: the stage's `canary_steps`); 409 while a canary is active |
+//!
+//! Operator commands answer 200 with the stage's report (the decision and
+//! what came of it); a command the stage's state refuses is a 409 problem
+//! (422 when `start` names a deployment that does not exist).
+//!
+//! ```
+//! use lambda_http::http::Method;
+//! use tidegate_rollback::http::{route, Route};
+//! assert!(matches!(
+//!     route(&Method::GET, "/stages/orders-api/prod/history"),
+//!     Ok(Route::History { .. })
+//! ));
+//! assert!(matches!(route(&Method::POST, "/stages/orders-api/prod/approve"), Ok(Route::Command { .. })));
+//! ```
 //!
 //! The caller's identity (`key:<consumer>` or `jwt:<iss>:<sub>`) is recorded
 //! with every command, in the audit line and the stage's history.
@@ -29,18 +47,22 @@ use tidegate_policy::auth::{
     Algorithm, AuthRejection, AuthRequirement, CredentialHeaders, Identity, Jwk, KeyProvider,
     NativeVerifier, UnverifiedJwt,
 };
-use tidegate_policy::config::Issuer;
+use tidegate_policy::config::file::CanaryStepEntry;
+use tidegate_policy::config::{CanaryStep, Issuer};
 use tidegate_policy::problem::Problem;
-use tidegate_policy::rollout::{ManualCommand, Trigger};
+use tidegate_policy::rollout::{check_steps, Hold, ManualCommand, StartCanary, Trigger};
 
 use crate::config::Settings;
 use crate::jwks::IssuerKeys;
-use crate::status::{StageStatus, StatusList};
+use crate::status::{HistoryPage, StageStatus, StatusList, RECENT_ACTIONS};
+use crate::store::HistoryEntry;
 
 /// The scope every control-API call needs.
 pub const ADMIN_SCOPE: &str = "tidegate:admin";
 /// Longest request body accepted.
 pub const MAX_BODY: usize = 4 * 1024;
+/// Most history entries one request returns.
+pub const MAX_HISTORY: usize = 100;
 
 /// A boxed future, for the object-safe [`Control`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -58,6 +80,16 @@ pub trait Control: Send + Sync {
     /// Runs an operator command (a [`Trigger::Manual`]) on managed stage
     /// `index`; the report as JSON.
     fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, serde_json::Value>;
+    /// The newest `limit` history entries of managed stage `index`, newest
+    /// first; `Err` says why they could not be read.
+    fn history(
+        &self,
+        index: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<HistoryEntry>, String>> {
+        let _ = (index, limit);
+        Box::pin(async { Err("this control API keeps no history".to_owned()) })
+    }
 }
 
 /// A parsed control-API route.
@@ -69,6 +101,13 @@ pub enum Route {
     List,
     /// `GET /stages/{api}/{stage}`.
     Show {
+        /// API (id or name).
+        api: String,
+        /// Stage.
+        stage: String,
+    },
+    /// `GET /stages/{api}/{stage}/history`.
+    History {
         /// API (id or name).
         api: String,
         /// Stage.
@@ -108,6 +147,11 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
             stage: (*stage).to_owned(),
         }),
         ["stages", _, _] => Err(RouteError::MethodNotAllowed("GET")),
+        ["stages", api, stage, "history"] if is_get => Ok(Route::History {
+            api: (*api).to_owned(),
+            stage: (*stage).to_owned(),
+        }),
+        ["stages", _, _, "history"] => Err(RouteError::MethodNotAllowed("GET")),
         ["stages", api, stage, cmd] => match ManualCommand::from_path(cmd) {
             None => Err(RouteError::NotFound),
             Some(_) if method != Method::POST => Err(RouteError::MethodNotAllowed("POST")),
@@ -201,6 +245,116 @@ struct CommandBody {
     /// For pause: how long until it ends by itself, e.g. `"2h"`.
     #[serde(default, rename = "for")]
     duration: Option<String>,
+    /// For start: the deployment to roll out.
+    #[serde(default)]
+    deployment: Option<String>,
+    /// For start: its steps, as `canary_steps` writes them.
+    #[serde(default)]
+    steps: Option<Vec<CanaryStepEntry>>,
+}
+
+impl CommandBody {
+    /// What `start` asks for; `Err` names the field and the fix. Other
+    /// commands take neither field.
+    fn start(&self, command: ManualCommand) -> Result<Option<StartCanary>, String> {
+        if command != ManualCommand::Start {
+            return match (&self.deployment, &self.steps) {
+                (None, None) => Ok(None),
+                _ => Err("`deployment` and `steps` are only taken by start".to_owned()),
+            };
+        }
+        let deployment = match self.deployment.as_deref().map(str::trim) {
+            Some(d) if !d.is_empty() => d.to_owned(),
+            _ => {
+                return Err(
+                    "start needs `deployment`: the id of the deployment to roll out".to_owned(),
+                )
+            }
+        };
+        let steps = self.steps.as_ref().map(|entries| {
+            entries
+                .iter()
+                .map(|e| match e {
+                    CanaryStepEntry::Percent(p) => CanaryStep::at(*p),
+                    CanaryStepEntry::Gate(g) => CanaryStep {
+                        percent: g.percent,
+                        approve: g.approve,
+                    },
+                })
+                .collect::<Vec<_>>()
+        });
+        if let Some(steps) = &steps {
+            check_steps(steps).map_err(|e| format!("`steps`: {e}"))?;
+        }
+        Ok(Some(StartCanary { deployment, steps }))
+    }
+}
+
+/// The `limit` query parameter of the history route: 1 to [`MAX_HISTORY`],
+/// default [`RECENT_ACTIONS`].
+pub fn history_limit(query: Option<&str>) -> Result<usize, String> {
+    let value = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| *k == "limit")
+        .map(|(_, v)| v);
+    match value {
+        None => Ok(RECENT_ACTIONS),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_HISTORY).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "`limit` must be a whole number from 1 to {MAX_HISTORY}, got `{v}`"
+            )),
+        },
+    }
+}
+
+/// The problem for a command the stage's state refused, if it was refused:
+/// the decision's hold for `command`.
+pub fn refusal(command: ManualCommand, report: &serde_json::Value) -> Option<Problem> {
+    let hold: Hold = report
+        .pointer("/decision/action/reason")
+        .filter(|_| {
+            report.pointer("/decision/action/type") == Some(&serde_json::Value::from("none"))
+        })
+        .and_then(|v| serde_json::from_value(v.clone()).ok())?;
+    let conflict = |slug: &str, title: &str, fix: &str| {
+        Some(Problem::new(409, slug, title).with_detail(format!("{hold}; {fix}")))
+    };
+    match (command, &hold) {
+        (ManualCommand::Approve, Hold::NotAwaitingApproval) => conflict(
+            "not-awaiting-approval",
+            "The canary does not wait for approval",
+            "approve is for a canary at a step with `approve = true` (see `awaiting_approval` in GET /stages/{api}/{stage})",
+        ),
+        (ManualCommand::Advance, Hold::NoActiveCanaryToAdvance) => conflict(
+            "no-active-canary",
+            "No active canary",
+            "start one with POST /stages/{api}/{stage}/start",
+        ),
+        (ManualCommand::Advance, Hold::AwaitingApproval { .. }) => conflict(
+            "awaiting-approval",
+            "The canary waits for approval",
+            "approve it first with POST /stages/{api}/{stage}/approve",
+        ),
+        (ManualCommand::Start, Hold::CanaryAlreadyActive { .. }) => conflict(
+            "canary-active",
+            "A canary is already active",
+            "promote or roll it back first",
+        ),
+        (ManualCommand::Start, Hold::InvalidStart { .. }) => conflict(
+            "cannot-start",
+            "The canary cannot start",
+            "name a deployment the stage does not serve",
+        ),
+        (ManualCommand::Start, Hold::DeploymentMissing { .. }) => Some(
+            Problem::new(422, "unknown-deployment", "No such deployment").with_detail(format!(
+                "{hold}; give the id of an existing deployment of this REST API (aws apigateway get-deployments)"
+            )),
+        ),
+        _ => None,
+    }
 }
 
 /// A problem+json response.
@@ -251,7 +405,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
         Err(RouteError::NotFound) => {
             return problem(
                 &Problem::new(404, "not-found", "Not found").with_detail(
-                    "expected GET /, GET /stages, GET /stages/{api}/{stage} or POST /stages/{api}/{stage}/{rollback|promote|pause|resume}",
+                    "expected GET /, GET /stages, GET /stages/{api}/{stage}, GET /stages/{api}/{stage}/history or POST /stages/{api}/{stage}/{rollback|promote|pause|resume|advance|approve|start}",
                 ),
                 None,
             )
@@ -299,6 +453,34 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
             },
             None => unknown_stage(&api, &stage),
         },
+        Route::History { api, stage } => {
+            let Some(i) = managed(control.settings(), &api, &stage) else {
+                return unknown_stage(&api, &stage);
+            };
+            // The URI carries the query string for Function URL and HTTP API
+            // events; REST API events have it parsed only.
+            let query = req.uri().query().map(str::to_owned).or_else(|| {
+                req.query_string_parameters_ref()
+                    .and_then(|q| q.first("limit"))
+                    .map(|v| format!("limit={v}"))
+            });
+            let limit = match history_limit(query.as_deref()) {
+                Ok(n) => n,
+                Err(e) => {
+                    return problem(
+                        &Problem::new(400, "invalid-query", "Invalid query").with_detail(e),
+                        None,
+                    )
+                }
+            };
+            match control.history(i, limit).await {
+                Ok(entries) => json(StatusCode::OK, &HistoryPage { entries }),
+                Err(e) => problem(
+                    &Problem::new(503, "history-unavailable", "History unavailable").with_detail(e),
+                    None,
+                ),
+            }
+        }
         Route::Command {
             api,
             stage,
@@ -324,17 +506,23 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                     }
                     (Some(_), _) => return Err("`for` is only taken by pause".to_owned()),
                 };
-                Ok((b.reason, until_ms))
+                let start = b.start(command)?;
+                Ok((b.reason, until_ms, start))
             });
             match parsed {
-                Ok((reason, until_ms)) if !reason.trim().is_empty() => {
+                Ok((reason, until_ms, start)) if !reason.trim().is_empty() => {
                     let trigger = Trigger::Manual {
                         command,
                         reason,
                         operator: identity.qualified_subject(),
                         until_ms,
+                        start,
                     };
-                    json(StatusCode::OK, &control.command(i, trigger).await)
+                    let report = control.command(i, trigger).await;
+                    match refusal(command, &report) {
+                        Some(p) => problem(&p, None),
+                        None => json(StatusCode::OK, &report),
+                    }
                 }
                 Ok(_) => problem(
                     &Problem::new(422, "reason-required", "A reason is required")
@@ -343,7 +531,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 ),
                 Err(e) => problem(
                     &Problem::new(400, "invalid-body", "Invalid request body").with_detail(format!(
-                        "expected a JSON object {{\"reason\": \"...\"}} (pause also takes \"for\": \"2h\"): {e}"
+                        "expected a JSON object {{\"reason\": \"...\"}} (pause also takes \"for\": \"2h\"; start takes \"deployment\" and \"steps\"): {e}"
                     )),
                     None,
                 ),

@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tidegate_policy::config::ManagedStage;
-use tidegate_policy::rollout::Trigger;
+use tidegate_policy::rollout::{self, Trigger};
 use tokio::sync::OnceCell;
 
 pub use service::{BudgetLayer, Handler};
@@ -56,7 +56,7 @@ use crate::config::Settings;
 use crate::http::BoxFuture;
 use crate::jwks::IssuerKeys;
 use crate::status::{StageStatus, StatusList, RECENT_ACTIONS};
-use crate::store::{StageKey, StateStore};
+use crate::store::{HistoryEntry, StageKey, StateStore};
 
 /// A name unique to this container and call: the process, the time and a
 /// counter. Names lease owners and history items.
@@ -137,7 +137,7 @@ impl App {
         let now = retry::now_ms();
         let aws = self.aws().await;
         let read = match aws.rest_api(&stage.api).await {
-            Ok(Some(api)) => execute::read(aws, &api, stage, now, false).await,
+            Ok(Some(api)) => execute::read(aws, &api, stage, now, false, None).await,
             Ok(None) => Ok(None),
             Err(e) => Err(e.to_string()),
         };
@@ -163,11 +163,28 @@ impl App {
             .chain(&stage.canary_alarms)
             .map(|a| (a.clone(), view.signals.alarm(a)))
             .collect();
-        status.rest_api_id = Some(view.api.id);
-        status.deployment_id = Some(view.snapshot.deployment_id);
-        status.canary = view.snapshot.canary;
-        status.canary_metrics = view.signals.canary_metrics;
         let record = view.stored.record;
+        let snapshot = view.snapshot;
+        let active = snapshot
+            .canary
+            .as_ref()
+            .filter(|c| c.is_active(&snapshot.deployment_id));
+        let steps = rollout::planned_steps(
+            stage,
+            &record,
+            active.map_or("", |c| c.deployment_id.as_str()),
+        );
+        status.step_index = active.and_then(|c| rollout::step_index(steps, c.percent_traffic));
+        status.steps = steps.to_vec();
+        status.awaiting_approval = rollout::awaiting_approval(stage, &record, &snapshot).is_some();
+        status.approval = record
+            .approval
+            .clone()
+            .filter(|a| active.is_some_and(|c| c.deployment_id == a.deployment_id));
+        status.rest_api_id = Some(view.api.id);
+        status.deployment_id = Some(snapshot.deployment_id);
+        status.canary = snapshot.canary;
+        status.canary_metrics = view.signals.canary_metrics;
         status.paused = record.pause_at(now).cloned();
         status.known_good = record.known_good;
         status.previous_known_good = record.previous_known_good;
@@ -201,6 +218,29 @@ impl http::Control for App {
                 Some(stage) => Some(self.status(stage).await),
                 None => None,
             }
+        })
+    }
+
+    fn history(
+        &self,
+        index: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<HistoryEntry>, String>> {
+        Box::pin(async move {
+            let Some(stage) = self.settings.policy.stages.get(index) else {
+                return Ok(Vec::new());
+            };
+            let aws = self.aws().await;
+            let api = match aws.rest_api(&stage.api).await {
+                Ok(Some(api)) => api,
+                Ok(None) => return Err(execute::not_found(stage)),
+                Err(e) => return Err(e.to_string()),
+            };
+            let key = StageKey::new(&api.id, &stage.stage);
+            aws.store
+                .history(&key, limit)
+                .await
+                .map_err(|e| format!("history unreadable: {e}"))
         })
     }
 

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use tidegate_policy::rollout::{AuditRecord, Decision, ManualCommand, Trigger};
+use tidegate_policy::rollout::{AuditRecord, Decision, Trigger};
 
 use crate::audit::Outcome;
 
@@ -91,12 +91,7 @@ pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notificati
 pub fn action_name(r: &AuditRecord) -> Option<&'static str> {
     match (r.action.kind(), &r.trigger) {
         (Some(kind), _) => Some(kind.as_str()),
-        (None, Trigger::Manual { command, .. }) => Some(match command {
-            ManualCommand::Rollback => "rollback",
-            ManualCommand::Promote => "promote",
-            ManualCommand::Pause => "pause",
-            ManualCommand::Resume => "resume",
-        }),
+        (None, Trigger::Manual { command, .. }) => Some(command.as_str()),
         (None, _) => None,
     }
 }
@@ -122,7 +117,7 @@ mod tests {
     use std::collections::BTreeMap;
     use tidegate_policy::rollout::{
         decide, AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, DeploymentCheck,
-        MetricsReading, Signals, StageRecord, StageSnapshot,
+        ManualCommand, MetricsReading, Signals, StageRecord, StageSnapshot,
     };
 
     const NOW: u64 = 1_715_680_000_000;
@@ -235,6 +230,7 @@ mod tests {
             reason: "freeze".into(),
             operator: "key:oncall".into(),
             until_ms: None,
+            start: None,
         };
         let d = decision(AlarmState::Ok, pause);
         let n = for_decision(&d, &Outcome::Applied { steps: 1 }).unwrap();

@@ -31,6 +31,11 @@ pub fn render(data: &StatusList) -> String {
             || "–".to_owned(),
             |c| format!("{} at {}%", escape(&c.deployment_id), c.percent_traffic),
         );
+        let canary = if s.awaiting_approval {
+            format!("{canary} (waiting for approval)")
+        } else {
+            canary
+        };
         let alarms: Vec<String> = s
             .alarms
             .iter()
@@ -99,5 +104,19 @@ mod tests {
         assert!(html.contains("a&amp;b: ALARM"));
         assert!(html.contains("sale &lt;freeze&gt; (by key:ops)"));
         assert!(!html.contains("<api>"));
+        assert!(!html.contains("waiting for approval"));
+    }
+
+    #[test]
+    fn shows_a_canary_waiting_for_approval() {
+        let mut s = StageStatus::new("orders-api", "prod", false);
+        s.canary = Some(CanarySnapshot {
+            deployment_id: "d2".into(),
+            percent_traffic: 50.0,
+            stage_variable_overrides: Default::default(),
+        });
+        s.awaiting_approval = true;
+        let html = render(&StatusList { stages: vec![s] });
+        assert!(html.contains("d2 at 50% (waiting for approval)"), "{html}");
     }
 }

@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use tidegate_policy::config::CanaryStep;
 use tidegate_policy::rollout::{
-    AlarmReading, CanarySnapshot, Mark, MetricsReading, Pause, StepMark,
+    AlarmReading, Approval, CanarySnapshot, Mark, MetricsReading, Pause, StepMark,
 };
 
 use crate::store::HistoryEntry;
@@ -25,6 +26,14 @@ pub const RECENT_ACTIONS: usize = 20;
 pub struct StatusList {
     /// One per `[[rollback.stages]]` entry, in order.
     pub stages: Vec<StageStatus>,
+}
+
+/// A stage's action history (`GET /stages/{api}/{stage}/history?limit=N`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The newest entries, newest first: what, who, why, trigger, outcome,
+    /// when.
+    pub entries: Vec<HistoryEntry>,
 }
 
 /// One managed stage (`GET /stages/{api}/{stage}`).
@@ -60,6 +69,21 @@ pub struct StageStatus {
     /// The canary step being baked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<StepMark>,
+    /// The planned steps: the active canary's (its `start`'s, or the
+    /// configured `canary_steps`), else the configured ones.
+    #[serde(default)]
+    pub steps: Vec<CanaryStep>,
+    /// The index in `steps` of the active canary's step; `None` without an
+    /// active canary.
+    #[serde(default)]
+    pub step_index: Option<usize>,
+    /// The canary is at a step that requires approval and none was given:
+    /// it moves on only after `approve`.
+    #[serde(default)]
+    pub awaiting_approval: bool,
+    /// The approval given for the canary's gate, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
     /// The pause in force: who, why, until when.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused: Option<Pause>,
@@ -87,6 +111,10 @@ impl StageStatus {
             known_good: None,
             previous_known_good: None,
             step: None,
+            steps: Vec::new(),
+            step_index: None,
+            awaiting_approval: false,
+            approval: None,
             paused: None,
             recent_actions: Vec::new(),
             error: None,

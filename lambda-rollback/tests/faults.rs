@@ -700,6 +700,7 @@ async fn localstack_gone_between_promotion_steps() {
         reason: reason.into(),
         operator: "key:oncall".into(),
         until_ms: None,
+        start: None,
     };
     s.p.plan(&s.f.api_id, &[Fault::Pass, Fault::GoDown]);
     let out = app

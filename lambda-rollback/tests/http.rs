@@ -16,6 +16,7 @@ use tidegate_rollback::config::{self, Settings};
 use tidegate_rollback::http::{self, BoxFuture, Control};
 use tidegate_rollback::jwks::IssuerKeys;
 use tidegate_rollback::status::{StageStatus, StatusList};
+use tidegate_rollback::store::HistoryEntry;
 
 const NOW_MS: u64 = 1_715_680_000_000;
 const ADMIN_KEY: &str = "tg_fixture_not_a_key";
@@ -67,6 +68,8 @@ struct Fake {
     settings: Option<Settings>,
     keys: IssuerKeys,
     calls: Mutex<Vec<String>>,
+    /// The report `command` answers with (default: nothing to do).
+    report: Mutex<Option<Value>>,
 }
 
 impl Fake {
@@ -109,16 +112,33 @@ impl Control for Fake {
             reason,
             operator,
             until_ms,
+            start,
         } = trigger
         else {
             panic!("not an operator command: {trigger:?}");
         };
         let until = until_ms.map(|u| format!(" until {u}")).unwrap_or_default();
+        let start = start
+            .map(|s| format!(" start {} {:?}", s.deployment, s.steps))
+            .unwrap_or_default();
+        self.calls.lock().unwrap().push(format!(
+            "{command:?} {index} {reason} by {operator}{until}{start}"
+        ));
+        let report = self.report.lock().unwrap().clone();
+        Box::pin(async move {
+            report.unwrap_or_else(|| json!({"outcome": {"status": "nothing_to_do"}}))
+        })
+    }
+    fn history(
+        &self,
+        index: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<HistoryEntry>, String>> {
         self.calls
             .lock()
             .unwrap()
-            .push(format!("{command:?} {index} {reason} by {operator}{until}"));
-        Box::pin(async { json!({"outcome": {"status": "nothing_to_do"}}) })
+            .push(format!("history {index} {limit}"));
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 
@@ -538,4 +558,223 @@ async fn unreachable_jwks_url_is_503() {
     assert_eq!(resp.status(), 503, "{:?}", body(&resp));
     assert_eq!(content_type(&resp), "application/problem+json");
     assert!(fake.calls().is_empty());
+}
+
+fn post(path: &str, payload: &str) -> lambda_http::Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("x-api-key", ADMIN_KEY)
+        .body(Body::from(payload))
+        .unwrap()
+        .with_raw_http_path(path)
+}
+
+fn get(uri: &str, path: &str) -> lambda_http::Request {
+    lambda_http::http::Request::builder()
+        .method("GET")
+        .uri(uri)
+        .header("x-api-key", ADMIN_KEY)
+        .body(Body::Empty)
+        .unwrap()
+        .with_raw_http_path(path)
+}
+
+/// Advance, approve and start reach the policy as operator commands with
+/// the caller's identity; start carries its deployment and steps (numbers
+/// and gates mixed, as in `canary_steps`).
+#[tokio::test]
+async fn advance_approve_and_start_are_commands() {
+    let fake = Fake::new();
+    for cmd in ["advance", "approve"] {
+        let path = format!("/stages/orders-api/prod/{cmd}");
+        let resp = http::handle(&fake, post(&path, r#"{"reason":"looks good"}"#), NOW_MS).await;
+        assert_eq!(resp.status(), 200, "{cmd}: {:?}", body(&resp));
+    }
+    let resp = http::handle(
+        &fake,
+        post(
+            "/stages/orders-api/prod/start",
+            r#"{"deployment":"abc123","steps":[5,{"percent":50,"approve":true},100],"reason":"release 42"}"#,
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{:?}", body(&resp));
+    let resp = http::handle(
+        &fake,
+        post(
+            "/stages/orders-api/prod/start",
+            r#"{"deployment":"abc123","reason":"release 43"}"#,
+        ),
+        NOW_MS,
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{:?}", body(&resp));
+    assert_eq!(
+        fake.calls(),
+        [
+            "Advance 0 looks good by key:oncall".to_owned(),
+            "Approve 0 looks good by key:oncall".to_owned(),
+            "Start 0 release 42 by key:oncall start abc123 Some([CanaryStep { percent: 5.0, approve: false }, CanaryStep { percent: 50.0, approve: true }, CanaryStep { percent: 100.0, approve: false }])".to_owned(),
+            "Start 0 release 43 by key:oncall start abc123 None".to_owned(),
+        ]
+    );
+}
+
+/// A start without a deployment, with steps that are no plan, or
+/// `deployment` on another command is a 400 that reaches nothing.
+#[tokio::test]
+async fn bad_start_bodies_are_400() {
+    for (cmd, payload, says) in [
+        ("start", r#"{"reason":"x"}"#, "start needs `deployment`"),
+        (
+            "start",
+            r#"{"reason":"x","deployment":" "}"#,
+            "start needs `deployment`",
+        ),
+        (
+            "start",
+            r#"{"reason":"x","deployment":"d","steps":[50,10,100]}"#,
+            "strictly increasing",
+        ),
+        (
+            "start",
+            r#"{"reason":"x","deployment":"d","steps":[10,50]}"#,
+            "end at 100",
+        ),
+        (
+            "start",
+            r#"{"reason":"x","deployment":"d","steps":[0,100]}"#,
+            "above 0",
+        ),
+        (
+            "start",
+            r#"{"reason":"x","deployment":"d","steps":["5"]}"#,
+            "percentage",
+        ),
+        (
+            "advance",
+            r#"{"reason":"x","deployment":"d"}"#,
+            "only taken by start",
+        ),
+        (
+            "approve",
+            r#"{"reason":"x","steps":[100]}"#,
+            "only taken by start",
+        ),
+    ] {
+        let fake = Fake::new();
+        let path = format!("/stages/orders-api/prod/{cmd}");
+        let resp = http::handle(&fake, post(&path, payload), NOW_MS).await;
+        assert_eq!(resp.status(), 400, "{payload}");
+        let detail = body(&resp)["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(detail.contains(says), "{payload}: {detail}");
+        assert!(fake.calls().is_empty(), "{payload}");
+    }
+}
+
+/// A command the stage's state refuses is a 409 (422 for a start of a
+/// deployment that does not exist) naming the fix; other holds stay 200.
+#[tokio::test]
+async fn refused_commands_are_conflicts() {
+    let report = |hold: Value| json!({"decision": {"action": {"type": "none", "reason": hold}}, "outcome": {"status": "nothing_to_do"}});
+    for (cmd, hold, status, slug) in [
+        (
+            "approve",
+            json!({"kind": "not_awaiting_approval"}),
+            409,
+            "not-awaiting-approval",
+        ),
+        (
+            "advance",
+            json!({"kind": "no_active_canary_to_advance"}),
+            409,
+            "no-active-canary",
+        ),
+        (
+            "advance",
+            json!({"kind": "awaiting_approval", "deployment": "d2", "percent": 50.0}),
+            409,
+            "awaiting-approval",
+        ),
+        (
+            "start",
+            json!({"kind": "canary_already_active", "deployment": "d2"}),
+            409,
+            "canary-active",
+        ),
+        (
+            "start",
+            json!({"kind": "deployment_missing", "deployment": "d9"}),
+            422,
+            "unknown-deployment",
+        ),
+        ("advance", json!({"kind": "paused", "reason": "x"}), 200, ""),
+        (
+            "approve",
+            json!({"kind": "approved", "deployment": "d2", "percent": 50.0}),
+            200,
+            "",
+        ),
+    ] {
+        let fake = Fake::new();
+        *fake.report.lock().unwrap() = Some(report(hold.clone()));
+        let path = format!("/stages/orders-api/prod/{cmd}");
+        let payload = if cmd == "start" {
+            r#"{"reason":"x","deployment":"d9"}"#
+        } else {
+            r#"{"reason":"x"}"#
+        };
+        let resp = http::handle(&fake, post(&path, payload), NOW_MS).await;
+        assert_eq!(resp.status(), status, "{cmd} {hold}");
+        if status != 200 {
+            assert_eq!(content_type(&resp), "application/problem+json");
+            let b = body(&resp);
+            assert!(
+                b["type"].as_str().unwrap_or_default().ends_with(slug),
+                "{b}"
+            );
+        }
+    }
+}
+
+/// `GET .../history?limit=N`: the entries, newest first, N from 1 to 100
+/// (default 20); anything else is a 400.
+#[tokio::test]
+async fn history_route_and_limit() {
+    let fake = Fake::new();
+    let path = "/stages/orders-api/prod/history";
+    let resp = http::handle(&fake, get(&format!("{path}?limit=5"), path), NOW_MS).await;
+    assert_eq!(resp.status(), 200, "{:?}", body(&resp));
+    assert_eq!(body(&resp), json!({"entries": []}));
+    let resp = http::handle(&fake, get(path, path), NOW_MS).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(fake.calls(), ["history 0 5", "history 0 20"]);
+    for bad in ["limit=0", "limit=101", "limit=x", "limit="] {
+        let fake = Fake::new();
+        let resp = http::handle(&fake, get(&format!("{path}?{bad}"), path), NOW_MS).await;
+        assert_eq!(resp.status(), 400, "{bad}");
+        assert!(fake.calls().is_empty());
+    }
+    let resp = http::handle(&fake, post(path, "{}"), NOW_MS).await;
+    assert_eq!(resp.status(), 405);
+    let other = "/stages/other-api/prod/history";
+    assert_eq!(
+        http::handle(&fake, get(other, other), NOW_MS)
+            .await
+            .status(),
+        404
+    );
+}
+
+#[test]
+fn history_limits_parse() {
+    assert_eq!(http::history_limit(None), Ok(20));
+    assert_eq!(http::history_limit(Some("a=b&limit=7")), Ok(7));
+    assert_eq!(http::history_limit(Some("limit=100")), Ok(100));
+    assert!(http::history_limit(Some("limit=-1")).is_err());
 }

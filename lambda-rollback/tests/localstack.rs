@@ -366,6 +366,7 @@ async fn actions_notify_sns_and_count_metrics() {
                 reason: "ship it".into(),
                 operator: "key:oncall".into(),
                 until_ms: None,
+                start: None,
             },
         )
         .await;
@@ -433,6 +434,7 @@ async fn eight_racing_invocations_act_once() {
                 reason: "race".into(),
                 operator: "key:oncall".into(),
                 until_ms: None,
+                start: None,
             },
         )
         .await

@@ -391,7 +391,7 @@ fn rollback(config: &GatewayConfig, checks: &mut Checks) {
         };
         let mode = ["acts (dry_run = false)", "dry run: logs only"][usize::from(s.dry_run)];
         say!("{} stage {}, {mode}", bold(&api), bold(&s.stage));
-        let steps: Vec<String> = s.canary_steps.iter().map(|p| format!("{p}%")).collect();
+        let steps: Vec<String> = s.canary_steps.iter().map(ToString::to_string).collect();
         let (steps, bake, cooldown) = (steps.join(" -> "), span(s.bake_time), span(s.cooldown));
         note!("canary {steps}, each step baked {bake}; cooldown {cooldown}");
         let (stage, canary) = (&s.stage_alarms, &s.canary_alarms);
@@ -400,8 +400,12 @@ fn rollback(config: &GatewayConfig, checks: &mut Checks) {
         let (min, dim) = (s.min_requests, s.canary_stage_dimension_value());
         note!("unhealthy: canary 5XX/Count > {rate}% over {window}, once >= {min} requests");
         note!("canary metrics: Stage={dim}");
-        let increasing = s.canary_steps.windows(2).all(|w| w[0] < w[1]);
-        let ends = s.canary_steps.last() == Some(&100.0) && !s.bake_time.is_zero();
+        let increasing = s
+            .canary_steps
+            .windows(2)
+            .all(|w| w[0].percent < w[1].percent);
+        let ends =
+            s.canary_steps.last().map(|p| p.percent) == Some(100.0) && !s.bake_time.is_zero();
         let what = format!("{}: steps increase to 100%, bake time set", s.stage);
         checks.expect(increasing && ends, what);
     }

@@ -34,12 +34,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use tidegate_policy::config::{ManagedStage, RestApiRef};
+use tidegate_policy::config::{CanaryStep, ManagedStage, RestApiRef};
 use tidegate_policy::rollout::{
-    canary_since, confirm, decide, deployments_to_check, simulate, Action, ActionKind,
-    AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, Decision, DeploymentCheck,
+    canary_since, confirm, decide, deployments_to_check, planned_steps, simulate, Action,
+    ActionKind, AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, Decision, DeploymentCheck,
     Expectation, ManualCommand, Mark, MetricsReading, PatchOpKind, RemoveReason, RollbackReason,
-    Signals, StageRecord, StageSnapshot, Transition, Trigger,
+    Signals, StageRecord, StageSnapshot, StartCanary, Transition, Trigger,
 };
 
 const MIN: u64 = 60_000;
@@ -81,6 +81,9 @@ enum Trig {
     Schedule,
     Deliver(prop::sample::Index),
     Manual(ManualCommand, Option<u64>),
+    /// An operator's start of deployment `d{index}` (existing or not), with
+    /// its own steps or the stage's.
+    Start(usize, Option<Vec<CanaryStep>>),
 }
 
 fn arb_state() -> impl Strategy<Value = AlarmState> {
@@ -101,10 +104,14 @@ fn arb_trig() -> impl Strategy<Value = Trig> {
                 2 => Just(ManualCommand::Promote),
                 1 => Just(ManualCommand::Pause),
                 3 => Just(ManualCommand::Resume),
+                3 => Just(ManualCommand::Advance),
+                3 => Just(ManualCommand::Approve),
             ],
             proptest::option::weighted(0.3, 1..30 * MIN),
         )
             .prop_map(|(c, until)| Trig::Manual(c, until)),
+        1 => (0usize..12, proptest::option::weighted(0.3, arb_steps()))
+            .prop_map(|(i, steps)| Trig::Start(i, steps)),
     ]
 }
 
@@ -140,13 +147,22 @@ fn arb_op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Plans of canary steps, with and without approval gates.
+fn arb_steps() -> impl Strategy<Value = Vec<CanaryStep>> {
+    let at = CanaryStep::at;
+    prop_oneof![
+        Just([5.0, 10.0, 25.0, 50.0, 100.0].map(at).to_vec()),
+        Just(vec![at(100.0)]),
+        Just(vec![at(10.0), at(100.0)]),
+        Just(vec![at(5.0), at(10.0).gated(), at(50.0).gated(), at(100.0)]),
+        Just(vec![at(10.0), at(100.0).gated()]),
+        Just(vec![at(7.0).gated(), at(50.0), at(100.0)]),
+    ]
+}
+
 fn arb_stage() -> impl Strategy<Value = ManagedStage> {
     (
-        prop_oneof![
-            Just(vec![5.0, 10.0, 25.0, 50.0, 100.0]),
-            Just(vec![100.0]),
-            Just(vec![10.0, 100.0]),
-        ],
+        arb_steps(),
         1u64..10,
         0u64..20,
         1u64..200,
@@ -268,7 +284,12 @@ impl World {
     /// What the adapter reads for the stage: alarms, the canary's metrics
     /// (only with an active canary), and `GetDeployment` for the ids the
     /// policy names.
-    fn signals(&self, snap: &StageSnapshot, record: &StageRecord) -> Signals {
+    fn signals(
+        &self,
+        snap: &StageSnapshot,
+        record: &StageRecord,
+        trigger: Option<&Trigger>,
+    ) -> Signals {
         let canary_metrics = if self.canary_active() {
             match self.metrics {
                 Metrics::Read(e, c) => MetricsReading::Read(CanaryMetrics {
@@ -286,7 +307,7 @@ impl World {
         } else {
             MetricsReading::NotRead
         };
-        let deployments = deployments_to_check(record, snap)
+        let deployments = deployments_to_check(record, snap, trigger)
             .into_iter()
             .map(|d| {
                 let check = if self.get_deployment_fails {
@@ -320,12 +341,23 @@ impl World {
                 reason: "ops".into(),
                 operator: "key:oncall".into(),
                 until_ms: until.map(|u| self.now + u),
+                start: None,
+            },
+            Trig::Start(i, steps) => Trigger::Manual {
+                command: ManualCommand::Start,
+                reason: "ops".into(),
+                operator: "key:oncall".into(),
+                until_ms: None,
+                start: Some(StartCanary {
+                    deployment: format!("d{i}"),
+                    steps: steps.clone(),
+                }),
             },
         })
     }
 
     fn decide(&self, trigger: Trigger) -> (Decision, Signals) {
-        let signals = self.signals(&self.snap, &self.record);
+        let signals = self.signals(&self.snap, &self.record, Some(&trigger));
         let d = decide(
             &self.stage,
             &self.snap,
@@ -395,6 +427,7 @@ impl World {
             Action::RollbackStage { to_deployment, .. } => Some(to_deployment),
             Action::PromoteCanary { deployment, .. } => Some(deployment),
             Action::SetCanaryPercent { deployment_id, .. } => Some(deployment_id),
+            Action::StartCanary { deployment_id, .. } => Some(deployment_id),
             _ => None,
         };
         if let Some(t) = target {
@@ -410,6 +443,43 @@ impl World {
                 t,
                 ctx()
             );
+        }
+
+        // Never past an unapproved gate: no move forward (but an operator's
+        // deliberate full promotion) leaves a step that requires approval
+        // without it.
+        let promote = matches!(
+            trigger,
+            Trigger::Manual {
+                command: ManualCommand::Promote,
+                ..
+            }
+        );
+        let moved = match &d.action {
+            Action::SetCanaryPercent {
+                deployment_id,
+                from,
+                to,
+            } => Some((deployment_id, *from, *to)),
+            Action::PromoteCanary { deployment, .. } if !promote => self
+                .snap
+                .canary
+                .as_ref()
+                .map(|c| (deployment, c.percent_traffic, f64::INFINITY)),
+            _ => None,
+        };
+        if let Some((dep, from, to)) = moved {
+            for gate in planned_steps(&self.stage, &self.record, dep)
+                .iter()
+                .filter(|s| s.approve && from <= s.percent && s.percent < to)
+            {
+                prop_assert!(
+                    self.record.is_approved(dep, gate.percent),
+                    "moved past the unapproved gate at {}%: {}",
+                    gate.percent,
+                    ctx()
+                );
+            }
         }
 
         // Level-triggered canary safety.
@@ -694,6 +764,18 @@ impl World {
             }
             _ => {}
         }
+        if let Action::StartCanary {
+            deployment_id,
+            percent,
+        } = &d.action
+        {
+            let step = r.step.as_ref().unwrap();
+            prop_assert_eq!(&step.deployment_id, deployment_id);
+            prop_assert_eq!(step.percent, *percent);
+            prop_assert_eq!(step.canary_since_ms, self.now);
+            prop_assert!(!self.canary_active(), "started over an active canary");
+            return Ok(());
+        }
         if !self.canary_active() && !matches!(d.action, Action::SetCanaryPercent { .. }) {
             prop_assert_eq!(&r.step, &None);
         }
@@ -753,6 +835,14 @@ impl World {
             "variables changed by {}",
             d.action
         );
+        // A started canary's window opens when it was decided on: no other
+        // canary had traffic since (start is refused over an active one).
+        if let Some(c) = &s.canary {
+            if self.snap.canary.as_ref().map(|o| &o.deployment_id) != Some(&c.deployment_id) {
+                self.canary_appeared
+                    .insert(c.deployment_id.clone(), d.audit.at_ms);
+            }
+        }
         self.snap = s;
         if (d.plan.is_empty() || applied > 0) && d.record_changed {
             self.record = d.record.clone();
@@ -956,7 +1046,7 @@ proptest! {
         other.stage_name = name;
         other.rest_api_id = api;
         prop_assume!(other.stage_name != "prod" || other.rest_api_id != "api1");
-        let signals = w.signals(&other, &w.record);
+        let signals = w.signals(&other, &w.record, None);
         for trigger in [
             Trigger::Schedule,
             Trigger::Manual {
@@ -964,6 +1054,7 @@ proptest! {
                 reason: "x".into(),
                 operator: "key:x".into(),
                 until_ms: None,
+                start: None,
             },
         ] {
             let d = decide(&w.stage, &other, &w.record, &signals, trigger, w.now);

@@ -610,9 +610,11 @@ pub struct StageSection {
     /// Fewest canary requests in the window before its error rate is judged. Default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_requests: Option<u64>,
-    /// Canary traffic percentages, strictly increasing, ending at 100. Default [5, 10, 25, 50, 100].
+    /// Canary traffic percentages, strictly increasing, ending at 100; a step written
+    /// `{ percent = 50, approve = true }` waits there for an operator's approval. Default
+    /// [5, 10, 25, 50, 100].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary_steps: Option<Vec<f64>>,
+    pub canary_steps: Option<Vec<CanaryStepEntry>>,
     /// How long each step (and a new deployment) must stay healthy. Default `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_time: Option<DurationText>,
@@ -631,4 +633,72 @@ pub struct StageSection {
     /// Log instead of acting, for this stage. Default: `rollback.dry_run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+}
+
+/// One entry of `canary_steps`: a percentage, or a table with `percent` and
+/// `approve` (a manual gate).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CanaryStepEntry {
+    /// `25`: a step with no gate.
+    Percent(f64),
+    /// `{ percent = 50, approve = true }`.
+    Gate(CanaryGateEntry),
+}
+
+/// A `canary_steps` entry written as a table.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryGateEntry {
+    /// Traffic percentage, above 0 and at most 100.
+    pub percent: f64,
+    /// Wait at this step for an operator's `approve` before moving on. Default false.
+    #[serde(default)]
+    pub approve: bool,
+}
+
+impl CanaryStepEntry {
+    /// The percentage written.
+    pub fn percent(&self) -> f64 {
+        match self {
+            Self::Percent(p) => *p,
+            Self::Gate(g) => g.percent,
+        }
+    }
+}
+
+// By hand rather than `untagged`, whose error ("did not match any variant")
+// names neither the field nor the fix; the table goes through the derived
+// struct so a bad field inside it keeps its own path.
+impl<'de> Deserialize<'de> for CanaryStepEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = CanaryStepEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a percentage like 25, or a table like { percent = 50, approve = true }",
+                )
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(CanaryStepEntry::Percent(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                #[allow(clippy::cast_precision_loss)] // validation bounds it to 0..=100
+                Ok(CanaryStepEntry::Percent(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                #[allow(clippy::cast_precision_loss)] // validation bounds it to 0..=100
+                Ok(CanaryStepEntry::Percent(v as f64))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                CanaryGateEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(CanaryStepEntry::Gate)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }

@@ -302,8 +302,9 @@ pub struct ManagedStage {
     pub error_rate_threshold: f64,
     /// Fewest requests before the error rate is judged.
     pub min_requests: u64,
-    /// Canary traffic percentages, strictly increasing, ending at 100.
-    pub canary_steps: Vec<f64>,
+    /// Canary traffic steps, strictly increasing, ending at 100; a step
+    /// may require an operator's approval before the canary moves on.
+    pub canary_steps: Vec<CanaryStep>,
     /// How long each step must stay healthy.
     pub bake_time: Duration,
     /// After a rollback, how long no other automatic rollback or canary step happens.
@@ -323,8 +324,14 @@ impl ManagedStage {
     pub const DEFAULT_ERROR_RATE_THRESHOLD: f64 = 0.05;
     /// Default minimum request count.
     pub const DEFAULT_MIN_REQUESTS: u64 = 100;
-    /// Default canary steps.
-    pub const DEFAULT_CANARY_STEPS: [f64; 5] = [5.0, 10.0, 25.0, 50.0, 100.0];
+    /// Default canary steps (no approval gates).
+    pub const DEFAULT_CANARY_STEPS: [CanaryStep; 5] = [
+        CanaryStep::at(5.0),
+        CanaryStep::at(10.0),
+        CanaryStep::at(25.0),
+        CanaryStep::at(50.0),
+        CanaryStep::at(100.0),
+    ];
     /// Default bake time per step.
     pub const DEFAULT_BAKE_TIME: Duration = Duration::from_secs(300);
     /// Default cooldown after a rollback.
@@ -337,5 +344,55 @@ impl ManagedStage {
     /// The canary's `Stage` metric dimension value for this stage.
     pub fn canary_stage_dimension_value(&self) -> String {
         self.canary_stage_dimension.replace("{stage}", &self.stage)
+    }
+}
+
+/// One planned canary step: its traffic share and whether the canary waits
+/// there for an operator's approval before it moves on (a manual gate).
+///
+/// ```
+/// use tidegate_policy::config::CanaryStep;
+/// let gate = CanaryStep::at(50.0).gated();
+/// assert!(gate.approve && gate.percent == 50.0);
+/// assert_eq!(
+///     serde_json::to_string(&gate).unwrap(),
+///     r#"{"percent":50.0,"approve":true}"#
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CanaryStep {
+    /// Share of the stage's traffic on the canary, above 0 and at most 100.
+    pub percent: f64,
+    /// Once baked at this step, the canary waits for `approve`.
+    #[serde(default)]
+    pub approve: bool,
+}
+
+impl CanaryStep {
+    /// A step at `percent` with no gate.
+    #[must_use]
+    pub const fn at(percent: f64) -> Self {
+        Self {
+            percent,
+            approve: false,
+        }
+    }
+
+    /// The same step, requiring approval.
+    #[must_use]
+    pub const fn gated(mut self) -> Self {
+        self.approve = true;
+        self
+    }
+}
+
+/// `50%`, or `50% (approve)` for a gate.
+impl std::fmt::Display for CanaryStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", self.percent)?;
+        if self.approve {
+            f.write_str(" (approve)")?;
+        }
+        Ok(())
     }
 }

@@ -272,7 +272,18 @@ fn stage(s: &ManagedStage) -> StageSection {
         canary_alarms: s.canary_alarms.clone(),
         error_rate_threshold: Some(s.error_rate_threshold),
         min_requests: Some(s.min_requests),
-        canary_steps: Some(s.canary_steps.clone()),
+        canary_steps: Some(
+            s.canary_steps
+                .iter()
+                .map(|step| match step.approve {
+                    false => CanaryStepEntry::Percent(step.percent),
+                    true => CanaryStepEntry::Gate(CanaryGateEntry {
+                        percent: step.percent,
+                        approve: true,
+                    }),
+                })
+                .collect(),
+        ),
         bake_time: Some(text(s.bake_time)),
         cooldown: Some(text(s.cooldown)),
         metric_window: Some(text(s.metric_window)),

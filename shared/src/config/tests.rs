@@ -248,6 +248,85 @@ fn stage_defaults_and_dimension_template() {
     assert_eq!(stage.canary_stage_dimension_value(), "prod/Canary");
 }
 
+fn stage_with_steps(steps: &str) -> String {
+    format!(
+        "[[rollback.stages]]\nrest_api_id = \"abc\"\nstage = \"prod\"\nstage_alarms = [\"a\"]\ncanary_steps = {steps}\n"
+    )
+}
+
+#[test]
+fn canary_steps_mix_numbers_and_approval_gates() {
+    let text = stage_with_steps("[5, 25, { percent = 50, approve = true }, { percent = 100 }]");
+    let config = parse(&text).unwrap();
+    let stage = &config.rollback.as_ref().unwrap().stages[0];
+    assert_eq!(
+        stage.canary_steps,
+        vec![
+            CanaryStep::at(5.0),
+            CanaryStep::at(25.0),
+            CanaryStep::at(50.0).gated(),
+            CanaryStep::at(100.0),
+        ]
+    );
+    // Rendered back, the gate stays a table and plain steps stay numbers.
+    let rendered = config.to_toml_string();
+    let again = parse(&rendered).unwrap();
+    assert_eq!(
+        again.rollback.unwrap().stages[0].canary_steps,
+        stage.canary_steps
+    );
+    assert!(rendered.contains("approve = true"), "{rendered}");
+}
+
+#[test]
+fn canary_step_errors_name_the_entry_and_the_fix() {
+    let cases = [
+        (
+            "[5, { percent = 150, approve = true }, 100]",
+            "rollback.stages[0].canary_steps[1].percent",
+            "at most 100",
+        ),
+        ("[0, 100]", "rollback.stages[0].canary_steps[0]", "above 0"),
+        (
+            "[5, { percent = 50, aprove = true }, 100]",
+            "rollback.stages[0].canary_steps[1].aprove",
+            "expected `percent` or `approve`",
+        ),
+        (
+            "[5, \"50\", 100]",
+            "rollback.stages[0].canary_steps[1]",
+            "{ percent = 50, approve = true }",
+        ),
+        (
+            "[5, { approve = true }, 100]",
+            "rollback.stages[0].canary_steps[1]",
+            "missing field `percent`",
+        ),
+        (
+            "[5, { percent = 50, approve = \"yes\" }, 100]",
+            "rollback.stages[0].canary_steps[1].approve",
+            "boolean",
+        ),
+        (
+            "[50, { percent = 25, approve = true }, 100]",
+            "rollback.stages[0].canary_steps",
+            "strictly increasing",
+        ),
+        (
+            "[5, 50]",
+            "rollback.stages[0].canary_steps",
+            "ending at 100",
+        ),
+        ("[]", "rollback.stages[0].canary_steps", "ending at 100"),
+    ];
+    for (steps, path, fix) in cases {
+        let p = problems(&stage_with_steps(steps));
+        assert_eq!(p.len(), 1, "{steps}: {p:?}");
+        assert!(p[0].starts_with(&format!("{path}:")), "{steps}: {p:?}");
+        assert!(p[0].contains(fix), "{steps}: {p:?}");
+    }
+}
+
 #[test]
 fn duplicate_stages_are_refused() {
     let text = r#"

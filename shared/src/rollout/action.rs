@@ -40,6 +40,14 @@ pub enum Action {
         /// Next share.
         to: f64,
     },
+    /// Start a canary of a deployment at its first step (an operator's
+    /// `start`); replaces leftover canary settings, if any.
+    StartCanary {
+        /// The deployment to roll out.
+        deployment_id: String,
+        /// Its first traffic share.
+        percent: f64,
+    },
     /// Promote the canary as AWS defines it, then remove its settings.
     PromoteCanary {
         /// The canary's deployment, which the stage will serve.
@@ -71,6 +79,8 @@ pub enum ActionKind {
     RollbackStage,
     /// [`Action::SetCanaryPercent`].
     SetCanaryPercent,
+    /// [`Action::StartCanary`].
+    StartCanary,
     /// [`Action::PromoteCanary`].
     PromoteCanary,
     /// [`Action::RecordKnownGood`].
@@ -79,10 +89,11 @@ pub enum ActionKind {
 
 impl ActionKind {
     /// Every kind.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::RemoveCanary,
         Self::RollbackStage,
         Self::SetCanaryPercent,
+        Self::StartCanary,
         Self::PromoteCanary,
         Self::RecordKnownGood,
     ];
@@ -93,6 +104,7 @@ impl ActionKind {
             Self::RemoveCanary => "remove_canary",
             Self::RollbackStage => "rollback_stage",
             Self::SetCanaryPercent => "set_canary_percent",
+            Self::StartCanary => "start_canary",
             Self::PromoteCanary => "promote_canary",
             Self::RecordKnownGood => "record_known_good",
         }
@@ -113,7 +125,7 @@ impl ActionKind {
         match self {
             Self::RemoveCanary | Self::RollbackStage => Some("Rollbacks"),
             Self::PromoteCanary => Some("Promotions"),
-            Self::SetCanaryPercent | Self::RecordKnownGood => None,
+            Self::SetCanaryPercent | Self::StartCanary | Self::RecordKnownGood => None,
         }
     }
 }
@@ -125,6 +137,7 @@ impl Action {
             Self::RemoveCanary { .. } => Some(ActionKind::RemoveCanary),
             Self::RollbackStage { .. } => Some(ActionKind::RollbackStage),
             Self::SetCanaryPercent { .. } => Some(ActionKind::SetCanaryPercent),
+            Self::StartCanary { .. } => Some(ActionKind::StartCanary),
             Self::PromoteCanary { .. } => Some(ActionKind::PromoteCanary),
             Self::RecordKnownGood { .. } => Some(ActionKind::RecordKnownGood),
             Self::None { .. } => None,
@@ -332,6 +345,36 @@ pub enum Hold {
         /// What is wrong.
         detail: String,
     },
+    /// The canary has baked at a step that requires approval and waits for
+    /// an operator's `approve`.
+    AwaitingApproval {
+        /// The canary's deployment.
+        deployment: String,
+        /// The gated step's traffic share.
+        percent: f64,
+    },
+    /// The gate was approved now; the canary moves on at its next step.
+    Approved {
+        /// The canary's deployment.
+        deployment: String,
+        /// The gated step's traffic share.
+        percent: f64,
+    },
+    /// Approval asked for, but the canary does not wait at a gate.
+    NotAwaitingApproval,
+    /// Advance asked for, but no canary is active.
+    NoActiveCanaryToAdvance,
+    /// Start asked for while a canary is active.
+    CanaryAlreadyActive {
+        /// The active canary's deployment.
+        deployment: String,
+    },
+    /// Start asked for with nothing to start: no deployment, the stage's
+    /// own deployment, or steps that are not a plan.
+    InvalidStart {
+        /// What is wrong, and the fix.
+        detail: String,
+    },
 }
 
 impl Hold {
@@ -394,6 +437,10 @@ impl fmt::Display for Action {
                 pct(*from),
                 pct(*to)
             ),
+            Self::StartCanary {
+                deployment_id,
+                percent,
+            } => write!(f, "start canary {deployment_id} at {}", pct(*percent)),
             Self::PromoteCanary {
                 deployment,
                 from_deployment,
@@ -547,6 +594,29 @@ impl fmt::Display for Hold {
             Self::Steady => f.write_str("healthy, nothing to do"),
             Self::NoActiveCanaryToPromote => f.write_str("no active canary to promote"),
             Self::CanaryUnhealthy { detail } => write!(f, "canary not healthy: {detail}"),
+            Self::AwaitingApproval {
+                deployment,
+                percent,
+            } => write!(
+                f,
+                "canary {deployment} waits at {} for an operator's approval",
+                pct(*percent)
+            ),
+            Self::Approved {
+                deployment,
+                percent,
+            } => write!(
+                f,
+                "canary {deployment} approved at {}; it moves on at its next step",
+                pct(*percent)
+            ),
+            Self::NotAwaitingApproval => f.write_str("the canary does not wait for approval"),
+            Self::NoActiveCanaryToAdvance => f.write_str("no active canary to advance"),
+            Self::CanaryAlreadyActive { deployment } => write!(
+                f,
+                "canary {deployment} is active: promote or roll it back before starting another"
+            ),
+            Self::InvalidStart { detail } => write!(f, "cannot start a canary: {detail}"),
         }
     }
 }

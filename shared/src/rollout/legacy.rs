@@ -329,6 +329,8 @@ impl LegacyBookkeeping {
             paused,
             handled,
             zeroed_canary: None,
+            approval: None,
+            canary_plan: None,
         };
         (record, self.history)
     }

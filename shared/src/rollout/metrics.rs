@@ -102,7 +102,7 @@ fn millis(d: std::time::Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RestApiRef;
+    use crate::config::{CanaryStep, RestApiRef};
     use std::time::Duration;
 
     fn stage(window: u64, api: Option<&str>) -> ManagedStage {
@@ -113,7 +113,7 @@ mod tests {
             canary_alarms: vec![],
             error_rate_threshold: 0.05,
             min_requests: 100,
-            canary_steps: vec![10.0, 100.0],
+            canary_steps: vec![CanaryStep::at(10.0), CanaryStep::at(100.0)],
             bake_time: Duration::from_secs(60),
             cooldown: Duration::ZERO,
             metric_window: Duration::from_secs(window),

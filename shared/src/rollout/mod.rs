@@ -69,6 +69,16 @@
 //!   is recorded ([`Action::RecordKnownGood`]); the adapter re-reads the
 //!   alarms right before writing it ([`confirm`]), as before every step and
 //!   promotion.
+//! - **Manual gates**: a step of `canary_steps` written `{ percent = 50,
+//!   approve = true }` holds the canary there, once baked, until an operator
+//!   approves ([`Hold::AwaitingApproval`]); the approval ([`Approval`]) is
+//!   kept in the record for that deployment and step only. Neither the
+//!   schedule nor an operator's `advance` moves past a gate not approved;
+//!   `promote` (a deliberate full promotion) does, as Argo's `promote --full`.
+//! - **Operator moves**: `advance` takes one planned step now (bake time,
+//!   cooldown and pause skipped, never the health check); `start` begins a
+//!   canary of an existing deployment at its first step, with its own steps
+//!   if given ([`CanaryPlan`]), refused while a canary is active.
 //! - **Priority**: safety, then the promotion leftover, then (transitions)
 //!   record, then (schedule) progression, then known-good.
 
@@ -76,6 +86,7 @@ pub mod action;
 pub mod audit;
 pub mod decide;
 pub mod events;
+pub mod gate;
 pub mod legacy;
 pub mod metrics;
 pub mod patch;
@@ -87,12 +98,13 @@ pub use action::{Action, ActionKind, Hold, RemoveReason, RollbackReason};
 pub use audit::AuditRecord;
 pub use decide::{canary_since, confirm, decide, deployments_to_check, is_managed, Decision};
 pub use events::{parse, stages_watching, AlarmEvent, EventError, Input};
+pub use gate::{awaiting_approval, check_steps, next_planned, planned_steps, step_index};
 pub use legacy::{BookkeepingError, LegacyBookkeeping};
 pub use metrics::{canary_query, CanaryMetricQuery};
 pub use patch::{simulate, Drift, Expectation, PatchOp, PatchOpKind, PatchStep, SimulateError};
-pub use record::{Mark, Pause, StageRecord, StepMark};
+pub use record::{Approval, CanaryPlan, Mark, Pause, StageRecord, StepMark};
 pub use state::{
     AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot, DeploymentCheck, MetricsReading,
     Signals, StageSnapshot,
 };
-pub use trigger::{ManualCommand, Transition, Trigger};
+pub use trigger::{ManualCommand, StartCanary, Transition, Trigger};

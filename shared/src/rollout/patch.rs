@@ -32,7 +32,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::action::Action;
-use super::state::StageSnapshot;
+use super::state::{CanarySnapshot, StageSnapshot};
 
 /// A JSON-Patch-style operation, as `UpdateStage`'s `patchOperations` take.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +199,7 @@ pub fn percent_value(p: f64) -> String {
 
 const PERCENT: &str = "/canarySettings/percentTraffic";
 const CANARY: &str = "/canarySettings";
+const CANARY_DEPLOYMENT: &str = "/canarySettings/deploymentId";
 
 /// The requests that carry out `action` on the stage read as `snapshot`.
 /// Empty when nothing changes on the stage.
@@ -246,6 +247,36 @@ pub fn plan(action: &Action, snapshot: &StageSnapshot) -> Vec<PatchStep> {
                 vec![PatchOp::replace(PERCENT, percent_value(*to))],
                 after,
             )]
+        }
+        Action::StartCanary {
+            deployment_id,
+            percent,
+        } => {
+            // `replace /canarySettings/deploymentId` creates the settings at
+            // 0 % and the percentage follows in the same request, so no
+            // moment has a canary at a share nobody planned. Leftover
+            // settings go first: their variable overrides are not this
+            // canary's.
+            let create = vec![
+                PatchOp::replace(CANARY_DEPLOYMENT, deployment_id.clone()),
+                PatchOp::replace(PERCENT, percent_value(*percent)),
+            ];
+            let started = Expectation {
+                deployment_id: snapshot.deployment_id.clone(),
+                canary: Some(ExpectedCanary {
+                    deployment_id: deployment_id.clone(),
+                    percent_traffic: *percent,
+                }),
+            };
+            if snapshot.canary.is_some() {
+                let cleared = start.with_canary(None);
+                vec![
+                    step(&start, vec![PatchOp::remove(CANARY)], cleared.clone()),
+                    step(&cleared, create, started),
+                ]
+            } else {
+                vec![step(&start, create, started)]
+            }
         }
         Action::PromoteCanary { deployment, .. } => {
             let mut ops = vec![PatchOp::replace(PERCENT, percent_value(0.0))];
@@ -339,6 +370,18 @@ pub fn simulate(snapshot: &StageSnapshot, ops: &[PatchOp]) -> Result<StageSnapsh
                     .as_mut()
                     .ok_or_else(|| SimulateError::NoCanary(path.to_owned()))?
                     .percent_traffic = p;
+            }
+            (PatchOpKind::Replace, CANARY_DEPLOYMENT, _) => {
+                if value.is_empty() {
+                    return Err(bad());
+                }
+                // Creates the settings at 0 % when there are none.
+                let c = s.canary.get_or_insert_with(|| CanarySnapshot {
+                    deployment_id: String::new(),
+                    percent_traffic: 0.0,
+                    stage_variable_overrides: std::collections::BTreeMap::new(),
+                });
+                c.deployment_id = value.clone();
             }
             (PatchOpKind::Remove, CANARY, _) => {
                 s.canary

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::CanaryStep;
+
 /// Longest pause reason kept, in characters (longer ones are cut).
 pub const REASON_MAX_CHARS: usize = 1_000;
 /// Longest operator name kept, in characters.
@@ -90,6 +92,32 @@ impl Pause {
     }
 }
 
+/// An operator's approval of the gate a canary waits at: it counts for that
+/// deployment at that step only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The canary's deployment.
+    pub deployment_id: String,
+    /// The gated step's traffic share.
+    pub percent: f64,
+    /// Who approved (their qualified identity).
+    pub by: String,
+    /// Their reason (at most [`REASON_MAX_CHARS`]).
+    pub reason: String,
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+}
+
+/// The steps an operator's `start` gave one canary deployment; they replace
+/// the stage's configured `canary_steps` while that deployment is the canary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryPlan {
+    /// The canary's deployment.
+    pub deployment_id: String,
+    /// Its steps.
+    pub steps: Vec<CanaryStep>,
+}
+
 /// What Tidegate remembers about one managed stage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -117,6 +145,10 @@ pub struct StageRecord {
     /// paused or alarming, because leftover canary settings make AWS refuse
     /// the user's plain deployments.
     pub zeroed_canary: Option<String>,
+    /// The approval of the gate the canary waits (or waited) at.
+    pub approval: Option<Approval>,
+    /// Steps given at `start` for the canary's deployment.
+    pub canary_plan: Option<CanaryPlan>,
 }
 
 impl StageRecord {
@@ -150,6 +182,19 @@ impl StageRecord {
     /// The pause in force at `now_ms`, if any (an expired one is not).
     pub fn pause_at(&self, now_ms: u64) -> Option<&Pause> {
         self.paused.as_ref().filter(|p| p.holds_at(now_ms))
+    }
+
+    /// Whether the gate of `deployment` at `percent` was approved.
+    pub fn is_approved(&self, deployment: &str, percent: f64) -> bool {
+        self.approval
+            .as_ref()
+            .is_some_and(|a| a.deployment_id == deployment && a.percent == percent)
+    }
+
+    /// Forgets the canary's approval and started plan (it is gone).
+    pub fn clear_canary(&mut self) {
+        self.approval = None;
+        self.canary_plan = None;
     }
 
     /// Records `deployment` as known-good at `now_ms`, keeping the one it

@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::state::AlarmState;
+use crate::config::CanaryStep;
 
 /// What woke the Lambda up for this stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Trigger {
     /// A watched alarm changed state (EventBridge or SNS).
@@ -26,7 +27,20 @@ pub enum Trigger {
         /// For [`ManualCommand::Pause`]: when the pause ends by itself.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until_ms: Option<u64>,
+        /// For [`ManualCommand::Start`]: what to start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<StartCanary>,
     },
+}
+
+/// What an operator's `start` asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartCanary {
+    /// The deployment to roll out.
+    pub deployment: String,
+    /// Its steps; `None` for the stage's configured `canary_steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<CanaryStep>>,
 }
 
 /// An operator's command.
@@ -42,9 +56,30 @@ pub enum ManualCommand {
     Pause,
     /// Resume automatic progression; bake timers restart.
     Resume,
+    /// Move the active canary one planned step now (skips bake time,
+    /// cooldown and pause, never the health check nor an unapproved gate).
+    Advance,
+    /// Pass the approval gate the canary waits at.
+    Approve,
+    /// Start a canary of a deployment at its first step (the deployment and
+    /// steps are in [`Trigger::Manual::start`]).
+    Start,
 }
 
 impl ManualCommand {
+    /// The control API's path segment, as in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollback => "rollback",
+            Self::Promote => "promote",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Advance => "advance",
+            Self::Approve => "approve",
+            Self::Start => "start",
+        }
+    }
+
     /// Parses the control API's path segment (`rollback`, `promote`, …).
     pub fn from_path(s: &str) -> Option<Self> {
         match s {
@@ -52,6 +87,9 @@ impl ManualCommand {
             "promote" => Some(Self::Promote),
             "pause" => Some(Self::Pause),
             "resume" => Some(Self::Resume),
+            "advance" => Some(Self::Advance),
+            "approve" => Some(Self::Approve),
+            "start" => Some(Self::Start),
             _ => None,
         }
     }

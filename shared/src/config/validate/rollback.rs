@@ -1,6 +1,7 @@
 //! `[rollback]`: the managed API Gateway stages and their rollout policy.
 
 use super::*;
+use crate::config::error::index;
 
 pub(super) fn rollback(
     s: RollbackSection,
@@ -171,27 +172,59 @@ pub(super) fn stage(
     ok.then_some(stage)
 }
 
+/// The planned steps: each entry's percentage in range (reported at the
+/// entry, or at its `percent` when written as a table), then the list
+/// strictly increasing and ending at 100.
 pub(super) fn canary_steps(
     c: &mut Collector,
     path: &str,
-    steps: Option<&[f64]>,
-) -> Option<Vec<f64>> {
-    let steps = steps.map_or_else(
-        || ManagedStage::DEFAULT_CANARY_STEPS.to_vec(),
-        <[f64]>::to_vec,
-    );
-    let expected = "percentages above 0 and at most 100, strictly increasing, ending at 100, e.g. [5, 10, 25, 50, 100]";
-    let in_range = steps
+    steps: Option<&[CanaryStepEntry]>,
+) -> Option<Vec<CanaryStep>> {
+    let Some(entries) = steps else {
+        return Some(ManagedStage::DEFAULT_CANARY_STEPS.to_vec());
+    };
+    let mut ok = true;
+    let steps: Vec<CanaryStep> = entries
         .iter()
-        .all(|s| s.is_finite() && *s > 0.0 && *s <= 100.0);
-    let increasing = steps.windows(2).all(|w| matches!(w, [a, b] if a < b));
-    if !in_range || !increasing || steps.last() != Some(&100.0) {
-        let shown = format!("{steps:?}");
+        .enumerate()
+        .map(|(i, e)| {
+            let (at, step) = match e {
+                CanaryStepEntry::Percent(p) => (index(path, i), CanaryStep::at(*p)),
+                CanaryStepEntry::Gate(g) => (
+                    join(&index(path, i), "percent"),
+                    CanaryStep {
+                        percent: g.percent,
+                        approve: g.approve,
+                    },
+                ),
+            };
+            if !(step.percent.is_finite() && step.percent > 0.0 && step.percent <= 100.0) {
+                c.push(
+                    at,
+                    Kind::OutOfRange {
+                        value: step.percent.to_string(),
+                        expected: "a percentage above 0 and at most 100, e.g. 25",
+                    },
+                );
+                ok = false;
+            }
+            step
+        })
+        .collect();
+    if !ok {
+        return None;
+    }
+    let increasing = steps
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.percent < b.percent));
+    if steps.is_empty() || !increasing || steps.last().map(|s| s.percent) != Some(100.0) {
+        let shown: Vec<f64> = steps.iter().map(|s| s.percent).collect();
         c.push(
             path,
             Kind::OutOfRange {
-                value: shown,
-                expected,
+                value: format!("{shown:?}"),
+                expected: "steps strictly increasing and ending at 100, e.g. \
+                           [5, 25, { percent = 50, approve = true }, 100]",
             },
         );
         return None;

@@ -2,6 +2,7 @@
 //! code), then progression (steps, promotion, known-good).
 
 use super::super::action::{Action, Hold, RemoveReason, RollbackReason};
+use super::super::gate::{awaiting_approval, next_planned, planned_steps};
 use super::super::record::StageRecord;
 use super::super::state::{AlarmState, CanarySnapshot, DeploymentCheck};
 use super::super::trigger::Transition;
@@ -251,25 +252,27 @@ fn progression(v: &View<'_>, next: &StageRecord) -> Outcome {
     if let Some(hold) = unverified(v, &c.deployment_id) {
         return Outcome::hold(hold);
     }
-    match next_step(&v.stage.canary_steps, c.percent_traffic) {
+    // A baked step that requires approval waits for it; the stage's own
+    // deployment may still be recorded meanwhile.
+    if let Some((deployment, percent)) = awaiting_approval(v.stage, v.record, v.snap) {
+        let hold = Hold::AwaitingApproval {
+            deployment,
+            percent,
+        };
+        return Outcome::act(known_good_due(v, next).unwrap_or(Action::None { reason: hold }));
+    }
+    let steps = planned_steps(v.stage, v.record, &c.deployment_id);
+    match next_planned(steps, c.percent_traffic) {
         Some(to) => Outcome::act(Action::SetCanaryPercent {
             deployment_id: c.deployment_id.clone(),
             from: c.percent_traffic,
-            to,
+            to: to.percent,
         }),
         None => Outcome::act(Action::PromoteCanary {
             deployment: c.deployment_id.clone(),
             from_deployment: v.snap.deployment_id.clone(),
         }),
     }
-}
-
-/// The first configured step above `current`; `None` at 100 % (or above).
-pub(super) fn next_step(steps: &[f64], current: f64) -> Option<f64> {
-    if current >= 100.0 {
-        return None;
-    }
-    steps.iter().copied().find(|s| *s > current)
 }
 
 /// `RecordKnownGood` if the stage's deployment has been healthy for the bake

@@ -20,7 +20,7 @@ use super::state::{AlarmReading, Signals, StageSnapshot};
 use super::trigger::{ManualCommand, Trigger};
 use crate::config::{ManagedStage, RestApiRef};
 use automatic::automatic;
-use operator::{manual_promote, manual_rollback, pause, resume};
+use operator::{approve, manual_advance, manual_promote, manual_rollback, pause, resume, start};
 pub use view::canary_since;
 use view::{observe, View};
 
@@ -69,15 +69,29 @@ pub fn is_managed(stage: &ManagedStage, snapshot: &StageSnapshot) -> bool {
         }
 }
 
-/// The deployments a decision on `snapshot` may point the stage at: the
-/// known-good one (rollback) and the canary's (step, promotion). The adapter
-/// checks each with `GetDeployment` into [`Signals::deployments`].
-pub fn deployments_to_check(record: &StageRecord, snapshot: &StageSnapshot) -> Vec<String> {
+/// The deployments a decision on `snapshot` for `trigger` may point the
+/// stage at: the known-good one (rollback), the canary's (step, promotion)
+/// and the one an operator's `start` names. The adapter checks each with
+/// `GetDeployment` into [`Signals::deployments`].
+pub fn deployments_to_check(
+    record: &StageRecord,
+    snapshot: &StageSnapshot,
+    trigger: Option<&Trigger>,
+) -> Vec<String> {
+    let started = match trigger {
+        Some(Trigger::Manual {
+            start: Some(s),
+            command: ManualCommand::Start,
+            ..
+        }) => Some(s.deployment.clone()),
+        _ => None,
+    };
     let mut ids: Vec<String> = record
         .known_good
         .iter()
         .map(|m| m.deployment_id.clone())
         .chain(snapshot.canary.iter().map(|c| c.deployment_id.clone()))
+        .chain(started)
         .filter(|d| !d.is_empty() && *d != snapshot.deployment_id)
         .collect();
     ids.sort();
@@ -233,11 +247,15 @@ fn decide_action(v: &View<'_>, trigger: &Trigger) -> (Action, StageRecord, bool)
             reason,
             operator,
             until_ms,
+            start: started,
         } => match command {
             ManualCommand::Pause => pause(v, &mut next, operator, reason, *until_ms),
             ManualCommand::Resume => resume(v, &mut next),
             ManualCommand::Rollback => manual_rollback(v, reason),
             ManualCommand::Promote => manual_promote(v),
+            ManualCommand::Advance => manual_advance(v),
+            ManualCommand::Approve => approve(v, &mut next, operator, reason),
+            ManualCommand::Start => start(v, &mut next, started.as_ref()),
         },
         Trigger::AlarmTransition(t) => automatic(v, &next, Some(t)),
         Trigger::Schedule => automatic(v, &next, None),
@@ -281,6 +299,7 @@ fn apply_effects(v: &View<'_>, next: &mut StageRecord, action: &Action) {
             }
             next.step = None;
             next.zeroed_canary = None;
+            next.clear_canary();
         }
         Action::RollbackStage { to_deployment, .. } => {
             next.last_action_ms = Some(now);
@@ -288,6 +307,7 @@ fn apply_effects(v: &View<'_>, next: &mut StageRecord, action: &Action) {
             next.live = Some(Mark::new(to_deployment.clone(), now));
             next.step = None;
             next.zeroed_canary = None;
+            next.clear_canary();
         }
         Action::SetCanaryPercent {
             deployment_id, to, ..
@@ -300,8 +320,24 @@ fn apply_effects(v: &View<'_>, next: &mut StageRecord, action: &Action) {
                 canary_since_ms: canary_since(v.record, v.snap, now),
             });
         }
+        Action::StartCanary {
+            deployment_id,
+            percent,
+        } => {
+            next.last_action_ms = Some(now);
+            next.approval = None;
+            next.zeroed_canary = None;
+            // A new canary: its metric window starts now, never earlier.
+            next.step = Some(StepMark {
+                deployment_id: deployment_id.clone(),
+                percent: *percent,
+                since_ms: now,
+                canary_since_ms: now,
+            });
+        }
         Action::PromoteCanary { deployment, .. } => {
             next.last_action_ms = Some(now);
+            next.clear_canary();
             // The promoted deployment bakes again as the stage's own before
             // it becomes known-good.
             next.live = Some(Mark::new(deployment.clone(), now));

@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::config::CanaryStep;
 use crate::rollout::action::RollbackReason;
 use crate::rollout::patch::simulate;
 use crate::rollout::record::Pause;
+use crate::rollout::record::{Approval, CanaryPlan};
 use crate::rollout::state::{AlarmReading, AlarmState, CanaryMetrics, CanarySnapshot};
 use crate::rollout::state::{DeploymentCheck, MetricsReading};
 use crate::rollout::trigger::Transition;
+use crate::rollout::{awaiting_approval, ActionKind};
 
 const NOW: u64 = 1_700_000_000_000;
 const MIN: u64 = 60_000;
@@ -25,7 +28,7 @@ fn managed() -> ManagedStage {
         canary_alarms: vec![CANARY_ALARM.into()],
         error_rate_threshold: 0.05,
         min_requests: 100,
-        canary_steps: vec![5.0, 10.0, 25.0, 50.0, 100.0],
+        canary_steps: [5.0, 10.0, 25.0, 50.0, 100.0].map(CanaryStep::at).to_vec(),
         bake_time: Duration::from_secs(300),
         cooldown: Duration::from_secs(600),
         metric_window: Duration::from_secs(300),
@@ -168,6 +171,7 @@ impl Case {
             reason: "INC-7 checkout errors".into(),
             operator: "key:oncall".into(),
             until_ms: None,
+            start: None,
         };
         self
     }
@@ -1089,4 +1093,5 @@ fn flapping_alarm_rolls_back_once_per_cooldown() {
     assert_eq!(rollbacks, 2);
 }
 
+mod gates;
 mod safety;

@@ -341,7 +341,7 @@ fn an_unverified_deployment_is_neither_missing_nor_present() {
     assert!(matches!(hold(&d), Some(Hold::DeploymentUnverified { .. })));
     assert!(d.attention && d.plan.is_empty());
     assert_eq!(
-        deployments_to_check(&c.book, &Case::canary(10.0).snap),
+        deployments_to_check(&c.book, &Case::canary(10.0).snap, None),
         vec!["d0".to_owned(), "d2".to_owned()]
     );
 }
