@@ -226,9 +226,10 @@ pub enum RolloutCommand {
         /// The deployment id to roll out.
         #[arg(long)]
         deployment: String,
-        /// Traffic percentages, comma-separated (default: the stage's canary_steps).
-        #[arg(long, value_delimiter = ',')]
-        steps: Vec<f64>,
+        /// Steps, comma-separated: percentages, PERCENT:approve for a gate, e.g.
+        /// 5,25,50:approve,100 (default: the stage's canary_steps).
+        #[arg(long, value_delimiter = ',', value_parser = crate::parse_step)]
+        steps: Vec<tidegate_policy::config::file::CanaryStepEntry>,
         /// Why.
         #[command(flatten)]
         reason: Reason,

@@ -36,8 +36,8 @@ pub use render::{
 };
 pub use run::{reason, resolve_target, run};
 pub use view::{
-    AuditView, CommandBody, CommandReport, DecisionView, HistoryPage, HistoryView, IssueBody,
-    IssuedKeyView, KeyListView, OutcomeView, RevokedKeyView, RotateBody, StageList, StageView,
-    StartBody, StepPercent, StepView,
+    parse_step, AuditView, CommandBody, CommandReport, DecisionView, HistoryPage, HistoryView,
+    IssueBody, IssuedKeyView, KeyListView, OutcomeView, RevokedKeyView, RotateBody, StageList,
+    StageView, StartBody,
 };
 pub use watch::{watch, WatchEnd, WatchTracker};

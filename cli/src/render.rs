@@ -193,6 +193,17 @@ pub fn stage_detail(s: &StageView, history: usize) -> String {
             s.name()
         );
     }
+    if let Some(a) = &s.approval {
+        let _ = writeln!(
+            out,
+            "Approved:    {} at {} by {} at {}: {}",
+            a.deployment_id,
+            percent(a.percent),
+            a.by,
+            format_time(a.at_ms),
+            a.reason
+        );
+    }
     if let Some(p) = &s.paused {
         let until = p
             .until_ms

@@ -14,7 +14,7 @@ use tidegate_policy::auth::ApiKeyStore;
 use crate::{
     dashboard, history_table, keys, parse_answer, parse_target, stage_detail, stage_path,
     stage_table, watch, ApiClient, Cli, CliError, Command, CommandBody, CommandReport, HistoryPage,
-    Output, Reason, RolloutCommand, StageList, StageView, StartBody, StepPercent,
+    Output, Reason, RolloutCommand, StageList, StageView, StartBody,
 };
 
 /// Runs `cli`.
@@ -251,7 +251,7 @@ async fn rollout(
         } => {
             let body = StartBody {
                 deployment,
-                steps: (!steps.is_empty()).then(|| steps.into_iter().map(StepPercent).collect()),
+                steps: (!steps.is_empty()).then_some(steps),
                 reason: reason(&r)?,
             };
             ("start", target, to_json(&body))

@@ -144,3 +144,21 @@ fn tables_align_on_the_widest_cell() {
     );
     assert_eq!(t, "ID       X\nlong-id  1\na        2\n");
 }
+
+#[test]
+fn steps_are_percentages_or_gates() {
+    use tidegate_policy::config::file::CanaryStepEntry;
+    assert_eq!(parse_step("25").unwrap(), CanaryStepEntry::Percent(25.0));
+    assert_eq!(parse_step("50:approve").unwrap().percent(), 50.0);
+    assert!(matches!(parse_step("50:approve").unwrap(), CanaryStepEntry::Gate(g) if g.approve));
+    assert!(parse_step("50:later").is_err());
+    assert!(parse_step("half").is_err());
+}
+
+#[test]
+fn an_approval_is_shown() {
+    let mut s = progressing();
+    s.approval = serde_json::from_value(json!({"deployment_id": "d3", "percent": 50.0, "by": "key:ops", "reason": "metrics fine", "at_ms": 0})).unwrap();
+    assert!(stage_detail(&s, 0)
+        .contains("Approved:    d3 at 50% by key:ops at 1970-01-01T00:00:00Z: metrics fine"));
+}

@@ -5,7 +5,8 @@
 //! SDKs); these are deserialise-only views of the members the tables show,
 //! tolerant of members they do not know, so one CLI works across Lambda
 //! versions. Wherever a member's type lives in the policy crate
-//! (`CanarySnapshot`, `AlarmReading`, `Mark`, `Pause`, `KeySummary`), that
+//! (`CanarySnapshot`, `AlarmReading`, `Mark`, `Pause`, `Approval`,
+//! `CanaryStep`, `CanaryStepEntry`, `KeySummary`), that
 //! type is used, not copied. `--output json` prints the API's own JSON, not
 //! these views, so scripts see every member.
 //!
@@ -19,7 +20,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::KeySummary;
-use tidegate_policy::rollout::{AlarmReading, CanarySnapshot, Mark, Pause};
+use tidegate_policy::config::file::{CanaryGateEntry, CanaryStepEntry};
+use tidegate_policy::config::CanaryStep;
+use tidegate_policy::rollout::{AlarmReading, Approval, CanarySnapshot, Mark, Pause};
 
 /// `GET /stages`.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,13 +59,16 @@ pub struct StageView {
     pub paused: Option<Pause>,
     /// The planned steps.
     #[serde(default)]
-    pub steps: Vec<StepView>,
+    pub steps: Vec<CanaryStep>,
     /// The current step's index.
     #[serde(default)]
     pub step_index: Option<usize>,
     /// Waiting at an approval gate.
     #[serde(default)]
     pub awaiting_approval: bool,
+    /// The approval given for the canary's gate.
+    #[serde(default)]
+    pub approval: Option<Approval>,
     /// Newest actions first.
     #[serde(default)]
     pub recent_actions: Vec<HistoryView>,
@@ -82,16 +88,6 @@ impl StageView {
         let deployment = self.deployment_id.as_deref().unwrap_or_default();
         self.canary.as_ref().filter(|c| c.is_active(deployment))
     }
-}
-
-/// One planned canary step.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-pub struct StepView {
-    /// Traffic share.
-    pub percent: f64,
-    /// Needs an operator's approval before it is entered.
-    #[serde(default)]
-    pub approve: bool,
 }
 
 /// One history entry.
@@ -251,27 +247,33 @@ pub struct CommandBody {
 pub struct StartBody {
     /// The deployment to roll out.
     pub deployment: String,
-    /// Traffic percentages; absent: the stage's canary_steps.
+    /// The steps; absent: the stage's canary_steps.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub steps: Option<Vec<StepPercent>>,
+    pub steps: Option<Vec<CanaryStepEntry>>,
     /// Why.
     pub reason: String,
 }
 
-/// A traffic percentage as sent: whole numbers as JSON integers (`5`, not
-/// `5.0`), so a server reading integers accepts them too.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepPercent(pub f64);
-
-impl Serialize for StepPercent {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let p = self.0;
-        if p.fract() == 0.0 && (0.0..=100.0).contains(&p) {
-            s.serialize_u64(p as u64)
-        } else {
-            s.serialize_f64(p)
+/// One `--steps` item: `25`, or `50:approve` (a gate), as `canary_steps`
+/// writes it.
+pub fn parse_step(text: &str) -> Result<CanaryStepEntry, String> {
+    let (number, approve) = match text.trim().split_once(':') {
+        Some((n, "approve")) => (n, true),
+        Some(_) => {
+            return Err(format!(
+                "`{text}`: a step is a percentage, or PERCENT:approve for a gate"
+            ))
         }
-    }
+        None => (text.trim(), false),
+    };
+    let percent: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: a step is a percentage such as 25, or 50:approve"))?;
+    Ok(if approve {
+        CanaryStepEntry::Gate(CanaryGateEntry { percent, approve })
+    } else {
+        CanaryStepEntry::Percent(percent)
+    })
 }
 
 /// The body of the edge's `POST keys` (and, for a local key, what the

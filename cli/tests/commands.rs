@@ -63,12 +63,18 @@ fn every_rollout_command_posts_its_body() {
         (
             &["start", "--deployment", "d9", "--steps", "5,50,100"],
             "start",
-            json!({"deployment": "d9", "steps": [5, 50, 100], "reason": "r"}),
+            json!({"deployment": "d9", "steps": [5.0, 50.0, 100.0], "reason": "r"}),
         ),
         (
-            &["start", "--deployment", "d9", "--steps", "2.5,100"],
+            &[
+                "start",
+                "--deployment",
+                "d9",
+                "--steps",
+                "2.5,50:approve,100",
+            ],
             "start",
-            json!({"deployment": "d9", "steps": [2.5, 100], "reason": "r"}),
+            json!({"deployment": "d9", "steps": [2.5, {"percent": 50.0, "approve": true}, 100.0], "reason": "r"}),
         ),
         (
             &["start", "--deployment", "d9"],
