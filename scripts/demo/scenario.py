@@ -651,6 +651,11 @@ class Demo:
             say("   " + line)
         self.x.expect("remove_canary" in out and "set_canary_percent" in out,
                       "the CLI shows the same timeline as the control API")
+        rc, out, err = self.cli("rollout", "history", target, "--limit", "10")
+        self.x.expect(rc == 0 and "remove_canary" in out and "record_known_good" in out,
+                      "tidegate rollout history lists the actions", f"exit {rc}: {err.strip()}")
+        rc, _, err = self.cli("rollout", "approve", target, "--reason", "nothing waits")
+        self.x.expect(rc == 5, "approve with no canary at a gate exits 5 (409)", f"exit {rc}: {err.strip()}")
         rc, out, err = self.cli("-o", "json", "status", target)
         st = json.loads(out) if rc == 0 else {}
         self.x.expect(st.get("deployment_id") == self.aws["base"], "tidegate -o json status: the stage serves v1",
