@@ -7,6 +7,11 @@
 //
 //   node bench/ab.mjs OTHER/build [--rounds 6] [--seconds 2] [--paths not-found,proxy,hit,...]
 //   node bench/ab.mjs --token-cache-off [...]   (B: this build, token cache off)
+//   node bench/ab.mjs peer|io-floor [...]       (B: the TypeScript peer, or the I/O floor)
+//
+// Against `io-floor`, B − A is minus Tidegate's own CPU; against `peer`, the
+// peer's own CPU minus Tidegate's, both paired. A build of bench/rust-floor
+// (the thinnest workers-rs Worker) as OTHER gives the wasm boundary's share.
 //
 // `not-found` (a path no route matches: 404) is the gateway's fixed cost per
 // request: ids, config, route table, problem+json, headers, the log line.
@@ -16,9 +21,9 @@ import { runWrk, wrkVersion } from "./lib/load.mjs";
 import { childPids, cpuMs, load } from "./lib/proc.mjs";
 import { startJwks, startOrigin } from "./lib/servers.mjs";
 import { round, spread } from "./lib/stats.mjs";
-import { jwk, tokenPool } from "./lib/tokens.mjs";
 import { tidegateConfig } from "./lib/config.mjs";
-import { buildDir, checkBuild, loadMiniflare, sharedOptions, tidegateWorker, writeCacheFile } from "./lib/workers.mjs";
+import { AUDIENCE, ISSUER, jwk, tokenPool } from "./lib/tokens.mjs";
+import { buildDir, buildPeer, checkBuild, ioFloorWorker, loadMiniflare, peerWorker, sharedOptions, tidegateWorker, writeCacheFile } from "./lib/workers.mjs";
 
 const args = process.argv.slice(2);
 // `--token-cache-off` instead of OTHER/build: B is this build with
@@ -46,8 +51,9 @@ const PATHS = [
 ].filter((p) => !opt("paths", "") || opt("paths", "").split(",").includes(p.key));
 const log = (...a) => console.error("[bench-ab]", ...a);
 if (!wrkVersion()) throw new Error("wrk is missing: run bash bench/edge.sh once (it installs it) or apt-get install wrk");
+const jsPeer = ["peer", "io-floor"].includes(other) ? other : null;
 checkBuild();
-checkBuild(other);
+if (!jsPeer) checkBuild(other);
 
 const pool = tokenPool(512, 64);
 const tokensFile = writeCacheFile("ab-tokens.txt", `${pool.map((t) => `${t.token} ${t.subject}`).join("\n")}\n`);
@@ -58,10 +64,17 @@ const builds = [
   { name: "A", dir: buildDir, port: 8734 },
   { name: "B", dir: other, port: 8735, config: cacheOff ? config.replace("[gateway.token_cache]\n", "[gateway.token_cache]\nenabled = false\n") : config },
 ];
+const peerPath = jsPeer === "peer" ? await buildPeer() : null;
 const Miniflare = await loadMiniflare();
 const mf = new Miniflare({
   ...sharedOptions(8733),
-  workers: builds.map((b) => tidegateWorker({ config: b.config ?? config, adminKey: "a".repeat(40), apiKeys: "[]", port: b.port, name: `tidegate-${b.name}`, dir: b.dir })),
+  workers: builds.map((b) => {
+    if (b.name === "B" && jsPeer === "peer") {
+      return peerWorker({ peerPath, origin: origin.url, jwks: jwks.url, issuer: ISSUER, audience: AUDIENCE, apiKeys: "[]", port: b.port });
+    }
+    if (b.name === "B" && jsPeer === "io-floor") return ioFloorWorker({ origin: origin.url, port: b.port });
+    return tidegateWorker({ config: b.config ?? config, adminKey: "a".repeat(40), apiKeys: "[]", port: b.port, name: `tidegate-${b.name}`, dir: b.dir });
+  }),
 });
 await mf.ready;
 const pids = childPids(/workerd/);

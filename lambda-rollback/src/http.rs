@@ -13,7 +13,8 @@
 //!
 //! Operator commands answer 200 with the stage's report (the decision and
 //! what came of it); a command the stage's state refuses is a 409 problem
-//! (422 when `start` names a deployment that does not exist).
+//! (422 when `start` names a deployment that does not exist, 503 when
+//! `GetDeployment` could not tell).
 //!
 //! ```
 //! use lambda_http::http::Method;
@@ -352,6 +353,11 @@ pub fn refusal(command: ManualCommand, report: &serde_json::Value) -> Option<Pro
             Problem::new(422, "unknown-deployment", "No such deployment").with_detail(format!(
                 "{hold}; give the id of an existing deployment of this REST API (aws apigateway get-deployments)"
             )),
+        ),
+        (ManualCommand::Start, Hold::DeploymentUnverified { .. }) => Some(
+            Problem::new(503, "deployment-unverified", "Deployment not verified").with_detail(
+                format!("{hold}; nothing was changed: send the command again"),
+            ),
         ),
         _ => None,
     }

@@ -713,6 +713,12 @@ async fn refused_commands_are_conflicts() {
             422,
             "unknown-deployment",
         ),
+        (
+            "start",
+            json!({"kind": "deployment_unverified", "deployment": "d9"}),
+            503,
+            "deployment-unverified",
+        ),
         ("advance", json!({"kind": "paused", "reason": "x"}), 200, ""),
         (
             "approve",

@@ -623,3 +623,275 @@ async fn an_ambiguous_api_name_is_refused() {
     assert_eq!(f.canary_percent().await, Some(10.0), "nothing touched");
     eprintln!("ambiguous name: {error}");
 }
+
+/// The control API's admin key in these tests.
+const ADMIN_KEY: &str = "tg_localstack_admin";
+
+/// The Lambda's state for `f` with [`ADMIN_KEY`] as an admin API key.
+fn control_app(f: &Fixture) -> std::sync::Arc<tidegate_rollback::App> {
+    let keys = serde_json::json!([{
+        "id": "k1", "consumer": "oncall",
+        "sha256": tidegate_policy::auth::hash_key(ADMIN_KEY), "scopes": ["tidegate:admin"],
+    }]);
+    f.app_with_keys(&keys.to_string())
+}
+
+/// One control-API request (`path` may carry a query) with the admin key;
+/// the status and the JSON body.
+async fn control(
+    app: std::sync::Arc<tidegate_rollback::App>,
+    method: &'static str,
+    path: String,
+    payload: String,
+) -> (u16, Value) {
+    use lambda_http::{Body, RequestExt};
+    let raw = path.split('?').next().unwrap_or_default().to_owned();
+    let req = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-api-key", ADMIN_KEY)
+        .body(Body::from(payload))
+        .unwrap()
+        .with_raw_http_path(raw);
+    let now = tidegate_rollback::retry::now_ms();
+    let resp = tidegate_rollback::http::handle(app.as_ref(), req, now).await;
+    let body = serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
+    (resp.status().as_u16(), body)
+}
+
+/// A command report's action (`none:<reason>` for no action).
+fn action(report: &Value) -> String {
+    let a = &report["decision"]["action"];
+    match a["type"].as_str() {
+        Some("none") => format!("none:{}", a["reason"]["kind"].as_str().unwrap_or("?")),
+        other => other.unwrap_or("?").to_owned(),
+    }
+}
+
+/// The control API end to end (issue 17): an operator starts a canary with
+/// its own steps (one gated), advances it one step, the schedule holds it
+/// at the gate, advance is refused there, approve passes it, promote ships
+/// it; the status shows the steps and the wait, the history every command
+/// with who and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_advance_gate_approve_promote() {
+    let Some(f) = fixture(None).await else {
+        return;
+    };
+    let app = control_app(&f);
+    let base = format!("/stages/{}/prod", f.api_id);
+    let call = |method: &'static str, path: String, payload: &str| {
+        control(app.clone(), method, path, payload.to_owned())
+    };
+
+    // Start: one UpdateStage creates the canary at its first step.
+    let d2 = f.new_deployment().await;
+    let start = serde_json::json!({
+        "deployment": d2,
+        "steps": [10, {"percent": 50, "approve": true}, 100],
+        "reason": "release 42",
+    });
+    let (status, report) = call("POST", format!("{base}/start"), &start.to_string()).await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "start_canary"),
+        "{report}"
+    );
+    assert_eq!(report["outcome"]["status"], "applied", "{report}");
+    let stage = f.stage().await;
+    let canary = stage.canary_settings().expect("canary settings");
+    assert_eq!(canary.deployment_id(), Some(d2.as_str()));
+    assert_eq!(canary.percent_traffic(), 10.0);
+    assert_eq!(stage.deployment_id(), Some(f.d1.as_str()));
+
+    // A second start while it runs is a conflict.
+    let (status, problem) = call("POST", format!("{base}/start"), &start.to_string()).await;
+    assert_eq!(status, 409, "{problem}");
+
+    // Advance: one step now, healthy metrics, no bake.
+    f.canary_traffic(200.0, 0.0).await;
+    let (status, report) = call("POST", format!("{base}/advance"), r#"{"reason":"fast"}"#).await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "set_canary_percent"),
+        "{report}"
+    );
+    assert_eq!(f.canary_percent().await, Some(50.0));
+
+    // Baked at the gate: the schedule waits, and says so.
+    f.seen_healthy_for(120).await;
+    f.canary_traffic(200.0, 0.0).await;
+    let mut svc = lambda(app.clone());
+    let mut tick = invoke(&mut svc, SCHEDULE).await;
+    if action_type(&tick) == "record_known_good" {
+        // The stage's own deployment is due first (the fixture's record
+        // had none); the canary waits meanwhile.
+        tick = invoke(&mut svc, SCHEDULE).await;
+    }
+    assert_eq!(action_type(&tick), "none:awaiting_approval", "{tick}");
+    assert_eq!(f.canary_percent().await, Some(50.0));
+    let (status, shown) = call("GET", base.clone(), "").await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["awaiting_approval"], true, "{shown}");
+    assert_eq!(shown["step_index"], 1, "{shown}");
+    assert_eq!(
+        shown["steps"],
+        serde_json::json!([
+            {"percent": 10.0, "approve": false},
+            {"percent": 50.0, "approve": true},
+            {"percent": 100.0, "approve": false},
+        ])
+    );
+
+    // Advance does not pass the gate; approve does, once.
+    let (status, problem) = call("POST", format!("{base}/advance"), r#"{"reason":"x"}"#).await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, report) = call(
+        "POST",
+        format!("{base}/approve"),
+        r#"{"reason":"dashboards green"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "none:approved"),
+        "{report}"
+    );
+    let (status, problem) = call("POST", format!("{base}/approve"), r#"{"reason":"again"}"#).await;
+    assert_eq!(status, 409, "{problem}");
+    let (_, shown) = call("GET", base.clone(), "").await;
+    assert_eq!(shown["awaiting_approval"], false, "{shown}");
+    assert_eq!(shown["approval"]["by"], "key:oncall", "{shown}");
+
+    // The schedule moves on past the approved gate; promote ships it.
+    let tick = invoke(&mut svc, SCHEDULE).await;
+    assert_eq!(action_type(&tick), "set_canary_percent", "{tick}");
+    assert_eq!(f.canary_percent().await, Some(100.0));
+    f.canary_traffic(200.0, 0.0).await;
+    let (status, report) = call("POST", format!("{base}/promote"), r#"{"reason":"ship"}"#).await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "promote_canary"),
+        "{report}"
+    );
+    let stage = f.stage().await;
+    assert_eq!(stage.deployment_id(), Some(d2.as_str()));
+    assert!(stage.canary_settings().is_none());
+
+    // The history, newest first, with who and why.
+    let (status, page) = call("GET", format!("{base}/history?limit=50"), "").await;
+    assert_eq!(status, 200, "{page}");
+    let entries: Vec<Value> = page["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["what"] != "record_known_good")
+        .collect();
+    let whats: Vec<&str> = entries.iter().filter_map(|e| e["what"].as_str()).collect();
+    assert_eq!(
+        whats,
+        [
+            "promote_canary",
+            "set_canary_percent",
+            "approve",
+            "approve",
+            "advance",
+            "set_canary_percent",
+            "start",
+            "start_canary",
+        ],
+        "{page}"
+    );
+    let started = &entries[7];
+    assert_eq!(started["who"], "key:oncall", "{started}");
+    assert_eq!(started["trigger"]["reason"], "release 42", "{started}");
+    assert_eq!(started["outcome"]["status"], "applied", "{started}");
+    assert_eq!(entries[3]["trigger"]["reason"], "dashboards green");
+    assert_eq!(
+        entries[2]["outcome"]["status"], "nothing_to_do",
+        "a refused approve changes nothing"
+    );
+    let (status, page) = call("GET", format!("{base}/history?limit=2"), "").await;
+    assert_eq!(
+        (status, page["entries"].as_array().map(Vec::len)),
+        (200, Some(2))
+    );
+}
+
+/// `start` over leftover canary settings (0 %, with variable overrides):
+/// removed first, then the new canary at the configured first step with
+/// none of the old overrides; a deployment that does not exist is a 422
+/// that changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_replaces_leftover_settings() {
+    use aws_sdk_apigateway::types::{Op, PatchOperation};
+    let Some(f) = fixture(Some(10.0)).await else {
+        return;
+    };
+    let replace = |path: &str, value: &str| {
+        PatchOperation::builder()
+            .op(Op::Replace)
+            .path(path)
+            .value(value)
+            .build()
+    };
+    f.apigw
+        .update_stage()
+        .rest_api_id(&f.api_id)
+        .stage_name("prod")
+        .patch_operations(replace("/canarySettings/percentTraffic", "0.0"))
+        .patch_operations(replace(
+            "/canarySettings/stageVariableOverrides/color",
+            "blue",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let app = control_app(&f);
+    let base = format!("/stages/{}/prod", f.api_id);
+    let (status, problem) = control(
+        app.clone(),
+        "POST",
+        format!("{base}/start"),
+        r#"{"deployment":"nosuchdeploy","reason":"typo"}"#.into(),
+    )
+    .await;
+    // AWS answers NotFound (422 here); LocalStack answers GetDeployment for
+    // an unknown id with a 500, which is "could not check" (503).
+    assert!(matches!(status, 422 | 503), "{status} {problem}");
+    assert_eq!(f.canary_percent().await, Some(0.0));
+
+    let d3 = f.new_deployment().await;
+    let body = serde_json::json!({"deployment": d3, "reason": "release 43"});
+    let (status, report) = control(
+        app.clone(),
+        "POST",
+        format!("{base}/start"),
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, action(&report).as_str()),
+        (200, "start_canary"),
+        "{report}"
+    );
+    assert_eq!(
+        report["outcome"],
+        serde_json::json!({"status": "applied", "steps": 2})
+    );
+    let stage = f.stage().await;
+    let canary = stage.canary_settings().expect("canary settings");
+    assert_eq!(canary.deployment_id(), Some(d3.as_str()));
+    assert_eq!(canary.percent_traffic(), 10.0);
+    assert!(
+        canary
+            .stage_variable_overrides()
+            .is_none_or(|o| o.is_empty()),
+        "{canary:?}"
+    );
+    let (_, shown) = control(app, "GET", base, String::new()).await;
+    assert_eq!(shown["step_index"], 0, "{shown}");
+    assert_eq!(shown["steps"].as_array().map(Vec::len), Some(3), "{shown}");
+    assert_eq!(shown["awaiting_approval"], false, "{shown}");
+}

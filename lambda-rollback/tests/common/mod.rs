@@ -246,6 +246,29 @@ metric_api_name = "{}"
         App::new(settings)
     }
 
+    /// The Lambda's state for this stage with `API_KEYS` set to `keys` (a
+    /// JSON list of key records), for driving the control API.
+    pub fn app_with_keys(&self, keys: &str) -> Arc<App> {
+        let text = self.config("");
+        let table = self.store.table().to_owned();
+        let settings = config::load(
+            |k| match k {
+                config::CONFIG_ENV => Some(text.clone()),
+                config::STATE_TABLE_ENV => Some(table.clone()),
+                config::API_KEYS_ENV => Some(keys.to_owned()),
+                _ => None,
+            },
+            |_| Err("no files".into()),
+        )
+        .unwrap();
+        App::new(settings)
+    }
+
+    /// A new deployment of the API, on no stage; its id.
+    pub async fn new_deployment(&self) -> String {
+        create_deployment(&self.apigw, &self.api_id, None, None).await
+    }
+
     /// The handler as the runtime drives it, managing this stage.
     pub fn handler(&self, extra: &str) -> Lambda {
         lambda(self.app("", extra))
