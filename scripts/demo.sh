@@ -68,6 +68,7 @@ LAMBDA_URL=http://127.0.0.1:$LAMBDA_PORT
 PY="$VENV_DIR/bin/python"
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in scripts/demo/
 BOOTSTRAP=${TIDEGATE_DEMO_BOOTSTRAP:-${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}/lambda/tidegate-rollback/bootstrap}
+CLI=${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}/debug/tidegate
 DEMO_DIR="$CACHE_DIR/demo"
 RUN_ID="$(date -u +%Y%m%d-%H%M%S)-$$"
 RUN="$DEMO_DIR/$RUN_ID"
@@ -217,7 +218,15 @@ check_ports() {
     return 0
 }
 
+build_cli() {
+    # Seconds when up to date (the test stage has built it); the scenario's last step runs it.
+    say "building the tidegate CLI (cargo build -p tidegate-cli; log ${RUN#"$TIDEGATE_ROOT"/}/build-cli.log)"
+    cargo build -p tidegate-cli >"$RUN/build-cli.log" 2>&1 ||
+        { tail -n 30 "$RUN/build-cli.log" >&2; die "the CLI build failed (log: ${RUN#"$TIDEGATE_ROOT"/}/build-cli.log)"; }
+}
+
 build_all() {
+    build_cli
     if [ "$build" = 0 ]; then
         [ -f build/worker/shim.mjs ] || die "build/worker/shim.mjs is missing: run without --no-build (or bash scripts/test.sh worker)"
         say "using the existing builds (--no-build)"
@@ -328,7 +337,7 @@ start_lambda() {
 
 play() {
     local args=(--run-dir "$RUN" --run-id "$RUN_ID" --endpoint "$LS_URL" --edge "$EDGE_URL"
-        --origin "$ORIGIN_URL" --lambda-url "$LAMBDA_URL")
+        --origin "$ORIGIN_URL" --lambda-url "$LAMBDA_URL" --cli "$CLI")
     [ "$check" = 1 ] && args+=(--check)
     set +e
     "$PY" -u scripts/demo/scenario.py play "${args[@]}" 2>&1 | tee "$RUN/scenario.log"
@@ -345,6 +354,7 @@ print_where() {
     say "   origin.log          the stage's traffic split and the metrics it published"
     say "   events/             every event delivered to the Lambda, with its answer"
     say "   control-stage.json  GET /stages/{api}/prod from the control API; status.html the dashboard's list page"
+    say "   cli-status.txt      tidegate status {api}/prod: the same timeline from the CLI (docs/cli.md)"
     say "   gateway.toml        the configuration both the edge and the Lambda ran (examples/demo/gateway.toml, filled in)"
 }
 
@@ -374,6 +384,9 @@ print_urls() {
     say "   curl -X POST -d '{\"failing\": true}' $ORIGIN_URL/__demo/canary"
     say "   for i in \$(seq 100); do curl -s -o /dev/null -H 'x-api-key: $web_key' $EDGE_URL/v1/orders/\$i; done"
     say "EventBridge's part runs in the background (relay.log): alarm changes, and a schedule every 10 s"
+    say "the same stage and timeline from the tidegate CLI (docs/cli.md; cargo install --path cli):"
+    say "   export TIDEGATE_URL=$LAMBDA_URL/lambda-url/tidegate-rollback TIDEGATE_API_KEY=$operator_key TIDEGATE_SIGN=never"
+    say "   tidegate status $api_name/prod; tidegate rollout watch $api_name/prod"
 }
 
 main() {
@@ -420,6 +433,11 @@ main() {
     done
     say "   $(printf '%8s' "$(fmt_ms $(($(now_ms) - t0)))")  total"
     print_where
+    local api_name
+    api_name=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_name"])' "$RUN/aws.json")
+    say "step 10 ran the tidegate CLI; the command that shows the same timeline (make dev keeps the stack up for it):"
+    say "   TIDEGATE_URL=$LAMBDA_URL/lambda-url/tidegate-rollback TIDEGATE_SIGN=never \\"
+    say "   TIDEGATE_API_KEY=\"\$(jq -r .operator_key ${RUN#"$TIDEGATE_ROOT"/}/secrets.json)\" tidegate status $api_name/prod"
     if [ "$rc" -ne 0 ]; then
         die "the scenario did not go as expected (exit $rc); see ${RUN#"$TIDEGATE_ROOT"/}/scenario.log"
     fi

@@ -162,6 +162,8 @@ def cmd_prepare(a):
         f"{build}\n"
         "[vars]\n"
         f"TIDEGATE_CONFIG = {json.dumps(text)}\n\n"
+        "[[kv_namespaces]]\n"
+        'binding = "API_KEYS_KV"\nid = "tidegate-demo-keys"\n\n'
         "[[durable_objects.bindings]]\n"
         'name = "THROTTLE"\nclass_name = "Throttle"\n\n'
         '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Throttle"]\n'
@@ -627,6 +629,73 @@ class Demo:
         say(f"edge health (admin key): {h.status} {h.body.decode(errors='replace')[:120]}")
         self.x.expect(h.status == 200, "the edge's admin health endpoint answers")
 
+    def cli(self, *args, key=None, admin_key=None):
+        """Runs the tidegate CLI against the control API; (exit code, stdout, stderr)."""
+        import subprocess
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/nonexistent"),
+               "TIDEGATE_URL": f"{self.a.lambda_url}/lambda-url/{FUNCTION}", "TIDEGATE_SIGN": "never",
+               "TIDEGATE_API_KEY": key or self.sec["operator_key"], "AWS_EC2_METADATA_DISABLED": "true"}
+        if admin_key:
+            env["TIDEGATE_ADMIN_KEY"] = admin_key
+        r = subprocess.run([self.a.cli, *args], env=env, capture_output=True, text=True, timeout=60)
+        return r.returncode, r.stdout, r.stderr
+
+    def s_cli(self):
+        target = f"{self.aws['api_name']}/{STAGE}"
+        rc, out, err = self.cli("status", target)
+        (self.run / "cli-status.txt").write_text(out)
+        self.x.expect(rc == 0, "tidegate status shows the stage", f"exit {rc}: {err.strip()}")
+        say(f"tidegate status {target} (TIDEGATE_URL={self.a.lambda_url}/lambda-url/{FUNCTION}, "
+            "TIDEGATE_API_KEY=the operator key in secrets.json):")
+        for line in out.splitlines():
+            say("   " + line)
+        self.x.expect("remove_canary" in out and "set_canary_percent" in out,
+                      "the CLI shows the same timeline as the control API")
+        rc, out, err = self.cli("rollout", "history", target, "--limit", "10")
+        self.x.expect(rc == 0 and "remove_canary" in out and "record_known_good" in out,
+                      "tidegate rollout history lists the actions", f"exit {rc}: {err.strip()}")
+        rc, _, err = self.cli("rollout", "approve", target, "--reason", "nothing waits")
+        self.x.expect(rc == 5, "approve with no canary at a gate exits 5 (409)", f"exit {rc}: {err.strip()}")
+        rc, out, err = self.cli("-o", "json", "status", target)
+        st = json.loads(out) if rc == 0 else {}
+        self.x.expect(st.get("deployment_id") == self.aws["base"], "tidegate -o json status: the stage serves v1",
+                      f"exit {rc}: {err.strip()}")
+        rc, _, err = self.cli("status", f"{self.aws['api_name']}/no-such-stage")
+        self.x.expect(rc == 4, "an unknown stage exits 4", f"exit {rc}: {err.strip()}")
+        rc, _, err = self.cli("status", key="tgdemo_not_a_key")
+        self.x.expect(rc == 3, "a wrong key exits 3", f"exit {rc}: {err.strip()}")
+        rc, out, err = self.cli("rollout", "pause", target, "--for", "1h", "--reason", "demo: freeze releases")
+        say(f"tidegate rollout pause {target} --for 1h --reason ...: {out.strip() or err.strip()}")
+        self.x.expect(rc == 0, "tidegate rollout pause", f"exit {rc}: {err.strip()}")
+        rc, out, _ = self.cli("-o", "json", "status", target)
+        paused = (json.loads(out) if rc == 0 else {}).get("paused") or {}
+        self.x.expect(paused.get("by") == "key:operator" and paused.get("reason") == "demo: freeze releases",
+                      "the pause records the operator and the reason", str(paused))
+        rc, out, err = self.cli("rollout", "resume", target, "--reason", "demo: thaw")
+        say(f"tidegate rollout resume {target} --reason ...: {out.strip() or err.strip()}")
+        self.x.expect(rc == 0, "tidegate rollout resume", f"exit {rc}: {err.strip()}")
+        rc, out, _ = self.cli("-o", "json", "status", target)
+        self.x.expect(rc == 0 and not json.loads(out).get("paused"), "the stage is no longer paused")
+        # API keys through the edge's key admin API (Workers KV, simulated by wrangler dev).
+        edge = ("--edge", self.a.edge)
+        admin = self.sec["edge_admin_key"]
+        rc, out, err = self.cli("-o", "json", "keys", "new", "--consumer", "cli-demo", "--scopes", "orders:read",
+                                "--expires", "1h", *edge, admin_key=admin)
+        issued = json.loads(out) if rc == 0 else {}
+        self.x.expect(str(issued.get("key", "")).startswith("tdg_"), "tidegate keys new --edge issues a key",
+                      f"exit {rc}: {err.strip()}")
+        fresh = {"x-api-key": issued.get("key", "")}
+        r = self.edge("/v1/orders/7", fresh)
+        say(f"tidegate keys new --edge: {issued.get('id')} for cli-demo; the edge answers it with {r.status}")
+        self.x.expect(r.status == 200, "the edge accepts the new key")
+        rc, out, err = self.cli("keys", "list", "--consumer", "cli-demo", *edge, admin_key=admin)
+        self.x.expect(rc == 0 and str(issued.get("id")) in out, "tidegate keys list shows it", f"exit {rc}: {err.strip()}")
+        rc, out, err = self.cli("keys", "revoke", str(issued.get("id")), *edge, admin_key=admin)
+        say(f"tidegate keys revoke: {out.strip() or err.strip()}")
+        self.x.expect(rc == 0, "tidegate keys revoke", f"exit {rc}: {err.strip()}")
+        r = self.edge("/v1/orders/7", fresh)
+        self.x.expect(r.status == 401, "the edge refuses the revoked key", str(r.status))
+
     def play(self):
         t0 = time.monotonic()
         self.step("1. Clients at the edge: cache MISS, then HIT", self.s_cache)
@@ -638,6 +707,8 @@ class Demo:
         self.step("7. The canary starts failing; its alarm fires", self.s_failure)
         self.step("8. The Lambda drops the canary; the stage stays on known-good", self.s_rollback)
         self.step("9. The control API and status page show the timeline", self.s_control)
+        if self.a.cli:
+            self.step("10. The tidegate CLI shows the same timeline and steers the stage", self.s_cli)
         total = time.monotonic() - t0
         say("")
         say("=== scenario summary")
@@ -712,6 +783,7 @@ def main():
         p.add_argument("--lambda-url", required=True)
         p.add_argument("--check", action="store_true")
         p.add_argument("--every", type=float, default=10.0)
+        p.add_argument("--cli", help="the tidegate binary (step 10 runs it against the control API)")
     a = ap.parse_args()
     return {"prepare": cmd_prepare, "provision": cmd_provision, "play": cmd_play, "relay": cmd_relay}[a.cmd](a) or 0
 

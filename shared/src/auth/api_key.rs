@@ -255,6 +255,64 @@ impl ApiKeyRecord {
     }
 }
 
+/// One record of the `API_KEYS` secret as written: the writer beside the
+/// parser above, so tools (the `tidegate keys new` command) never assemble
+/// the format themselves. Times are whole Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKeyEntry {
+    /// Stable id.
+    pub id: String,
+    /// Owner.
+    pub consumer: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: String,
+    /// Plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Scopes granted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Limit overrides by limit name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, u64>,
+    /// Not valid before (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<u64>,
+    /// Not valid from (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Turned off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+}
+
+impl ApiKeyRecord {
+    /// This record as an `API_KEYS` entry (sub-second times are cut to
+    /// whole seconds, as the secret keeps them).
+    ///
+    /// ```
+    /// use tidegate_policy::auth::{hash_key, ApiKeyStore};
+    /// let json = format!(r#"[{{"id":"k1","consumer":"acme","sha256":"{}"}}]"#, hash_key("tdg_x"));
+    /// let store = ApiKeyStore::from_json(&json).unwrap();
+    /// let entry = store.records()[0].to_entry();
+    /// let again = serde_json::to_string(&[&entry]).unwrap();
+    /// assert_eq!(ApiKeyStore::from_json(&again).unwrap(), store);
+    /// ```
+    pub fn to_entry(&self) -> ApiKeyEntry {
+        ApiKeyEntry {
+            id: self.id.clone(),
+            consumer: self.consumer.clone(),
+            sha256: self.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+            tier: self.tier.clone(),
+            scopes: self.scopes.clone(),
+            limits: self.limits.clone(),
+            not_before: self.not_before_ms.map(|ms| ms / 1000),
+            expires_at: self.expires_at_ms.map(|ms| ms / 1000),
+            disabled: self.disabled,
+        }
+    }
+}
+
 /// The lowercase hex SHA-256 of `key`: the `sha256` member of its record.
 pub fn hash_key(key: &str) -> String {
     Sha256::digest(key.as_bytes())
@@ -511,6 +569,22 @@ mod tests {
 
     fn rec(id: &str, consumer: &str, key: &str) -> Value {
         json!({"id": id, "consumer": consumer, "sha256": hash_key(key)})
+    }
+
+    #[test]
+    fn an_entry_reads_back_as_the_same_record() {
+        let original = store(json!([{
+            "id": "k1", "consumer": "acme", "sha256": hash_key("tdg_a"), "tier": "gold",
+            "scopes": ["orders:read"], "limits": {"rpm": 5},
+            "not_before": 1_700_000_000u64, "expires_at": "2030-01-01T00:00:00Z", "disabled": true
+        }]));
+        let entries: Vec<ApiKeyEntry> = original
+            .records()
+            .iter()
+            .map(ApiKeyRecord::to_entry)
+            .collect();
+        let again = ApiKeyStore::from_json(&serde_json::to_string(&entries).unwrap()).unwrap();
+        assert_eq!(again, original);
     }
 
     #[test]

@@ -48,7 +48,9 @@ mod strict_json;
 pub(crate) mod timestamp;
 mod token_cache;
 
-pub use api_key::{hash_key, ApiKeyConfigError, ApiKeyRecord, ApiKeyStore, MAX_API_KEY_BYTES};
+pub use api_key::{
+    hash_key, ApiKeyConfigError, ApiKeyEntry, ApiKeyRecord, ApiKeyStore, MAX_API_KEY_BYTES,
+};
 pub use credentials::{
     bearer_token, select_credential, trim_http_whitespace, Credential, API_KEY_HEADER,
 };
