@@ -313,24 +313,12 @@ impl Aws {
                 stage_dimension: q.stage_dimension.clone(),
             };
         }
-        let query = |id: &str, metric: &str, stat: &str| -> MetricDataQuery {
-            let mut m = Metric::builder()
-                .namespace(rollout::metrics::NAMESPACE)
-                .metric_name(metric);
-            for (k, v) in dims {
-                m = m.dimensions(Dimension::builder().name(k).value(v).build());
-            }
-            MetricDataQuery::builder()
-                .id(id)
-                .return_data(true)
-                .metric_stat(
-                    MetricStat::builder()
-                        .metric(m.build())
-                        .period(i32::try_from(q.period_secs).unwrap_or(i32::MAX))
-                        .stat(stat)
-                        .build(),
-                )
-                .build()
+        let dims = [
+            ("ApiName", q.api_name.as_str()),
+            ("Stage", q.stage_dimension.as_str()),
+        ];
+        let query = |id: &str, metric: &str, stat: &str| {
+            metric_query(dims, id, metric, stat, q.period_secs)
         };
         let (Ok(start), Ok(end)) = (i64::try_from(q.start_ms), i64::try_from(q.end_ms)) else {
             return unreadable("window out of range".into());
@@ -391,24 +379,8 @@ impl Aws {
         window: &crate::metrics::MetricsWindow,
     ) -> Result<Vec<crate::metrics::MetricPoint>, AwsError> {
         let dims = [("ApiName", api_name), ("Stage", stage_dimension)];
-        let query = |id: &str, metric: &str, stat: &str| -> MetricDataQuery {
-            let mut m = Metric::builder()
-                .namespace(rollout::metrics::NAMESPACE)
-                .metric_name(metric);
-            for (k, v) in dims {
-                m = m.dimensions(Dimension::builder().name(k).value(v).build());
-            }
-            MetricDataQuery::builder()
-                .id(id)
-                .return_data(true)
-                .metric_stat(
-                    MetricStat::builder()
-                        .metric(m.build())
-                        .period(i32::try_from(window.period_secs).unwrap_or(i32::MAX))
-                        .stat(stat)
-                        .build(),
-                )
-                .build()
+        let query = |id: &str, metric: &str, stat: &str| {
+            metric_query(dims, id, metric, stat, window.period_secs)
         };
         let range = |ms: u64| i64::try_from(ms).map(DateTime::from_millis);
         let (Ok(start), Ok(end)) = (range(window.start_ms), range(window.end_ms)) else {
@@ -557,4 +529,32 @@ impl Aws {
             tracing::warn!(error = %err("Publish")(e), topic_arn, subject = %note.subject, "action notification not sent");
         }
     }
+}
+
+/// One `GetMetricData` query: the API Gateway `metric` with `dims`, as
+/// `stat` per `period_secs`, returned under `id`.
+fn metric_query(
+    dims: [(&str, &str); 2],
+    id: &str,
+    metric: &str,
+    stat: &str,
+    period_secs: u64,
+) -> MetricDataQuery {
+    let mut m = Metric::builder()
+        .namespace(rollout::metrics::NAMESPACE)
+        .metric_name(metric);
+    for (k, v) in dims {
+        m = m.dimensions(Dimension::builder().name(k).value(v).build());
+    }
+    MetricDataQuery::builder()
+        .id(id)
+        .return_data(true)
+        .metric_stat(
+            MetricStat::builder()
+                .metric(m.build())
+                .period(i32::try_from(period_secs).unwrap_or(i32::MAX))
+                .stat(stat)
+                .build(),
+        )
+        .build()
 }
