@@ -54,11 +54,9 @@ impl PendingIndex {
     /// an open batch took the key along.
     pub fn add(&mut self, route: &str, key: &str, expires_ms: u64, now_ms: u64) -> Option<u64> {
         let shard = shard_of(resource_of(key));
-        let slot = (route.to_owned(), shard);
-        let opened = !self.batches.contains_key(&slot);
-        let batch = self.batches.remove(&slot).unwrap_or_default();
-        self.batches
-            .insert(slot, with_key(batch, key, expires_ms, now_ms));
+        let batch = self.batches.entry((route.to_owned(), shard)).or_default();
+        let opened = batch.is_empty();
+        *batch = with_key(std::mem::take(batch), key, expires_ms, now_ms);
         opened.then_some(shard)
     }
 
