@@ -360,7 +360,6 @@ print_where() {
 
 print_urls() {
     local api_name api_id canary web_key operator_key
-    json_field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
     api_name=$(json_field "$RUN/aws.json" api_name)
     api_id=$(json_field "$RUN/aws.json" api_id)
     canary=$(json_field "$RUN/aws.json" canary)

@@ -56,6 +56,20 @@ as_root() {
     fi
 }
 
+# apt_install LOG FAILURE PACKAGE...: apt-get update, then install the
+# packages as root, output to LOG; on failure its tail, then FAILURE.
+apt_install() {
+    local log=$1 failure=$2
+    shift 2
+    {
+        as_root apt-get update &&
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    } >"$log" 2>&1 || {
+        tail -n 20 "$log" >&2
+        die "$failure"
+    }
+}
+
 # 1. Prerequisites that setup cannot install itself.
 step_prereqs() {
     need_cmd cargo "install Rust with rustup (https://rustup.rs), then open a new shell or 'source ~/.cargo/env'"
@@ -105,13 +119,9 @@ step_wasm32() {
     command -v apt-get >/dev/null 2>&1 ||
         die "no wasm32 std: 'rustup target add $WASM_TARGET' failed and this is not a Debian system with apt-get for the rustc-web fallback"
     say "wasm32 std: installing Debian fallback (apt-get install ${DEBIAN_WASM_PACKAGES[*]})"
-    {
-        as_root apt-get update &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${DEBIAN_WASM_PACKAGES[@]}"
-    } >"$LOG_DIR/apt-wasm.log" 2>&1 || {
-        tail -n 20 "$LOG_DIR/apt-wasm.log" >&2
-        die "apt-get install of the rustc-web fallback failed (log: $LOG_DIR/apt-wasm.log); it needs Debian 12 with bookworm-security, or fix rustup's access to static.rust-lang.org"
-    }
+    apt_install "$LOG_DIR/apt-wasm.log" \
+        "apt-get install of the rustc-web fallback failed (log: $LOG_DIR/apt-wasm.log); it needs Debian 12 with bookworm-security, or fix rustup's access to static.rust-lang.org" \
+        "${DEBIAN_WASM_PACKAGES[@]}"
     # worker-build checks that `rustc --print target-libdir` exists; with
     # build-std the directory may stay empty.
     as_root mkdir -p /usr/lib/rustlib/$WASM_TARGET/lib
@@ -286,13 +296,9 @@ step_java() {
     command -v apt-get >/dev/null 2>&1 ||
         die "DynamoDB Local needs Java >= 17 (found ${have/#0/none}) and this is not a Debian system with apt-get: install a Java 17+ runtime and rerun"
     say "java: installing $DYNAMODB_JAVA_PACKAGE (apt-get; found ${have/#0/none})"
-    {
-        as_root apt-get update &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$DYNAMODB_JAVA_PACKAGE"
-    } >"$LOG_DIR/apt-java.log" 2>&1 || {
-        tail -n 20 "$LOG_DIR/apt-java.log" >&2
-        die "apt-get install $DYNAMODB_JAVA_PACKAGE failed (log: $LOG_DIR/apt-java.log); DynamoDB Local needs Java >= 17"
-    }
+    apt_install "$LOG_DIR/apt-java.log" \
+        "apt-get install $DYNAMODB_JAVA_PACKAGE failed (log: $LOG_DIR/apt-java.log); DynamoDB Local needs Java >= 17" \
+        "$DYNAMODB_JAVA_PACKAGE"
     have=$(java_major)
     [ "$have" -ge 17 ] ||
         die "java on PATH is still ${have/#0/missing} after installing $DYNAMODB_JAVA_PACKAGE; select Java 17 (update-alternatives --config java)"
@@ -446,13 +452,9 @@ step_chromium() {
     command -v apt-get >/dev/null 2>&1 ||
         die "the dashboard test needs Chromium and this is not a Debian system with apt-get: install Chromium and set CHROMIUM to its path"
     say "chromium: installing $CHROMIUM_PACKAGE (apt-get; for the dashboard test)"
-    {
-        as_root apt-get update &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$CHROMIUM_PACKAGE"
-    } >"$LOG_DIR/apt-chromium.log" 2>&1 || {
-        tail -n 20 "$LOG_DIR/apt-chromium.log" >&2
-        die "apt-get install $CHROMIUM_PACKAGE failed (log: $LOG_DIR/apt-chromium.log); the dashboard test needs it"
-    }
+    apt_install "$LOG_DIR/apt-chromium.log" \
+        "apt-get install $CHROMIUM_PACKAGE failed (log: $LOG_DIR/apt-chromium.log); the dashboard test needs it" \
+        "$CHROMIUM_PACKAGE"
     command -v chromium >/dev/null 2>&1 || die "chromium is not on PATH after installing $CHROMIUM_PACKAGE"
     say "chromium: installed ($(chromium --version 2>/dev/null | head -n 1))"
 }

@@ -25,6 +25,9 @@ die() {
 
 now_ms() { date +%s%3N; }
 
+# json_field FILE KEY: one top-level field of a JSON file (the venv's Python).
+json_field() { "$VENV_DIR/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+
 # Milliseconds as "1m02.3s" or "4.2s".
 fmt_ms() {
     local ms=$1

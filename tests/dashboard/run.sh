@@ -32,7 +32,6 @@ OUT="$CACHE_DIR/dashboard/$(date -u +%Y%m%d-%H%M%S)-$$"
 mkdir -p "$OUT"
 LAMBDA_URL="http://127.0.0.1:${TIDEGATE_DEMO_LAMBDA_PORT:-9000}/lambda-url/tidegate-rollback/"
 EDGE_URL="http://127.0.0.1:${TIDEGATE_DEMO_EDGE_PORT:-8787}"
-PY="$VENV_DIR/bin/python"
 
 # demo.sh stops everything it started when it gets TERM (its EXIT trap).
 setsid bash scripts/demo.sh --dev --no-build "$@" </dev/null >"$OUT/stack.log" 2>&1 &
@@ -60,12 +59,11 @@ done
 RUN_ID=$(sed -n 's/.*run \([0-9]\{8\}-[0-9]\{6\}-[0-9]*\): logs.*/\1/p' "$OUT/stack.log" | head -n 1)
 RUN="$CACHE_DIR/demo/$RUN_ID"
 [ -n "$RUN_ID" ] && [ -f "$RUN/aws.json" ] || die "cannot find the demo run's folder in the stack log"
-field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
-API_NAME=$(field "$RUN/aws.json" api_name)
-API_ID=$(field "$RUN/aws.json" api_id)
-CANARY=$(field "$RUN/aws.json" canary)
-WEB_KEY=$(field "$RUN/secrets.json" web_key)
-OPERATOR_KEY=$(field "$RUN/secrets.json" operator_key)
+API_NAME=$(json_field "$RUN/aws.json" api_name)
+API_ID=$(json_field "$RUN/aws.json" api_id)
+CANARY=$(json_field "$RUN/aws.json" canary)
+WEB_KEY=$(json_field "$RUN/secrets.json" web_key)
+OPERATOR_KEY=$(json_field "$RUN/secrets.json" operator_key)
 say "stack up: REST API $API_NAME ($API_ID), demo run ${RUN#"$TIDEGATE_ROOT"/}"
 
 # Some traffic for the chart, then v2 as a canary at 10 % (as an operator's
