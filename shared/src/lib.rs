@@ -27,6 +27,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod health;
 pub mod problem;
 pub mod rollout;
 pub mod route;
