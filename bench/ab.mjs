@@ -11,7 +11,9 @@
 //
 // Against `io-floor`, B − A is minus Tidegate's own CPU; against `peer`, the
 // peer's own CPU minus Tidegate's, both paired. A build of bench/rust-floor
-// (the thinnest workers-rs Worker) as OTHER gives the wasm boundary's share.
+// (the thinnest Rust Worker: async on the worker crate, async on web-sys
+// alone, or sync with JS doing the I/O) as OTHER separates what the async
+// request path costs from what wasm itself costs.
 //
 // `not-found` (a path no route matches: 404) is the gateway's fixed cost per
 // request: ids, config, route table, problem+json, headers, the log line.

@@ -26,6 +26,9 @@ FUNCTION=tidegate-rollback
 ARM64_TARGET=aarch64-unknown-linux-gnu
 ZIP_BUDGET_BYTES=5000000
 TARGET_ROOT="${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}"
+# Where the bootstraps go: the target dir, unless the caller builds in another
+# one (test.sh's background arm64 build) and wants them in the usual place.
+OUT_ROOT="${TIDEGATE_LAMBDA_OUT_ROOT:-$TARGET_ROOT}"
 
 arches=(x86_64)
 case "${1:-}" in
@@ -54,8 +57,8 @@ build() { # build ARCH [args...]
     local arch=$1 dir flag t0 out raw zipped
     shift
     case $arch in
-        x86_64) dir="$TARGET_ROOT/lambda" flag=--x86-64 ;;
-        arm64) dir="$TARGET_ROOT/lambda-arm64" flag=--arm64 ;;
+        x86_64) dir="$OUT_ROOT/lambda" flag=--x86-64 ;;
+        arm64) dir="$OUT_ROOT/lambda-arm64" flag=--arm64 ;;
     esac
     t0=$(now_ms)
     say "$arch: cargo lambda build --release $flag"

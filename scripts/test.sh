@@ -12,6 +12,7 @@
 #   localstack   LocalStack starts on loopback; one API Gateway call with awscli
 #   infra        infra/template.yaml: cfn-lint, least-privilege test, deployed to LocalStack
 #   lambda       cargo lambda build --release of the rollback function (x86_64, arm64)
+#                (in a run with lambda-arm64, arm64 builds in the background meanwhile)
 #   rollback-localstack  the rollback Lambda's handler against LocalStack
 #                (tests/localstack.rs; tests/faults.rs: injected faults;
 #                tests/restart.rs: a LocalStack of its own restarted mid-rollout)
@@ -21,6 +22,7 @@
 #   dashboard    the dashboard in headless Chromium against the demo stack: sign in, read
 #                the stage, pause and roll back through the forms, checked through the JSON API
 #                (tests/dashboard/; screenshots in .cache/dashboard/<run>/)
+#   lambda-arm64 waits for that background arm64 build (or builds it)
 #   fuzz         each fuzz target for TIDEGATE_FUZZ_SECONDS (scripts/fuzz.sh)
 #   audit        RustSec audit of the lock files (audit/checker), offline snapshot
 # Usage: scripts/test.sh [STAGE...]   (default: all, in this order)
@@ -33,7 +35,11 @@ TG_TAG="test"
 load_env
 cd "$TIDEGATE_ROOT"
 
-ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack lambda-watch demo dashboard fuzz)
+ALL_STAGES=(fmt audit clippy clippy-wasm test examples wasm-policy worker vitest wrangler localstack infra lambda rollback-localstack lambda-watch demo dashboard lambda-arm64 fuzz)
+# Stage lambda's background arm64 build: its pid, log and exit status.
+ARM64_PID="$CACHE_DIR/lambda-arm64.pid"
+ARM64_LOG="$CACHE_DIR/lambda-arm64.log"
+ARM64_RC="$CACHE_DIR/lambda-arm64.rc"
 WASM_TARGET=wasm32-unknown-unknown
 
 # Each stage runs in a subshell; stages that start processes stop them with
@@ -137,7 +143,39 @@ stage_infra() {
 
 # Both architectures; arm64 is skipped with a warning if setup could not
 # install its std (TIDEGATE_REQUIRE_ARM64=1 makes that an error).
-stage_lambda() { bash scripts/build-lambda.sh --all; }
+stage_lambda() {
+    # In a run that also has the lambda-arm64 stage, the arm64 build goes to
+    # the background (niced, its own target dir, so it never holds the build
+    # lock the next stages' cargo needs): it overlaps the LocalStack stages,
+    # which mostly wait, and lambda-arm64 collects it. Alone: both here.
+    if [[ " ${TG_RUN_STAGES:-} " != *" lambda-arm64 "* ]]; then
+        bash scripts/build-lambda.sh --all
+        return
+    fi
+    bash scripts/build-lambda.sh
+    mkdir -p "$CACHE_DIR"
+    rm -f "$ARM64_RC"
+    local target_root="${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}"
+    setsid bash -c 'TIDEGATE_LAMBDA_OUT_ROOT="$4" CARGO_TARGET_DIR="$1" nice -n 19 bash scripts/build-lambda.sh --arm64 >"$2" 2>&1; echo $? >"$3"' \
+        _ "$target_root/arm64-background" "$ARM64_LOG" "$ARM64_RC" "$target_root" </dev/null &
+    echo $! >"$ARM64_PID"
+    say "arm64 build started in the background (pid $!, log ${ARM64_LOG#"$TIDEGATE_ROOT"/}); stage lambda-arm64 collects it"
+}
+
+# Waits for the background arm64 build of stage lambda (or, without one,
+# builds it here) and reports its result.
+stage_lambda_arm64() {
+    local pid
+    pid=$(cat "$ARM64_PID" 2>/dev/null || true)
+    if [ -z "$pid" ]; then
+        bash scripts/build-lambda.sh --arm64
+        return
+    fi
+    while kill -0 "$pid" 2>/dev/null; do sleep 2; done
+    rm -f "$ARM64_PID"
+    cat "$ARM64_LOG"
+    [ "$(cat "$ARM64_RC" 2>/dev/null)" = 0 ] || die "the background arm64 build failed (log above: ${ARM64_LOG#"$TIDEGATE_ROOT"/})"
+}
 
 # DynamoDB Local for the rollback Lambda's state table (scripts/dynamodb.sh):
 # started unless running, its endpoint exported (AWS_ENDPOINT_URL_DYNAMODB),
@@ -202,7 +240,8 @@ describe() {
         wrangler) echo "wrangler deploy --dry-run (offline)" ;;
         localstack) echo "LocalStack smoke: API Gateway via awscli" ;;
         infra) echo "AWS template: cfn-lint, least-privilege IAM, deploy to LocalStack" ;;
-        lambda) echo "cargo lambda build --release (rollback; x86_64 and arm64)" ;;
+        lambda) echo "cargo lambda build --release (rollback; x86_64, and arm64 unless lambda-arm64 runs later)" ;;
+        lambda-arm64) echo "the arm64 Lambda build (started in the background by stage lambda)" ;;
         rollback-localstack) echo "rollback Lambda handler against LocalStack (+ injected faults)" ;;
         lambda-watch) echo "cargo lambda invoke (event fixtures) against cargo lambda watch" ;;
         demo) echo "demo scenario end to end (make demo, asserted)" ;;
@@ -213,6 +252,14 @@ describe() {
     esac
 }
 
+stop_background_arm64() {
+    local pid
+    pid=$(cat "$ARM64_PID" 2>/dev/null || true)
+    [ -n "$pid" ] || return 0
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    rm -f "$ARM64_PID"
+}
+
 main() {
     local stages=("$@") stage i=0 n start t0 rc
     [ ${#stages[@]} -gt 0 ] || stages=("${ALL_STAGES[@]}")
@@ -221,6 +268,10 @@ main() {
     done
     n=${#stages[@]}
     start=$(now_ms)
+    export TG_RUN_STAGES="${stages[*]}"
+    rm -f "$ARM64_PID"
+    # A run that stops early stops the background arm64 build too.
+    trap 'stop_background_arm64' EXIT
     for stage in "${stages[@]}"; do
         i=$((i + 1))
         say "($i/$n) $stage: $(describe "$stage")"

@@ -8,33 +8,42 @@ use std::cell::OnceCell;
 
 #[cfg(feature = "raw")]
 mod raw;
+#[cfg(feature = "sync")]
+mod sync;
 use worker::Env;
-#[cfg(not(feature = "raw"))]
+#[cfg(not(any(feature = "raw", feature = "sync")))]
 use worker::{console_log, event, Context, Fetch, Request, RequestInit, Response, Result};
 
 thread_local! {
     static ORIGIN: OnceCell<String> = const { OnceCell::new() };
 }
 
+#[cfg_attr(feature = "sync", allow(dead_code))]
 pub(crate) fn origin(env: &Env) -> String {
-    ORIGIN.with(|cell| {
-        cell.get_or_init(|| {
-            let config = env
-                .var("TIDEGATE_CONFIG")
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            config
-                .split("upstream = \"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("http://127.0.0.1:1")
-                .to_owned()
-        })
-        .clone()
-    })
+    let config = || {
+        env.var("TIDEGATE_CONFIG")
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    ORIGIN.with(|cell| cell.get_or_init(|| first_upstream(&config())).clone())
 }
 
-#[cfg(not(feature = "raw"))]
+/// The origin from the config text (cached once per isolate).
+#[cfg_attr(not(feature = "sync"), allow(dead_code))]
+pub(crate) fn origin_from(config: &str) -> String {
+    ORIGIN.with(|cell| cell.get_or_init(|| first_upstream(config)).clone())
+}
+
+fn first_upstream(config: &str) -> String {
+    config
+        .split("upstream = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("http://127.0.0.1:1")
+        .to_owned()
+}
+
+#[cfg(not(any(feature = "raw", feature = "sync")))]
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let url = req.url()?;
