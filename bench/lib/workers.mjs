@@ -74,7 +74,7 @@ export function tidegateWorker({ config, adminKey, apiKeys, port, name = "tidega
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     bindings: { TIDEGATE_CONFIG: config, ADMIN_KEY: adminKey, API_KEYS: apiKeys },
-    durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true } },
+    durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true }, HEALTH: { className: "HealthMonitor", useSQLite: true } },
     ...(port === undefined ? {} : { unsafeDirectSockets: [{ host: "127.0.0.1", port }] }),
   };
 }

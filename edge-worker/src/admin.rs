@@ -98,6 +98,12 @@ pub async fn handle(
     }
     match (rest, method) {
         ("health", Method::Get) => Ok(health(loaded)),
+        ("health/releases", Method::Get) => {
+            let gw = loaded
+                .as_ref()
+                .map_err(|e| flow.fail(EdgeError::InvalidConfig(e.to_string())))?;
+            Ok(response::json(&crate::health::releases(env, gw).await))
+        }
         ("stats/limiter", Method::Get) => {
             let (calls, requests) = crate::throttle::counts();
             Ok(response::json(
@@ -118,7 +124,7 @@ pub async fn handle(
             let body: PurgeRequest = req.json().await.map_err(|_| invalid_purge(PURGE_SHAPE))?;
             purge(env, ctx, gw, body, flow).await
         }
-        ("health" | "config", _) => {
+        ("health" | "health/releases" | "config", _) => {
             flow.extra.push(("allow".into(), "GET".into()));
             Err(allow(&[PolicyMethod::Get]))
         }

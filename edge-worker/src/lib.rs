@@ -30,6 +30,7 @@ mod cors;
 mod durable;
 mod error;
 mod flow;
+mod health;
 mod jwks;
 mod keystore;
 mod log;
@@ -52,6 +53,7 @@ use tidegate_policy::trace::{TraceContext, TRACE_RANDOM_BYTES};
 use worker::{event, web_sys, Context, Env, Request, Response, Result};
 
 pub use durable::Throttle;
+pub use health::HealthMonitor;
 
 use crate::cache::{ClientRequest, OriginRequest};
 use crate::config::Gateway;
@@ -248,6 +250,26 @@ async fn gateway(
         }
         None => cache::bypass(&origin, body, &mut flow.timings, &mut flow.log).await,
     };
+    if let (Some(settings), Some(latency)) = (&config.health, flow.timings.origin) {
+        // An origin answer (not a cache hit): what the release did.
+        let status = match &result {
+            Ok(resp) => resp.status_code(),
+            Err(e) => e.to_problem().status,
+        };
+        let release = match &result {
+            Ok(resp) => resp.headers().get(&settings.release_header).ok().flatten(),
+            Err(_) => None,
+        };
+        health::record(
+            ctx,
+            env,
+            settings,
+            route,
+            release.as_deref(),
+            status,
+            latency,
+        );
+    }
     let resp = result.map_err(|e| flow.fail(e))?;
     // RFC 9111 §4.4: a non-error answer to an unsafe method invalidates.
     let answered = purge::Answered {

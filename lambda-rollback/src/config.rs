@@ -11,7 +11,10 @@
 //!   leases and history in (required; `infra/template.yaml` creates it);
 //! - `TIDEGATE_SESSION_SECRET`: the key browser sessions of the dashboard
 //!   are signed with (optional, at least 32 bytes; without it browser
-//!   sign-in is off and the sign-in page says so).
+//!   sign-in is off and the sign-in page says so);
+//! - `TIDEGATE_HEALTH_SECRET`: the key the edge signs its health events
+//!   with (optional, at least 32 bytes, the Worker's secret of the same
+//!   name; without it `POST /edge/health` answers 404: the feature is off).
 //!
 //! Invalid input is an init error listing *every* problem, so one deploy
 //! shows everything that needs fixing.
@@ -20,6 +23,7 @@ use std::fmt;
 
 use tidegate_policy::auth::ApiKeyStore;
 use tidegate_policy::config::{GatewayConfig, RollbackPolicy};
+use tidegate_policy::health::SignalKey;
 use tidegate_policy::session::SessionKey;
 
 /// Environment variable holding the configuration text.
@@ -32,6 +36,8 @@ pub const API_KEYS_ENV: &str = "API_KEYS";
 pub const STATE_TABLE_ENV: &str = "TIDEGATE_STATE_TABLE";
 /// Environment variable holding the dashboard's session secret.
 pub const SESSION_SECRET_ENV: &str = "TIDEGATE_SESSION_SECRET";
+/// Environment variable holding the edge's health-signal secret.
+pub const HEALTH_SECRET_ENV: &str = "TIDEGATE_HEALTH_SECRET";
 
 /// Everything loaded at init.
 #[derive(Debug, Clone)]
@@ -47,6 +53,9 @@ pub struct Settings {
     /// The key dashboard sessions are signed with; `None`: browser sign-in
     /// is off.
     pub session_key: Option<SessionKey>,
+    /// The key the edge's health events are checked with; `None`: the
+    /// edge's signal is off (`POST /edge/health` answers 404).
+    pub health_key: Option<SignalKey>,
 }
 
 /// Every problem found while loading; the Lambda refuses to start.
@@ -164,6 +173,16 @@ pub fn load(
             }
         },
     };
+    let health_key = match var(HEALTH_SECRET_ENV).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(secret) => match SignalKey::new(secret.as_bytes()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                problems.push(format!("{HEALTH_SECRET_ENV}: {e}"));
+                None
+            }
+        },
+    };
     match (gateway, policy, api_keys, state_table) {
         (Some(gateway), Some(policy), Some(api_keys), Some(state_table)) if problems.is_empty() => {
             Ok(Settings {
@@ -172,6 +191,7 @@ pub fn load(
                 api_keys,
                 state_table,
                 session_key,
+                health_key,
             })
         }
         _ => Err(InitError { problems }),
@@ -250,6 +270,25 @@ canary_alarms = ["orders-api-prod-canary-5xx-rate"]
         .unwrap_err();
         assert!(err.problems[0].starts_with(SESSION_SECRET_ENV), "{err}");
         assert!(err.problems[0].contains("at least 32"), "{err}");
+    }
+
+    #[test]
+    fn the_health_secret_is_optional_and_checked() {
+        let s = load(env(&[(CONFIG_ENV, CONFIG)]), no_files).unwrap();
+        assert!(s.health_key.is_none());
+        let long = "h".repeat(32);
+        let s = load(
+            env(&[(CONFIG_ENV, CONFIG), (HEALTH_SECRET_ENV, &long)]),
+            no_files,
+        )
+        .unwrap();
+        assert!(s.health_key.is_some());
+        let err = load(
+            env(&[(CONFIG_ENV, CONFIG), (HEALTH_SECRET_ENV, "short")]),
+            no_files,
+        )
+        .unwrap_err();
+        assert!(err.problems[0].starts_with(HEALTH_SECRET_ENV), "{err}");
     }
 
     fn no_files(path: &str) -> Result<String, String> {

@@ -12,6 +12,7 @@
 //! | POST | `/stages/{api}/{stage}/advance` | move the active canary one planned step now (never past a failing health check or an unapproved gate); 409 when there is no canary or it waits for approval |
 //! | POST | `/stages/{api}/{stage}/approve` | pass the approval gate the canary waits at; 409 when it waits for none |
 //! | POST | `/stages/{api}/{stage}/start` | start a canary, body `{"deployment": "abc123", "steps": [5, 25, {"percent": 50, "approve": true}, 100], "reason": "..."}` (`steps` optional: the stage's `canary_steps`); 409 while a canary is active |
+//! | POST | `/edge/health` | the edge's signed health event ([`crate::edge`]): authenticated by its signature alone, no admin key |
 //! | GET, POST | `/signin` | browser sign-in: the form; the admin API key or a JWT exchanged for a session cookie |
 //! | POST | `/signout` | ends the browser session |
 //!
@@ -101,8 +102,9 @@ pub trait Control: Send + Sync {
     fn list(&self) -> BoxFuture<'_, StatusList>;
     /// The status of managed stage `index`.
     fn show(&self, index: usize) -> BoxFuture<'_, Option<StageStatus>>;
-    /// Runs an operator command (a [`Trigger::Manual`]) on managed stage
-    /// `index`; the report as JSON.
+    /// Runs an operator command (a [`Trigger::Manual`]) or the edge's
+    /// signal (a [`Trigger::Edge`]) on managed stage `index`; the report as
+    /// JSON.
     fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, serde_json::Value>;
     /// The metrics of managed stage `index` over `window`.
     fn metrics(&self, index: usize, window: MetricsWindow) -> BoxFuture<'_, Option<StageMetrics>>;
@@ -115,6 +117,22 @@ pub trait Control: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<HistoryEntry>, String>> {
         let _ = (index, limit);
         Box::pin(async { Err("this control API keeps no history".to_owned()) })
+    }
+    /// Claims the edge event `id` until `until_ms`: `Ok(false)` when it
+    /// was claimed already ([`crate::store::StateStore::claim_signal`]).
+    fn claim_signal(
+        &self,
+        id: String,
+        until_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<bool, String>> {
+        let _ = (id, until_ms, now_ms);
+        Box::pin(async { Err("this control API keeps no edge events".to_owned()) })
+    }
+    /// Gives the claim of edge event `id` back.
+    fn forget_signal(&self, id: String) -> BoxFuture<'_, Result<(), String>> {
+        let _ = id;
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -159,6 +177,8 @@ pub enum Route {
     SignIn,
     /// `POST /signout`.
     SignOut,
+    /// `POST /edge/health`.
+    EdgeHealth,
     /// `POST /stages/{api}/{stage}/{command}`.
     Command {
         /// API (id or name).
@@ -208,6 +228,8 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["signin"] => Err(RouteError::MethodNotAllowed("GET, POST")),
         ["signout"] if method == Method::POST => Ok(Route::SignOut),
         ["signout"] => Err(RouteError::MethodNotAllowed("POST")),
+        ["edge", "health"] if method == Method::POST => Ok(Route::EdgeHealth),
+        ["edge", "health"] => Err(RouteError::MethodNotAllowed("POST")),
         ["stages", api, stage, "history"] if is_get => Ok(Route::History {
             api: (*api).to_owned(),
             stage: (*stage).to_owned(),
@@ -737,7 +759,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
         Err(RouteError::NotFound) => {
             return problem(
                 &Problem::new(404, "not-found", "Not found").with_detail(
-                    "expected GET /, GET /ui/{api}/{stage}, GET /stages, GET /stages/{api}/{stage}, GET /stages/{api}/{stage}/metrics, GET /stages/{api}/{stage}/history, POST /stages/{api}/{stage}/{rollback|promote|pause|resume|advance|approve|start}, GET or POST /signin, POST /signout",
+                    "expected GET /, GET /ui/{api}/{stage}, GET /stages, GET /stages/{api}/{stage}, GET /stages/{api}/{stage}/metrics, GET /stages/{api}/{stage}/history, POST /stages/{api}/{stage}/{rollback|promote|pause|resume|advance|approve|start}, GET or POST /signin, POST /signout, POST /edge/health",
                 ),
                 None,
             )
@@ -760,6 +782,18 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
             )
         }
         Route::SignIn => return sign_in(control, &req, now_ms).await,
+        // Signed by the edge: no admin credential, no session.
+        Route::EdgeHealth => {
+            return match crate::edge::receive(control, req.headers(), req.body().as_ref(), now_ms)
+                .await
+            {
+                crate::edge::EdgeReply::Answer(status, answer) => json(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED),
+                    &answer,
+                ),
+                crate::edge::EdgeReply::Problem(p) => problem(&p, None),
+            }
+        }
         Route::SignOut => {
             // Only the session's own form may end it (CSRF), but an
             // expired or unreadable session is simply cleared.
@@ -808,7 +842,9 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
         )
     };
     match route {
-        Route::SignInForm | Route::SignIn | Route::SignOut => unknown_stage("", ""),
+        Route::SignInForm | Route::SignIn | Route::SignOut | Route::EdgeHealth => {
+            unknown_stage("", "")
+        }
         Route::Page => {
             let data = control.list().await;
             html(200, dashboard::render_list(&data, &page_ctx))

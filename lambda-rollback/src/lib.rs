@@ -31,6 +31,7 @@ pub mod audit;
 pub mod aws;
 pub mod config;
 pub mod dashboard;
+pub mod edge;
 pub mod events;
 pub mod execute;
 pub mod http;
@@ -308,6 +309,31 @@ impl http::Control for App {
                 .history(&key, limit)
                 .await
                 .map_err(|e| format!("history unreadable: {e}"))
+        })
+    }
+
+    fn claim_signal(
+        &self,
+        id: String,
+        until_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'_, Result<bool, String>> {
+        Box::pin(async move {
+            let aws = self.aws().await;
+            aws.store
+                .claim_signal(&id, until_ms, now_ms)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn forget_signal(&self, id: String) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let aws = self.aws().await;
+            aws.store
+                .forget_signal(&id)
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 

@@ -92,6 +92,9 @@ pub fn action_name(r: &AuditRecord) -> Option<&'static str> {
     match (r.action.kind(), &r.trigger) {
         (Some(kind), _) => Some(kind.as_str()),
         (None, Trigger::Manual { command, .. }) => Some(command.as_str()),
+        // The edge's signal is kept even when it changed nothing (no
+        // canary, a newer canary): the history says it came and why.
+        (None, Trigger::Edge(_)) => Some("edge_signal"),
         (None, _) => None,
     }
 }

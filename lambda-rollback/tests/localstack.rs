@@ -895,3 +895,95 @@ async fn start_replaces_leftover_settings() {
     assert_eq!(shown["steps"].as_array().map(Vec::len), Some(3), "{shown}");
     assert_eq!(shown["awaiting_approval"], false, "{shown}");
 }
+
+/// The edge's signal (issue 18): a signed breach event on `POST
+/// /edge/health` removes a canary at 50 % in one request, the history says
+/// `trigger: edge` with the figures, and the same event again is a
+/// duplicate (the id claimed in the state table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edges_signal_removes_the_canary() {
+    use tidegate_policy::health::{sign, BreachKind, EdgeHealthEvent, ReleaseFigures, SignalKey};
+    let Some(f) = fixture(Some(50.0)).await else {
+        return;
+    };
+    f.seen_healthy_for(60).await;
+    const SECRET: &str = "localstack-edge-secret-32-bytes!";
+    let text = f.config("");
+    let table = f.store.table().to_owned();
+    let settings = tidegate_rollback::config::load(
+        |k| match k {
+            tidegate_rollback::config::CONFIG_ENV => Some(text.clone()),
+            tidegate_rollback::config::STATE_TABLE_ENV => Some(table.clone()),
+            tidegate_rollback::config::HEALTH_SECRET_ENV => Some(SECRET.to_owned()),
+            _ => None,
+        },
+        |_| Err("no files".into()),
+    )
+    .unwrap();
+    let app = tidegate_rollback::App::new(settings);
+    let now = tidegate_rollback::retry::now_ms();
+    let event = EdgeHealthEvent {
+        id: unique("edge"),
+        api: f.api_id.clone(),
+        stage: "prod".into(),
+        release: "canary".into(),
+        breach: BreachKind::ErrorRate,
+        issued_ms: now,
+        window_from_ms: now - 10_000,
+        first_failure_ms: Some(now - 2_000),
+        canary: ReleaseFigures {
+            requests: 14,
+            errors: 7,
+            p50_ms: 12,
+            p99_ms: 48,
+        },
+        base: Some(ReleaseFigures {
+            requests: 16,
+            errors: 0,
+            p50_ms: 11,
+            p99_ms: 40,
+        }),
+        detail: "canary 5xx 50.0% vs base 0.0%".into(),
+    };
+    let signed = sign(&SignalKey::new(SECRET.as_bytes()).unwrap(), &event);
+    let post = |app: std::sync::Arc<tidegate_rollback::App>,
+                signed: tidegate_policy::health::SignedEvent| async move {
+        use lambda_http::{Body, RequestExt};
+        let req = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/edge/health")
+            .header("tidegate-signature", signed.header)
+            .body(Body::from(signed.body))
+            .unwrap()
+            .with_raw_http_path("/edge/health");
+        let resp =
+            tidegate_rollback::http::handle(app.as_ref(), req, tidegate_rollback::retry::now_ms())
+                .await;
+        let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
+        (resp.status().as_u16(), body)
+    };
+    let started = Instant::now();
+    let (status, body) = post(app.clone(), signed.clone()).await;
+    eprintln!("edge signal -> canary removed in {:?}", started.elapsed());
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["outcome"], "applied", "{body}");
+    assert_eq!(body["action"]["type"], "remove_canary", "{body}");
+    assert_eq!(body["action"]["reason"]["kind"], "edge", "{body}");
+    f.assert_on_d1_without_canary().await;
+    f.assert_recorded_once("remove_canary").await;
+    let entries = f.history_entries().await;
+    let entry = entries
+        .iter()
+        .find(|e| e.what == "remove_canary")
+        .expect("a history entry");
+    assert_eq!(entry.who, "edge");
+    match &entry.trigger {
+        Trigger::Edge(e) => assert_eq!(e.canary.errors, 7),
+        other => panic!("trigger {other:?}"),
+    }
+    // The same event again: a duplicate, not acted on.
+    let (status, body) = post(app.clone(), signed).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "duplicate", "{body}");
+    f.assert_recorded_once("remove_canary").await;
+}

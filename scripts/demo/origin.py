@@ -45,6 +45,10 @@ class Stage:
         self.canary_deployment = None
         self.canary_percent = 0.0
         self.canary_failing = False
+        # Whether answers name their release in x-tidegate-release, as a REST
+        # API's integration response header mapped from the stage variable
+        # tidegate_release does (docs/edge.md); off plays a stage without it.
+        self.attribution = True
         self.requests = 0
         # Totals since start, and the part not yet published.
         self.totals = {"base": [0, 0], "canary": [0, 0]}
@@ -154,6 +158,8 @@ def make_handler(stage):
                 self.wfile.write(data)
 
         def do_POST(self):
+            if self.path == "/__demo/attribution":
+                return self.set_attribution()
             if self.path != "/__demo/canary":
                 return self.send_json(404, {"error": "not found"})
             length = int(self.headers.get("content-length") or 0)
@@ -168,6 +174,19 @@ def make_handler(stage):
                 stage.canary_failing = failing
             log(f"canary release told to {'FAIL (answers 500)' if failing else 'be healthy'}")
             self.send_json(200, {"canary_failing": failing})
+
+        def set_attribution(self):
+            length = int(self.headers.get("content-length") or 0)
+            try:
+                on = json.loads(self.rfile.read(length) or b"{}")["attribution"]
+                if not isinstance(on, bool):
+                    raise ValueError
+            except (ValueError, KeyError):
+                return self.send_json(400, {"error": 'expected {"attribution": true|false}'})
+            with stage.lock:
+                stage.attribution = on
+            log(f"x-tidegate-release {'set' if on else 'left out'} on answers")
+            self.send_json(200, {"attribution": on})
 
         def do_GET(self):
             if self.path == "/__demo/stats":
@@ -184,6 +203,9 @@ def make_handler(stage):
                 public = self.path.startswith("/v1/catalog/")
                 headers = [("cache-control", "public, max-age=30" if public else "no-store")]
             headers += [("x-demo-release", release), ("x-demo-deployment", deployment or "-")]
+            with stage.lock:
+                if stage.attribution:
+                    headers.append(("x-tidegate-release", release))
             self.send_json(status, body, headers)
             stage.record(release, status)
             log(f"{self.command} {self.path} -> {release} ({deployment}) {status} subject={subject}")

@@ -118,6 +118,7 @@ def cmd_prepare(a):
         "trial_key": "tgdemo_trial_" + secrets.token_hex(16),
         "operator_key": "tgdemo_operator_" + secrets.token_hex(16),
         "edge_admin_key": "tgdemo_edgeadmin_" + secrets.token_hex(16),
+        "health_secret": b64url(secrets.token_bytes(36)),
     }
     api_keys = [
         key_record("key_web", "web-app", sec["web_key"], ["catalog:read", "orders:read"]),
@@ -130,6 +131,7 @@ def cmd_prepare(a):
         "STAGE_ALARM": names["stage_alarm"],
         "CANARY_ALARM": names["canary_alarm"],
         "HS_SECRET": sec["hs_secret"],
+        "HEALTH_URL": a.health_url,
     }
     lines = []
     # Placeholders are filled outside comments only (the header names them).
@@ -166,10 +168,14 @@ def cmd_prepare(a):
         'binding = "API_KEYS_KV"\nid = "tidegate-demo-keys"\n\n'
         "[[durable_objects.bindings]]\n"
         'name = "THROTTLE"\nclass_name = "Throttle"\n\n'
-        '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Throttle"]\n'
+        "[[durable_objects.bindings]]\n"
+        'name = "HEALTH"\nclass_name = "HealthMonitor"\n\n'
+        '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Throttle"]\n\n'
+        '[[migrations]]\ntag = "v2"\nnew_sqlite_classes = ["HealthMonitor"]\n'
     )
     keys_json = json.dumps(api_keys, separators=(",", ":"))
-    write_private(run / ".dev.vars", f"API_KEYS='{keys_json}'\nADMIN_KEY='{sec['edge_admin_key']}'\n")
+    write_private(run / ".dev.vars", f"API_KEYS='{keys_json}'\nADMIN_KEY='{sec['edge_admin_key']}'\n"
+                  f"TIDEGATE_HEALTH_SECRET='{sec['health_secret']}'\n")
     write_private(
         run / "lambda.env",
         f"TIDEGATE_CONFIG_FILE={run / 'gateway.toml'}\n"
@@ -177,7 +183,8 @@ def cmd_prepare(a):
         f"AWS_ENDPOINT_URL={a.endpoint}\n"
         "AWS_REGION=us-east-1\nAWS_DEFAULT_REGION=us-east-1\n"
         "AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nAWS_EC2_METADATA_DISABLED=true\n"
-        "RUST_LOG=info\n",
+        "RUST_LOG=info\n"
+        f"TIDEGATE_HEALTH_SECRET={sec['health_secret']}\n",
     )
     write_private(run / "secrets.json", json.dumps(sec, indent=2) + "\n")
     (run / "names.json").write_text(json.dumps(names, indent=2) + "\n")
@@ -311,6 +318,45 @@ def user_token(secret_b64, sub, scope):
 # --------------------------------------------------------------------------
 # play: the scenario
 # --------------------------------------------------------------------------
+
+class Load:
+    """Clients at a steady rate through the edge, on a thread: counts by
+    release and status, and the time of the first failing response."""
+
+    def __init__(self, demo, rate=10.0):
+        self.demo, self.period = demo, 1.0 / rate
+        self.seen = {"base": 0, "canary": 0, "5xx": 0, "other": 0}
+        self.first_failure = None
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        callers = [self.demo.web, self.demo.alice]
+        i, next_at = 0, time.monotonic()
+        while not self.stop_event.is_set():
+            r = self.demo.edge(f"/v1/orders/{2000 + i}", callers[i % 2])
+            if r.status >= 500:
+                self.seen["5xx"] += 1
+                if self.first_failure is None:
+                    self.first_failure = time.monotonic()
+            elif r.status != 200:
+                self.seen["other"] += 1
+            release = r.headers.get("x-demo-release")
+            if release in ("base", "canary"):
+                self.seen[release] += 1
+            i += 1
+            next_at += self.period
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join()
+        return self.seen
+
+    def total(self):
+        return self.seen["base"] + self.seen["canary"] + self.seen["other"]
+
 
 class Demo:
     def __init__(self, a):
@@ -502,24 +548,18 @@ class Demo:
         self.facts.append(f"canary stepped {START_PERCENT:.0f} % -> {percent:.0f} % while healthy")
 
     def s_failure(self):
+        # This failure shows the alarm path alone: answers carry no release
+        # header, so the edge cannot tell the canary from the base (and the
+        # demo's stage threshold is above the 50 % this failure makes).
+        r = http("POST", self.a.origin + "/__demo/attribution", body={"attribution": False})
+        self.x.expect(r.status == 200, "the origin leaves out x-tidegate-release (the alarm path alone)")
         r = http("POST", self.a.origin + "/__demo/canary", body={"failing": True})
         self.x.expect(r.status == 200, "the origin's canary release is told to fail")
         failing_at = time.monotonic()
         self.failing_at = failing_at
         say("v2 now answers 500; clients keep calling through the edge; the origin publishes 5XXError for prod/Canary")
         say(f"waiting for LocalStack to evaluate alarm {self.aws['canary_alarm']} (period 10 s, >= 3 errors)")
-        stop = threading.Event()
-        seen_total = {"base": 0, "canary": 0, "5xx": 0, "other": 0}
-
-        def load():
-            while not stop.is_set():
-                s = self.traffic(10)
-                for k in seen_total:
-                    seen_total[k] += s[k]
-                time.sleep(0.3)
-
-        t = threading.Thread(target=load, daemon=True)
-        t.start()
+        load = Load(self)
         alarm = None
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
@@ -531,13 +571,12 @@ class Demo:
         self.alarm_fired_at = time.monotonic()
         self.x.expect(alarm is not None, f"alarm {self.aws['canary_alarm']} fired (state ALARM)")
         if alarm is None:
-            stop.set()
-            t.join()
+            load.stop()
             fail("the canary alarm never fired; nothing more to show")
         say(f"ALARM after {fmt_s(self.alarm_fired_at - failing_at)}: {alarm['StateReason']}")
         self.facts.append(f"alarm fired {fmt_s(self.alarm_fired_at - failing_at)} after the canary started failing")
         self.alarm = alarm
-        self.load_stop, self.load_thread, self.load_seen = stop, t, seen_total
+        self.load = load
 
     def alarm_event(self, alarm):
         ts = alarm["StateUpdatedTimestamp"].astimezone(timezone.utc)
@@ -589,9 +628,14 @@ class Demo:
         kind2, _ = self.action(again)
         say(f"the same event delivered again -> {kind2}")
         self.x.expect(kind2 == "none:duplicate", "a redelivered event changes nothing", kind2)
+        load = self.load
+        first = load.first_failure or self.failing_at
+        errors_until_removed = load.seen["5xx"]
+        self.paths = getattr(self, "paths", {})
+        self.paths["alarm"] = {"first_failure_to_removal_s": round(removed_at - first, 2),
+                               "client_errors": errors_until_removed}
         time.sleep(1.0)
-        self.load_stop.set()
-        self.load_thread.join()
+        load.stop()
         s = self.stage()
         say(f"stage {STAGE}: deployment {s.get('deploymentId')}, canary {s.get('canarySettings') or 'none'}")
         self.x.expect(s.get("deploymentId") == self.aws["base"], f"the stage stays on known-good {self.aws['base']}")
@@ -599,8 +643,67 @@ class Demo:
         seen = self.traffic(20)
         say(f"20 more requests -> base {seen['base']}, canary {seen['canary']}, 5xx {seen['5xx']}")
         self.x.expect(seen["base"] == 20 and seen["5xx"] == 0, "all traffic is back on v1, without errors", str(seen))
-        lt = self.load_seen
-        self.facts.append(f"while failing, clients saw {lt['5xx']} errors in {lt['base'] + lt['canary'] + lt['other']} requests")
+        lt = self.load.seen
+        self.facts.append(f"while failing, clients saw {lt['5xx']} errors in {self.load.total()} requests")
+        a = self.paths["alarm"]
+        say(f"alarm path: first failing response -> canary removed in {a['first_failure_to_removal_s']:.1f}s, "
+            f"{a['client_errors']} client errors")
+
+    def s_edge(self):
+        """The same failure, judged by the edge: no alarm event is delivered
+        in this phase (the scenario plays EventBridge and stays silent)."""
+        http("POST", self.a.origin + "/__demo/canary", body={"failing": False})
+        r = http("POST", self.a.origin + "/__demo/attribution", body={"attribution": True})
+        self.x.expect(r.status == 200, "the origin names the release in x-tidegate-release again")
+        self.apigw.update_stage(
+            restApiId=self.aws["api_id"],
+            stageName=STAGE,
+            patchOperations=[
+                {"op": "replace", "path": "/canarySettings/deploymentId", "value": self.aws["canary"]},
+                {"op": "replace", "path": "/canarySettings/percentTraffic", "value": str(CANARY_TARGET)},
+            ],
+        )
+        say(f"v2 ({self.aws['canary']}) back as a canary at {CANARY_TARGET:.0f} %; clients at 10 requests/s; "
+            "alarm events are not delivered in this phase")
+        time.sleep(0.8)  # the origin reads the stage every 0.3 s
+        load = Load(self)
+        time.sleep(3.0)  # a few healthy seconds: the edge sees both releases
+        r = http("POST", self.a.origin + "/__demo/canary", body={"failing": True})
+        self.x.expect(r.status == 200, "the origin's canary release is told to fail again")
+        removed_at = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not self.stage().get("canarySettings"):
+                removed_at = time.monotonic()
+                break
+            time.sleep(0.1)
+        errors = load.seen["5xx"]
+        first = load.first_failure
+        time.sleep(1.0)
+        load.stop()
+        http("POST", self.a.origin + "/__demo/canary", body={"failing": False})
+        self.x.expect(removed_at is not None, "the edge's signal removed the canary (no alarm event delivered)")
+        if removed_at is None or first is None:
+            return
+        took = removed_at - first
+        self.paths["edge"] = {"first_failure_to_removal_s": round(took, 2), "client_errors": errors}
+        say(f"edge path: first failing response -> canary removed in {took:.1f}s, {errors} client errors")
+        self.x.expect(took <= 5.0, "through the edge, first failure to canary removed within 5 s", fmt_s(took))
+        st = http("GET", f"{self.a.lambda_url}/lambda-url/{FUNCTION}/stages/{self.aws['api_name']}/{STAGE}",
+                  self.operator).json() or {}
+        latest = next((h for h in st.get("recent_actions") or [] if h.get("what") == "remove_canary"), {})
+        trig = latest.get("trigger") or {}
+        say(f"history: {latest.get('what')} by {latest.get('who')} (trigger {trig.get('type')}): {str(latest.get('why'))[:120]}")
+        self.x.expect(trig.get("type") == "edge", "the history says trigger edge, with the edge's figures", str(trig.get("type")))
+        h = http("GET", self.a.edge + "/__tidegate/health/releases",
+                 {"authorization": "Bearer " + self.sec["edge_admin_key"]})
+        (self.run / "health-releases.json").write_bytes(h.body)
+        say(f"edge GET /__tidegate/health/releases -> {h.status} (saved: {rel(self.run / 'health-releases.json')})")
+        self.x.expect(h.status == 200, "the edge shows its live figures per release")
+        a = self.paths["alarm"]
+        self.facts.append(f"alarm path: first failing response to canary removed {fmt_s(a['first_failure_to_removal_s'])}, "
+                          f"{a['client_errors']} client errors")
+        self.facts.append(f"edge path: first failing response to canary removed {fmt_s(took)}, {errors} client errors")
 
     def s_control(self):
         lam = f"{self.a.lambda_url}/lambda-url/{FUNCTION}"
@@ -706,9 +809,10 @@ class Demo:
         self.step("6. The healthy canary steps up", self.s_step_up)
         self.step("7. The canary starts failing; its alarm fires", self.s_failure)
         self.step("8. The Lambda drops the canary; the stage stays on known-good", self.s_rollback)
-        self.step("9. The control API and status page show the timeline", self.s_control)
+        self.step("9. It fails again; this time the edge's signal removes it", self.s_edge)
+        self.step("10. The control API and status page show the timeline", self.s_control)
         if self.a.cli:
-            self.step("10. The tidegate CLI shows the same timeline and steers the stage", self.s_cli)
+            self.step("11. The tidegate CLI shows the same timeline and steers the stage", self.s_cli)
         total = time.monotonic() - t0
         say("")
         say("=== scenario summary")
@@ -718,7 +822,7 @@ class Demo:
         for f in self.facts:
             say(f"   - {f}")
         result = {"steps": [{"title": t, "seconds": round(s, 2)} for t, s in self.steps], "facts": self.facts,
-                  "missed": self.x.missed}
+                  "paths": getattr(self, "paths", {}), "missed": self.x.missed}
         (self.run / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         if self.x.missed:
             warn(f"{len(self.x.missed)} expectation(s) failed: " + "; ".join(self.x.missed))
@@ -769,6 +873,7 @@ def main():
     p.add_argument("--origin", required=True)
     p.add_argument("--endpoint", required=True)
     p.add_argument("--compatibility-date", required=True)
+    p.add_argument("--health-url", required=True, help="the Lambda's POST /edge/health URL")
     p.add_argument("--rebuild", action="store_true", help="wrangler rebuilds the Worker on changes (make dev)")
     p = sub.add_parser("provision")
     p.add_argument("--run-dir", required=True)

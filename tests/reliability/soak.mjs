@@ -507,7 +507,7 @@ async function startMiniflare(opts, buildDir, bindings) {
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     bindings,
-    durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true } },
+    durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true }, HEALTH: { className: "HealthMonitor", useSQLite: true } },
     handleRuntimeStdio(stdout, stderr) {
       stdout.resume();
       stderr.resume();

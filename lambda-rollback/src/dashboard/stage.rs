@@ -451,6 +451,14 @@ fn render_history(b: &mut String, s: &StageStatus) {
             }
             tidegate_policy::rollout::Trigger::Schedule => "schedule".to_owned(),
             tidegate_policy::rollout::Trigger::Manual { .. } => "operator".to_owned(),
+            tidegate_policy::rollout::Trigger::Edge(e) => format!(
+                "<span class=\"badge warn\">edge</span> {} {}: {}/{} 5xx, p99 {} ms",
+                escape(&e.release),
+                e.breach.as_str(),
+                e.canary.errors,
+                e.canary.requests,
+                e.canary.p99_ms
+            ),
         };
         let _ = write!(
             b,

@@ -25,6 +25,15 @@ pub const TTL: &str = "expires_at";
 const RECORD_SK: &str = "record";
 const LEASE_SK: &str = "lease";
 const HISTORY_PREFIX: &str = "history#";
+const SIGNAL_PREFIX: &str = "edge#";
+const SIGNAL_SK: &str = "signal";
+
+fn signal_key(id: &str) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(format!("{SIGNAL_PREFIX}{id}"))),
+        (SK.to_owned(), s(SIGNAL_SK)),
+    ])
+}
 
 /// The store on table `table`.
 #[derive(Debug, Clone)]
@@ -245,6 +254,49 @@ impl StateStore for DynamoStore {
                 Err(e) if conditional_failed(&e) => Ok(()),
                 Err(e) => Err(self.call_error("DeleteItem")(e)),
             }
+        })
+    }
+
+    fn claim_signal<'a>(
+        &'a self,
+        id: &'a str,
+        until_ms: u64,
+        now_ms: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut item = signal_key(id);
+            item.insert("until_ms".into(), n(until_ms));
+            item.insert(TTL.into(), n(until_ms / 1000 + 60));
+            // TTL deletion is lazy: the condition, not the TTL, decides.
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(#pk) OR #until < :now")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#until", "until_ms")
+                .expression_attribute_values(":now", n(now_ms))
+                .send()
+                .await;
+            match out {
+                Ok(_) => Ok(true),
+                Err(e) if conditional_failed(&e) => Ok(false),
+                Err(e) => Err(self.call_error("PutItem")(e)),
+            }
+        })
+    }
+
+    fn forget_signal<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(signal_key(id)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(self.call_error("DeleteItem"))
         })
     }
 

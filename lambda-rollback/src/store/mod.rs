@@ -11,6 +11,7 @@
 //! | record | `stage#{api id}/{stage}` | `record` | `record` (JSON), `version`, `updated_at_ms` |
 //! | lease | `stage#{api id}/{stage}` | `lease` | `owner`, `until_ms`, `expires_at` (TTL) |
 //! | history | `stage#{api id}/{stage}` | `history#{at_ms:013}#{id}` | `entry` (JSON), `expires_at` (TTL, 90 days) |
+//! | edge signal | `edge#{event id}` | `signal` | `until_ms`, `expires_at` (TTL): one per event id handled, kept twice the signature's tolerance |
 //!
 //! ```
 //! use tidegate_rollback::store::StageKey;
@@ -161,4 +162,13 @@ pub trait StateStore: Send + Sync {
     /// The newest `limit` history entries, newest first.
     fn history<'a>(&'a self, key: &'a StageKey, limit: usize)
         -> StoreFuture<'a, Vec<HistoryEntry>>;
+
+    /// Claims the edge event `id` until `until_ms` (a conditional put):
+    /// `false` when it was claimed already and the claim has not lapsed.
+    fn claim_signal<'a>(&'a self, id: &'a str, until_ms: u64, now_ms: u64)
+        -> StoreFuture<'a, bool>;
+
+    /// Gives a claim back (the event could not be acted on: its retry must
+    /// not be taken for a duplicate).
+    fn forget_signal<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
 }

@@ -116,6 +116,77 @@ pub struct GatewayFile {
     /// Global purges through Cloudflare's zone purge API, besides the per-data-center ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purge: Option<PurgeSection>,
+    /// Edge-observed release health: the edge judges each managed stage's canary against its
+    /// base and signals a breach to the rollback Lambda. Off unless present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSection>,
+}
+
+/// `[health]`: the edge as the rollback loop's sensor. Every threshold has a default.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    /// The rollback Lambda's `POST /edge/health` URL (https; http only for localhost). Absent:
+    /// the edge judges and shows its figures but signals nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_url: Option<UrlText>,
+    /// The response header naming the release that answered. Default `x-tidegate-release`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_header: Option<String>,
+    /// The header value of the canary; any other value is the base. Default `canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_release: Option<String>,
+    /// The sliding window judged. Default `60s` (from 10s to 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<DurationText>,
+    /// The short recent span also judged, so a fresh failure is not diluted. Default `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_window: Option<DurationText>,
+    /// Fewest canary responses before its error rate is judged. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<u64>,
+    /// Fewest canary 5xx before its error rate is judged. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_errors: Option<u64>,
+    /// How much higher (absolute, 0 to 1) the canary's 5xx rate must be than the base's.
+    /// Default 0.05.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_margin: Option<f64>,
+    /// Critical value of the one-sided two-proportion z-test. Default 3.09 (p = 0.001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_z: Option<f64>,
+    /// How many times the base's p99 latency the canary's must exceed (the histogram's buckets are
+    /// about 1.5x apart: below 3 a noisy p99 can fire). Default 3.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_factor: Option<f64>,
+    /// Fewest responses on each side before latency is judged. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_min_requests: Option<u64>,
+    /// 5xx rate (0 to 1) over which unattributed traffic is a breach (also a canary without
+    /// base traffic to compare with). Default 0.25.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_error_rate: Option<f64>,
+    /// Fewest unattributed responses before that threshold is judged. Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_min_requests: Option<u64>,
+    /// After a breach is sent, how long before the same release's next one. Default `60s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<DurationText>,
+    /// Which routes feed which managed stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<HealthStageSection>,
+}
+
+/// `[[health.stages]]`: one managed stage and the routes whose responses it judges.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthStageSection {
+    /// The REST API, as `[[rollback.stages]]` names it (`rest_api_id` or `rest_api_name`).
+    pub api: String,
+    /// The stage name, e.g. `prod`.
+    pub stage: String,
+    /// Names of the routes (`[[routes]]`) whose origin responses feed this stage.
+    pub routes: Vec<String>,
 }
 
 /// `[purge]`: also purge every data center through Cloudflare's zone purge API when an

@@ -6,12 +6,12 @@ use serde_json::{Map, Value};
 
 use super::error::{index, join, Collector, ConfigErrorKind};
 use super::file::{
-    ApiKeysSection, AssertionSection, GatewaySection, IssuerSection, PurgeSection, RollbackSection,
-    RouteSection, StageSection, TierSection,
+    ApiKeysSection, AssertionSection, GatewaySection, HealthSection, IssuerSection, PurgeSection,
+    RollbackSection, RouteSection, StageSection, TierSection,
 };
 
 /// Top-level keys a file may have.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "$schema",
     "gateway",
     "issuers",
@@ -21,6 +21,7 @@ const SECTIONS: [&str; 9] = [
     "rollback",
     "assertion",
     "purge",
+    "health",
 ];
 
 /// A list item that passed the shape check, with its position in the file.
@@ -45,6 +46,7 @@ pub(crate) struct Sections {
     pub(crate) stages: Vec<Item<StageSection>>,
     pub(crate) assertion: Option<AssertionSection>,
     pub(crate) purge: Option<PurgeSection>,
+    pub(crate) health: Option<HealthSection>,
     /// False when some part failed its shape check, so the result cannot be complete.
     pub(crate) complete: bool,
 }
@@ -133,6 +135,7 @@ pub(crate) fn sections(value: Value, c: &mut Collector) -> Sections {
     out.routes = list(&mut root, "routes", "routes", c, &mut out.complete).0;
     out.assertion = table(&mut root, "assertion", c, &mut out.complete);
     out.purge = table(&mut root, "purge", c, &mut out.complete);
+    out.health = table(&mut root, "health", c, &mut out.complete);
     match root.remove("rollback") {
         None => {}
         Some(Value::Object(mut rollback)) => {

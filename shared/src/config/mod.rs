@@ -107,6 +107,7 @@ impl GatewayConfig {
             rollback: None,
             assertion: None,
             purge: None,
+            health: None,
         }
     }
 

@@ -36,6 +36,66 @@ pub struct GatewayConfig {
     pub assertion: Option<AssertionSettings>,
     /// Global purges through Cloudflare's zone purge API, if configured.
     pub purge: Option<PurgeSettings>,
+    /// `[health]`, when present.
+    pub health: Option<HealthSettings>,
+}
+
+/// `[health]`: what the edge records and judges, and where it signals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    /// The rollback Lambda's `POST /edge/health`; `None`: judge without signalling.
+    pub signal_url: Option<Url>,
+    /// The attribution header (lower case).
+    pub release_header: String,
+    /// Its canary value.
+    pub canary_release: String,
+    /// The judgement's thresholds.
+    pub judge: crate::health::JudgeSettings,
+    /// Between two breaches sent for the same release.
+    pub cooldown: Duration,
+    /// The managed stages and their routes.
+    pub stages: Vec<HealthStage>,
+}
+
+impl HealthSettings {
+    /// Default attribution header.
+    pub const DEFAULT_RELEASE_HEADER: &'static str = "x-tidegate-release";
+    /// Default canary value of that header.
+    pub const DEFAULT_CANARY_RELEASE: &'static str = "canary";
+    /// Default cooldown.
+    pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
+    /// The Worker secret (and Lambda variable) holding the signal's HMAC key.
+    pub const SECRET_NAME: &'static str = "TIDEGATE_HEALTH_SECRET";
+
+    /// The stage fed by the route named `route`.
+    pub fn stage_of_route(&self, route: &str) -> Option<&HealthStage> {
+        self.stages
+            .iter()
+            .find(|s| s.routes.iter().any(|r| r == route))
+    }
+
+    /// The stage whose key ([`HealthStage::key`]) is `key`.
+    pub fn stage(&self, key: &str) -> Option<&HealthStage> {
+        self.stages.iter().find(|s| s.key() == key)
+    }
+}
+
+/// One managed stage the edge judges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthStage {
+    /// The REST API, as the rollback Lambda names it.
+    pub api: String,
+    /// The stage name.
+    pub stage: String,
+    /// The routes feeding it.
+    pub routes: Vec<String>,
+}
+
+impl HealthStage {
+    /// `api/stage`: the monitor's name (one Durable Object each).
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.api, self.stage)
+    }
 }
 
 /// Where global purges go: Cloudflare's zone purge API.

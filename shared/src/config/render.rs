@@ -41,6 +41,7 @@ impl GatewayConfig {
                 api_token_secret: Some(p.api_token_secret.clone()),
                 api_base: Some(UrlText(p.api_base.to_string())),
             }),
+            health: self.health.as_ref().map(health),
             assertion: self.assertion.as_ref().map(|a| AssertionSection {
                 issuer: a.issuer.clone(),
                 header: Some(a.header.clone()),
@@ -290,5 +291,35 @@ fn stage(s: &ManagedStage) -> StageSection {
         metric_api_name: s.metric_api_name.clone(),
         canary_stage_dimension: Some(s.canary_stage_dimension.clone()),
         dry_run: Some(s.dry_run),
+    }
+}
+
+fn health(h: &HealthSettings) -> HealthSection {
+    let j = &h.judge;
+    let secs = |s: u64| text(std::time::Duration::from_secs(s));
+    HealthSection {
+        signal_url: h.signal_url.as_ref().map(|u| UrlText(u.to_string())),
+        release_header: Some(h.release_header.clone()),
+        canary_release: Some(h.canary_release.clone()),
+        window: Some(secs(j.window_s)),
+        fast_window: Some(secs(j.fast_window_s)),
+        min_requests: Some(j.min_requests),
+        min_errors: Some(j.min_errors),
+        error_margin: Some(j.error_margin),
+        critical_z: Some(j.critical_z),
+        latency_factor: Some(j.latency_factor),
+        latency_min_requests: Some(j.latency_min_requests),
+        stage_error_rate: Some(j.stage_error_rate),
+        stage_min_requests: Some(j.stage_min_requests),
+        cooldown: Some(text(h.cooldown)),
+        stages: h
+            .stages
+            .iter()
+            .map(|s| HealthStageSection {
+                api: s.api.clone(),
+                stage: s.stage.clone(),
+                routes: s.routes.clone(),
+            })
+            .collect(),
     }
 }

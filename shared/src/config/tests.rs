@@ -448,3 +448,89 @@ proptest! {
         let _ = parse(&damaged);
     }
 }
+
+const HEALTH: &str = r#"
+[[routes]]
+name = "orders"
+path = "/v1/orders/*"
+upstream = "https://origin.example.com"
+auth = { require = "none" }
+
+[health]
+signal_url = "https://abc.lambda-url.us-east-1.on.aws/edge/health"
+
+[[health.stages]]
+api = "shop"
+stage = "prod"
+routes = ["orders"]
+"#;
+
+#[test]
+fn health_gets_every_default_and_round_trips() {
+    let config = parse(HEALTH).unwrap();
+    let h = config.health.as_ref().unwrap();
+    assert_eq!(h.release_header, "x-tidegate-release");
+    assert_eq!(h.canary_release, "canary");
+    assert_eq!(h.judge, crate::health::JudgeSettings::default());
+    assert_eq!(h.cooldown, Duration::from_secs(60));
+    assert_eq!(h.stage_of_route("orders").unwrap().key(), "shop/prod");
+    assert!(h.stage("shop/prod").is_some() && h.stage_of_route("other").is_none());
+    let text = serde_json::to_string(&config.to_file()).unwrap();
+    assert_eq!(parse(&text).unwrap(), config);
+    assert!(parse(MINIMAL).unwrap().health.is_none());
+}
+
+#[test]
+fn health_errors_name_their_paths() {
+    let bad = HEALTH
+        .replace("https://abc", "http://abc")
+        .replace("routes = [\"orders\"]", "routes = [\"nope\"]")
+        + "[health.x]\n";
+    let p = problems(&bad).join("\n");
+    assert!(p.contains("health"), "{p}");
+    let bad = HEALTH
+        .replace("https://abc", "http://abc")
+        .replace("routes = [\"orders\"]", "routes = [\"nope\"]");
+    let p = problems(&bad).join("\n");
+    assert!(p.contains("health.signal_url"), "{p}");
+    assert!(
+        p.contains("health.stages[0].routes[0]: refers to route `nope`"),
+        "{p}"
+    );
+    let bad = HEALTH.replace(
+        "[health]\n",
+        "[health]\nwindow = \"5s\"\nfast_window = \"20s\"\ncritical_z = 0.5\nerror_margin = 2\nlatency_factor = 1.0\nmin_errors = 0\nrelease_header = \"a b\"\n",
+    );
+    let p = problems(&bad).join("\n");
+    for path in [
+        "health.window",
+        "health.critical_z",
+        "health.error_margin",
+        "health.latency_factor",
+        "health.min_errors",
+        "health.release_header",
+    ] {
+        assert!(p.contains(path), "{path}: {p}");
+    }
+    let bad = HEALTH.replace(
+        "[health]\n",
+        "[health]\nwindow = \"30s\"\nfast_window = \"40s\"\n",
+    );
+    assert!(problems(&bad)
+        .join("\n")
+        .contains("health.fast_window: is longer"));
+    // With [rollback] in the same file, the stage must be one of its stages.
+    let with_rollback =
+        format!("{HEALTH}\n[[rollback.stages]]\nrest_api_name = \"shop\"\nstage = \"beta\"\n");
+    let p = problems(&with_rollback).join("\n");
+    assert!(p.contains("refers to rollback stage `shop/prod`"), "{p}");
+    let ok = format!("{HEALTH}\n[[rollback.stages]]\nrest_api_name = \"shop\"\nstage = \"prod\"\nstage_alarms = [\"a\"]\n");
+    assert_eq!(problems(&ok), Vec::<String>::new());
+    let none = HEALTH.replace(
+        "[[health.stages]]\napi = \"shop\"\nstage = \"prod\"\nroutes = [\"orders\"]\n",
+        "",
+    );
+    assert!(problems(&none)
+        .join("\n")
+        .contains("health.stages: is missing"));
+}

@@ -28,12 +28,25 @@
 //! assert!(verify(&key, Some(&signed.header), signed.body.as_bytes(), 1_000_000 + 600_000).is_err());
 //! ```
 
+mod delivery;
+mod judge;
+mod outcome;
 mod signal;
+mod window;
 
+pub use delivery::{
+    delivery_of, release_of, retry_delay_ms, Cooldown, Delivery, MAX_SIGNAL_ATTEMPTS,
+};
+pub use judge::{judge, two_proportion_z, JudgeSettings, Judgement, Verdict};
+pub use outcome::{
+    BatchCell, HistogramError, LatencyHistogram, OutcomeBatch, ReleaseClass, SecondFigures,
+    LATENCY_BOUNDS_MS, LATENCY_BUCKETS, MAX_BATCH_CELLS,
+};
 pub use signal::{
     sign, verify, BreachKind, EdgeHealthEvent, ReleaseFigures, SignalError, SignalKey,
     SignalKeyError, SignedEvent, MAX_SIGNAL_BYTES, SIGNAL_TOLERANCE_MS, SIGNATURE_HEADER,
 };
+pub use window::{HealthWindow, FUTURE_SLACK_S, MAX_WINDOW_S};
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::BreachKind;
+
 /// The one thing a decision asks the adapter to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -177,6 +179,16 @@ pub enum RemoveReason {
         /// Threshold, a fraction.
         threshold: f64,
     },
+    /// The edge judged the canary (or, without attribution, the stage)
+    /// unhealthy from the responses it served.
+    Edge {
+        /// The release judged (`stage` without attribution).
+        release: String,
+        /// The test it failed.
+        breach: BreachKind,
+        /// The edge's one-line judgement, with its figures.
+        detail: String,
+    },
     /// An operator asked for a rollback.
     Manual {
         /// Their reason.
@@ -199,6 +211,13 @@ pub enum RollbackReason {
     StageAlarm {
         /// Alarm name.
         alarm: String,
+    },
+    /// The edge judged the stage's unattributed traffic unhealthy.
+    Edge {
+        /// The test it failed.
+        breach: BreachKind,
+        /// The edge's one-line judgement, with its figures.
+        detail: String,
     },
     /// An operator asked for a rollback.
     Manual {
@@ -369,6 +388,23 @@ pub enum Hold {
         /// The active canary's deployment.
         deployment: String,
     },
+    /// The edge reported a canary breach but no canary is active (already
+    /// removed, or promoted): nothing to take traffic off.
+    EdgeNoCanary {
+        /// The release the edge judged.
+        release: String,
+    },
+    /// The edge's failures began before the active canary started: they
+    /// belong to an earlier release, so this one is left alone (recorded).
+    EdgeCanaryNewer {
+        /// The active canary's deployment.
+        deployment: String,
+        /// When Tidegate first saw that canary, ms since the epoch.
+        canary_since_ms: u64,
+        /// When the edge's failures began (its first failure, else its
+        /// window's start), ms since the epoch.
+        failures_from_ms: u64,
+    },
     /// Start asked for with nothing to start: no deployment, the stage's
     /// own deployment, or steps that are not a plan.
     InvalidStart {
@@ -479,6 +515,15 @@ impl fmt::Display for RemoveReason {
                 "canary 5XX rate {errors_5xx}/{count} is above {}",
                 pct(threshold * 100.0)
             ),
+            Self::Edge {
+                release,
+                breach,
+                detail,
+            } => write!(
+                f,
+                "the edge judged release {release} unhealthy ({}): {detail}",
+                breach.as_str()
+            ),
             Self::Manual { reason } => write!(f, "operator: {reason}"),
             Self::Leftover => f.write_str("leftover canary settings with no effect"),
             Self::PromotionLeftover => {
@@ -492,6 +537,11 @@ impl fmt::Display for RollbackReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::StageAlarm { alarm } => write!(f, "stage alarm {alarm} is in ALARM"),
+            Self::Edge { breach, detail } => write!(
+                f,
+                "the edge judged the stage unhealthy ({}): {detail}",
+                breach.as_str()
+            ),
             Self::Manual { reason } => write!(f, "operator: {reason}"),
         }
     }
@@ -617,6 +667,18 @@ impl fmt::Display for Hold {
                 "canary {deployment} is active: promote or roll it back before starting another"
             ),
             Self::InvalidStart { detail } => write!(f, "cannot start a canary: {detail}"),
+            Self::EdgeNoCanary { release } => write!(
+                f,
+                "the edge judged release {release} unhealthy but no canary is active"
+            ),
+            Self::EdgeCanaryNewer {
+                deployment,
+                canary_since_ms,
+                failures_from_ms,
+            } => write!(
+                f,
+                "the edge's failures began at {failures_from_ms}, before canary {deployment} started at {canary_since_ms}: not its failures"
+            ),
         }
     }
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::AlarmState;
 use crate::config::CanaryStep;
+use crate::health::EdgeHealthEvent;
 
 /// What woke the Lambda up for this stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,10 @@ pub enum Trigger {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         start: Option<StartCanary>,
     },
+    /// The edge judged a release of the stage unhealthy and sent a signed
+    /// event (issue 18): acted on as an alarm transition to ALARM, with the
+    /// edge's figures in the audit record and the history.
+    Edge(EdgeHealthEvent),
 }
 
 /// What an operator's `start` asks for.
@@ -120,6 +125,7 @@ impl Trigger {
         match self {
             Self::Manual { operator, .. } if !operator.is_empty() => operator,
             Self::Manual { .. } => "operator",
+            Self::Edge(_) => "edge",
             Self::AlarmTransition(_) | Self::Schedule => "tidegate",
         }
     }
@@ -166,6 +172,31 @@ mod tests {
             serde_json::to_value(Trigger::Schedule).unwrap()["type"],
             "schedule"
         );
+    }
+
+    #[test]
+    fn edge_serde() {
+        let e = crate::health::EdgeHealthEvent {
+            id: "e-1".into(),
+            api: "shop".into(),
+            stage: "prod".into(),
+            release: "canary".into(),
+            breach: crate::health::BreachKind::ErrorRate,
+            issued_ms: 10,
+            window_from_ms: 5,
+            first_failure_ms: Some(6),
+            canary: crate::health::ReleaseFigures::default(),
+            base: None,
+            detail: "d".into(),
+        };
+        let v = serde_json::to_value(Trigger::Edge(e.clone())).unwrap();
+        assert_eq!(v["type"], "edge");
+        assert_eq!(v["breach"], "error_rate");
+        assert_eq!(
+            serde_json::from_value::<Trigger>(v).unwrap(),
+            Trigger::Edge(e.clone())
+        );
+        assert_eq!(Trigger::Edge(e).actor(), "edge");
     }
 
     #[test]

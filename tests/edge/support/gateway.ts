@@ -152,7 +152,7 @@ export class Gateway {
         ],
         bindings,
         ...(options.kvNamespaces ? { kvNamespaces: options.kvNamespaces } : {}),
-        ...(throttle && !options.withoutThrottleBinding ? { durableObjects: { THROTTLE: { className: "Throttle", useSQLite: !options.throttleWithoutSqlite } } } : {}),
+        ...(throttle && !options.withoutThrottleBinding ? { durableObjects: { THROTTLE: { className: "Throttle", useSQLite: !options.throttleWithoutSqlite }, HEALTH: { className: "HealthMonitor", useSQLite: true } } } : {}),
         handleRuntimeStdio(stdout, stderr) {
           collect(stdout);
           collect(stderr);

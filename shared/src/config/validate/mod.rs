@@ -25,6 +25,7 @@ use crate::throttle::{LeaseConfig, LimitKey, Quota};
 mod assertion;
 mod cache;
 mod cors;
+mod health;
 mod issuers;
 mod limits;
 mod purge;
@@ -77,8 +78,12 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
     if let (Some(tiers), Some(routes)) = (&tiers, &routes) {
         check_tier_costs(tiers, routes, c);
     }
+    let has_rollback = s.rollback.is_some();
     let rollback = s.rollback.map(|section| rollback(section, &s.stages, c));
     let purge = s.purge.map(|section| purge::purge(section, c));
+    let health = s
+        .health
+        .map(|section| health::health(section, &s.routes, has_rollback, &s.stages, c));
     header_clashes(assertion.as_ref().and_then(Option::as_ref), &s.routes, c);
 
     let config = GatewayConfig {
@@ -90,6 +95,7 @@ pub(crate) fn validate(s: Sections, c: &mut Collector) -> Option<GatewayConfig> 
         rollback: optional(rollback)?,
         assertion: optional(assertion)?,
         purge: optional(purge)?,
+        health: optional(health)?,
     };
     s.complete.then_some(config)
 }

@@ -8,6 +8,7 @@ use super::super::state::{AlarmState, CanarySnapshot, DeploymentCheck};
 use super::super::trigger::Transition;
 use super::view::{Canary, Metrics, Role, View};
 use super::Outcome;
+use crate::health::{BreachKind, EdgeHealthEvent};
 
 /// Alarm transitions and the schedule: safety first, then the cleanup of
 /// Tidegate's own promotion leftover, then (schedule only) progression.
@@ -72,6 +73,62 @@ fn safety(v: &View<'_>) -> Option<Outcome> {
             };
             Some(rollback_to_known_good(v, reason, true))
         }
+    }
+}
+
+/// The edge's signal, acted on as an alarm transition to ALARM would be,
+/// level-triggered: an active canary is removed, unless Tidegate saw it
+/// start after the failures began (those belong to an earlier release);
+/// without attribution and without a canary, the stage is rolled back as
+/// for a fresh stage alarm (after the cooldown). Otherwise the alarms'
+/// own safety rule still applies.
+pub(super) fn edge(v: &View<'_>, event: &EdgeHealthEvent) -> Outcome {
+    let from = event.first_failure_ms.unwrap_or(event.window_from_ms);
+    let outcome = match v.canary {
+        Canary::Active(c) => {
+            // A step mark for this deployment is Tidegate's proof of when the
+            // canary began; a canary never seen before is judged on the
+            // edge's word (safety first).
+            let since = v
+                .record
+                .step
+                .as_ref()
+                .filter(|s| s.deployment_id == c.deployment_id)
+                .map(|s| s.canary_since_ms);
+            match since {
+                Some(since) if since > from => Outcome::hold(Hold::EdgeCanaryNewer {
+                    deployment: c.deployment_id.clone(),
+                    canary_since_ms: since,
+                    failures_from_ms: from,
+                }),
+                _ => Outcome::act(remove_canary(
+                    c,
+                    RemoveReason::Edge {
+                        release: event.release.clone(),
+                        breach: event.breach,
+                        detail: event.detail.clone(),
+                    },
+                ))
+                .settling(),
+            }
+        }
+        Canary::Absent | Canary::Leftover(_) if event.breach == BreachKind::StageErrorRate => {
+            let reason = RollbackReason::Edge {
+                breach: event.breach,
+                detail: event.detail.clone(),
+            };
+            rollback_to_known_good(v, reason, true)
+        }
+        Canary::Absent | Canary::Leftover(_) => Outcome::hold(Hold::EdgeNoCanary {
+            release: event.release.clone(),
+        }),
+    };
+    if outcome.action.kind().is_some() {
+        return outcome;
+    }
+    match safety(v) {
+        Some(alarms) if alarms.action.kind().is_some() => alarms,
+        _ => promotion_leftover(v).unwrap_or(outcome),
     }
 }
 

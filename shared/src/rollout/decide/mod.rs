@@ -19,7 +19,7 @@ use super::record::{Mark, StageRecord, StepMark};
 use super::state::{AlarmReading, Signals, StageSnapshot};
 use super::trigger::{ManualCommand, Trigger};
 use crate::config::{ManagedStage, RestApiRef};
-use automatic::automatic;
+use automatic::{automatic, edge};
 use operator::{approve, manual_advance, manual_promote, manual_rollback, pause, resume, start};
 pub use view::canary_since;
 use view::{observe, View};
@@ -259,6 +259,7 @@ fn decide_action(v: &View<'_>, trigger: &Trigger) -> (Action, StageRecord, bool)
         },
         Trigger::AlarmTransition(t) => automatic(v, &next, Some(t)),
         Trigger::Schedule => automatic(v, &next, None),
+        Trigger::Edge(event) => edge(v, event),
     };
 
     apply_effects(v, &mut next, &outcome.action);

@@ -1093,5 +1093,6 @@ fn flapping_alarm_rolls_back_once_per_cooldown() {
     assert_eq!(rollbacks, 2);
 }
 
+mod edge;
 mod gates;
 mod safety;
