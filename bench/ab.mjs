@@ -8,6 +8,7 @@
 //   node bench/ab.mjs OTHER/build [--rounds 6] [--seconds 2] [--paths not-found,proxy,hit,...]
 //   node bench/ab.mjs --token-cache-off [...]   (B: this build, token cache off)
 //   node bench/ab.mjs peer|io-floor [...]       (B: the TypeScript peer, or the I/O floor)
+//   node bench/ab.mjs OTHER/build --health [...] (A, this build, with [health] on the proxy route)
 //
 // Against `io-floor`, B − A is minus Tidegate's own CPU; against `peer`, the
 // peer's own CPU minus Tidegate's, both paired. A build of bench/rust-floor
@@ -23,7 +24,7 @@ import { runWrk, wrkVersion } from "./lib/load.mjs";
 import { childPids, cpuMs, load } from "./lib/proc.mjs";
 import { startJwks, startOrigin } from "./lib/servers.mjs";
 import { round, spread } from "./lib/stats.mjs";
-import { tidegateConfig } from "./lib/config.mjs";
+import { healthSection, tidegateConfig } from "./lib/config.mjs";
 import { AUDIENCE, ISSUER, jwk, tokenPool } from "./lib/tokens.mjs";
 import { buildDir, buildPeer, checkBuild, ioFloorWorker, loadMiniflare, peerWorker, sharedOptions, tidegateWorker, writeCacheFile } from "./lib/workers.mjs";
 
@@ -62,8 +63,12 @@ const tokensFile = writeCacheFile("ab-tokens.txt", `${pool.map((t) => `${t.token
 const origin = await startOrigin(8731);
 const jwks = await startJwks(8732, jwk);
 const config = tidegateConfig(origin.url, jwks.url, { tokenPool: pool.length });
+// `--health`: A (this build) also records the proxy route's answers for a
+// HealthMonitor (issue 18); B keeps the plain config (an older build would
+// refuse [health]).
+const health = args.includes("--health");
 const builds = [
-  { name: "A", dir: buildDir, port: 8734 },
+  { name: "A", dir: buildDir, port: 8734, health, ...(health ? { config: config + healthSection } : {}) },
   { name: "B", dir: other, port: 8735, config: cacheOff ? config.replace("[gateway.token_cache]\n", "[gateway.token_cache]\nenabled = false\n") : config },
 ];
 const peerPath = jsPeer === "peer" ? await buildPeer() : null;
@@ -75,7 +80,7 @@ const mf = new Miniflare({
       return peerWorker({ peerPath, origin: origin.url, jwks: jwks.url, issuer: ISSUER, audience: AUDIENCE, apiKeys: "[]", port: b.port });
     }
     if (b.name === "B" && jsPeer === "io-floor") return ioFloorWorker({ origin: origin.url, port: b.port });
-    return tidegateWorker({ config: b.config ?? config, adminKey: "a".repeat(40), apiKeys: "[]", port: b.port, name: `tidegate-${b.name}`, dir: b.dir });
+    return tidegateWorker({ config: b.config ?? config, adminKey: "a".repeat(40), apiKeys: "[]", port: b.port, name: `tidegate-${b.name}`, dir: b.dir, health: b.health });
   }),
 });
 await mf.ready;

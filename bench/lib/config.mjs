@@ -109,3 +109,17 @@ auth = { require = "none" }
 limits = [{ name = "per-ip", limit = 1000000, period = "1h", key = "client_ip" }]
 `;
 }
+
+/**
+ * `[health]` for the proxy route (issue 18): every origin answer of /proxy/*
+ * is counted and batched to a HealthMonitor object; no signal_url, so no
+ * signal is ever sent. Append to tidegateConfig's text for a build that has it.
+ */
+export const healthSection = `
+[health]
+
+[[health.stages]]
+api = "bench"
+stage = "prod"
+routes = ["proxy"]
+`;

@@ -62,7 +62,7 @@ const drain = (stdout, stderr) => {
 };
 
 /** Tidegate from `dir` (build/ by default; another build for an A/B run). */
-export function tidegateWorker({ config, adminKey, apiKeys, port, name = "tidegate", dir = buildDir }) {
+export function tidegateWorker({ config, adminKey, apiKeys, port, name = "tidegate", dir = buildDir, health = false }) {
   return {
     name,
     compatibilityDate,
@@ -74,7 +74,11 @@ export function tidegateWorker({ config, adminKey, apiKeys, port, name = "tidega
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     bindings: { TIDEGATE_CONFIG: config, ADMIN_KEY: adminKey, API_KEYS: apiKeys },
-    durableObjects: { THROTTLE: { className: "Throttle", useSQLite: true }, HEALTH: { className: "HealthMonitor", useSQLite: true } },
+    // HEALTH only for builds that export HealthMonitor (issue 18 and later).
+    durableObjects: {
+      THROTTLE: { className: "Throttle", useSQLite: true },
+      ...(health ? { HEALTH: { className: "HealthMonitor", useSQLite: true } } : {}),
+    },
     ...(port === undefined ? {} : { unsafeDirectSockets: [{ host: "127.0.0.1", port }] }),
   };
 }

@@ -355,12 +355,19 @@ impl HealthMonitor {
         };
         record.attempts += 1;
         record.last_status = status;
+        worker::console_log!(
+            "health: signal {} attempt {} answered {:?}",
+            record.event.id,
+            record.attempts,
+            status
+        );
         record.delivery = delivery_of(status);
         if record.delivery == Delivery::Retry {
             match retry_delay_ms(record.attempts) {
                 Some(delay) => {
-                    let at = now.saturating_add(delay);
-                    if let Err(e) = self.state.storage().set_alarm(at as i64).await {
+                    // A Duration is an offset from now (an i64 would be one too).
+                    let after = Duration::from_millis(delay);
+                    if let Err(e) = self.state.storage().set_alarm(after).await {
                         worker::console_warn!("health: retry not scheduled: {e}");
                     }
                 }
