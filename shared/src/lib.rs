@@ -28,6 +28,7 @@ pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod health;
+mod mac;
 pub mod problem;
 pub mod rollout;
 pub mod route;

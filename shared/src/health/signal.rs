@@ -49,11 +49,7 @@ impl SignalKey {
     }
 
     fn mac(&self, timestamp_ms: u64, body: &[u8]) -> Hmac<Sha256> {
-        // HMAC takes keys of any length; `new_from_slice` cannot fail.
-        let mut m = match Hmac::<Sha256>::new_from_slice(&self.0) {
-            Ok(m) => m,
-            Err(_) => Hmac::<Sha256>::new(&Default::default()),
-        };
+        let mut m = crate::mac::hmac_sha256(&self.0);
         m.update(timestamp_ms.to_string().as_bytes());
         m.update(b".");
         m.update(body);

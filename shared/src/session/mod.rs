@@ -66,11 +66,7 @@ impl SessionKey {
     }
 
     fn mac(&self, label: &[u8], data: &[u8]) -> Hmac<Sha256> {
-        // HMAC takes keys of any length; `new_from_slice` cannot fail.
-        let mut m = match Hmac::<Sha256>::new_from_slice(&self.0) {
-            Ok(m) => m,
-            Err(_) => Hmac::<Sha256>::new(&Default::default()),
-        };
+        let mut m = crate::mac::hmac_sha256(&self.0);
         m.update(label);
         m.update(b"\0");
         m.update(data);
