@@ -175,6 +175,8 @@ stage_lambda_arm64() {
     rm -f "$ARM64_PID"
     cat "$ARM64_LOG"
     [ "$(cat "$ARM64_RC" 2>/dev/null)" = 0 ] || die "the background arm64 build failed (log above: ${ARM64_LOG#"$TIDEGATE_ROOT"/})"
+    # The artefact is out (under target/lambda); its build tree is only disk.
+    rm -rf "${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}/arm64-background"
 }
 
 # DynamoDB Local for the rollback Lambda's state table (scripts/dynamodb.sh):
@@ -260,6 +262,15 @@ stop_background_arm64() {
     rm -f "$ARM64_PID"
 }
 
+# The target dir's size and the disk's free space: the disk is shared and
+# has filled up mid-run before, so every stage's line says where it stands.
+disk_report() {
+    local target="${CARGO_TARGET_DIR:-$TIDEGATE_ROOT/target}" size free
+    size=$(du -sh "$target" 2>/dev/null | cut -f1)
+    free=$(df -h --output=avail "$TIDEGATE_ROOT" 2>/dev/null | tail -1 | tr -d ' ')
+    echo "target ${size:-0}, ${free:-?} free"
+}
+
 main() {
     local stages=("$@") stage i=0 n start t0 rc
     [ ${#stages[@]} -gt 0 ] || stages=("${ALL_STAGES[@]}")
@@ -287,9 +298,9 @@ main() {
         rc=$?
         set -e
         if [ "$rc" -ne 0 ]; then
-            die "FAILED at stage '$stage' ($(describe "$stage")) after $(fmt_ms $(($(now_ms) - t0))), exit $rc; rerun it alone with: bash scripts/test.sh $stage"
+            die "FAILED at stage '$stage' ($(describe "$stage")) after $(fmt_ms $(($(now_ms) - t0))), exit $rc ($(disk_report)); rerun it alone with: bash scripts/test.sh $stage"
         fi
-        say "($i/$n) $stage: ok in $(fmt_ms $(($(now_ms) - t0)))"
+        say "($i/$n) $stage: ok in $(fmt_ms $(($(now_ms) - t0))); $(disk_report)"
     done
     say "all $n stages passed in $(fmt_ms $(($(now_ms) - start)))"
 }

@@ -63,6 +63,10 @@ load_env() {
     [ -f "$ENV_FILE" ] || die "$ENV_FILE is missing: run 'make setup' (or bash scripts/setup.sh) first"
     # shellcheck source=/dev/null
     . "$ENV_FILE"
+    # A CI clone builds once: incremental state would only take disk space.
+    if [ "${CI:-}" = true ]; then
+        export CARGO_INCREMENTAL=0
+    fi
 }
 
 # Runs a command with the wasm32 toolchain environment: nothing extra when
