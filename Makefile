@@ -8,7 +8,7 @@ SHELL := bash
 # Recipes that need the tools source the environment setup wrote.
 ENV := . ./.tools/env.sh
 
-.PHONY: help setup test build lint demo dev bench bench-edge bench-edge-smoke bench-micro bench-lambda soak clean distclean
+.PHONY: help setup test build lint demo dev bench bench-edge bench-edge-smoke bench-micro bench-lambda soak health-soak clean distclean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ bench-edge-smoke: setup ## The edge benchmark in smoke mode (~2 min): checks the
 soak: setup ## Load and soak `wrangler dev` (60 s, 16 in flight; SOAK_ARGS="--duration 300"); see RELIABILITY.md
 	@bash scripts/build-worker.sh --release
 	@$(ENV) && node tests/reliability/soak.mjs $(SOAK_ARGS)
+
+health-soak: setup ## Issue 18: a healthy canary through the edge, 10 min at 1 % and at 50 %, counts false rollbacks (~25 min)
+	@bash scripts/demo.sh --soak $(DEMO_ARGS)
 
 bench-micro: setup ## Policy micro-benchmarks: criterion (native) and the same code in wasm under node; see BENCHMARKS.md
 	@bash bench/micro.sh

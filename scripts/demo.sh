@@ -6,6 +6,9 @@
 #   scripts/demo.sh --check    the same, non-interactive: the first failed expectation ends the run
 #                              (also TIDEGATE_DEMO_ASSERT=1; the `demo` test stage uses it)
 #   scripts/demo.sh --dev      build, start the stack, leave it running with URLs (make dev); Ctrl-C stops it
+#   scripts/demo.sh --soak     build, start the stack, then a healthy canary through the edge for
+#                              TIDEGATE_SOAK_MINUTES (10) at each of TIDEGATE_SOAK_PERCENTS (1,50) %:
+#                              counts false rollbacks (issue 18's budget; make soak)
 #   --no-build                 use build/ and the Lambda bootstrap as they are (the test stage: built earlier)
 #   --watch-lambda             run the Lambda under full cargo lambda watch (debug build, reloads on
 #                              changes to its code) instead of the release bootstrap behind its emulator
@@ -41,13 +44,14 @@ for arg in "$@"; do
     case $arg in
         --check) check=1 ;;
         --dev) mode=dev ;;
+        --soak) mode=soak ;;
         --no-build) build=0 ;;
         --watch-lambda) watch_lambda=1 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
             exit 0
             ;;
-        *) die "unknown argument '$arg'; usage: scripts/demo.sh [--check] [--dev] [--no-build] [--watch-lambda]" ;;
+        *) die "unknown argument '$arg'; usage: scripts/demo.sh [--check] [--dev] [--soak] [--no-build] [--watch-lambda]" ;;
     esac
 done
 
@@ -345,6 +349,16 @@ play() {
     set -e
 }
 
+soak() {
+    set +e
+    "$PY" -u scripts/demo/scenario.py soak --run-dir "$RUN" --run-id "$RUN_ID" --endpoint "$LS_URL" \
+        --edge "$EDGE_URL" --origin "$ORIGIN_URL" --lambda-url "$LAMBDA_URL" \
+        --minutes "${TIDEGATE_SOAK_MINUTES:-10}" --percents "${TIDEGATE_SOAK_PERCENTS:-1,50}" 2>&1 |
+        tee "$RUN/soak.log"
+    SCENARIO_RC=${PIPESTATUS[0]}
+    set -e
+}
+
 print_where() {
     local r=${RUN#"$TIDEGATE_ROOT"/}
     say "where to look (run folder $r/):"
@@ -412,6 +426,13 @@ main() {
         print_urls
         print_where
         wait
+        return
+    fi
+
+    if [ "$mode" = soak ]; then
+        timed "soak: a healthy canary through the edge" soak
+        [ "$SCENARIO_RC" -eq 0 ] || die "false rollbacks in the soak (exit $SCENARIO_RC); see ${RUN#"$TIDEGATE_ROOT"/}/soak.log"
+        say "soak complete: no false rollback (figures: ${RUN#"$TIDEGATE_ROOT"/}/soak.json)"
         return
     fi
 

@@ -14,8 +14,11 @@ API Gateway's metrics. So this server does those two jobs, openly:
   where the real alarms evaluate them.
 
 The canary release can be told to fail (`POST /__demo/canary` with
-`{"failing": true}`): it then answers 500. Loopback only; no credentials
-are ever logged (the edge forwards none).
+`{"failing": true}`): it then answers 500. Healthy traffic can carry the
+noise a real API has (`POST /__demo/noise` with `{"error_rate": 0.01,
+"jitter_ms": 30}`): both releases alike answer that share with 500 and wait
+up to that long, so a soak judges two equally healthy releases. Loopback
+only; no credentials are ever logged (the edge forwards none).
 
 Usage: python origin.py --port P --endpoint URL --api-id ID --api-name NAME
 """
@@ -23,6 +26,7 @@ Usage: python origin.py --port P --endpoint URL --api-id ID --api-name NAME
 import argparse
 import json
 import math
+import random
 import sys
 import threading
 import time
@@ -49,6 +53,10 @@ class Stage:
         # API's integration response header mapped from the stage variable
         # tidegate_release does (docs/edge.md); off plays a stage without it.
         self.attribution = True
+        # Noise both releases share (POST /__demo/noise): a healthy API's
+        # background 5xx share and latency jitter.
+        self.error_rate = 0.0
+        self.jitter_ms = 0
         self.requests = 0
         # Totals since start, and the part not yet published.
         self.totals = {"base": [0, 0], "canary": [0, 0]}
@@ -160,6 +168,8 @@ def make_handler(stage):
         def do_POST(self):
             if self.path == "/__demo/attribution":
                 return self.set_attribution()
+            if self.path == "/__demo/noise":
+                return self.set_noise()
             if self.path != "/__demo/canary":
                 return self.send_json(404, {"error": "not found"})
             length = int(self.headers.get("content-length") or 0)
@@ -188,12 +198,35 @@ def make_handler(stage):
             log(f"x-tidegate-release {'set' if on else 'left out'} on answers")
             self.send_json(200, {"attribution": on})
 
+        def set_noise(self):
+            length = int(self.headers.get("content-length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                rate, jitter = body["error_rate"], body.get("jitter_ms", 0)
+                if not (isinstance(rate, (int, float)) and 0 <= rate <= 1):
+                    raise ValueError
+                if not (isinstance(jitter, int) and 0 <= jitter <= 1000):
+                    raise ValueError
+            except (ValueError, KeyError, TypeError):
+                return self.send_json(400, {"error": 'expected {"error_rate": 0..1, "jitter_ms": 0..1000}'})
+            with stage.lock:
+                stage.error_rate, stage.jitter_ms = float(rate), jitter
+            log(f"noise on both releases: {rate:.2%} answer 500, up to {jitter} ms of jitter")
+            self.send_json(200, {"error_rate": rate, "jitter_ms": jitter})
+
         def do_GET(self):
             if self.path == "/__demo/stats":
                 return self.send_json(200, stage.snapshot())
             release, deployment, failing = stage.pick()
             subject = self.headers.get("x-tidegate-subject", "-")
-            if failing:
+            with stage.lock:
+                error_rate, jitter_ms = stage.error_rate, stage.jitter_ms
+            if jitter_ms:
+                time.sleep(random.uniform(0, jitter_ms) / 1000)
+            if not failing and error_rate and random.random() < error_rate:
+                status, body = 500, {"error": "background noise (told to by the demo's soak)"}
+                headers = [("cache-control", "no-store")]
+            elif failing:
                 status, body = 500, {"error": "the canary release is failing (told to by the demo)"}
                 headers = [("cache-control", "no-store")]
             else:

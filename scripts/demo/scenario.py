@@ -241,6 +241,13 @@ def cmd_provision(a):
     apigw, cw = clients(a.endpoint)
     api = apigw.create_rest_api(name=names["api_name"], description="Tidegate demo")
     api_id = api["id"]
+    # A create that timed out on a loaded machine and was retried leaves a
+    # second API of the same name, and the Lambda (rightly) will not guess
+    # between them: keep only the one we got.
+    for other in apigw.get_rest_apis(limit=500).get("items") or []:
+        if other.get("name") == names["api_name"] and other["id"] != api_id:
+            apigw.delete_rest_api(restApiId=other["id"])
+            warn(f"deleted {other['id']}, a duplicate of {api_id} left by a retried CreateRestApi")
     root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
     proxy = apigw.create_resource(restApiId=api_id, parentId=root, pathPart="{proxy+}")["id"]
     for rid in (root, proxy):
@@ -836,6 +843,118 @@ def cmd_play(a):
 
 
 # --------------------------------------------------------------------------
+# soak: a healthy canary through the edge, counting false rollbacks
+# --------------------------------------------------------------------------
+
+class Soak:
+    """Issue 18's budget: no false rollback in a 10-minute run of a healthy
+    canary at 1 % and at 50 % traffic. Both releases answer alike (the
+    origin's shared noise: a background 5xx share and latency jitter); no
+    alarm or scheduled event reaches the Lambda, so only the edge's signal
+    could remove the canary. Every removal is counted as a false rollback
+    and the canary is put back, so one bad minute cannot hide the rest."""
+
+    def __init__(self, a):
+        self.a = a
+        self.demo = Demo(a)
+        self.results = []
+
+    def set_canary(self, percent):
+        d = self.demo
+        d.apigw.update_stage(
+            restApiId=d.aws["api_id"],
+            stageName=STAGE,
+            patchOperations=[
+                {"op": "replace", "path": "/canarySettings/deploymentId", "value": d.aws["canary"]},
+                {"op": "replace", "path": "/canarySettings/percentTraffic", "value": str(percent)},
+            ],
+        )
+
+    def edge_actions(self, since):
+        """The Lambda's history entries triggered by the edge since `since` (epoch s)."""
+        d = self.demo
+        st = http("GET", f"{self.a.lambda_url}/lambda-url/{FUNCTION}/stages/{d.aws['api_name']}/{STAGE}",
+                  d.operator).json() or {}
+        out = []
+        for h in st.get("recent_actions") or []:
+            at = (h.get("at_ms") or 0) / 1000
+            if (h.get("trigger") or {}).get("type") == "edge" and at >= since:
+                out.append({"what": h.get("what"), "why": h.get("why")})
+        return out
+
+    def phase(self, percent):
+        d = self.demo
+        seconds = self.a.minutes * 60
+        d.alice = {"authorization": "Bearer " + user_token(d.sec["hs_secret"], "alice", "catalog:read orders:read")}
+        self.set_canary(percent)
+        say(f"--- healthy canary at {percent:g} % for {fmt_s(seconds)} at {self.a.rate:g} requests/s; "
+            f"both releases: {self.a.error_rate:.1%} 5xx, up to {self.a.jitter_ms} ms jitter")
+        time.sleep(0.8)  # the origin reads the stage every 0.3 s
+        since = time.time()
+        load = Load(d, rate=self.a.rate)
+        removals = []
+        end = time.monotonic() + seconds
+        next_note = time.monotonic() + 60
+        while time.monotonic() < end:
+            if not d.stage().get("canarySettings"):
+                removals.append(round(time.time() - since, 1))
+                warn(f"the canary was removed {removals[-1]}s into the run: a false rollback; putting it back")
+                self.set_canary(percent)
+            if time.monotonic() >= next_note:
+                seen = load.seen
+                say(f"   {int(time.time() - since):>4}s: base {seen['base']}, canary {seen['canary']}, "
+                    f"5xx {seen['5xx']}, false rollbacks {len(removals)}")
+                next_note += 60
+            time.sleep(0.5)
+        seen = load.stop()
+        h = http("GET", self.a.edge + "/__tidegate/health/releases",
+                 {"authorization": "Bearer " + d.sec["edge_admin_key"]})
+        (d.run / f"soak-{percent:g}-releases.json").write_bytes(h.body)
+        report = h.json() or {}
+        stage_health = ((report.get("stages") or [{}])[0] or {}).get("health") or {}
+        signal = ((stage_health.get("last_signal") or {}).get("event")) or {}
+        signalled = signal if (signal.get("issued_ms") or 0) / 1000 >= since else None
+        verdict = stage_health.get("judgement")
+        edge_actions = self.edge_actions(since)
+        result = {
+            "canary_percent": percent,
+            "seconds": seconds,
+            "requests": {"base": seen["base"], "canary": seen["canary"], "5xx": seen["5xx"], "other": seen["other"]},
+            "false_rollbacks": len(removals),
+            "removed_at_s": removals,
+            "edge_triggered_actions": edge_actions,
+            "last_signal_in_phase": signalled,
+            "last_judgement": verdict,
+        }
+        self.results.append(result)
+        say(f"   healthy canary at {percent:g} %: {seen['base']} base and {seen['canary']} canary requests, "
+            f"{seen['5xx']} 5xx; false rollbacks: {len(removals)}; edge-triggered actions in the history: "
+            f"{len(edge_actions)}")
+        if signalled:
+            warn(f"the edge signalled a breach during the phase: {signal.get('detail')}")
+        return max(len(removals), len(edge_actions), 1 if signalled else 0)
+
+    def run(self):
+        r = http("POST", self.a.origin + "/__demo/noise",
+                 body={"error_rate": self.a.error_rate, "jitter_ms": self.a.jitter_ms})
+        if r.status != 200:
+            fail(f"the origin refused the noise settings: {r.status} {r.body[:200]!r}")
+        # The running deployment recorded as known-good first (as step 4
+        # does), so the Lambda manages the stage and would act on a signal.
+        kind, _ = self.demo.action(self.demo.tick())
+        say(f"scheduled event before the soak; Lambda: {kind}")
+        bad = sum(self.phase(p) for p in self.a.percents)
+        (self.demo.run / "soak.json").write_text(json.dumps({"phases": self.results}, indent=2) + "\n")
+        say(f"soak: {bad} false rollback(s) in {len(self.results)} phase(s); "
+            f"figures in {rel(self.demo.run / 'soak.json')}")
+        return 1 if bad else 0
+
+
+def cmd_soak(a):
+    return Soak(a).run()
+
+
+# --------------------------------------------------------------------------
 # relay: EventBridge's part for `make dev`
 # --------------------------------------------------------------------------
 
@@ -878,7 +997,7 @@ def main():
     p = sub.add_parser("provision")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--endpoint", required=True)
-    for name in ("play", "relay"):
+    for name in ("play", "relay", "soak"):
         p = sub.add_parser(name)
         p.add_argument("--run-dir", required=True)
         p.add_argument("--run-id", required=True)
@@ -889,8 +1008,16 @@ def main():
         p.add_argument("--check", action="store_true")
         p.add_argument("--every", type=float, default=10.0)
         p.add_argument("--cli", help="the tidegate binary (step 10 runs it against the control API)")
+        if name == "soak":
+            p.add_argument("--minutes", type=float, default=10.0, help="per phase")
+            p.add_argument("--percents", type=lambda v: [float(x) for x in v.split(",")], default=[1.0, 50.0],
+                           help="canary weights, one phase each (comma-separated)")
+            p.add_argument("--rate", type=float, default=10.0, help="client requests per second")
+            p.add_argument("--error-rate", type=float, default=0.01, help="both releases' background 5xx share")
+            p.add_argument("--jitter-ms", type=int, default=30, help="both releases' latency jitter")
     a = ap.parse_args()
-    return {"prepare": cmd_prepare, "provision": cmd_provision, "play": cmd_play, "relay": cmd_relay}[a.cmd](a) or 0
+    return {"prepare": cmd_prepare, "provision": cmd_provision, "play": cmd_play, "relay": cmd_relay,
+            "soak": cmd_soak}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
