@@ -391,6 +391,17 @@ class Demo:
     def stage(self):
         return self.apigw.get_stage(restApiId=self.aws["api_id"], stageName=STAGE)
 
+    def put_canary(self, percent):
+        """v2 on the stage as its canary at `percent` (UpdateStage, as a pipeline would)."""
+        self.apigw.update_stage(
+            restApiId=self.aws["api_id"],
+            stageName=STAGE,
+            patchOperations=[
+                {"op": "replace", "path": "/canarySettings/deploymentId", "value": self.aws["canary"]},
+                {"op": "replace", "path": "/canarySettings/percentTraffic", "value": str(percent)},
+            ],
+        )
+
     def invoke(self, event, label):
         """Delivers an event to the Lambda as its trigger would (the Lambda
         invoke API that `cargo lambda watch` serves); saves both sides."""
@@ -518,14 +529,7 @@ class Demo:
         self.x.expect(kind == "record_known_good", f"deployment {self.aws['base']} is recorded as known-good", str(kind))
 
     def s_canary_release(self):
-        self.apigw.update_stage(
-            restApiId=self.aws["api_id"],
-            stageName=STAGE,
-            patchOperations=[
-                {"op": "replace", "path": "/canarySettings/deploymentId", "value": self.aws["canary"]},
-                {"op": "replace", "path": "/canarySettings/percentTraffic", "value": str(START_PERCENT)},
-            ],
-        )
+        self.put_canary(START_PERCENT)
         say(f"v2 ({self.aws['canary']}) goes out as a canary on {STAGE} at {START_PERCENT:.0f} % (UpdateStage)")
         time.sleep(0.8)  # the origin reads the stage every 0.3 s
         seen = self.traffic(40)
@@ -662,14 +666,7 @@ class Demo:
         http("POST", self.a.origin + "/__demo/canary", body={"failing": False})
         r = http("POST", self.a.origin + "/__demo/attribution", body={"attribution": True})
         self.x.expect(r.status == 200, "the origin names the release in x-tidegate-release again")
-        self.apigw.update_stage(
-            restApiId=self.aws["api_id"],
-            stageName=STAGE,
-            patchOperations=[
-                {"op": "replace", "path": "/canarySettings/deploymentId", "value": self.aws["canary"]},
-                {"op": "replace", "path": "/canarySettings/percentTraffic", "value": str(CANARY_TARGET)},
-            ],
-        )
+        self.put_canary(CANARY_TARGET)
         say(f"v2 ({self.aws['canary']}) back as a canary at {CANARY_TARGET:.0f} %; clients at 10 requests/s; "
             "alarm events are not delivered in this phase")
         time.sleep(0.8)  # the origin reads the stage every 0.3 s
@@ -859,17 +856,6 @@ class Soak:
         self.demo = Demo(a)
         self.results = []
 
-    def set_canary(self, percent):
-        d = self.demo
-        d.apigw.update_stage(
-            restApiId=d.aws["api_id"],
-            stageName=STAGE,
-            patchOperations=[
-                {"op": "replace", "path": "/canarySettings/deploymentId", "value": d.aws["canary"]},
-                {"op": "replace", "path": "/canarySettings/percentTraffic", "value": str(percent)},
-            ],
-        )
-
     def edge_actions(self, since):
         """The Lambda's history entries triggered by the edge since `since` (epoch s)."""
         d = self.demo
@@ -886,7 +872,7 @@ class Soak:
         d = self.demo
         seconds = self.a.minutes * 60
         d.alice = {"authorization": "Bearer " + user_token(d.sec["hs_secret"], "alice", "catalog:read orders:read")}
-        self.set_canary(percent)
+        self.demo.put_canary(percent)
         say(f"--- healthy canary at {percent:g} % for {fmt_s(seconds)} at {self.a.rate:g} requests/s; "
             f"both releases: {self.a.error_rate:.1%} 5xx, up to {self.a.jitter_ms} ms jitter")
         time.sleep(0.8)  # the origin reads the stage every 0.3 s
@@ -899,7 +885,7 @@ class Soak:
             if not d.stage().get("canarySettings"):
                 removals.append(round(time.time() - since, 1))
                 warn(f"the canary was removed {removals[-1]}s into the run: a false rollback; putting it back")
-                self.set_canary(percent)
+                self.demo.put_canary(percent)
             if time.monotonic() >= next_note:
                 seen = load.seen
                 say(f"   {int(time.time() - since):>4}s: base {seen['base']}, canary {seen['canary']}, "
