@@ -32,13 +32,6 @@ const INTERNAL = JSON.stringify({
   detail: "The gateway failed to handle this request.",
 });
 
-/** The request's headers as `name\nvalue\n` lines, one string into wasm. */
-function headerText(headers) {
-  let out = "";
-  for (const [name, value] of headers) out += name + "\n" + value + "\n";
-  return out;
-}
-
 /**
  * A failure on the fast path that the wasm could not turn into a response
  * itself (a trap, or a throw where none is expected): a problem+json 500,
@@ -75,7 +68,7 @@ export default class Tidegate extends Generated {
     if (env.TIDEGATE_FAST_PATH !== "off") {
       let proxy;
       try {
-        proxy = plan(request.method, request.url, headerText(request.headers), env);
+        proxy = plan(request.method, request.url, request.headers, env);
       } catch (error) {
         return failed(error);
       }

@@ -2,7 +2,8 @@
 //! ([`GatewayConfig::proxies_directly`]) is answered with no Rust future.
 //!
 //! The entry module (`edge-worker/shim.mjs`) calls [`plan`] with the
-//! request's method, URL and headers (read once, as text). When it returns
+//! request's method, URL, headers and the Worker's bindings; the headers are
+//! read (once, as one string) only when the request qualifies. When it returns
 //! a [`FastProxy`], JS awaits the origin fetch that [`FastProxy::send`]
 //! starts and hands the outcome back to [`FastProxy::answer`] or
 //! [`FastProxy::unreachable`], which return the finished response and write
@@ -35,7 +36,7 @@ use worker::{web_sys, Env};
 
 use crate::error::{describe, EdgeError};
 use crate::flow::{now_ms, Flow, Phase};
-use crate::response::{self, parse_header_text, HeaderList};
+use crate::response::{self, raw_header_list, HeaderList};
 use crate::{assertion, begin, config, proxy};
 
 /// A planned plain proxy request: the origin request to send, and the
@@ -60,11 +61,16 @@ pub struct FastProxy {
     timeout: Duration,
 }
 
-/// The fast path's plan for a request: `method` and `url` as the runtime
-/// gives them, `headers` as `name\nvalue\n` lines, `env` the Worker's
-/// bindings. `None`: take the full path.
+/// The fast path's plan for a request: `method`, `url` and `headers` as the
+/// runtime gives them, `env` the Worker's bindings. `None`: take the full
+/// path (the headers were then not read).
 #[wasm_bindgen(js_name = tidegatePlan)]
-pub fn plan(method: &str, url: &str, headers: &str, env: JsValue) -> Option<FastProxy> {
+pub fn plan(
+    method: &str,
+    url: &str,
+    headers: &web_sys::Headers,
+    env: JsValue,
+) -> Option<FastProxy> {
     let started = now_ms();
     let env: Env = env.unchecked_into();
     let loaded = config::load(&env);
@@ -95,7 +101,7 @@ pub fn plan(method: &str, url: &str, headers: &str, env: JsValue) -> Option<Fast
     )
     .ok()?;
 
-    let headers = parse_header_text(headers);
+    let headers = raw_header_list(headers);
     let (request_id, mut flow) = begin(
         &loaded,
         &headers,

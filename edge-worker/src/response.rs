@@ -15,12 +15,12 @@ pub type HeaderList = Vec<(String, String)>;
 /// The headers of a request or response, as pairs, read in one call into
 /// JS (iterating them from wasm costs a crossing per step and per string).
 pub fn header_list(headers: &Headers) -> HeaderList {
-    parse_header_text(&header_io::text(&headers.0))
+    raw_header_list(&headers.0)
 }
 
-/// Header pairs from `name\nvalue\n` lines, the form JS reads a header set
-/// in (see [`header_io`]); an unpaired last line is dropped.
-pub fn parse_header_text(text: &str) -> HeaderList {
+/// [`header_list`] of the platform's header set.
+pub fn raw_header_list(headers: &web_sys::Headers) -> HeaderList {
+    let text = header_io::text(headers);
     let mut lines = text.split('\n');
     let mut list = Vec::new();
     while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
