@@ -1,5 +1,8 @@
 //! The synchronous fast path: a request the policy calls a plain proxy
-//! ([`GatewayConfig::proxies_directly`]) is answered with no Rust future.
+//! ([`GatewayConfig::proxies_directly`]) whose caller is known at once (a
+//! public route, or an API key in the `API_KEYS` secret:
+//! `tidegate_policy::auth::authenticate_at_once`) is answered with no Rust
+//! future.
 //!
 //! The entry module (`edge-worker/shim.mjs`) calls [`plan`] with the
 //! request's method, URL, headers and the Worker's bindings; the headers are
@@ -7,9 +10,10 @@
 //! a [`FastProxy`], JS awaits the origin fetch that [`FastProxy::send`]
 //! starts and hands the outcome back to [`FastProxy::answer`] or
 //! [`FastProxy::unreachable`], which return the finished response and write
-//! the log line. Everything else (admin endpoints, auth, limits, cache,
-//! CORS, assertions, health, unsafe methods, errors before the origin) goes
-//! to the full path (`fetch` in `lib.rs`) untouched.
+//! the log line. Everything else (admin endpoints, JWTs, the KV key store,
+//! refused credentials, limits, cache, CORS, assertions, health, unsafe
+//! methods, errors before the origin) goes to the full path (`fetch` in
+//! `lib.rs`) untouched.
 //!
 //! Each step calls the same functions as the full path (the request id and
 //! trace, the forwarding headers, the timed fetch, the hop-by-hop filter,
@@ -26,7 +30,7 @@ use tidegate_policy::cache::freshness::CACHE_STATUS_HEADER;
 use tidegate_policy::cache::CacheStatus;
 use tidegate_policy::route::{
     apply_client_forwarding, forwarded_headers, upstream_url, ClientConnection,
-    Method as PolicyMethod, RouteMatch, REQUEST_ID_HEADER,
+    Method as PolicyMethod, RouteMatch, TrustedIdentity, REQUEST_ID_HEADER,
 };
 use url::Url;
 use wasm_bindgen::prelude::*;
@@ -37,7 +41,7 @@ use worker::{web_sys, Env};
 use crate::error::{describe, EdgeError};
 use crate::flow::{now_ms, Flow, Phase};
 use crate::response::{self, raw_header_list, HeaderList};
-use crate::{assertion, begin, config, proxy};
+use crate::{assertion, auth, begin, config, proxy};
 
 /// A planned plain proxy request: the origin request to send, and the
 /// request's flow (id, timings, log line) to finish it with.
@@ -102,6 +106,7 @@ pub fn plan(
     .ok()?;
 
     let headers = raw_header_list(headers);
+    let identity = auth::at_once(&env, gw, route, &headers)?;
     let (request_id, mut flow) = begin(
         &loaded,
         &headers,
@@ -109,11 +114,16 @@ pub fn plan(
         url.path().to_owned(),
     );
     flow.log.route = Some(route.name.clone());
-    // A public route's authentication step: no credential is read, no time
-    // passes, and the full path still reports the phase.
+    // Authentication done at once: no time passed, and the full path still
+    // reports the phase.
     flow.timings.add(Phase::Auth, 0);
+    if let Some(id) = &identity {
+        flow.log.subject = Some(id.subject.clone());
+        flow.log.key_id = id.key_id.clone();
+    }
+    let trusted = identity.as_ref().map(TrustedIdentity::from);
     let forward = gw.config.forward_policy(route);
-    let forwarded = forwarded_headers(&headers, &forward, &request_id, None);
+    let forwarded = forwarded_headers(&headers, &forward, &request_id, trusted.as_ref());
     let mut origin_headers = assertion::unsigned_origin_headers(&env, gw, route, forwarded).ok()?;
     apply_client_forwarding(
         &mut origin_headers,

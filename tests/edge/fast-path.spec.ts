@@ -1,6 +1,7 @@
 // The synchronous fast path (edge-worker/src/fast.rs, driven by shim.mjs)
 // against the full Rust path: two gateways with the same configuration, one
-// with TIDEGATE_FAST_PATH = "off", asked the same proxy-route requests with
+// with TIDEGATE_FAST_PATH = "off", asked the same requests (public routes,
+// an API key route without a limiter, and some the fast path declines) with
 // the same request id and trace. Status, headers, body, what the origin
 // received and the log line must match (timings, the date, the origin's port
 // and the new span id aside).
@@ -54,12 +55,21 @@ async function logLine(edge: Edge, id: string): Promise<Record<string, unknown>>
   return { ...line, ms: Object.keys((line.ms ?? {}) as object).sort() };
 }
 
-/** Asks both gateways `path` (with `init`) and expects the same answer, origin request and log line. */
-async function expectSame(path: string, init: RequestInit & { headers?: Record<string, string> } = {}, behaviour = {}) {
+/**
+ * Asks both gateways `path` (with `init`, and the headers `perEdge` gives
+ * for each: each gateway has its own API keys) and expects the same answer,
+ * origin request and log line.
+ */
+async function expectSame(
+  path: string,
+  init: RequestInit & { headers?: Record<string, string> } = {},
+  behaviour = {},
+  perEdge: (edge: Edge) => Record<string, string> = () => ({}),
+) {
   const id = `rid-fast-${unique()}`;
-  const headers = { "x-request-id": id, traceparent, "x-client-says": "hi", ...init.headers };
   const answers: Reply[] = [];
   for (const edge of [fast, full]) {
+    const headers = { "x-request-id": id, traceparent, "x-client-says": "hi", ...init.headers, ...perEdge(edge) };
     edge.origin.respond(path.split("?")[0] ?? path, behaviour);
     answers.push(await edge.fetch(path, { ...init, headers }));
   }
@@ -120,6 +130,26 @@ describe("the fast path answers a plain proxy request as the full path does", ()
   it("504 problem+json when the origin is slower than the route's timeout", async () => {
     const { a } = await expectSame(`/slow/${unique()}`, {}, { delayMs: 3_000 });
     expect(a.status).toBe(504);
+  });
+});
+
+describe("an API key from the API_KEYS secret, checked at once", () => {
+  it("is the same caller on both paths: identity headers to the origin, subject and key id in the log", async () => {
+    const { a, log } = await expectSame(`/scoped/${unique()}`, {}, {}, (edge) => ({ "x-api-key": edge.apiKeys.acme1 }));
+    expect(a.status).toBe(200);
+    const echo = a.json<Echo>();
+    expect(echo.headers["x-tidegate-subject"]).toBe("acme");
+    expect(echo.headers["x-api-key"]).toBeUndefined();
+    expect(log).toMatchObject({ route: "scoped", status: 200, subject: "acme", key_id: "key_acme_1" });
+  });
+
+  it("refusals answer the same (the full path renders them): a key without the scope, an unknown key, none", async () => {
+    const missing = await expectSame(`/scoped/${unique()}`, {}, {}, (edge) => ({ "x-api-key": edge.apiKeys.acme2 }));
+    expect(missing.a.status).toBe(403);
+    const unknown = await expectSame(`/scoped/${unique()}`, {}, {}, () => ({ "x-api-key": "tdg_not_a_key_at_all_0000000000" }));
+    expect(unknown.a.status).toBe(401);
+    const none = await expectSame(`/scoped/${unique()}`);
+    expect(none.a.status).toBe(401);
   });
 });
 

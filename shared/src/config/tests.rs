@@ -558,14 +558,14 @@ fn a_public_plain_route_proxies_directly_for_safe_methods_only() {
 fn any_asynchronous_feature_takes_the_full_path() {
     use crate::route::Method;
     let variants = [
-        "auth = { require = \"api_key\" }",
+        "auth = { require = \"jwt\" }",
         "auth = { require = \"none\" }\nrate_limit = { limits = [{ name = \"ip\", limit = 5, period = \"1m\", key = \"route\" }] }",
         "auth = { require = \"none\" }\ncache = { ttl = \"1m\" }",
         "auth = { require = \"none\" }\ncors = { allow_origins = [\"https://app.example.com\"] }",
     ];
     for tail in variants {
         let text = format!(
-            "[api_keys]\n[[routes]]\nname = \"r\"\npath = \"/*\"\nupstream = \"https://origin.example.com\"\n{tail}\n"
+            "[api_keys]\n[[issuers]]\nname = \"i\"\nissuer = \"https://idp.example.com/\"\naudiences = [\"api\"]\nalgorithms = [\"RS256\"]\njwks_url = \"https://idp.example.com/jwks.json\"\n[[routes]]\nname = \"r\"\npath = \"/*\"\nupstream = \"https://origin.example.com\"\n{tail}\n"
         );
         let config = parse(&text).unwrap_or_else(|e| panic!("{tail}: {e}"));
         assert!(
