@@ -99,6 +99,14 @@ describe("the fast path answers a plain proxy request as the full path does", ()
     expect(log).toMatchObject({ route: "public", status: 200, cache: "BYPASS", trace_id: TRACE_ID });
   });
 
+  it("URLs read off the runtime's text as the url crate reads them: encodings, an empty query, ? and / in the query", async () => {
+    for (const tail of ["a%20b/%2F/%E2%9C%93", "x?", "x?q=/a/b?c=d&e", "x?%zz=1&&=", "x;p=1"]) {
+      const { a, log } = await expectSame(`/public/${unique()}/${tail}`);
+      expect(a.status).toBe(200);
+      expect(log).toMatchObject({ route: "public" });
+    }
+  });
+
   it("HEAD, and the strip_prefix route", async () => {
     await expectSame(`/public/${unique()}`, { method: "HEAD" });
     await expectSame(`/strip/items/${unique()}?q=a`);
