@@ -25,7 +25,7 @@ import { childPids, cpuMs, load } from "./lib/proc.mjs";
 import { startJwks, startOrigin } from "./lib/servers.mjs";
 import { round, spread } from "./lib/stats.mjs";
 import { healthSection, tidegateConfig } from "./lib/config.mjs";
-import { AUDIENCE, ISSUER, jwk, tokenPool } from "./lib/tokens.mjs";
+import { AUDIENCE, ISSUER, apiKey, jwk, tokenPool } from "./lib/tokens.mjs";
 import { buildDir, buildPeer, checkBuild, ioFloorWorker, loadMiniflare, peerWorker, sharedOptions, tidegateWorker, writeCacheFile } from "./lib/workers.mjs";
 
 const args = process.argv.slice(2);
@@ -43,6 +43,7 @@ const SECONDS = Math.max(1, Math.round(Number(opt("seconds", 2))));
 const PATHS = [
   { key: "not-found", path: "/nowhere/item", mode: "none", status: 404 },
   { key: "proxy", path: "/proxy/item", mode: "none" },
+  { key: "apikey", path: "/apikey/item", mode: "apikey" },
   { key: "jwt", path: "/jwt/item", mode: "jwt" },
   { key: "limited", path: "/limited/item", mode: "jwt" },
   { key: "miss", path: "/secure/item", mode: "jwt", unique: true },
@@ -59,6 +60,8 @@ checkBuild();
 if (!jsPeer) checkBuild(other);
 
 const pool = tokenPool(512, 64);
+// One API key in API_KEYS, for the apikey path.
+const key = apiKey();
 const tokensFile = writeCacheFile("ab-tokens.txt", `${pool.map((t) => `${t.token} ${t.subject}`).join("\n")}\n`);
 const origin = await startOrigin(8731);
 const jwks = await startJwks(8732, jwk);
@@ -77,10 +80,10 @@ const mf = new Miniflare({
   ...sharedOptions(8733),
   workers: builds.map((b) => {
     if (b.name === "B" && jsPeer === "peer") {
-      return peerWorker({ peerPath, origin: origin.url, jwks: jwks.url, issuer: ISSUER, audience: AUDIENCE, apiKeys: "[]", port: b.port });
+      return peerWorker({ peerPath, origin: origin.url, jwks: jwks.url, issuer: ISSUER, audience: AUDIENCE, apiKeys: key.json, port: b.port });
     }
     if (b.name === "B" && jsPeer === "io-floor") return ioFloorWorker({ origin: origin.url, port: b.port });
-    return tidegateWorker({ config: b.config ?? config, adminKey: "a".repeat(40), apiKeys: "[]", port: b.port, name: `tidegate-${b.name}`, dir: b.dir, health: b.health });
+    return tidegateWorker({ config: b.config ?? config, adminKey: "a".repeat(40), apiKeys: key.json, port: b.port, name: `tidegate-${b.name}`, dir: b.dir, health: b.health });
   }),
 });
 await mf.ready;
@@ -89,7 +92,7 @@ const out = {};
 try {
   for (const p of PATHS) {
     for (const b of builds) {
-      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile };
+      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile, apiKey: key.key };
       if (p.prime) {
         for (const { token, subject } of pool) {
           const res = await fetch(`${base.url}${p.path}`, { headers: p.mode === "jwt" ? { authorization: `Bearer ${token}`, "x-bench-key": subject } : {} });
@@ -108,7 +111,7 @@ try {
         const b = builds.find((x) => x.name === name);
         await new Promise((resolve) => setTimeout(resolve, 200));
         const cpu0 = cpuMs(pids);
-        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile, seconds: SECONDS });
+        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile, apiKey: key.key, seconds: SECONDS });
         const wrong = p.status === 404 ? run.requests - run.non200 : run.non200;
         if (wrong > 0) throw new Error(`${name} ${p.key}: ${wrong} answers other than ${p.status ?? 200}`);
         got[name].push((cpuMs(pids) - cpu0) / run.requests);

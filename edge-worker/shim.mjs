@@ -1,15 +1,82 @@
 // The Worker's entry module (copied to build/worker/shim.mjs by
 // scripts/build-worker.sh, replacing worker-build's re-export).
 //
-// It re-exports what worker-build generated and wraps the `Throttle` Durable
-// Object: workerd serves RPC methods only on classes that extend
-// `DurableObject`, and wasm-bindgen's class cannot. The wrapper forwards each
-// call to the Rust object, which holds all the logic.
+// It re-exports what worker-build generated, with two additions:
+//
+// - The default export extends worker-build's entry class with the
+//   synchronous fast path (edge-worker/src/fast.rs): a request the policy
+//   calls a plain proxy is planned by one synchronous wasm call, its origin
+//   fetch awaited here, and its response finished by one more; every other
+//   request goes to the Rust `fetch` unchanged. The binding
+//   `TIDEGATE_FAST_PATH = "off"` sends every request the full way.
+// - It wraps the `Throttle` Durable Object: workerd serves RPC methods only on
+//   classes that extend `DurableObject`, and wasm-bindgen's class cannot. The
+//   wrapper forwards each call to the Rust object, which holds all the logic.
 import { DurableObject } from "cloudflare:workers";
-import { Throttle as RustThrottle } from "../index.js";
+import Generated, { Throttle as RustThrottle } from "../index.js";
 
 export * from "../index.js";
-export { default } from "../index.js";
+
+// worker-build puts exported wasm functions on its entry class's prototype,
+// where they would also be RPC methods of this entrypoint: taken off it.
+const entry = Generated.prototype;
+const plan = entry.tidegatePlan;
+delete entry.tidegatePlan;
+
+// The problem+json the Rust path gives for a runtime failure
+// (EdgeError::Runtime), for a failure that leaves no wasm to render it.
+const INTERNAL = JSON.stringify({
+  type: "https://tidegate.dev/problems/internal",
+  title: "Internal error",
+  status: 500,
+  detail: "The gateway failed to handle this request.",
+});
+
+/**
+ * A failure on the fast path that the wasm could not turn into a response
+ * itself (a trap, or a throw where none is expected): a problem+json 500,
+ * never a rejection. A trap leaves the instance unusable: flagged so that
+ * worker-build's entry proxy starts a new one for the next request.
+ */
+function failed(error) {
+  if (error instanceof WebAssembly.RuntimeError && globalThis.__worker_init_state) {
+    globalThis.__worker_init_state.criticalError = true;
+  }
+  console.error(JSON.stringify({ error: `fast path: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}` }));
+  return new Response(INTERNAL, { status: 500, headers: { "content-type": "application/problem+json" } });
+}
+
+/** The planned proxy request: sent, awaited, finished. */
+async function proxied(proxy, request) {
+  try {
+    let answer;
+    try {
+      answer = await proxy.send(request.body);
+    } catch (error) {
+      if (error instanceof WebAssembly.RuntimeError) throw error;
+      return proxy.unreachable(error);
+    }
+    return proxy.answer(answer);
+  } catch (error) {
+    return failed(error);
+  }
+}
+
+export default class Tidegate extends Generated {
+  fetch(request) {
+    const env = this.env;
+    if (env.TIDEGATE_FAST_PATH !== "off") {
+      let proxy;
+      try {
+        proxy = plan(request.method, request.url, request.headers, env);
+      } catch (error) {
+        return failed(error);
+      }
+      if (proxy !== undefined) return proxied(proxy, request);
+    }
+    return super.fetch(request);
+  }
+}
 
 export class Throttle extends DurableObject {
   #inner;

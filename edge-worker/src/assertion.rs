@@ -87,17 +87,39 @@ pub async fn origin_headers(
         .map_err(EdgeError::AssertionSigning)?;
         add.push((settings.header.clone(), unsigned.finish(&signature)));
     }
-    if let Some(secret) = &route.origin_secret {
-        let value = string_binding(env, &secret.secret)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| EdgeError::MissingSecret(secret.secret.clone()))?;
-        // A header value may not hold CR, LF, NUL or other controls.
-        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err(EdgeError::UnusableSecret(secret.secret.clone()));
-        }
-        add.push((secret.header.clone(), value));
-    }
+    add.extend(origin_secret(env, route)?);
     Ok(origin_credentials(headers, &strip, add))
+}
+
+/// [`origin_headers`] for a route that signs no assertion (the fast path
+/// takes no other): synchronous.
+pub fn unsigned_origin_headers(
+    env: &Env,
+    gw: &Gateway,
+    route: &Route,
+    headers: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, EdgeError> {
+    let strip = origin_credential_headers(&gw.config);
+    if strip.is_empty() {
+        return Ok(headers);
+    }
+    let add = origin_secret(env, route)?.into_iter().collect();
+    Ok(origin_credentials(headers, &strip, add))
+}
+
+/// The route's origin secret header, from its Worker secret.
+fn origin_secret(env: &Env, route: &Route) -> Result<Option<(String, String)>, EdgeError> {
+    let Some(secret) = &route.origin_secret else {
+        return Ok(None);
+    };
+    let value = string_binding(env, &secret.secret)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| EdgeError::MissingSecret(secret.secret.clone()))?;
+    // A header value may not hold CR, LF, NUL or other controls.
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(EdgeError::UnusableSecret(secret.secret.clone()));
+    }
+    Ok(Some((secret.header.clone(), value)))
 }
 
 /// `GET {admin_prefix}.well-known/jwks.json`: the public keys, public and

@@ -141,6 +141,42 @@ impl KeyProvider for EdgeKeys<'_> {
     }
 }
 
+/// The caller of `route` when it is known without waiting, for the fast
+/// path (`crate::fast`): `Some(None)` on a public route, `Some(Some(_))` for
+/// an API key found in the `API_KEYS` secret; `None` for everything the full
+/// pipeline must do (tokens, the KV key store, refusals).
+pub fn at_once(
+    env: &Env,
+    gw: &Gateway,
+    route: &Route,
+    headers: &[(String, String)],
+) -> Option<Option<Identity>> {
+    tidegate_policy::auth::authenticate_at_once(
+        route.auth.requirement,
+        &route.auth.scopes,
+        credential_headers(gw, headers),
+        |key| {
+            let store = config::api_keys(env).ok()?;
+            let kv = gw.config.api_keys.as_ref().and_then(|k| k.kv.as_ref());
+            match store.authenticate(key, now_ms()) {
+                // Not in API_KEYS: the KV key store must be asked.
+                Err(AuthRejection::UnknownApiKey) if kv.is_some() => None,
+                result => Some(result),
+            }
+        },
+    )
+}
+
+/// The credentials a request carries, as the pipeline reads them.
+fn credential_headers<'h>(gw: &Gateway, headers: &'h [(String, String)]) -> CredentialHeaders<'h> {
+    CredentialHeaders {
+        authorization: first_header(headers, "authorization"),
+        // workerd joins repeated field lines with ", ": the pipeline sees it.
+        authorization_repeated: false,
+        api_key: first_header(headers, gw.config.api_key_header()),
+    }
+}
+
 async fn verify(
     env: &Env,
     ctx: &Context,
@@ -149,12 +185,7 @@ async fn verify(
     headers: &[(String, String)],
     cache_use: &Cell<Option<TokenCacheUse>>,
 ) -> Result<Option<Identity>, Refusal> {
-    let credentials = CredentialHeaders {
-        authorization: first_header(headers, "authorization"),
-        // workerd joins repeated field lines with ", ": the pipeline sees it.
-        authorization_repeated: false,
-        api_key: first_header(headers, gw.config.api_key_header()),
-    };
+    let credentials = credential_headers(gw, headers);
     let keys = EdgeKeys {
         env,
         ctx,

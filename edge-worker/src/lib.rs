@@ -29,6 +29,7 @@ mod config;
 mod cors;
 mod durable;
 mod error;
+mod fast;
 mod flow;
 mod health;
 mod jwks;
@@ -78,32 +79,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     let started = now_ms();
     let loaded = config::load(&env);
     let headers = header_list(req.headers());
-    let trust_id = loaded
-        .as_ref()
-        .map_or(true, |gw| gw.config.gateway.trust_request_id);
-    // One draw: a new request id and a new trace id share the first 16 bytes.
-    let random: [u8; TRACE_RANDOM_BYTES] = random_bytes();
-    let id_random = random.first_chunk::<16>().copied().unwrap_or_default();
-    let request_id = if trust_id {
-        RequestId::from_headers(&headers, id_random)
-    } else {
-        RequestId::from_random(id_random)
-    };
-    let trace = TraceContext::from_headers(&headers, random);
-    let mut flow = Flow {
-        timings: Timings::default(),
-        log: LogLine {
-            id: request_id.as_str().to_owned(),
-            method: req.method().to_string(),
-            path: req.path(),
-            trace_id: trace.trace_id(),
-            ..LogLine::default()
-        },
-        extra: Vec::new(),
-        trace,
-        cors: None,
-    };
-
+    let (request_id, mut flow) = begin(&loaded, &headers, req.method().to_string(), req.path());
     let mut resp = match handle(req, headers, &env, &ctx, &loaded, &request_id, &mut flow).await {
         Ok(resp) => resp,
         Err(problem) => response::problem(&problem.with_request_id(request_id.as_str())),
@@ -119,6 +95,43 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     flow.log.status = raw.as_ref().map_or(500, web_sys::Response::status);
     flow.log.emit(&flow.timings);
     raw.map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// The request's id and its flow: the id trusted from the request's headers
+/// when the configuration allows it, else new; the trace continued or
+/// started; the log line begun.
+fn begin(
+    loaded: &config::Loaded,
+    headers: &HeaderList,
+    method: String,
+    path: String,
+) -> (RequestId, Flow) {
+    let trust_id = loaded
+        .as_ref()
+        .map_or(true, |gw| gw.config.gateway.trust_request_id);
+    // One draw: a new request id and a new trace id share the first 16 bytes.
+    let random: [u8; TRACE_RANDOM_BYTES] = random_bytes();
+    let id_random = random.first_chunk::<16>().copied().unwrap_or_default();
+    let request_id = if trust_id {
+        RequestId::from_headers(headers, id_random)
+    } else {
+        RequestId::from_random(id_random)
+    };
+    let trace = TraceContext::from_headers(headers, random);
+    let flow = Flow {
+        timings: Timings::default(),
+        log: LogLine {
+            id: request_id.as_str().to_owned(),
+            method,
+            path,
+            trace_id: trace.trace_id(),
+            ..LogLine::default()
+        },
+        extra: Vec::new(),
+        trace,
+        cors: None,
+    };
+    (request_id, flow)
 }
 
 /// Adds what every response carries: request id, `Server-Timing`, the

@@ -29,17 +29,8 @@ pub async fn send(
     timeout: Duration,
     follow_redirects: bool,
 ) -> Result<Response, EdgeError> {
-    let headers = headers_from(headers);
     let body = body.unwrap_or(JsValue::UNDEFINED);
-    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-    let sending = timed::fetch(
-        url.as_str(),
-        method,
-        &headers.0,
-        &body,
-        follow_redirects,
-        timeout_ms,
-    );
+    let sending = start(method, url, headers, &body, timeout, follow_redirects);
     match JsFuture::from(sending).await {
         Ok(answer) if answer.is_null() => Err(EdgeError::OriginTimeout(timeout)),
         Ok(answer) => match answer.dyn_into::<web_sys::Response>() {
@@ -52,6 +43,31 @@ pub async fn send(
             worker::Error::from(e).to_string(),
         )),
     }
+}
+
+/// Starts `method url` with exactly `headers` and `body` (`undefined` or
+/// `null` for none), raced against `timeout`: the promise resolves to the
+/// `Response`, to `null` when the timeout passed first (the fetch is then
+/// aborted), or rejects with the fetch's error. The synchronous fast path
+/// (`crate::fast`) hands this promise to JS to await.
+pub fn start(
+    method: &str,
+    url: &Url,
+    headers: &[(String, String)],
+    body: &JsValue,
+    timeout: Duration,
+    follow_redirects: bool,
+) -> worker::js_sys::Promise {
+    let headers = headers_from(headers);
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    timed::fetch(
+        url.as_str(),
+        method,
+        &headers.0,
+        body,
+        follow_redirects,
+        timeout_ms,
+    )
 }
 
 /// The fetch and its timer, raced in JS: one call and one promise per
@@ -96,7 +112,7 @@ export function tidegateTimedFetch(url, method, headers, body, follow, timeoutMs
 /// throw, and `worker`'s conversion unwraps that throw into a panic.
 fn final_status(resp: Response) -> Result<Response, EdgeError> {
     let status = resp.status_code();
-    if (200..=599).contains(&status) {
+    if passable(status) {
         Ok(without_connection_fields(resp))
     } else {
         Err(EdgeError::OriginStatus(status))
@@ -110,20 +126,37 @@ fn final_status(resp: Response) -> Result<Response, EdgeError> {
 /// fields are deleted from a JS copy of the headers, so every other value
 /// keeps its exact bytes.
 fn without_connection_fields(resp: Response) -> Response {
-    let Ok(Some(connection)) = resp.headers().get("connection") else {
+    let hop = hop_fields(&resp.headers().0);
+    if hop.is_empty() {
         return resp;
-    };
+    }
     let Ok(copy) = web_sys::Headers::new_with_headers(&resp.headers().0) else {
         return resp;
     };
     let headers = Headers(copy);
-    let _ = headers.delete("connection");
-    for name in connection
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-    {
+    for name in &hop {
         let _ = headers.delete(name);
     }
     resp.with_headers(headers)
+}
+
+/// Whether an origin's `status` can be passed on: a final status, 200–599.
+pub fn passable(status: u16) -> bool {
+    (200..=599).contains(&status)
+}
+
+/// The fields of an origin's `headers` meant for one hop only: `Connection`
+/// and the fields it names; none (one lookup) without `Connection`.
+pub fn hop_fields(headers: &web_sys::Headers) -> Vec<String> {
+    let Ok(Some(connection)) = headers.get("connection") else {
+        return Vec::new();
+    };
+    let named = connection
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    std::iter::once("connection".to_owned())
+        .chain(named)
+        .collect()
 }

@@ -15,7 +15,12 @@ pub type HeaderList = Vec<(String, String)>;
 /// The headers of a request or response, as pairs, read in one call into
 /// JS (iterating them from wasm costs a crossing per step and per string).
 pub fn header_list(headers: &Headers) -> HeaderList {
-    let text = header_io::text(&headers.0);
+    raw_header_list(&headers.0)
+}
+
+/// [`header_list`] of the platform's header set.
+pub fn raw_header_list(headers: &web_sys::Headers) -> HeaderList {
+    let text = header_io::text(headers);
     let mut lines = text.split('\n');
     let mut list = Vec::new();
     while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
@@ -167,6 +172,21 @@ pub fn rebuild(
 pub fn with_header(resp: Response, name: &str, value: &str) -> Response {
     let copy = header_io::copy_with(&resp.headers().0, &lines(&[(name, value)]));
     resp.with_headers(Headers(copy))
+}
+
+/// A mutable copy of a response's immutable `headers` without the fields
+/// `remove` names, then with `set` (replacing same-named fields), made in
+/// one call into JS when nothing is removed (the common case).
+pub fn edited_copy(headers: &web_sys::Headers, remove: &[&str], set: &[(&str, &str)]) -> Headers {
+    if remove.is_empty() {
+        return Headers(header_io::copy_with(headers, &lines(set)));
+    }
+    let copy = Headers(header_io::copy_with(headers, ""));
+    for name in remove {
+        let _ = copy.delete(name);
+    }
+    set_all(&copy, set);
+    copy
 }
 
 /// A JS response of `status` with exactly `headers` and `body`, which stays

@@ -172,6 +172,34 @@ pub async fn authenticate<P: KeyProvider, V: SignatureVerifier>(
     Ok(Some(identity))
 }
 
+/// [`authenticate`] without waiting, for the edge's synchronous fast path:
+/// `Some(None)` on a public route, `Some(Some(identity))` for an API key
+/// that `lookup` resolves at once (a key set held in memory) and that holds
+/// the route's scopes; `None` when [`authenticate`] must run instead: a
+/// bearer token (its signature needs a verifier), a key `lookup` leaves to an
+/// asynchronous store (it returns `None`), and every refusal, which the full
+/// pipeline renders.
+pub fn authenticate_at_once(
+    requirement: AuthRequirement,
+    scopes: &[String],
+    headers: CredentialHeaders<'_>,
+    lookup: impl FnOnce(&str) -> Option<Result<Identity, AuthRejection>>,
+) -> Option<Option<Identity>> {
+    let takes_tokens = matches!(requirement, AuthRequirement::Jwt | AuthRequirement::Either);
+    if takes_tokens && headers.authorization_repeated {
+        return None;
+    }
+    match select_credential(requirement, headers.authorization, headers.api_key).ok()? {
+        None => Some(None),
+        Some(Credential::Bearer(_)) => None,
+        Some(Credential::ApiKey(key)) => {
+            let identity = lookup(key)?.ok()?;
+            authorize(&identity, scopes).ok()?;
+            Some(Some(identity))
+        }
+    }
+}
+
 /// The caller a bearer token stands for: remembered in the provider's
 /// [`TokenCache`], or checked in full (and then remembered).
 async fn bearer<P: KeyProvider, V: SignatureVerifier>(

@@ -26,6 +26,7 @@
 
 mod binding_size;
 mod compose;
+mod direct;
 pub mod duration;
 mod error;
 pub mod file;

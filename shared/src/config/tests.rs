@@ -190,7 +190,7 @@ fn limits_default_burst_to_limit_and_cost_to_one() {
 fn leases_default_to_auto_with_a_bounded_window() {
     let route = |extra: &str| {
         format!(
-            "[[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"https://o\"\n\
+            "[api_keys]\n[[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"https://o\"\n\
              auth = {{ require = \"none\" }}\n[routes.rate_limit]\n{extra}\n\
              limits = [{{ name = \"l\", limit = 7, period = \"1m\", key = \"client_ip\" }}]\n"
         )
@@ -533,4 +533,57 @@ fn health_errors_name_their_paths() {
     assert!(problems(&none)
         .join("\n")
         .contains("health.stages: is missing"));
+}
+
+#[test]
+fn a_public_plain_route_proxies_directly_for_safe_methods_only() {
+    use crate::route::Method;
+    let config = parse(MINIMAL).unwrap();
+    let route = &config.routes[0];
+    assert!(config.proxies_directly(route, Method::Get));
+    assert!(config.proxies_directly(route, Method::Head));
+    // Unsafe methods may invalidate cached entries; OPTIONS may be a preflight.
+    for method in [
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Options,
+    ] {
+        assert!(!config.proxies_directly(route, method), "{method:?}");
+    }
+}
+
+#[test]
+fn any_asynchronous_feature_takes_the_full_path() {
+    use crate::route::Method;
+    let variants = [
+        "auth = { require = \"jwt\" }",
+        "auth = { require = \"none\" }\nrate_limit = { limits = [{ name = \"ip\", limit = 5, period = \"1m\", key = \"route\" }] }",
+        "auth = { require = \"none\" }\ncache = { ttl = \"1m\" }",
+        "auth = { require = \"none\" }\ncors = { allow_origins = [\"https://app.example.com\"] }",
+    ];
+    for tail in variants {
+        let text = format!(
+            "[api_keys]\n[[issuers]]\nname = \"i\"\nissuer = \"https://idp.example.com/\"\naudiences = [\"api\"]\nalgorithms = [\"RS256\"]\njwks_url = \"https://idp.example.com/jwks.json\"\n[[routes]]\nname = \"r\"\npath = \"/*\"\nupstream = \"https://origin.example.com\"\n{tail}\n"
+        );
+        let config = parse(&text).unwrap_or_else(|e| panic!("{tail}: {e}"));
+        assert!(
+            !config.proxies_directly(&config.routes[0], Method::Get),
+            "{tail}"
+        );
+    }
+    let health = parse(HEALTH).unwrap();
+    assert!(!health.proxies_directly(&health.routes[0], Method::Get));
+}
+
+#[test]
+fn only_a_route_that_asserts_identity_is_kept_off_the_fast_path_by_assertion() {
+    use crate::route::Method;
+    let text = "[assertion]\nissuer = \"https://edge.example.com\"\n\
+        [[routes]]\nname = \"plain\"\npath = \"/plain/*\"\nupstream = \"https://o.example.com\"\nauth = { require = \"none\" }\n\
+        [[routes]]\nname = \"signed\"\npath = \"/signed/*\"\nupstream = \"https://o.example.com\"\nauth = { require = \"none\" }\nassert_identity = true\n";
+    let config = parse(text).unwrap();
+    assert!(config.proxies_directly(&config.routes[0], Method::Get));
+    assert!(!config.proxies_directly(&config.routes[1], Method::Get));
 }

@@ -386,3 +386,61 @@ fn refusals_are_not_remembered() {
     assert_eq!(f.key_calls.get(), 2);
     assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
 }
+
+/// [`authenticate_at_once`] on route `orders` (either, `orders:read`).
+fn at_once(f: &Fixture, headers: CredentialHeaders<'_>) -> Option<Option<Identity>> {
+    let route = &f.config.routes[0];
+    authenticate_at_once(route.auth.requirement, &route.auth.scopes, headers, |key| {
+        Some(f.api_keys.authenticate(key, NOW_MS))
+    })
+}
+
+#[test]
+fn at_once_an_api_key_in_memory_is_the_identity_the_pipeline_gives() {
+    let f = Fixture::new();
+    let headers = || CredentialHeaders {
+        api_key: Some("good-key"),
+        ..CredentialHeaders::default()
+    };
+    let quick = at_once(&f, headers()).expect("resolved at once");
+    assert_eq!(quick, f.run(headers()).unwrap());
+    assert_eq!(quick.unwrap().subject, "acme");
+}
+
+#[test]
+fn at_once_leaves_tokens_refusals_and_unresolved_keys_to_the_pipeline() {
+    let f = Fixture::new();
+    let token = bearer(&token(claims("orders:read")));
+    // A bearer token needs a signature check.
+    assert!(at_once(&f, headers_for(&token)).is_none());
+    // Refusals: no credential, an unknown key, a key without the scope.
+    assert!(at_once(&f, CredentialHeaders::default()).is_none());
+    for key in ["unknown-key", "no-scope-key"] {
+        let headers = CredentialHeaders {
+            api_key: Some(key),
+            ..CredentialHeaders::default()
+        };
+        assert!(at_once(&f, headers).is_none(), "{key}");
+    }
+    // A key the lookup leaves to an asynchronous store.
+    let route = &f.config.routes[0];
+    let headers = CredentialHeaders {
+        api_key: Some("good-key"),
+        ..CredentialHeaders::default()
+    };
+    assert!(
+        authenticate_at_once(route.auth.requirement, &route.auth.scopes, headers, |_| {
+            None
+        })
+        .is_none()
+    );
+    // A public route: no caller, whatever is sent.
+    let public = CredentialHeaders {
+        api_key: Some("good-key"),
+        ..CredentialHeaders::default()
+    };
+    assert_eq!(
+        authenticate_at_once(AuthRequirement::None, &[], public, |_| None),
+        Some(None)
+    );
+}

@@ -1,0 +1,311 @@
+//! The synchronous fast path: a request the policy calls a plain proxy
+//! ([`GatewayConfig::proxies_directly`]) whose caller is known at once (a
+//! public route, or an API key in the `API_KEYS` secret:
+//! `tidegate_policy::auth::authenticate_at_once`) is answered with no Rust
+//! future.
+//!
+//! The entry module (`edge-worker/shim.mjs`) calls [`plan`] with the
+//! request's method, URL, headers and the Worker's bindings; the headers are
+//! read (once, as one string) only when the request qualifies. When it returns
+//! a [`FastProxy`], JS awaits the origin fetch that [`FastProxy::send`]
+//! starts and hands the outcome back to [`FastProxy::answer`] or
+//! [`FastProxy::unreachable`], which return the finished response and write
+//! the log line. Everything else (admin endpoints, JWTs, the KV key store,
+//! refused credentials, limits, cache, CORS, assertions, health, unsafe
+//! methods, errors before the origin) goes to the full path (`fetch` in
+//! `lib.rs`) untouched.
+//!
+//! Each step calls the same functions as the full path (the request id and
+//! trace, the forwarding headers, the timed fetch, the hop-by-hop filter,
+//! the final headers, problem+json, the log line), so an answer is the same
+//! whichever path gave it (`tests/edge/fast-path.spec.ts`); what is saved is
+//! the futures executor, the promises crossing into wasm and the worker
+//! crate's request and response conversions.
+//!
+//! [`GatewayConfig::proxies_directly`]: tidegate_policy::config::GatewayConfig::proxies_directly
+
+use std::time::Duration;
+
+use tidegate_policy::cache::freshness::CACHE_STATUS_HEADER;
+use tidegate_policy::cache::CacheStatus;
+use tidegate_policy::route::{
+    apply_client_forwarding, forwarded_headers, upstream_url, ClientConnection,
+    Method as PolicyMethod, RouteMatch, TrustedIdentity, REQUEST_ID_HEADER,
+};
+use url::Url;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::js_sys::Promise;
+use worker::{web_sys, Env};
+
+use crate::error::{describe, EdgeError};
+use crate::flow::{now_ms, Flow, Phase};
+use crate::response::{self, raw_header_list, HeaderList};
+use crate::{assertion, auth, begin, config, proxy};
+
+/// A planned plain proxy request: the origin request to send, and the
+/// request's flow (id, timings, log line) to finish it with.
+#[wasm_bindgen]
+pub struct FastProxy {
+    /// The request id, as the client and the origin see it.
+    request_id: String,
+    /// Timings and the log line.
+    flow: Flow,
+    /// When the request arrived (ms since the epoch).
+    started: u64,
+    /// When the origin request was sent.
+    sent: u64,
+    /// The method the origin gets.
+    method: String,
+    /// The upstream URL.
+    url: Url,
+    /// The origin request's headers, as the policy built them.
+    headers: HeaderList,
+    /// The route's timeout.
+    timeout: Duration,
+}
+
+/// The fast path's plan for a request: `method`, `url` and `headers` as the
+/// runtime gives them, `env` the Worker's bindings. `None`: take the full
+/// path (the headers were then not read).
+#[wasm_bindgen(js_name = tidegatePlan)]
+pub fn plan(
+    method: &str,
+    url: &str,
+    headers: &web_sys::Headers,
+    env: JsValue,
+) -> Option<FastProxy> {
+    let started = now_ms();
+    let env: Env = env.unchecked_into();
+    let loaded = config::load(&env);
+    let gw = loaded.as_ref().ok()?;
+    let url = RequestUrl::split(url)?;
+    if url
+        .path()
+        .starts_with(gw.config.gateway.admin_prefix.as_str())
+    {
+        return None;
+    }
+    // The full path's method text: the worker crate's reading of it.
+    let method_text = worker::Method::from(method.to_owned()).to_string();
+    let policy_method: PolicyMethod = method_text.parse().ok()?;
+    let RouteMatch::Matched { index, .. } = gw.table.match_request(policy_method, url.path())
+    else {
+        return None;
+    };
+    let route = gw.config.routes.get(index)?;
+    if !gw.config.proxies_directly(route, policy_method) {
+        return None;
+    }
+    let target = upstream_url(
+        &route.upstream,
+        route.strip_prefix.as_deref(),
+        url.path(),
+        url.query(),
+    )
+    .ok()?;
+
+    let headers = raw_header_list(headers);
+    let identity = auth::at_once(&env, gw, route, &headers)?;
+    let (request_id, mut flow) = begin(
+        &loaded,
+        &headers,
+        method_text.clone(),
+        url.path().to_owned(),
+    );
+    flow.log.route = Some(route.name.clone());
+    // Authentication done at once: no time passed, and the full path still
+    // reports the phase.
+    flow.timings.add(Phase::Auth, 0);
+    if let Some(id) = &identity {
+        flow.log.subject = Some(id.subject.clone());
+        flow.log.key_id = id.key_id.clone();
+    }
+    let trusted = identity.as_ref().map(TrustedIdentity::from);
+    let forward = gw.config.forward_policy(route);
+    let forwarded = forwarded_headers(&headers, &forward, &request_id, trusted.as_ref());
+    let mut origin_headers = assertion::unsigned_origin_headers(&env, gw, route, forwarded).ok()?;
+    apply_client_forwarding(
+        &mut origin_headers,
+        &route.forward_client_headers,
+        &ClientConnection::from_headers(&headers, url.scheme()),
+        &flow.trace.headers(),
+    );
+    Some(FastProxy {
+        request_id: request_id.as_str().to_owned(),
+        flow,
+        started,
+        sent: started,
+        method: method_text,
+        url: target,
+        headers: origin_headers,
+        timeout: route.timeout,
+    })
+}
+
+/// The parts of a request URL the fast path reads. The runtime hands over
+/// its URL already parsed and serialised (WHATWG), so its parts are read off
+/// the text, as the worker crate reads the path (`Request::path`), instead
+/// of parsing it again with the `url` crate, whose host parsing (IDNA
+/// included) was among the path's heaviest Rust items.
+struct RequestUrl<'a> {
+    /// `http` or `https`.
+    scheme: &'a str,
+    /// The path, from its `/` to the query or fragment.
+    path: &'a str,
+    /// The query, without `?`.
+    query: Option<&'a str>,
+}
+
+impl<'a> RequestUrl<'a> {
+    /// The parts of an `http` or `https` URL; `None` (the full path) for
+    /// anything else.
+    fn split(url: &'a str) -> Option<Self> {
+        let (scheme, rest) = url.split_once("://")?;
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        let rest = rest.split('#').next().unwrap_or_default();
+        // The authority ends at the path's `/`: a serialised http(s) URL
+        // always has one; anything else goes the full way.
+        let target = rest.get(rest.find(['/', '?'])?..)?;
+        if !target.starts_with('/') {
+            return None;
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        Some(Self {
+            scheme,
+            path,
+            query,
+        })
+    }
+
+    fn path(&self) -> &'a str {
+        self.path
+    }
+
+    fn query(&self) -> Option<&'a str> {
+        self.query
+    }
+
+    fn scheme(&self) -> &'a str {
+        self.scheme
+    }
+}
+
+#[wasm_bindgen]
+impl FastProxy {
+    /// Sends the origin request with the client's `body` (`null` for none):
+    /// a promise of the `Response`, of `null` when the route's timeout
+    /// passed first, or rejected with the fetch's error.
+    pub fn send(&mut self, body: JsValue) -> Promise {
+        self.sent = now_ms();
+        proxy::start(
+            &self.method,
+            &self.url,
+            &self.headers,
+            &body,
+            self.timeout,
+            false,
+        )
+    }
+
+    /// The response for the origin's `answer` (what [`Self::send`]'s promise
+    /// resolved to), with the log line written. Errs only when even the
+    /// problem response cannot be built.
+    pub fn answer(self, answer: JsValue) -> Result<web_sys::Response, JsValue> {
+        let result = if answer.is_null() {
+            Err(EdgeError::OriginTimeout(self.timeout))
+        } else {
+            answer.dyn_into::<web_sys::Response>().map_err(|_| {
+                EdgeError::OriginUnreachable(
+                    "fetch resolved to something other than a Response".into(),
+                )
+            })
+        };
+        self.finish(result)
+    }
+
+    /// The response when [`Self::send`]'s promise rejected with `error`
+    /// (connection refused, DNS, TLS...): 502, with the log line written.
+    pub fn unreachable(self, error: JsValue) -> Result<web_sys::Response, JsValue> {
+        let reason = worker::Error::from(error).to_string();
+        self.finish(Err(EdgeError::OriginUnreachable(reason)))
+    }
+}
+
+impl FastProxy {
+    /// The client's response for the origin's answer or failure, as the
+    /// full path builds it (`cache::bypass`, then `lib.rs`'s `finish` and
+    /// `into_raw`), and the log line.
+    fn finish(
+        mut self,
+        result: Result<web_sys::Response, EdgeError>,
+    ) -> Result<web_sys::Response, JsValue> {
+        let now = now_ms();
+        self.flow
+            .timings
+            .add(Phase::Origin, now.saturating_sub(self.sent));
+        self.flow.log.cache = Some(CacheStatus::Bypass.as_str());
+        self.flow.timings.total = Some(now.saturating_sub(self.started));
+        let raw = result
+            .and_then(|resp| self.pass_on(&resp))
+            .or_else(|e| self.problem(e));
+        self.flow.log.status = raw.as_ref().map_or(500, web_sys::Response::status);
+        self.flow.log.emit(&self.flow.timings);
+        raw.map_err(|e| JsValue::from_str(&e.to_string()))
+    }
+
+    /// The origin's response with a final status, its hop-by-hop fields
+    /// dropped and the edge's headers set; the body streams through.
+    fn pass_on(&self, resp: &web_sys::Response) -> Result<web_sys::Response, EdgeError> {
+        let status = resp.status();
+        if !proxy::passable(status) {
+            return Err(EdgeError::OriginStatus(status));
+        }
+        let hop = proxy::hop_fields(&resp.headers());
+        let hop: Vec<&str> = hop.iter().map(String::as_str).collect();
+        let timing = self.flow.timings.header();
+        let set = [
+            (CACHE_STATUS_HEADER, CacheStatus::Bypass.as_str()),
+            (REQUEST_ID_HEADER, self.request_id.as_str()),
+            ("server-timing", timing.as_str()),
+        ];
+        let headers = response::edited_copy(&resp.headers(), &hop, &set);
+        rebuild::response(resp, &headers.0).map_err(|e| EdgeError::ResponseRefused {
+            status,
+            reason: describe(&e),
+        })
+    }
+
+    /// The problem+json response for `e`, noted in the log line.
+    fn problem(&mut self, e: EdgeError) -> Result<web_sys::Response, EdgeError> {
+        let problem = self.flow.fail(e).with_request_id(self.request_id.as_str());
+        let mut resp = response::problem(&problem);
+        crate::finish(&mut resp, &self.request_id, &self.flow);
+        response::into_raw(resp)
+    }
+}
+
+/// The client's response from the origin's, in one call into JS.
+mod rebuild {
+    use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
+    use worker::web_sys;
+
+    #[wasm_bindgen(inline_js = "
+export function tidegateRebuild(resp, headers) {
+  return new Response(resp.body, { status: resp.status, headers });
+}")]
+    extern "C" {
+        /// A response with `resp`'s status and body (a stream, passed on, not
+        /// read) and `headers`; throws what the runtime refuses.
+        #[wasm_bindgen(js_name = tidegateRebuild, catch)]
+        pub fn response(
+            resp: &web_sys::Response,
+            headers: &web_sys::Headers,
+        ) -> Result<web_sys::Response, JsValue>;
+    }
+}

@@ -1,0 +1,30 @@
+//! Which requests the edge may answer on its synchronous fast path: the
+//! origin request is planned and the answer finished by two synchronous
+//! calls, with no Durable Object, Cache API, KV, WebCrypto or `waitUntil`
+//! work in between. The policy owns the rule so the edge cannot drift from
+//! it: every feature that needs asynchronous work of the edge's own takes
+//! the full path.
+
+use super::model::{GatewayConfig, Route};
+use crate::auth::AuthRequirement;
+use crate::route::Method;
+
+impl GatewayConfig {
+    /// Whether a `method` request matched to `route` may be a plain proxy: no
+    /// rate limit, no cache, no CORS, no identity assertion to sign, no
+    /// release-health recording, and a safe method that no CORS preflight
+    /// and no cache invalidation (RFC 9111 §4.4, unsafe methods only) can
+    /// concern. Its caller must still be known at once: a public route, or
+    /// an API key held in memory (`auth::authenticate_at_once`); a route that
+    /// takes JWTs only never is (the signature needs WebCrypto).
+    pub fn proxies_directly(&self, route: &Route, method: Method) -> bool {
+        let safe = matches!(method, Method::Get | Method::Head);
+        let signs = self.assertion.is_some() && route.assert_identity;
+        safe && route.auth.requirement != AuthRequirement::Jwt
+            && route.rate_limit.is_none()
+            && route.cache.is_none()
+            && route.cors.is_none()
+            && !signs
+            && self.health.is_none()
+    }
+}

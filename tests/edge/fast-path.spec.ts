@@ -1,0 +1,171 @@
+// The synchronous fast path (edge-worker/src/fast.rs, driven by shim.mjs)
+// against the full Rust path: two gateways with the same configuration, one
+// with TIDEGATE_FAST_PATH = "off", asked the same requests (public routes,
+// an API key route without a limiter, and some the fast path declines) with
+// the same request id and trace. Status, headers, body, what the origin
+// received and the log line must match (timings, the date, the origin's port
+// and the new span id aside).
+import { describe, expect, it } from "vitest";
+import type { Reply } from "./support/gateway";
+import { type Edge, poll, unique, useEdge } from "./support/harness";
+import type { Echo } from "./support/origin";
+
+const fast = useEdge();
+const full = useEdge({ secrets: { TIDEGATE_FAST_PATH: "off" } });
+
+const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
+const traceparent = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+/** Headers that differ between any two answers: the clock, timings, the origin's port. */
+const VARYING = new Set(["date", "server-timing"]);
+
+/** The answer's headers, minus those that vary, as sorted pairs. */
+function headersOf(res: Reply): [string, string][] {
+  return [...res.headers.entries()].filter(([name]) => !VARYING.has(name)).sort(([a], [b]) => a.localeCompare(b));
+}
+
+/** Server-Timing's phase names, without their durations. */
+function phases(res: Reply): string[] {
+  return (res.headers.get("server-timing") ?? "").split(",").map((p) => p.trim().split(";")[0] ?? "");
+}
+
+/** The origin's echo with what differs between the two origins taken out. */
+function echoShape(text: string, port: string): unknown {
+  const echo = JSON.parse(text.replaceAll(port, "PORT")) as Echo;
+  // The edge starts a new span for the origin: a new parent id each request.
+  const span = (h: string) => h.replace(/^(00-[0-9a-f]{32}-)[0-9a-f]{16}/, "$1SPAN");
+  return {
+    ...echo,
+    headers: Object.fromEntries(Object.entries(echo.headers).map(([n, v]) => [n, n === "traceparent" ? span(v) : v])),
+    rawHeaders: echo.rawHeaders.map(([n, v]) => [n, n.toLowerCase() === "traceparent" ? span(v) : v]),
+  };
+}
+
+/** The one log line carrying request id `id`, its durations reduced to their names. */
+async function logLine(edge: Edge, id: string): Promise<Record<string, unknown>> {
+  const lines = await poll(
+    async () => edge.gateway.logs.filter((l) => l.includes(`"id":"${id}"`)),
+    (found) => found.length > 0,
+    { timeoutMs: 3_000, intervalMs: 20 },
+  );
+  expect(lines.length).toBe(1);
+  // A connection error may name the port the origin listened on.
+  const text = (lines[0] ?? "{}").replaceAll(String(edge.dead), "DEAD").replaceAll(new URL(edge.origin.url).port, "PORT");
+  const line = JSON.parse(text) as Record<string, unknown>;
+  return { ...line, ms: Object.keys((line.ms ?? {}) as object).sort() };
+}
+
+/**
+ * Asks both gateways `path` (with `init`, and the headers `perEdge` gives
+ * for each: each gateway has its own API keys) and expects the same answer,
+ * origin request and log line.
+ */
+async function expectSame(
+  path: string,
+  init: RequestInit & { headers?: Record<string, string> } = {},
+  behaviour = {},
+  perEdge: (edge: Edge) => Record<string, string> = () => ({}),
+) {
+  const id = `rid-fast-${unique()}`;
+  const answers: Reply[] = [];
+  for (const edge of [fast, full]) {
+    const headers = { "x-request-id": id, traceparent, "x-client-says": "hi", ...init.headers, ...perEdge(edge) };
+    edge.origin.respond(path.split("?")[0] ?? path, behaviour);
+    answers.push(await edge.fetch(path, { ...init, headers }));
+  }
+  const [a, b] = answers as [Reply, Reply];
+  expect(a.status, a.text.slice(0, 300)).toBe(b.status);
+  expect(headersOf(a)).toEqual(headersOf(b));
+  expect(phases(a)).toEqual(phases(b));
+  const ports = [fast, full].map((e) => new URL(e.origin.url).port);
+  const deadPorts = [fast, full].map((e) => String(e.dead));
+  const body = (r: Reply, i: number) => r.text.replaceAll(ports[i] ?? "", "PORT").replaceAll(deadPorts[i] ?? "", "DEAD");
+  if (a.text.startsWith('{"method":')) {
+    expect(echoShape(a.text, ports[0] ?? "")).toEqual(echoShape(b.text, ports[1] ?? ""));
+  } else {
+    expect(body(a, 0)).toBe(body(b, 1));
+  }
+  const [la, lb] = [await logLine(fast, id), await logLine(full, id)];
+  expect(la).toEqual(lb);
+  return { a, b, log: la };
+}
+
+describe("the fast path answers a plain proxy request as the full path does", () => {
+  it("GET with a query: status, headers, the origin's request, the log line", async () => {
+    const { a, log } = await expectSame(`/public/${unique()}?b=2&a=1`, {}, { headers: { "x-origin-says": "hello" } });
+    expect(a.status).toBe(200);
+    expect(a.headers.get("x-cache-status")).toBe("BYPASS");
+    expect(phases(a)).toEqual(["auth", "origin", "total"]);
+    expect(log).toMatchObject({ route: "public", status: 200, cache: "BYPASS", trace_id: TRACE_ID });
+  });
+
+  it("URLs read off the runtime's text as the url crate reads them: encodings, an empty query, ? and / in the query", async () => {
+    for (const tail of ["a%20b/%2F/%E2%9C%93", "x?", "x?q=/a/b?c=d&e", "x?%zz=1&&=", "x;p=1"]) {
+      const { a, log } = await expectSame(`/public/${unique()}/${tail}`);
+      expect(a.status).toBe(200);
+      expect(log).toMatchObject({ route: "public" });
+    }
+  });
+
+  it("HEAD, and the strip_prefix route", async () => {
+    await expectSame(`/public/${unique()}`, { method: "HEAD" });
+    await expectSame(`/strip/items/${unique()}?q=a`);
+  });
+
+  it("the origin's own error status and its Connection-named fields", async () => {
+    const { a } = await expectSame(`/public/${unique()}`, {}, {
+      status: 503,
+      headers: { connection: "x-hop", "x-hop": "1", "x-end-to-end": "kept" },
+    });
+    expect(a.status).toBe(503);
+    expect(a.headers.get("x-hop")).toBeNull();
+    expect(a.headers.get("x-end-to-end")).toBe("kept");
+  });
+
+  it("a streamed body, byte for byte", async () => {
+    const { a } = await expectSame(`/public/${unique()}`, {}, { bodyBytes: 200_000, chunked: true });
+    expect(a.text.length).toBe(200_000);
+  });
+
+  it("502 problem+json when the origin refuses the connection", async () => {
+    const { a, log } = await expectSame(`/dead/${unique()}`);
+    expect(a.status).toBe(502);
+    expect(a.headers.get("content-type")).toBe("application/problem+json");
+    expect(log).toMatchObject({ status: 502, cache: "BYPASS" });
+    expect(typeof log.error).toBe("string");
+  });
+
+  it("504 problem+json when the origin is slower than the route's timeout", async () => {
+    const { a } = await expectSame(`/slow/${unique()}`, {}, { delayMs: 3_000 });
+    expect(a.status).toBe(504);
+  });
+});
+
+describe("an API key from the API_KEYS secret, checked at once", () => {
+  it("is the same caller on both paths: identity headers to the origin, subject and key id in the log", async () => {
+    const { a, log } = await expectSame(`/scoped/${unique()}`, {}, {}, (edge) => ({ "x-api-key": edge.apiKeys.acme1 }));
+    expect(a.status).toBe(200);
+    const echo = a.json<Echo>();
+    expect(echo.headers["x-tidegate-subject"]).toBe("acme");
+    expect(echo.headers["x-api-key"]).toBeUndefined();
+    expect(log).toMatchObject({ route: "scoped", status: 200, subject: "acme", key_id: "key_acme_1" });
+  });
+
+  it("refusals answer the same (the full path renders them): a key without the scope, an unknown key, none", async () => {
+    const missing = await expectSame(`/scoped/${unique()}`, {}, {}, (edge) => ({ "x-api-key": edge.apiKeys.acme2 }));
+    expect(missing.a.status).toBe(403);
+    const unknown = await expectSame(`/scoped/${unique()}`, {}, {}, () => ({ "x-api-key": "tdg_not_a_key_at_all_0000000000" }));
+    expect(unknown.a.status).toBe(401);
+    const none = await expectSame(`/scoped/${unique()}`);
+    expect(none.a.status).toBe(401);
+  });
+});
+
+describe("requests the fast path leaves to the full path", () => {
+  it("answer the same: no route, a POST, an authenticated route, a preflight", async () => {
+    await expectSame(`/nowhere/${unique()}`);
+    await expectSame(`/public/${unique()}`, { method: "POST", body: "hello origin" });
+    await expectSame(`/jwt/${unique()}`);
+    await expectSame(`/public/${unique()}`, { method: "OPTIONS", headers: { origin: "https://app.example", "access-control-request-method": "GET" } });
+  });
+});
