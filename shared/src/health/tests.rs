@@ -495,7 +495,7 @@ fn stage_health_carries_every_release_and_reads_back() {
 fn the_report_fixture_reads() {
     // The Worker's answer as it is on the wire, older fields only included.
     let report: ReleasesReport =
-        serde_json::from_str(include_str!("fixtures/releases.json")).unwrap();
+        serde_json::from_str(include_str!("../../tests/fixtures/health/releases.json")).unwrap();
     assert_eq!(report.stages.len(), 2);
     let shop = report.stage("shop", "prod").unwrap();
     let health = shop.health.as_ref().unwrap();
