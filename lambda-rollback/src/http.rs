@@ -30,6 +30,7 @@
 //!     Ok(Route::History { .. })
 //! ));
 //! assert!(matches!(route(&Method::POST, "/stages/orders-api/prod/approve"), Ok(Route::Command { .. })));
+//! assert!(matches!(route(&Method::GET, "/stages/orders-api/prod/edge"), Ok(Route::Edge { .. })));
 //! ```
 //!
 //! The caller's identity (`key:<consumer>` or `jwt:<iss>:<sub>`) is recorded
