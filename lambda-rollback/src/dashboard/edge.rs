@@ -42,18 +42,15 @@ pub(super) fn render_edge(
     );
     let h = match figures {
         Ok(h) => h,
-        Err(e @ EdgeUnavailable::NotConfigured) => {
-            let _ = write!(
-                b,
-                "<p class=\"muted\" id=\"edge-why\">No live figures: {}.</p></section>\n",
-                escape(&e.to_string())
-            );
-            return;
-        }
         Err(e) => {
-            let _ = write!(
+            // Not configured is a choice, not a fault.
+            let class = match e {
+                EdgeUnavailable::NotConfigured => "muted",
+                _ => "error",
+            };
+            let _ = writeln!(
                 b,
-                "<p class=\"error\" id=\"edge-why\">No live figures: {}.</p></section>\n",
+                "<p class=\"{class}\" id=\"edge-why\">No live figures: {}.</p></section>",
                 escape(&e.to_string())
             );
             return;
