@@ -276,7 +276,8 @@ provision() {
     [ "$mode" = dev ] && [ "$build" = 1 ] && extra+=(--rebuild)
     "$PY" scripts/demo/scenario.py prepare --run-dir "$RUN" --run-id "$RUN_ID" --root "$TIDEGATE_ROOT" \
         --template examples/demo/gateway.toml --origin "$ORIGIN_URL" --endpoint "$LS_URL" \
-        --compatibility-date "$compat" --health-url "$LAMBDA_URL/lambda-url/tidegate-rollback/edge/health" "${extra[@]}"
+        --compatibility-date "$compat" --health-url "$LAMBDA_URL/lambda-url/tidegate-rollback/edge/health" \
+        --edge-health-url "$EDGE_URL/__tidegate/health/releases" "${extra[@]}"
     "$PY" scripts/demo/scenario.py provision --run-dir "$RUN" --endpoint "$LS_URL"
     # A fresh session secret per run: the dashboard's browser sign-in.
     printf '%s\n' "TIDEGATE_STATE_TABLE=$STATE_TABLE" "AWS_ENDPOINT_URL_DYNAMODB=$DDB_URL" \

@@ -38,6 +38,6 @@ pub use run::{reason, resolve_target, run};
 pub use view::{
     parse_step, AuditView, CommandBody, CommandReport, DecisionView, HistoryPage, HistoryView,
     IssueBody, IssuedKeyView, KeyListView, OutcomeView, RevokedKeyView, RotateBody, StageList,
-    StageView, StartBody,
+    StageView, StartBody, TriggerView,
 };
 pub use watch::{watch, WatchEnd, WatchTracker};

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use tidegate_policy::auth::KeySummary;
 
-use crate::{HistoryView, StageView};
+use crate::{HistoryView, StageView, TriggerView};
 
 /// `ms` since the epoch as RFC 3339 UTC, to the second.
 pub fn format_time(ms: u64) -> String {
@@ -266,12 +266,15 @@ pub fn history_table(entries: &[HistoryView]) -> String {
                     e.what.clone()
                 },
                 e.who.clone(),
+                e.trigger
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), TriggerView::describe),
                 e.outcome.describe(),
                 e.why.clone(),
             ]
         })
         .collect();
-    table(&["WHEN", "WHAT", "WHO", "OUTCOME", "WHY"], &rows)
+    table(&["WHEN", "WHAT", "WHO", "TRIGGER", "OUTCOME", "WHY"], &rows)
 }
 
 /// One line per change, for `watch` when stdout is not a TTY.

@@ -162,3 +162,33 @@ fn an_approval_is_shown() {
     assert!(stage_detail(&s, 0)
         .contains("Approved:    d3 at 50% by key:ops at 1970-01-01T00:00:00Z: metrics fine"));
 }
+
+#[test]
+fn the_history_table_says_what_set_each_action_off() {
+    let page: HistoryPage =
+        serde_json::from_str(include_str!("../tests/fixtures/history.json")).unwrap();
+    let out = history_table(&page.entries);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("WHEN"), "{out}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["WHEN", "WHAT", "WHO", "TRIGGER", "OUTCOME", "WHY"]);
+    // The column starts where its header does, on every row.
+    let at = lines[0].find("TRIGGER").unwrap();
+    let cells: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l[at..].split("  ").next().unwrap())
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "edge canary error_rate",
+            "alarm orders-api-prod-5xx-rate",
+            "schedule",
+            "operator",
+            "canary_bot",
+            "-",
+        ],
+        "{out}"
+    );
+    assert!(lines[2].contains("rollback (dry run)"), "{out}");
+}

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::KeySummary;
 use tidegate_policy::config::file::{CanaryGateEntry, CanaryStepEntry};
 use tidegate_policy::config::CanaryStep;
-use tidegate_policy::rollout::{AlarmReading, Approval, CanarySnapshot, Mark, Pause};
+use tidegate_policy::rollout::{AlarmReading, Approval, CanarySnapshot, Mark, Pause, Trigger};
 
 /// `GET /stages`.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +109,40 @@ pub struct HistoryView {
     /// Decided under dry-run.
     #[serde(default)]
     pub dry_run: bool,
+    /// What set it off.
+    #[serde(default)]
+    pub trigger: Option<TriggerView>,
+}
+
+/// What set an action off: the policy's [`Trigger`] when this CLI knows its
+/// form, otherwise only its `type`, so a newer Lambda's trigger does not
+/// make the history unreadable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TriggerView {
+    /// A trigger of a form this CLI knows.
+    Known(Trigger),
+    /// Any other: its `type` only.
+    Other {
+        /// The entry's `trigger.type`, empty when it has none.
+        #[serde(rename = "type", default)]
+        kind: String,
+    },
+}
+
+impl TriggerView {
+    /// One short cell: `alarm <name>`, `schedule`, `operator`,
+    /// `edge <release> <breach>`, or the unknown type as it is.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Known(Trigger::AlarmTransition(t)) => format!("alarm {}", t.alarm),
+            Self::Known(Trigger::Schedule) => "schedule".into(),
+            Self::Known(Trigger::Manual { .. }) => "operator".into(),
+            Self::Known(Trigger::Edge(e)) => format!("edge {} {}", e.release, e.breach.as_str()),
+            Self::Other { kind } if kind.is_empty() => "-".into(),
+            Self::Other { kind } => kind.clone(),
+        }
+    }
 }
 
 /// `GET /stages/{api}/{stage}/history`.

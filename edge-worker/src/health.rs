@@ -16,18 +16,19 @@
 //!   release per cooldown. Without `TIDEGATE_HEALTH_SECRET` or `signal_url`
 //!   it logs once and judges without signalling.
 //! - [`releases`]: the figures of every stage, for
-//!   `GET {admin_prefix}health/releases`.
+//!   `GET {admin_prefix}health/releases` (the policy's `ReleasesReport`,
+//!   which the rollback Lambda's dashboard reads): per release the totals
+//!   over the window and one point per second.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tidegate_policy::config::{HealthSettings, Route};
 use tidegate_policy::health::{
     delivery_of, judge, release_of, retry_delay_ms, sign, Cooldown, Delivery, EdgeHealthEvent,
-    HealthWindow, Judgement, OutcomeBatch, ReleaseClass, SignalKey, Verdict, SIGNAL_TOLERANCE_MS,
-    SIGNATURE_HEADER,
+    HealthWindow, Judgement, OutcomeBatch, ReleaseClass, ReleasesReport, SignalKey, SignalRecord,
+    StageHealth, StageReport, Verdict, SIGNAL_TOLERANCE_MS, SIGNATURE_HEADER,
 };
 use worker::{
     durable_object, Context, Delay, DurableObject, Env, Fetch, Headers, Method, Request,
@@ -114,55 +115,6 @@ async fn send_batch(env: &Env, key: &str, batch: &OutcomeBatch) -> Result<()> {
     Ok(())
 }
 
-/// What the object shows of its stage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StageHealth {
-    /// The REST API.
-    pub api: String,
-    /// The stage.
-    pub stage: String,
-    /// The latest judgement, `None` before the first batch.
-    pub judgement: Option<Judgement>,
-    /// The last signal sent, if any.
-    pub last_signal: Option<SignalRecord>,
-    /// Why signals are not sent, when they are not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signalling_off: Option<String>,
-}
-
-/// A signal the object sent (or is still trying to send).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SignalRecord {
-    /// The event.
-    pub event: EdgeHealthEvent,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// The Lambda's last status, `None` when it did not answer.
-    pub last_status: Option<u16>,
-    /// Where it stands.
-    pub delivery: Delivery,
-}
-
-/// The answer of `GET {admin_prefix}health/releases`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReleasesReport {
-    /// One entry per `[[health.stages]]`.
-    pub stages: Vec<StageReport>,
-}
-
-/// One stage in [`ReleasesReport`].
-#[derive(Debug, Clone, Serialize)]
-pub struct StageReport {
-    /// `api/stage`.
-    pub key: String,
-    /// The object's figures, when it answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub health: Option<StageHealth>,
-    /// Why the object could not be read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
 /// The live figures of every stage.
 pub async fn releases(env: &Env, gw: &Gateway) -> ReleasesReport {
     let mut stages = Vec::new();
@@ -239,19 +191,16 @@ impl DurableObject for HealthMonitor {
                 Response::empty().map(|r| r.with_status(204))
             }
             "/figures" => {
-                let now = now_ms();
-                let judgement = self
-                    .window
-                    .borrow()
-                    .as_ref()
-                    .map(|w| judge(&settings.judge, w, now));
-                Response::from_json(&StageHealth {
-                    api: stage.api.clone(),
-                    stage: stage.stage.clone(),
-                    judgement,
-                    last_signal: self.signal.borrow().clone(),
-                    signalling_off: self.signalling_off(settings),
-                })
+                let mut health = StageHealth::of(
+                    &stage.api,
+                    &stage.stage,
+                    self.window.borrow().as_ref(),
+                    &settings.judge,
+                    now_ms(),
+                );
+                health.last_signal = self.signal.borrow().clone();
+                health.signalling_off = self.signalling_off(settings);
+                Response::from_json(&health)
             }
             _ => Response::error("not found", 404),
         }

@@ -14,7 +14,11 @@
 //!   sign-in is off and the sign-in page says so);
 //! - `TIDEGATE_HEALTH_SECRET`: the key the edge signs its health events
 //!   with (optional, at least 32 bytes, the Worker's secret of the same
-//!   name; without it `POST /edge/health` answers 404: the feature is off).
+//!   name; without it `POST /edge/health` answers 404: the feature is off);
+//! - `TIDEGATE_EDGE_ADMIN_KEY`: the edge Worker's admin key (its `ADMIN_KEY`
+//!   secret), sent as the bearer when the dashboard reads the edge's live
+//!   figures from `[rollback.edge] health_url` (optional; without it the
+//!   stage page's edge panel says so).
 //!
 //! Invalid input is an init error listing *every* problem, so one deploy
 //! shows everything that needs fixing.
@@ -25,6 +29,8 @@ use tidegate_policy::auth::ApiKeyStore;
 use tidegate_policy::config::{GatewayConfig, RollbackPolicy};
 use tidegate_policy::health::SignalKey;
 use tidegate_policy::session::SessionKey;
+
+use crate::live::EdgeAdminKey;
 
 /// Environment variable holding the configuration text.
 pub const CONFIG_ENV: &str = "TIDEGATE_CONFIG";
@@ -38,6 +44,8 @@ pub const STATE_TABLE_ENV: &str = "TIDEGATE_STATE_TABLE";
 pub const SESSION_SECRET_ENV: &str = "TIDEGATE_SESSION_SECRET";
 /// Environment variable holding the edge's health-signal secret.
 pub const HEALTH_SECRET_ENV: &str = "TIDEGATE_HEALTH_SECRET";
+/// Environment variable holding the edge's admin key.
+pub const EDGE_ADMIN_KEY_ENV: &str = "TIDEGATE_EDGE_ADMIN_KEY";
 
 /// Everything loaded at init.
 #[derive(Debug, Clone)]
@@ -56,6 +64,9 @@ pub struct Settings {
     /// The key the edge's health events are checked with; `None`: the
     /// edge's signal is off (`POST /edge/health` answers 404).
     pub health_key: Option<SignalKey>,
+    /// The edge's admin key, for its live figures
+    /// (`[rollback.edge] health_url`); `None`: the edge panel says so.
+    pub edge_admin_key: Option<EdgeAdminKey>,
 }
 
 /// Every problem found while loading; the Lambda refuses to start.
@@ -183,6 +194,16 @@ pub fn load(
             }
         },
     };
+    let edge_admin_key = match var(EDGE_ADMIN_KEY_ENV).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(key) => match EdgeAdminKey::new(&key) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                problems.push(format!("{EDGE_ADMIN_KEY_ENV}: {e}"));
+                None
+            }
+        },
+    };
     match (gateway, policy, api_keys, state_table) {
         (Some(gateway), Some(policy), Some(api_keys), Some(state_table)) if problems.is_empty() => {
             Ok(Settings {
@@ -192,6 +213,7 @@ pub fn load(
                 state_table,
                 session_key,
                 health_key,
+                edge_admin_key,
             })
         }
         _ => Err(InitError { problems }),
@@ -289,6 +311,26 @@ canary_alarms = ["orders-api-prod-canary-5xx-rate"]
         )
         .unwrap_err();
         assert!(err.problems[0].starts_with(HEALTH_SECRET_ENV), "{err}");
+    }
+
+    #[test]
+    fn the_edge_admin_key_is_optional_and_checked() {
+        let s = load(env(&[(CONFIG_ENV, CONFIG)]), no_files).unwrap();
+        assert!(s.edge_admin_key.is_none());
+        let s = load(
+            env(&[(CONFIG_ENV, CONFIG), (EDGE_ADMIN_KEY_ENV, "demo-admin-key")]),
+            no_files,
+        )
+        .unwrap();
+        assert!(s.edge_admin_key.is_some());
+        // Never printed.
+        assert!(!format!("{s:?}").contains("demo-admin-key"));
+        let err = load(
+            env(&[(CONFIG_ENV, CONFIG), (EDGE_ADMIN_KEY_ENV, "two words")]),
+            no_files,
+        )
+        .unwrap_err();
+        assert!(err.problems[0].starts_with(EDGE_ADMIN_KEY_ENV), "{err}");
     }
 
     fn no_files(path: &str) -> Result<String, String> {

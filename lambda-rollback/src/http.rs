@@ -7,6 +7,7 @@
 //! | GET | `/stages` | every managed stage |
 //! | GET | `/stages/{api}/{stage}` | one stage: deployment, canary, alarms, last-known-good, pause, recent actions (what, who, why, trigger, outcome, when) |
 //! | GET | `/stages/{api}/{stage}/metrics?hours=N` | requests and 5xx rate of the stage and its canary per period, and the actions to mark ([`crate::metrics`]) |
+//! | GET | `/stages/{api}/{stage}/edge` | the edge's live figures of the stage ([`crate::live`]: per release requests, 5xx, p50/p99 and one point per second over the edge's window, the verdict, the last signal), as the edge's `health/releases` gives them; 404 when the edge feed is not configured or the edge does not monitor the stage, 502/504 when the edge fails |
 //! | GET | `/stages/{api}/{stage}/history?limit=N` | the stage's history, newest first: `{"entries": [...]}` (N from 1 to 100, default 20) |
 //! | POST | `/stages/{api}/{stage}/{rollback,promote,pause,resume}` | operator command, body `{"reason": "..."}` (pause also takes `"for": "2h"`); the dashboard's forms post the same fields form-encoded and are answered with a redirect to the stage's page |
 //! | POST | `/stages/{api}/{stage}/advance` | move the active canary one planned step now (never past a failing health check or an unapproved gate); 409 when there is no canary or it waits for approval |
@@ -29,6 +30,7 @@
 //!     Ok(Route::History { .. })
 //! ));
 //! assert!(matches!(route(&Method::POST, "/stages/orders-api/prod/approve"), Ok(Route::Command { .. })));
+//! assert!(matches!(route(&Method::GET, "/stages/orders-api/prod/edge"), Ok(Route::Edge { .. })));
 //! ```
 //!
 //! The caller's identity (`key:<consumer>` or `jwt:<iss>:<sub>`) is recorded
@@ -67,6 +69,7 @@ use tidegate_policy::auth::{
 };
 use tidegate_policy::config::file::CanaryStepEntry;
 use tidegate_policy::config::{CanaryStep, Issuer};
+use tidegate_policy::health::StageHealth;
 use tidegate_policy::problem::Problem;
 use tidegate_policy::rollout::{check_steps, Hold, ManualCommand, StartCanary, Trigger};
 use tidegate_policy::session::{self, SessionClaims, SessionError};
@@ -74,6 +77,7 @@ use tidegate_policy::session::{self, SessionClaims, SessionError};
 use crate::config::{Settings, SESSION_SECRET_ENV};
 use crate::dashboard::{self, PageContext, Progress, StageView};
 use crate::jwks::IssuerKeys;
+use crate::live::EdgeUnavailable;
 use crate::metrics::{MetricsWindow, StageMetrics};
 use crate::status::{HistoryPage, StageStatus, StatusList, RECENT_ACTIONS};
 use crate::store::HistoryEntry;
@@ -129,6 +133,12 @@ pub trait Control: Send + Sync {
         let _ = (id, until_ms, now_ms);
         Box::pin(async { Err("this control API keeps no edge events".to_owned()) })
     }
+    /// The edge's live figures of managed stage `index` ([`crate::live`]);
+    /// `Err` says why there are none (never fails a page).
+    fn edge_health(&self, index: usize) -> BoxFuture<'_, Result<StageHealth, EdgeUnavailable>> {
+        let _ = index;
+        Box::pin(async { Err(EdgeUnavailable::NotConfigured) })
+    }
     /// Gives the claim of edge event `id` back.
     fn forget_signal(&self, id: String) -> BoxFuture<'_, Result<(), String>> {
         let _ = id;
@@ -166,6 +176,13 @@ pub enum Route {
     },
     /// `GET /stages/{api}/{stage}/metrics`.
     Metrics {
+        /// API (id or name).
+        api: String,
+        /// Stage.
+        stage: String,
+    },
+    /// `GET /stages/{api}/{stage}/edge`.
+    Edge {
         /// API (id or name).
         api: String,
         /// Stage.
@@ -235,6 +252,11 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
             stage: (*stage).to_owned(),
         }),
         ["stages", _, _, "history"] => Err(RouteError::MethodNotAllowed("GET")),
+        ["stages", api, stage, "edge"] if is_get => Ok(Route::Edge {
+            api: (*api).to_owned(),
+            stage: (*stage).to_owned(),
+        }),
+        ["stages", _, _, "edge"] => Err(RouteError::MethodNotAllowed("GET")),
         ["stages", api, stage, cmd] => match ManualCommand::from_path(cmd) {
             None => Err(RouteError::NotFound),
             Some(_) if method != Method::POST => Err(RouteError::MethodNotAllowed("POST")),
@@ -866,8 +888,13 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                     )
                 }
             };
-            let (Some(status), metrics) = (control.show(i).await, control.metrics(i, window).await)
-            else {
+            // The edge's answer (at most EDGE_TIMEOUT) is awaited alongside AWS's.
+            let (status, metrics, edge) = tokio::join!(
+                control.show(i),
+                control.metrics(i, window),
+                control.edge_health(i)
+            );
+            let Some(status) = status else {
                 return unknown_stage(&api, &stage);
             };
             let page_ctx = match notice(&req) {
@@ -878,6 +905,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 progress: Progress::of(&status),
                 status: &status,
                 metrics: metrics.as_ref(),
+                edge: Some(&edge),
             };
             html(200, dashboard::render_stage(&view, &page_ctx))
         }
@@ -902,6 +930,27 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                     &Problem::new(400, "invalid-query", "Invalid query").with_detail(e.to_string()),
                     None,
                 ),
+            }
+        }
+        Route::Edge { api, stage } => {
+            let Some(i) = managed(settings, &api, &stage) else {
+                return unknown_stage(&api, &stage);
+            };
+            match control.edge_health(i).await {
+                Ok(health) => json(StatusCode::OK, &health),
+                Err(e) => {
+                    let (status, kind, title) = match e {
+                        EdgeUnavailable::NotConfigured
+                        | EdgeUnavailable::NoKey
+                        | EdgeUnavailable::NotMonitored => (404, "edge-off", "No edge figures"),
+                        EdgeUnavailable::Timeout => (504, "edge-unavailable", "Edge unavailable"),
+                        _ => (502, "edge-unavailable", "Edge unavailable"),
+                    };
+                    problem(
+                        &Problem::new(status, kind, title).with_detail(e.to_string()),
+                        None,
+                    )
+                }
             }
         }
         Route::History { api, stage } => {

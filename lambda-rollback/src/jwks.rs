@@ -33,7 +33,8 @@ use tidegate_policy::config::{Issuer, JwksSource};
 /// How long one JWKS fetch may take, connection included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+/// The HTTPS client the JWKS fetches and the edge feed ([`crate::live`]) use.
+pub(crate) type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// The key caches of every issuer, and the client that fills them.
 #[derive(Default)]
@@ -149,9 +150,9 @@ impl IssuerKeys {
     }
 }
 
-/// An HTTPS (and, for localhost issuers, HTTP) client trusting the system's
+/// An HTTPS (and, for localhost issuers and edges, HTTP) client trusting the system's
 /// roots, as the AWS SDK does.
-fn build_client() -> Result<HttpsClient, String> {
+pub(crate) fn build_client() -> Result<HttpsClient, String> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| format!("no TLS root certificates: {e}"))?

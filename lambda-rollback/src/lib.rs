@@ -36,6 +36,7 @@ pub mod events;
 pub mod execute;
 pub mod http;
 pub mod jwks;
+pub mod live;
 pub mod metrics;
 pub mod notify;
 pub mod retry;
@@ -79,6 +80,7 @@ pub struct App {
     settings: Settings,
     aws: OnceCell<Aws>,
     issuer_keys: IssuerKeys,
+    edge: live::EdgeFeed,
 }
 
 impl App {
@@ -88,6 +90,7 @@ impl App {
             settings,
             aws: OnceCell::new(),
             issuer_keys: IssuerKeys::new(),
+            edge: live::EdgeFeed::new(),
         })
     }
 
@@ -324,6 +327,33 @@ impl http::Control for App {
                 .claim_signal(&id, until_ms, now_ms)
                 .await
                 .map_err(|e| e.to_string())
+        })
+    }
+
+    fn edge_health(
+        &self,
+        index: usize,
+    ) -> BoxFuture<'_, Result<tidegate_policy::health::StageHealth, live::EdgeUnavailable>> {
+        Box::pin(async move {
+            let Some(stage) = self.settings.policy.stages.get(index) else {
+                return Err(live::EdgeUnavailable::NotMonitored);
+            };
+            let url = self.settings.policy.edge_health_url.as_ref();
+            let health = self
+                .edge
+                .stage(
+                    url.map(|u| u.as_str()),
+                    self.settings.edge_admin_key.as_ref(),
+                    &execute::api_label(stage),
+                    &stage.stage,
+                )
+                .await;
+            if let Err(e) = &health {
+                if !matches!(e, live::EdgeUnavailable::NotConfigured) {
+                    tracing::warn!(stage = %stage.stage, reason = %e, "edge figures unavailable");
+                }
+            }
+            health
         })
     }
 

@@ -11,10 +11,12 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt, Response};
 use serde_json::{json, Value};
 use tidegate_policy::auth::hash_key;
+use tidegate_policy::health::StageHealth;
 use tidegate_policy::rollout::Trigger;
 use tidegate_rollback::config::{self, Settings};
 use tidegate_rollback::http::{self, BoxFuture, Control};
 use tidegate_rollback::jwks::IssuerKeys;
+use tidegate_rollback::live::EdgeUnavailable;
 use tidegate_rollback::metrics::{MetricsWindow, StageMetrics};
 use tidegate_rollback::status::{StageStatus, StatusList};
 use tidegate_rollback::store::HistoryEntry;
@@ -71,6 +73,8 @@ struct Fake {
     calls: Mutex<Vec<String>>,
     /// The report `command` answers with (default: nothing to do).
     report: Mutex<Option<Value>>,
+    /// What `edge_health` answers (default: not configured).
+    edge: Mutex<Option<Result<StageHealth, EdgeUnavailable>>>,
 }
 
 impl Fake {
@@ -147,6 +151,11 @@ impl Control for Fake {
             .unwrap()
             .push(format!("metrics {index} {}h", window.hours));
         Box::pin(async move { Some(StageMetrics::new("orders-api", "prod", &window)) })
+    }
+    fn edge_health(&self, index: usize) -> BoxFuture<'_, Result<StageHealth, EdgeUnavailable>> {
+        self.calls.lock().unwrap().push(format!("edge {index}"));
+        let answer = self.edge.lock().unwrap().clone();
+        Box::pin(async move { answer.unwrap_or(Err(EdgeUnavailable::NotConfigured)) })
     }
 }
 
@@ -783,6 +792,58 @@ async fn history_route_and_limit() {
             .status(),
         404
     );
+}
+
+#[tokio::test]
+async fn edge_route_passes_the_figures_through() {
+    let path = "/stages/orders-api/prod/edge";
+    let fake = Fake::new();
+    let resp = http::handle(&fake, get(path, path), NOW_MS).await;
+    assert_eq!(resp.status(), 404, "{:?}", body(&resp));
+    assert!(body(&resp)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("[rollback.edge] health_url"));
+    let health: StageHealth = serde_json::from_str(
+        r#"{"api": "orders-api", "stage": "prod", "at_ms": 1715680000000, "window_s": 60,
+            "judgement": null, "last_signal": null}"#,
+    )
+    .unwrap();
+    *fake.edge.lock().unwrap() = Some(Ok(health));
+    let resp = http::handle(&fake, get(path, path), NOW_MS).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(body(&resp)["window_s"], 60);
+    for (e, status) in [
+        (EdgeUnavailable::Timeout, 504),
+        (EdgeUnavailable::Unreachable("refused".into()), 502),
+        (EdgeUnavailable::Refused(401), 502),
+        (EdgeUnavailable::NotMonitored, 404),
+        (EdgeUnavailable::NoKey, 404),
+    ] {
+        *fake.edge.lock().unwrap() = Some(Err(e.clone()));
+        let resp = http::handle(&fake, get(path, path), NOW_MS).await;
+        assert_eq!(resp.status(), status, "{e}");
+        assert_eq!(body(&resp)["detail"], e.to_string());
+    }
+    assert_eq!(
+        http::handle(&fake, post(path, "{}"), NOW_MS).await.status(),
+        405
+    );
+    let other = "/stages/other-api/prod/edge";
+    assert_eq!(
+        http::handle(&fake, get(other, other), NOW_MS)
+            .await
+            .status(),
+        404
+    );
+    // The stage page asks the edge too, and shows why it has nothing.
+    *fake.edge.lock().unwrap() = Some(Err(EdgeUnavailable::Timeout));
+    let page = "/ui/orders-api/prod";
+    let resp = http::handle(&fake, get(page, page), NOW_MS).await;
+    assert_eq!(resp.status(), 200);
+    let html = text(&resp);
+    assert!(html.contains("Live at the edge"), "{html}");
+    assert!(html.contains("the edge did not answer within 2 s"));
 }
 
 #[test]

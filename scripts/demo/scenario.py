@@ -132,6 +132,7 @@ def cmd_prepare(a):
         "CANARY_ALARM": names["canary_alarm"],
         "HS_SECRET": sec["hs_secret"],
         "HEALTH_URL": a.health_url,
+        "EDGE_HEALTH_URL": a.edge_health_url,
     }
     lines = []
     # Placeholders are filled outside comments only (the header names them).
@@ -184,7 +185,9 @@ def cmd_prepare(a):
         "AWS_REGION=us-east-1\nAWS_DEFAULT_REGION=us-east-1\n"
         "AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nAWS_EC2_METADATA_DISABLED=true\n"
         "RUST_LOG=info\n"
-        f"TIDEGATE_HEALTH_SECRET={sec['health_secret']}\n",
+        f"TIDEGATE_HEALTH_SECRET={sec['health_secret']}\n"
+        # The dashboard's "Live at the edge" panel reads the edge with its admin key.
+        f"TIDEGATE_EDGE_ADMIN_KEY={sec['edge_admin_key']}\n",
     )
     write_private(run / "secrets.json", json.dumps(sec, indent=2) + "\n")
     (run / "names.json").write_text(json.dumps(names, indent=2) + "\n")
@@ -979,6 +982,7 @@ def main():
     p.add_argument("--endpoint", required=True)
     p.add_argument("--compatibility-date", required=True)
     p.add_argument("--health-url", required=True, help="the Lambda's POST /edge/health URL")
+    p.add_argument("--edge-health-url", required=True, help="the edge's GET health/releases URL (the dashboard's edge panel)")
     p.add_argument("--rebuild", action="store_true", help="wrangler rebuilds the Worker on changes (make dev)")
     p = sub.add_parser("provision")
     p.add_argument("--run-dir", required=True)

@@ -176,6 +176,14 @@ try {
   if (before.canary && !body.includes(before.canary.deployment_id)) fail("the stage page does not show the canary");
   if (!(await evaluate("!!document.querySelector('svg[role=img] polyline, svg[role=img] circle') || !!document.querySelector('svg[role=img]')")))
     fail("no chart");
+  // The edge's live figures: the panel, and the JSON it is drawn from (the demo wires the edge's URL and key).
+  if (!(await evaluate("!!document.getElementById('h-edge')"))) fail("no 'Live at the edge' panel");
+  const why = await evaluate("(document.getElementById('edge-why') || {}).textContent || ''");
+  if (why) fail(`the edge panel has no figures: ${why}`);
+  const edge = await api(`${stagePath}/edge`);
+  if (typeof edge.window_s !== "number") fail(`not the edge's figures: ${JSON.stringify(edge).slice(0, 300)}`);
+  const served = (edge.releases || []).reduce((n, r) => n + r.figures.requests, 0);
+  log(`edge panel: ${served} answers over the edge's ${edge.window_s} s window, verdict ${edge.judgement ? edge.judgement.verdict.status : "none yet"}`);
   log(`stage page: serving ${before.deployment_id}, canary ${before.canary ? before.canary.deployment_id + " at " + before.canary.percent_traffic + " %" : "none"}`);
 
   // 4. Pause with a reason; the JSON API shows the pause, by the signed-in identity.

@@ -144,6 +144,15 @@ describe("health: a failing canary is signalled", () => {
     expect(health.judgement.base.requests).toBe(40);
     expect(health.last_signal).toMatchObject({ attempts: 2, last_status: 202, delivery: "delivered" });
     expect(health.signalling_off).toBeUndefined();
+    // Per release: the totals over the window and one point per second with traffic.
+    expect(health.window_s).toBe(60);
+    const release = (name: string) => health.releases.find((x: any) => x.release === name);
+    expect(release("base").figures.requests).toBe(40);
+    const sum = (name: string, field: string) =>
+      release(name).points.reduce((n: number, p: any) => n + p[field], 0);
+    expect(sum("base", "requests")).toBe(40);
+    expect(sum("canary", "errors_5xx")).toBe(release("canary").figures.errors);
+    expect(release("unattributed").points).toEqual([]);
     const denied = await gw.fetch("/__tidegate/health/releases");
     expect(denied.status).toBe(401);
   });
@@ -167,6 +176,8 @@ describe("health: no header, no secret", () => {
       health = r.json<{ stages: any[] }>().stages[0].health;
     }
     expect(health.judgement.unattributed).toMatchObject({ requests: 30, errors: 15 });
+    const stage = health.releases.find((x: any) => x.release === "unattributed");
+    expect(stage.points.reduce((n: number, p: any) => n + p.errors_5xx, 0)).toBe(15);
     expect(health.judgement.verdict).toEqual({ status: "breach", breach: "stage_error_rate" });
     expect(health.signalling_off).toMatch(/TIDEGATE_HEALTH_SECRET/);
     expect(health.last_signal).toBeNull();

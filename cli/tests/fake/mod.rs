@@ -76,7 +76,7 @@ pub fn stage(deployment: &str, canary: Option<(&str, f64)>, step_index: Option<u
 
 pub fn history_entry() -> Value {
     json!({"at_ms": 1_700_000_100_000u64, "what": "pause", "who": "key:ops", "why": "operator pause: freeze",
-           "trigger": {"kind": "manual"}, "action": {"kind": "none"},
+           "trigger": {"type": "manual", "command": "pause", "reason": "freeze", "operator": "key:ops"}, "action": {"kind": "none"},
            "outcome": {"status": "applied", "steps": 0}, "deployment_id": "d1", "dry_run": false,
            "future_member": true})
 }

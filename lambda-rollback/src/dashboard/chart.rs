@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::text::{escape, format_clock, format_time};
+use super::text::{escape, format_clock, format_clock_secs, format_time};
 use crate::metrics::ChartAction;
 
 const W: f64 = 820.0;
@@ -92,8 +92,12 @@ pub fn render_chart(
             label = fmt_y(v),
         );
     }
-    // X labels: about six, on whole minutes.
-    let step = ((end_ms - start_ms.min(end_ms)) / 6).max(60_000) / 60_000 * 60_000;
+    // X labels: about six, on whole minutes; under six minutes (the edge's
+    // per-second charts), on whole ten seconds, with the seconds shown.
+    let span_ms = end_ms - start_ms.min(end_ms);
+    let fine = span_ms < 6 * 60_000;
+    let unit = if fine { 10_000 } else { 60_000 };
+    let step = (span_ms / 6).max(unit) / unit * unit;
     let mut t = start_ms;
     while t <= end_ms {
         let _ = write!(
@@ -101,7 +105,7 @@ pub fn render_chart(
             "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#4a4a4a\">{}</text>",
             x(t),
             H - 8.0,
-            format_clock(t)
+            if fine { format_clock_secs(t) } else { format_clock(t) }
         );
         t = t.saturating_add(step);
     }

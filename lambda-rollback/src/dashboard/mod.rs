@@ -1,7 +1,9 @@
 //! The dashboard: the control API's HTML pages for people. `GET /` lists
 //! the managed stages, `GET /ui/{api}/{stage}` shows one: deployments, the
-//! canary's planned steps as a progress bar, a chart of requests and 5xx
-//! error rate with every action marked, alarms, history, and the operator
+//! canary's planned steps as a progress bar, the edge's live figures per
+//! release ("Live at the edge", from `[rollback.edge] health_url`), a chart
+//! of requests and 5xx error rate with every action marked, alarms,
+//! history, and the operator
 //! commands as forms (each behind a `<details>` confirmation, with a
 //! required reason).
 //!
@@ -20,6 +22,7 @@
 //! ```
 
 mod chart;
+mod edge;
 mod layout;
 mod stage;
 mod text;

@@ -4,9 +4,13 @@ use std::fmt::Write as _;
 
 use tidegate_policy::rollout::ManualCommand;
 
+use tidegate_policy::health::StageHealth;
+
 use super::chart::{render_chart, ChartLine};
+use super::edge::render_edge;
 use super::layout::{page, PageContext};
 use super::text::{ago, escape, format_time, path_segment, percent};
+use crate::live::EdgeUnavailable;
 use crate::metrics::{MetricSeries, StageMetrics};
 use crate::status::{StageStatus, StatusList};
 
@@ -67,6 +71,9 @@ pub struct StageView<'a> {
     pub progress: Progress,
     /// The chart's data.
     pub metrics: Option<&'a StageMetrics>,
+    /// The edge's live figures, or why there are none; `None`: the edge
+    /// was not asked (no panel).
+    pub edge: Option<&'a Result<StageHealth, EdgeUnavailable>>,
 }
 
 /// The link to one stage's page from the root.
@@ -190,6 +197,7 @@ pub fn render_stage(view: &StageView<'_>, ctx: &PageContext) -> String {
     }
     b.push_str("</dl></section>\n");
     render_progress(&mut b, view);
+    render_edge(&mut b, view.edge, &ctx.base(), &s.api, &s.stage, now);
     render_metrics(&mut b, s, view.metrics, ctx);
     render_alarms(&mut b, s, now);
     render_commands(&mut b, view, ctx);

@@ -1,7 +1,15 @@
 use super::*;
+use crate::live::{pick, EdgeUnavailable};
 use crate::metrics::{ChartAction, MetricPoint, MetricSeries, MetricsWindow, StageMetrics};
 use crate::status::{StageStatus, StatusList};
+use tidegate_policy::health::StageHealth;
 use tidegate_policy::rollout::{AlarmReading, AlarmState, CanarySnapshot, Mark, Pause};
+
+/// The edge's answer as the Worker writes it (the policy's fixture).
+const EDGE_REPORT: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/tests/fixtures/health/releases.json"
+));
 
 const NOW: u64 = 1_764_892_800_000; // 2025-12-05 00:00:00 UTC
 
@@ -95,6 +103,7 @@ fn stage_page_shows_everything_escaped() {
         progress: Progress::of(&s),
         status: &s,
         metrics: Some(&m),
+        edge: None,
     };
     let ctx = PageContext::new(NOW)
         .at_depth(2)
@@ -132,6 +141,7 @@ fn renders_without_optional_parts() {
         progress: Progress::default(),
         status: &s,
         metrics: None,
+        edge: None,
     };
     let html = render_stage(&view, &PageContext::new(NOW));
     assert!(html.contains("dry run"));
@@ -198,6 +208,7 @@ fn a_canary_waiting_for_approval_offers_approve() {
         progress: Progress::of(&s),
         status: &s,
         metrics: None,
+        edge: None,
     };
     assert_eq!(view.progress.index, Some(2));
     let html = render_stage(&view, &PageContext::new(NOW));
@@ -211,4 +222,121 @@ fn a_canary_waiting_for_approval_offers_approve() {
     ] {
         assert!(html.contains(want), "missing {want:?}");
     }
+}
+
+fn edge_figures() -> StageHealth {
+    let report = crate::live::parse(EDGE_REPORT).unwrap();
+    pick(&report, "shop", "prod").unwrap()
+}
+
+fn edge_page(edge: &Result<StageHealth, EdgeUnavailable>) -> String {
+    let s = hostile();
+    let view = StageView {
+        progress: Progress::of(&s),
+        status: &s,
+        metrics: None,
+        edge: Some(edge),
+    };
+    // The fixture's figures were taken at NOW.
+    render_stage(&view, &PageContext::new(NOW + 5_000).at_depth(2))
+}
+
+#[test]
+fn the_edge_panel_plots_base_against_canary() {
+    let html = edge_page(&Ok(edge_figures()));
+    for want in [
+        "<h3 id=\"h-edge\">Live at the edge</h3>",
+        "The last 60 s as the edge served them, at 2025-12-05 00:00:00 UTC (5 s ago)",
+        "href=\"../../stages/orders%3Capi%3E/prod%22%3E%3Cscript%3E/edge\">JSON</a>",
+        // Verdict and its sentence.
+        "<span class=\"badge bad\">breach: error_rate</span> canary 5xx 66.7% of 9",
+        // Per release: requests, 5xx, rate, p50, p99.
+        "<th scope=\"row\">canary</th><td>9</td><td>6</td><td>66.7 %</td><td>30 ms</td><td>70 ms</td>",
+        "<th scope=\"row\">base</th><td>120</td><td>1</td><td>0.8 %</td><td>10 ms</td><td>30 ms</td>",
+        // The last signal.
+        "<span class=\"badge good\">delivered</span> error_rate <code>canary</code>",
+        "status 202 after 1 attempt.",
+        // Two charts, the seconds on the axis, the signal marked.
+        "<title id=\"edge-requests-per-second-t\">Edge requests per second</title>",
+        "Edge 5xx rate per second",
+        ">23:59:01<",
+        "edge signal (error_rate) by edge (delivered)",
+    ] {
+        assert!(html.contains(want), "missing {want:?}");
+    }
+    // No unattributed traffic: no row, no line.
+    assert!(!html.contains(">unattributed<"));
+    // One point per second over the window: 60 seconds, each line.
+    let requests = html
+        .split("Edge requests per second</title>")
+        .nth(1)
+        .unwrap();
+    let desc = requests.split("</desc>").next().unwrap();
+    assert!(
+        desc.contains("base: 60 points; canary: 60 points"),
+        "{desc}"
+    );
+    // The rate has a point only in seconds with traffic (4 base, 3 canary).
+    let rate = html
+        .split("Edge 5xx rate per second</title>")
+        .nth(1)
+        .unwrap();
+    let desc = rate.split("</desc>").next().unwrap();
+    assert!(desc.contains("base: 4 points; canary: 3 points"), "{desc}");
+}
+
+#[test]
+fn the_edge_panel_escapes_what_the_edge_says() {
+    let mut h = edge_figures();
+    h.judgement.as_mut().unwrap().detail = "canary <script>x</script>".into();
+    let signal = h.last_signal.as_mut().unwrap();
+    signal.event.release = "v2<b>".into();
+    signal.event.id = "id\"><i>".into();
+    signal.event.detail = "why <u>".into();
+    h.signalling_off = Some("no <secret>".into());
+    let html = edge_page(&Ok(h));
+    for bad in ["<script>x", "<b>", "\"><i>", "<u>", "<secret>"] {
+        assert!(!html.contains(bad), "unescaped {bad:?}");
+    }
+    for want in [
+        "canary &lt;script&gt;x&lt;/script&gt;",
+        "<code>v2&lt;b&gt;</code>",
+        "why &lt;u&gt;",
+        "signals nothing: no &lt;secret&gt;.",
+    ] {
+        assert!(html.contains(want), "missing {want:?}");
+    }
+}
+
+#[test]
+fn the_edge_panel_says_why_it_is_empty() {
+    let html = edge_page(&Err(EdgeUnavailable::NotConfigured));
+    assert!(html.contains("<p class=\"muted\" id=\"edge-why\">No live figures: not configured: set `[rollback.edge] health_url`"));
+    let html = edge_page(&Err(EdgeUnavailable::Unreachable("dns <fail>".into())));
+    assert!(html.contains("<p class=\"error\" id=\"edge-why\">No live figures: the edge could not be reached: dns &lt;fail&gt;.</p>"));
+    let html = edge_page(&Err(EdgeUnavailable::Timeout));
+    assert!(html.contains("did not answer within 2 s"));
+    // The rest of the page is there.
+    assert!(html.contains("Commands"));
+    // A stage the edge has not seen traffic for yet.
+    let report = crate::live::parse(EDGE_REPORT).unwrap();
+    let legacy = pick(&report, "legacy", "prod").unwrap();
+    let html = edge_page(&Ok(legacy));
+    assert!(html.contains("not judged yet"));
+    assert!(html.contains("Last signal:</strong> none sent."));
+    assert!(html.contains("No traffic seen"));
+    assert!(!html.contains("Edge requests per second"));
+}
+
+#[test]
+fn a_lying_edge_cannot_make_the_chart_huge() {
+    let mut h = edge_figures();
+    h.window_s = u64::MAX;
+    let html = edge_page(&Ok(h));
+    let requests = html
+        .split("Edge requests per second</title>")
+        .nth(1)
+        .unwrap();
+    let desc = requests.split("</desc>").next().unwrap();
+    assert!(desc.contains("base: 600 points"), "{desc}");
 }

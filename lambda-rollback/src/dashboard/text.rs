@@ -49,6 +49,12 @@ pub fn format_clock(ms: u64) -> String {
     format!("{:02}:{:02}", rem / 3600, rem % 3600 / 60)
 }
 
+/// `HH:MM:SS` of `ms` since the epoch (UTC), for per-second chart axes.
+pub fn format_clock_secs(ms: u64) -> String {
+    let rem = (ms / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// How long before `now_ms` `ms` was, roughly (`3 min ago`).
 pub fn ago(ms: u64, now_ms: u64) -> String {
     let s = now_ms.saturating_sub(ms) / 1000;

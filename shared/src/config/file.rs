@@ -652,9 +652,24 @@ pub struct RollbackSection {
     /// SNS topic ARN notified of every action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification_topic_arn: Option<String>,
+    /// Where the dashboard reads the edge's live release figures. Absent: the stage pages show
+    /// no edge panel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<RollbackEdgeSection>,
     /// The managed stages. Nothing else is ever touched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageSection>,
+}
+
+/// `[rollback.edge]`: the edge Worker the rollback Lambda's dashboard reads its live release
+/// figures from (`[health]` on the edge). The edge's admin key comes from the Lambda's
+/// `TIDEGATE_EDGE_ADMIN_KEY` environment variable, never from this file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackEdgeSection {
+    /// The edge's `GET {admin_prefix}health/releases` URL, e.g.
+    /// `https://edge.example.com/__tidegate/health/releases` (https; http only for localhost).
+    pub health_url: UrlText,
 }
 
 /// `[[rollback.stages]]`: one managed API Gateway stage.

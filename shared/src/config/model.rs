@@ -334,6 +334,9 @@ pub struct RouteLimit {
 pub struct RollbackPolicy {
     /// SNS topic notified of every action.
     pub notification_topic_arn: Option<String>,
+    /// The edge's `GET {admin_prefix}health/releases`, which the dashboard
+    /// plots (`[rollback.edge] health_url`); `None`: no edge panel.
+    pub edge_health_url: Option<Url>,
     /// Managed stages; nothing else is touched.
     pub stages: Vec<ManagedStage>,
 }

@@ -256,6 +256,9 @@ fn rollback(r: &RollbackPolicy) -> RollbackSection {
     RollbackSection {
         dry_run: None,
         notification_topic_arn: r.notification_topic_arn.clone(),
+        edge: r.edge_health_url.as_ref().map(|u| RollbackEdgeSection {
+            health_url: UrlText(u.to_string()),
+        }),
         stages: r.stages.iter().map(stage).collect(),
     }
 }

@@ -587,3 +587,54 @@ fn only_a_route_that_asserts_identity_is_kept_off_the_fast_path_by_assertion() {
     assert!(config.proxies_directly(&config.routes[0], Method::Get));
     assert!(!config.proxies_directly(&config.routes[1], Method::Get));
 }
+
+#[test]
+fn rollback_edge_names_a_safe_url() {
+    let stage =
+        "[[rollback.stages]]\nrest_api_name = \"shop\"\nstage = \"prod\"\nstage_alarms = [\"a\"]\n";
+    let with = |edge: &str| format!("[rollback.edge]\n{edge}\n{stage}");
+    let config = parse(&with(
+        "health_url = \"https://edge.example.com/__tidegate/health/releases\"",
+    ))
+    .unwrap();
+    let rollback = config.rollback.as_ref().unwrap();
+    assert_eq!(
+        rollback.edge_health_url.as_ref().map(url::Url::as_str),
+        Some("https://edge.example.com/__tidegate/health/releases")
+    );
+    // It round-trips through the file form.
+    assert_eq!(parse(&config.to_toml_string()).unwrap(), config);
+    // Without the section: no URL.
+    assert!(parse(stage)
+        .unwrap()
+        .rollback
+        .unwrap()
+        .edge_health_url
+        .is_none());
+    // http only for localhost (the demo); the key must not travel in clear text.
+    assert!(parse(&with(
+        "health_url = \"http://127.0.0.1:8787/__tidegate/health/releases\""
+    ))
+    .is_ok());
+    for (edge, want) in [
+        (
+            "health_url = \"http://edge.example.com/x\"",
+            "rollback.edge.health_url: ",
+        ),
+        ("health_url = \"not a url\"", "rollback.edge.health_url: "),
+        ("health_url = 5", "rollback.edge.health_url"),
+        ("", "rollback.edge"),
+        (
+            "health_url = \"https://e.example\"\nkey = \"x\"",
+            "rollback.edge",
+        ),
+    ] {
+        let p = problems(&with(edge)).join("\n");
+        assert!(p.contains(want), "{edge:?}: {p}");
+    }
+    let p = problems(&with("health_url = \"http://edge.example.com/x\"")).join("\n");
+    assert!(
+        p.contains("https (http is allowed only for localhost)"),
+        "{p}"
+    );
+}

@@ -31,6 +31,7 @@
 mod delivery;
 mod judge;
 mod outcome;
+mod report;
 mod signal;
 mod window;
 
@@ -42,11 +43,14 @@ pub use outcome::{
     BatchCell, HistogramError, LatencyHistogram, OutcomeBatch, ReleaseClass, SecondFigures,
     LATENCY_BOUNDS_MS, LATENCY_BUCKETS, MAX_BATCH_CELLS,
 };
+pub use report::{
+    ReleaseSeries, ReleasesReport, SignalRecord, StageHealth, StageReport, MAX_REPORT_BYTES,
+};
 pub use signal::{
     sign, verify, BreachKind, EdgeHealthEvent, ReleaseFigures, SignalError, SignalKey,
     SignalKeyError, SignedEvent, MAX_SIGNAL_BYTES, SIGNAL_TOLERANCE_MS, SIGNATURE_HEADER,
 };
-pub use window::{HealthWindow, FUTURE_SLACK_S, MAX_WINDOW_S};
+pub use window::{HealthWindow, SecondPoint, FUTURE_SLACK_S, MAX_WINDOW_S};
 
 #[cfg(test)]
 mod tests;

@@ -429,6 +429,94 @@ fn z_statistic_is_zero_when_undefined() {
     assert!((z - 4.07).abs() < 0.01, "{z}");
 }
 
+#[test]
+fn series_has_one_point_per_second_with_traffic() {
+    let mut w = HealthWindow::new(10);
+    let mut batch = OutcomeBatch::default();
+    // Second 100: two canary answers, one a 503; second 103: one base answer;
+    // second 90 is outside the window at 109.5 s.
+    batch.record(ReleaseClass::Canary, 200, 100_100, 7);
+    batch.record(ReleaseClass::Canary, 503, 100_900, 40);
+    batch.record(ReleaseClass::Base, 200, 103_000, 12);
+    batch.record(ReleaseClass::Canary, 200, 90_000, 5);
+    w.merge(&batch, 109_500);
+    assert_eq!(
+        w.series(ReleaseClass::Canary, 109_500),
+        vec![SecondPoint {
+            at_ms: 100_000,
+            requests: 2,
+            errors_5xx: 1,
+            p99_ms: 50,
+        }]
+    );
+    let base = w.series(ReleaseClass::Base, 109_500);
+    assert_eq!(
+        (base.len(), base[0].at_ms, base[0].errors_5xx),
+        (1, 103_000, 0)
+    );
+    assert!(w.series(ReleaseClass::Unattributed, 109_500).is_empty());
+    // Later, second 100 has left the window: only 103 stays.
+    assert!(w.series(ReleaseClass::Canary, 110_000).is_empty());
+    assert_eq!(w.series(ReleaseClass::Base, 112_999).len(), 1);
+    assert!(w.series(ReleaseClass::Base, 113_000).is_empty());
+}
+
+#[test]
+fn stage_health_carries_every_release_and_reads_back() {
+    let now = 9_000_000;
+    let w = window_with(
+        &[
+            (ReleaseClass::Base, 20, 200, 50),
+            (ReleaseClass::Canary, 20, 503, 10),
+        ],
+        now,
+    );
+    let health = StageHealth::of("shop", "prod", Some(&w), &JudgeSettings::default(), now);
+    assert_eq!(health.window_s, 60);
+    assert_eq!(health.window_from_ms(), now - 59_000);
+    let kinds: Vec<_> = health.releases.iter().map(|r| r.release).collect();
+    assert_eq!(kinds, ReleaseClass::ALL.to_vec());
+    let canary = health.release(ReleaseClass::Canary).unwrap();
+    assert_eq!((canary.figures.requests, canary.figures.errors), (10, 10));
+    assert_eq!(canary.points.iter().map(|p| p.requests).sum::<u32>(), 10);
+    assert!(matches!(
+        health.judgement.as_ref().map(|j| j.verdict),
+        Some(Verdict::Breach(BreachKind::ErrorRate))
+    ));
+    // Before the first batch: no judgement, no releases.
+    let empty = StageHealth::of("shop", "prod", None, &JudgeSettings::default(), now);
+    assert!(empty.judgement.is_none() && empty.releases.is_empty());
+    let json = serde_json::to_string(&empty).unwrap();
+    assert!(!json.contains("releases"), "{json}");
+    assert_eq!(serde_json::from_str::<StageHealth>(&json).unwrap(), empty);
+}
+
+#[test]
+fn the_report_fixture_reads() {
+    // The Worker's answer as it is on the wire, older fields only included.
+    let report: ReleasesReport =
+        serde_json::from_str(include_str!("../../tests/fixtures/health/releases.json")).unwrap();
+    assert_eq!(report.stages.len(), 2);
+    let shop = report.stage("shop", "prod").unwrap();
+    let health = shop.health.as_ref().unwrap();
+    let canary = health.release(ReleaseClass::Canary).unwrap();
+    assert_eq!(canary.points.len(), 3);
+    assert_eq!(canary.points[2].errors_5xx, 4);
+    let signal = health.last_signal.as_ref().unwrap();
+    assert_eq!(
+        (signal.delivery, signal.last_status),
+        (Delivery::Delivered, Some(202))
+    );
+    let old = report
+        .stage("legacy", "prod")
+        .unwrap()
+        .health
+        .as_ref()
+        .unwrap();
+    assert!(old.releases.is_empty() && old.window_s == 0);
+    assert!(report.stage("shop", "beta").is_none());
+}
+
 fn class() -> impl Strategy<Value = ReleaseClass> {
     prop_oneof![
         Just(ReleaseClass::Canary),
@@ -469,6 +557,13 @@ proptest! {
         let settings = JudgeSettings { window_s, fast_window_s: window_s / 3, critical_z: z, error_margin: margin, ..JudgeSettings::default() };
         let j = judge(&settings, &w, now);
         let _ = j.event("id", "a", "s", "canary", now);
+        for c in ReleaseClass::ALL {
+            let series = w.series(c, now);
+            prop_assert!(series.len() as u64 <= w.window_s() + FUTURE_SLACK_S + 1);
+            prop_assert!(series.windows(2).all(|p| p[0].at_ms < p[1].at_ms));
+        }
+        let health = StageHealth::of("a", "s", Some(&w), &settings, now);
+        let _ = health.window_from_ms();
     }
 
     #[test]

@@ -12,9 +12,13 @@
 //! let canary = window.figures(ReleaseClass::Canary, 60, 10_000_500);
 //! assert_eq!((canary.requests, canary.errors, canary.p99_ms), (2, 1, 30));
 //! assert_eq!(window.first_failure_ms(ReleaseClass::Canary, 10_000_500), Some(10_000_100));
+//! let series = window.series(ReleaseClass::Canary, 10_000_500);
+//! assert_eq!((series.len(), series[0].at_ms, series[0].errors_5xx), (1, 10_000_000, 1));
 //! ```
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::outcome::{LatencyHistogram, OutcomeBatch, ReleaseClass, SecondFigures};
 use super::signal::ReleaseFigures;
@@ -24,6 +28,20 @@ use super::signal::ReleaseFigures;
 pub const FUTURE_SLACK_S: u64 = 2;
 /// Longest window, seconds.
 pub const MAX_WINDOW_S: u64 = 600;
+
+/// What one release did in one second of the window, for the dashboard's
+/// chart (at most `window + FUTURE_SLACK_S` of them per release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SecondPoint {
+    /// Start of the second, ms since the epoch.
+    pub at_ms: u64,
+    /// Responses.
+    pub requests: u32,
+    /// Of which 5xx.
+    pub errors_5xx: u32,
+    /// 99th percentile latency, ms (the histogram bucket's upper bound).
+    pub p99_ms: u32,
+}
 
 /// Per second, one cell per release class.
 type Cells = [SecondFigures; 3];
@@ -110,6 +128,26 @@ impl HealthWindow {
             p50_ms: latency.quantile_ms(0.5),
             p99_ms: latency.quantile_ms(0.99),
         }
+    }
+
+    /// The seconds of the window at `now_ms` in which `release` answered,
+    /// oldest first; seconds without a response are left out (no traffic,
+    /// not zero errors). Bounded by the window's seconds plus the future
+    /// slack.
+    pub fn series(&self, release: ReleaseClass, now_ms: u64) -> Vec<SecondPoint> {
+        let from = self.first_second(self.window_s, now_ms);
+        self.seconds
+            .range(from..)
+            .filter_map(|(&second, cells)| {
+                let cell = cells.get(release.index())?;
+                (cell.requests > 0).then(|| SecondPoint {
+                    at_ms: second.saturating_mul(1_000),
+                    requests: cell.requests,
+                    errors_5xx: cell.errors,
+                    p99_ms: cell.latency.quantile_ms(0.99),
+                })
+            })
+            .collect()
     }
 
     /// The first 5xx of `release` still inside the window.

@@ -178,22 +178,7 @@ fn number(
 
 /// The Lambda's URL: https (http only for localhost, for tests).
 fn signal_url(c: &mut Collector, text: &UrlText) -> Option<Url> {
-    let path = "health.signal_url";
-    let url = url(c, path, &text.0)?;
-    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if url.scheme() == "https" || local {
-        return Some(url);
-    }
-    c.push(
-        path,
-        Kind::Url {
-            value: text.0.clone(),
-            reason: "the signal must not travel in clear text: https (http is allowed only for \
-                     localhost)"
-                .into(),
-        },
-    );
-    None
+    local_or_https(c, "health.signal_url", text, "the signal")
 }
 
 fn stages(

@@ -121,6 +121,31 @@ pub(super) fn url(c: &mut Collector, path: &str, text: &str) -> Option<Url> {
     }
 }
 
+/// A URL a secret travels to (or with): https, or http only for localhost
+/// (tests and the demo). `what` names the secret in the error.
+pub(super) fn local_or_https(
+    c: &mut Collector,
+    path: &str,
+    text: &UrlText,
+    what: &str,
+) -> Option<Url> {
+    let url = url(c, path, &text.0)?;
+    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if url.scheme() == "https" || local {
+        return Some(url);
+    }
+    c.push(
+        path,
+        Kind::Url {
+            value: text.0.clone(),
+            reason: format!(
+                "{what} must not travel in clear text: https (http is allowed only for localhost)"
+            ),
+        },
+    );
+    None
+}
+
 /// A header name (RFC 9110 token), lowercased.
 pub(super) fn header_name(c: &mut Collector, path: &str, name: &str) -> Option<String> {
     let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);

@@ -23,6 +23,16 @@ pub(super) fn rollback(
         }
         other => Some(other),
     };
+    let edge_health_url = match &s.edge {
+        None => Some(None),
+        Some(edge) => local_or_https(
+            c,
+            "rollback.edge.health_url",
+            &edge.health_url,
+            "the edge's admin key",
+        )
+        .map(Some),
+    };
     let keys: Vec<(String, String)> = stages
         .iter()
         .map(|i| {
@@ -48,6 +58,7 @@ pub(super) fn rollback(
     );
     Some(RollbackPolicy {
         notification_topic_arn: topic?,
+        edge_health_url: edge_health_url?,
         stages: stages?,
     })
 }
