@@ -80,7 +80,8 @@ pub fn invalidation_targets(
     request_url: &Url,
     response_headers: &Headers,
 ) -> Vec<Url> {
-    if !invalidates(method, status) {
+    // A URL without a host (an opaque origin) names nothing the cache holds.
+    if !invalidates(method, status) || request_url.host_str().is_none() {
         return Vec::new();
     }
     let mut target = request_url.clone();
