@@ -56,37 +56,40 @@ pub async fn origin_headers(
     request_id: &RequestId,
     headers: Vec<(String, String)>,
 ) -> Result<Vec<(String, String)>, EdgeError> {
+    let Some(settings) = gw
+        .config
+        .assertion
+        .as_ref()
+        .filter(|_| route.assert_identity)
+    else {
+        return unsigned_origin_headers(env, gw, route, headers);
+    };
+    // Never empty: it holds the assertion's own header.
     let strip = origin_credential_headers(&gw.config);
-    if strip.is_empty() {
-        return Ok(headers);
-    }
-    let mut add = Vec::new();
-    if let (Some(settings), true) = (&gw.config.assertion, route.assert_identity) {
-        let signer = signer(env, settings).await?;
-        let key = signer
-            .keys
-            .signer()
-            .ok_or_else(|| EdgeError::AssertionKeys("no signing key".into()))?;
-        let audience = assertion_audience(&route.upstream);
-        let input = AssertionInput {
-            issuer: &settings.issuer,
-            audience: &audience,
-            ttl: settings.ttl,
-            identity,
-            request_id: request_id.as_str(),
-            now_ms: crate::flow::now_ms(),
-            nonce: nonce(),
-        };
-        let unsigned = build_assertion(key, &input);
-        let signature = sign_with(
-            &signer.crypto_key,
-            key.alg(),
-            unsigned.signing_input().as_bytes(),
-        )
-        .await
-        .map_err(EdgeError::AssertionSigning)?;
-        add.push((settings.header.clone(), unsigned.finish(&signature)));
-    }
+    let signer = signer(env, settings).await?;
+    let key = signer
+        .keys
+        .signer()
+        .ok_or_else(|| EdgeError::AssertionKeys("no signing key".into()))?;
+    let audience = assertion_audience(&route.upstream);
+    let input = AssertionInput {
+        issuer: &settings.issuer,
+        audience: &audience,
+        ttl: settings.ttl,
+        identity,
+        request_id: request_id.as_str(),
+        now_ms: crate::flow::now_ms(),
+        nonce: nonce(),
+    };
+    let unsigned = build_assertion(key, &input);
+    let signature = sign_with(
+        &signer.crypto_key,
+        key.alg(),
+        unsigned.signing_input().as_bytes(),
+    )
+    .await
+    .map_err(EdgeError::AssertionSigning)?;
+    let mut add = vec![(settings.header.clone(), unsigned.finish(&signature))];
     add.extend(origin_secret(env, route)?);
     Ok(origin_credentials(headers, &strip, add))
 }
