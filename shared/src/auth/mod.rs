@@ -72,7 +72,9 @@ pub use key_store::{
 #[cfg(feature = "native-verify")]
 pub use keys::decoding_key_for;
 pub use keys::{select_key, verification_key, EcCurve, KeyMismatch, VerificationKey};
-pub use pipeline::{authenticate, authenticate_at_once, CredentialHeaders, KeyProvider};
+pub use pipeline::{
+    authenticate, authenticate_at_once, AtOnce, CredentialHeaders, KeyProvider, Remembered,
+};
 pub use rejection::{AuthRejection, InvalidRequest, MalformedToken, TokenPart, REALM};
 pub use requirement::{authorize, AuthRequirement, RouteAuth};
 #[cfg(feature = "native-verify")]

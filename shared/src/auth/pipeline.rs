@@ -172,32 +172,104 @@ pub async fn authenticate<P: KeyProvider, V: SignatureVerifier>(
     Ok(Some(identity))
 }
 
+/// What [`authenticate_at_once`] may consult besides the request: the
+/// isolate's cache of verified tokens and, for a remembered token's issuer,
+/// the epoch of its key set.
+pub struct Remembered<'a, E> {
+    /// The cache (not consulted when off, or when already borrowed).
+    pub cache: &'a RefCell<TokenCache>,
+    /// For a remembered issuer's name: the epoch of its key set if this
+    /// request may use that issuer and its keys are fresh at `now_ms`, as
+    /// [`KeyProvider::issuer_named`] then [`KeyProvider::key_epoch`] answer
+    /// it for [`authenticate`]; `None` otherwise.
+    pub key_epoch: E,
+}
+
+/// The caller [`authenticate_at_once`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtOnce {
+    /// `None` on a public route.
+    pub identity: Option<Identity>,
+    /// [`TokenCacheUse::Hit`] when a remembered bearer token stood in for
+    /// its checks (what [`KeyProvider::note_token_cache`] would have been
+    /// told); `None` for an API key or a public route.
+    pub token_cache: Option<TokenCacheUse>,
+}
+
 /// [`authenticate`] without waiting, for the edge's synchronous fast path:
-/// `Some(None)` on a public route, `Some(Some(identity))` for an API key
-/// that `lookup` resolves at once (a key set held in memory) and that holds
-/// the route's scopes; `None` when [`authenticate`] must run instead: a
-/// bearer token (its signature needs a verifier), a key `lookup` leaves to an
-/// asynchronous store (it returns `None`), and every refusal, which the full
-/// pipeline renders.
-pub fn authenticate_at_once(
+/// the caller when it is known at once and holds the route's `scopes`: none
+/// on a public route; an API key that `lookup` resolves at once (a key set
+/// held in memory); a bearer token `remembered` holds and may reuse at
+/// `now_ms` under the same rules as [`authenticate`] (its window, the
+/// cache's TTL, this request's issuers, the key epoch). `None` when
+/// [`authenticate`] must run instead: a token not remembered (its signature
+/// needs a verifier), or not reusable (expired, keys changed or stale,
+/// another issuer), a key `lookup` leaves to an asynchronous store (it
+/// returns `None`), and every refusal, which the full pipeline renders. A
+/// remembered entry that can never be used again is forgotten here as
+/// [`authenticate`] would.
+pub fn authenticate_at_once<E>(
     requirement: AuthRequirement,
     scopes: &[String],
     headers: CredentialHeaders<'_>,
     lookup: impl FnOnce(&str) -> Option<Result<Identity, AuthRejection>>,
-) -> Option<Option<Identity>> {
+    remembered: Option<Remembered<'_, E>>,
+    now_ms: u64,
+) -> Option<AtOnce>
+where
+    E: FnOnce(&str) -> Option<u64>,
+{
     let takes_tokens = matches!(requirement, AuthRequirement::Jwt | AuthRequirement::Either);
     if takes_tokens && headers.authorization_repeated {
         return None;
     }
-    match select_credential(requirement, headers.authorization, headers.api_key).ok()? {
-        None => Some(None),
-        Some(Credential::Bearer(_)) => None,
-        Some(Credential::ApiKey(key)) => {
-            let identity = lookup(key)?.ok()?;
-            authorize(&identity, scopes).ok()?;
-            Some(Some(identity))
-        }
-    }
+    let (identity, token_cache) =
+        match select_credential(requirement, headers.authorization, headers.api_key).ok()? {
+            None => {
+                return Some(AtOnce {
+                    identity: None,
+                    token_cache: None,
+                })
+            }
+            Some(Credential::Bearer(token)) => {
+                let remembered = remembered.filter(|r| usable(r.cache))?;
+                let digest = digest_of(token)?;
+                let identity = recall(remembered.cache, &digest, now_ms, remembered.key_epoch)?;
+                (identity, Some(TokenCacheUse::Hit))
+            }
+            Some(Credential::ApiKey(key)) => (lookup(key)?.ok()?, None),
+        };
+    authorize(&identity, scopes).ok()?;
+    Some(AtOnce {
+        identity: Some(identity),
+        token_cache,
+    })
+}
+
+/// Whether `cache` is on (and not borrowed elsewhere).
+fn usable(cache: &RefCell<TokenCache>) -> bool {
+    cache.try_borrow().is_ok_and(|c| c.is_enabled())
+}
+
+/// The digest a token is remembered under; `None` for a token over the
+/// parser's bound, which is refused at once and never hashed.
+fn digest_of(token: &str) -> Option<TokenDigest> {
+    (token.len() <= DEFAULT_MAX_TOKEN_BYTES).then(|| TokenDigest::of(token))
+}
+
+/// The identity `cache` remembers for `digest`, if it may stand in for the
+/// token's checks at `now_ms` ([`TokenCache::lookup`]): the one reuse rule of
+/// [`authenticate`] and [`authenticate_at_once`]. A borrowed cache is a miss.
+fn recall(
+    cache: &RefCell<TokenCache>,
+    digest: &TokenDigest,
+    now_ms: u64,
+    key_epoch: impl FnOnce(&str) -> Option<u64>,
+) -> Option<Identity> {
+    cache
+        .try_borrow_mut()
+        .ok()
+        .and_then(|mut cache| cache.lookup(digest, now_ms, key_epoch))
 }
 
 /// The caller a bearer token stands for: remembered in the provider's
@@ -212,15 +284,10 @@ async fn bearer<P: KeyProvider, V: SignatureVerifier>(
     // across them: a `&RefCell` would make the future `!Send` (the Lambda
     // needs `Send` futures, even with no cache). An over-long token is
     // refused by the parser at once: it is not hashed first.
-    let digest = provider
-        .token_cache()
-        .filter(|_| token.len() <= DEFAULT_MAX_TOKEN_BYTES)
-        .map(|_| TokenDigest::of(token));
+    let digest = provider.token_cache().and_then(|_| digest_of(token));
     if let (Some(digest), Some(cache)) = (&digest, provider.token_cache()) {
-        let hit = cache.try_borrow_mut().ok().and_then(|mut cache| {
-            cache.lookup(digest, now_ms, |name| {
-                provider.key_epoch(provider.issuer_named(name)?, now_ms)
-            })
+        let hit = recall(cache, digest, now_ms, |name| {
+            provider.key_epoch(provider.issuer_named(name)?, now_ms)
         });
         let used = if hit.is_some() {
             TokenCacheUse::Hit

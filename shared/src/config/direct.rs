@@ -6,7 +6,6 @@
 //! the full path.
 
 use super::model::{GatewayConfig, Route};
-use crate::auth::AuthRequirement;
 use crate::route::Method;
 
 impl GatewayConfig {
@@ -14,14 +13,14 @@ impl GatewayConfig {
     /// rate limit, no cache, no CORS, no identity assertion to sign, no
     /// release-health recording, and a safe method that no CORS preflight
     /// and no cache invalidation (RFC 9111 §4.4, unsafe methods only) can
-    /// concern. Its caller must still be known at once: a public route, or
-    /// an API key held in memory (`auth::authenticate_at_once`); a route that
-    /// takes JWTs only never is (the signature needs WebCrypto).
+    /// concern. Its caller must still be known at once
+    /// (`auth::authenticate_at_once`): a public route, an API key held in
+    /// memory, or a bearer token the isolate's cache of verified tokens may
+    /// reuse (a token it does not remember needs WebCrypto: the full path).
     pub fn proxies_directly(&self, route: &Route, method: Method) -> bool {
         let safe = matches!(method, Method::Get | Method::Head);
         let signs = self.assertion.is_some() && route.assert_identity;
-        safe && route.auth.requirement != AuthRequirement::Jwt
-            && route.rate_limit.is_none()
+        safe && route.rate_limit.is_none()
             && route.cache.is_none()
             && route.cors.is_none()
             && !signs

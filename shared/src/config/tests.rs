@@ -558,7 +558,6 @@ fn a_public_plain_route_proxies_directly_for_safe_methods_only() {
 fn any_asynchronous_feature_takes_the_full_path() {
     use crate::route::Method;
     let variants = [
-        "auth = { require = \"jwt\" }",
         "auth = { require = \"none\" }\nrate_limit = { limits = [{ name = \"ip\", limit = 5, period = \"1m\", key = \"route\" }] }",
         "auth = { require = \"none\" }\ncache = { ttl = \"1m\" }",
         "auth = { require = \"none\" }\ncors = { allow_origins = [\"https://app.example.com\"] }",
@@ -575,6 +574,18 @@ fn any_asynchronous_feature_takes_the_full_path() {
     }
     let health = parse(HEALTH).unwrap();
     assert!(!health.proxies_directly(&health.routes[0], Method::Get));
+}
+
+#[test]
+fn a_route_that_takes_only_jwts_may_proxy_directly() {
+    // Its caller is known at once when the token is remembered verified
+    // (`auth::authenticate_at_once` decides per request).
+    use crate::route::Method;
+    let text = "[[issuers]]\nname = \"i\"\nissuer = \"https://idp.example.com/\"\naudiences = [\"api\"]\nalgorithms = [\"RS256\"]\njwks_url = \"https://idp.example.com/jwks.json\"\n\
+        [[routes]]\nname = \"r\"\npath = \"/*\"\nupstream = \"https://origin.example.com\"\nauth = { require = \"jwt\", scopes = [\"read\"] }\n";
+    let config = parse(text).unwrap();
+    assert!(config.proxies_directly(&config.routes[0], Method::Get));
+    assert!(!config.proxies_directly(&config.routes[0], Method::Post));
 }
 
 #[test]

@@ -387,12 +387,38 @@ fn refusals_are_not_remembered() {
     assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
 }
 
-/// [`authenticate_at_once`] on route `orders` (either, `orders:read`).
+/// [`authenticate_at_once`] on route `orders` (either, `orders:read`), with
+/// API keys from memory and no cache of tokens.
 fn at_once(f: &Fixture, headers: CredentialHeaders<'_>) -> Option<Option<Identity>> {
     let route = &f.config.routes[0];
-    authenticate_at_once(route.auth.requirement, &route.auth.scopes, headers, |key| {
-        Some(f.api_keys.authenticate(key, NOW_MS))
-    })
+    authenticate_at_once(
+        route.auth.requirement,
+        &route.auth.scopes,
+        headers,
+        |key| Some(f.api_keys.authenticate(key, NOW_MS)),
+        None::<Remembered<'_, fn(&str) -> Option<u64>>>,
+        NOW_MS,
+    )
+    .map(|found| found.identity)
+}
+
+/// [`authenticate_at_once`] on the fixture's route at its time, consulting
+/// its cache of tokens as [`Provider`] offers it to the pipeline.
+fn recalled(f: &Fixture, headers: CredentialHeaders<'_>) -> Option<AtOnce> {
+    let route = &f.config.routes[f.route.get()];
+    let provider = Provider { fixture: f };
+    let remembered = f.tokens.as_ref().map(|cache| Remembered {
+        cache,
+        key_epoch: |name: &str| provider.key_epoch(provider.issuer_named(name)?, f.now.get()),
+    });
+    authenticate_at_once(
+        route.auth.requirement,
+        &route.auth.scopes,
+        headers,
+        |_| None,
+        remembered,
+        f.now.get(),
+    )
 }
 
 #[test]
@@ -423,24 +449,147 @@ fn at_once_leaves_tokens_refusals_and_unresolved_keys_to_the_pipeline() {
         assert!(at_once(&f, headers).is_none(), "{key}");
     }
     // A key the lookup leaves to an asynchronous store.
-    let route = &f.config.routes[0];
     let headers = CredentialHeaders {
         api_key: Some("good-key"),
         ..CredentialHeaders::default()
     };
-    assert!(
-        authenticate_at_once(route.auth.requirement, &route.auth.scopes, headers, |_| {
-            None
-        })
-        .is_none()
-    );
+    assert!(recalled(&f, headers).is_none());
     // A public route: no caller, whatever is sent.
     let public = CredentialHeaders {
         api_key: Some("good-key"),
         ..CredentialHeaders::default()
     };
     assert_eq!(
-        authenticate_at_once(AuthRequirement::None, &[], public, |_| None),
-        Some(None)
+        authenticate_at_once(
+            AuthRequirement::None,
+            &[],
+            public,
+            |_| None,
+            None::<Remembered<'_, fn(&str) -> Option<u64>>>,
+            NOW_MS
+        ),
+        Some(AtOnce {
+            identity: None,
+            token_cache: None
+        })
     );
+}
+
+#[test]
+fn at_once_a_remembered_token_is_the_identity_the_pipeline_gives_as_a_hit() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    assert!(
+        recalled(&f, headers_for(&auth)).is_none(),
+        "not yet verified"
+    );
+    let verified = f.run(headers_for(&auth)).unwrap();
+    let quick = recalled(&f, headers_for(&auth)).expect("remembered");
+    assert_eq!(quick.identity, verified);
+    assert_eq!(quick.token_cache, Some(TokenCacheUse::Hit));
+    assert_eq!(f.key_calls.get(), 1);
+    // The pipeline agrees, and calls it a hit too.
+    assert_eq!(f.run(headers_for(&auth)).unwrap(), quick.identity);
+    assert_eq!(f.uses.borrow().last(), Some(&TokenCacheUse::Hit));
+}
+
+#[test]
+fn at_once_a_token_unknown_or_with_the_cache_off_or_absent_goes_the_full_way() {
+    // Never sent before.
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    // No cache offered.
+    let f = Fixture::new();
+    f.run(headers_for(&auth)).unwrap();
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    // A cache that is off (nothing in it either, but not even looked up).
+    let f = Fixture {
+        tokens: Some(RefCell::new(TokenCache::new(
+            crate::auth::TokenCacheSettings {
+                enabled: false,
+                ..Default::default()
+            },
+        ))),
+        ..Fixture::new()
+    };
+    f.run(headers_for(&auth)).unwrap();
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    // A cache borrowed elsewhere is a miss, never a panic.
+    let f = Fixture::with_token_cache();
+    f.run(headers_for(&auth)).unwrap();
+    let held = f.tokens.as_ref().unwrap().borrow_mut();
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    drop(held);
+    assert!(recalled(&f, headers_for(&auth)).is_some());
+}
+
+#[test]
+fn at_once_an_expired_remembered_token_is_left_to_the_pipeline_to_refuse() {
+    let f = Fixture::with_token_cache();
+    let mut short = claims("orders:read");
+    short["exp"] = json!(NOW_MS / 1000 + 30);
+    let auth = bearer(&token(short));
+    f.run(headers_for(&auth)).unwrap();
+    // exp + the default leeway of 60 s is the first refused instant.
+    f.now.set(NOW_MS + 89_999);
+    assert!(recalled(&f, headers_for(&auth)).is_some());
+    f.now.set(NOW_MS + 90_000);
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    assert!(
+        f.tokens.as_ref().unwrap().borrow().is_empty(),
+        "forgotten, as the pipeline forgets it"
+    );
+    assert_eq!(f.run(headers_for(&auth)), Err(AuthRejection::Expired));
+}
+
+#[test]
+fn at_once_past_the_cache_ttl_the_token_is_checked_again() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    f.run(headers_for(&auth)).unwrap();
+    // The default TTL is 5 minutes; the token lives 10.
+    f.now.set(NOW_MS + 299_999);
+    assert!(recalled(&f, headers_for(&auth)).is_some());
+    f.now.set(NOW_MS + 300_000);
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+}
+
+#[test]
+fn at_once_new_keys_another_issuer_or_a_missing_scope_go_the_full_way() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    f.run(headers_for(&auth)).unwrap();
+    // A route of another issuer: the pipeline refuses it (WrongIssuer).
+    f.route.set(1);
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    // A route of the same issuer needing a scope the token lacks: 403 there.
+    f.route.set(2);
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    assert!(matches!(
+        f.run(headers_for(&auth)),
+        Err(AuthRejection::InsufficientScope { .. })
+    ));
+    // Still remembered for the route it suits.
+    f.route.set(0);
+    assert!(recalled(&f, headers_for(&auth)).is_some());
+    // The issuer's keys changed: forgotten, checked in full again.
+    f.epoch.set(2);
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
+}
+
+#[test]
+fn at_once_repeated_authorization_and_over_long_tokens_go_the_full_way() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    f.run(headers_for(&auth)).unwrap();
+    let repeated = CredentialHeaders {
+        authorization: Some(&auth),
+        authorization_repeated: true,
+        ..CredentialHeaders::default()
+    };
+    assert!(recalled(&f, repeated).is_none());
+    let long = format!("Bearer {}", "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1));
+    assert!(recalled(&f, headers_for(&long)).is_none());
 }
