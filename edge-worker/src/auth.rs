@@ -8,8 +8,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use tidegate_policy::auth::{
-    Algorithm, AuthRejection, CredentialHeaders, Identity, Jwk, KeyProvider, TokenCache,
-    TokenCacheUse, UnverifiedJwt,
+    Algorithm, AtOnce, AuthRejection, CredentialHeaders, Identity, Jwk, KeyProvider, Remembered,
+    TokenCache, TokenCacheUse, UnverifiedJwt,
 };
 use tidegate_policy::cache::first_header;
 use tidegate_policy::config::{Issuer, Route};
@@ -123,17 +123,11 @@ impl KeyProvider for EdgeKeys<'_> {
     }
 
     fn issuer_named(&self, name: &str) -> Option<&Issuer> {
-        self.gw
-            .config
-            .route_issuers(self.route)
-            .find(|i| i.name == name)
+        route_issuer(self.gw, self.route, name)
     }
 
     fn key_epoch(&self, issuer: &Issuer, now_ms: u64) -> Option<u64> {
-        // An issuer whose keys no request has looked up yet has no cache
-        // here: nothing verified with it can be remembered (or reused).
-        let caches = self.gw.jwks.try_borrow().ok()?;
-        caches.get(&issuer.name)?.key_epoch(now_ms)
+        key_epoch(self.gw, issuer, now_ms)
     }
 
     fn note_token_cache(&self, used: TokenCacheUse) {
@@ -141,16 +135,38 @@ impl KeyProvider for EdgeKeys<'_> {
     }
 }
 
+/// The issuer called `name`, if `route` takes it.
+fn route_issuer<'g>(gw: &'g Gateway, route: &Route, name: &str) -> Option<&'g Issuer> {
+    gw.config.route_issuers(route).find(|i| i.name == name)
+}
+
+/// The epoch of `issuer`'s key set in this isolate, if fresh at `now_ms`.
+fn key_epoch(gw: &Gateway, issuer: &Issuer, now_ms: u64) -> Option<u64> {
+    // An issuer whose keys no request has looked up yet has no cache
+    // here: nothing verified with it can be remembered (or reused).
+    let caches = gw.jwks.try_borrow().ok()?;
+    caches.get(&issuer.name)?.key_epoch(now_ms)
+}
+
 /// The caller of `route` when it is known without waiting, for the fast
-/// path (`crate::fast`): `Some(None)` on a public route, `Some(Some(_))` for
-/// an API key found in the `API_KEYS` secret; `None` for everything the full
-/// pipeline must do (tokens, the KV key store, refusals).
+/// path (`crate::fast`): no identity on a public route, an API key found in
+/// the `API_KEYS` secret, or a bearer token the isolate's cache of verified
+/// tokens may reuse (a hit, as the full path would note it); `None` for
+/// everything the full pipeline must do (tokens to verify, the KV key
+/// store, refusals). The reuse rule is the policy's
+/// (`authenticate_at_once`), fed the same issuers and key epochs as
+/// [`EdgeKeys`] feeds the pipeline.
 pub fn at_once(
     env: &Env,
     gw: &Gateway,
     route: &Route,
     headers: &[(String, String)],
-) -> Option<Option<Identity>> {
+) -> Option<AtOnce> {
+    let now = now_ms();
+    let remembered = Remembered {
+        cache: &gw.tokens,
+        key_epoch: |name: &str| key_epoch(gw, route_issuer(gw, route, name)?, now),
+    };
     tidegate_policy::auth::authenticate_at_once(
         route.auth.requirement,
         &route.auth.scopes,
@@ -158,12 +174,14 @@ pub fn at_once(
         |key| {
             let store = config::api_keys(env).ok()?;
             let kv = gw.config.api_keys.as_ref().and_then(|k| k.kv.as_ref());
-            match store.authenticate(key, now_ms()) {
+            match store.authenticate(key, now) {
                 // Not in API_KEYS: the KV key store must be asked.
                 Err(AuthRejection::UnknownApiKey) if kv.is_some() => None,
                 result => Some(result),
             }
         },
+        Some(remembered),
+        now,
     )
 }
 

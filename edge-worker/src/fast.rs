@@ -1,6 +1,7 @@
 //! The synchronous fast path: a request the policy calls a plain proxy
 //! ([`GatewayConfig::proxies_directly`]) whose caller is known at once (a
-//! public route, or an API key in the `API_KEYS` secret:
+//! public route, an API key in the `API_KEYS` secret, or a bearer token the
+//! isolate's cache of verified tokens may reuse:
 //! `tidegate_policy::auth::authenticate_at_once`) is answered with no Rust
 //! future.
 //!
@@ -10,8 +11,8 @@
 //! a [`FastProxy`], JS awaits the origin fetch that [`FastProxy::send`]
 //! starts and hands the outcome back to [`FastProxy::answer`] or
 //! [`FastProxy::unreachable`], which return the finished response and write
-//! the log line. Everything else (admin endpoints, JWTs, the KV key store,
-//! refused credentials, limits, cache, CORS, assertions, health, unsafe
+//! the log line. Everything else (admin endpoints, JWTs not remembered, the
+//! KV key store, refused credentials, limits, cache, CORS, assertions, health, unsafe
 //! methods, errors before the origin) goes to the full path (`fetch` in
 //! `lib.rs`) untouched.
 //!
@@ -26,6 +27,7 @@
 
 use std::time::Duration;
 
+use tidegate_policy::auth::TokenCacheUse;
 use tidegate_policy::cache::freshness::CACHE_STATUS_HEADER;
 use tidegate_policy::cache::CacheStatus;
 use tidegate_policy::route::{
@@ -106,7 +108,8 @@ pub fn plan(
     .ok()?;
 
     let headers = raw_header_list(headers);
-    let identity = auth::at_once(&env, gw, route, &headers)?;
+    let found = auth::at_once(&env, gw, route, &headers)?;
+    let identity = found.identity;
     let (request_id, mut flow) = begin(
         &loaded,
         &headers,
@@ -117,6 +120,7 @@ pub fn plan(
     // Authentication done at once: no time passed, and the full path still
     // reports the phase.
     flow.timings.add(Phase::Auth, 0);
+    flow.log.auth_cache = found.token_cache.map(TokenCacheUse::label);
     if let Some(id) = &identity {
         flow.log.subject = Some(id.subject.clone());
         flow.log.key_id = id.key_id.clone();
