@@ -169,3 +169,89 @@ describe("requests the fast path leaves to the full path", () => {
     await expectSame(`/public/${unique()}`, { method: "OPTIONS", headers: { origin: "https://app.example", "access-control-request-method": "GET" } });
   });
 });
+
+/** A token of `edge`'s issuer key per gateway (each has its own), for `sub` and `extra` claims. */
+function tokensFor(sub: string, extra: Record<string, unknown> = {}): Map<Edge, string> {
+  return new Map([fast, full].map((edge) => [edge, edge.token(sub, extra)]));
+}
+
+/** Sends each gateway its own token once (not compared): the full path verifies and remembers it. */
+async function remember(path: string, tokens: Map<Edge, string>, status = 200) {
+  for (const edge of [fast, full]) {
+    const res = await edge.fetch(path, { headers: { authorization: `Bearer ${tokens.get(edge)}` } });
+    expect(res.status).toBe(status);
+  }
+}
+
+const bearerOf = (tokens: Map<Edge, string>) => (edge: Edge) => ({ authorization: `Bearer ${tokens.get(edge)}` });
+
+describe("a JWT the isolate's cache of verified tokens remembers, taken at once", () => {
+  it("a remembered token: the same caller on both paths, a hit in the log", async () => {
+    const sub = unique("sub");
+    const tokens = tokensFor(sub);
+    await remember(`/jwt/${unique()}`, tokens);
+    const { a, log } = await expectSame(`/jwt/${unique()}?q=1`, {}, {}, bearerOf(tokens));
+    expect(a.status).toBe(200);
+    expect(a.json<Echo>().headers["x-tidegate-subject"]).toBe(sub);
+    expect(a.json<Echo>().headers.authorization).toBeUndefined();
+    expect(log).toMatchObject({ route: "jwt", status: 200, subject: sub, auth_cache: "hit" });
+    expect(phases(a)).toEqual(["auth", "origin", "total"]);
+    // HEAD too.
+    await expectSame(`/jwt/${unique()}`, { method: "HEAD" }, {}, bearerOf(tokens));
+  });
+
+  it("a token not seen before goes the full way on both: a miss, verified", async () => {
+    const tokens = tokensFor(unique("sub"));
+    const { a, log } = await expectSame(`/jwt/${unique()}`, {}, {}, bearerOf(tokens));
+    expect(a.status).toBe(200);
+    expect(log).toMatchObject({ route: "jwt", auth_cache: "miss" });
+  });
+
+  it("a remembered token past exp and leeway is refused as the full path refuses it", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const tokens = tokensFor(unique("sub"), { iat: now - 10, nbf: now - 10, exp: now + 1 });
+    await remember(`/jwt/${unique()}`, tokens);
+    // exp + the issuer's 5 s leeway, and a margin for the second the clock reads.
+    await new Promise((resolve) => setTimeout(resolve, 7_500));
+    const { a, log } = await expectSame(`/jwt/${unique()}`, {}, {}, bearerOf(tokens));
+    expect(a.status).toBe(401);
+    expect(a.headers.get("www-authenticate")).toContain("invalid_token");
+    expect(log).toMatchObject({ auth_cache: "miss", auth_error: "expired" });
+  }, 20_000);
+
+  it("scopes are checked on every hit: a remembered token without the route's scope is 403, with it 200", async () => {
+    const without = tokensFor(unique("sub"), { scope: "orders:write" });
+    await remember(`/scoped/${unique()}`, without, 403);
+    const refused = await expectSame(`/scoped/${unique()}`, {}, {}, bearerOf(without));
+    expect(refused.a.status).toBe(403);
+    expect(refused.log).toMatchObject({ route: "scoped", auth_cache: "hit" });
+    const scoped = tokensFor(unique("sub"), { scope: "orders:read orders:write" });
+    await remember(`/scoped/${unique()}`, scoped);
+    const admitted = await expectSame(`/scoped/${unique()}`, {}, {}, bearerOf(scoped));
+    expect(admitted.a.status).toBe(200);
+    expect(admitted.log).toMatchObject({ route: "scoped", auth_cache: "hit" });
+  });
+
+  it("a tampered copy of a remembered token is another token: verified, refused", async () => {
+    const tokens = tokensFor(unique("sub"));
+    await remember(`/jwt/${unique()}`, tokens);
+    const tampered = new Map([...tokens].map(([edge, t]) => [edge, `${t.slice(0, -2)}${t.endsWith("AA") ? "BB" : "AA"}`]));
+    const { a } = await expectSame(`/jwt/${unique()}`, {}, {}, bearerOf(tampered));
+    expect(a.status).toBe(401);
+  });
+});
+
+describe("a rate-limited route with a remembered token (the limiter is the full path's)", () => {
+  it("admitted, then refused with 429: the same RateLimit headers and log lines", async () => {
+    // limit-subject: 2 per hour per subject.
+    const tokens = tokensFor(unique("sub"));
+    await remember("/limits/subject", tokens);
+    const admitted = await expectSame("/limits/subject", {}, {}, bearerOf(tokens));
+    expect(admitted.a.status).toBe(200);
+    expect(admitted.log).toMatchObject({ route: "limit-subject", limiter: "allowed", auth_cache: "hit" });
+    const refused = await expectSame("/limits/subject", {}, {}, bearerOf(tokens));
+    expect(refused.a.status).toBe(429);
+    expect(refused.a.headers.get("retry-after")).not.toBeNull();
+    expect(refused.log).toMatchObject({ limiter: "denied" });
+  });
+});
