@@ -52,6 +52,7 @@ const PATHS = [
   // Clients that keep their token (see wrk.lua): 8 tokens, one per connection.
   { key: "jwt-reuse", path: "/jwt/item", mode: "jwt", reuse: 8 },
   { key: "hit-reuse", path: "/secure/item", mode: "jwt", prime: true, reuse: 8 },
+  { key: "limited-reuse", path: "/limited/item", mode: "jwt", reuse: 8 },
 ].filter((p) => !opt("paths", "") || opt("paths", "").split(",").includes(p.key));
 const log = (...a) => console.error("[bench-ab]", ...a);
 if (!wrkVersion()) throw new Error("wrk is missing: run bash bench/edge.sh once (it installs it) or apt-get install wrk");
