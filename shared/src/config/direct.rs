@@ -10,7 +10,7 @@ use crate::route::Method;
 
 impl GatewayConfig {
     /// Whether a `method` request matched to `route` may be a plain proxy: no
-    /// rate limit, no cache, no CORS, no identity assertion to sign, no
+    /// rate limit but a leased one, no cache, no CORS, no identity assertion to sign, no
     /// release-health recording, and a safe method that no CORS preflight
     /// and no cache invalidation (RFC 9111 §4.4, unsafe methods only) can
     /// concern. Its caller must still be known at once
@@ -20,7 +20,11 @@ impl GatewayConfig {
     pub fn proxies_directly(&self, route: &Route, method: Method) -> bool {
         let safe = matches!(method, Method::Get | Method::Head);
         let signs = self.assertion.is_some() && route.assert_identity;
-        safe && route.rate_limit.is_none()
+        // A limit whose lease is on may admit from the isolate's slices
+        // without a call (`throttle::admit_from_leases`, last of the plan's
+        // checks); without leases every request asks the object.
+        let limit_at_once = route.rate_limit.as_ref().is_none_or(|p| p.lease.is_some());
+        safe && limit_at_once
             && route.cache.is_none()
             && route.cors.is_none()
             && !signs

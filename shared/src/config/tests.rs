@@ -558,7 +558,7 @@ fn a_public_plain_route_proxies_directly_for_safe_methods_only() {
 fn any_asynchronous_feature_takes_the_full_path() {
     use crate::route::Method;
     let variants = [
-        "auth = { require = \"none\" }\nrate_limit = { limits = [{ name = \"ip\", limit = 5, period = \"1m\", key = \"route\" }] }",
+        "auth = { require = \"none\" }\nrate_limit = { limits = [{ name = \"ip\", limit = 5, period = \"1m\", key = \"route\" }], lease = \"off\" }",
         "auth = { require = \"none\" }\ncache = { ttl = \"1m\" }",
         "auth = { require = \"none\" }\ncors = { allow_origins = [\"https://app.example.com\"] }",
     ];
@@ -574,6 +574,16 @@ fn any_asynchronous_feature_takes_the_full_path() {
     }
     let health = parse(HEALTH).unwrap();
     assert!(!health.proxies_directly(&health.routes[0], Method::Get));
+}
+
+#[test]
+fn a_leased_limit_may_proxy_directly() {
+    // Its lease may admit at once (`throttle::admit_from_leases` decides per
+    // request); leases are on (`auto`) by default.
+    use crate::route::Method;
+    let text = "[[routes]]\nname = \"r\"\npath = \"/*\"\nupstream = \"https://origin.example.com\"\nauth = { require = \"none\" }\nrate_limit = { limits = [{ name = \"ip\", limit = 5, period = \"1m\", key = \"route\" }] }\n";
+    let config = parse(text).unwrap();
+    assert!(config.proxies_directly(&config.routes[0], Method::Get));
 }
 
 #[test]

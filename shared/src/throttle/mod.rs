@@ -23,8 +23,8 @@ mod protocol;
 pub use gcra::{check, normalize, peek, refund, Decision, GcraState, Quota};
 pub use key::{limiter_key, KeyError, KeySource, LimitKey, LimiterKeyParts};
 pub use lease::{
-    Granted, LeaseConfig, LeasePool, RateMeter, Taken, CLOCK_MARGIN_MS, LEASE_SHARE, MAX_SLICES,
-    MIN_LEASE_UNITS,
+    admit_from_leases, Granted, LeaseConfig, LeasePool, LeasePools, RateMeter, Taken,
+    CLOCK_MARGIN_MS, LEASE_SHARE, MAX_SLICES, MIN_LEASE_UNITS,
 };
 pub use multi::{check_all, combine, LimitInput, MultiDecision};
 pub use problem::limiter_unavailable_problem;

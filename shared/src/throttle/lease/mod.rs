@@ -45,8 +45,9 @@
 
 use std::time::Duration;
 
-use super::gcra::{clamp_u64, ms_to_ns, ns_to_duration, Decision, Quota};
-use super::protocol::{LeaseGrant, LeaseReturn};
+use super::gcra::{clamp_u64, ms_to_ns, ns_to_duration, Decision, GcraState, Quota};
+use super::multi::{combine, MultiDecision};
+use super::protocol::{Charge, LeaseGrant, LeaseReturn};
 
 /// Milliseconds added to the measured clock offset: the two clocks are read
 /// in whole milliseconds, and a Worker's clock stands still while it runs.
@@ -343,6 +344,48 @@ impl LeasePool {
     pub fn is_empty(&self) -> bool {
         self.slices.is_empty()
     }
+}
+
+/// Where an adapter keeps its lease pools (one per limiter key and quota).
+pub trait LeasePools {
+    /// Runs `f` on the pool of `charge`'s key and quota (an empty one if
+    /// none is held yet).
+    fn with_pool<R>(&mut self, charge: &Charge<'_>, f: impl FnOnce(&mut LeasePool) -> R) -> R;
+}
+
+/// A request charged `charges` admitted from held slices alone at `now_ms`
+/// (the isolate's clock), with no call to any object, for the edge's
+/// synchronous fast path: the decision `throttle::combine` makes of each
+/// limit's, exactly what the full path decides when every limit is admitted
+/// from its pool. `None` when any charge finds no room in its pool (a cold
+/// key, a spent slice, a noted refusal: the object must be asked, by the
+/// full path), after handing back, in reverse order, what the others took:
+/// a declined request charges nothing. The pools observe the request only
+/// when it is admitted here (the full path observes a declined one), so
+/// each request is counted once by the rate meters.
+pub fn admit_from_leases(
+    pools: &mut impl LeasePools,
+    charges: &[Charge<'_>],
+    now_ms: u64,
+) -> Option<MultiDecision> {
+    let mut taken: Vec<(Decision, Taken)> = Vec::with_capacity(charges.len());
+    for charge in charges {
+        let got = pools.with_pool(charge, |pool| pool.take(now_ms, charge.cost, &charge.quota));
+        match got {
+            Some(got) => taken.push(got),
+            None => {
+                for (charge, (_, t)) in charges.iter().zip(&taken).rev() {
+                    pools.with_pool(charge, |pool| pool.put_back(t));
+                }
+                return None;
+            }
+        }
+    }
+    for charge in charges {
+        pools.with_pool(charge, |pool| pool.observe(now_ms));
+    }
+    let states = vec![GcraState::default(); taken.len()];
+    Some(combine(taken.into_iter().map(|(d, _)| d).collect(), states))
 }
 
 /// The decision for a request admitted from `slice` at `now` (ns, the

@@ -333,3 +333,156 @@ fn under_admission_on_a_hot_key_is_bounded() {
         );
     }
 }
+
+// ------------------------------------------------- admitted at once
+
+/// Pools per (key, quota), as the edge keeps them.
+#[derive(Default)]
+struct Pools(Vec<(String, Quota, LeasePool)>);
+
+impl LeasePools for Pools {
+    fn with_pool<R>(&mut self, charge: &Charge<'_>, f: impl FnOnce(&mut LeasePool) -> R) -> R {
+        let at = self
+            .0
+            .iter()
+            .position(|(k, q, _)| k == charge.key && *q == charge.quota);
+        let at = at.unwrap_or_else(|| {
+            self.0
+                .push((charge.key.to_owned(), charge.quota, LeasePool::default()));
+            self.0.len() - 1
+        });
+        f(&mut self.0[at].2)
+    }
+}
+
+/// A hot pool for `charge`: one slice of `want` units granted at `now`.
+fn leased(pools: &mut Pools, charge: &Charge<'_>, want: u64, now: u64) {
+    pools.with_pool(charge, |pool| {
+        for i in 0..50 {
+            pool.observe(now - 50 + i);
+        }
+        granted(pool, &charge.quota, want, now).expect("granted");
+    });
+}
+
+#[test]
+fn at_once_admits_from_held_slices_as_the_full_path_would() {
+    let quota = Quota::per_hour(1_000);
+    let charges = [Charge {
+        key: "k",
+        quota,
+        cost: 1,
+    }];
+    let mut pools = Pools::default();
+    assert_eq!(
+        admit_from_leases(&mut pools, &charges, NOW),
+        None,
+        "a cold key: the object is asked"
+    );
+    leased(&mut pools, &charges[0], 10, NOW);
+    // The same pool state, taken the full path's way (take, then combine).
+    let mut twin = pools.0[0].2.clone();
+    let decision = admit_from_leases(&mut pools, &charges, NOW).expect("from the slice");
+    let (expected, _) = twin.take(NOW, 1, &quota).unwrap();
+    assert_eq!(
+        decision,
+        combine(vec![expected], vec![GcraState::default()])
+    );
+    assert!(decision.allowed);
+    // The slice had 10 units, the grant took 1: 9 more, then the object.
+    let mut more = 1;
+    while admit_from_leases(&mut pools, &charges, NOW).is_some() {
+        more += 1;
+    }
+    assert_eq!(more, 9, "never more than the slice holds");
+}
+
+#[test]
+fn at_once_a_declined_request_charges_no_limit() {
+    let (a, b) = (Quota::per_hour(1_000), Quota::per_hour(2_000));
+    let charges = [
+        Charge {
+            key: "a",
+            quota: a,
+            cost: 1,
+        },
+        Charge {
+            key: "b",
+            quota: b,
+            cost: 1,
+        },
+    ];
+    let mut pools = Pools::default();
+    leased(&mut pools, &charges[0], 10, NOW);
+    let before = pools.0.clone();
+    // `b` has no slice: declined, and `a` got back what it took.
+    assert_eq!(admit_from_leases(&mut pools, &charges, NOW), None);
+    assert_eq!(
+        pools.0[0].2, before[0].2,
+        "nothing charged, nothing observed"
+    );
+    leased(&mut pools, &charges[1], 10, NOW);
+    let decision = admit_from_leases(&mut pools, &charges, NOW).expect("both have room");
+    assert!(decision.allowed);
+    assert_eq!(decision.decisions.len(), 2);
+}
+
+#[test]
+fn at_once_the_same_pool_charged_twice_goes_back_whole() {
+    let quota = Quota::per_hour(1_000);
+    let charge = Charge {
+        key: "k",
+        quota,
+        cost: 1,
+    };
+    let mut pools = Pools::default();
+    leased(&mut pools, &charge, 3, NOW);
+    // The grant took 1 of 3: room for 2, not for 3.
+    let before = pools.0[0].2.clone();
+    assert_eq!(admit_from_leases(&mut pools, &[charge; 3], NOW), None);
+    assert_eq!(pools.0[0].2, before);
+    assert!(admit_from_leases(&mut pools, &[charge; 2], NOW).is_some());
+}
+
+proptest! {
+    /// Whatever the pools hold, a request admitted at once never takes more
+    /// than a slice granted (direct GCRA bounds the total), and a declined one
+    /// leaves every pool as it was.
+    #[test]
+    fn at_once_never_admits_over_what_was_granted(
+        wants in proptest::collection::vec(0_u64..20, 1..4),
+        costs in proptest::collection::vec(1_u64..4, 1..4),
+        rounds in 1_usize..60,
+    ) {
+        let quota = Quota::per_hour(400);
+        let keys = ["a", "b", "c"];
+        let charges: Vec<Charge<'_>> = costs.iter().enumerate().map(|(i, &cost)| Charge {
+            key: keys[i % keys.len()],
+            quota,
+            cost,
+        }).collect();
+        let mut pools = Pools::default();
+        for (i, &want) in wants.iter().enumerate() {
+            if want > 1 {
+                let charge = Charge { key: keys[i % keys.len()], quota, cost: 1 };
+                leased(&mut pools, &charge, want, NOW);
+            }
+        }
+        let granted_units: u64 = wants.iter().filter(|&&w| w > 1).map(|&w| w.min(400 / LEASE_SHARE)).sum();
+        let mut used: u64 = 0;
+        for r in 0..rounds {
+            let before = pools.0.clone();
+            match admit_from_leases(&mut pools, &charges, NOW + r as u64) {
+                Some(d) => {
+                    prop_assert!(d.allowed);
+                    used += costs.iter().sum::<u64>();
+                }
+                None => {
+                    let same = before.iter().zip(&pools.0).all(|(a, b)| a.2 == b.2);
+                    prop_assert!(same, "a declined request changed a pool");
+                }
+            }
+        }
+        prop_assert!(used <= granted_units, "used {used} of {granted_units}");
+    }
+}
