@@ -43,7 +43,7 @@ use worker::{web_sys, Env};
 use crate::error::{describe, EdgeError};
 use crate::flow::{now_ms, Flow, Phase};
 use crate::response::{self, raw_header_list, HeaderList};
-use crate::{assertion, auth, begin, config, proxy};
+use crate::{assertion, auth, begin, config, proxy, throttle};
 
 /// A planned plain proxy request: the origin request to send, and the
 /// request's flow (id, timings, log line) to finish it with.
@@ -135,6 +135,8 @@ pub fn plan(
         &ClientConnection::from_headers(&headers, url.scheme()),
         &flow.trace.headers(),
     );
+    // Last: a lease is charged only for a request the plan takes.
+    throttle::at_once(gw, route, identity.as_ref(), &headers, &mut flow)?;
     Some(FastProxy {
         request_id: request_id.as_str().to_owned(),
         flow,
@@ -273,11 +275,17 @@ impl FastProxy {
         let hop = proxy::hop_fields(&resp.headers());
         let hop: Vec<&str> = hop.iter().map(String::as_str).collect();
         let timing = self.flow.timings.header();
-        let set = [
-            (CACHE_STATUS_HEADER, CacheStatus::Bypass.as_str()),
-            (REQUEST_ID_HEADER, self.request_id.as_str()),
-            ("server-timing", timing.as_str()),
-        ];
+        // As the full path: the rate-limit headers (`flow.extra`), then the
+        // request id and timings (`response::finish`).
+        let mut set: Vec<(&str, &str)> = vec![(CACHE_STATUS_HEADER, CacheStatus::Bypass.as_str())];
+        set.extend(
+            self.flow
+                .extra
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        set.push((REQUEST_ID_HEADER, self.request_id.as_str()));
+        set.push(("server-timing", timing.as_str()));
         let headers = response::edited_copy(&resp.headers(), &hop, &set);
         rebuild::response(resp, &headers.0).map_err(|e| EdgeError::ResponseRefused {
             status,

@@ -21,7 +21,7 @@ use tidegate_policy::config::{PlanChoice, RateLimitPolicy, Route};
 use tidegate_policy::problem::Problem;
 use tidegate_policy::throttle::{
     self, give_back, Charge, Decision, GcraState, Granted, KeySource, LeaseConfig, LeaseGrant,
-    LeasePool, LimiterOp, LimiterReply, MultiDecision, Quota, Taken,
+    LeasePool, LeasePools, LimiterOp, LimiterReply, MultiDecision, Quota, Taken,
 };
 use worker::Env;
 
@@ -44,6 +44,12 @@ pub const MAX_LEASED_KEYS: usize = 4_096;
 #[derive(Default)]
 pub struct Leases {
     pools: HashMap<String, Vec<(Quota, LeasePool)>>,
+}
+
+impl LeasePools for Leases {
+    fn with_pool<R>(&mut self, charge: &Charge<'_>, f: impl FnOnce(&mut LeasePool) -> R) -> R {
+        self.with(charge, f)
+    }
 }
 
 impl Leases {
@@ -112,10 +118,7 @@ pub async fn apply(
         flow.log.unknown_tier = Some(tier.chars().take(64).collect());
     }
     let policy = &*policy.for_plan(plan.tier());
-    let source = KeySource::from_identity(identity, first_header(headers, CLIENT_IP_HEADER));
-    let keys = policy
-        .storage_keys(&route.name, &source)
-        .map_err(|e| e.problem())?;
+    let keys = storage_keys(policy, route, identity, headers).map_err(|e| e.problem())?;
     let calls = Cell::new(0_u32);
     let checking = check(env, gw, policy, &keys, identity, &calls);
     let result = flow.timings.time(Phase::Throttle, checking).await;
@@ -137,15 +140,66 @@ pub async fn apply(
             };
         }
     };
+    record(policy, &decision, flow);
+    policy.rejection(&decision).map_or(Ok(()), Err)
+}
+
+/// The limiter keys of `policy` for this request.
+fn storage_keys(
+    policy: &RateLimitPolicy,
+    route: &Route,
+    identity: Option<&Identity>,
+    headers: &[(String, String)],
+) -> Result<Vec<String>, throttle::KeyError> {
+    let source = KeySource::from_identity(identity, first_header(headers, CLIENT_IP_HEADER));
+    policy.storage_keys(&route.name, &source)
+}
+
+/// The decision in the log line and the rate-limit headers.
+fn record(policy: &RateLimitPolicy, decision: &MultiDecision, flow: &mut Flow) {
     flow.log.limiter = Some(match (decision.allowed, policy.shadow) {
         (true, _) => "allowed",
         (false, true) => "shadow-denied",
         (false, false) => "denied",
     });
-    let rendered = policy.headers(&decision);
+    let rendered = policy.headers(decision);
     flow.extra
         .extend(rendered.into_iter().map(|(n, v)| (n.to_owned(), v)));
-    policy.rejection(&decision).map_or(Ok(()), Err)
+}
+
+/// The route's limits for the fast path (`crate::fast`), which calls it
+/// after every other check of its plan: `Some(())` when the route has none,
+/// or when every limit admits the request from the isolate's leases with no
+/// object call (`throttle::admit_from_leases`), with the log line and
+/// headers as [`apply`] writes them for that answer; `None` (nothing
+/// charged, nothing written) when the full path must decide.
+pub fn at_once(
+    gw: &Gateway,
+    route: &Route,
+    identity: Option<&Identity>,
+    headers: &[(String, String)],
+    flow: &mut Flow,
+) -> Option<()> {
+    let Some(policy) = &route.rate_limit else {
+        return Some(());
+    };
+    let plan = gw.config.plan_for(identity);
+    let policy = &*policy.for_plan(plan.tier());
+    policy.lease?;
+    let keys = storage_keys(policy, route, identity, headers).ok()?;
+    let charges = policy.charges(&keys, identity);
+    let mut leases = gw.leases.try_borrow_mut().ok()?;
+    let decision = throttle::admit_from_leases(&mut *leases, &charges, now_ms())?;
+    drop(leases);
+    if let PlanChoice::Unknown(tier) = plan {
+        flow.log.unknown_tier = Some(tier.chars().take(64).collect());
+    }
+    // No call, no time passed: the full path still reports the phase.
+    flow.timings.add(Phase::Throttle, 0);
+    flow.log.limiter_calls = Some(0);
+    count(0, 1);
+    record(policy, &decision, flow);
+    Some(())
 }
 
 /// How one limit answered.
