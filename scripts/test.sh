@@ -56,14 +56,24 @@ stage_clippy_wasm() {
     with_wasm_env cargo clippy -p tidegate-edge --target "$WASM_TARGET" --all-targets -- -D warnings
 }
 
+# The native packages, tested one at a time: each build then has the feature
+# set the later stages' `-p` builds resolve (rollback-localstack, lambda-watch,
+# the demo's CLI, the examples), so they reuse it instead of compiling the AWS
+# SDK's tree again. One workspace-wide build unifies features across all
+# members (and the wasm-only bench crates), which no `-p` build matches.
+NATIVE_PACKAGES=(tidegate-policy tidegate-rollback tidegate-cli)
+
 stage_test() {
-    if cargo nextest --version >/dev/null 2>&1; then
-        cargo nextest run --workspace --exclude tidegate-edge --no-tests=warn
-        # nextest does not run doc tests.
-        cargo test --workspace --exclude tidegate-edge --doc
-    else
-        cargo test --workspace --exclude tidegate-edge
-    fi
+    local package
+    for package in "${NATIVE_PACKAGES[@]}"; do
+        if cargo nextest --version >/dev/null 2>&1; then
+            cargo nextest run -p "$package" --no-tests=warn
+            # nextest does not run doc tests.
+            cargo test -p "$package" --doc
+        else
+            cargo test -p "$package"
+        fi
+    done
 }
 
 stage_wasm_policy() {
