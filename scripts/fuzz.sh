@@ -46,15 +46,21 @@ else
 fi
 say "built ${#TARGETS[@]} target(s) in $(fmt_ms $(($(now_ms) - t0)))"
 
-for target in "${TARGETS[@]}"; do
-    [ -d "fuzz/corpus/$target" ] || die "no seed corpus fuzz/corpus/$target (targets: ${ALL_TARGETS[*]})"
-    mkdir -p "$WORK/corpus/$target" "$WORK/artifacts/$target"
-    log="$WORK/$target.log"
+# One libFuzzer run (one core) per target; as many at once as the machine has
+# cores, each writing its own log and exit status, reported in order.
+run_target() {
+    local target=$1 log="$WORK/$1.log" t0
     t0=$(now_ms)
     rc=0
     cargo fuzz run "${FUZZ_FLAGS[@]}" "$target" "$WORK/corpus/$target" "fuzz/corpus/$target" -- \
         -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$WORK/artifacts/$target/" -print_final_stats=1 >"$log" 2>&1 || rc=$?
+    echo "$rc $(($(now_ms) - t0))" >"$WORK/$target.rc"
+}
+
+report_target() {
+    local target=$1 log="$WORK/$1.log" rc ms runs speed cov artifact
+    read -r rc ms <"$WORK/$target.rc" || die "$target: the run left no exit status (log: ${log#"$TIDEGATE_ROOT"/})"
     if [ "$rc" -ne 0 ]; then
         tail -n 40 "$log" >&2
         # libFuzzer names the reproducer on its "Test unit written to" line.
@@ -65,5 +71,24 @@ for target in "${TARGETS[@]}"; do
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
     cov=$(grep -E '^#[0-9]+' "$log" | tail -n1 | sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/cov \1, features \2, corpus \3/p')
-    say "$target: no crash in $(fmt_ms $(($(now_ms) - t0))): ${runs:-?} runs (${speed:-?}/s), ${cov:-no coverage line}"
+    say "$target: no crash in $(fmt_ms "$ms"): ${runs:-?} runs (${speed:-?}/s), ${cov:-no coverage line}"
+}
+
+for target in "${TARGETS[@]}"; do
+    [ -d "fuzz/corpus/$target" ] || die "no seed corpus fuzz/corpus/$target (targets: ${ALL_TARGETS[*]})"
+    mkdir -p "$WORK/corpus/$target" "$WORK/artifacts/$target"
+    rm -f "$WORK/$target.rc"
 done
+parallel=$(nproc 2>/dev/null || echo 1)
+batch=()
+for target in "${TARGETS[@]}"; do
+    run_target "$target" &
+    batch+=("$target")
+    if [ ${#batch[@]} -ge "$parallel" ]; then
+        wait
+        for done_target in "${batch[@]}"; do report_target "$done_target"; done
+        batch=()
+    fi
+done
+wait
+for done_target in "${batch[@]}"; do report_target "$done_target"; done
