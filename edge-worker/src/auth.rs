@@ -155,14 +155,15 @@ fn key_epoch(gw: &Gateway, issuer: &Issuer, now_ms: u64) -> Option<u64> {
 /// everything the full pipeline must do (tokens to verify, the KV key
 /// store, refusals). The reuse rule is the policy's
 /// (`authenticate_at_once`), fed the same issuers and key epochs as
-/// [`EdgeKeys`] feeds the pipeline.
+/// [`EdgeKeys`] feeds the pipeline. `now`: the plan's one clock reading
+/// (the clock stands still while a Worker runs).
 pub fn at_once(
     env: &Env,
     gw: &Gateway,
     route: &Route,
     headers: &[(String, String)],
+    now: u64,
 ) -> Option<AtOnce> {
-    let now = now_ms();
     let remembered = Remembered {
         cache: &gw.tokens,
         key_epoch: |name: &str| key_epoch(gw, route_issuer(gw, route, name)?, now),

@@ -108,7 +108,7 @@ pub fn plan(
     .ok()?;
 
     let headers = raw_header_list(headers);
-    let found = auth::at_once(&env, gw, route, &headers)?;
+    let found = auth::at_once(&env, gw, route, &headers, started)?;
     let identity = found.identity;
     let (request_id, mut flow) = begin(
         &loaded,
@@ -136,7 +136,7 @@ pub fn plan(
         &flow.trace.headers(),
     );
     // Last: a lease is charged only for a request the plan takes.
-    throttle::at_once(gw, route, identity.as_ref(), &headers, &mut flow)?;
+    throttle::at_once(gw, route, identity.as_ref(), &headers, &mut flow, started)?;
     Some(FastProxy {
         request_id: request_id.as_str().to_owned(),
         flow,

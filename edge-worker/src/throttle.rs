@@ -172,13 +172,15 @@ fn record(policy: &RateLimitPolicy, decision: &MultiDecision, flow: &mut Flow) {
 /// or when every limit admits the request from the isolate's leases with no
 /// object call (`throttle::admit_from_leases`), with the log line and
 /// headers as [`apply`] writes them for that answer; `None` (nothing
-/// charged, nothing written) when the full path must decide.
+/// charged, nothing written) when the full path must decide. `now`: the
+/// plan's one clock reading.
 pub fn at_once(
     gw: &Gateway,
     route: &Route,
     identity: Option<&Identity>,
     headers: &[(String, String)],
     flow: &mut Flow,
+    now: u64,
 ) -> Option<()> {
     let Some(policy) = &route.rate_limit else {
         return Some(());
@@ -189,7 +191,7 @@ pub fn at_once(
     let keys = storage_keys(policy, route, identity, headers).ok()?;
     let charges = policy.charges(&keys, identity);
     let mut leases = gw.leases.try_borrow_mut().ok()?;
-    let decision = throttle::admit_from_leases(&mut *leases, &charges, now_ms())?;
+    let decision = throttle::admit_from_leases(&mut *leases, &charges, now)?;
     drop(leases);
     if let PlanChoice::Unknown(tier) = plan {
         flow.log.unknown_tier = Some(tier.chars().take(64).collect());
