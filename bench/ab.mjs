@@ -9,6 +9,8 @@
 //   node bench/ab.mjs --token-cache-off [...]   (B: this build, token cache off)
 //   node bench/ab.mjs peer|io-floor [...]       (B: the TypeScript peer, or the I/O floor)
 //   node bench/ab.mjs OTHER/build --health [...] (A, this build, with [health] on the proxy route)
+//   --port-base N: the origin on N, the JWKS on N+1, Miniflare on N+2, A and B on N+3 and N+4
+//   (8731 by default), so two runs can share a machine
 //
 // Against `io-floor`, B − A is minus Tidegate's own CPU; against `peer`, the
 // peer's own CPU minus Tidegate's, both paired. A build of bench/rust-floor
@@ -40,6 +42,8 @@ const opt = (name, fallback) => {
 };
 const ROUNDS = Number(opt("rounds", 6));
 const SECONDS = Math.max(1, Math.round(Number(opt("seconds", 2))));
+const PORT = Number(opt("port-base", 8731));
+if (!Number.isInteger(PORT) || PORT < 1024 || PORT > 65000) throw new Error(`--port-base ${opt("port-base")}: a port from 1024 to 65000`);
 const PATHS = [
   { key: "not-found", path: "/nowhere/item", mode: "none", status: 404 },
   { key: "proxy", path: "/proxy/item", mode: "none" },
@@ -64,21 +68,21 @@ const pool = tokenPool(512, 64);
 // One API key in API_KEYS, for the apikey path.
 const key = apiKey();
 const tokensFile = writeCacheFile("ab-tokens.txt", `${pool.map((t) => `${t.token} ${t.subject}`).join("\n")}\n`);
-const origin = await startOrigin(8731);
-const jwks = await startJwks(8732, jwk);
+const origin = await startOrigin(PORT);
+const jwks = await startJwks(PORT + 1, jwk);
 const config = tidegateConfig(origin.url, jwks.url, { tokenPool: pool.length });
 // `--health`: A (this build) also records the proxy route's answers for a
 // HealthMonitor (issue 18); B keeps the plain config (an older build would
 // refuse [health]).
 const health = args.includes("--health");
 const builds = [
-  { name: "A", dir: buildDir, port: 8734, health, ...(health ? { config: config + healthSection } : {}) },
-  { name: "B", dir: other, port: 8735, config: cacheOff ? config.replace("[gateway.token_cache]\n", "[gateway.token_cache]\nenabled = false\n") : config },
+  { name: "A", dir: buildDir, port: PORT + 3, health, ...(health ? { config: config + healthSection } : {}) },
+  { name: "B", dir: other, port: PORT + 4, config: cacheOff ? config.replace("[gateway.token_cache]\n", "[gateway.token_cache]\nenabled = false\n") : config },
 ];
 const peerPath = jsPeer === "peer" ? await buildPeer() : null;
 const Miniflare = await loadMiniflare();
 const mf = new Miniflare({
-  ...sharedOptions(8733),
+  ...sharedOptions(PORT + 2),
   workers: builds.map((b) => {
     if (b.name === "B" && jsPeer === "peer") {
       return peerWorker({ peerPath, origin: origin.url, jwks: jwks.url, issuer: ISSUER, audience: AUDIENCE, apiKeys: key.json, port: b.port });

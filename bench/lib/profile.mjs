@@ -33,6 +33,8 @@ export async function openProfiler(inspectorUrl, worker, intervalUs = 100) {
   return {
     start: () => send("Profiler.start"),
     stop: async () => analyse((await send("Profiler.stop")).profile),
+    /** The raw V8 profile (nodes, samples, timeDeltas), for `inclusive`. */
+    stopRaw: async () => (await send("Profiler.stop")).profile,
     close: () => ws.close(),
   };
 }
@@ -64,4 +66,30 @@ export function analyse(profile) {
   }
   const top = [...functions.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 12)).map(([name, ms]) => ({ name, ms: Number(ms.toFixed(3)) }));
   return { busyMs: busy, idleMs: idle, gcMs: gc, wallMs: (profile.endTime - profile.startTime) / 1000, top };
+}
+
+/**
+ * Inclusive time per function (ms): each sample's time counted once for
+ * every distinct function on its stack, so a caller's figure holds its
+ * callees'. Says which step of a request costs what, where self time
+ * (`analyse`) scatters it over leaves (allocator, memcpy, formatting).
+ */
+export function inclusive(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const total = new Map();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+    const seen = new Set();
+    for (let id = profile.samples[i]; id !== undefined; id = parent.get(id)) {
+      const { callFrame } = byId.get(id);
+      const name = callFrame.functionName || "(anonymous)";
+      if (name === "(idle)" || name === "(root)") continue;
+      const where = callFrame.url ? callFrame.url.split("/").pop() : "";
+      seen.add(`${name}${where ? ` ${where}` : ""}`);
+    }
+    for (const key of seen) total.set(key, (total.get(key) ?? 0) + dt);
+  }
+  return total;
 }
