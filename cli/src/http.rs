@@ -21,6 +21,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tidegate_policy::problem::error_chain;
 
 use crate::CliError;
 
@@ -91,18 +92,6 @@ impl Http {
             .await
             .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
     }
-}
-
-/// An error and its sources, which hyper keeps the useful part in.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The region of a Lambda Function URL host (`<id>.lambda-url.<region>.on.aws`).

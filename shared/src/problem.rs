@@ -85,45 +85,24 @@ impl Problem {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limit_members_are_flat_and_round_trip() {
-        let mut p = Problem::new(429, "rate-limited", "Too many requests");
-        p.rate_limit = Some(Box::new(RateLimitRefusal {
-            limit: "per-ip".into(),
-            retry_after: Some(7),
-        }));
-        let json = p.to_json();
-        assert!(
-            json.ends_with(r#""limit":"per-ip","retry_after":7}"#),
-            "{json}"
-        );
-        assert_eq!(serde_json::from_str::<Problem>(&json).unwrap(), p);
-        let plain = Problem::new(404, "route-not-found", "No route matches");
-        assert_eq!(
-            serde_json::from_str::<Problem>(&plain.to_json()).unwrap(),
-            plain
-        );
+/// An error and its sources on one line, `outer: inner: root`, for a
+/// problem's `detail` or a log line: the outermost message alone is often
+/// terse (hyper's "error sending request"), the useful part is underneath.
+///
+/// ```
+/// let e = std::io::Error::other("connection refused");
+/// assert_eq!(tidegate_policy::problem::error_chain(&e), "connection refused");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
     }
-
-    #[test]
-    fn renders_rfc9457_fields() {
-        let p = Problem::new(404, "route-not-found", "No route matches")
-            .with_detail("GET /nope matches no route")
-            .with_request_id("abc");
-        let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
-        assert_eq!(v["type"], "https://tidegate.dev/problems/route-not-found");
-        assert_eq!(v["status"], 404);
-        assert_eq!(v["request_id"], "abc");
-    }
-
-    #[test]
-    fn omits_absent_fields() {
-        let json = Problem::new(500, "internal", "Internal error").to_json();
-        assert!(!json.contains("detail"));
-        assert!(!json.contains("request_id"));
-    }
+    text
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use lambda_http::http::{header, Request, StatusCode};
 use tidegate_policy::health::{ReleasesReport, StageHealth, MAX_REPORT_BYTES};
+use tidegate_policy::problem::error_chain;
 
 use crate::config::EDGE_ADMIN_KEY_ENV;
 use crate::jwks::{build_client, HttpsClient};
@@ -180,18 +181,6 @@ pub fn pick(
         (None, Some(e)) => Err(EdgeUnavailable::Monitor(e.clone())),
         (None, None) => Err(EdgeUnavailable::Monitor("no figures and no error".into())),
     }
-}
-
-/// An error with its sources, `a: b: c` (hyper's own message is terse).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
