@@ -47,7 +47,8 @@ pub mod store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tidegate_policy::config::ManagedStage;
 use tidegate_policy::rollout::{self, Trigger};
 use tokio::sync::OnceCell;
@@ -60,6 +61,27 @@ use crate::http::BoxFuture;
 use crate::jwks::IssuerKeys;
 use crate::status::{StageStatus, StatusList, RECENT_ACTIONS};
 use crate::store::{HistoryEntry, StageKey, StateStore};
+
+/// What an invocation by an event (an alarm through SNS or EventBridge, a
+/// schedule) did: the invocation's result, as JSON.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// The event was not understood; nothing ran.
+    Rejected {
+        /// What was wrong with it.
+        error: String,
+    },
+    /// The event was understood and every stage it concerns evaluated.
+    Ok {
+        /// The event as understood, when it concerned no managed stage, so
+        /// the result shows what arrived.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        input: Option<rollout::Input>,
+        /// One report per stage evaluated, in order.
+        stages: Vec<execute::StageReport>,
+    },
+}
 
 /// A name unique to this container and call: the process, the time and a
 /// counter. Names lease owners and history items.
@@ -107,15 +129,17 @@ impl App {
     }
 
     /// Runs the jobs an event asks for, one stage after another.
-    pub async fn run_event(&self, event: &Value) -> Value {
-        let input = match tidegate_policy::rollout::parse(event) {
+    pub async fn run_event(&self, event: &Value) -> EventOutcome {
+        let input = match rollout::parse(event) {
             Ok(i) => i,
             Err(e) => {
                 tracing::warn!(error = %e, "event not understood");
-                return json!({"status": "rejected", "error": e.to_string()});
+                return EventOutcome::Rejected {
+                    error: e.to_string(),
+                };
             }
         };
-        if let tidegate_policy::rollout::Input::Alarms { rejected, .. } = &input {
+        if let rollout::Input::Alarms { rejected, .. } = &input {
             for e in rejected {
                 tracing::warn!(error = %e, "SNS record skipped");
             }
@@ -123,14 +147,20 @@ impl App {
         let jobs = events::jobs(&self.settings.policy, &input);
         if jobs.is_empty() {
             tracing::info!(input = ?input, "nothing to evaluate");
-            return json!({"status": "ok", "input": input, "stages": []});
+            return EventOutcome::Ok {
+                input: Some(input),
+                stages: Vec::new(),
+            };
         }
         let aws = self.aws().await;
-        let mut reports = Vec::with_capacity(jobs.len());
+        let mut stages = Vec::with_capacity(jobs.len());
         for job in jobs {
-            reports.push(execute::run(aws, job.stage, job.trigger, self.topic_arn()).await);
+            stages.push(execute::run(aws, job.stage, job.trigger, self.topic_arn()).await);
         }
-        json!({"status": "ok", "stages": reports})
+        EventOutcome::Ok {
+            input: None,
+            stages,
+        }
     }
 
     async fn status(&self, stage: &ManagedStage) -> StageStatus {

@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use tidegate_policy::problem::Problem;
 use tower::{Layer, Service};
 
-use crate::{http, retry, App};
+use crate::{http, retry, App, EventOutcome};
 
 /// The future every service here returns.
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -43,9 +43,12 @@ impl Service<Request> for Handler {
         let app = self.app.clone();
         Box::pin(async move {
             if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
-                let event: serde_json::Value =
-                    serde_json::from_slice(req.body().as_ref()).unwrap_or_default();
-                let out = app.run_event(&event).await;
+                let out = match serde_json::from_slice::<serde_json::Value>(req.body().as_ref()) {
+                    Ok(event) => app.run_event(&event).await,
+                    Err(e) => EventOutcome::Rejected {
+                        error: format!("the event is not JSON: {e}"),
+                    },
+                };
                 return Ok(json_response(&out));
             }
             Ok(http::handle(&*app, req, retry::now_ms()).await)
@@ -54,12 +57,24 @@ impl Service<Request> for Handler {
 }
 
 /// A JSON response (for pass-through events `lambda_http` returns the body
-/// as the invocation's result).
-pub fn json_response(v: &serde_json::Value) -> Response<Body> {
+/// as the invocation's result); a 500 with the reason if `value` cannot be
+/// written as JSON.
+pub fn json_response(value: &impl serde::Serialize) -> Response<Body> {
+    let (status, body) = match serde_json::to_string(value) {
+        Ok(text) => (200, text),
+        // A JSON string is always written: the reason, escaped as one.
+        Err(e) => (
+            500,
+            format!(
+                r#"{{"status":"failed","error":{}}}"#,
+                serde_json::Value::from(format!("the result cannot be written as JSON: {e}"))
+            ),
+        ),
+    };
     Response::builder()
-        .status(200)
+        .status(status)
         .header("content-type", "application/json")
-        .body(Body::Text(v.to_string()))
+        .body(Body::Text(body))
         .unwrap_or_else(|_| Response::new(Body::Empty))
 }
 

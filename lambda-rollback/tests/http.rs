@@ -440,6 +440,28 @@ fn non_http_events_pass_through() {
     }
 }
 
+/// A pass-through invocation the Lambda cannot read is answered with why,
+/// never run as if it were an empty event; no AWS client is needed for it.
+#[tokio::test]
+async fn unreadable_events_are_rejected_with_the_reason() {
+    use tower::Service;
+    let mut handler =
+        tidegate_rollback::service::Handler::new(tidegate_rollback::App::new(settings()));
+    let scheduled = request(fixture!("scheduled-event.json"));
+    let not_json = scheduled.map(|_| Body::from("{not json"));
+    let resp = handler.call(not_json).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let out = body(&resp);
+    assert_eq!(out["status"], "rejected", "{out}");
+    let error = out["error"].as_str().unwrap();
+    assert!(error.starts_with("the event is not JSON: "), "{error}");
+
+    let unknown = request(fixture!("scheduled-event.json")).map(|_| Body::from(r#"{"hello": 1}"#));
+    let out = body(&handler.call(unknown).await.unwrap());
+    assert_eq!(out["status"], "rejected", "{out}");
+    assert!(!out["error"].as_str().unwrap().is_empty(), "{out}");
+}
+
 /// Settings whose only issuer fetches its keys from `jwks_url`.
 fn settings_with_jwks_url(jwks_url: &str) -> Settings {
     let cfg = format!(
