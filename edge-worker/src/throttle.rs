@@ -20,8 +20,8 @@ use tidegate_policy::cache::first_header;
 use tidegate_policy::config::{PlanChoice, RateLimitPolicy, Route};
 use tidegate_policy::problem::Problem;
 use tidegate_policy::throttle::{
-    self, give_back, Charge, Decision, GcraState, Granted, KeySource, LeaseConfig, LeaseGrant,
-    LeasePool, LeasePools, LimiterOp, LimiterReply, MultiDecision, Quota, Taken,
+    self, give_back, Charge, GcraState, Granted, KeySource, LeaseConfig, LeaseGrant, LeasePool,
+    LeasePools, LimitDecision, LimiterOp, LimiterReply, MultiDecision, Quota, Taken,
 };
 use worker::Env;
 
@@ -150,7 +150,7 @@ fn storage_keys(
     route: &Route,
     identity: Option<&Identity>,
     headers: &[(String, String)],
-) -> Result<Vec<String>, throttle::KeyError> {
+) -> Result<Vec<String>, throttle::LimitKeyError> {
     let source = KeySource::from_identity(identity, first_header(headers, CLIENT_IP_HEADER));
     policy.storage_keys(&route.name, &source)
 }
@@ -208,16 +208,16 @@ pub fn at_once(
 enum Outcome {
     /// Admitted from a slice (held, or just granted and pooled); what was
     /// taken goes back to the pool if another limit refuses.
-    Pooled(Decision, Taken, GcraState),
+    Pooled(LimitDecision, Taken, GcraState),
     /// Admitted by the object alone: a plain check (`None`) or a slice of
     /// exactly this request's cost.
-    Direct(Decision, Option<LeaseGrant>, GcraState),
+    Direct(LimitDecision, Option<LeaseGrant>, GcraState),
     /// Refused.
-    Refused(Decision, GcraState),
+    Refused(LimitDecision, GcraState),
 }
 
 impl Outcome {
-    fn decision(&self) -> Decision {
+    fn decision(&self) -> LimitDecision {
         match self {
             Self::Pooled(d, ..) | Self::Direct(d, ..) | Self::Refused(d, _) => *d,
         }
@@ -359,7 +359,7 @@ async fn settle(
                 .borrow_mut()
                 .with(charge, |pool| pool.put_back(taken));
             let d = match back {
-                true => Decision {
+                true => LimitDecision {
                     remaining: d.remaining.saturating_add(cost),
                     ..*d
                 },
@@ -396,7 +396,7 @@ async fn ask(
     durable::call(env, key, op).await
 }
 
-fn decision_of(reply: &LimiterReply) -> Result<Decision, EdgeError> {
+fn decision_of(reply: &LimiterReply) -> Result<LimitDecision, EdgeError> {
     Ok(reply.decision.ok_or(LimiterFault::NoDecision)?)
 }
 

@@ -34,7 +34,7 @@ const LEASE_RETRY: Duration = Duration::from_millis(150);
 
 /// What happened to one stage.
 #[derive(Debug, Clone, Serialize)]
-pub struct StageReport {
+pub struct RunReport {
     /// The REST API (as configured).
     pub api: String,
     /// Stage name.
@@ -48,7 +48,7 @@ pub struct StageReport {
 
 /// Everything read about a stage: the inputs of [`rollout::decide`].
 #[derive(Debug, Clone)]
-pub struct StageView {
+pub struct StageReading {
     /// The resolved REST API.
     pub api: RestApi,
     /// The stage.
@@ -100,7 +100,7 @@ pub async fn read(
     now_ms: u64,
     migrate: bool,
     trigger: Option<&Trigger>,
-) -> Result<Option<StageView>, String> {
+) -> Result<Option<StageReading>, String> {
     let Some(snapshot) = aws
         .stage(api, &stage.stage)
         .await
@@ -148,7 +148,7 @@ pub async fn read(
             checks
         },
     );
-    Ok(Some(StageView {
+    Ok(Some(StageReading {
         api: api.clone(),
         snapshot,
         stored,
@@ -220,8 +220,8 @@ pub async fn run(
     stage: &ManagedStage,
     trigger: Trigger,
     topic_arn: Option<&str>,
-) -> StageReport {
-    let mut report = StageReport {
+) -> RunReport {
+    let mut report = RunReport {
         api: api_label(stage),
         stage: stage.stage.clone(),
         decision: None,
@@ -280,7 +280,7 @@ async fn decide_and_act(
     key: &StageKey,
     trigger: Trigger,
     topic_arn: Option<&str>,
-    report: &mut StageReport,
+    report: &mut RunReport,
 ) {
     for _ in 0..MAX_DECISIONS {
         let now = retry::now_ms();
@@ -367,7 +367,7 @@ fn history_entry(d: &Decision, outcome: &Outcome) -> Option<HistoryEntry> {
 /// stage before each step), then writes the record on the version read.
 async fn carry_out(
     aws: &Aws,
-    view: &StageView,
+    view: &StageReading,
     stage: &ManagedStage,
     key: &StageKey,
     d: &Decision,

@@ -24,13 +24,13 @@
 //!
 //! ```
 //! use lambda_http::http::Method;
-//! use tidegate_rollback::http::{route, Route};
+//! use tidegate_rollback::http::{route, ControlRoute};
 //! assert!(matches!(
 //!     route(&Method::GET, "/stages/orders-api/prod/history"),
-//!     Ok(Route::History { .. })
+//!     Ok(ControlRoute::History { .. })
 //! ));
-//! assert!(matches!(route(&Method::POST, "/stages/orders-api/prod/approve"), Ok(Route::Command { .. })));
-//! assert!(matches!(route(&Method::GET, "/stages/orders-api/prod/edge"), Ok(Route::Edge { .. })));
+//! assert!(matches!(route(&Method::POST, "/stages/orders-api/prod/approve"), Ok(ControlRoute::Command { .. })));
+//! assert!(matches!(route(&Method::GET, "/stages/orders-api/prod/edge"), Ok(ControlRoute::Edge { .. })));
 //! ```
 //!
 //! The caller's identity (`key:<consumer>` or `jwt:<iss>:<sub>`) is recorded
@@ -148,7 +148,7 @@ pub trait Control: Send + Sync {
 
 /// A parsed control-API route.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub enum ControlRoute {
     /// `GET /`.
     Page,
     /// `GET /stages`.
@@ -217,42 +217,42 @@ pub enum RouteError {
 }
 
 /// Matches `method path`.
-pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
+pub fn route(method: &Method, path: &str) -> Result<ControlRoute, RouteError> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let is_get = method == Method::GET || method == Method::HEAD;
     match segments.as_slice() {
-        [] if is_get => Ok(Route::Page),
+        [] if is_get => Ok(ControlRoute::Page),
         [] => Err(RouteError::MethodNotAllowed("GET")),
-        ["stages"] if is_get => Ok(Route::List),
+        ["stages"] if is_get => Ok(ControlRoute::List),
         ["stages"] => Err(RouteError::MethodNotAllowed("GET")),
-        ["stages", api, stage] if is_get => Ok(Route::Show {
+        ["stages", api, stage] if is_get => Ok(ControlRoute::Show {
             api: (*api).to_owned(),
             stage: (*stage).to_owned(),
         }),
         ["stages", _, _] => Err(RouteError::MethodNotAllowed("GET")),
-        ["stages", api, stage, "metrics"] if is_get => Ok(Route::Metrics {
+        ["stages", api, stage, "metrics"] if is_get => Ok(ControlRoute::Metrics {
             api: (*api).to_owned(),
             stage: (*stage).to_owned(),
         }),
         ["stages", _, _, "metrics"] => Err(RouteError::MethodNotAllowed("GET")),
-        ["ui", api, stage] if is_get => Ok(Route::StagePage {
+        ["ui", api, stage] if is_get => Ok(ControlRoute::StagePage {
             api: (*api).to_owned(),
             stage: (*stage).to_owned(),
         }),
         ["ui", _, _] => Err(RouteError::MethodNotAllowed("GET")),
-        ["signin"] if is_get => Ok(Route::SignInForm),
-        ["signin"] if method == Method::POST => Ok(Route::SignIn),
+        ["signin"] if is_get => Ok(ControlRoute::SignInForm),
+        ["signin"] if method == Method::POST => Ok(ControlRoute::SignIn),
         ["signin"] => Err(RouteError::MethodNotAllowed("GET, POST")),
-        ["signout"] if method == Method::POST => Ok(Route::SignOut),
+        ["signout"] if method == Method::POST => Ok(ControlRoute::SignOut),
         ["signout"] => Err(RouteError::MethodNotAllowed("POST")),
-        ["edge", "health"] if method == Method::POST => Ok(Route::EdgeHealth),
+        ["edge", "health"] if method == Method::POST => Ok(ControlRoute::EdgeHealth),
         ["edge", "health"] => Err(RouteError::MethodNotAllowed("POST")),
-        ["stages", api, stage, "history"] if is_get => Ok(Route::History {
+        ["stages", api, stage, "history"] if is_get => Ok(ControlRoute::History {
             api: (*api).to_owned(),
             stage: (*stage).to_owned(),
         }),
         ["stages", _, _, "history"] => Err(RouteError::MethodNotAllowed("GET")),
-        ["stages", api, stage, "edge"] if is_get => Ok(Route::Edge {
+        ["stages", api, stage, "edge"] if is_get => Ok(ControlRoute::Edge {
             api: (*api).to_owned(),
             stage: (*stage).to_owned(),
         }),
@@ -260,7 +260,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["stages", api, stage, cmd] => match ManualCommand::from_path(cmd) {
             None => Err(RouteError::NotFound),
             Some(_) if method != Method::POST => Err(RouteError::MethodNotAllowed("POST")),
-            Some(command) => Ok(Route::Command {
+            Some(command) => Ok(ControlRoute::Command {
                 api: (*api).to_owned(),
                 stage: (*stage).to_owned(),
                 command,
@@ -797,15 +797,15 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
     let settings = control.settings();
     let page_ctx = PageContext::new(now_ms).at_depth(depth(&path));
     match route {
-        Route::SignInForm => {
+        ControlRoute::SignInForm => {
             return html(
                 200,
                 dashboard::render_signin(&page_ctx, None, signin_disabled(settings).as_deref()),
             )
         }
-        Route::SignIn => return sign_in(control, &req, now_ms).await,
+        ControlRoute::SignIn => return sign_in(control, &req, now_ms).await,
         // Signed by the edge: no admin credential, no session.
-        Route::EdgeHealth => {
+        ControlRoute::EdgeHealth => {
             return match crate::edge::receive(control, req.headers(), req.body().as_ref(), now_ms)
                 .await
             {
@@ -816,7 +816,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 crate::edge::EdgeReply::Problem(p) => problem(&p, None),
             }
         }
-        Route::SignOut => {
+        ControlRoute::SignOut => {
             // Only the session's own form may end it (CSRF), but an
             // expired or unreadable session is simply cleared.
             if let (Some(key), Some(token)) = (&settings.session_key, session_cookie(req.headers()))
@@ -835,7 +835,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
         }
         _ => {}
     }
-    let is_page = matches!(route, Route::Page | Route::StagePage { .. });
+    let is_page = matches!(route, ControlRoute::Page | ControlRoute::StagePage { .. });
     let caller = match identify(control, req.headers(), now_ms).await {
         Ok(c) => c,
         // A browser without a (valid) session goes to the sign-in page.
@@ -864,14 +864,15 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
         )
     };
     match route {
-        Route::SignInForm | Route::SignIn | Route::SignOut | Route::EdgeHealth => {
-            unknown_stage("", "")
-        }
-        Route::Page => {
+        ControlRoute::SignInForm
+        | ControlRoute::SignIn
+        | ControlRoute::SignOut
+        | ControlRoute::EdgeHealth => unknown_stage("", ""),
+        ControlRoute::Page => {
             let data = control.list().await;
             html(200, dashboard::render_list(&data, &page_ctx))
         }
-        Route::StagePage { api, stage } => {
+        ControlRoute::StagePage { api, stage } => {
             let Some(i) = managed(settings, &api, &stage) else {
                 return unknown_stage(&api, &stage);
             };
@@ -909,15 +910,15 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
             };
             html(200, dashboard::render_stage(&view, &page_ctx))
         }
-        Route::List => json(StatusCode::OK, &control.list().await),
-        Route::Show { api, stage } => match managed(settings, &api, &stage) {
+        ControlRoute::List => json(StatusCode::OK, &control.list().await),
+        ControlRoute::Show { api, stage } => match managed(settings, &api, &stage) {
             Some(i) => match control.show(i).await {
                 Some(status) => json(StatusCode::OK, &status),
                 None => unknown_stage(&api, &stage),
             },
             None => unknown_stage(&api, &stage),
         },
-        Route::Metrics { api, stage } => {
+        ControlRoute::Metrics { api, stage } => {
             let Some(i) = managed(settings, &api, &stage) else {
                 return unknown_stage(&api, &stage);
             };
@@ -932,7 +933,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 ),
             }
         }
-        Route::Edge { api, stage } => {
+        ControlRoute::Edge { api, stage } => {
             let Some(i) = managed(settings, &api, &stage) else {
                 return unknown_stage(&api, &stage);
             };
@@ -953,7 +954,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 }
             }
         }
-        Route::History { api, stage } => {
+        ControlRoute::History { api, stage } => {
             let Some(i) = managed(control.settings(), &api, &stage) else {
                 return unknown_stage(&api, &stage);
             };
@@ -981,7 +982,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 ),
             }
         }
-        Route::Command {
+        ControlRoute::Command {
             api,
             stage,
             command,

@@ -79,7 +79,7 @@ pub enum EventOutcome {
         #[serde(skip_serializing_if = "Option::is_none")]
         input: Option<rollout::Input>,
         /// One report per stage evaluated, in order.
-        stages: Vec<execute::StageReport>,
+        stages: Vec<execute::RunReport>,
     },
 }
 

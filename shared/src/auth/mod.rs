@@ -76,7 +76,7 @@ pub use pipeline::{
     authenticate, authenticate_at_once, AtOnce, CredentialHeaders, KeyProvider, Remembered,
 };
 pub use rejection::{AuthRejection, InvalidRequest, MalformedToken, TokenPart, REALM};
-pub use requirement::{authorize, AuthRequirement, RouteAuth};
+pub use requirement::{authorize, AuthPolicy, AuthRequirement};
 #[cfg(feature = "native-verify")]
 pub use signature::NativeVerifier;
 pub use signature::{SignatureCheck, SignatureOutcome, SignatureVerifier, VerifiedSignature};

@@ -46,7 +46,7 @@ impl fmt::Display for AuthRequirement {
 
 /// A route's authentication policy: accepted credentials and required scopes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteAuth {
+pub struct AuthPolicy {
     /// Which credentials the route accepts.
     pub requirement: AuthRequirement,
     /// Scopes the caller must hold, all of them.
@@ -54,7 +54,7 @@ pub struct RouteAuth {
     pub required_scopes: Vec<String>,
 }
 
-impl RouteAuth {
+impl AuthPolicy {
     /// A route anyone may call.
     pub fn public() -> Self {
         Self::default()
@@ -141,11 +141,11 @@ mod tests {
 
     #[test]
     fn serde_names() {
-        let r: RouteAuth =
+        let r: AuthPolicy =
             serde_json::from_str(r#"{"requirement":"api_key","required_scopes":["x"]}"#).unwrap();
         assert_eq!(
             r,
-            RouteAuth::new(AuthRequirement::ApiKey).with_scopes(["x"])
+            AuthPolicy::new(AuthRequirement::ApiKey).with_scopes(["x"])
         );
     }
 }

@@ -6,7 +6,7 @@
 
 use super::cache_control::CacheControl;
 use super::freshness::ResponseHeaders;
-use super::key::KeyError;
+use super::key::CacheKeyError;
 use super::rule::FreshnessSource;
 use super::rule::{CacheRule, CacheScope};
 use super::targeted::edge_directives;
@@ -101,13 +101,13 @@ impl BypassReason {
     }
 }
 
-impl From<KeyError> for BypassReason {
-    fn from(e: KeyError) -> Self {
+impl From<CacheKeyError> for BypassReason {
+    fn from(e: CacheKeyError) -> Self {
         match e {
-            KeyError::MethodNotCacheable => Self::MethodNotCacheable,
-            KeyError::MissingIdentity => Self::MissingIdentity,
-            KeyError::InvalidHost => Self::InvalidHost,
-            KeyError::TooLarge => Self::TooLarge,
+            CacheKeyError::MethodNotCacheable => Self::MethodNotCacheable,
+            CacheKeyError::MissingIdentity => Self::MissingIdentity,
+            CacheKeyError::InvalidHost => Self::InvalidHost,
+            CacheKeyError::TooLarge => Self::TooLarge,
         }
     }
 }
@@ -613,11 +613,11 @@ mod tests {
     #[test]
     fn key_errors_convert() {
         assert_eq!(
-            BypassReason::from(KeyError::TooLarge),
+            BypassReason::from(CacheKeyError::TooLarge),
             BypassReason::TooLarge
         );
         assert_eq!(
-            BypassReason::from(KeyError::MissingIdentity).as_str(),
+            BypassReason::from(CacheKeyError::MissingIdentity).as_str(),
             "missing-identity"
         );
     }

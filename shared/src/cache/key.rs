@@ -67,7 +67,7 @@ const COMPONENT: &AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 
 /// Why a request has no cache key (and so bypasses the cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
+pub enum CacheKeyError {
     /// Only `GET` and `HEAD` are cacheable.
     #[error("only GET and HEAD requests are cacheable")]
     MethodNotCacheable,
@@ -176,22 +176,22 @@ pub fn is_variant_of(key_url: &str, resource: &str) -> bool {
 }
 
 /// Builds the cache key of `req` under `rule`.
-pub fn cache_key(rule: &CacheRule, req: &RequestParts<'_>) -> Result<CacheKey, KeyError> {
+pub fn cache_key(rule: &CacheRule, req: &RequestParts<'_>) -> Result<CacheKey, CacheKeyError> {
     if !matches!(req.method, "GET" | "HEAD") {
-        return Err(KeyError::MethodNotCacheable);
+        return Err(CacheKeyError::MethodNotCacheable);
     }
     let identity = match rule.scope {
         CacheScope::Private => Some(
             req.identity
                 .map(str::trim)
                 .filter(|id| !id.is_empty())
-                .ok_or(KeyError::MissingIdentity)?,
+                .ok_or(CacheKeyError::MissingIdentity)?,
         ),
         CacheScope::Shared => None,
     };
     let host = normalize_host(req.scheme, req.host)?;
     if req.path.len() > MAX_URL_PART_LEN {
-        return Err(KeyError::TooLarge);
+        return Err(CacheKeyError::TooLarge);
     }
     // A URL path always starts with `/`; without it the path would run into
     // the host in the canonical form.
@@ -208,7 +208,7 @@ pub fn cache_key(rule: &CacheRule, req: &RequestParts<'_>) -> Result<CacheKey, K
             canonical.push_str(&utf8_percent_encode(&value, COMPONENT).to_string());
         }
         if canonical.len() > MAX_CANONICAL_LEN {
-            return Err(KeyError::TooLarge);
+            return Err(CacheKeyError::TooLarge);
         }
     }
     if let Some(id) = identity {
@@ -216,7 +216,7 @@ pub fn cache_key(rule: &CacheRule, req: &RequestParts<'_>) -> Result<CacheKey, K
         canonical.push_str(&utf8_percent_encode(id, COMPONENT).to_string());
     }
     if canonical.len() > MAX_CANONICAL_LEN {
-        return Err(KeyError::TooLarge);
+        return Err(CacheKeyError::TooLarge);
     }
     Ok(CacheKey { canonical })
 }
@@ -224,16 +224,16 @@ pub fn cache_key(rule: &CacheRule, req: &RequestParts<'_>) -> Result<CacheKey, K
 /// Parses the host the way a URL parser does (lowercase, IDNA, IP address
 /// forms), drops the scheme's default port, and rejects anything else — so
 /// the host cannot inject URL syntax into the key.
-fn normalize_host(scheme: &str, host: &str) -> Result<String, KeyError> {
+fn normalize_host(scheme: &str, host: &str) -> Result<String, CacheKeyError> {
     if host.len() > MAX_HOST_LEN {
-        return Err(KeyError::TooLarge);
+        return Err(CacheKeyError::TooLarge);
     }
-    let (name, port) = split_port(host).ok_or(KeyError::InvalidHost)?;
-    let name = match url::Host::parse(name).map_err(|_| KeyError::InvalidHost)? {
+    let (name, port) = split_port(host).ok_or(CacheKeyError::InvalidHost)?;
+    let name = match url::Host::parse(name).map_err(|_| CacheKeyError::InvalidHost)? {
         url::Host::Domain(d) => {
             let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
             if d.is_empty() || !d.bytes().all(plain) {
-                return Err(KeyError::InvalidHost);
+                return Err(CacheKeyError::InvalidHost);
             }
             d
         }
@@ -274,9 +274,9 @@ fn split_port(host: &str) -> Option<(&str, Option<u16>)> {
 }
 
 /// Parses, filters, sorts and re-encodes a query string.
-fn canonical_query(query: &str, keep: Option<&[String]>) -> Result<String, KeyError> {
+fn canonical_query(query: &str, keep: Option<&[String]>) -> Result<String, CacheKeyError> {
     if query.len() > MAX_URL_PART_LEN {
-        return Err(KeyError::TooLarge);
+        return Err(CacheKeyError::TooLarge);
     }
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -288,7 +288,7 @@ fn canonical_query(query: &str, keep: Option<&[String]>) -> Result<String, KeyEr
             }
         }
         if pairs.len() >= MAX_QUERY_PARAMS {
-            return Err(KeyError::TooLarge);
+            return Err(CacheKeyError::TooLarge);
         }
         pairs.push((name, form_decode(value)));
     }
@@ -443,7 +443,10 @@ mod tests {
                 method: m,
                 ..req(None, &[])
             };
-            assert_eq!(cache_key(&rule(), &r), Err(KeyError::MethodNotCacheable));
+            assert_eq!(
+                cache_key(&rule(), &r),
+                Err(CacheKeyError::MethodNotCacheable)
+            );
         }
     }
 
@@ -484,7 +487,11 @@ mod tests {
                 host,
                 ..req(None, &[])
             };
-            assert_eq!(cache_key(&rule(), &r), Err(KeyError::InvalidHost), "{host}");
+            assert_eq!(
+                cache_key(&rule(), &r),
+                Err(CacheKeyError::InvalidHost),
+                "{host}"
+            );
         }
         let v6 = RequestParts {
             host: "[2001:DB8:0::1]:443",
@@ -615,13 +622,13 @@ mod tests {
         let r = rule().with_scope(CacheScope::Private);
         assert_eq!(
             cache_key(&r, &req(None, &[])),
-            Err(KeyError::MissingIdentity)
+            Err(CacheKeyError::MissingIdentity)
         );
         let anon = RequestParts {
             identity: Some("  "),
             ..req(None, &[])
         };
-        assert_eq!(cache_key(&r, &anon), Err(KeyError::MissingIdentity));
+        assert_eq!(cache_key(&r, &anon), Err(CacheKeyError::MissingIdentity));
         let alice = RequestParts {
             identity: Some("alice"),
             ..req(None, &[])
@@ -686,25 +693,28 @@ mod tests {
         let long = "a=".to_owned() + &"x".repeat(MAX_URL_PART_LEN);
         assert_eq!(
             cache_key(&rule(), &req(Some(&long), &[])),
-            Err(KeyError::TooLarge)
+            Err(CacheKeyError::TooLarge)
         );
         let many = vec!["a=1"; MAX_QUERY_PARAMS + 1].join("&");
         assert_eq!(
             cache_key(&rule(), &req(Some(&many), &[])),
-            Err(KeyError::TooLarge)
+            Err(CacheKeyError::TooLarge)
         );
         // Params dropped by vary_query do not count.
         let r = rule().with_vary_query(["b"]);
         assert!(cache_key(&r, &req(Some(&many), &[])).is_ok());
         let big = hdrs(&[("x-big", &"\u{7f}".repeat(MAX_CANONICAL_LEN))]);
         let r = rule().with_vary_headers(["x-big"]);
-        assert_eq!(cache_key(&r, &req(None, &big)), Err(KeyError::TooLarge));
+        assert_eq!(
+            cache_key(&r, &req(None, &big)),
+            Err(CacheKeyError::TooLarge)
+        );
         let long_host = "a".repeat(MAX_HOST_LEN + 1);
         let r = RequestParts {
             host: &long_host,
             ..req(None, &[])
         };
-        assert_eq!(cache_key(&rule(), &r), Err(KeyError::TooLarge));
+        assert_eq!(cache_key(&rule(), &r), Err(CacheKeyError::TooLarge));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub use freshness::{
     StoredEntry,
 };
 pub use invalidation::{invalidates, invalidation_targets, is_safe_method};
-pub use key::{cache_key, origin_query, CacheKey, KeyError, RequestParts};
+pub use key::{cache_key, origin_query, CacheKey, CacheKeyError, RequestParts};
 pub use purge_index::{
     decode_shard, encode_shard, resource_of, shard_max_age, shard_of, with_key, with_keys,
     IndexedKey, PendingIndex, INDEX_BATCH_WINDOW_MS, INDEX_SHARDS, MAX_SHARD_KEYS,

@@ -2,7 +2,7 @@
 //! built once per isolate or Lambda container, used on every request.
 
 use super::model::{GatewayConfig, Issuer, JwksSource, Route};
-use crate::auth::{AuthRejection, JwksCache, JwtPolicy, RouteAuth, UnverifiedJwt, API_KEY_HEADER};
+use crate::auth::{AuthPolicy, AuthRejection, JwksCache, JwtPolicy, UnverifiedJwt, API_KEY_HEADER};
 use crate::route::{ForwardPolicy, RouteTable};
 
 impl GatewayConfig {
@@ -113,8 +113,8 @@ impl Issuer {
 
 impl Route {
     /// What the auth module checks for this route.
-    pub fn auth_policy(&self) -> RouteAuth {
-        RouteAuth {
+    pub fn auth_policy(&self) -> AuthPolicy {
+        AuthPolicy {
             requirement: self.auth.requirement,
             required_scopes: self.auth.scopes.clone(),
         }

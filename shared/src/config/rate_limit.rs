@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! source = KeySource::from_identity(identity, client_ip)
-//! keys   = policy.storage_keys(&route.name, &source)?   // KeyError::problem on Err
+//! keys   = policy.storage_keys(&route.name, &source)?   // LimitKeyError::problem on Err
 //! // with the states in one store (Lambda):
 //! states = load(keys)                                     // on failure: policy.on_limiter_error()
 //! d      = policy.check(&states, now_ms, identity)
@@ -22,8 +22,8 @@ use super::model::{FailureMode, RateLimitPolicy, RouteLimit};
 use crate::auth::Identity;
 use crate::problem::Problem;
 use crate::throttle::{
-    check_all, headers, limiter_key, limiter_unavailable_problem, Charge, GcraState, KeyError,
-    KeySource, LimitInput, MultiDecision, Quota,
+    check_all, headers, limiter_key, limiter_unavailable_problem, Charge, GcraState, KeySource,
+    LimitInput, LimitKeyError, MultiDecision, Quota,
 };
 
 impl RouteLimit {
@@ -60,12 +60,12 @@ impl RouteLimit {
 impl RateLimitPolicy {
     /// The storage key of each limit's state, in limit order, for route
     /// `route_name`. Fails when a limit's key value is missing (see
-    /// [`KeyError::problem`] for the answer).
+    /// [`LimitKeyError::problem`] for the answer).
     pub fn storage_keys(
         &self,
         route_name: &str,
         source: &KeySource<'_>,
-    ) -> Result<Vec<String>, KeyError> {
+    ) -> Result<Vec<String>, LimitKeyError> {
         self.limits
             .iter()
             .map(|l| limiter_key(route_name, &l.name, l.key, source))
@@ -306,7 +306,7 @@ mod tests {
         );
         assert_eq!(
             p.storage_keys("orders", &KeySource::default()),
-            Err(KeyError::MissingSubject)
+            Err(LimitKeyError::MissingSubject)
         );
     }
 

@@ -65,7 +65,7 @@ pub const VARIABLES: [&str; 8] = [
 
 /// The canary step being baked, as the old encoding kept it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepMark {
+pub struct LegacyStepMark {
     /// The canary's deployment.
     pub deployment_id: String,
     /// Its traffic share.
@@ -76,7 +76,7 @@ pub struct StepMark {
 
 /// Why and since when a stage is paused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pause {
+pub struct LegacyPause {
     /// Paused at.
     pub since_ms: u64,
     /// Operator's reason (at most [`REASON_MAX_CHARS`]).
@@ -85,7 +85,7 @@ pub struct Pause {
 
 /// One past action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
+pub struct LegacyHistoryEntry {
     /// When.
     pub at_ms: u64,
     /// What.
@@ -104,17 +104,17 @@ pub struct LegacyBookkeeping {
     /// continuously healthy.
     pub live: Option<Mark>,
     /// The canary step being baked.
-    pub step: Option<StepMark>,
+    pub step: Option<LegacyStepMark>,
     /// Last change made to the stage (any action but recording known-good).
     pub last_action_ms: Option<u64>,
     /// Last canary removal or stage rollback.
     pub last_rollback_ms: Option<u64>,
     /// Set while automatic progression is paused.
-    pub paused: Option<Pause>,
+    pub paused: Option<LegacyPause>,
     /// Alarm key ([`alarm_key`]) → timestamp of the newest handled transition.
     pub handled: BTreeMap<String, u64>,
     /// Recent actions, newest first, at most [`HISTORY_MAX`].
-    pub history: Vec<HistoryEntry>,
+    pub history: Vec<LegacyHistoryEntry>,
 }
 
 /// A `tidegate_*` variable that cannot be read.
@@ -185,7 +185,7 @@ impl LegacyBookkeeping {
     pub fn push_history(&mut self, at_ms: u64, kind: ActionKind, deployment_id: &str) {
         self.history.insert(
             0,
-            HistoryEntry {
+            LegacyHistoryEntry {
                 at_ms,
                 kind,
                 deployment_id: deployment_id.to_owned(),
@@ -195,8 +195,8 @@ impl LegacyBookkeeping {
     }
 
     /// A pause with `reason` cut to [`REASON_MAX_CHARS`].
-    pub fn pause(since_ms: u64, reason: &str) -> Pause {
-        Pause {
+    pub fn pause(since_ms: u64, reason: &str) -> LegacyPause {
+        LegacyPause {
             since_ms,
             reason: reason.chars().take(REASON_MAX_CHARS).collect(),
         }
@@ -299,7 +299,7 @@ impl LegacyBookkeeping {
     pub fn into_record<'a>(
         self,
         watched: impl IntoIterator<Item = &'a String>,
-    ) -> (StageRecord, Vec<HistoryEntry>) {
+    ) -> (StageRecord, Vec<LegacyHistoryEntry>) {
         let mut handled = BTreeMap::new();
         for alarm in watched {
             if let Some(t) = self.handled.get(&alarm_key(alarm)) {
@@ -434,7 +434,7 @@ fn parse_mark(name: &'static str, v: &str) -> Result<Mark, BookkeepingError> {
     }
 }
 
-fn parse_step(v: &str) -> Result<StepMark, BookkeepingError> {
+fn parse_step(v: &str) -> Result<LegacyStepMark, BookkeepingError> {
     const EXPECTED: &str = "`deployment,percent,ms`, e.g. `a1b2c3,25,1700000000000`";
     let mut parts = v.split(',');
     let (Some(dep), Some(pct), Some(at), None) =
@@ -445,7 +445,7 @@ fn parse_step(v: &str) -> Result<StepMark, BookkeepingError> {
     let deployment_id = unescape(dep).filter(|d| !d.is_empty());
     let percent = parse_percent(pct);
     match (deployment_id, percent, parse_u64(at)) {
-        (Some(deployment_id), Some(percent), Some(since_ms)) => Ok(StepMark {
+        (Some(deployment_id), Some(percent), Some(since_ms)) => Ok(LegacyStepMark {
             deployment_id,
             percent,
             since_ms,
@@ -461,14 +461,14 @@ fn parse_percent(s: &str) -> Option<f64> {
     (p.is_finite() && (0.0..=100.0).contains(&p)).then_some(p)
 }
 
-fn parse_pause(v: &str) -> Result<Pause, BookkeepingError> {
+fn parse_pause(v: &str) -> Result<LegacyPause, BookkeepingError> {
     const EXPECTED: &str = "`ms,reason` with the reason ~XX-escaped";
     let (at, reason) = v
         .split_once(',')
         .ok_or_else(|| malformed(PAUSED, v, EXPECTED))?;
     match (parse_u64(at), unescape(reason)) {
         (Some(since_ms), Some(reason)) if reason.chars().count() <= REASON_MAX_CHARS => {
-            Ok(Pause { since_ms, reason })
+            Ok(LegacyPause { since_ms, reason })
         }
         _ => Err(malformed(PAUSED, v, EXPECTED)),
     }
@@ -502,7 +502,7 @@ fn parse_handled(v: &str) -> Result<BTreeMap<String, u64>, BookkeepingError> {
     Ok(out)
 }
 
-fn parse_history(v: &str) -> Result<Vec<HistoryEntry>, BookkeepingError> {
+fn parse_history(v: &str) -> Result<Vec<LegacyHistoryEntry>, BookkeepingError> {
     const EXPECTED: &str = "`ms:kind:deployment,…`, newest first";
     let entries: Vec<&str> = v.split(',').collect();
     if entries.len() > HISTORY_MAX {
@@ -522,7 +522,7 @@ fn parse_history(v: &str) -> Result<Vec<HistoryEntry>, BookkeepingError> {
                 return Err(malformed(HISTORY, v, EXPECTED));
             };
             match (parse_u64(at), ActionKind::from_str_opt(kind), unescape(dep)) {
-                (Some(at_ms), Some(kind), Some(deployment_id)) => Ok(HistoryEntry {
+                (Some(at_ms), Some(kind), Some(deployment_id)) => Ok(LegacyHistoryEntry {
                     at_ms,
                     kind,
                     deployment_id,
@@ -604,7 +604,7 @@ mod tests {
         let mut b = LegacyBookkeeping {
             known_good: Some(Mark::new("abc123", 1_700_000_000_000)),
             live: Some(Mark::new("def456", 1_700_000_100_000)),
-            step: Some(StepMark {
+            step: Some(LegacyStepMark {
                 deployment_id: "ghi789".into(),
                 percent: 12.5,
                 since_ms: 1_700_000_200_000,
@@ -758,7 +758,7 @@ mod tests {
         let (b, _) = LegacyBookkeeping::decode_or_pause(&v, 99);
         assert_eq!(
             b.paused,
-            Some(Pause {
+            Some(LegacyPause {
                 since_ms: 7,
                 reason: "ops".into()
             })
@@ -819,7 +819,7 @@ mod tests {
                 let mut b = LegacyBookkeeping {
                     known_good: kg,
                     live,
-                    step: step.map(|(d, p, t)| StepMark {
+                    step: step.map(|(d, p, t)| LegacyStepMark {
                         deployment_id: d,
                         percent: f64::from(p) / 10.0,
                         since_ms: t,

@@ -135,7 +135,7 @@ impl GcraState {
 /// The outcome of one rate-limit check, with what the response headers need.
 /// Serialisable, so a Durable Object can send it to the Worker as is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
+pub struct LimitDecision {
     /// Whether the request is admitted.
     pub allowed: bool,
     /// The quota's `limit`, for `RateLimit-Policy`'s `q`.
@@ -152,7 +152,7 @@ pub struct Decision {
     pub retry_after: Option<Duration>,
 }
 
-impl Decision {
+impl LimitDecision {
     /// The time until more quota is available: until [`Self::remaining`]
     /// grows by one unit (the `t` of the `RateLimit` header field; see
     /// `headers`). Zero when the bucket is full. Derived from
@@ -181,7 +181,12 @@ impl Decision {
 /// than this quota's tolerance (left by a stricter quota), in which case it
 /// comes back [`normalize`]d, which this quota cannot tell apart. A `cost` of
 /// 0 is a pure peek and is treated the same way.
-pub fn check(state: GcraState, now_ms: u64, cost: u64, quota: &Quota) -> (Decision, GcraState) {
+pub fn check(
+    state: GcraState,
+    now_ms: u64,
+    cost: u64,
+    quota: &Quota,
+) -> (LimitDecision, GcraState) {
     let now = ms_to_ns(now_ms);
     let t = quota.emission_interval_ns();
     let tau = quota.tolerance_ns();
@@ -228,7 +233,7 @@ pub fn normalize(state: GcraState, now_ms: u64, quota: &Quota) -> GcraState {
 
 /// The current decision for `state` without consuming anything; `allowed`
 /// says whether a unit request would be admitted.
-pub fn peek(state: GcraState, now_ms: u64, quota: &Quota) -> Decision {
+pub fn peek(state: GcraState, now_ms: u64, quota: &Quota) -> LimitDecision {
     let (mut decision, _) = check(state, now_ms, 1, quota);
     if decision.allowed {
         decision = check(state, now_ms, 0, quota).0;
@@ -272,7 +277,7 @@ pub(crate) fn decision(
     t: u128,
     tau: u128,
     retry_after: Option<Duration>,
-) -> Decision {
+) -> LimitDecision {
     let ahead = tat.saturating_sub(now);
     let remaining = if quota.admits_nothing() {
         0
@@ -281,7 +286,7 @@ pub(crate) fn decision(
         let free = tau.saturating_sub(ahead) / t.max(1);
         u64::try_from(free).unwrap_or(u64::MAX).min(quota.burst)
     };
-    Decision {
+    LimitDecision {
         allowed,
         limit: quota.limit,
         window: quota.period,

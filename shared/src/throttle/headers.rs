@@ -34,7 +34,7 @@
 
 use std::time::Duration;
 
-use super::gcra::Decision;
+use super::gcra::LimitDecision;
 use super::multi::most_restrictive;
 
 /// Name of the header listing the quota policies.
@@ -54,14 +54,14 @@ const SF_INTEGER_MAX: u64 = 999_999_999_999_999;
 /// added only when `retry_after` is `Some` — a request that can never fit
 /// gets no retry hint, since retrying cannot help.
 pub fn render(
-    items: &[(&str, &Decision)],
+    items: &[(&str, &LimitDecision)],
     retry_after: Option<Duration>,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::with_capacity(3);
     if let Some(policy) = policy_value(items) {
         out.push((RATELIMIT_POLICY, policy));
     }
-    let decisions: Vec<Decision> = items.iter().map(|(_, d)| **d).collect();
+    let decisions: Vec<LimitDecision> = items.iter().map(|(_, d)| **d).collect();
     if let Some((name, decision)) = most_restrictive(&decisions).and_then(|i| items.get(i)) {
         out.push((RATELIMIT, ratelimit_value(name, decision)));
     }
@@ -73,7 +73,7 @@ pub fn render(
 
 /// The `RateLimit-Policy` value: `"name";q=<limit>;w=<window secs>` per item,
 /// comma separated. `None` for an empty list (the field must be non-empty).
-pub fn policy_value(items: &[(&str, &Decision)]) -> Option<String> {
+pub fn policy_value(items: &[(&str, &LimitDecision)]) -> Option<String> {
     if items.is_empty() {
         return None;
     }
@@ -93,8 +93,8 @@ pub fn policy_value(items: &[(&str, &Decision)]) -> Option<String> {
 
 /// The `RateLimit` value for one policy: `"name";r=<remaining>;t=<secs>`,
 /// where `t` is the seconds (rounded up) until more quota is available
-/// ([`Decision::replenish_after`]; see the module doc).
-pub fn ratelimit_value(name: &str, decision: &Decision) -> String {
+/// ([`LimitDecision::replenish_after`]; see the module doc).
+pub fn ratelimit_value(name: &str, decision: &LimitDecision) -> String {
     format!(
         "{};r={};t={}",
         sf_string(name),
@@ -147,8 +147,8 @@ mod tests {
     use super::*;
     use crate::throttle::gcra::{check, GcraState, Quota};
 
-    fn decision(remaining: u64, reset_ms: u64, allowed: bool) -> Decision {
-        Decision {
+    fn decision(remaining: u64, reset_ms: u64, allowed: bool) -> LimitDecision {
+        LimitDecision {
             allowed,
             limit: 100,
             window: Duration::from_secs(60),
@@ -237,9 +237,9 @@ mod tests {
             } else {
                 let nanos = u64::try_from(wait.as_nanos()).unwrap();
                 // Times in ms: check just at and just before, in ns steps via TAT arithmetic.
-                let later = Decision { reset_after: d.reset_after - wait, ..d };
-                let before = Decision { reset_after: d.reset_after - wait + Duration::from_nanos(1), ..d };
-                let r = |x: &Decision| {
+                let later = LimitDecision { reset_after: d.reset_after - wait, ..d };
+                let before = LimitDecision { reset_after: d.reset_after - wait + Duration::from_nanos(1), ..d };
+                let r = |x: &LimitDecision| {
                     let t = quota.emission_interval_ns();
                     let tau = u128::from(burst) * t;
                     u64::try_from((tau - x.reset_after.as_nanos().min(tau)) / t).unwrap().min(burst)
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn integers_are_clamped() {
-        let d = Decision {
+        let d = LimitDecision {
             limit: u64::MAX,
             window: Duration::MAX,
             ..decision(u64::MAX, 0, true)

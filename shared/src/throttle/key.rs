@@ -8,11 +8,11 @@
 //! a literal one, and keys stay bounded whatever the client sends.
 //!
 //! When the value a limit is keyed by is absent (keyed by subject on an
-//! anonymous request, say), [`limiter_key`] returns a [`KeyError`] rather than
+//! anonymous request, say), [`limiter_key`] returns a [`LimitKeyError`] rather than
 //! falling back to the client IP: a silent fallback would turn a per-caller
 //! quota into a per-IP one shared by everyone behind the same NAT, or give
 //! anonymous callers a separate, fresh bucket. The adapter decides: usually
-//! reject ([`KeyError::problem`]), since a route limited per caller should
+//! reject ([`LimitKeyError::problem`]), since a route limited per caller should
 //! require a caller.
 
 use std::borrow::Cow;
@@ -87,7 +87,7 @@ impl<'a> KeySource<'a> {
 
 /// The request lacks the value its limit is keyed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
+pub enum LimitKeyError {
     /// The limit is per subject, but the request is not authenticated.
     #[error("the rate limit is per subject, but the request has no authenticated subject")]
     MissingSubject,
@@ -99,7 +99,7 @@ pub enum KeyError {
     MissingClientIp,
 }
 
-impl KeyError {
+impl LimitKeyError {
     /// The recommended client response: 401 when credentials are missing
     /// (the route limits per caller, so it needs one), 500 when the gateway
     /// failed to provide the client IP (a deployment fault, not the client's).
@@ -121,14 +121,16 @@ pub fn limiter_key(
     limit: &str,
     kind: LimitKey,
     source: &KeySource<'_>,
-) -> Result<String, KeyError> {
+) -> Result<String, LimitKeyError> {
     let value = match kind {
         LimitKey::Subject => {
-            encode_part(present(source.subject.as_deref()).ok_or(KeyError::MissingSubject)?)
+            encode_part(present(source.subject.as_deref()).ok_or(LimitKeyError::MissingSubject)?)
         }
-        LimitKey::ApiKey => encode_part(present(source.api_key_id).ok_or(KeyError::MissingApiKey)?),
+        LimitKey::ApiKey => {
+            encode_part(present(source.api_key_id).ok_or(LimitKeyError::MissingApiKey)?)
+        }
         LimitKey::ClientIp => {
-            let ip = present(source.client_ip).ok_or(KeyError::MissingClientIp)?;
+            let ip = present(source.client_ip).ok_or(LimitKeyError::MissingClientIp)?;
             encode_part(&normalize_ip(ip))
         }
         LimitKey::Route => ROUTE_WIDE.to_owned(),
@@ -308,19 +310,19 @@ mod tests {
         let anon = src(None, Some("  "), Some("203.0.113.9"));
         assert_eq!(
             limiter_key("r", "l", LimitKey::Subject, &anon),
-            Err(KeyError::MissingSubject)
+            Err(LimitKeyError::MissingSubject)
         );
         assert_eq!(
             limiter_key("r", "l", LimitKey::ApiKey, &anon),
-            Err(KeyError::MissingApiKey)
+            Err(LimitKeyError::MissingApiKey)
         );
         assert_eq!(
             limiter_key("r", "l", LimitKey::ClientIp, &KeySource::default()),
-            Err(KeyError::MissingClientIp)
+            Err(LimitKeyError::MissingClientIp)
         );
-        assert_eq!(KeyError::MissingSubject.problem().status, 401);
-        assert_eq!(KeyError::MissingClientIp.problem().status, 500);
-        assert_eq!(KeyError::MissingClientIp.problem().detail, None);
+        assert_eq!(LimitKeyError::MissingSubject.problem().status, 401);
+        assert_eq!(LimitKeyError::MissingClientIp.problem().status, 500);
+        assert_eq!(LimitKeyError::MissingClientIp.problem().detail, None);
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub mod multi;
 pub mod problem;
 mod protocol;
 
-pub use gcra::{check, normalize, peek, refund, Decision, GcraState, Quota};
-pub use key::{limiter_key, KeyError, KeySource, LimitKey, LimiterKeyParts};
+pub use gcra::{check, normalize, peek, refund, GcraState, LimitDecision, Quota};
+pub use key::{limiter_key, KeySource, LimitKey, LimitKeyError, LimiterKeyParts};
 pub use lease::{
     admit_from_leases, Granted, LeaseConfig, LeasePool, LeasePools, RateMeter, Taken,
     CLOCK_MARGIN_MS, LEASE_SHARE, MAX_SLICES, MIN_LEASE_UNITS,

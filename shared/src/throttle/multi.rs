@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::gcra::{check, normalize, Decision, GcraState, Quota};
+use super::gcra::{check, normalize, GcraState, LimitDecision, Quota};
 
 /// One limit to check: its quota, its stored state and what this request
 /// costs under it (limits of one route may weigh a request differently).
@@ -43,7 +43,7 @@ pub struct MultiDecision {
     pub retry_after: Option<Duration>,
     /// Per limit, in input order. `allowed` says whether that limit alone
     /// admits; `remaining`/`reset_after` describe the state actually stored.
-    pub decisions: Vec<Decision>,
+    pub decisions: Vec<LimitDecision>,
     /// Per limit, in input order: the state to store. On deny, each is the
     /// input state, [`normalize`]d (equal to it unless a stricter quota left
     /// it beyond this one's tolerance).
@@ -62,7 +62,7 @@ impl MultiDecision {
 ///
 /// An empty list admits.
 pub fn check_all(limits: &[LimitInput], now_ms: u64) -> MultiDecision {
-    let results: Vec<(Decision, GcraState)> = limits
+    let results: Vec<(LimitDecision, GcraState)> = limits
         .iter()
         .map(|l| check(l.state, now_ms, l.cost, &l.quota))
         .collect();
@@ -85,7 +85,7 @@ pub fn check_all(limits: &[LimitInput], now_ms: u64) -> MultiDecision {
     for (l, (decision, _)) in limits.iter().zip(results) {
         if decision.allowed {
             let (untouched, _) = check(l.state, now_ms, 0, &l.quota);
-            decisions.push(Decision {
+            decisions.push(LimitDecision {
                 allowed: true,
                 ..untouched
             });
@@ -118,7 +118,7 @@ pub fn check_all(limits: &[LimitInput], now_ms: u64) -> MultiDecision {
 /// ones and pass, for those, the decision after the refund (a cost-0 check,
 /// marked `allowed`), so the result equals what [`check_all`] would have
 /// said. `states` are the states now stored, in the same order.
-pub fn combine(decisions: Vec<Decision>, states: Vec<GcraState>) -> MultiDecision {
+pub fn combine(decisions: Vec<LimitDecision>, states: Vec<GcraState>) -> MultiDecision {
     let allowed = decisions.iter().all(|d| d.allowed);
     let retry_after = if allowed {
         None
@@ -140,7 +140,7 @@ pub fn combine(decisions: Vec<Decision>, states: Vec<GcraState>) -> MultiDecisio
 
 /// The most restrictive decision: denied before admitted, then the lowest
 /// `remaining`, then the longest `reset_after`. `None` for an empty slice.
-pub fn most_restrictive(decisions: &[Decision]) -> Option<usize> {
+pub fn most_restrictive(decisions: &[LimitDecision]) -> Option<usize> {
     decisions
         .iter()
         .enumerate()
@@ -206,7 +206,7 @@ mod tests {
         let quotas = [Quota::per_second(1), Quota::per_minute(2)];
         let mut limits = fresh(&quotas);
         let one_by_one = |limits: &[(Quota, GcraState)]| {
-            let results: Vec<(Decision, GcraState)> =
+            let results: Vec<(LimitDecision, GcraState)> =
                 limits.iter().map(|(q, s)| check(*s, NOW, 1, q)).collect();
             let denied = results.iter().any(|(d, _)| !d.allowed);
             let (decisions, states): (Vec<_>, Vec<_>) = results
@@ -217,7 +217,7 @@ mod tests {
                         let back = refund(s, NOW, 1, q);
                         let (peek, _) = check(back, NOW, 0, q);
                         (
-                            Decision {
+                            LimitDecision {
                                 allowed: true,
                                 ..peek
                             },
@@ -238,7 +238,7 @@ mod tests {
             }
         }
         // A limit that can never admit the cost takes the retry hint away.
-        let never = Decision {
+        let never = LimitDecision {
             retry_after: None,
             ..check(GcraState::default(), NOW, 2, &Quota::per_second(1)).0
         };
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn most_restrictive_prefers_denied_then_lowest_remaining() {
-        let base = Decision {
+        let base = LimitDecision {
             allowed: true,
             limit: 10,
             window: Duration::from_secs(1),
@@ -315,15 +315,15 @@ mod tests {
             reset_after: Duration::from_secs(1),
             retry_after: None,
         };
-        let low = Decision {
+        let low = LimitDecision {
             remaining: 2,
             ..base
         };
-        let low_longer = Decision {
+        let low_longer = LimitDecision {
             reset_after: Duration::from_secs(9),
             ..low
         };
-        let denied = Decision {
+        let denied = LimitDecision {
             allowed: false,
             remaining: 3,
             ..base

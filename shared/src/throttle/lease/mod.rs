@@ -45,7 +45,7 @@
 
 use std::time::Duration;
 
-use super::gcra::{clamp_u64, ms_to_ns, ns_to_duration, Decision, GcraState, Quota};
+use super::gcra::{clamp_u64, ms_to_ns, ns_to_duration, GcraState, LimitDecision, Quota};
 use super::multi::{combine, MultiDecision};
 use super::protocol::{Charge, LeaseGrant, LeaseReturn};
 
@@ -122,7 +122,7 @@ struct Slice {
     offset_ms: i64,
     /// The object's decision at the grant (its `remaining` excludes the
     /// whole slice).
-    decision: Decision,
+    decision: LimitDecision,
 }
 
 impl Slice {
@@ -138,7 +138,7 @@ pub struct Granted {
     /// The slice.
     pub grant: LeaseGrant,
     /// The object's decision (its `remaining` excludes the whole slice).
-    pub decision: Decision,
+    pub decision: LimitDecision,
     /// The object's clock when it granted, ms.
     pub object_now_ms: u64,
 }
@@ -167,7 +167,7 @@ struct Refusal {
     until_ms: u64,
     /// Isolate clock when the refusal arrived.
     received_ms: u64,
-    decision: Decision,
+    decision: LimitDecision,
 }
 
 impl LeasePool {
@@ -198,7 +198,12 @@ impl LeasePool {
     /// Admits `cost` from a held slice at `now_ms` (the isolate's clock):
     /// the decision to report and what was taken, or `None` when no slice
     /// has room. Slices ending soonest are used first.
-    pub fn take(&mut self, now_ms: u64, cost: u64, quota: &Quota) -> Option<(Decision, Taken)> {
+    pub fn take(
+        &mut self,
+        now_ms: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Option<(LimitDecision, Taken)> {
         let t = quota.emission_interval_ns();
         let need = u128::from(cost).saturating_mul(t);
         let found = self
@@ -264,7 +269,7 @@ impl LeasePool {
         sent_ms: u64,
         cost: u64,
         quota: &Quota,
-    ) -> Option<(Decision, Taken)> {
+    ) -> Option<(LimitDecision, Taken)> {
         let Granted {
             grant,
             decision,
@@ -312,7 +317,7 @@ impl LeasePool {
     /// slice another isolate hands back meanwhile goes unused until then
     /// (under-admission bounded by one `retry_after`, at most one emission
     /// interval for a unit cost).
-    pub fn note_refusal(&mut self, decision: Decision, sent_ms: u64, received_ms: u64) {
+    pub fn note_refusal(&mut self, decision: LimitDecision, sent_ms: u64, received_ms: u64) {
         let Some(retry) = decision.retry_after.filter(|_| !decision.allowed) else {
             return;
         };
@@ -326,14 +331,14 @@ impl LeasePool {
 
     /// The noted refusal, still valid at `now_ms` (the isolate's clock),
     /// with its waits shortened by the time since it arrived.
-    pub fn refusal(&mut self, now_ms: u64) -> Option<Decision> {
+    pub fn refusal(&mut self, now_ms: u64) -> Option<LimitDecision> {
         let r = self.refused?;
         if now_ms >= r.until_ms {
             self.refused = None;
             return None;
         }
         let elapsed = Duration::from_millis(now_ms.saturating_sub(r.received_ms));
-        Some(Decision {
+        Some(LimitDecision {
             reset_after: r.decision.reset_after.saturating_sub(elapsed),
             retry_after: r.decision.retry_after.map(|w| w.saturating_sub(elapsed)),
             ..r.decision
@@ -368,7 +373,7 @@ pub fn admit_from_leases(
     charges: &[Charge<'_>],
     now_ms: u64,
 ) -> Option<MultiDecision> {
-    let mut taken: Vec<(Decision, Taken)> = Vec::with_capacity(charges.len());
+    let mut taken: Vec<(LimitDecision, Taken)> = Vec::with_capacity(charges.len());
     for charge in charges {
         let got = pools.with_pool(charge, |pool| pool.take(now_ms, charge.cost, &charge.quota));
         match got {
@@ -392,11 +397,11 @@ pub fn admit_from_leases(
 /// object's clock): the object's `remaining` at the grant (which excludes
 /// the whole slice) plus the unit requests still left in the slice, so it
 /// never claims more than the object could have granted this key then.
-fn local_decision(slice: &Slice, now: u128, t: u128) -> Decision {
+fn local_decision(slice: &Slice, now: u128, t: u128) -> LimitDecision {
     let end = u128::from(slice.grant.end_ns);
     let left = end.saturating_sub(u128::from(slice.used_ns)) / t.max(1);
     let left = u64::try_from(left).unwrap_or(u64::MAX);
-    Decision {
+    LimitDecision {
         allowed: true,
         remaining: slice.decision.remaining.saturating_add(left),
         reset_after: ns_to_duration(end.saturating_sub(now)),

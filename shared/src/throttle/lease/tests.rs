@@ -40,7 +40,12 @@ fn no_lease_for_a_cold_key_and_at_most_a_share_of_the_burst() {
     assert_eq!(pool.want(config, &small, 1), 1, "burst/8 of 8 is one");
 }
 
-fn granted(pool: &mut LeasePool, quota: &Quota, want: u64, now: u64) -> Option<(Decision, Taken)> {
+fn granted(
+    pool: &mut LeasePool,
+    quota: &Quota,
+    want: u64,
+    now: u64,
+) -> Option<(LimitDecision, Taken)> {
     let op = LimiterOp::Lease {
         quota: *quota,
         cost: 1,

@@ -61,7 +61,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gcra::{
-    check, clamp_u64, decision, effective_tat, ms_to_ns, refund, Decision, GcraState, Quota,
+    check, clamp_u64, decision, effective_tat, ms_to_ns, refund, GcraState, LimitDecision, Quota,
 };
 
 /// A request to one limiter object.
@@ -118,7 +118,7 @@ pub enum LimiterOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimiterReply {
     /// The decision (every op but `peek`).
-    pub decision: Option<Decision>,
+    pub decision: Option<LimitDecision>,
     /// The stored TAT after the operation, ns since the epoch (0: empty).
     pub tat_ns: u64,
     /// Whether a state is stored at all.
@@ -226,9 +226,9 @@ pub fn apply(stored: Option<GcraState>, now_ms: u64, op: &LimiterOp) -> (Limiter
 
 /// The decision after units went back: the state as it now is, reported
 /// as admitted (the request itself was refused elsewhere).
-fn settled(state: GcraState, now_ms: u64, quota: &Quota) -> Decision {
+fn settled(state: GcraState, now_ms: u64, quota: &Quota) -> LimitDecision {
     let (peek, _) = check(state, now_ms, 0, quota);
-    Decision {
+    LimitDecision {
         allowed: true,
         ..peek
     }
@@ -293,7 +293,7 @@ fn grant(
     now_ms: u64,
     ask: Ask,
     quota: &Quota,
-) -> (Decision, GcraState, Option<LeaseGrant>) {
+) -> (LimitDecision, GcraState, Option<LeaseGrant>) {
     let Ask {
         cost,
         want,
