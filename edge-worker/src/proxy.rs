@@ -74,8 +74,7 @@ pub fn start(
 /// origin request, where racing them from Rust cost a wasm closure for the
 /// timer, two for the promise, an `AbortController` and a dozen crossings.
 /// The timer aborts the fetch, whose rejection then reads as the timeout:
-/// no promise wraps the fetch's own (measured: about 8 µs less per request,
-/// BENCHMARKS.md, "Issue 16, sixth session").
+/// no promise wraps the fetch's own.
 mod timed {
     use worker::js_sys::Promise;
     use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
