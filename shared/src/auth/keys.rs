@@ -107,7 +107,7 @@ impl EcCurve {
 }
 
 /// The key material of `jwk` for verifying `alg`, if the pair is safe: the
-/// same checks as [`usable_for`], then the material in typed form.
+/// same checks as `usable_for`, then the material in typed form.
 pub fn verification_key(jwk: &Jwk, alg: Algorithm) -> Result<VerificationKey<'_>, KeyMismatch> {
     check_metadata(jwk, alg)?;
     check_material(jwk, alg)?;

@@ -461,12 +461,12 @@ pub fn prepare_for_storage(
     let lifetimes = lifetimes(rule, view, timing.received_at_ms);
     let keep = keep_for(rule, &lifetimes, has_validator(view));
     let initial = initial_age(view, timing);
-    let hop = crate::route::headers::connection_tokens(headers);
+    let hop = crate::route::connection_tokens(headers);
     let mut out: Vec<(String, String)> = Vec::with_capacity(headers.len().saturating_add(4));
     for (name, value) in headers {
         let skip = is_internal(name)
             || name.eq_ignore_ascii_case("age")
-            || crate::route::headers::is_hop_by_hop(name)
+            || crate::route::is_hop_by_hop(name)
             || hop.contains(&name.to_ascii_lowercase());
         if skip {
             continue;

@@ -152,7 +152,7 @@ fn never_updated(name: &str) -> bool {
     name.eq_ignore_ascii_case("content-length")
         || name.eq_ignore_ascii_case("x-cache-status")
         || is_internal(name)
-        || crate::route::headers::is_hop_by_hop(name)
+        || crate::route::is_hop_by_hop(name)
 }
 
 /// The origin headers of an entry after a 304 (§3.2): each field the 304
@@ -160,7 +160,7 @@ fn never_updated(name: &str) -> bool {
 /// hop-by-hop ones. `entry` is in origin form
 /// ([`super::freshness::origin_headers`]).
 pub fn refresh_headers(entry: &Headers, not_modified: &Headers) -> Vec<(String, String)> {
-    let hop = crate::route::headers::connection_tokens(not_modified);
+    let hop = crate::route::connection_tokens(not_modified);
     let updates: Vec<&(String, String)> = not_modified
         .iter()
         .filter(|(n, _)| !never_updated(n) && !hop.contains(&n.to_ascii_lowercase()))

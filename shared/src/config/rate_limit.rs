@@ -22,8 +22,8 @@ use super::model::{FailureMode, RateLimitPolicy, RouteLimit};
 use crate::auth::Identity;
 use crate::problem::Problem;
 use crate::throttle::{
-    check_all, headers, limiter_key, limiter_unavailable_problem, Charge, GcraState, KeySource,
-    LimitInput, LimitKeyError, MultiDecision, Quota,
+    check_all, limiter_key, limiter_unavailable_problem, rate_limit_headers, Charge, GcraState,
+    KeySource, LimitInput, LimitKeyError, MultiDecision, Quota,
 };
 
 impl RouteLimit {
@@ -119,7 +119,7 @@ impl RateLimitPolicy {
             .zip(&decision.decisions)
             .collect();
         let retry_after = decision.retry_after.filter(|_| !self.shadow);
-        headers::render(&named, retry_after)
+        rate_limit_headers(&named, retry_after)
     }
 
     /// The 429 problem to answer with, or `None` to let the request through

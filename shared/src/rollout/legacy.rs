@@ -553,7 +553,7 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-/// Reverses [`escape`]; `None` for anything [`escape`] cannot produce
+/// Reverses the old encoding's escaping; `None` for anything it cannot produce
 /// (bare separators, bad `~` sequences, lower-case hex, invalid UTF-8).
 pub fn unescape(s: &str) -> Option<String> {
     let b = s.as_bytes();

@@ -21,7 +21,7 @@ pub use forwarding::{
     apply_client_forwarding, is_client_forwarding_header, ClientConnection,
     CLIENT_FORWARDING_HEADERS, CLIENT_IP_HEADER,
 };
-pub(crate) use headers::HOP_BY_HOP_HEADERS;
+pub(crate) use headers::{connection_tokens, is_hop_by_hop, HOP_BY_HOP_HEADERS};
 pub use headers::{forwarded_headers, ForwardPolicy, TrustedIdentity};
 pub use method::{Method, MethodError};
 pub use pattern::{PatternError, RoutePattern, Segment};

@@ -53,7 +53,7 @@ const SF_INTEGER_MAX: u64 = 999_999_999_999_999;
 /// Returns `(name, value)` pairs; nothing for an empty list. `Retry-After` is
 /// added only when `retry_after` is `Some` — a request that can never fit
 /// gets no retry hint, since retrying cannot help.
-pub fn render(
+pub fn rate_limit_headers(
     items: &[(&str, &LimitDecision)],
     retry_after: Option<Duration>,
 ) -> Vec<(&'static str, String)> {
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn single_policy() {
         let (d, _) = check(GcraState::default(), 0, 1, &Quota::per_minute(100));
-        let h = render(&[("default", &d)], None);
+        let h = rate_limit_headers(&[("default", &d)], None);
         assert_eq!(
             h,
             vec![
@@ -175,7 +175,7 @@ mod tests {
     fn several_policies_and_retry_after() {
         let sec = decision(4, 500, true);
         let day = decision(0, 86_399_001, false);
-        let h = render(
+        let h = rate_limit_headers(
             &[("burst", &sec), ("daily", &day)],
             Some(Duration::from_millis(1)),
         );
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn empty_renders_nothing() {
-        assert!(render(&[], None).is_empty());
+        assert!(rate_limit_headers(&[], None).is_empty());
         assert_eq!(policy_value(&[]), None);
     }
 

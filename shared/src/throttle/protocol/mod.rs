@@ -101,7 +101,7 @@ pub enum LimiterOp {
         /// How far ahead of now (ms) the slice may start, so requests the
         /// caller admits from it over that long find slots after their own
         /// arrival; the object uses it only where it is cheap (see
-        /// [`lead_for`]). 0: the slice starts at `max(TAT, now)`.
+        /// `lead_for`). 0: the slice starts at `max(TAT, now)`.
         #[serde(default, skip_serializing_if = "is_zero")]
         lead_ms: u64,
     },
