@@ -8,10 +8,8 @@
 //
 // Usage: node bench/log-cost.mjs [--rounds 3] [--seconds 3] [--port-base 8760]
 import { numberOption } from "./lib/args.mjs";
-import { runWrk, wrkVersion } from "./lib/load.mjs";
-import { childPids, cpuMs, load } from "./lib/proc.mjs";
-import { round, spread } from "./lib/stats.mjs";
-import { compatibilityDate, loadMiniflare, sharedOptions, writeCacheFile } from "./lib/workers.mjs";
+import { wrkVersion } from "./lib/load.mjs";
+import { compareOptions } from "./lib/options.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, fallback, min, max) => numberOption(args, name, fallback, min, max);
@@ -31,44 +29,12 @@ const OPTIONS = {
   "info-string": `console.info(JSON.stringify(${FIELDS}));`,
 };
 
-const workers = Object.entries(OPTIONS).map(([name, body], i) => ({
-  name,
-  port: O.portBase + 1 + i,
-  script: `export default { fetch() { ${body} return new Response("ok"); } };`,
-}));
-const Miniflare = await loadMiniflare();
-const mf = new Miniflare({
-  ...sharedOptions(O.portBase),
-  workers: workers.map((w) => ({
-    name: w.name,
-    compatibilityDate,
-    modules: true,
-    script: w.script,
-    unsafeDirectSockets: [{ host: "127.0.0.1", port: w.port }],
-  })),
+await compareOptions({
+  options: Object.fromEntries(
+    Object.entries(OPTIONS).map(([name, body]) => [name, `export default { fetch() { ${body} return new Response("ok"); } };`]),
+  ),
+  rounds: O.rounds,
+  seconds: O.seconds,
+  portBase: O.portBase,
+  log,
 });
-await mf.ready;
-const pids = childPids(/workerd/);
-const tokensFile = writeCacheFile("log-cost-tokens.txt", "");
-const results = Object.fromEntries(workers.map((w) => [w.name, []]));
-try {
-  for (let r = 0; r < O.rounds; r += 1) {
-    const order = workers.slice(r % workers.length).concat(workers.slice(0, r % workers.length));
-    for (const w of order) {
-      const before = cpuMs(pids);
-      const run = await runWrk({ url: `http://127.0.0.1:${w.port}`, path: "/", mode: "none", unique: false, seconds: O.seconds, connections: 8, tokensFile });
-      const perReq = (cpuMs(pids) - before) / run.requests;
-      results[w.name].push({ rps: run.rps, cpuMs: perReq, non200: run.non200 });
-      log(`${w.name.padEnd(12)} ${run.rps.toFixed(0)} req/s  workerd ${(perReq * 1000).toFixed(1)} µs/req  (load ${load()[0]})`);
-    }
-  }
-} finally {
-  await mf.dispose();
-}
-const base = spread(results.none.map((x) => x.cpuMs)).median;
-console.log(`\n| option | req/s median | workerd CPU µs/req median (min–max) | minus \`none\` µs |\n|---|---|---|---|`);
-for (const w of workers) {
-  const cpu = spread(results[w.name].map((x) => x.cpuMs));
-  const rps = spread(results[w.name].map((x) => x.rps));
-  console.log(`| ${w.name} | ${round(rps.median, 0)} | ${round(cpu.median * 1000, 1)} (${round(cpu.min * 1000, 1)}–${round(cpu.max * 1000, 1)}) | ${round((cpu.median - base) * 1000, 1)} |`);
-}
