@@ -25,9 +25,11 @@
 //!
 //! [`GatewayConfig::proxies_directly`]: tidegate_policy::config::GatewayConfig::proxies_directly
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use tidegate_policy::auth::TokenCacheUse;
+use tidegate_policy::auth::{AtOnceStep, Identity, PendingToken, TokenCacheUse};
 use tidegate_policy::cache::freshness::CACHE_STATUS_HEADER;
 use tidegate_policy::cache::CacheStatus;
 use tidegate_policy::route::{
@@ -37,13 +39,24 @@ use tidegate_policy::route::{
 use url::Url;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use worker::js_sys::Promise;
+use worker::js_sys::{Object, Promise, Uint8Array};
 use worker::{web_sys, Env};
 
 use crate::error::{describe, EdgeError};
 use crate::flow::{now_ms, Flow, Phase};
 use crate::response::{self, raw_header_list, HeaderList};
-use crate::{assertion, auth, begin, config, proxy, throttle};
+use crate::{assertion, auth, begin, config, proxy, throttle, webcrypto};
+
+thread_local! {
+    /// Bearer tokens this isolate verified on the fast path and answered
+    /// (`GET {admin}/stats/fast-path`, for tests and benchmarks).
+    static VERIFIED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many new bearer tokens this isolate verified on the fast path.
+pub fn verified_count() -> u64 {
+    VERIFIED.with(Cell::get)
+}
 
 /// A planned plain proxy request: the origin request to send, and the
 /// request's flow (id, timings, log line) to finish it with.
@@ -67,20 +80,63 @@ pub struct FastProxy {
     timeout: Duration,
 }
 
+/// A planned request whose bearer token needs only its signature checked
+/// (`tidegate_policy::auth::authenticate_or_pend`), with the `CryptoKey`
+/// already imported in this isolate: JS awaits `crypto.subtle.verify` with
+/// [`Self::algorithm`], [`Self::key`], [`Self::signature`] and
+/// [`Self::data`], then hands the answer to [`Self::resume`].
+#[wasm_bindgen]
+pub struct FastVerify {
+    /// The request as the plan read it.
+    planned: Planned,
+    /// The token, every check but the signature passed.
+    pending: Box<PendingToken>,
+    /// The imported `CryptoKey`.
+    key: JsValue,
+    /// WebCrypto's `verify` parameters.
+    algorithm: Object,
+    /// The decoded signature.
+    signature: Uint8Array,
+    /// The signing input.
+    data: Uint8Array,
+}
+
+/// What the plan read of a request that qualifies, for the steps after
+/// authentication.
+struct Planned {
+    env: Env,
+    loaded: config::Loaded,
+    /// The route's index in the configuration.
+    index: usize,
+    /// The full path's method text.
+    method: String,
+    path: String,
+    scheme: String,
+    /// The upstream URL.
+    target: Url,
+    /// The request's headers.
+    headers: HeaderList,
+    /// The plan's one clock reading.
+    started: u64,
+}
+
 /// The fast path's plan for a request: `method`, `url` and `headers` as the
-/// runtime gives them, `env` the Worker's bindings. `None`: take the full
-/// path (the headers were then not read).
+/// runtime gives them, `env` the Worker's bindings. A [`FastProxy`] to send,
+/// a [`FastVerify`] whose signature JS checks first, or `undefined`: take
+/// the full path (the headers were then not read unless the route
+/// qualified).
 #[wasm_bindgen(js_name = tidegatePlan)]
-pub fn plan(
-    method: &str,
-    url: &str,
-    headers: &web_sys::Headers,
-    env: JsValue,
-) -> Option<FastProxy> {
+pub fn plan(method: &str, url: &str, headers: &web_sys::Headers, env: JsValue) -> JsValue {
+    plan_step(method, url, headers, env).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// [`plan`]'s step as a JS value ([`FastProxy`] or [`FastVerify`]), or
+/// `None` for the full path.
+fn plan_step(method: &str, url: &str, headers: &web_sys::Headers, env: JsValue) -> Option<JsValue> {
     let started = now_ms();
     let env: Env = env.unchecked_into();
     let loaded = config::load(&env);
-    let gw = loaded.as_ref().ok()?;
+    let gw = Rc::clone(loaded.as_ref().ok()?);
     let url = RequestUrl::split(url)?;
     if url
         .path()
@@ -108,45 +164,158 @@ pub fn plan(
     .ok()?;
 
     let headers = raw_header_list(headers);
-    let found = auth::at_once(&env, gw, route, &headers, started)?;
-    let identity = found.identity;
-    let (request_id, mut flow) = begin(
-        &loaded,
-        &headers,
-        method_text.clone(),
-        url.path().to_owned(),
-    );
-    flow.log.route = Some(route.name.clone());
-    // Authentication done at once: no time passed, and the full path still
-    // reports the phase.
-    flow.timings.add(Phase::Auth, 0);
-    flow.log.auth_cache = found.token_cache.map(TokenCacheUse::label);
-    if let Some(id) = &identity {
-        flow.log.subject = Some(id.subject.clone());
-        flow.log.key_id = id.key_id.clone();
-    }
-    let trusted = identity.as_ref().map(TrustedIdentity::from);
-    let forward = gw.config.forward_policy(route);
-    let forwarded = forwarded_headers(&headers, &forward, &request_id, trusted.as_ref());
-    let mut origin_headers = assertion::unsigned_origin_headers(&env, gw, route, forwarded).ok()?;
-    apply_client_forwarding(
-        &mut origin_headers,
-        &route.forward_client_headers,
-        &ClientConnection::from_headers(&headers, url.scheme()),
-        &flow.trace.headers(),
-    );
-    // Last: a lease is charged only for a request the plan takes.
-    throttle::at_once(gw, route, identity.as_ref(), &headers, &mut flow, started)?;
-    Some(FastProxy {
-        request_id: request_id.as_str().to_owned(),
-        flow,
-        started,
-        sent: started,
+    let step = auth::at_once(&env, &gw, route, &headers, started)?;
+    let planned = Planned {
+        env,
+        loaded,
+        index,
         method: method_text,
-        url: target,
-        headers: origin_headers,
-        timeout: route.timeout,
-    })
+        path: url.path().to_owned(),
+        scheme: url.scheme().to_owned(),
+        target,
+        headers,
+        started,
+    };
+    match step {
+        AtOnceStep::Known(found) => planned
+            .proceed(found.identity.as_ref(), found.token_cache, 0)
+            .map(JsValue::from),
+        AtOnceStep::NeedsSignature(pending) => {
+            // Only with the key already imported: an import is the full
+            // path's (it awaits it, and keeps the key for the next one).
+            let (key, algorithm, signature, data) = {
+                let check = pending.signature_check().ok()?;
+                let key = webcrypto::imported_key(&check)?;
+                // Copies: WebCrypto gets bytes it owns, not views into wasm
+                // memory (as the full path's verifier).
+                (
+                    key,
+                    webcrypto::verify_algorithm(check.alg()),
+                    Uint8Array::from(check.signature()),
+                    Uint8Array::from(check.signing_input()),
+                )
+            };
+            Some(JsValue::from(FastVerify {
+                planned,
+                pending,
+                key,
+                algorithm,
+                signature,
+                data,
+            }))
+        }
+    }
+}
+
+impl Planned {
+    /// The rest of the plan once the caller is known (`identity`, how the
+    /// token cache was used, how long authentication took): the request id,
+    /// trace and log line, the origin request's headers and, last, the
+    /// lease charge on a limited route. `None`: the full path (nothing
+    /// charged).
+    fn proceed(
+        self,
+        identity: Option<&Identity>,
+        token_cache: Option<TokenCacheUse>,
+        auth_ms: u64,
+    ) -> Option<FastProxy> {
+        let Self {
+            env,
+            loaded,
+            index,
+            method,
+            path,
+            scheme,
+            target,
+            headers,
+            started,
+        } = self;
+        let gw = loaded.as_ref().ok()?;
+        let route = gw.config.routes.get(index)?;
+        let (request_id, mut flow) = begin(&loaded, &headers, method.clone(), path);
+        flow.log.route = Some(route.name.clone());
+        // Authentication done at once or by one WebCrypto call; the full
+        // path reports the phase too.
+        flow.timings.add(Phase::Auth, auth_ms);
+        flow.log.auth_cache = token_cache.map(TokenCacheUse::label);
+        if let Some(id) = identity {
+            flow.log.subject = Some(id.subject.clone());
+            flow.log.key_id = id.key_id.clone();
+        }
+        let trusted = identity.map(TrustedIdentity::from);
+        let forward = gw.config.forward_policy(route);
+        let forwarded = forwarded_headers(&headers, &forward, &request_id, trusted.as_ref());
+        let mut origin_headers =
+            assertion::unsigned_origin_headers(&env, gw, route, forwarded).ok()?;
+        apply_client_forwarding(
+            &mut origin_headers,
+            &route.forward_client_headers,
+            &ClientConnection::from_headers(&headers, &scheme),
+            &flow.trace.headers(),
+        );
+        // Last: a lease is charged only for a request the plan takes.
+        throttle::at_once(gw, route, identity, &headers, &mut flow, started)?;
+        Some(FastProxy {
+            request_id: request_id.as_str().to_owned(),
+            flow,
+            started,
+            sent: started,
+            method,
+            url: target,
+            headers: origin_headers,
+            timeout: route.timeout,
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl FastVerify {
+    /// The imported `CryptoKey`.
+    #[wasm_bindgen(getter)]
+    pub fn key(&self) -> JsValue {
+        self.key.clone()
+    }
+
+    /// WebCrypto's `verify` parameters for the token's algorithm.
+    #[wasm_bindgen(getter)]
+    pub fn algorithm(&self) -> Object {
+        self.algorithm.clone()
+    }
+
+    /// The decoded signature.
+    #[wasm_bindgen(getter)]
+    pub fn signature(&self) -> Uint8Array {
+        self.signature.clone()
+    }
+
+    /// The signed bytes (`base64url(header) "." base64url(claims)`).
+    #[wasm_bindgen(getter)]
+    pub fn data(&self) -> Uint8Array {
+        self.data.clone()
+    }
+
+    /// The rest of the plan once WebCrypto answered `valid` (`false` also
+    /// when it threw): the claims, the identity and the scopes as the full
+    /// path checks them (`PendingToken::finish`), the request's flow and
+    /// origin request, the lease charge, and only then the token
+    /// remembered as the full path remembers it. `undefined`: the full
+    /// path (which checks the token again and renders any refusal; nothing
+    /// was charged or remembered).
+    pub fn resume(self, valid: bool) -> Option<FastProxy> {
+        let Self {
+            planned, pending, ..
+        } = self;
+        let started = planned.started;
+        let gw = Rc::clone(planned.loaded.as_ref().ok()?);
+        // The full path checks the claims and remembers the token at the
+        // time its authentication began.
+        let verified = pending.finish(valid, started)?;
+        let auth_ms = now_ms().saturating_sub(started);
+        let proxy = planned.proceed(Some(verified.identity()), verified.token_cache(), auth_ms)?;
+        verified.remember(&gw.tokens, started);
+        VERIFIED.with(|n| n.set(n.get().saturating_add(1)));
+        Some(proxy)
+    }
 }
 
 /// The parts of a request URL the fast path reads. The runtime hands over
