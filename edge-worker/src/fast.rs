@@ -1,9 +1,10 @@
 //! The synchronous fast path: a request the policy calls a plain proxy
 //! ([`GatewayConfig::proxies_directly`]) whose caller is known at once (a
 //! public route, an API key in the `API_KEYS` secret, or a bearer token the
-//! isolate's cache of verified tokens may reuse:
-//! `tidegate_policy::auth::authenticate_at_once`) is answered with no Rust
-//! future.
+//! isolate's cache of verified tokens may reuse), or whose new bearer token
+//! needs only its signature checked (its issuer's keys held fresh, its
+//! `CryptoKey` imported: `tidegate_policy::auth::authenticate_or_pend`), is
+//! answered with no Rust future.
 //!
 //! The entry module (`edge-worker/shim.mjs`) calls [`plan`] with the
 //! request's method, URL, headers and the Worker's bindings; the headers are
@@ -11,10 +12,16 @@
 //! a [`FastProxy`], JS awaits the origin fetch that [`FastProxy::send`]
 //! starts and hands the outcome back to [`FastProxy::answer`] or
 //! [`FastProxy::unreachable`], which return the finished response and write
-//! the log line. Everything else (admin endpoints, JWTs not remembered, the
-//! KV key store, refused credentials, limits, cache, CORS, assertions, health, unsafe
-//! methods, errors before the origin) goes to the full path (`fetch` in
-//! `lib.rs`) untouched.
+//! the log line. When it returns a [`FastVerify`], JS first awaits
+//! `crypto.subtle.verify` with what it holds and hands the answer to
+//! [`FastVerify::resume`], which finishes the plan (claims, scopes, the
+//! lease, then the token remembered) and gives the [`FastProxy`], or
+//! `undefined` for the full path (a bad signature or any refusal, which the
+//! full path checks again and renders). Everything else (admin endpoints,
+//! tokens whose keys must be fetched, refreshed or imported, the KV key
+//! store, refused credentials, limits not admitted from a lease, cache,
+//! CORS, assertions, health, unsafe methods, errors before the origin) goes
+//! to the full path (`fetch` in `lib.rs`) untouched.
 //!
 //! Each step calls the same functions as the full path (the request id and
 //! trace, the forwarding headers, the timed fetch, the hop-by-hop filter,
