@@ -69,15 +69,21 @@ async function proxied(proxy, request) {
 /**
  * The planned request whose token's signature is checked here: WebCrypto
  * answers, `resume` finishes the plan with the answer (false when verify
- * threw) and gives the proxy step, or `undefined` for the full path, which
- * checks the token again and renders any refusal.
+ * threw or rejected) and gives the proxy step, or `undefined` for the full
+ * path, which checks the token again and renders any refusal. A throw or
+ * trap of the wasm calls (the getters, `resume`) is the fast path's 500.
  */
 async function verified(step, request, full) {
+  let args;
+  try {
+    args = [step.algorithm, step.key, step.signature, step.data];
+  } catch (error) {
+    return failed(error);
+  }
   let valid = false;
   try {
-    valid = (await crypto.subtle.verify(step.algorithm, step.key, step.signature, step.data)) === true;
-  } catch (error) {
-    if (error instanceof WebAssembly.RuntimeError) return failed(error);
+    valid = (await crypto.subtle.verify(...args)) === true;
+  } catch {
     valid = false;
   }
   let proxy;
