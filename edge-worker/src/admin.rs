@@ -18,9 +18,11 @@
 //!   calls this isolate made and the rate-limited requests it checked since
 //!   it started (how much leases save; per isolate, so a test or benchmark
 //!   reads it from the isolate it loads)
-//! - `GET stats/fast-path`: `{"verified":…}`, the new bearer tokens this
-//!   isolate verified on the synchronous fast path (`crate::fast`) since it
-//!   started (per isolate, as `stats/limiter`)
+//! - `GET stats/fast-path`: `{"verified":…,"verified_then_declined":…}`,
+//!   the new bearer tokens this isolate verified on the synchronous fast
+//!   path (`crate::fast`) and answered there, and those it verified and then
+//!   left to the full path (a lease with no room), since it started (per
+//!   isolate, as `stats/limiter`)
 //! - `keys`, `keys/{id}`, `keys/{id}/rotate`, `keys/{id}/revoke`: the KV
 //!   key store ([`crate::keystore`])
 //!
@@ -113,9 +115,12 @@ pub async fn handle(
                 &json!({ "calls": calls, "requests": requests }),
             ))
         }
-        ("stats/fast-path", Method::Get) => Ok(response::json(
-            &json!({ "verified": crate::fast::verified_count() }),
-        )),
+        ("stats/fast-path", Method::Get) => {
+            let (verified, declined) = crate::fast::verified_counts();
+            Ok(response::json(
+                &json!({ "verified": verified, "verified_then_declined": declined }),
+            ))
+        }
         ("config", Method::Get) => match loaded {
             Ok(gw) => {
                 let shown = serde_json::to_value(gw.config.redacted()).unwrap_or_default();

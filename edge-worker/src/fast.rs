@@ -55,14 +55,29 @@ use crate::response::{self, raw_header_list, HeaderList};
 use crate::{assertion, auth, begin, config, proxy, throttle, webcrypto};
 
 thread_local! {
-    /// Bearer tokens this isolate verified on the fast path and answered
-    /// (`GET {admin}/stats/fast-path`, for tests and benchmarks).
-    static VERIFIED: Cell<u64> = const { Cell::new(0) };
+    /// Bearer tokens this isolate verified on the fast path and answered,
+    /// and those it verified but then left to the full path (a lease with
+    /// no room), which verifies them again (`GET {admin}/stats/fast-path`,
+    /// for tests and benchmarks).
+    static VERIFIED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// How many new bearer tokens this isolate verified on the fast path.
-pub fn verified_count() -> u64 {
+/// How many new bearer tokens this isolate verified on the fast path and
+/// answered there, and how many it verified and then declined.
+pub fn verified_counts() -> (u64, u64) {
     VERIFIED.with(Cell::get)
+}
+
+/// Counts one verified token, answered or declined.
+fn count_verified(answered: bool) {
+    VERIFIED.with(|n| {
+        let (a, d) = n.get();
+        n.set(if answered {
+            (a.saturating_add(1), d)
+        } else {
+            (a, d.saturating_add(1))
+        });
+    });
 }
 
 /// A planned plain proxy request: the origin request to send, and the
@@ -318,9 +333,10 @@ impl FastVerify {
         // time its authentication began.
         let verified = pending.finish(valid, started)?;
         let auth_ms = now_ms().saturating_sub(started);
-        let proxy = planned.proceed(Some(verified.identity()), verified.token_cache(), auth_ms)?;
+        let proxy = planned.proceed(Some(verified.identity()), verified.token_cache(), auth_ms);
+        count_verified(proxy.is_some());
+        let proxy = proxy?;
         verified.remember(&gw.tokens, started);
-        VERIFIED.with(|n| n.set(n.get().saturating_add(1)));
         Some(proxy)
     }
 }
