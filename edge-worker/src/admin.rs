@@ -21,8 +21,9 @@
 //! - `GET stats/fast-path`: `{"verified":…,"verified_then_declined":…}`,
 //!   the new bearer tokens this isolate verified on the synchronous fast
 //!   path (`crate::fast`) and answered there, and those it verified and then
-//!   left to the full path (a lease with no room), since it started (per
-//!   isolate, as `stats/limiter`)
+//!   left to the full path (a lease with no room), and how many of those the
+//!   full path took over without verifying again (`taken_over`), since it
+//!   started (per isolate, as `stats/limiter`)
 //! - `keys`, `keys/{id}`, `keys/{id}/rotate`, `keys/{id}/revoke`: the KV
 //!   key store ([`crate::keystore`])
 //!
@@ -117,9 +118,11 @@ pub async fn handle(
         }
         ("stats/fast-path", Method::Get) => {
             let (verified, declined) = crate::fast::verified_counts();
-            Ok(response::json(
-                &json!({ "verified": verified, "verified_then_declined": declined }),
-            ))
+            Ok(response::json(&json!({
+                "verified": verified,
+                "verified_then_declined": declined,
+                "taken_over": crate::fast::taken_over_count(),
+            })))
         }
         ("config", Method::Get) => match loaded {
             Ok(gw) => {

@@ -8,8 +8,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use tidegate_policy::auth::{
-    Algorithm, AtOnceStep, AuthRejection, CredentialHeaders, Identity, Jwk, KeyProvider,
-    KeysAtOnce, Remembered, TokenCache, TokenCacheUse, UnverifiedJwt,
+    select_credential, Algorithm, AtOnceStep, AuthRejection, Credential, CredentialHeaders,
+    Identity, Jwk, KeyProvider, KeysAtOnce, Remembered, TokenCache, TokenCacheUse, UnverifiedJwt,
 };
 use tidegate_policy::cache::first_header;
 use tidegate_policy::config::{Issuer, Route};
@@ -30,6 +30,9 @@ pub async fn authenticate(
     headers: &[(String, String)],
     flow: &mut Flow,
 ) -> Result<Option<Identity>, Problem> {
+    if let Some(identity) = taken_over(gw, route, headers, flow) {
+        return Ok(Some(identity));
+    }
     let cache_use = Cell::new(None);
     let verifying = verify(env, ctx, gw, route, headers, &cache_use);
     let result = flow.timings.time(Phase::Auth, verifying).await;
@@ -51,6 +54,36 @@ pub async fn authenticate(
         }
         Err(Refusal::Edge(e)) => Err(flow.fail(e)),
     }
+}
+
+/// The caller when the fast path verified this request's new bearer token
+/// and then left the request to this path (a lease with no room): its
+/// verification, taken over instead of checking the signature again
+/// (`crate::fast::take_handed_over`), remembered and logged as this path's
+/// own check of a new token would be.
+fn taken_over(
+    gw: &Gateway,
+    route: &Route,
+    headers: &[(String, String)],
+    flow: &mut Flow,
+) -> Option<Identity> {
+    let credentials = credential_headers(gw, headers);
+    let Ok(Some(Credential::Bearer(token))) = select_credential(
+        route.auth.requirement,
+        credentials.authorization,
+        credentials.api_key,
+    ) else {
+        return None;
+    };
+    let now = now_ms();
+    let verified = crate::fast::take_handed_over(gw, route, token, now)?;
+    let found = verified.remember(&gw.tokens, now);
+    let identity = found.identity?;
+    flow.timings.add(Phase::Auth, 0);
+    flow.log.auth_cache = found.token_cache.map(TokenCacheUse::label);
+    flow.log.subject = Some(identity.subject.clone());
+    flow.log.key_id = identity.key_id.clone();
+    Some(identity)
 }
 
 /// Why a request was not authenticated.

@@ -36,9 +36,13 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tidegate_policy::auth::{AtOnceStep, Identity, PendingToken, TokenCacheUse};
+use tidegate_policy::auth::{
+    AtOnceStep, Identity, PendingToken, TokenCacheUse, TokenDigest, VerifiedBearer,
+    DEFAULT_MAX_TOKEN_BYTES,
+};
 use tidegate_policy::cache::freshness::CACHE_STATUS_HEADER;
 use tidegate_policy::cache::CacheStatus;
+use tidegate_policy::config::Route;
 use tidegate_policy::route::{
     apply_client_forwarding, forwarded_headers, upstream_url, ClientConnection,
     Method as PolicyMethod, RouteMatch, TrustedIdentity, REQUEST_ID_HEADER,
@@ -49,6 +53,7 @@ use wasm_bindgen::JsCast;
 use worker::js_sys::{Object, Promise, Uint8Array};
 use worker::{web_sys, Env};
 
+use crate::config::Gateway;
 use crate::error::{describe, EdgeError};
 use crate::flow::{now_ms, Flow, Phase};
 use crate::response::{self, raw_header_list, HeaderList};
@@ -60,6 +65,42 @@ thread_local! {
     /// no room), which verifies them again (`GET {admin}/stats/fast-path`,
     /// for tests and benchmarks).
     static VERIFIED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// Verifications the full path took over from the fast path instead of
+    /// verifying again.
+    static TAKEN_OVER: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Most verifications held for the full path at once: each is taken by its
+/// request's full path moments later; past the bound (full paths that never
+/// came) the map starts over, and a request whose entry went verifies again.
+const MAX_HANDED_OVER: usize = 256;
+
+/// How many verifications the full path took over from the fast path.
+pub fn taken_over_count() -> u64 {
+    TAKEN_OVER.with(Cell::get)
+}
+
+/// The fast path's verification of this request's bearer token, handed
+/// over when the fast path verified it and then declined (a lease with no
+/// room): the full path's authentication takes it instead of verifying
+/// again, if the token's times still pass. Its log line then says what the
+/// full path's own check would (`auth_cache: "miss"` with a cache).
+pub fn take_handed_over(
+    gw: &Gateway,
+    route: &Route,
+    token: &str,
+    now: u64,
+) -> Option<VerifiedBearer> {
+    let mut map = gw.handed_over.try_borrow_mut().ok()?;
+    if map.is_empty() || token.len() > DEFAULT_MAX_TOKEN_BYTES {
+        return None;
+    }
+    let verified = map.remove(&(TokenDigest::of(token), route.name.clone()))?;
+    drop(map);
+    verified.still_valid(now).then(|| {
+        TAKEN_OVER.with(|n| n.set(n.get().saturating_add(1)));
+        verified
+    })
 }
 
 /// How many new bearer tokens this isolate verified on the fast path and
@@ -333,9 +374,22 @@ impl FastVerify {
         // time its authentication began.
         let verified = pending.finish(valid, started)?;
         let auth_ms = now_ms().saturating_sub(started);
+        let route_name = gw.config.routes.get(planned.index)?.name.clone();
         let proxy = planned.proceed(Some(verified.identity()), verified.token_cache(), auth_ms);
         count_verified(proxy.is_some());
-        let proxy = proxy?;
+        let Some(proxy) = proxy else {
+            // Declined after a valid signature (a lease with no room): the
+            // full path takes the verification over.
+            if let (Some(digest), Ok(mut map)) =
+                (verified.digest(), gw.handed_over.try_borrow_mut())
+            {
+                if map.len() >= MAX_HANDED_OVER {
+                    map.clear();
+                }
+                map.insert((digest, route_name), verified);
+            }
+            return None;
+        };
         verified.remember(&gw.tokens, started);
         Some(proxy)
     }

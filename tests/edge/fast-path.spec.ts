@@ -195,11 +195,16 @@ async function remember(path: string, tokens: Map<Edge, string>, status = 200) {
 
 const bearerOf = (tokens: Map<Edge, string>) => (edge: Edge) => ({ authorization: `Bearer ${tokens.get(edge)}` });
 
-/** The new bearer tokens `edge`'s isolate verified on the fast path so far. */
-async function fastVerified(edge: Edge): Promise<number> {
+/** `edge`'s isolate's fast-path counters (`stats/fast-path`). */
+async function fastStats(edge: Edge): Promise<{ verified: number; verified_then_declined: number; taken_over: number }> {
   const res = await edge.fetch("/__tidegate/stats/fast-path", { headers: { authorization: `Bearer ${edge.adminKey}` } });
   expect(res.status).toBe(200);
-  return res.json<{ verified: number }>().verified;
+  return res.json();
+}
+
+/** The new bearer tokens `edge`'s isolate verified and answered on the fast path so far. */
+async function fastVerified(edge: Edge): Promise<number> {
+  return (await fastStats(edge)).verified;
 }
 
 /** `sign(edge)` for each gateway: each has its own issuer key. */
@@ -279,8 +284,19 @@ describe("a new JWT, its signature checked on the fast path (WebCrypto awaited i
     // token each request; sequential requests make the key hot.
     const sub = unique("sub");
     const fresh = () => tokensFor(sub, { jti: unique("jti") });
+    // A cold key: verified on the fast path, no slice to admit from, so the
+    // full path calls the object, taking the fast path's verification over
+    // (not verifying again); the same answer and log line.
+    const cold = await fastStats(fast);
+    const first = await expectSame("/lease/jwt", {}, {}, bearerOf(fresh()), true);
+    expect(first.a.status).toBe(200);
+    expect(first.log).toMatchObject({ route: "lease-jwt", limiter: "allowed", auth_cache: "miss", subject: sub });
+    const after = await fastStats(fast);
+    expect(after.verified_then_declined).toBe(cold.verified_then_declined + 1);
+    expect(after.taken_over).toBe(cold.taken_over + 1);
+    expect(after.verified).toBe(cold.verified);
     for (const edge of [fast, full]) {
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < 19; i++) {
         const res = await edge.fetch("/lease/jwt", { headers: { authorization: `Bearer ${edge.token(sub, { jti: unique("jti") })}` } });
         expect(res.status).toBe(200);
       }

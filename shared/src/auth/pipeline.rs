@@ -468,6 +468,24 @@ impl VerifiedBearer {
         self.token_cache
     }
 
+    /// The digest the token is to be remembered under, when it is to be
+    /// (a cache offered, the key set fresh, a validity window): what a
+    /// caller may key the verification by to hand it to a later step of
+    /// the same request.
+    pub fn digest(&self) -> Option<TokenDigest> {
+        self.memo.as_ref().map(|(digest, _)| *digest)
+    }
+
+    /// Whether the token's times still pass at `now_ms` (its validity
+    /// window, exact to the millisecond as the claim checks): a
+    /// verification handed to a later step is used only then. `false` when
+    /// there is nothing to remember ([`VerifiedBearer::digest`] is `None`).
+    pub fn still_valid(&self, now_ms: u64) -> bool {
+        self.memo
+            .as_ref()
+            .is_some_and(|(_, token)| token.window.contains(now_ms))
+    }
+
     /// Remembers the token in `cache` as [`authenticate`] does after a
     /// check in full (same digest, window, key epoch, time), for a request
     /// that is answered; the caller as [`authenticate_at_once`] reports it.

@@ -837,3 +837,24 @@ fn pend_with_the_cache_off_a_new_token_is_checked_and_nothing_is_noted_or_rememb
     let verified = pending(&none, &auth).finish(true, NOW_MS).expect("valid");
     assert_eq!(verified.token_cache(), None);
 }
+
+#[test]
+fn a_verified_bearer_handed_on_names_its_digest_and_holds_only_inside_its_window() {
+    let f = Fixture::with_token_cache();
+    let raw = token(claims("orders:read"));
+    let verified = pending(&f, &bearer(&raw))
+        .finish(true, NOW_MS)
+        .expect("valid");
+    assert_eq!(verified.digest(), Some(TokenDigest::of(&raw)));
+    assert!(verified.still_valid(NOW_MS));
+    // exp is now + 300 s, the default leeway 60 s.
+    assert!(verified.still_valid(NOW_MS + 359_999));
+    assert!(!verified.still_valid(NOW_MS + 360_000));
+    // Without a cache there is nothing to key it by, nor to hand on.
+    let none = Fixture::new();
+    let verified = pending(&none, &bearer(&raw))
+        .finish(true, NOW_MS)
+        .expect("valid");
+    assert_eq!(verified.digest(), None);
+    assert!(!verified.still_valid(NOW_MS));
+}
