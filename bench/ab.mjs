@@ -147,7 +147,7 @@ try {
       const [s0, s1] = [before[b.name], await stats(b)];
       if (!s0 || !s1) continue;
       const per = (x0, x1) => (x0 === undefined || x1 === undefined ? "n/a" : `${round((x1 - x0) / served[b.name])}`);
-      log(`  ${b.name}: ${served[b.name]} requests; per request: fast-path verifications ${per(s0.fast?.verified, s1.fast?.verified)} answered, ${per(s0.fast?.verified_then_declined, s1.fast?.verified_then_declined)} declined after, limiter calls ${per(s0.limiter?.calls, s1.limiter?.calls)}`);
+      log(`  ${b.name}: ${served[b.name]} requests; per request: fast-path verifications ${per(s0.fast?.verified, s1.fast?.verified)} answered, ${per(s0.fast?.verified_then_declined, s1.fast?.verified_then_declined)} declined after (${per(s0.fast?.taken_over, s1.fast?.taken_over)} taken over by the full path), limiter calls ${per(s0.limiter?.calls, s1.limiter?.calls)}`);
     }
   }
 } finally {

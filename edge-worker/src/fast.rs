@@ -17,7 +17,9 @@
 //! [`FastVerify::resume`], which finishes the plan (claims, scopes, the
 //! lease, then the token remembered) and gives the [`FastProxy`], or
 //! `undefined` for the full path (a bad signature or any refusal, which the
-//! full path checks again and renders). Everything else (admin endpoints,
+//! full path checks again and renders; a valid token whose lease had no
+//! room, whose verification the full path takes over:
+//! [`take_handed_over`]). Everything else (admin endpoints,
 //! tokens whose keys must be fetched, refreshed or imported, the KV key
 //! store, refused credentials, limits not admitted from a lease, cache,
 //! CORS, assertions, health, unsafe methods, errors before the origin) goes
