@@ -93,6 +93,15 @@ const mf = new Miniflare({
 });
 await mf.ready;
 const pids = childPids(/workerd/);
+/** A Tidegate build's per-isolate counters (`stats/fast-path`, `stats/limiter`), or null (an older build, the peer). */
+async function stats(b) {
+  if (jsPeer && b.name === "B") return null;
+  const get = async (path) => {
+    const res = await fetch(`http://127.0.0.1:${b.port}/__tidegate/${path}`, { headers: { authorization: `Bearer ${"a".repeat(40)}` } });
+    return res.status === 200 ? res.json() : (await res.arrayBuffer(), null);
+  };
+  return { fast: await get("stats/fast-path"), limiter: await get("stats/limiter") };
+}
 const out = {};
 try {
   for (const p of PATHS) {
@@ -109,6 +118,8 @@ try {
     }
     const diffs = [];
     const perBuild = { A: [], B: [] };
+    const before = { A: await stats(builds[0]), B: await stats(builds[1]) };
+    const served = { A: 0, B: 0 };
     for (let r = 0; r < ROUNDS; r++) {
       const order = r % 2 === 0 ? ["A", "B", "B", "A"] : ["B", "A", "A", "B"];
       const got = { A: [], B: [] };
@@ -120,6 +131,7 @@ try {
         const wrong = p.status === 404 ? run.requests - run.non200 : run.non200;
         if (wrong > 0) throw new Error(`${name} ${p.key}: ${wrong} answers other than ${p.status ?? 200}`);
         got[name].push((cpuMs(pids) - cpu0) / run.requests);
+        served[name] += run.requests;
       }
       const a = (got.A[0] + got.A[1]) / 2;
       const bb = (got.B[0] + got.B[1]) / 2;
@@ -129,6 +141,14 @@ try {
     }
     out[p.key] = { A: spread(perBuild.A), B: spread(perBuild.B), diff: spread(diffs) };
     log(`${p.key.padEnd(10)} A ${round(out[p.key].A.median)} ms  B ${round(out[p.key].B.median)} ms  B−A ${round(out[p.key].diff.median)} ms (${round(out[p.key].diff.min)}…${round(out[p.key].diff.max)})  load ${load()[0]}`);
+    // Per build, of the measured requests: new tokens verified on the fast
+    // path and limiter object calls (one isolate per build here).
+    for (const b of builds) {
+      const [s0, s1] = [before[b.name], await stats(b)];
+      if (!s0 || !s1) continue;
+      const per = (x0, x1) => (x0 === undefined || x1 === undefined ? "n/a" : `${round((x1 - x0) / served[b.name])}`);
+      log(`  ${b.name}: ${served[b.name]} requests; per request: fast-path verifications ${per(s0.fast?.verified, s1.fast?.verified)} answered, ${per(s0.fast?.verified_then_declined, s1.fast?.verified_then_declined)} declined after (${per(s0.fast?.taken_over, s1.fast?.taken_over)} taken over by the full path), limiter calls ${per(s0.limiter?.calls, s1.limiter?.calls)}`);
+    }
   }
 } finally {
   await mf.dispose();

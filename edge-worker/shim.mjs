@@ -6,14 +6,18 @@
 // - The default export extends worker-build's entry class with the
 //   synchronous fast path (edge-worker/src/fast.rs): a request the policy
 //   calls a plain proxy is planned by one synchronous wasm call, its origin
-//   fetch awaited here, and its response finished by one more; every other
-//   request goes to the Rust `fetch` unchanged. The binding
+//   fetch awaited here, and its response finished by one more; a new bearer
+//   token whose key is held and imported is planned as a `FastVerify`: its
+//   signature checked here with `crypto.subtle.verify`, the answer handed
+//   back with one more synchronous call (`resume`), which gives the proxy
+//   step or sends the request the full way (a bad signature, a refusal).
+//   Every other request goes to the Rust `fetch` unchanged. The binding
 //   `TIDEGATE_FAST_PATH = "off"` sends every request the full way.
 // - It wraps the `Throttle` Durable Object: workerd serves RPC methods only on
 //   classes that extend `DurableObject`, and wasm-bindgen's class cannot. The
 //   wrapper forwards each call to the Rust object, which holds all the logic.
 import { DurableObject } from "cloudflare:workers";
-import Generated, { Throttle as RustThrottle } from "../index.js";
+import Generated, { FastVerify, Throttle as RustThrottle } from "../index.js";
 
 export * from "../index.js";
 
@@ -62,17 +66,47 @@ async function proxied(proxy, request) {
   }
 }
 
+/**
+ * The planned request whose token's signature is checked here: WebCrypto
+ * answers, `resume` finishes the plan with the answer (false when verify
+ * threw or rejected) and gives the proxy step, or `undefined` for the full
+ * path, which checks the token again and renders any refusal. A throw or
+ * trap of the wasm calls (the getters, `resume`) is the fast path's 500.
+ */
+async function verified(step, request, full) {
+  let args;
+  try {
+    args = [step.algorithm, step.key, step.signature, step.data];
+  } catch (error) {
+    return failed(error);
+  }
+  let valid = false;
+  try {
+    valid = (await crypto.subtle.verify(...args)) === true;
+  } catch {
+    valid = false;
+  }
+  let proxy;
+  try {
+    proxy = step.resume(valid);
+  } catch (error) {
+    return failed(error);
+  }
+  return proxy === undefined ? full() : proxied(proxy, request);
+}
+
 export default class Tidegate extends Generated {
   fetch(request) {
     const env = this.env;
     if (env.TIDEGATE_FAST_PATH !== "off") {
-      let proxy;
+      let step;
       try {
-        proxy = plan(request.method, request.url, request.headers, env);
+        step = plan(request.method, request.url, request.headers, env);
       } catch (error) {
         return failed(error);
       }
-      if (proxy !== undefined) return proxied(proxy, request);
+      if (step instanceof FastVerify) return verified(step, request, () => super.fetch(request));
+      if (step !== undefined) return proxied(step, request);
     }
     return super.fetch(request);
   }

@@ -8,8 +8,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use tidegate_policy::auth::{
-    Algorithm, AtOnce, AuthRejection, CredentialHeaders, Identity, Jwk, KeyProvider, Remembered,
-    TokenCache, TokenCacheUse, UnverifiedJwt,
+    select_credential, Algorithm, AtOnceStep, AuthRejection, Credential, CredentialHeaders,
+    Identity, Jwk, KeyProvider, KeysAtOnce, Remembered, TokenCache, TokenCacheUse, UnverifiedJwt,
 };
 use tidegate_policy::cache::first_header;
 use tidegate_policy::config::{Issuer, Route};
@@ -30,6 +30,9 @@ pub async fn authenticate(
     headers: &[(String, String)],
     flow: &mut Flow,
 ) -> Result<Option<Identity>, Problem> {
+    if let Some(identity) = taken_over(gw, route, headers, flow) {
+        return Ok(Some(identity));
+    }
     let cache_use = Cell::new(None);
     let verifying = verify(env, ctx, gw, route, headers, &cache_use);
     let result = flow.timings.time(Phase::Auth, verifying).await;
@@ -51,6 +54,36 @@ pub async fn authenticate(
         }
         Err(Refusal::Edge(e)) => Err(flow.fail(e)),
     }
+}
+
+/// The caller when the fast path verified this request's new bearer token
+/// and then left the request to this path (a lease with no room): its
+/// verification, taken over instead of checking the signature again
+/// (`crate::fast::take_handed_over`), remembered and logged as this path's
+/// own check of a new token would be.
+fn taken_over(
+    gw: &Gateway,
+    route: &Route,
+    headers: &[(String, String)],
+    flow: &mut Flow,
+) -> Option<Identity> {
+    let credentials = credential_headers(gw, headers);
+    let Ok(Some(Credential::Bearer(token))) = select_credential(
+        route.auth.requirement,
+        credentials.authorization,
+        credentials.api_key,
+    ) else {
+        return None;
+    };
+    let now = now_ms();
+    let verified = crate::fast::take_handed_over(gw, route, token, now)?;
+    let found = verified.remember(&gw.tokens, now);
+    let identity = found.identity?;
+    flow.timings.add(Phase::Auth, 0);
+    flow.log.auth_cache = found.token_cache.map(TokenCacheUse::label);
+    flow.log.subject = Some(identity.subject.clone());
+    flow.log.key_id = identity.key_id.clone();
+    Some(identity)
 }
 
 /// Why a request was not authenticated.
@@ -151,24 +184,28 @@ fn key_epoch(gw: &Gateway, issuer: &Issuer, now_ms: u64) -> Option<u64> {
 /// The caller of `route` when it is known without waiting, for the fast
 /// path (`crate::fast`): no identity on a public route, an API key found in
 /// the `API_KEYS` secret, or a bearer token the isolate's cache of verified
-/// tokens may reuse (a hit, as the full path would note it); `None` for
-/// everything the full pipeline must do (tokens to verify, the KV key
-/// store, refusals). The reuse rule is the policy's
-/// (`authenticate_at_once`), fed the same issuers and key epochs as
-/// [`EdgeKeys`] feeds the pipeline. `now`: the plan's one clock reading
-/// (the clock stands still while a Worker runs).
+/// tokens may reuse (a hit, as the full path would note it); or, for a
+/// bearer token not remembered whose issuer's keys this isolate holds fresh
+/// (what [`crate::jwks::key_for`] would answer with no I/O), the token with
+/// every check but its signature passed
+/// ([`AtOnceStep::NeedsSignature`]). `None` for everything the full
+/// pipeline must do (keys to fetch or refresh, the KV key store,
+/// refusals). The rules are the policy's (`authenticate_or_pend`), fed the
+/// same issuers, keys and key epochs as [`EdgeKeys`] feeds the pipeline.
+/// `now`: the plan's one clock reading (the clock stands still while a
+/// Worker runs).
 pub fn at_once(
     env: &Env,
     gw: &Gateway,
     route: &Route,
     headers: &[(String, String)],
     now: u64,
-) -> Option<AtOnce> {
+) -> Option<AtOnceStep> {
     let remembered = Remembered {
         cache: &gw.tokens,
         key_epoch: |name: &str| key_epoch(gw, route_issuer(gw, route, name)?, now),
     };
-    tidegate_policy::auth::authenticate_at_once(
+    tidegate_policy::auth::authenticate_or_pend(
         route.auth.requirement,
         &route.auth.scopes,
         credential_headers(gw, headers),
@@ -182,8 +219,42 @@ pub fn at_once(
             }
         },
         Some(remembered),
+        Some(&HeldKeys { gw, route }),
         now,
     )
+}
+
+/// The keys this isolate holds, for [`at_once`]: what [`EdgeKeys`] would
+/// give the pipeline with no fetch, refresh or wait.
+struct HeldKeys<'a> {
+    gw: &'a Gateway,
+    route: &'a Route,
+}
+
+impl KeysAtOnce for HeldKeys<'_> {
+    fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+        self.gw.config.issuer_for_token(self.route, jwt)
+    }
+
+    fn signing_key_at_once(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now_ms: u64,
+    ) -> Option<Jwk> {
+        // An issuer no request has looked up yet has no cache: the full
+        // path creates it and fetches.
+        let caches = self.gw.jwks.try_borrow().ok()?;
+        caches
+            .get(&issuer.name)?
+            .key_at_once(kid, alg, now_ms)
+            .cloned()
+    }
+
+    fn key_epoch(&self, issuer: &Issuer, now_ms: u64) -> Option<u64> {
+        key_epoch(self.gw, issuer, now_ms)
+    }
 }
 
 /// The credentials a request carries, as the pipeline reads them.

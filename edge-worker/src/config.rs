@@ -7,11 +7,11 @@
 //! picked up without a redeploy of the code.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::thread::LocalKey;
 
-use tidegate_policy::auth::{ApiKeyStore, JwksCache, TokenCache};
+use tidegate_policy::auth::{ApiKeyStore, JwksCache, TokenCache, TokenDigest, VerifiedBearer};
 use tidegate_policy::config::{self, GatewayConfig};
 use tidegate_policy::route::RouteTable;
 use worker::wasm_bindgen::JsValue;
@@ -60,6 +60,11 @@ pub struct Gateway {
     /// Verified tokens (`[gateway.token_cache]`): per configuration, so a
     /// new configuration starts an empty one.
     pub tokens: RefCell<TokenCache>,
+    /// New tokens the fast path verified and then left to the full path (a
+    /// lease with no room), by digest and route name, for that request's
+    /// full path to take instead of verifying again (`crate::fast`,
+    /// `auth::authenticate`).
+    pub handed_over: RefCell<HashMap<(TokenDigest, String), VerifiedBearer>>,
 }
 
 /// The configuration as loaded: usable, or the errors that make it unusable.
@@ -147,6 +152,7 @@ fn parse(text: &str) -> Loaded {
         Ok(config) => Ok(Rc::new(Gateway {
             table: config.route_table(),
             tokens: RefCell::new(TokenCache::new(config.gateway.token_cache.clone())),
+            handed_over: RefCell::new(HashMap::new()),
             config,
             jwks: RefCell::new(BTreeMap::new()),
             jwks_fetching: RefCell::new(BTreeMap::new()),

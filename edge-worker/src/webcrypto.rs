@@ -138,6 +138,20 @@ async fn key_for(
     Ok(key)
 }
 
+/// The `CryptoKey` already imported in this isolate for `check`'s key and
+/// algorithm, if any: for the fast path (`crate::fast`), which takes a
+/// token only when no import is needed.
+pub(crate) fn imported_key(check: &SignatureCheck<'_>) -> Option<JsValue> {
+    let fingerprint = check.key_fingerprint();
+    KEYS.with(|keys| keys.try_borrow().ok()?.get(&fingerprint).cloned())
+}
+
+/// WebCrypto's `verify` parameters for `alg`, as [`verify_signature`]
+/// passes them.
+pub(crate) fn verify_algorithm(alg: Algorithm) -> Object {
+    Params::of(alg).verify
+}
+
 /// WebCrypto's algorithm parameters for importing a key and verifying.
 struct Params {
     import: Object,

@@ -234,6 +234,21 @@ impl JwksCache {
         }
     }
 
+    /// The key [`JwksCache::lookup`] would answer [`KeyLookup::Found`] with
+    /// at `now_ms` (a fresh or pinned set holding it), without claiming
+    /// anything: for a caller that may not fetch or wait (the edge's fast
+    /// path). `None` wherever `lookup` would answer anything else (stale,
+    /// unknown, fetch due, unavailable), which is then left to `lookup`.
+    pub fn key_at_once(&self, kid: Option<&str>, alg: Algorithm, now_ms: u64) -> Option<&Jwk> {
+        let set = self.keys.as_ref()?;
+        let fresh =
+            self.pinned || now_ms.saturating_sub(self.fetched_at_ms) < millis(self.policy.ttl);
+        if !fresh {
+            return None;
+        }
+        set.keys.get(select_key_index(set, kid, alg)?)
+    }
+
     /// The epoch of the current key set, if it is fresh at `now_ms` (a
     /// pinned set always is): a verification made with a key of this set
     /// may be reused while the epoch stays the same

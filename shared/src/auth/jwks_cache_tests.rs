@@ -343,3 +343,67 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn key_at_once_is_a_fresh_or_pinned_hit_and_claims_nothing() {
+    let mut c = JwksCache::new(policy());
+    assert!(c.key_at_once(Some("a"), HS, 0).is_none(), "no keys yet");
+    c.on_fetched(set(&["a", "b"]), 0);
+    let before = c.clone();
+    assert_eq!(
+        c.key_at_once(Some("a"), HS, 599 * SEC)
+            .and_then(|k| k.common.key_id.clone()),
+        Some("a".to_owned())
+    );
+    assert!(c.key_at_once(Some("z"), HS, SEC).is_none(), "unknown kid");
+    assert!(
+        c.key_at_once(Some("a"), HS, 600 * SEC).is_none(),
+        "past the ttl: stale, lookup's to refresh"
+    );
+    assert!(c.key_at_once(None, HS, SEC).is_none(), "no kid, two keys");
+    assert_eq!(c, before, "nothing claimed or recorded");
+    let pinned = JwksCache::pinned(set(&["a"]), policy());
+    assert!(pinned.key_at_once(Some("a"), HS, u64::MAX).is_some());
+}
+
+proptest! {
+    /// Wherever a cache's history has led it, `key_at_once` answers a key
+    /// exactly when `lookup` would answer `Found` with that key, and changes
+    /// nothing.
+    #[test]
+    fn key_at_once_agrees_with_lookup(ops in proptest::collection::vec(op(), 1..200)) {
+        let mut c = JwksCache::new(JwksCachePolicy { max_negative_entries: 16, ..policy() });
+        let mut now = 0u64;
+        let good = set(&["k0", "k1", "k2"]);
+        for op in ops {
+            match op {
+                Op::Request { kid, dt, fetch_ok } => {
+                    now += dt * 50;
+                    let kid = format!("k{}", kid % 8);
+                    let before = c.clone();
+                    let at_once = c.key_at_once(Some(&kid), HS, now).cloned();
+                    prop_assert_eq!(&c, &before);
+                    let found = match c.lookup(Some(&kid), HS, now) {
+                        KeyLookup::Found(k) => Some(k.clone()),
+                        KeyLookup::FetchThenRetry => {
+                            if fetch_ok { c.on_fetched(good.clone(), now) } else { c.on_fetch_failed(now) }
+                            None
+                        }
+                        KeyLookup::FoundStale { refresh: true, .. } => {
+                            if fetch_ok { c.on_fetched(good.clone(), now) } else { c.on_fetch_failed(now) }
+                            None
+                        }
+                        _ => None,
+                    };
+                    prop_assert_eq!(at_once, found);
+                }
+                Op::Background { dt, fetch_ok } => {
+                    now += dt;
+                    if c.needs_refresh(now) && c.try_begin_fetch(now) {
+                        if fetch_ok { c.on_fetched(good.clone(), now) } else { c.on_fetch_failed(now) }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@
 //! would let anyone sign for anyone. `typ` and `cty` are not checked either;
 //! the issuer and audience checks keep other kinds of token out.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -177,11 +178,12 @@ pub struct JwtHeaderPeek {
 /// A structurally valid JWT whose signature and claims are not checked yet.
 #[derive(Clone)]
 pub struct UnverifiedJwt<'t> {
-    /// `header.claims`, the bytes the signature covers.
-    signing_input: &'t str,
+    /// `header.claims`, the bytes the signature covers (borrowed from the
+    /// token, or owned: [`UnverifiedJwt::into_owned`]).
+    signing_input: Cow<'t, str>,
     /// The signature segment, base64url (what jsonwebtoken takes).
     #[cfg(feature = "native-verify")]
-    signature: &'t str,
+    signature: Cow<'t, str>,
     /// The signature segment, decoded.
     signature_bytes: Vec<u8>,
     alg: Algorithm,
@@ -251,9 +253,9 @@ impl<'t> UnverifiedJwt<'t> {
             .decode(signature)
             .map_err(|_| MalformedToken::Base64(TokenPart::Signature))?;
         Ok(Self {
-            signing_input,
+            signing_input: Cow::Borrowed(signing_input),
             #[cfg(feature = "native-verify")]
-            signature,
+            signature: Cow::Borrowed(signature),
             signature_bytes,
             alg,
             kid,
@@ -285,15 +287,30 @@ impl<'t> UnverifiedJwt<'t> {
         }
     }
 
+    /// The same token, owning the parts it borrowed from the token text, so
+    /// it may outlive that text (the edge's fast path holds it while
+    /// WebCrypto checks the signature). Costs a copy of the signing input.
+    pub fn into_owned(self) -> UnverifiedJwt<'static> {
+        UnverifiedJwt {
+            signing_input: Cow::Owned(self.signing_input.into_owned()),
+            #[cfg(feature = "native-verify")]
+            signature: Cow::Owned(self.signature.into_owned()),
+            signature_bytes: self.signature_bytes,
+            alg: self.alg,
+            kid: self.kid,
+            claims: self.claims,
+        }
+    }
+
     /// The bytes the signature covers.
-    pub(super) fn signing_input(&self) -> &'t str {
-        self.signing_input
+    pub(super) fn signing_input(&self) -> &str {
+        &self.signing_input
     }
 
     /// The signature segment as sent (base64url).
     #[cfg(feature = "native-verify")]
-    pub(super) fn signature_text(&self) -> &'t str {
-        self.signature
+    pub(super) fn signature_text(&self) -> &str {
+        &self.signature
     }
 
     /// The decoded signature.

@@ -73,7 +73,8 @@ pub use key_store::{
 pub use keys::decoding_key_for;
 pub use keys::{select_key, verification_key, EcCurve, KeyMismatch, VerificationKey};
 pub use pipeline::{
-    authenticate, authenticate_at_once, AtOnce, CredentialHeaders, KeyProvider, Remembered,
+    authenticate, authenticate_at_once, authenticate_or_pend, AtOnce, AtOnceStep,
+    CredentialHeaders, KeyProvider, KeysAtOnce, PendingToken, Remembered, VerifiedBearer,
 };
 pub use rejection::{AuthRejection, InvalidRequest, MalformedToken, TokenPart, REALM};
 pub use requirement::{authorize, AuthPolicy, AuthRequirement};

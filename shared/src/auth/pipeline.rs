@@ -55,8 +55,9 @@ use jsonwebtoken::jwk::Jwk;
 
 use super::{
     authorize, select_credential, Algorithm, AuthRejection, AuthRequirement, Credential, Identity,
-    InvalidRequest, SignatureVerifier, TokenCache, TokenCacheUse, TokenDigest, UnverifiedJwt,
-    VerifiedToken, DEFAULT_MAX_TOKEN_BYTES,
+    InvalidRequest, IssuerPolicy, SignatureCheck, SignatureOutcome, SignatureVerifier, TokenCache,
+    TokenCacheUse, TokenDigest, UnverifiedJwt, VerifiedSignature, VerifiedToken,
+    DEFAULT_MAX_TOKEN_BYTES,
 };
 use crate::config::Issuer;
 
@@ -207,7 +208,8 @@ pub struct AtOnce {
 /// another issuer), a key `lookup` leaves to an asynchronous store (it
 /// returns `None`), and every refusal, which the full pipeline renders. A
 /// remembered entry that can never be used again is forgotten here as
-/// [`authenticate`] would.
+/// [`authenticate`] would. [`authenticate_or_pend`] also prepares the
+/// signature check of a token not remembered.
 pub fn authenticate_at_once<E>(
     requirement: AuthRequirement,
     scopes: &[String],
@@ -219,6 +221,104 @@ pub fn authenticate_at_once<E>(
 where
     E: FnOnce(&str) -> Option<u64>,
 {
+    let step = authenticate_or_pend(
+        requirement,
+        scopes,
+        headers,
+        lookup,
+        remembered,
+        None::<&NoKeys>,
+        now_ms,
+    )?;
+    match step {
+        AtOnceStep::Known(found) => Some(found),
+        AtOnceStep::NeedsSignature(_) => None,
+    }
+}
+
+/// What [`authenticate_or_pend`] may consult to prepare a bearer token's
+/// signature check without waiting: what [`KeyProvider::issuer`],
+/// [`KeyProvider::signing_key`] and [`KeyProvider::key_epoch`] give
+/// [`authenticate`], answered only when no I/O is needed.
+pub trait KeysAtOnce {
+    /// The trusted issuer `jwt` names, among those this request may use
+    /// (as [`KeyProvider::issuer`]).
+    fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection>;
+
+    /// The key [`KeyProvider::signing_key`] would return at `now_ms` with no
+    /// I/O and no change to the adapter's state (the issuer's key set held
+    /// and fresh: [`JwksCache::key_at_once`]); `None` when it would fetch,
+    /// refresh, wait or refuse.
+    ///
+    /// [`JwksCache::key_at_once`]: super::JwksCache::key_at_once
+    fn signing_key_at_once(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now_ms: u64,
+    ) -> Option<Jwk>;
+
+    /// As [`KeyProvider::key_epoch`]: asked right after
+    /// [`KeysAtOnce::signing_key_at_once`] found the key.
+    fn key_epoch(&self, issuer: &Issuer, now_ms: u64) -> Option<u64>;
+}
+
+/// No keys: [`authenticate_at_once`] never prepares a signature check.
+enum NoKeys {}
+
+impl KeysAtOnce for NoKeys {
+    fn issuer(&self, _: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+        match *self {}
+    }
+
+    fn signing_key_at_once(
+        &self,
+        _: &Issuer,
+        _: Option<&str>,
+        _: Algorithm,
+        _: u64,
+    ) -> Option<Jwk> {
+        match *self {}
+    }
+
+    fn key_epoch(&self, _: &Issuer, _: u64) -> Option<u64> {
+        match *self {}
+    }
+}
+
+/// What [`authenticate_or_pend`] answers when it does not decline.
+#[derive(Debug)]
+pub enum AtOnceStep {
+    /// The caller is known at once (as [`authenticate_at_once`]).
+    Known(AtOnce),
+    /// A bearer token whose every check but the signature can be made at
+    /// once: check [`PendingToken::signature_check`], then
+    /// [`PendingToken::finish`] with the answer.
+    NeedsSignature(Box<PendingToken>),
+}
+
+/// [`authenticate_at_once`], and for a bearer token not remembered whose
+/// issuer's key `keys` holds ([`KeysAtOnce`]), the token parsed, its issuer
+/// chosen, its key found and every check before the signature passed, as
+/// [`authenticate`] runs them: [`AtOnceStep::NeedsSignature`], owning all
+/// it needs (and the token's digest, so it is never hashed twice).
+/// `None`: [`authenticate`] must run (a key to fetch or refresh, a
+/// refusal, an asynchronous key store...). Pure: `now_ms` is the only
+/// clock; never panics.
+pub fn authenticate_or_pend<E, K>(
+    requirement: AuthRequirement,
+    scopes: &[String],
+    headers: CredentialHeaders<'_>,
+    lookup: impl FnOnce(&str) -> Option<Result<Identity, AuthRejection>>,
+    remembered: Option<Remembered<'_, E>>,
+    keys: Option<&K>,
+    now_ms: u64,
+) -> Option<AtOnceStep>
+where
+    E: FnOnce(&str) -> Option<u64>,
+    K: KeysAtOnce,
+{
     let takes_tokens = matches!(requirement, AuthRequirement::Jwt | AuthRequirement::Either);
     if takes_tokens && headers.authorization_repeated {
         return None;
@@ -226,24 +326,211 @@ where
     let (identity, token_cache) =
         match select_credential(requirement, headers.authorization, headers.api_key).ok()? {
             None => {
-                return Some(AtOnce {
+                return Some(AtOnceStep::Known(AtOnce {
                     identity: None,
                     token_cache: None,
-                })
+                }))
             }
             Some(Credential::Bearer(token)) => {
-                let remembered = remembered.filter(|r| usable(r.cache))?;
-                let digest = digest_of(token)?;
-                let identity = recall(remembered.cache, &digest, now_ms, remembered.key_epoch)?;
-                (identity, Some(TokenCacheUse::Hit))
+                let (cache, key_epoch) = match remembered {
+                    Some(r) if usable(r.cache) => (Some(r.cache), Some(r.key_epoch)),
+                    _ => (None, None),
+                };
+                // As `bearer`: hashed only when a cache is offered, and an
+                // over-long token is never hashed.
+                let digest = cache.and_then(|_| digest_of(token));
+                if let (Some(cache), Some(digest), Some(key_epoch)) = (cache, &digest, key_epoch) {
+                    if let Some(identity) = recall(cache, digest, now_ms, key_epoch) {
+                        authorize(&identity, scopes).ok()?;
+                        return Some(AtOnceStep::Known(AtOnce {
+                            identity: Some(identity),
+                            token_cache: Some(TokenCacheUse::Hit),
+                        }));
+                    }
+                }
+                return pend(token, scopes, keys?, digest, now_ms).map(AtOnceStep::NeedsSignature);
             }
             Some(Credential::ApiKey(key)) => (lookup(key)?.ok()?, None),
         };
     authorize(&identity, scopes).ok()?;
-    Some(AtOnce {
+    Some(AtOnceStep::Known(AtOnce {
         identity: Some(identity),
         token_cache,
-    })
+    }))
+}
+
+/// `bearer`'s steps up to the signature, with no waiting: `None` for
+/// anything it would refuse or need I/O for.
+fn pend<K: KeysAtOnce>(
+    token: &str,
+    scopes: &[String],
+    keys: &K,
+    digest: Option<TokenDigest>,
+    now_ms: u64,
+) -> Option<Box<PendingToken>> {
+    let jwt = UnverifiedJwt::parse(token, DEFAULT_MAX_TOKEN_BYTES).ok()?;
+    let issuer = keys.issuer(&jwt).ok()?;
+    let jwk = keys.signing_key_at_once(issuer, jwt.kid(), jwt.alg(), now_ms)?;
+    // As `bearer`: the epoch of the set `jwk` came from, read right after it.
+    let key_epoch = digest.and_then(|_| keys.key_epoch(issuer, now_ms));
+    // Every check before the signature; a refusal is the full path's.
+    jwt.signature_check(&issuer.policy, &jwk).ok()?;
+    Some(Box::new(PendingToken {
+        jwt: jwt.into_owned(),
+        issuer: issuer.name.clone(),
+        policy: issuer.policy.clone(),
+        jwk,
+        scopes: scopes.to_vec(),
+        digest,
+        key_epoch,
+    }))
+}
+
+/// A bearer token whose every check but the signature passed
+/// ([`authenticate_or_pend`]), owning what the rest of [`authenticate`]
+/// needs, so it may wait for a verifier outside any future.
+pub struct PendingToken {
+    jwt: UnverifiedJwt<'static>,
+    /// The configured issuer's name.
+    issuer: String,
+    policy: IssuerPolicy,
+    jwk: Jwk,
+    /// The route's scopes.
+    scopes: Vec<String>,
+    /// The token's digest, when a cache is offered.
+    digest: Option<TokenDigest>,
+    /// The epoch of the key set `jwk` came from, when a cache is offered.
+    key_epoch: Option<u64>,
+}
+
+// Never print the token.
+impl std::fmt::Debug for PendingToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingToken")
+            .field("jwt", &self.jwt)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingToken {
+    /// The signature check to answer (its key's fingerprint, signing
+    /// input, signature and algorithm). Its checks passed when this token
+    /// was prepared; `Err` is not expected.
+    pub fn signature_check(&self) -> Result<SignatureCheck<'_>, AuthRejection> {
+        self.jwt.signature_check(&self.policy, &self.jwk)
+    }
+
+    /// What [`authenticate`] does once the verifier answered `valid`, at
+    /// `now_ms`: the claims, the identity, the route's scopes. `None` (the
+    /// full path, which checks again and renders the refusal) for an
+    /// invalid signature or any refusal. Nothing is remembered yet:
+    /// [`VerifiedBearer::remember`] does, once the caller answers.
+    pub fn finish(self, valid: bool, now_ms: u64) -> Option<VerifiedBearer> {
+        let outcome = if valid {
+            SignatureOutcome::Valid
+        } else {
+            SignatureOutcome::Invalid
+        };
+        let verified = self.signature_check().ok()?.conclude(outcome).ok()?;
+        let (identity, memo) =
+            accept(verified, &self.issuer, self.digest, self.key_epoch, now_ms).ok()?;
+        authorize(&identity, &self.scopes).ok()?;
+        Some(VerifiedBearer {
+            identity,
+            memo,
+            token_cache: self.digest.map(|_| TokenCacheUse::Miss),
+        })
+    }
+}
+
+/// A bearer token found valid by [`PendingToken::finish`].
+#[derive(Debug)]
+pub struct VerifiedBearer {
+    identity: Identity,
+    /// What the cache is to remember.
+    memo: Option<(TokenDigest, VerifiedToken)>,
+    /// [`TokenCacheUse::Miss`] when a cache was offered (what
+    /// [`KeyProvider::note_token_cache`] is told for a token checked in
+    /// full).
+    token_cache: Option<TokenCacheUse>,
+}
+
+impl VerifiedBearer {
+    /// The caller.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// [`TokenCacheUse::Miss`] when a cache was offered, as the full path
+    /// notes a token checked in full; `None` otherwise.
+    pub fn token_cache(&self) -> Option<TokenCacheUse> {
+        self.token_cache
+    }
+
+    /// The digest the token is to be remembered under, when it is to be
+    /// (a cache offered, the key set fresh, a validity window): what a
+    /// caller may key the verification by to hand it to a later step of
+    /// the same request.
+    pub fn digest(&self) -> Option<TokenDigest> {
+        self.memo.as_ref().map(|(digest, _)| *digest)
+    }
+
+    /// Whether the token's times still pass at `now_ms` (its validity
+    /// window, exact to the millisecond as the claim checks): a
+    /// verification handed to a later step is used only then. `false` when
+    /// there is nothing to remember ([`VerifiedBearer::digest`] is `None`).
+    pub fn still_valid(&self, now_ms: u64) -> bool {
+        self.memo
+            .as_ref()
+            .is_some_and(|(_, token)| token.window.contains(now_ms))
+    }
+
+    /// Remembers the token in `cache` as [`authenticate`] does after a
+    /// check in full (same digest, window, key epoch, time), for a request
+    /// that is answered; the caller as [`authenticate_at_once`] reports it.
+    pub fn remember(self, cache: &RefCell<TokenCache>, now_ms: u64) -> AtOnce {
+        remember(cache, self.memo, now_ms);
+        AtOnce {
+            identity: Some(self.identity),
+            token_cache: self.token_cache,
+        }
+    }
+}
+
+/// The claims of a token with a valid signature at `now_ms`, and what a
+/// cache is to remember of it (with a digest, a key epoch and a window):
+/// the one path from a valid signature to an identity, for [`authenticate`]
+/// and [`PendingToken::finish`].
+fn accept(
+    verified: VerifiedSignature<'_>,
+    issuer: &str,
+    digest: Option<TokenDigest>,
+    key_epoch: Option<u64>,
+    now_ms: u64,
+) -> Result<(Identity, Option<(TokenDigest, VerifiedToken)>), AuthRejection> {
+    let window = verified.validity();
+    let identity = verified.identity(now_ms)?;
+    let memo = match (digest, key_epoch, window) {
+        (Some(digest), Some(key_epoch), Some(window)) => Some((
+            digest,
+            VerifiedToken {
+                issuer: issuer.to_owned(),
+                identity: identity.clone(),
+                window,
+                key_epoch,
+            },
+        )),
+        _ => None,
+    };
+    Ok((identity, memo))
+}
+
+/// Puts `memo` into `cache` (skipped if the cache is borrowed).
+fn remember(cache: &RefCell<TokenCache>, memo: Option<(TokenDigest, VerifiedToken)>, now_ms: u64) {
+    if let (Some((digest, token)), Ok(mut cache)) = (memo, cache.try_borrow_mut()) {
+        cache.insert(digest, token, now_ms);
+    }
 }
 
 /// Whether `cache` is on (and not borrowed elsewhere).
@@ -310,20 +597,9 @@ async fn bearer<P: KeyProvider, V: SignatureVerifier>(
         .signature_check(&issuer.policy, &jwk)?
         .verify_with(verifier)
         .await?;
-    let window = verified.validity();
-    let identity = verified.identity(now_ms)?;
-    if let (Some(cache), Some(digest), Some(key_epoch), Some(window)) =
-        (provider.token_cache(), digest, key_epoch, window)
-    {
-        if let Ok(mut cache) = cache.try_borrow_mut() {
-            let remembered = VerifiedToken {
-                issuer: issuer.name.clone(),
-                identity: identity.clone(),
-                window,
-                key_epoch,
-            };
-            cache.insert(digest, remembered, now_ms);
-        }
+    let (identity, memo) = accept(verified, &issuer.name, digest, key_epoch, now_ms)?;
+    if let Some(cache) = provider.token_cache() {
+        remember(cache, memo, now_ms);
     }
     Ok(identity)
 }

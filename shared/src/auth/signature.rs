@@ -164,7 +164,12 @@ impl<'a> SignatureCheck<'a> {
         self.conclude(outcome)
     }
 
-    fn conclude(self, outcome: SignatureOutcome) -> Result<VerifiedSignature<'a>, AuthRejection> {
+    /// The proof for `outcome` (for the fast path, whose verifier answers
+    /// outside any future: `PendingToken::finish`).
+    pub(super) fn conclude(
+        self,
+        outcome: SignatureOutcome,
+    ) -> Result<VerifiedSignature<'a>, AuthRejection> {
         match outcome {
             SignatureOutcome::Valid => Ok(VerifiedSignature {
                 jwt: self.jwt,

@@ -5,7 +5,7 @@ use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 
 use super::*;
-use crate::auth::{hash_key, ApiKeyStore, NativeVerifier};
+use crate::auth::{hash_key, ApiKeyStore, MalformedToken, NativeVerifier, TokenCacheSettings};
 use crate::config::{parse, GatewayConfig};
 
 const NOW_MS: u64 = 1_750_000_000_000;
@@ -592,4 +592,269 @@ fn at_once_repeated_authorization_and_over_long_tokens_go_the_full_way() {
     assert!(recalled(&f, repeated).is_none());
     let long = format!("Bearer {}", "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1));
     assert!(recalled(&f, headers_for(&long)).is_none());
+}
+
+/// The fixture's keys as [`KeysAtOnce`] gives them: held (inline, fresh)
+/// when `held`, else none (a key set still to fetch).
+struct HeldKeys<'a> {
+    provider: Provider<'a>,
+    held: bool,
+}
+
+impl KeysAtOnce for HeldKeys<'_> {
+    fn issuer(&self, jwt: &UnverifiedJwt<'_>) -> Result<&Issuer, AuthRejection> {
+        self.provider.issuer(jwt)
+    }
+
+    fn signing_key_at_once(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now_ms: u64,
+    ) -> Option<Jwk> {
+        if !self.held {
+            return None;
+        }
+        let key = self.provider.signing_key(issuer, kid, alg, now_ms);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(key).poll(&mut cx) {
+            std::task::Poll::Ready(found) => found.ok(),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    fn key_epoch(&self, issuer: &Issuer, now_ms: u64) -> Option<u64> {
+        self.provider.key_epoch(issuer, now_ms)
+    }
+}
+
+/// [`authenticate_or_pend`] on the fixture's route at its time, with its
+/// cache (if any) and its keys held or not.
+fn pend_with(f: &Fixture, headers: CredentialHeaders<'_>, held: bool) -> Option<AtOnceStep> {
+    let route = &f.config.routes[f.route.get()];
+    let provider = Provider { fixture: f };
+    let remembered = f.tokens.as_ref().map(|cache| Remembered {
+        cache,
+        key_epoch: |name: &str| provider.key_epoch(provider.issuer_named(name)?, f.now.get()),
+    });
+    let keys = HeldKeys {
+        provider: Provider { fixture: f },
+        held,
+    };
+    authenticate_or_pend(
+        route.auth.requirement,
+        &route.auth.scopes,
+        headers,
+        |key| Some(f.api_keys.authenticate(key, f.now.get())),
+        remembered,
+        Some(&keys),
+        f.now.get(),
+    )
+}
+
+/// The pending token of a new bearer token (panics otherwise).
+fn pending(f: &Fixture, auth: &str) -> Box<PendingToken> {
+    match pend_with(f, headers_for(auth), true) {
+        Some(AtOnceStep::NeedsSignature(pending)) => pending,
+        other => panic!("expected a pending signature check, got {other:?}"),
+    }
+}
+
+/// What the native verifier says of `pending`'s signature.
+fn natively_valid(pending: &PendingToken) -> bool {
+    pending
+        .signature_check()
+        .is_ok_and(|check| check.verify_natively().is_ok())
+}
+
+#[test]
+fn pend_a_new_token_checked_then_finished_is_the_pipelines_caller_and_is_remembered_as_it_would_be()
+{
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    let pending = pending(&f, &auth);
+    assert!(natively_valid(&pending));
+    let verified = pending.finish(true, NOW_MS).expect("valid");
+    assert_eq!(verified.token_cache(), Some(TokenCacheUse::Miss));
+    // Nothing remembered before the caller answers.
+    assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
+
+    // The pipeline, on a fixture of its own, finds the same caller.
+    let full = Fixture::with_token_cache();
+    let expected = full.run(headers_for(&auth)).unwrap().unwrap();
+    assert_eq!(verified.identity(), &expected);
+    assert_eq!(*full.uses.borrow(), [TokenCacheUse::Miss]);
+
+    let found = verified.remember(f.tokens.as_ref().unwrap(), NOW_MS);
+    assert_eq!(found.identity.as_ref(), Some(&expected));
+    assert_eq!(found.token_cache, Some(TokenCacheUse::Miss));
+    // Remembered as the pipeline remembers it: the next request is a hit,
+    // on the fast path and on the full one, until the same instant.
+    assert_eq!(f.tokens.as_ref().unwrap().borrow().len(), 1);
+    f.now.set(NOW_MS + 299_999);
+    full.now.set(NOW_MS + 299_999);
+    let hit = recalled(&f, headers_for(&auth)).expect("a hit");
+    assert_eq!(hit.token_cache, Some(TokenCacheUse::Hit));
+    assert_eq!(hit.identity, Some(expected.clone()));
+    assert_eq!(recalled(&full, headers_for(&auth)), Some(hit));
+    f.now.set(NOW_MS + 300_000);
+    full.now.set(NOW_MS + 300_000);
+    assert!(recalled(&f, headers_for(&auth)).is_none());
+    assert!(recalled(&full, headers_for(&auth)).is_none());
+}
+
+#[test]
+fn pend_a_remembered_token_is_known_at_once_as_a_hit() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    f.run(headers_for(&auth)).unwrap();
+    let Some(AtOnceStep::Known(found)) = pend_with(&f, headers_for(&auth), true) else {
+        panic!("a hit");
+    };
+    assert_eq!(found.token_cache, Some(TokenCacheUse::Hit));
+    assert_eq!(Some(found), recalled(&f, headers_for(&auth)));
+}
+
+#[test]
+fn pend_a_bad_signature_is_left_to_the_pipeline_and_nothing_is_remembered() {
+    let f = Fixture::with_token_cache();
+    let good = token(claims("orders:read"));
+    let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("1".into());
+    let forged = encode(
+        &header,
+        &claims("orders:read"),
+        &EncodingKey::from_secret(b"not-the-issuers-secret-0123456789abcdef"),
+    )
+    .unwrap();
+    assert_ne!(good, forged);
+    let auth = bearer(&forged);
+    let pending = pending(&f, &auth);
+    assert!(!natively_valid(&pending));
+    assert!(pending.finish(false, NOW_MS).is_none());
+    assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
+    assert_eq!(f.run(headers_for(&auth)), Err(AuthRejection::BadSignature));
+}
+
+#[test]
+fn pend_claims_and_scopes_are_checked_after_the_signature_and_refusals_go_the_full_way() {
+    let now = NOW_MS / 1000;
+    let f = Fixture::with_token_cache();
+    let mut expired = claims("orders:read");
+    expired["exp"] = json!(now - 3600);
+    let mut audience = claims("orders:read");
+    audience["aud"] = json!("elsewhere");
+    let mut no_sub = claims("orders:read");
+    no_sub.as_object_mut().unwrap().remove("sub");
+    for (claims, refusal) in [
+        (expired, AuthRejection::Expired),
+        (audience, AuthRejection::WrongAudience),
+        (no_sub, MalformedToken::MissingClaim("sub").into()),
+    ] {
+        let auth = bearer(&token(claims));
+        let pending = pending(&f, &auth);
+        assert!(natively_valid(&pending));
+        assert!(pending.finish(true, NOW_MS).is_none(), "{refusal:?}");
+        assert_eq!(f.run(headers_for(&auth)), Err(refusal));
+    }
+    // A valid token without the route's scope: 403 from the pipeline, and
+    // the fast path remembers nothing (the pipeline then does, as ever).
+    f.route.set(2);
+    let auth = bearer(&token(claims("orders:read")));
+    let pending = pending(&f, &auth);
+    assert!(pending.finish(true, NOW_MS).is_none());
+    assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
+    assert!(matches!(
+        f.run(headers_for(&auth)),
+        Err(AuthRejection::InsufficientScope { .. })
+    ));
+}
+
+#[test]
+fn pend_declines_keys_not_held_another_issuer_bad_tokens_and_repeated_headers() {
+    let f = Fixture::with_token_cache();
+    let auth = bearer(&token(claims("orders:read")));
+    // The issuer's keys are not held (a fetch is due): the full path.
+    assert!(pend_with(&f, headers_for(&auth), false).is_none());
+    // A route of another issuer: WrongIssuer, the pipeline's to render.
+    f.route.set(1);
+    assert!(pend_with(&f, headers_for(&auth), true).is_none());
+    f.route.set(0);
+    // Malformed, over the size bound, an unknown kid.
+    assert!(pend_with(&f, headers_for("Bearer a.b.c"), true).is_none());
+    let long = format!("Bearer {}", "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1));
+    assert!(pend_with(&f, headers_for(&long), true).is_none());
+    let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("2".into());
+    let secret = b"tidegate-pipeline-test-secret-0123456789";
+    let unknown = encode(
+        &header,
+        &claims("orders:read"),
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap();
+    assert!(pend_with(&f, headers_for(&bearer(&unknown)), true).is_none());
+    let repeated = CredentialHeaders {
+        authorization: Some(&auth),
+        authorization_repeated: true,
+        ..CredentialHeaders::default()
+    };
+    assert!(pend_with(&f, repeated, true).is_none());
+    // Nothing was looked at or remembered by any of it.
+    assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
+    // API keys and public routes are as authenticate_at_once answers them.
+    let key = CredentialHeaders {
+        api_key: Some("good-key"),
+        ..CredentialHeaders::default()
+    };
+    let Some(AtOnceStep::Known(found)) = pend_with(&f, key, true) else {
+        panic!("an API key in memory is known at once");
+    };
+    assert_eq!(found.identity, f.run(key).unwrap());
+}
+
+#[test]
+fn pend_with_the_cache_off_a_new_token_is_checked_and_nothing_is_noted_or_remembered() {
+    let f = Fixture::with_token_cache();
+    // An offered but disabled cache is as none.
+    let off = TokenCacheSettings {
+        enabled: false,
+        ..TokenCacheSettings::default()
+    };
+    let f = Fixture {
+        tokens: Some(RefCell::new(TokenCache::new(off))),
+        ..f
+    };
+    let auth = bearer(&token(claims("orders:read")));
+    let verified = pending(&f, &auth).finish(true, NOW_MS).expect("valid");
+    assert_eq!(verified.token_cache(), None);
+    let found = verified.remember(f.tokens.as_ref().unwrap(), NOW_MS);
+    assert_eq!(found.token_cache, None);
+    assert!(f.tokens.as_ref().unwrap().borrow().is_empty());
+    // No cache offered at all: the same.
+    let none = Fixture::new();
+    let verified = pending(&none, &auth).finish(true, NOW_MS).expect("valid");
+    assert_eq!(verified.token_cache(), None);
+}
+
+#[test]
+fn a_verified_bearer_handed_on_names_its_digest_and_holds_only_inside_its_window() {
+    let f = Fixture::with_token_cache();
+    let raw = token(claims("orders:read"));
+    let verified = pending(&f, &bearer(&raw))
+        .finish(true, NOW_MS)
+        .expect("valid");
+    assert_eq!(verified.digest(), Some(TokenDigest::of(&raw)));
+    assert!(verified.still_valid(NOW_MS));
+    // exp is now + 300 s, the default leeway 60 s.
+    assert!(verified.still_valid(NOW_MS + 359_999));
+    assert!(!verified.still_valid(NOW_MS + 360_000));
+    // Without a cache there is nothing to key it by, nor to hand on.
+    let none = Fixture::new();
+    let verified = pending(&none, &bearer(&raw))
+        .finish(true, NOW_MS)
+        .expect("valid");
+    assert_eq!(verified.digest(), None);
+    assert!(!verified.still_valid(NOW_MS));
 }
