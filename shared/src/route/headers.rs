@@ -1,24 +1,4 @@
 //! The headers sent to the origin.
-//!
-//! [`forwarded_headers`] starts from the client's headers and removes:
-//!
-//! - hop-by-hop headers (RFC 9110 §7.6.1): [`HOP_BY_HOP_HEADERS`] and every
-//!   header named in `Connection`; they describe the client's connection to
-//!   us, not ours to the origin;
-//! - everything in the gateway's `x-tidegate-*` namespace, so a client can
-//!   never pose as an authenticated identity ([`TRUSTED_HEADERS`] are the
-//!   ones we set today; the whole prefix is reserved);
-//! - `Host`: the runtime sets it from the upstream URL, and a client's Host
-//!   would misroute a virtual-hosted origin;
-//! - the client's credentials (`Authorization`, the API key header) unless
-//!   the route's [`ForwardPolicy`] says the origin wants them;
-//! - any incoming `x-request-id` (replaced by ours) and any header whose
-//!   name or value is malformed.
-//!
-//! It then appends `x-request-id` and, for an authenticated request, the
-//! trusted identity headers. Names are compared case-insensitively; output
-//! names are lower case for the headers we add and as received otherwise.
-//! No produced value ever contains CR, LF or another control character.
 
 use std::collections::BTreeSet;
 
@@ -172,7 +152,27 @@ pub fn strip_trusted_headers(headers: &[(String, String)]) -> Vec<(String, Strin
         .collect()
 }
 
-/// The header list for the origin; see the [module docs](self).
+/// The header list for the origin.
+///
+/// It starts from the client's headers and removes:
+///
+/// - hop-by-hop headers (RFC 9110 §7.6.1): [`HOP_BY_HOP_HEADERS`] and every
+///   header named in `Connection`; they describe the client's connection to
+///   us, not ours to the origin;
+/// - everything in the gateway's `x-tidegate-*` namespace, so a client can
+///   never pose as an authenticated identity ([`TRUSTED_HEADERS`] are the
+///   ones we set today; the whole prefix is reserved);
+/// - `Host`: the runtime sets it from the upstream URL, and a client's Host
+///   would misroute a virtual-hosted origin;
+/// - the client's credentials (`Authorization`, the API key header) unless
+///   the route's [`ForwardPolicy`] says the origin wants them;
+/// - any incoming `x-request-id` (replaced by ours) and any header whose
+///   name or value is malformed.
+///
+/// It then appends `x-request-id` and, for an authenticated request, the
+/// trusted identity headers. Names are compared case-insensitively; output
+/// names are lower case for the headers we add and as received otherwise.
+/// No produced value ever contains CR, LF or another control character.
 pub fn forwarded_headers(
     incoming: &[(String, String)],
     policy: &ForwardPolicy,

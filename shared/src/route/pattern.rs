@@ -1,17 +1,4 @@
 //! Route patterns: `/users/{id}`, `/files/*/meta`, `/static/*`.
-//!
-//! A pattern is an absolute path of `/`-separated segments:
-//!
-//! - a literal segment matches exactly that text (case-sensitive, compared
-//!   with the raw, still percent-encoded request path);
-//! - `{name}` matches exactly one non-empty segment and captures it as `name`;
-//! - `*` in the middle matches exactly one non-empty segment without capturing;
-//! - a trailing `*` matches the rest of the path, zero or more segments, so
-//!   `/static/*` matches `/static`, `/static/` and `/static/a/b.css`.
-//!
-//! `/` alone matches only the root. Empty segments (`//`, a trailing `/`) are
-//! rejected: patterns match paths exactly, so `/users` does not match
-//! `/users/`; use `/users/*` to match everything below.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -46,7 +33,20 @@ pub enum Segment {
     Any,
 }
 
-/// A parsed route pattern; see the [module docs](self) for the syntax.
+/// A parsed route pattern.
+///
+/// A pattern is an absolute path of `/`-separated segments:
+///
+/// - a literal segment matches exactly that text (case-sensitive, compared
+///   with the raw, still percent-encoded request path);
+/// - `{name}` matches exactly one non-empty segment and captures it as `name`;
+/// - `*` in the middle matches exactly one non-empty segment without capturing;
+/// - a trailing `*` matches the rest of the path, zero or more segments, so
+///   `/static/*` matches `/static`, `/static/` and `/static/a/b.css`.
+///
+/// `/` alone matches only the root. Empty segments (`//`, a trailing `/`) are
+/// rejected: patterns match paths exactly, so `/users` does not match
+/// `/users/`; use `/users/*` to match everything below.
 ///
 /// `Display` prints the pattern exactly as it was written, so config files
 /// round-trip; serde uses the same string form.
@@ -137,7 +137,7 @@ pub enum PatternError {
 }
 
 impl RoutePattern {
-    /// Parses a pattern; see the [module docs](self) for the syntax.
+    /// Parses a pattern; see [`RoutePattern`] for the syntax.
     pub fn parse(pattern: &str) -> Result<Self, PatternError> {
         if pattern.is_empty() {
             return Err(PatternError::Empty);

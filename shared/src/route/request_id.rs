@@ -1,12 +1,4 @@
-//! The request id: one opaque string per request, in every log line, problem
-//! body and forwarded request, so a request can be traced end to end.
-//!
-//! A well-formed incoming `x-request-id` is reused (a client or an upstream
-//! proxy may already have assigned one). Anything else is replaced by a fresh
-//! UUID v4 built from random bytes the caller supplies (this crate has no
-//! randomness of its own). "Well-formed" is deliberately narrow, 1 to 128
-//! characters from `[A-Za-z0-9._:-]`, so an id can never inject a header,
-//! forge a log line or smuggle markup.
+//! The request id.
 
 use std::fmt;
 
@@ -18,7 +10,18 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest incoming request id that is reused.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// A validated request id; see the [module docs](self).
+/// A validated request id: one opaque string per request, in every log
+/// line, problem body and forwarded request, so a request can be traced end
+/// to end.
+///
+/// body and forwarded request, so a request can be traced end to end.
+///
+/// A well-formed incoming `x-request-id` is reused (a client or an upstream
+/// proxy may already have assigned one). Anything else is replaced by a fresh
+/// UUID v4 built from random bytes the caller supplies (this crate has no
+/// randomness of its own). "Well-formed" is deliberately narrow, 1 to 128
+/// characters from `[A-Za-z0-9._:-]`, so an id can never inject a header,
+/// forge a log line or smuggle markup.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);
 

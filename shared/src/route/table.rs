@@ -1,24 +1,4 @@
 //! The route table: which configured route a request goes to.
-//!
-//! Routes are tried in config order and the FIRST match wins. Rather than
-//! testing every route in turn, the table is a trie over path segments: each
-//! node has its literal children in a `BTreeMap`, one child for "any single
-//! segment" (`{name}` and `*` share it; captures are per route), and two
-//! terminals, for routes that end at the node and for routes whose trailing
-//! `*` starts there. Matching walks the trie along the request path and keeps,
-//! per method, the lowest route index seen at any terminal it reaches, so its
-//! cost depends on the path's depth (and the branching it meets), not on how
-//! many routes there are. Every trie node is visited at most once per lookup.
-//!
-//! `HEAD`: a route that allows HEAD (or any method) wins; only if no route
-//! for the path does, the request goes to the first route allowing `GET`, as
-//! HTTP lets a server answer HEAD like GET. `Allow` lists include HEAD
-//! whenever they include GET.
-//!
-//! Paths are matched raw: no percent-decoding, so `/a%2Fb` is one segment,
-//! and anything from `?` on is ignored. Absurd paths (see
-//! [`MAX_PATH_LEN`](super::pattern::MAX_PATH_LEN),
-//! [`MAX_PATH_SEGMENTS`](super::pattern::MAX_PATH_SEGMENTS)) are `NotFound`.
 
 use std::collections::BTreeMap;
 
@@ -223,7 +203,27 @@ impl RouteTable {
         self.routes.get(index).map(|(m, _)| m.as_slice())
     }
 
-    /// Finds the route for a request; see the [module docs](self).
+    /// Finds the route for a request.
+    ///
+    /// Routes are tried in config order and the FIRST match wins. Rather than
+    /// testing every route in turn, the table is a trie over path segments: each
+    /// node has its literal children in a `BTreeMap`, one child for "any single
+    /// segment" (`{name}` and `*` share it; captures are per route), and two
+    /// terminals, for routes that end at the node and for routes whose trailing
+    /// `*` starts there. Matching walks the trie along the request path and keeps,
+    /// per method, the lowest route index seen at any terminal it reaches, so its
+    /// cost depends on the path's depth (and the branching it meets), not on how
+    /// many routes there are. Every trie node is visited at most once per lookup.
+    ///
+    /// `HEAD`: a route that allows HEAD (or any method) wins; only if no route
+    /// for the path does, the request goes to the first route allowing `GET`, as
+    /// HTTP lets a server answer HEAD like GET. `Allow` lists include HEAD
+    /// whenever they include GET.
+    ///
+    /// Paths are matched raw: no percent-decoding, so `/a%2Fb` is one segment,
+    /// and anything from `?` on is ignored. Absurd paths (see
+    /// [`MAX_PATH_LEN`](super::MAX_PATH_LEN),
+    /// [`MAX_PATH_SEGMENTS`](super::MAX_PATH_SEGMENTS)) are `NotFound`.
     pub fn match_request(&self, method: Method, path: &str) -> RouteMatch {
         let Some(segs) = split_path(path) else {
             return RouteMatch::NotFound;

@@ -1,20 +1,4 @@
 //! The origin URL a matched request is forwarded to.
-//!
-//! `upstream_url(base, strip_prefix, path, query)`: take the request path,
-//! remove the route's `strip_prefix` (only on a segment boundary), append it
-//! to the base URL's path with exactly one `/` between them, and keep the raw
-//! query byte-for-byte:
-//!
-//! | base                    | strip_prefix | request          | upstream                     |
-//! |-------------------------|--------------|------------------|------------------------------|
-//! | `https://o.example/base`| –            | `/users?a=1`     | `https://o.example/base/users?a=1` |
-//! | `https://o.example/base/`| `/api`      | `/api/users`     | `https://o.example/base/users` |
-//! | `https://o.example`     | `/api`       | `/api`           | `https://o.example/`         |
-//!
-//! The path and query are never silently rewritten: if URL parsing would
-//! change them (dot segments that could climb out of the base path, a
-//! backslash, characters that must be percent-encoded), the result is an
-//! error instead, so the origin sees exactly what the client sent.
 
 use url::Url;
 
@@ -90,7 +74,23 @@ impl UpstreamError {
     }
 }
 
-/// Builds the origin URL for a request; see the [module docs](self).
+/// Builds the origin URL for a request.
+///
+/// `upstream_url(base, strip_prefix, path, query)`: take the request path,
+/// remove the route's `strip_prefix` (only on a segment boundary), append it
+/// to the base URL's path with exactly one `/` between them, and keep the raw
+/// query byte-for-byte:
+///
+/// | base                    | strip_prefix | request          | upstream                     |
+/// |-------------------------|--------------|------------------|------------------------------|
+/// | `https://o.example/base`| –            | `/users?a=1`     | `https://o.example/base/users?a=1` |
+/// | `https://o.example/base/`| `/api`      | `/api/users`     | `https://o.example/base/users` |
+/// | `https://o.example`     | `/api`       | `/api`           | `https://o.example/`         |
+///
+/// The path and query are never silently rewritten: if URL parsing would
+/// change them (dot segments that could climb out of the base path, a
+/// backslash, characters that must be percent-encoded), the result is an
+/// error instead, so the origin sees exactly what the client sent.
 ///
 /// `path` is the raw request path (no query); `raw_query` the raw query
 /// without its `?` (`Some("")` for a bare `?`, which is kept).

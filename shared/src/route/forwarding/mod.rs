@@ -1,23 +1,4 @@
 //! Client-address and proxy headers toward the origin.
-//!
-//! A client can send any header, so headers that claim to say who the
-//! client is or what it asked for ([`CLIENT_FORWARDING_HEADERS`]) are
-//! removed from what the origin gets, in every spelling a CGI-style origin
-//! would read the same way (case, `_` for `-`), unless the route lists them
-//! in `forward_client_headers`. The gateway then sets its own, from what it
-//! knows:
-//!
-//! - `X-Forwarded-For: <client ip>` and RFC 7239
-//!   `Forwarded: for=<client ip>;proto=<scheme>` (IPv6 quoted and
-//!   bracketed, §6), the client IP taken from `CF-Connecting-IP`, which
-//!   Cloudflare sets. Without a valid one (e.g. in local development),
-//!   `X-Forwarded-For` is not sent and `Forwarded` says `for=unknown`. When
-//!   the route passes the client's own `X-Forwarded-For` or `Forwarded` on,
-//!   the gateway's entry is appended to it, as a proxy adds itself to a chain;
-//! - `X-Forwarded-Proto: <scheme>` of the URL the client called, unless the
-//!   client's is passed on;
-//! - the trace headers ([`crate::trace::TraceContext::headers`]), replacing
-//!   any the client sent.
 
 use std::net::IpAddr;
 
@@ -119,7 +100,26 @@ pub fn is_client_forwarding_header(name: &str) -> bool {
         .any(|h| same_header(name, h))
 }
 
-/// Applies the [module's](self) rules to `headers` (already filtered by
+/// A client can send any header, so headers that claim to say who the
+/// client is or what it asked for ([`CLIENT_FORWARDING_HEADERS`]) are
+/// removed from what the origin gets, in every spelling a CGI-style origin
+/// would read the same way (case, `_` for `-`), unless the route lists them
+/// in `forward_client_headers`. The gateway then sets its own, from what it
+/// knows:
+///
+/// - `X-Forwarded-For: <client ip>` and RFC 7239
+///   `Forwarded: for=<client ip>;proto=<scheme>` (IPv6 quoted and
+///   bracketed, §6), the client IP taken from `CF-Connecting-IP`, which
+///   Cloudflare sets. Without a valid one (e.g. in local development),
+///   `X-Forwarded-For` is not sent and `Forwarded` says `for=unknown`. When
+///   the route passes the client's own `X-Forwarded-For` or `Forwarded` on,
+///   the gateway's entry is appended to it, as a proxy adds itself to a chain;
+/// - `X-Forwarded-Proto: <scheme>` of the URL the client called, unless the
+///   client's is passed on;
+/// - the trace headers ([`crate::trace::TraceContext::headers`]), replacing
+///   any the client sent.
+///
+/// This applies those rules to `headers` (already filtered by
 /// [`forwarded_headers`](super::forwarded_headers)): `allowed` lists the
 /// [`CLIENT_FORWARDING_HEADERS`] the route passes through (lower case),
 /// `trace` the trace headers to send.
