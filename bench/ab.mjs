@@ -23,6 +23,7 @@
 //
 // A is build/ (this tree), B is OTHER/build. A measurement, not a test.
 import { runWrk, wrkVersion } from "./lib/load.mjs";
+import { PATHS as ALL_PATHS } from "./lib/paths.mjs";
 import { childPids, cpuMs, load } from "./lib/proc.mjs";
 import { startJwks, startOrigin } from "./lib/servers.mjs";
 import { round, spread } from "./lib/stats.mjs";
@@ -44,20 +45,7 @@ const ROUNDS = Number(opt("rounds", 6));
 const SECONDS = Math.max(1, Math.round(Number(opt("seconds", 2))));
 const PORT = Number(opt("port-base", 8731));
 if (!Number.isInteger(PORT) || PORT < 1024 || PORT > 65000) throw new Error(`--port-base ${opt("port-base")}: a port from 1024 to 65000`);
-const PATHS = [
-  { key: "not-found", path: "/nowhere/item", mode: "none", status: 404 },
-  { key: "proxy", path: "/proxy/item", mode: "none" },
-  { key: "apikey", path: "/apikey/item", mode: "apikey" },
-  { key: "jwt", path: "/jwt/item", mode: "jwt" },
-  { key: "limited", path: "/limited/item", mode: "jwt" },
-  { key: "miss", path: "/secure/item", mode: "jwt", unique: true },
-  { key: "hit", path: "/secure/item", mode: "jwt", prime: true },
-  { key: "public-hit", path: "/cached/item", mode: "none", prime: true },
-  // Clients that keep their token (see wrk.lua): 8 tokens, one per connection.
-  { key: "jwt-reuse", path: "/jwt/item", mode: "jwt", reuse: 8 },
-  { key: "hit-reuse", path: "/secure/item", mode: "jwt", prime: true, reuse: 8 },
-  { key: "limited-reuse", path: "/limited/item", mode: "jwt", reuse: 8 },
-].filter((p) => !opt("paths", "") || opt("paths", "").split(",").includes(p.key));
+const PATHS = ALL_PATHS.filter((p) => !opt("paths", "") || opt("paths", "").split(",").includes(p.key));
 const log = (...a) => console.error("[bench-ab]", ...a);
 if (!wrkVersion()) throw new Error("wrk is missing: run bash bench/edge.sh once (it installs it) or apt-get install wrk");
 const jsPeer = ["peer", "io-floor"].includes(other) ? other : null;

@@ -23,7 +23,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { randomBytes } from "node:crypto";
 
-import { counted, runWrk, wrkVersion } from "./lib/load.mjs";
+import { counted, prime, runWrk, wrkVersion } from "./lib/load.mjs";
 import { childPids, cpuMs, load, machine, selfCpuMs } from "./lib/proc.mjs";
 import { startJwks, startOrigin } from "./lib/servers.mjs";
 import { round, spread, summary } from "./lib/stats.mjs";
@@ -255,21 +255,6 @@ async function wasmCompile() {
 }
 
 // ---------------------------------------------------------------- throughput and latency
-/** Stores the entries a HIT path serves: one request per subject (private entries are per caller). */
-async function prime({ url, path, mode, apiKey }, pool) {
-  const seen = new Set();
-  for (const { token, subject } of pool) {
-    if (seen.has(subject)) continue;
-    seen.add(subject);
-    const headers = mode === "jwt" ? { authorization: `Bearer ${token}`, "x-bench-key": subject } : mode === "apikey" ? { "x-api-key": apiKey } : {};
-    const res = await fetch(`${url}${path}`, { headers });
-    await res.arrayBuffer();
-    if (res.status !== 200) throw new Error(`priming ${url}${path} answered ${res.status}`);
-    if (mode !== "jwt") break;
-  }
-  await new Promise((resolve) => setTimeout(resolve, 200)); // let the background cache puts land
-}
-
 async function throughput(env) {
   const pids = childPids(/workerd/);
   const results = {}; // worker → path → [runs]

@@ -11,7 +11,8 @@
 //
 // `--peer` profiles the TypeScript peer on the same paths after Tidegate.
 // A measurement, not a test.
-import { runWrk, wrkVersion } from "./lib/load.mjs";
+import { prime, runWrk, wrkVersion } from "./lib/load.mjs";
+import { PATHS as ALL_PATHS } from "./lib/paths.mjs";
 import { analyse, inclusive, openProfiler } from "./lib/profile.mjs";
 import { startJwks, startOrigin } from "./lib/servers.mjs";
 import { tidegateConfig } from "./lib/config.mjs";
@@ -26,18 +27,8 @@ const opt = (name, fallback) => {
 const SECONDS = Math.max(1, Math.round(Number(opt("seconds", 5))));
 const INTERVAL_US = Math.max(10, Number(opt("interval", 50)));
 const TOP = Number(opt("top", 40));
-const PATHS = [
-  { key: "not-found", path: "/nowhere/item", mode: "none" },
-  { key: "proxy", path: "/proxy/item", mode: "none" },
-  { key: "apikey", path: "/apikey/item", mode: "apikey" },
-  { key: "jwt", path: "/jwt/item", mode: "jwt" },
-  { key: "jwt-reuse", path: "/jwt/item", mode: "jwt", reuse: 1 },
-  { key: "limited-reuse", path: "/limited/item", mode: "jwt", reuse: 1 },
-  { key: "miss", path: "/secure/item", mode: "jwt", unique: true },
-  { key: "hit", path: "/secure/item", mode: "jwt", prime: true },
-  { key: "hit-reuse", path: "/secure/item", mode: "jwt", prime: true, reuse: 1 },
-  { key: "public-hit", path: "/cached/item", mode: "none", prime: true },
-].filter((p) => opt("paths", "proxy").split(",").includes(p.key));
+// One sequential client: a repeated-token path keeps one token.
+const PATHS = ALL_PATHS.map((p) => ({ ...p, reuse: p.reuse ? 1 : 0 })).filter((p) => opt("paths", "proxy").split(",").includes(p.key));
 const log = (...a) => console.error("[profile-path]", ...a);
 if (!wrkVersion()) throw new Error("wrk is missing: apt-get install wrk");
 checkBuild();
@@ -69,14 +60,8 @@ try {
     const profiler = await openProfiler(await mf.getInspectorURL(), t.name, INTERVAL_US);
     try {
       for (const p of PATHS) {
-        const base = { url: `http://127.0.0.1:${t.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 1, tokensFile, apiKey: key.key };
-        // HIT paths: one request per subject stores its entry first.
-        if (p.prime) {
-          for (const { token, subject } of p.mode === "jwt" ? pool : [{}]) {
-            const headers = token ? { authorization: `Bearer ${token}`, "x-bench-key": subject } : {};
-            await (await fetch(`${base.url}${p.path}`, { headers })).arrayBuffer();
-          }
-        }
+        const base = { url: `http://127.0.0.1:${t.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse, connections: 1, tokensFile, apiKey: key.key };
+        if (p.prime) await prime(base, pool);
         await runWrk({ ...base, seconds: 2 }); // warm-up: JIT, caches, leases
         await profiler.start();
         const r = await runWrk({ ...base, seconds: SECONDS });

@@ -105,3 +105,22 @@ export async function counted({ url, path, headers, total, concurrency }) {
   agent.destroy();
   return { statuses, elapsedMs };
 }
+
+/**
+ * Stores the entry a HIT path serves: one request per subject of `pool`
+ * (private entries are per subject), or one for a path without tokens; then
+ * a pause for the background cache puts to land. Anything but 200 stops the run.
+ */
+export async function prime({ url, path, mode, apiKey }, pool) {
+  const seen = new Set();
+  for (const { token, subject } of pool) {
+    if (seen.has(subject)) continue;
+    seen.add(subject);
+    const headers = mode === "jwt" ? { authorization: `Bearer ${token}`, "x-bench-key": subject } : mode === "apikey" ? { "x-api-key": apiKey } : {};
+    const res = await fetch(`${url}${path}`, { headers });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`priming ${url}${path} answered ${res.status}`);
+    if (mode !== "jwt") break;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200)); // let the background cache puts land
+}
