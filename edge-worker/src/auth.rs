@@ -40,8 +40,7 @@ pub async fn authenticate(
     match result {
         Ok(identity) => {
             if let Some(id) = &identity {
-                flow.log.subject = Some(id.subject.clone());
-                flow.log.key_id = id.key_id.clone();
+                flow.log.note_caller(id);
             }
             Ok(identity)
         }
@@ -81,8 +80,7 @@ fn taken_over(
     let identity = found.identity?;
     flow.timings.add(Phase::Auth, 0);
     flow.log.auth_cache = found.token_cache.map(TokenCacheUse::label);
-    flow.log.subject = Some(identity.subject.clone());
-    flow.log.key_id = identity.key_id.clone();
+    flow.log.note_caller(&identity);
     Some(identity)
 }
 

@@ -304,8 +304,7 @@ impl Planned {
         flow.timings.add(Phase::Auth, auth_ms);
         flow.log.auth_cache = token_cache.map(TokenCacheUse::label);
         if let Some(id) = identity {
-            flow.log.subject = Some(id.subject.clone());
-            flow.log.key_id = id.key_id.clone();
+            flow.log.note_caller(id);
         }
         let trusted = identity.map(TrustedIdentity::from);
         let forward = gw.config.forward_policy(route);
@@ -370,25 +369,25 @@ impl FastVerify {
         let Self {
             planned, pending, ..
         } = self;
-        let started = planned.started;
+        let (started, index) = (planned.started, planned.index);
         let gw = Rc::clone(planned.loaded.as_ref().ok()?);
         // The full path checks the claims and remembers the token at the
         // time its authentication began.
         let verified = pending.finish(valid, started)?;
         let auth_ms = now_ms().saturating_sub(started);
-        let route_name = gw.config.routes.get(planned.index)?.name.clone();
         let proxy = planned.proceed(Some(verified.identity()), verified.token_cache(), auth_ms);
         count_verified(proxy.is_some());
         let Some(proxy) = proxy else {
             // Declined after a valid signature (a lease with no room): the
             // full path takes the verification over.
+            let route = gw.config.routes.get(index)?;
             if let (Some(digest), Ok(mut map)) =
                 (verified.digest(), gw.handed_over.try_borrow_mut())
             {
                 if map.len() >= MAX_HANDED_OVER {
                     map.clear();
                 }
-                map.insert((digest, route_name), verified);
+                map.insert((digest, route.name.clone()), verified);
             }
             return None;
         };

@@ -3,6 +3,7 @@
 //! string: only ids, names, labels and durations.
 
 use serde::Serialize;
+use tidegate_policy::auth::Identity;
 
 use crate::flow::Timings;
 
@@ -90,6 +91,12 @@ pub struct Durations {
 }
 
 impl LogLine {
+    /// Notes the authenticated caller: its subject and key id.
+    pub fn note_caller(&mut self, identity: &Identity) {
+        self.subject = Some(identity.subject.clone());
+        self.key_id = identity.key_id.clone();
+    }
+
     /// Writes the line, with the phase timings.
     pub fn emit(mut self, timings: &Timings) {
         self.ms = Durations {
