@@ -9,15 +9,18 @@
 //   fetch awaited here, and its response finished by one more; a new bearer
 //   token whose key is held and imported is planned as a `FastVerify`: its
 //   signature checked here with `crypto.subtle.verify`, the answer handed
-//   back with one more synchronous call (`resume`), which gives the proxy
-//   step or sends the request the full way (a bad signature, a refusal).
+//   back with one more synchronous call (`resume`), which gives the next
+//   step or sends the request the full way (a bad signature, a refusal);
+//   a request on a cached route is planned as a `FastLookup`: the entry
+//   looked up here, a fresh one answered by one more call (`serve`), the
+//   rest sent the full way with the lookup handed over.
 //   Every other request goes to the Rust `fetch` unchanged. The binding
 //   `TIDEGATE_FAST_PATH = "off"` sends every request the full way.
 // - It wraps the `Throttle` Durable Object: workerd serves RPC methods only on
 //   classes that extend `DurableObject`, and wasm-bindgen's class cannot. The
 //   wrapper forwards each call to the Rust object, which holds all the logic.
 import { DurableObject } from "cloudflare:workers";
-import Generated, { FastVerify, Throttle as RustThrottle } from "../index.js";
+import Generated, { FastLookup, FastVerify, Throttle as RustThrottle } from "../index.js";
 
 export * from "../index.js";
 
@@ -67,11 +70,48 @@ async function proxied(proxy, request) {
 }
 
 /**
+ * The planned cache lookup: the Cache API's answer for the entry's key
+ * (none when `match` rejects, as the full path reads a failed lookup), then
+ * `serve` answers a fresh entry or gives `undefined`: the full path, handed
+ * the lookup (so it does not look up again).
+ */
+async function looked_up(lookup, request, full) {
+  let key;
+  try {
+    key = lookup.key;
+  } catch (error) {
+    return failed(error);
+  }
+  let found;
+  try {
+    found = await caches.default.match(key);
+  } catch {
+    found = undefined;
+  }
+  let answer;
+  try {
+    answer = lookup.serve(found, request);
+  } catch (error) {
+    return failed(error);
+  }
+  return answer === undefined ? full() : answer;
+}
+
+/** The step after the plan (or after `resume`): run, or the full path. */
+function next(step, request, full) {
+  if (step instanceof FastLookup) return looked_up(step, request, full);
+  if (step instanceof FastVerify) return verified(step, request, full);
+  if (step !== undefined) return proxied(step, request);
+  return full();
+}
+
+/**
  * The planned request whose token's signature is checked here: WebCrypto
  * answers, `resume` finishes the plan with the answer (false when verify
- * threw or rejected) and gives the proxy step, or `undefined` for the full
- * path, which checks the token again and renders any refusal. A throw or
- * trap of the wasm calls (the getters, `resume`) is the fast path's 500.
+ * threw or rejected) and gives the next step (a proxy or a cache lookup),
+ * or `undefined` for the full path, which checks the token again and
+ * renders any refusal. A throw or trap of the wasm calls (the getters,
+ * `resume`) is the fast path's 500.
  */
 async function verified(step, request, full) {
   let args;
@@ -86,13 +126,13 @@ async function verified(step, request, full) {
   } catch {
     valid = false;
   }
-  let proxy;
+  let after;
   try {
-    proxy = step.resume(valid);
+    after = step.resume(valid);
   } catch (error) {
     return failed(error);
   }
-  return proxy === undefined ? full() : proxied(proxy, request);
+  return next(after, request, full);
 }
 
 export default class Tidegate extends Generated {
@@ -105,8 +145,7 @@ export default class Tidegate extends Generated {
       } catch (error) {
         return failed(error);
       }
-      if (step instanceof FastVerify) return verified(step, request, () => super.fetch(request));
-      if (step !== undefined) return proxied(step, request);
+      return next(step, request, () => super.fetch(request));
     }
     return super.fetch(request);
   }

@@ -18,12 +18,12 @@
 //!   calls this isolate made and the rate-limited requests it checked since
 //!   it started (how much leases save; per isolate, so a test or benchmark
 //!   reads it from the isolate it loads)
-//! - `GET stats/fast-path`: `{"verified":…,"verified_then_declined":…}`,
-//!   the new bearer tokens this isolate verified on the synchronous fast
-//!   path (`crate::fast`) and answered there, and those it verified and then
-//!   left to the full path (a lease with no room), and how many of those the
-//!   full path took over without verifying again (`taken_over`), since it
-//!   started (per isolate, as `stats/limiter`)
+//! - `GET stats/fast-path`: what this isolate's synchronous fast path
+//!   (`crate::fast`) did since it started (`crate::fast::FastPathStats`:
+//!   new bearer tokens verified and answered, verified and then left to
+//!   the full path, and of those taken over without verifying again; fresh
+//!   cache entries answered, and lookups handed to the full path), per
+//!   isolate, as `stats/limiter`
 //! - `keys`, `keys/{id}`, `keys/{id}/rotate`, `keys/{id}/revoke`: the KV
 //!   key store ([`crate::keystore`])
 //!
@@ -117,12 +117,7 @@ pub async fn handle(
             ))
         }
         ("stats/fast-path", Method::Get) => {
-            let (verified, declined) = crate::fast::verified_counts();
-            Ok(response::json(&json!({
-                "verified": verified,
-                "verified_then_declined": declined,
-                "taken_over": crate::fast::taken_over_count(),
-            })))
+            Ok(response::json(&crate::fast::FastPathStats::now()))
         }
         ("config", Method::Get) => match loaded {
             Ok(gw) => {

@@ -39,7 +39,9 @@ use crate::flow::{now_ms, Phase, Timings};
 use crate::log::LogLine;
 use crate::proxy;
 use crate::response::{header_list, rebuild, with_header, HeaderList};
-use entry::{Entry, Refreshed};
+use entry::Refreshed;
+
+pub use entry::Entry;
 use flight::Flight;
 use store::{keep, keep_refreshed, revalidate};
 
@@ -118,6 +120,20 @@ pub struct ClientRequest<'a> {
     /// The request body, forwarded when the cache is bypassed (GET and HEAD,
     /// the only cached methods, have none).
     pub body: Option<JsValue>,
+    /// The fast path's lookup for this request, when it made one and left
+    /// the request to the full path (`crate::fast`).
+    pub matched: Option<HandedMatch>,
+}
+
+/// A Cache API lookup the fast path made and handed to the full path,
+/// which answers from it instead of looking up again.
+pub struct HandedMatch {
+    /// The key looked up.
+    pub key: String,
+    /// The stored response found under it, if any.
+    pub found: Option<worker::web_sys::Response>,
+    /// How long the lookup took, ms.
+    pub lookup_ms: u64,
 }
 
 /// Where an entry goes: the route (for the purge index), its rule and key.
@@ -163,9 +179,18 @@ pub async fn serve(
     };
     let head = client.method == "HEAD";
 
-    let stored = timings
-        .time(Phase::Cache, Entry::lookup(&slot.key, rule))
-        .await;
+    // The fast path's lookup of this very key, if it made one.
+    let stored = match client.matched.as_ref().filter(|m| m.key == slot.key) {
+        Some(matched) => {
+            timings.add(Phase::Cache, matched.lookup_ms);
+            matched.found.clone().map(|raw| Entry::from_raw(raw, rule))
+        }
+        None => {
+            timings
+                .time(Phase::Cache, Entry::lookup(&slot.key, rule))
+                .await
+        }
+    };
 
     let lookup = before_origin(stored.as_ref().map(|e| &e.check), &plan);
     match (lookup, stored) {

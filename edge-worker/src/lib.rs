@@ -80,21 +80,34 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     let loaded = config::load(&env);
     let headers = header_list(req.headers());
     let (request_id, mut flow) = begin(&loaded, &headers, req.method().to_string(), req.path());
-    let mut resp = match handle(req, headers, &env, &ctx, &loaded, &request_id, &mut flow).await {
+    let resp = match handle(req, headers, &env, &ctx, &loaded, &request_id, &mut flow).await {
         Ok(resp) => resp,
         Err(problem) => response::problem(&problem.with_request_id(request_id.as_str())),
     };
+    deliver(resp, request_id.as_str(), flow, started)
+        .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+/// `resp` as the platform's response, with what every response carries
+/// ([`finish`]; a problem+json 500 if the runtime refuses it), and the log
+/// line written. Errs only when even the problem response is refused.
+fn deliver(
+    mut resp: Response,
+    request_id: &str,
+    mut flow: Flow,
+    started: u64,
+) -> std::result::Result<web_sys::Response, EdgeError> {
     flow.timings.total = Some(now_ms().saturating_sub(started));
-    finish(&mut resp, request_id.as_str(), &flow);
+    finish(&mut resp, request_id, &flow);
     let raw = response::into_raw(resp).or_else(|e| {
-        let problem = flow.fail(e).with_request_id(request_id.as_str());
+        let problem = flow.fail(e).with_request_id(request_id);
         let mut resp = response::problem(&problem);
-        finish(&mut resp, request_id.as_str(), &flow);
+        finish(&mut resp, request_id, &flow);
         response::into_raw(resp)
     });
     flow.log.status = raw.as_ref().map_or(500, web_sys::Response::status);
     flow.log.emit(&flow.timings);
-    raw.map_err(|e| worker::Error::RustError(e.to_string()))
+    raw
 }
 
 /// The request's id and its flow: the id trusted from the request's headers
@@ -249,6 +262,7 @@ async fn gateway(
                 headers: &headers,
                 identity: identity.as_ref(),
                 body,
+                matched: fast::take_handed_match(req.inner()),
             };
             cache::serve(
                 ctx,

@@ -17,8 +17,11 @@ const full = useEdge({ secrets: { TIDEGATE_FAST_PATH: "off" } });
 const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const traceparent = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
 
-/** Headers that differ between any two answers: the clock, timings, the origin's port. */
-const VARYING = new Set(["date", "server-timing"]);
+/**
+ * Headers that differ between any two answers: the clock, timings, and a
+ * cache entry's age (each gateway stored its own, a moment apart).
+ */
+const VARYING = new Set(["date", "server-timing", "age"]);
 
 /** The answer's headers, minus those that vary, as sorted pairs. */
 function headersOf(res: Reply): [string, string][] {
@@ -196,7 +199,9 @@ async function remember(path: string, tokens: Map<Edge, string>, status = 200) {
 const bearerOf = (tokens: Map<Edge, string>) => (edge: Edge) => ({ authorization: `Bearer ${tokens.get(edge)}` });
 
 /** `edge`'s isolate's fast-path counters (`stats/fast-path`). */
-async function fastStats(edge: Edge): Promise<{ verified: number; verified_then_declined: number; taken_over: number }> {
+async function fastStats(
+  edge: Edge,
+): Promise<{ verified: number; verified_then_declined: number; taken_over: number; cache_hits: number; cache_handed_over: number }> {
   const res = await edge.fetch("/__tidegate/stats/fast-path", { headers: { authorization: `Bearer ${edge.adminKey}` } });
   expect(res.status).toBe(200);
   return res.json();
@@ -414,5 +419,118 @@ describe("a limited route whose lease admits at once", () => {
     const { a, log } = await expectSame("/lease/multi", { headers }, {}, () => ({}), true);
     expect(a.status).toBe(429);
     expect(log).toMatchObject({ route: "lease-multi", limiter: "denied" });
+  });
+});
+
+describe("a cached route: a fresh entry answered on the fast path (one Cache API lookup in JS)", () => {
+  /**
+   * Stores `path`'s entry in each gateway (`headers` per gateway) and waits
+   * until it is a HIT. The stored body is the origin's echo of the first
+   * request: the same request id and trace on both gateways.
+   */
+  async function prime(path: string, perEdge: (edge: Edge) => Record<string, string> = () => ({}), behaviour = {}) {
+    const id = `rid-prime-${unique()}`;
+    for (const edge of [fast, full]) {
+      edge.origin.respond(path.split("?")[0] ?? path, behaviour);
+      await poll(
+        () => edge.fetch(path, { headers: { "x-request-id": id, traceparent, ...perEdge(edge) } }),
+        (r) => r.headers.get("x-cache-status") === "HIT",
+        { timeoutMs: 5_000, intervalMs: 30 },
+      );
+    }
+  }
+
+  it("a public HIT, GET and HEAD: the same answer, Age, headers and log line; counted as the fast path's", async () => {
+    const path = `/cache/shared/${unique()}?page=2`;
+    await prime(path, () => ({}), { etag: '"v1"', headers: { "x-origin-says": "stored" } });
+    const before = await fastStats(fast);
+    const { a, log } = await expectSame(path);
+    expect(a.status).toBe(200);
+    expect(a.headers.get("x-cache-status")).toBe("HIT");
+    expect(a.headers.get("x-origin-says")).toBe("stored");
+    expect(a.headers.get("age")).toMatch(/^\d+$/);
+    expect(phases(a)).toEqual(["auth", "cache", "total"]);
+    expect(log).toMatchObject({ route: "cache-shared", status: 200, cache: "HIT" });
+    const head = await expectSame(path, { method: "HEAD" });
+    expect(head.a.headers.get("x-cache-status")).toBe("HIT");
+    expect(head.a.text).toBe("");
+    const after = await fastStats(fast);
+    expect(after.cache_hits).toBe(before.cache_hits + 2);
+    expect(after.cache_handed_over).toBe(before.cache_handed_over);
+    expect((await fastStats(full)).cache_hits).toBe(0);
+  });
+
+  it("the client's conditional request met by a fresh entry: 304 on both paths", async () => {
+    const path = `/rfc/origin/${unique()}`;
+    await prime(path, () => ({}), { etag: '"v7"', headers: { "cache-control": "max-age=60" } });
+    const before = await fastStats(fast);
+    // Over node:http: fetch() would add no-cache to a conditional request.
+    const [a, b] = await Promise.all([fast, full].map((edge) => edge.gateway.raw(path, { method: "GET", headers: { "if-none-match": '"v7"' } })));
+    for (const res of [a, b]) {
+      expect(res?.status).toBe(304);
+      expect(res?.headers.get("x-cache-status")).toBe("HIT");
+      expect(res?.headers.get("etag")).toBe('"v7"');
+      expect(res?.text).toBe("");
+    }
+    expect(headersOf(a as Reply).filter(([n]) => n !== "x-request-id")).toEqual(headersOf(b as Reply).filter(([n]) => n !== "x-request-id"));
+    expect((await fastStats(fast)).cache_hits).toBe(before.cache_hits + 1);
+  });
+
+  it("a MISS is handed to the full path with the lookup: one origin request, stored, then a HIT", async () => {
+    const path = `/cache/shared/${unique()}`;
+    const before = await fastStats(fast);
+    const { a, log } = await expectSame(path);
+    expect(a.headers.get("x-cache-status")).toBe("MISS");
+    expect(phases(a)).toEqual(["auth", "cache", "origin", "total"]);
+    expect(log).toMatchObject({ cache: "MISS" });
+    const after = await fastStats(fast);
+    expect(after.cache_handed_over).toBe(before.cache_handed_over + 1);
+    expect(after.cache_hits).toBe(before.cache_hits);
+    expect(fast.origin.requests(path).length).toBe(1);
+  });
+
+  it("a client's no-cache and a stale entry go the full way: revalidated and stale answers match", async () => {
+    const path = `/cache/shared/${unique()}`;
+    await prime(path, () => ({}), { etag: '"n1"' });
+    const revalidated = await expectSame(path, { headers: { "cache-control": "no-cache" } }, { etag: '"n1"' });
+    expect(["REVALIDATED", "MISS"]).toContain(revalidated.a.headers.get("x-cache-status"));
+    const swr = `/cache/swr/${unique()}`;
+    await prime(swr);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const stale = await expectSame(swr);
+    expect(stale.a.headers.get("x-cache-status")).toBe("STALE");
+  });
+
+  it("a private route: a remembered token and a new token each get their own entry; another caller misses", async () => {
+    const sub = unique("sub");
+    const tokens = tokensFor(sub);
+    const path = `/cache/private/${unique()}`;
+    await prime(path, bearerOf(tokens));
+    const hit = await expectSame(path, {}, {}, bearerOf(tokens));
+    expect(hit.a.headers.get("x-cache-status")).toBe("HIT");
+    expect(hit.log).toMatchObject({ route: "cache-private", cache: "HIT", subject: sub, auth_cache: "hit" });
+    // A new token of the same subject: verified on the fast path, the same entry.
+    const before = await fastStats(fast);
+    const fresh = await expectSame(path, {}, {}, bearerOf(tokensFor(sub, { jti: unique("jti") })));
+    expect(fresh.a.headers.get("x-cache-status")).toBe("HIT");
+    expect(fresh.log).toMatchObject({ cache: "HIT", subject: sub, auth_cache: "miss" });
+    const after = await fastStats(fast);
+    expect(after.verified).toBe(before.verified + 1);
+    expect(after.cache_hits).toBe(before.cache_hits + 1);
+    // Another subject, a new token: verified, no entry of its own, the full
+    // path takes the verification and the lookup over.
+    const other = await expectSame(path, {}, {}, bearerOf(tokensFor(unique("sub"))));
+    expect(other.a.headers.get("x-cache-status")).toBe("MISS");
+    const last = await fastStats(fast);
+    expect(last.verified_then_declined).toBe(after.verified_then_declined + 1);
+    expect(last.taken_over).toBe(after.taken_over + 1);
+    expect(last.cache_handed_over).toBe(after.cache_handed_over + 1);
+  });
+
+  it("refusals on a cached route stay the full path's: no token, a bad token", async () => {
+    const path = `/cache/private/${unique()}`;
+    expect((await expectSame(path)).a.status).toBe(401);
+    const bad = tokensBy((edge) => signJwt(rsaKey(edge.rsa.kid), claims(ISSUER, { sub: unique("sub") })));
+    expect((await expectSame(path, {}, {}, bearerOf(bad))).a.status).toBe(401);
   });
 });

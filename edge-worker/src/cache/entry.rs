@@ -17,15 +17,17 @@ use worker::js_sys::{self, ArrayBuffer};
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::ext::CacheStorageExt;
-use worker::{web_sys, Cache, Response};
+use worker::{web_sys, Response};
 
 use crate::error::EdgeError;
-use crate::response::{header_list, rebuild, HeaderList};
+use crate::response::{raw_header_list, rebuild, HeaderList};
 
 /// A looked-up entry and what the policy makes of it now.
 pub struct Entry {
-    /// The stored response (its body unread).
-    pub resp: Response,
+    /// The stored response as the platform gives it (its body unread):
+    /// kept in the platform's type so that an entry the fast path looked
+    /// up can be handed to the full path as it is.
+    raw: web_sys::Response,
     /// Its status (entries are stored as 200s: `STATUS_HEADER`).
     pub status: u16,
     /// Its stored headers.
@@ -37,20 +39,26 @@ pub struct Entry {
 impl Entry {
     /// The entry stored under `key` in this data center, if any.
     pub async fn lookup(key: &str, rule: &CacheRule) -> Option<Self> {
-        let resp = Cache::default().get(key, false).await.ok().flatten()?;
-        Some(Self::from_response(resp, rule))
+        let raw = lookup_raw(key).await?;
+        Some(Self::from_raw(raw, rule))
     }
 
-    /// An entry from a stored response (a coalesced leader's copy).
-    pub fn from_response(resp: Response, rule: &CacheRule) -> Self {
-        let headers = header_list(resp.headers());
+    /// An entry from a stored response (the Cache API's answer, or a
+    /// coalesced leader's copy), judged at this moment.
+    pub fn from_raw(raw: web_sys::Response, rule: &CacheRule) -> Self {
+        let headers = raw_header_list(&raw.headers());
         let check = freshness_from_headers(&headers, rule, crate::flow::now_ms());
         Self {
-            status: stored_status(&headers, resp.status_code()),
-            resp,
+            status: stored_status(&headers, raw.status()),
+            raw,
             headers,
             check,
         }
+    }
+
+    /// The stored response, its body unread.
+    pub fn into_raw(self) -> web_sys::Response {
+        self.raw
     }
 
     /// The stored headers as the origin sent them.
@@ -67,8 +75,13 @@ impl Entry {
         let met = (200..300).contains(&code)
             && client_condition(request, self.view()) == ClientCondition::NotModified;
         match met {
-            true => rebuild(self.resp, 304, &not_modified_headers(&served), false),
-            false => rebuild(self.resp, code, &served, !head),
+            true => rebuild(
+                Response::from(self.raw),
+                304,
+                &not_modified_headers(&served),
+                false,
+            ),
+            false => rebuild(Response::from(self.raw), code, &served, !head),
         }
     }
 
@@ -94,14 +107,14 @@ impl Entry {
         );
         if !refresh_worth_storing(&before, &headers, &lifetimes) {
             let entry = Entry {
-                resp: self.resp,
+                raw: self.raw,
                 status: code,
                 check: freshness_from_headers(&stored.headers, rule, crate::flow::now_ms()),
                 headers: stored.headers,
             };
             return Some(Refreshed::ServeOnly(entry));
         }
-        let body = crate::body::buffer(self.resp).await.ok()?;
+        let body = crate::body::buffer_raw(&self.raw).await.ok()?;
         Some(Refreshed::Store(RefreshedEntry {
             data: EntryData {
                 status: code,
@@ -161,8 +174,18 @@ impl EntryData {
 
     /// The entry it is, to answer from in the current request.
     pub fn to_entry(&self, rule: &CacheRule) -> Result<Entry, EdgeError> {
-        Ok(Entry::from_response(Response::from(self.to_raw()?), rule))
+        Ok(Entry::from_raw(self.to_raw()?, rule))
     }
+}
+
+/// The response stored under `key` in this data center, if any; a failed
+/// lookup counts as none (the origin is asked).
+async fn lookup_raw(key: &str) -> Option<web_sys::Response> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let found = JsFuture::from(global.caches().ok()?.default().match_with_str(key))
+        .await
+        .ok()?;
+    found.dyn_into().ok()
 }
 
 /// Stores `entry` under `key` in this data center's cache; whether it was

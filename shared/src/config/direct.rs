@@ -1,7 +1,7 @@
 //! Which requests the edge may answer on its synchronous fast path: the
-//! origin request is planned and the answer finished by two synchronous
-//! calls, with no Durable Object, Cache API, KV, WebCrypto or `waitUntil`
-//! work in between. The policy owns the rule so the edge cannot drift from
+//! origin request (or the cache lookup) is planned and the answer finished
+//! by synchronous calls, with no Durable Object, KV or `waitUntil` work in
+//! between, and at most one WebCrypto check and one Cache API lookup. The policy owns the rule so the edge cannot drift from
 //! it: every feature that needs asynchronous work of the edge's own takes
 //! the full path.
 
@@ -14,20 +14,33 @@ impl GatewayConfig {
     /// release-health recording, and a safe method that no CORS preflight
     /// and no cache invalidation (RFC 9111 §4.4, unsafe methods only) can
     /// concern. Its caller must still be known at once
-    /// (`auth::authenticate_at_once`): a public route, an API key held in
-    /// memory, or a bearer token the isolate's cache of verified tokens may
-    /// reuse (a token it does not remember needs WebCrypto: the full path).
+    /// (`auth::authenticate_or_pend`): a public route, an API key held in
+    /// memory, a bearer token the isolate's cache of verified tokens may
+    /// reuse, or a new token whose signature alone is left to check.
     pub fn proxies_directly(&self, route: &Route, method: Method) -> bool {
+        self.answers_at_once(route, method) && route.cache.is_none() && self.health.is_none()
+    }
+
+    /// Whether a `method` request matched to `route` may be answered from a
+    /// fresh cache entry with one Cache API lookup and no other
+    /// asynchronous work: a route with a cache rule and otherwise what
+    /// [`Self::proxies_directly`] asks, except release-health recording,
+    /// which only counts origin answers. Anything but a fresh entry (a
+    /// miss, a stale entry, one to revalidate) is then the full path's,
+    /// handed the lookup.
+    pub fn serves_hits_directly(&self, route: &Route, method: Method) -> bool {
+        self.answers_at_once(route, method) && route.cache.is_some()
+    }
+
+    /// What both fast-path answers ask: a safe method, no limit but a
+    /// leased one, no CORS, no identity assertion to sign.
+    fn answers_at_once(&self, route: &Route, method: Method) -> bool {
         let safe = matches!(method, Method::Get | Method::Head);
         let signs = self.assertion.is_some() && route.assert_identity;
         // A limit whose lease is on may admit from the isolate's slices
         // without a call (`throttle::admit_from_leases`, last of the plan's
         // checks); without leases every request asks the object.
         let limit_at_once = route.rate_limit.as_ref().is_none_or(|p| p.lease.is_some());
-        safe && limit_at_once
-            && route.cache.is_none()
-            && route.cors.is_none()
-            && !signs
-            && self.health.is_none()
+        safe && limit_at_once && route.cors.is_none() && !signs
     }
 }

@@ -577,6 +577,51 @@ fn any_asynchronous_feature_takes_the_full_path() {
 }
 
 #[test]
+fn a_cached_route_serves_fresh_hits_directly_for_safe_methods_only() {
+    use crate::route::Method;
+    let route = |tail: &str| {
+        format!("[[routes]]\nname = \"r\"\npath = \"/*\"\nupstream = \"https://origin.example.com\"\nauth = {{ require = \"none\" }}\n{tail}\n")
+    };
+    let cached = parse(&route("cache = { ttl = \"1m\" }")).unwrap();
+    let r = &cached.routes[0];
+    assert!(cached.serves_hits_directly(r, Method::Get));
+    assert!(cached.serves_hits_directly(r, Method::Head));
+    assert!(!cached.proxies_directly(r, Method::Get));
+    for method in [Method::Post, Method::Put, Method::Delete, Method::Options] {
+        assert!(!cached.serves_hits_directly(r, method), "{method:?}");
+    }
+    // A route without a cache rule is the proxy's, not the lookup's.
+    let plain = parse(&route("")).unwrap();
+    assert!(!plain.serves_hits_directly(&plain.routes[0], Method::Get));
+    // CORS and an unleased limit need the full path; a leased limit does not.
+    for (tail, direct) in [
+        ("cache = { ttl = \"1m\" }\ncors = { allow_origins = [\"https://app.example.com\"] }", false),
+        ("cache = { ttl = \"1m\" }\nrate_limit = { limits = [{ name = \"ip\", limit = 5, period = \"1m\", key = \"route\" }], lease = \"off\" }", false),
+        ("cache = { ttl = \"1m\" }\nrate_limit = { limits = [{ name = \"ip\", limit = 5, period = \"1m\", key = \"route\" }] }", true),
+    ] {
+        let config = parse(&route(tail)).unwrap_or_else(|e| panic!("{tail}: {e}"));
+        assert_eq!(
+            config.serves_hits_directly(&config.routes[0], Method::Get),
+            direct,
+            "{tail}"
+        );
+    }
+}
+
+#[test]
+fn release_health_keeps_proxies_but_not_cache_hits_off_the_fast_path() {
+    // Health counts origin answers only; a fresh hit has none.
+    use crate::route::Method;
+    let plain = parse(HEALTH).unwrap();
+    assert!(!plain.proxies_directly(&plain.routes[0], Method::Get));
+    let auth = "auth = { require = \"none\" }\n";
+    let cached =
+        parse(&HEALTH.replacen(auth, &format!("{auth}cache = {{ ttl = \"1m\" }}\n"), 1)).unwrap();
+    assert!(cached.routes[0].cache.is_some());
+    assert!(cached.serves_hits_directly(&cached.routes[0], Method::Get));
+}
+
+#[test]
 fn a_leased_limit_may_proxy_directly() {
     // Its lease may admit at once (`throttle::admit_from_leases` decides per
     // request); leases are on (`auto`) by default.

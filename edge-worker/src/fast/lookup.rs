@@ -1,0 +1,219 @@
+//! The fast path's cache step: on a cached route whose caller is known, JS
+//! looks up the entry's key with the Cache API and hands what it found to
+//! one synchronous call, which answers a fresh entry as the full path
+//! would (`X-Cache-Status: HIT`, `Age`, the client's conditional request,
+//! the lease charged last). Anything else (no entry, an entry that is
+//! stale or must be revalidated, a lease with no room) goes to the full
+//! path with the lookup handed over, so a miss asks the Cache API once.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use tidegate_policy::auth::Identity;
+use tidegate_policy::cache::{
+    before_origin, cache_key as policy_cache_key, check_request, CacheRule, CacheStatus,
+    LookupDecision, RequestParts, RequestPlan, RequestVerdict,
+};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::js_sys::{Array, WeakMap};
+use worker::web_sys;
+
+use super::{Caller, Planned};
+use crate::cache::{Entry, HandedMatch};
+use crate::flow::{now_ms, Phase};
+use crate::throttle;
+
+thread_local! {
+    /// Lookups handed to the full path, by request (the JS object the
+    /// runtime gave both paths): a weak map, so a lookup whose full path
+    /// never ran goes with its request.
+    static HANDED: WeakMap = WeakMap::new();
+    /// Fresh entries answered here, and lookups handed to the full path.
+    static COUNTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// How many fresh entries this isolate answered on the fast path, and how
+/// many lookups it handed to the full path.
+pub(super) fn lookup_counts() -> (u64, u64) {
+    COUNTS.with(Cell::get)
+}
+
+fn count(answered: bool) {
+    COUNTS.with(|n| {
+        let (a, h) = n.get();
+        n.set(if answered {
+            (a.saturating_add(1), h)
+        } else {
+            (a, h.saturating_add(1))
+        });
+    });
+}
+
+/// The lookup the fast path made for `request` and left to the full path,
+/// if any (taken: a second call finds none).
+pub fn take_handed_match(request: &web_sys::Request) -> Option<HandedMatch> {
+    let held = HANDED.with(|map| {
+        let held = map.get(request);
+        map.delete(request);
+        held
+    });
+    let held: Array = held.dyn_into().ok()?;
+    Some(HandedMatch {
+        key: held.get(0).as_string()?,
+        found: held.get(1).dyn_into().ok(),
+        lookup_ms: held.get(2).as_f64().map_or(0, |ms| ms as u64),
+    })
+}
+
+/// Hands `lookup` to `request`'s full path.
+fn hand_over(request: &web_sys::Request, lookup: HandedMatch) {
+    let found = lookup.found.map_or(JsValue::NULL, JsValue::from);
+    let held = Array::of3(
+        &JsValue::from_str(&lookup.key),
+        &found,
+        &JsValue::from_f64(lookup.lookup_ms as f64),
+    );
+    HANDED.with(|map| {
+        map.set(request, &held);
+    });
+}
+
+/// The cache key for a planned request on a route with `rule`, and the
+/// request's cache plan, as the full path's `cache::serve` finds them;
+/// `None` when the request may not use the cache (the full path bypasses
+/// it).
+pub(super) fn cache_key(
+    planned: &Planned,
+    rule: &CacheRule,
+    identity: Option<&Identity>,
+) -> Option<(String, RequestPlan)> {
+    let RequestVerdict::Cache(plan) =
+        check_request(&planned.method, &planned.headers, identity.is_some())
+    else {
+        return None;
+    };
+    let caller = identity.map(Identity::qualified_subject);
+    let parts = RequestParts {
+        method: &planned.method,
+        scheme: &planned.scheme,
+        host: &planned.host,
+        path: &planned.path,
+        query: planned.query.as_deref(),
+        headers: &planned.headers,
+        identity: caller.as_deref(),
+    };
+    let key = policy_cache_key(rule, &parts).ok()?.to_url();
+    Some((key, plan))
+}
+
+/// A planned lookup on a cached route: JS awaits the Cache API's `match`
+/// of [`Self::key`] and hands what it found to [`Self::serve`].
+#[wasm_bindgen]
+pub struct FastLookup {
+    planned: Planned,
+    caller: Caller,
+    /// The entry's key URL.
+    key: String,
+    /// The request's cache plan (the client's directives).
+    plan: RequestPlan,
+}
+
+impl FastLookup {
+    pub(super) fn new(planned: Planned, caller: Caller, key: String, plan: RequestPlan) -> Self {
+        Self {
+            planned,
+            caller,
+            key,
+            plan,
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl FastLookup {
+    /// The key URL to look up in `caches.default`.
+    #[wasm_bindgen(getter)]
+    pub fn key(&self) -> String {
+        self.key.clone()
+    }
+
+    /// The answer for what the Cache API `found` under the key (`null` or
+    /// `undefined`: nothing): a fresh entry's response, with the log line
+    /// written; or `undefined`: the full path, handed the lookup for
+    /// `request` (and a new token's verification), nothing charged. Errs
+    /// only when even the problem response cannot be built.
+    pub fn serve(
+        self,
+        found: Option<web_sys::Response>,
+        request: &web_sys::Request,
+    ) -> Result<Option<web_sys::Response>, JsValue> {
+        let now = now_ms();
+        let lookup_ms = now.saturating_sub(self.planned.started);
+        let Self {
+            planned,
+            caller,
+            key,
+            plan,
+        } = self;
+        // Cannot fail: the plan found the same route in the same config.
+        let Ok(gw) = planned.loaded.as_ref().map(Rc::clone) else {
+            return Ok(None);
+        };
+        let Some((route, Some(rule))) = gw
+            .config
+            .routes
+            .get(planned.index)
+            .map(|r| (r, r.cache.as_ref()))
+        else {
+            return Ok(None);
+        };
+        let entry = found.map(|raw| Entry::from_raw(raw, rule));
+        let fresh = entry
+            .as_ref()
+            .is_some_and(|e| before_origin(Some(&e.check), &plan) == LookupDecision::ServeHit);
+        let decline = |entry: Option<Entry>, caller: Caller| {
+            caller.declined(&gw, route);
+            count(false);
+            let found = entry.map(Entry::into_raw);
+            hand_over(
+                request,
+                HandedMatch {
+                    key,
+                    found,
+                    lookup_ms,
+                },
+            );
+            Ok(None)
+        };
+        let entry = match entry {
+            Some(entry) if fresh => entry,
+            other => return decline(other, caller),
+        };
+        let (request_id, mut flow) = planned.flow(route, &caller);
+        // Last before answering: the lease, charged only for a request
+        // answered here.
+        let identity = caller.identity();
+        if throttle::at_once(
+            &gw,
+            route,
+            identity,
+            &planned.headers,
+            &mut flow,
+            planned.started,
+        )
+        .is_none()
+        {
+            return decline(Some(entry), caller);
+        }
+        flow.timings.add(Phase::Cache, lookup_ms);
+        flow.log.cache = Some(CacheStatus::Hit.as_str());
+        let head = planned.method == "HEAD";
+        let resp = entry.answer(CacheStatus::Hit, &planned.headers, head);
+        caller.admitted(&gw, planned.started);
+        count(true);
+        crate::deliver(resp, request_id.as_str(), flow, planned.started)
+            .map(Some)
+            .map_err(|e| JsValue::from_str(&e.to_string()))
+    }
+}
