@@ -116,9 +116,7 @@ pub async fn handle(
                 &json!({ "calls": calls, "requests": requests }),
             ))
         }
-        ("stats/fast-path", Method::Get) => {
-            Ok(response::json(&crate::fast::FastPathStats::now()))
-        }
+        ("stats/fast-path", Method::Get) => Ok(response::json(&crate::fast::FastPathStats::now())),
         ("config", Method::Get) => match loaded {
             Ok(gw) => {
                 let shown = serde_json::to_value(gw.config.redacted()).unwrap_or_default();
