@@ -205,6 +205,21 @@ pub fn from_buffer(
     web_sys::Response::new_with_opt_buffer_source_and_init(body.map(AsRef::as_ref), &init).ok()
 }
 
+/// A JS response of `status` with exactly `headers` (built in one call into
+/// JS) and `body`, a stream passed on unread (dropped on a null-body
+/// status). `None` if the runtime refuses it.
+pub fn from_stream(
+    body: Option<web_sys::ReadableStream>,
+    status: u16,
+    headers: &[(String, String)],
+) -> Option<web_sys::Response> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers_from(headers).0);
+    let body = body.filter(|_| !null_body_status(status));
+    web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init).ok()
+}
+
 /// Statuses whose responses cannot carry a body (Fetch standard).
 fn null_body_status(status: u16) -> bool {
     matches!(status, 101 | 204 | 205 | 304)

@@ -85,6 +85,30 @@ impl Entry {
         }
     }
 
+    /// [`Self::answer`] as the platform's response, with `last` set over
+    /// its headers (replacing same-named ones, as `response::finish` does),
+    /// built with one call into JS for the headers and one for the
+    /// response: the fast path's HIT. `None` if the runtime refuses it.
+    pub fn answer_raw(
+        self,
+        status: CacheStatus,
+        request: &HeaderList,
+        head: bool,
+        last: &[(&str, &str)],
+    ) -> Option<web_sys::Response> {
+        let code = self.status;
+        let served = prepare_for_serving(&self.headers, self.check.age, status);
+        let met = (200..300).contains(&code)
+            && client_condition(request, self.view()) == ClientCondition::NotModified;
+        let (code, mut headers, body) = match met {
+            true => (304, not_modified_headers(&served), None),
+            false => (code, served, (!head).then(|| self.raw.body()).flatten()),
+        };
+        headers.retain(|(name, _)| !last.iter().any(|(l, _)| l.eq_ignore_ascii_case(name)));
+        headers.extend(last.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
+        crate::response::from_stream(body, code, &headers)
+    }
+
     /// The entry after the origin's 304 (RFC 9111 §4.3.4): its headers
     /// updated from the 304's, its age and lifetime counted from now, its
     /// body the stored one (read from the cache, never from the origin).

@@ -14,6 +14,7 @@ use tidegate_policy::cache::{
     before_origin, cache_key as policy_cache_key, check_request, CacheRule, CacheStatus,
     LookupDecision, RequestParts, RequestPlan, RequestVerdict,
 };
+use tidegate_policy::route::REQUEST_ID_HEADER;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::js_sys::{Array, WeakMap};
@@ -21,8 +22,9 @@ use worker::web_sys;
 
 use super::{Caller, Planned};
 use crate::cache::{Entry, HandedMatch};
+use crate::error::EdgeError;
 use crate::flow::{now_ms, Phase};
-use crate::throttle;
+use crate::{response, throttle};
 
 thread_local! {
     /// Lookups handed to the full path, by request (the JS object the
@@ -208,12 +210,44 @@ impl FastLookup {
         }
         flow.timings.add(Phase::Cache, lookup_ms);
         flow.log.cache = Some(CacheStatus::Hit.as_str());
-        let head = planned.method == "HEAD";
-        let resp = entry.answer(CacheStatus::Hit, &planned.headers, head);
         caller.admitted(&gw, planned.started);
         count(true);
-        crate::deliver(resp, request_id.as_str(), flow, planned.started)
-            .map(Some)
-            .map_err(|e| JsValue::from_str(&e.to_string()))
+        // As the full path's `finish`: the rate-limit headers, then the
+        // request id and timings, over the entry's.
+        flow.timings.total = Some(now_ms().saturating_sub(planned.started));
+        let timing = flow.timings.header();
+        let mut last: Vec<(&str, &str)> = flow
+            .extra
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        last.push((REQUEST_ID_HEADER, request_id.as_str()));
+        last.push(("server-timing", timing.as_str()));
+        let head = planned.method == "HEAD";
+        let stored_status = entry.status;
+        match entry.answer_raw(CacheStatus::Hit, &planned.headers, head, &last) {
+            Some(raw) => {
+                flow.log.status = raw.status();
+                flow.log.emit(&flow.timings);
+                Ok(Some(raw))
+            }
+            // The runtime refused the entry's response: the full path's
+            // problem+json for it.
+            None => {
+                let refused = EdgeError::ResponseRefused {
+                    status: stored_status,
+                    reason: "the runtime refused a stored entry's response".to_owned(),
+                };
+                let problem = flow.fail(refused).with_request_id(request_id.as_str());
+                crate::deliver(
+                    response::problem(&problem),
+                    request_id.as_str(),
+                    flow,
+                    planned.started,
+                )
+                .map(Some)
+                .map_err(|e| JsValue::from_str(&e.to_string()))
+            }
+        }
     }
 }
