@@ -4,7 +4,7 @@
 // It re-exports what worker-build generated, with two additions:
 //
 // - The default export extends worker-build's entry class with the
-//   synchronous fast path (edge-worker/src/fast.rs): a request the policy
+//   synchronous fast path (edge-worker/src/fast/): a request the policy
 //   calls a plain proxy is planned by one synchronous wasm call, its origin
 //   fetch awaited here, and its response finished by one more; a new bearer
 //   token whose key is held and imported is planned as a `FastVerify`: its

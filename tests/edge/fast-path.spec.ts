@@ -1,8 +1,8 @@
-// The synchronous fast path (edge-worker/src/fast.rs, driven by shim.mjs)
+// The synchronous fast path (edge-worker/src/fast/, driven by shim.mjs)
 // against the full Rust path: two gateways with the same configuration, one
 // with TIDEGATE_FAST_PATH = "off", asked the same requests (public routes,
-// an API key route without a limiter, and some the fast path declines) with
-// the same request id and trace. Status, headers, body, what the origin
+// an API key route without a limiter, cached routes, and some the fast path
+// declines) with the same request id and trace. Status, headers, body, what the origin
 // received and the log line must match (timings, the date, the origin's port
 // and the new span id aside).
 import { describe, expect, it } from "vitest";
