@@ -229,7 +229,7 @@ pub enum RolloutCommand {
         /// Steps, comma-separated: percentages, PERCENT:approve for a gate, e.g.
         /// 5,25,50:approve,100 (default: the stage's canary_steps).
         #[arg(long, value_delimiter = ',', value_parser = crate::parse_step)]
-        steps: Vec<tidegate_policy::config::file::CanaryStepEntry>,
+        steps: Vec<tidegate_policy::config::CanaryStepEntry>,
         /// Why.
         #[command(flatten)]
         reason: Reason,

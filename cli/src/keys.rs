@@ -35,9 +35,7 @@ pub struct LocalKey {
 pub fn expiry_members(expires: Option<&str>) -> (Option<String>, Option<String>) {
     match expires {
         None => (None, None),
-        Some(e) if tidegate_policy::config::duration::parse(e).is_ok() => {
-            (None, Some(e.to_owned()))
-        }
+        Some(e) if tidegate_policy::config::parse_duration(e).is_ok() => (None, Some(e.to_owned())),
         Some(e) => (Some(e.to_owned()), None),
     }
 }

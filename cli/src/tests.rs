@@ -147,7 +147,7 @@ fn tables_align_on_the_widest_cell() {
 
 #[test]
 fn steps_are_percentages_or_gates() {
-    use tidegate_policy::config::file::CanaryStepEntry;
+    use tidegate_policy::config::CanaryStepEntry;
     assert_eq!(parse_step("25").unwrap(), CanaryStepEntry::Percent(25.0));
     assert_eq!(parse_step("50:approve").unwrap().percent(), 50.0);
     assert!(matches!(parse_step("50:approve").unwrap(), CanaryStepEntry::Gate(g) if g.approve));

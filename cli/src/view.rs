@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::KeySummary;
-use tidegate_policy::config::file::{CanaryGateEntry, CanaryStepEntry};
 use tidegate_policy::config::CanaryStep;
+use tidegate_policy::config::{CanaryGateEntry, CanaryStepEntry};
 use tidegate_policy::rollout::{AlarmReading, Approval, CanarySnapshot, Mark, Pause, Trigger};
 
 /// `GET /stages`.

@@ -29,8 +29,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tidegate_policy::cache::freshness::storage_lifetime;
-use tidegate_policy::cache::key::is_variant_of;
+use tidegate_policy::cache::is_variant_of;
+use tidegate_policy::cache::storage_lifetime;
 use tidegate_policy::cache::{
     cache_key, decode_shard, encode_shard, invalidates, invalidation_targets, shard_max_age,
     shard_of, with_keys, CacheRule, CacheScope, IndexedKey, PendingIndex, RequestParts,

@@ -77,8 +77,8 @@ fuzz_target!(|data: &[u8]| {
 /// The freshness and validation rules on `headers` as a response and as a
 /// request, with times derived from the input.
 fn freshness(rule: &CacheRule, headers: &[(String, String)], seed: u64) {
-    use tidegate_policy::cache::freshness::{origin_headers, prepare_for_serving};
-    use tidegate_policy::cache::validation::{client_condition, refresh_headers};
+    use tidegate_policy::cache::{origin_headers, prepare_for_serving};
+    use tidegate_policy::cache::{client_condition, refresh_headers};
     use tidegate_policy::cache::{
         freshness_from_headers, prepare_for_storage, CacheStatus, Freshness, ResponseHeaders,
         ResponseTiming,

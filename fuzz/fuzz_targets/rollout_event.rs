@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tidegate_policy::rollout::events::{parse_time, MAX_ALARM_NAME};
+use tidegate_policy::rollout::{parse_time, MAX_ALARM_NAME};
 use tidegate_policy::rollout::{parse, Input, LegacyBookkeeping, ManualCommand, StageRecord};
 
 fuzz_target!(|data: &[u8]| {

@@ -287,8 +287,8 @@ impl Aws {
         let mut pages = self
             .cw
             .list_metrics()
-            .namespace(rollout::metrics::NAMESPACE)
-            .metric_name(rollout::metrics::COUNT_METRIC)
+            .namespace(rollout::APIGW_NAMESPACE)
+            .metric_name(rollout::APIGW_COUNT_METRIC)
             .set_dimensions(Some(
                 dims.iter()
                     .map(|(k, v)| DimensionFilter::builder().name(*k).value(*v).build())
@@ -328,13 +328,13 @@ impl Aws {
             .get_metric_data()
             .metric_data_queries(query(
                 "errors",
-                rollout::metrics::ERRORS_METRIC,
-                rollout::metrics::ERRORS_STAT,
+                rollout::APIGW_ERRORS_METRIC,
+                rollout::APIGW_ERRORS_STAT,
             ))
             .metric_data_queries(query(
                 "count",
-                rollout::metrics::COUNT_METRIC,
-                rollout::metrics::COUNT_STAT,
+                rollout::APIGW_COUNT_METRIC,
+                rollout::APIGW_COUNT_STAT,
             ))
             .start_time(DateTime::from_millis(start))
             .end_time(DateTime::from_millis(end))
@@ -394,13 +394,13 @@ impl Aws {
             .get_metric_data()
             .metric_data_queries(query(
                 "requests",
-                rollout::metrics::COUNT_METRIC,
-                rollout::metrics::COUNT_STAT,
+                rollout::APIGW_COUNT_METRIC,
+                rollout::APIGW_COUNT_STAT,
             ))
             .metric_data_queries(query(
                 "errors",
-                rollout::metrics::ERRORS_METRIC,
-                rollout::metrics::ERRORS_STAT,
+                rollout::APIGW_ERRORS_METRIC,
+                rollout::APIGW_ERRORS_STAT,
             ))
             .start_time(start)
             .end_time(end)
@@ -541,7 +541,7 @@ fn metric_query(
     period_secs: u64,
 ) -> MetricDataQuery {
     let mut m = Metric::builder()
-        .namespace(rollout::metrics::NAMESPACE)
+        .namespace(rollout::APIGW_NAMESPACE)
         .metric_name(metric);
     for (k, v) in dims {
         m = m.dimensions(Dimension::builder().name(k).value(v).build());

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tidegate_policy::config::{ManagedStage, RestApiRef};
 use tidegate_policy::rollout::{
-    self, legacy, Decision, LegacyBookkeeping, Signals, StageSnapshot, Trigger,
+    self, Decision, LegacyBookkeeping, Signals, StageSnapshot, Trigger,
 };
 
 use crate::audit::{self, Outcome};
@@ -110,7 +110,7 @@ pub async fn read(
     };
     let key = StageKey::new(&api.id, &stage.stage);
     let mut stored = aws.store.load(&key).await.map_err(|e| e.to_string())?;
-    if stored.version.is_none() && legacy::present(&snapshot.variables) {
+    if stored.version.is_none() && LegacyBookkeeping::present(&snapshot.variables) {
         let (book, errors) = LegacyBookkeeping::decode_or_pause(&snapshot.variables, now_ms);
         for e in &errors {
             tracing::warn!(stage = %key, error = %e, "old bookkeeping unreadable; stage paused");
@@ -180,7 +180,7 @@ async fn migrate_legacy(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let ops = legacy::cleanup_ops(&snapshot.variables);
+    let ops = LegacyBookkeeping::cleanup_ops(&snapshot.variables);
     match aws.update_stage(api, &stage.stage, &ops).await {
         Ok(()) => {
             tracing::info!(stage = %key, removed = ops.len(), "migrated tidegate_* stage variables to the state table")

@@ -67,7 +67,7 @@ use tidegate_policy::auth::{
     Algorithm, AuthRejection, AuthRequirement, CredentialHeaders, Identity, Jwk, KeyProvider,
     NativeVerifier, UnverifiedJwt,
 };
-use tidegate_policy::config::file::CanaryStepEntry;
+use tidegate_policy::config::CanaryStepEntry;
 use tidegate_policy::config::{CanaryStep, Issuer};
 use tidegate_policy::health::StageHealth;
 use tidegate_policy::problem::Problem;
@@ -1003,7 +1003,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 let until_ms = match (&b.duration, command) {
                     (None, _) => None,
                     (Some(d), ManualCommand::Pause) => {
-                        let d = tidegate_policy::config::duration::parse(d)
+                        let d = tidegate_policy::config::parse_duration(d)
                             .map_err(|e| format!("`for`: {e}"))?;
                         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
                         Some(now_ms.saturating_add(ms))

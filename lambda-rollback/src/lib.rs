@@ -23,7 +23,7 @@
 //!
 //! [`RequestContext::PassThrough`]: lambda_http::request::RequestContext::PassThrough
 //! [`rollout::decide`]: tidegate_policy::rollout::decide
-//! [`rollout::events::parse`]: tidegate_policy::rollout::events::parse
+//! [`rollout::events::parse`]: tidegate_policy::rollout::parse
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -252,7 +252,7 @@ impl App {
         };
         let api_name = match (stage.metric_api_name.as_deref(), api.name.as_deref()) {
             (Some(configured), _) => Some(configured.to_owned()),
-            (None, Some(name)) => Some(tidegate_policy::rollout::metrics::api_name_dimension(name)),
+            (None, Some(name)) => Some(tidegate_policy::rollout::api_name_dimension(name)),
             (None, None) => None,
         };
         for (series, dimension) in [

@@ -112,7 +112,7 @@ fn cache_key(c: &mut Criterion<ThreadCpuTime>) {
 /// The policy's work on a cache HIT: classify a stored entry (typical
 /// headers of a JSON API response) and build the headers served from it.
 fn cache_hit_serve(c: &mut Criterion<ThreadCpuTime>) {
-    use tidegate_policy::cache::freshness::{freshness_from_headers, prepare_for_serving};
+    use tidegate_policy::cache::{freshness_from_headers, prepare_for_serving};
     use tidegate_policy::cache::{CacheRule, CacheStatus};
     let rule = CacheRule::new(Duration::from_secs(3600));
     let stored: Vec<(String, String)> = [

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::Value;
 use tidegate_policy::config;
-use tidegate_policy::rollout::events::{AlarmKind, AlarmSource, HttpRequest, HttpVia};
 use tidegate_policy::rollout::{
     decide, parse, stages_watching, Action, AlarmEvent, AlarmReading, AlarmState, CanaryMetrics,
     CanarySnapshot, EventError, Input, RemoveReason, Signals, StageRecord, StageSnapshot,
 };
+use tidegate_policy::rollout::{AlarmKind, AlarmSource, HttpRequest, HttpVia};
 
 const FIXTURES: [(&str, &str); 14] = [
     (

@@ -2,11 +2,11 @@
 //! request evaluated), refreshed by a 304, and written.
 
 use std::time::Duration;
-use tidegate_policy::cache::freshness::{
-    lifetimes, origin_headers, prepare_for_serving, stored_status, STATUS_HEADER,
-};
-use tidegate_policy::cache::validation::{
+use tidegate_policy::cache::{
     client_condition, not_modified_headers, refresh_headers, refresh_worth_storing, ClientCondition,
+};
+use tidegate_policy::cache::{
+    lifetimes, origin_headers, prepare_for_serving, stored_status, STATUS_HEADER,
 };
 
 use tidegate_policy::cache::{

@@ -3,7 +3,7 @@
 //! refresh of stale entries. Each lands the key's flight with what it
 //! stored, so coalesced requests are answered from it.
 
-use tidegate_policy::cache::validation::not_modified_matches;
+use tidegate_policy::cache::not_modified_matches;
 use tidegate_policy::cache::{
     after_origin, announced_length, body_read_limit, check_body, check_response,
     prepare_for_storage, CacheRule, RequestPlan, ResponseTiming, ResponseVerdict, ServeDecision,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use tidegate_policy::cache::freshness::CACHE_STATUS_HEADER;
 use tidegate_policy::cache::CacheStatus;
+use tidegate_policy::cache::CACHE_STATUS_HEADER;
 use tidegate_policy::route::REQUEST_ID_HEADER;
 use url::Url;
 use wasm_bindgen::prelude::*;

@@ -14,8 +14,9 @@ use tidegate_policy::auth::{
 };
 use tidegate_policy::cache::{
     self, after_origin, before_origin, cache_key, check_request, check_response, first_header,
-    freshness::*, CacheRule, CacheStatus, LookupDecision, RequestParts, RequestVerdict,
-    ResponseVerdict, ServeDecision,
+    freshness_from_headers, prepare_for_serving, prepare_for_storage, CacheRule, CacheStatus,
+    LookupDecision, RequestParts, RequestVerdict, ResponseVerdict, ServeDecision,
+    CACHE_STATUS_HEADER,
 };
 use tidegate_policy::config::{GatewayConfig, Issuer, Route};
 use tidegate_policy::problem::Problem;

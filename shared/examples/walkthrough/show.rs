@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::gateway::{Gateway, Request, Response};
 use tidegate_policy::auth::AuthRequirement;
-use tidegate_policy::config::{duration, Route};
+use tidegate_policy::config::{format_duration, Route};
 use tidegate_policy::throttle::LimitKey;
 
 fn paint(code: &str, text: &str) -> String {
@@ -80,7 +80,7 @@ pub fn lookup(gw: &mut Gateway, issuer: &str, kid: &str) -> &'static str {
 
 /// A duration the way the config file writes it: `30s`, `1h30m`.
 pub fn span(d: Duration) -> String {
-    duration::format(d)
+    format_duration(d)
 }
 
 /// A short fingerprint of a secret: the first 8 hex digits of its SHA-256.

@@ -2,7 +2,7 @@
 //! bookkeeping headers stored with it (RFC 9111 §4.2, RFC 5861, RFC 9213).
 //!
 //! When a response arrives, [`prepare_for_storage`] records two facts with
-//! it: when it arrived ([`STORED_AT_HEADER`]) and its corrected initial age
+//! it: when it arrived (`STORED_AT_HEADER`) and its corrected initial age
 //! ([`INITIAL_AGE_HEADER`], §4.2.3: the larger of the apparent age from its
 //! `Date` and the upstream `Age` plus the request's round trip). It sets the
 //! headers the Cache API would act on aside under internal names and gives
@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tidegate_policy::cache::freshness::{freshness_from_headers, prepare_for_storage, ResponseTiming};
+//! use tidegate_policy::cache::{freshness_from_headers, prepare_for_storage, ResponseTiming};
 //! use tidegate_policy::cache::{CacheRule, Freshness};
 //! let rule = CacheRule::new(Duration::from_secs(3600));
 //! let origin = vec![
@@ -96,7 +96,7 @@ pub enum Freshness {
     /// refresh it in the background.
     StaleWhileRevalidate,
     /// Past those but within stale-if-error: go to the origin, and serve this
-    /// only if the origin fails (see [`is_origin_error`]).
+    /// only if the origin fails (see `is_origin_error`).
     StaleIfError,
     /// Too old to serve without asking the origin (with its validators, if
     /// it has any); also every `no-cache` entry.
@@ -334,7 +334,7 @@ fn parse_age(value: &str) -> Option<u64> {
 }
 
 /// Classifies a stored entry by its headers at `now_ms`; one without a
-/// well-formed [`STORED_AT_HEADER`] reads as expired.
+/// well-formed `STORED_AT_HEADER` reads as expired.
 pub fn freshness_from_headers(stored: &Headers, rule: &CacheRule, now_ms: u64) -> FreshnessCheck {
     let headers = ResponseHeaders::stored(stored);
     let expired = FreshnessCheck {

@@ -7,7 +7,7 @@
 //! "already expired", an invalid `If-Modified-Since` is ignored).
 //!
 //! ```
-//! use tidegate_policy::cache::http_date::parse_http_date;
+//! use tidegate_policy::cache::parse_http_date;
 //! let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
 //! assert_eq!(t, Some(784_111_777));
 //! assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), t);

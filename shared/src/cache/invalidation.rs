@@ -73,7 +73,7 @@ pub fn same_origin(a: &Url, b: &Url) -> bool {
 /// The URLs whose stored responses an answer invalidates (RFC 9111 §4.4):
 /// none unless [`invalidates`]; else the request URL, then the same-origin
 /// `Location` and `Content-Location` (first value of each), resolved against
-/// it; fragments dropped, duplicates removed, at most [`MAX_TARGETS`].
+/// it; fragments dropped, duplicates removed, at most `MAX_TARGETS`.
 pub fn invalidation_targets(
     method: &str,
     status: u16,

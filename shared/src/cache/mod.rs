@@ -25,17 +25,17 @@
 //! pairs with case-insensitive names — what a Worker gets from iterating a
 //! `Headers` object.
 
-pub mod cache_control;
-pub mod cacheability;
-pub mod freshness;
-pub mod http_date;
-pub mod invalidation;
-pub mod key;
+mod cache_control;
+mod cacheability;
+mod freshness;
+mod http_date;
+mod invalidation;
+mod key;
 mod purge_index;
-pub mod rule;
-pub mod serve;
-pub mod targeted;
-pub mod validation;
+mod rule;
+mod serve;
+mod targeted;
+mod validation;
 
 pub use cache_control::CacheControl;
 pub use cacheability::{
@@ -43,20 +43,31 @@ pub use cacheability::{
     RequestPlan, RequestVerdict, ResponseVerdict,
 };
 pub use freshness::{
-    freshness_from_headers, prepare_for_serving, prepare_for_storage, storage_lifetime,
-    CacheStatus, Freshness, FreshnessCheck, Lifetimes, ResponseHeaders, ResponseTiming,
-    StoredEntry,
+    freshness_from_headers, lifetimes, origin_headers, parse_stored_at, prepare_for_serving,
+    prepare_for_storage, storage_lifetime, stored_status, CacheStatus, Freshness, FreshnessCheck,
+    Lifetimes, ResponseHeaders, ResponseTiming, StoredEntry, CACHE_STATUS_HEADER, STATUS_HEADER,
 };
+pub use http_date::parse_http_date;
 pub use invalidation::{invalidates, invalidation_targets, is_safe_method};
-pub use key::{cache_key, origin_query, CacheKey, CacheKeyError, RequestParts};
+pub use key::{
+    cache_key, is_variant_of, origin_query, split_key_url, CacheKey, CacheKeyError, RequestParts,
+};
 pub use purge_index::{
     decode_shard, encode_shard, resource_of, shard_max_age, shard_of, with_key, with_keys,
     IndexedKey, PendingIndex, INDEX_BATCH_WINDOW_MS, INDEX_SHARDS, MAX_SHARD_KEYS,
     PURGE_SECOND_PASS_MS,
 };
-pub use rule::{CacheRule, CacheScope, FreshnessSource};
+pub use rule::{
+    CacheRule, CacheScope, FreshnessSource, DEFAULT_MAX_BODY_BYTES, DEFAULT_STATUSES,
+    MAX_BODY_BYTES_LIMIT,
+};
 pub use serve::{after_origin, before_origin, LookupDecision, ServeDecision};
-pub use validation::{client_condition, ClientCondition};
+pub use targeted::{edge_directives, DirectiveSource};
+pub use validation::{
+    client_condition, not_modified_headers, not_modified_matches, refresh_headers,
+    refresh_worth_storing, revalidation_headers, ClientCondition, EntityTag,
+    CONDITIONAL_REQUEST_HEADERS,
+};
 
 /// Request or response headers: `(name, value)` pairs; names compare
 /// case-insensitively, and a name may repeat.

@@ -9,7 +9,7 @@
 //! Field dictionaries (RFC 8941); one that does not parse is ignored.
 //!
 //! ```
-//! use tidegate_policy::cache::targeted::{edge_directives, DirectiveSource};
+//! use tidegate_policy::cache::{edge_directives, DirectiveSource};
 //! use tidegate_policy::cache::ResponseHeaders;
 //! let h = vec![
 //!     ("Cache-Control".to_owned(), "no-store".to_owned()),

@@ -11,7 +11,7 @@
 //!   [`not_modified_headers`] for the 304 the edge then sends.
 //!
 //! ```
-//! use tidegate_policy::cache::validation::{client_condition, ClientCondition};
+//! use tidegate_policy::cache::{client_condition, ClientCondition};
 //! use tidegate_policy::cache::ResponseHeaders;
 //! let entry = vec![("etag".to_owned(), "\"v1\"".to_owned())];
 //! let request = vec![("if-none-match".to_owned(), "W/\"v1\", \"v0\"".to_owned())];

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Longest duration the config accepts (a year): anything above is a typo.
-pub const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,13 +21,13 @@ pub enum DurationError {
     /// A unit without a number in front of it, or a stray character.
     #[error("is not a duration")]
     Malformed,
-    /// Longer than [`MAX`].
+    /// Longer than [`MAX_DURATION`].
     #[error("is longer than a year")]
     TooLong,
 }
 
 /// Parses a duration such as `"30s"` or `"1h30m"`.
-pub fn parse(text: &str) -> Result<Duration, DurationError> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(DurationError::Empty);
@@ -59,14 +59,14 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         rest = tail;
     }
     let duration = Duration::from_millis(total_ms);
-    if duration > MAX {
+    if duration > MAX_DURATION {
         return Err(DurationError::TooLong);
     }
     Ok(duration)
 }
 
-/// Formats a duration in the canonical form [`parse`] reads back (`"1h30m"`).
-pub fn format(duration: Duration) -> String {
+/// Formats a duration in the canonical form [`parse_duration`] reads back (`"1h30m"`).
+pub fn format_duration(duration: Duration) -> String {
     let mut ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     if ms == 0 {
         return "0s".to_owned();
@@ -96,48 +96,51 @@ mod tests {
 
     #[test]
     fn parses_each_unit() {
-        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse("2d"), Ok(Duration::from_secs(172_800)));
-        assert_eq!(parse(" 1h30m "), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration(" 1h30m "), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
     }
 
     #[test]
     fn refuses_what_it_cannot_read() {
-        assert_eq!(parse(""), Err(DurationError::Empty));
-        assert_eq!(parse("30"), Err(DurationError::MissingUnit));
-        assert_eq!(parse("5 minutes"), Err(DurationError::MissingUnit));
-        assert_eq!(parse("5min"), Err(DurationError::UnknownUnit("min".into())));
-        assert_eq!(parse("h"), Err(DurationError::Malformed));
-        assert_eq!(parse("-5s"), Err(DurationError::Malformed));
-        assert_eq!(parse("1.5s"), Err(DurationError::MissingUnit));
-        assert_eq!(parse("400d"), Err(DurationError::TooLong));
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        assert_eq!(parse_duration("30"), Err(DurationError::MissingUnit));
+        assert_eq!(parse_duration("5 minutes"), Err(DurationError::MissingUnit));
         assert_eq!(
-            parse("99999999999999999999999s"),
+            parse_duration("5min"),
+            Err(DurationError::UnknownUnit("min".into()))
+        );
+        assert_eq!(parse_duration("h"), Err(DurationError::Malformed));
+        assert_eq!(parse_duration("-5s"), Err(DurationError::Malformed));
+        assert_eq!(parse_duration("1.5s"), Err(DurationError::MissingUnit));
+        assert_eq!(parse_duration("400d"), Err(DurationError::TooLong));
+        assert_eq!(
+            parse_duration("99999999999999999999999s"),
             Err(DurationError::TooLong)
         );
     }
 
     #[test]
     fn formats_canonically() {
-        assert_eq!(format(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format(Duration::from_millis(1500)), "1s500ms");
-        assert_eq!(format(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
     proptest! {
         #[test]
-        fn format_round_trips(ms in 0u64..=MAX.as_millis() as u64) {
+        fn format_round_trips(ms in 0u64..=MAX_DURATION.as_millis() as u64) {
             let d = Duration::from_millis(ms);
-            prop_assert_eq!(parse(&format(d)), Ok(d));
+            prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
 
         #[test]
         fn never_panics(s in ".{0,40}") {
-            let _ = parse(&s);
+            let _ = parse_duration(&s);
         }
     }
 }

@@ -27,9 +27,9 @@
 mod binding_size;
 mod compose;
 mod direct;
-pub mod duration;
+pub(crate) mod duration;
 mod error;
-pub mod file;
+mod file;
 mod load;
 mod model;
 mod rate_limit;
@@ -38,7 +38,9 @@ mod tiers;
 mod validate;
 
 pub use binding_size::{check_binding_size, BindingSizeError, MAX_BINDING_BYTES};
+pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors};
+pub use file::{CanaryGateEntry, CanaryStepEntry, GatewayFile};
 pub use model::*;
 pub use tiers::PlanChoice;
 
@@ -91,7 +93,7 @@ pub fn parse_as(text: &str, format: Format) -> Result<GatewayConfig, ConfigError
     }
 }
 
-/// The JSON Schema of the configuration file, generated from [`file::GatewayFile`].
+/// The JSON Schema of the configuration file, generated from [`GatewayFile`].
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(file::GatewayFile)).unwrap_or_default()
 }

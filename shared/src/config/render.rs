@@ -1,7 +1,7 @@
 //! From a [`GatewayConfig`] back to the file form, every default written out.
 //! Used to show the effective configuration and to prove the round trip.
 
-use super::duration::format;
+use super::duration::format_duration;
 use super::file::*;
 use super::model::*;
 use crate::auth::AuthRequirement;
@@ -81,7 +81,7 @@ impl GatewayConfig {
 }
 
 fn text(d: std::time::Duration) -> DurationText {
-    DurationText(format(d))
+    DurationText(format_duration(d))
 }
 
 fn api_keys(k: &ApiKeySettings) -> ApiKeysSection {

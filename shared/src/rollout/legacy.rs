@@ -33,8 +33,6 @@ use super::action::ActionKind;
 use super::patch::PatchOp;
 use super::record::{self, Mark, StageRecord};
 
-/// Prefix of every bookkeeping variable.
-pub const PREFIX: &str = "tidegate_";
 /// Most alarms whose last handled transition was remembered.
 pub const HANDLED_MAX: usize = 32;
 /// Most history entries kept.
@@ -52,7 +50,7 @@ const HANDLED: &str = "tidegate_handled";
 const HISTORY: &str = "tidegate_history";
 
 /// Every variable name the old versions wrote (and the migration removes).
-pub const VARIABLES: [&str; 8] = [
+const VARIABLES: [&str; 8] = [
     KNOWN_GOOD,
     LIVE,
     STEP,
@@ -79,7 +77,7 @@ pub struct LegacyStepMark {
 pub struct LegacyPause {
     /// Paused at.
     pub since_ms: u64,
-    /// Operator's reason (at most [`REASON_MAX_CHARS`]).
+    /// Operator's reason (at most `REASON_MAX_CHARS`).
     pub reason: String,
 }
 
@@ -111,9 +109,9 @@ pub struct LegacyBookkeeping {
     pub last_rollback_ms: Option<u64>,
     /// Set while automatic progression is paused.
     pub paused: Option<LegacyPause>,
-    /// Alarm key ([`alarm_key`]) → timestamp of the newest handled transition.
+    /// Alarm key (`alarm_key`) → timestamp of the newest handled transition.
     pub handled: BTreeMap<String, u64>,
-    /// Recent actions, newest first, at most [`HISTORY_MAX`].
+    /// Recent actions, newest first, at most `HISTORY_MAX`.
     pub history: Vec<LegacyHistoryEntry>,
 }
 
@@ -164,7 +162,7 @@ impl LegacyBookkeeping {
     }
 
     /// Records the transition of `alarm` at `at_ms` as handled. Keeps the
-    /// newest [`HANDLED_MAX`] alarms.
+    /// newest `HANDLED_MAX` alarms.
     pub fn mark_handled(&mut self, alarm: &str, at_ms: u64) {
         let entry = self.handled.entry(alarm_key(alarm)).or_insert(at_ms);
         *entry = (*entry).max(at_ms);
@@ -181,7 +179,7 @@ impl LegacyBookkeeping {
         }
     }
 
-    /// Adds an action to the front of the history, keeping [`HISTORY_MAX`].
+    /// Adds an action to the front of the history, keeping `HISTORY_MAX`.
     pub fn push_history(&mut self, at_ms: u64, kind: ActionKind, deployment_id: &str) {
         self.history.insert(
             0,
@@ -194,7 +192,7 @@ impl LegacyBookkeeping {
         self.history.truncate(HISTORY_MAX);
     }
 
-    /// A pause with `reason` cut to [`REASON_MAX_CHARS`].
+    /// A pause with `reason` cut to `REASON_MAX_CHARS`.
     pub fn pause(since_ms: u64, reason: &str) -> LegacyPause {
         LegacyPause {
             since_ms,
@@ -336,22 +334,22 @@ impl LegacyBookkeeping {
     }
 }
 
-/// Whether a stage's variables hold any old bookkeeping.
-pub fn present(variables: &BTreeMap<String, String>) -> bool {
-    VARIABLES.iter().any(|v| variables.contains_key(*v))
-}
-
-/// The `UpdateStage` operations that remove the old bookkeeping variables
-/// present in `variables` (and nothing else).
-pub fn cleanup_ops(variables: &BTreeMap<String, String>) -> Vec<PatchOp> {
-    VARIABLES
-        .iter()
-        .filter(|v| variables.contains_key(**v))
-        .map(|v| PatchOp::remove(format!("/variables/{v}")))
-        .collect()
-}
-
 impl LegacyBookkeeping {
+    /// Whether a stage's variables hold any old bookkeeping.
+    pub fn present(variables: &BTreeMap<String, String>) -> bool {
+        VARIABLES.iter().any(|v| variables.contains_key(*v))
+    }
+
+    /// The `UpdateStage` operations that remove the old bookkeeping
+    /// variables present in `variables` (and nothing else).
+    pub fn cleanup_ops(variables: &BTreeMap<String, String>) -> Vec<PatchOp> {
+        VARIABLES
+            .iter()
+            .filter(|v| variables.contains_key(**v))
+            .map(|v| PatchOp::remove(format!("/variables/{v}")))
+            .collect()
+    }
+
     fn decode_fields(variables: &BTreeMap<String, String>) -> (Self, Vec<BookkeepingError>) {
         let mut errors = Vec::new();
         let get = |name: &str| variables.get(name).map(String::as_str);
@@ -727,8 +725,8 @@ mod tests {
         let mut v = sample().encode();
         v.insert("backend".into(), "https://x".into());
         v.insert("tidegate_future".into(), "kept".into());
-        assert!(present(&v));
-        let ops = cleanup_ops(&v);
+        assert!(LegacyBookkeeping::present(&v));
+        let ops = LegacyBookkeeping::cleanup_ops(&v);
         assert_eq!(ops.len(), VARIABLES.len());
         assert!(ops
             .iter()
@@ -737,7 +735,9 @@ mod tests {
                     .iter()
                     .any(|n| o.path == format!("/variables/{n}"))));
         let user = vars(&[("backend", "https://x")]);
-        assert!(!present(&user) && cleanup_ops(&user).is_empty());
+        assert!(
+            !LegacyBookkeeping::present(&user) && LegacyBookkeeping::cleanup_ops(&user).is_empty()
+        );
     }
 
     #[test]

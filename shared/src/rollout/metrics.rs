@@ -14,21 +14,21 @@ use serde::{Deserialize, Serialize};
 use crate::config::ManagedStage;
 
 /// CloudWatch namespace of API Gateway's metrics.
-pub const NAMESPACE: &str = "AWS/ApiGateway";
+pub const APIGW_NAMESPACE: &str = "AWS/ApiGateway";
 /// Metric counting 5XX answers (1 per 5XX, 0 otherwise: its `Sum` is the
 /// number of errors).
-pub const ERRORS_METRIC: &str = "5XXError";
-/// Statistic read for [`ERRORS_METRIC`].
-pub const ERRORS_STAT: &str = "Sum";
+pub const APIGW_ERRORS_METRIC: &str = "5XXError";
+/// Statistic read for [`APIGW_ERRORS_METRIC`].
+pub const APIGW_ERRORS_STAT: &str = "Sum";
 /// Metric counting requests.
-pub const COUNT_METRIC: &str = "Count";
-/// Statistic read for [`COUNT_METRIC`]: its documented statistic.
-pub const COUNT_STAT: &str = "SampleCount";
+pub const APIGW_COUNT_METRIC: &str = "Count";
+/// Statistic read for [`APIGW_COUNT_METRIC`]: its documented statistic.
+pub const APIGW_COUNT_STAT: &str = "SampleCount";
 /// Shortest period API Gateway's (standard-resolution) metrics support.
-pub const MIN_PERIOD_SECS: u64 = 60;
+pub const APIGW_MIN_PERIOD_SECS: u64 = 60;
 
-/// One `GetMetricData` request: [`ERRORS_STAT`] of [`ERRORS_METRIC`] and
-/// [`COUNT_STAT`] of [`COUNT_METRIC`] over `[start_ms, end_ms)` in one
+/// One `GetMetricData` request: [`APIGW_ERRORS_STAT`] of [`APIGW_ERRORS_METRIC`] and
+/// [`APIGW_COUNT_STAT`] of [`APIGW_COUNT_METRIC`] over `[start_ms, end_ms)` in one
 /// period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CanaryMetricQuery {
@@ -41,7 +41,7 @@ pub struct CanaryMetricQuery {
     /// Window end (now), ms since the epoch.
     pub end_ms: u64,
     /// Period in seconds: the window rounded up to whole minutes, at least
-    /// [`MIN_PERIOD_SECS`], so the window is one datapoint.
+    /// [`APIGW_MIN_PERIOD_SECS`], so the window is one datapoint.
     pub period_secs: u64,
 }
 
@@ -78,14 +78,14 @@ pub fn canary_query(
         Some(configured) => configured.to_owned(),
         None => api_name_dimension(api_name?),
     };
-    const MINUTE_MS: u64 = MIN_PERIOD_SECS * 1000;
+    const MINUTE_MS: u64 = APIGW_MIN_PERIOD_SECS * 1000;
     let window_start = now_ms.saturating_sub(millis(stage.metric_window));
     let canary_minute = canary_since_ms
         .div_ceil(MINUTE_MS)
         .saturating_mul(MINUTE_MS);
     let start_ms = window_start.max(canary_minute);
     let span_secs = now_ms.saturating_sub(start_ms).div_ceil(1000);
-    let period_secs = span_secs.div_ceil(MIN_PERIOD_SECS).max(1) * MIN_PERIOD_SECS;
+    let period_secs = span_secs.div_ceil(APIGW_MIN_PERIOD_SECS).max(1) * APIGW_MIN_PERIOD_SECS;
     Some(CanaryMetricQuery {
         api_name,
         stage_dimension: stage.canary_stage_dimension_value(),

@@ -1,10 +1,10 @@
 //! Progressive delivery and rollback for API Gateway stages, as pure
 //! decisions. The rollback Lambda is the adapter: it parses its input
-//! ([`events`]), takes the stage's lease, reads the stage, alarms, canary
-//! metrics and the deployments it may move to ([`state`]) and Tidegate's
-//! [`record`] of the stage, calls [`decide()`], and carries out the
-//! [`Decision`]'s [`plan`](Decision::plan) step by step, re-checking each
-//! step's [`Expectation`] first ([`patch`]), then writes the next record
+//! ([`parse`]), takes the stage's lease, reads the stage, alarms, canary
+//! metrics and the deployments it may move to ([`StageSnapshot`]) and
+//! Tidegate's [`StageRecord`] of the stage, calls [`decide()`], and carries
+//! out the [`Decision`]'s [`plan`](Decision::plan) step by step, re-checking
+//! each step's [`Expectation`] first ([`simulate`]), then writes the next record
 //! conditionally on the version it read.
 //!
 //! # Rules
@@ -82,25 +82,31 @@
 //! - **Priority**: safety, then the promotion leftover, then (transitions)
 //!   record, then (schedule) progression, then known-good.
 
-pub mod action;
-pub mod audit;
-pub mod decide;
-pub mod events;
-pub mod gate;
-pub mod legacy;
-pub mod metrics;
-pub mod patch;
-pub mod record;
-pub mod state;
-pub mod trigger;
+mod action;
+mod audit;
+mod decide;
+mod events;
+mod gate;
+mod legacy;
+mod metrics;
+mod patch;
+mod record;
+mod state;
+mod trigger;
 
 pub use action::{Action, ActionKind, Hold, RemoveReason, RollbackReason};
 pub use audit::AuditRecord;
 pub use decide::{canary_since, confirm, decide, deployments_to_check, is_managed, Decision};
-pub use events::{parse, stages_watching, AlarmEvent, EventError, Input};
+pub use events::{
+    parse, parse_time, stages_watching, AlarmEvent, AlarmKind, AlarmSource, EventError,
+    HttpRequest, HttpVia, Input, MAX_ALARM_NAME,
+};
 pub use gate::{awaiting_approval, check_steps, next_planned, planned_steps, step_index};
 pub use legacy::{BookkeepingError, LegacyBookkeeping};
-pub use metrics::{canary_query, CanaryMetricQuery};
+pub use metrics::{
+    api_name_dimension, canary_query, CanaryMetricQuery, APIGW_COUNT_METRIC, APIGW_COUNT_STAT,
+    APIGW_ERRORS_METRIC, APIGW_ERRORS_STAT, APIGW_MIN_PERIOD_SECS, APIGW_NAMESPACE,
+};
 pub use patch::{simulate, Drift, Expectation, PatchOp, PatchOpKind, PatchStep, SimulateError};
 pub use record::{Approval, CanaryPlan, Mark, Pause, StageRecord, StepMark};
 pub use state::{

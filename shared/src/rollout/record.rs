@@ -68,7 +68,7 @@ pub struct Pause {
     /// Lambda paused it itself).
     #[serde(default)]
     pub by: String,
-    /// Their reason (at most [`REASON_MAX_CHARS`]).
+    /// Their reason (at most `REASON_MAX_CHARS`).
     pub reason: String,
     /// When the pause ends by itself, if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,7 +102,7 @@ pub struct Approval {
     pub percent: f64,
     /// Who approved (their qualified identity).
     pub by: String,
-    /// Their reason (at most [`REASON_MAX_CHARS`]).
+    /// Their reason (at most `REASON_MAX_CHARS`).
     pub reason: String,
     /// When, ms since the epoch.
     pub at_ms: u64,

@@ -31,7 +31,7 @@ pub struct StageSnapshot {
     /// `lastUpdatedDate`, ms since the epoch, if reported. Informational.
     pub last_updated_ms: Option<u64>,
     /// Every stage variable. Tidegate writes none; older versions kept
-    /// `tidegate_*` bookkeeping here, migrated once (see [`super::legacy`]).
+    /// `tidegate_*` bookkeeping here, migrated once (see `legacy`).
     pub variables: BTreeMap<String, String>,
 }
 

@@ -309,7 +309,7 @@ pub fn parse_rotate_request(
     let obj = object(body, &ROTATE_FIELDS)?;
     let overlap = match obj.get("overlap") {
         None => default_overlap,
-        Some(Value::String(s)) => duration::parse(s).map_err(|_| invalid_overlap())?,
+        Some(Value::String(s)) => duration::parse_duration(s).map_err(|_| invalid_overlap())?,
         Some(_) => return Err(invalid_overlap()),
     };
     Ok(RotateRequest {
@@ -422,7 +422,7 @@ fn expiry(obj: &Map<String, Value>, now_ms: u64) -> Result<Option<u64>, KeyAdmin
     let at = timestamp(obj, "expires_at")?;
     let within = match obj.get("expires_in") {
         None => None,
-        Some(Value::String(s)) => match duration::parse(s) {
+        Some(Value::String(s)) => match duration::parse_duration(s) {
             Ok(d) if !d.is_zero() => Some((now_ms / 1000).saturating_add(d.as_secs().max(1))),
             _ => {
                 return Err(KeyAdminError::Invalid {

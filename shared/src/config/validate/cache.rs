@@ -27,7 +27,11 @@ pub(super) fn cache(
         c,
         &join(path, "ttl"),
         &s.ttl,
-        (Duration::from_secs(1), duration::MAX, "between 1s and 366d"),
+        (
+            Duration::from_secs(1),
+            duration::MAX_DURATION,
+            "between 1s and 366d",
+        ),
     );
     let max_ttl = match &s.max_ttl {
         None => Some(None),
@@ -35,7 +39,11 @@ pub(super) fn cache(
             c,
             &join(path, "max_ttl"),
             text,
-            (Duration::from_secs(1), duration::MAX, "between 1s and 366d"),
+            (
+                Duration::from_secs(1),
+                duration::MAX_DURATION,
+                "between 1s and 366d",
+            ),
         )
         .map(Some),
     };
@@ -55,7 +63,7 @@ pub(super) fn cache(
         FreshnessName::Origin => FreshnessSource::Origin,
         FreshnessName::Override => FreshnessSource::Override,
     };
-    let range = (Duration::ZERO, duration::MAX, "at most 366d");
+    let range = (Duration::ZERO, duration::MAX_DURATION, "at most 366d");
     let swr = opt_duration(
         c,
         &join(path, "stale_while_revalidate"),
@@ -102,7 +110,7 @@ pub(super) fn cache(
         }
     }
     let statuses = match &s.statuses {
-        None => Some(crate::cache::rule::DEFAULT_STATUSES.to_vec()),
+        None => Some(crate::cache::DEFAULT_STATUSES.to_vec()),
         Some(list) => collect(list.iter().enumerate().map(|(i, &status)| {
             if (100..=599).contains(&status) && status != 206 {
                 Some(status)
@@ -119,8 +127,8 @@ pub(super) fn cache(
         })),
     };
     let max_body_bytes = match s.max_body_bytes {
-        None => Some(crate::cache::rule::DEFAULT_MAX_BODY_BYTES),
-        Some(n) if (1..=crate::cache::rule::MAX_BODY_BYTES_LIMIT).contains(&n) => Some(n),
+        None => Some(crate::cache::DEFAULT_MAX_BODY_BYTES),
+        Some(n) if (1..=crate::cache::MAX_BODY_BYTES_LIMIT).contains(&n) => Some(n),
         Some(n) => {
             c.push(
                 join(path, "max_body_bytes"),

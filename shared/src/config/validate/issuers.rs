@@ -70,7 +70,11 @@ pub(super) fn issuer(path: &str, s: &IssuerSection, c: &mut Collector) -> Option
             c,
             &join(path, "max_lifetime"),
             d,
-            (Duration::from_secs(1), duration::MAX, "between 1s and 366d"),
+            (
+                Duration::from_secs(1),
+                duration::MAX_DURATION,
+                "between 1s and 366d",
+            ),
         )
     });
     let tier_claim = s
@@ -200,13 +204,17 @@ pub(super) fn jwks_cache(
 ) -> Option<JwksCachePolicy> {
     let d = JwksCachePolicy::default();
     let s = s.cloned().unwrap_or_default();
-    let range = (Duration::ZERO, duration::MAX, "at most 366d");
+    let range = (Duration::ZERO, duration::MAX_DURATION, "at most 366d");
     let ttl = opt_duration(
         c,
         &join(path, "ttl"),
         s.ttl.as_ref(),
         d.ttl,
-        (Duration::from_secs(1), duration::MAX, "between 1s and 366d"),
+        (
+            Duration::from_secs(1),
+            duration::MAX_DURATION,
+            "between 1s and 366d",
+        ),
     );
     let max_stale = opt_duration(
         c,

@@ -79,7 +79,11 @@ pub(super) fn limit(
         c,
         &join(path, "period"),
         &s.period,
-        (Duration::from_secs(1), duration::MAX, "between 1s and 366d"),
+        (
+            Duration::from_secs(1),
+            duration::MAX_DURATION,
+            "between 1s and 366d",
+        ),
     );
     let burst = match s.burst {
         Some(b) => in_range(

@@ -270,7 +270,11 @@ fn kv_store(s: &ApiKeysSection, c: &mut Collector) -> Option<KvKeyStoreSettings>
         "api_keys.rotation_overlap",
         s.rotation_overlap.as_ref(),
         KvKeyStoreSettings::DEFAULT_ROTATION_OVERLAP,
-        (Duration::ZERO, duration::MAX, "between 0s and 366d"),
+        (
+            Duration::ZERO,
+            duration::MAX_DURATION,
+            "between 0s and 366d",
+        ),
     );
     Some(KvKeyStoreSettings {
         binding: binding?,

@@ -55,7 +55,7 @@ pub(super) fn duration_in(
     text: &DurationText,
     (min, max, expected): (Duration, Duration, &'static str),
 ) -> Option<Duration> {
-    match duration::parse(&text.0) {
+    match duration::parse_duration(&text.0) {
         Ok(d) if d >= min && d <= max => Some(d),
         Ok(_) => {
             c.push(

@@ -130,7 +130,11 @@ pub(super) fn stage(
         "at least 1",
     );
     let steps = canary_steps(c, &join(path, "canary_steps"), s.canary_steps.as_deref());
-    let positive = (Duration::from_secs(1), duration::MAX, "between 1s and 366d");
+    let positive = (
+        Duration::from_secs(1),
+        duration::MAX_DURATION,
+        "between 1s and 366d",
+    );
     let bake_time = opt_duration(
         c,
         &join(path, "bake_time"),
@@ -143,7 +147,7 @@ pub(super) fn stage(
         &join(path, "cooldown"),
         s.cooldown.as_ref(),
         ManagedStage::DEFAULT_COOLDOWN,
-        (Duration::ZERO, duration::MAX, "at most 366d"),
+        (Duration::ZERO, duration::MAX_DURATION, "at most 366d"),
     );
     let window = opt_duration(
         c,

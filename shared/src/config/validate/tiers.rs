@@ -90,7 +90,11 @@ fn tier_limit(
         c,
         &join(path, "period"),
         &s.period,
-        (Duration::from_secs(1), duration::MAX, "between 1s and 366d"),
+        (
+            Duration::from_secs(1),
+            duration::MAX_DURATION,
+            "between 1s and 366d",
+        ),
     );
     let burst = match s.burst {
         Some(b) => in_range(c, &join(path, "burst"), b, range.0, range.1, range.2),
