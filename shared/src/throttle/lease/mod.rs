@@ -195,6 +195,12 @@ impl LeasePool {
         expected.min(quota.burst / LEASE_SHARE).max(cost)
     }
 
+    /// How far ahead of now (ms) a slice may start (`LimiterOp::Lease`'s
+    /// `lead_ms`).
+    pub fn lead_ms(&self, config: Option<LeaseConfig>) -> u64 {
+        config.map_or(0, |c| c.window_ms)
+    }
+
     /// Admits `cost` from a held slice at `now_ms` (the isolate's clock):
     /// the decision to report and what was taken, or `None` when no slice
     /// has room. Slices ending soonest are used first.

@@ -491,3 +491,88 @@ proptest! {
         prop_assert!(used <= granted_units, "used {used} of {granted_units}");
     }
 }
+
+// ------------------------------------------------- moderately busy keys
+
+/// What one isolate's object calls per request come to for `keys` keys
+/// taking turns (each request the next key, as `bench/ab.mjs`'s `limited`
+/// path walks its token pool), `per_second` requests a second in all, in
+/// runs of (`run_ms`, then `idle_ms` with no request), each object call
+/// answered `rtt_ms` later. Returns (requests, calls).
+fn interleaved_keys(
+    quota: &Quota,
+    config: LeaseConfig,
+    keys: usize,
+    per_second: u64,
+    runs: &[(u64, u64)],
+    rtt_ms: u64,
+) -> (u64, u64) {
+    let mut pools = vec![LeasePool::default(); keys];
+    let mut objects: Vec<Option<GcraState>> = vec![None; keys];
+    let (mut requests, mut calls) = (0_u64, 0_u64);
+    let mut start_us = NOW * 1_000;
+    let mut next_key = 0;
+    for &(run_ms, idle_ms) in runs {
+        let n = run_ms * per_second / 1_000;
+        for i in 0..n {
+            let now = (start_us + i * 1_000_000 / per_second) / 1_000;
+            let k = next_key % keys;
+            next_key += 1;
+            requests += 1;
+            let pool = &mut pools[k];
+            pool.observe(now);
+            if pool.take(now, 1, quota).is_some() || pool.refusal(now).is_some() {
+                continue;
+            }
+            calls += 1;
+            let op = LimiterOp::Lease {
+                quota: *quota,
+                cost: 1,
+                want: pool.want(Some(config), quota, 1),
+                returns: pool.returns(),
+                lead_ms: pool.lead_ms(Some(config)),
+            };
+            let at = now + rtt_ms / 2;
+            let (reply, next) = apply(objects[k], at, &op);
+            objects[k] = Some(next);
+            match (reply.lease, reply.decision) {
+                (Some(grant), Some(decision)) if grant.units > 1 => {
+                    let g = Granted {
+                        grant,
+                        decision,
+                        object_now_ms: reply.now_ms,
+                    };
+                    assert!(pool.add(g, now, 1, quota).is_some());
+                }
+                (Some(_), _) => {}
+                (None, Some(d)) => pool.note_refusal(d, now, now + rtt_ms),
+                (None, None) => unreachable!("a lease always decides"),
+            }
+        }
+        start_us += (run_ms + idle_ms) * 1_000;
+    }
+    (requests, calls)
+}
+
+/// The bench's `limited` path in one isolate: 64 subjects, 1,500–2,500
+/// requests a second in all (23–39 a second per key), a limit of 10⁹ an
+/// hour, in `ab.mjs`'s pattern (2 s runs, 0.2 s or 4.6 s apart), and
+/// steady for a minute.
+#[test]
+fn moderately_busy_keys_make_few_calls() {
+    let quota = Quota::per_hour(1_000_000_000);
+    let config = LeaseConfig { window_ms: 250 };
+    let ab: Vec<(u64, u64)> = (0..8)
+        .map(|i| (2_000, if i % 2 == 0 { 4_600 } else { 200 }))
+        .collect();
+    for per_second in [1_500, 2_000, 2_500] {
+        for (name, runs) in [("ab runs", ab.clone()), ("steady", vec![(60_000, 0)])] {
+            let (requests, calls) = interleaved_keys(&quota, config, 64, per_second, &runs, 2);
+            let per_request = calls as f64 / requests as f64;
+            eprintln!(
+                "64 keys at {per_second}/s ({:.0}/s per key), {name}: {requests} requests, {calls} object calls, {per_request:.3} per request",
+                per_second as f64 / 64.0
+            );
+        }
+    }
+}
