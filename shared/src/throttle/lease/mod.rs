@@ -14,13 +14,30 @@
 //! noted ([`LeasePool::note_refusal`]) and repeated without a call until the
 //! refused request could fit again ([`LeasePool::refusal`]).
 //!
+//! Sizing ([`LeasePool::want`], [`LeasePool::lead_ms`]): the pool's
+//! [`RateMeter`] estimates the key's rate in this isolate from its second
+//! request on; a slice should hold the requests of its *life*, which is the
+//! configured window for a busy key and, for a key too slow to bring
+//! [`SLICE_REQUESTS`] requests in a window (tens a second), as long as those
+//! requests take, up to [`LIFE_STRETCH`] windows ([`MAX_LIFE_MS`] at most),
+//! where the object will lead the slice by that life (`protocol::lead_for`:
+//! at most an eighth of the quota's tolerance). So such a key makes about
+//! one object call per `SLICE_REQUESTS` requests instead of one per window.
+//! What it can cost (under-admission; exactness does not depend on sizing):
+//! a slice is still at most `burst / LEASE_SHARE` units, and what its holder
+//! does not use is withheld from other isolates until its slots pass (at
+//! most its life after the grant, plus `units × T`) or it is handed back on
+//! the holder's next call. The lead adds nothing once the key's TAT is that
+//! far ahead of now, as it is near the limit (the lead is at most an eighth
+//! of the tolerance).
+//!
 //! Clocks: a slice is laid out on the object's clock; the isolate converts
 //! its own readings with the offset `object_now − sent + CLOCK_MARGIN_MS`
 //! measured on the grant's call, which over-estimates the object's clock
 //! (the object read its clock after the call was sent), so slots are placed
 //! late, never early. This assumes both clocks advance at the same rate
-//! within [`CLOCK_MARGIN_MS`] over a slice's life (slices last at most a
-//! few seconds).
+//! within [`CLOCK_MARGIN_MS`] over a slice's life (at most [`MAX_LIFE_MS`]
+//! plus its units' time).
 //!
 //! ```
 //! use tidegate_policy::throttle::{apply, Granted, LeaseConfig, LeasePool, LimiterOp, Quota};

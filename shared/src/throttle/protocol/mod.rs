@@ -56,7 +56,11 @@
 //! but a lease also reserves them away from other isolates meanwhile), and
 //! the holder's clock estimate runs late by up to the grant's round trip plus
 //! a margin, so its slots start that much later. Both are bounded per slice:
-//! at most `n` units, and `(round trip + margin) / T` units.
+//! at most `n` units, and `(round trip + margin) / T` units. A lead holds
+//! back at most `lead / T` units of the burst, and only while the key's TAT
+//! is less than the lead ahead of now ([`lead_for`] keeps it to an eighth
+//! of the tolerance); the holder asks for a lead of its slice's life
+//! (`LeasePool::lead_ms`), a few windows at most.
 
 use serde::{Deserialize, Serialize};
 
