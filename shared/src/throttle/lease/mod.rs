@@ -115,9 +115,10 @@ impl LeaseConfig {
 /// [`METER_SPAN_MS`] without one (the meter forgets an idle key), so a key
 /// that comes back is measured from its second request on, not from the
 /// next whole second: the open span's rate is `(requests − 1) / elapsed`,
-/// `elapsed` taken as at least [`METER_FLOOR_MS`] (a handful of requests in
-/// the same millisecond reads as a few per second per request, not as
-/// thousands).
+/// `elapsed` taken as at least the floor the caller gives (the lease window,
+/// and never under [`METER_FLOOR_MS`]): a burst inside one window reads as
+/// that many requests per window, not as thousands a second, so a burst
+/// that stops leaves at most one window's worth of its rate leased.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateMeter {
     /// The open span's first request, ms.
@@ -134,7 +135,8 @@ pub struct RateMeter {
 /// a key, ms.
 pub const METER_SPAN_MS: u64 = 1_000;
 
-/// Least elapsed time, ms, the open span's rate is computed over.
+/// Least elapsed time, ms, the open span's rate is computed over, whatever
+/// the window.
 pub const METER_FLOOR_MS: u64 = 100;
 
 impl RateMeter {
@@ -161,11 +163,13 @@ impl RateMeter {
         self.last_ms = self.last_ms.max(now_ms);
     }
 
-    /// The estimated rate, requests per second.
-    pub fn per_second(&self) -> u64 {
+    /// The estimated rate, requests per second, the open span's elapsed time
+    /// taken as at least `floor_ms` (and [`METER_FLOOR_MS`]).
+    pub fn per_second(&self, floor_ms: u64) -> u64 {
         let elapsed = self
             .last_ms
             .saturating_sub(self.start_ms)
+            .max(floor_ms)
             .max(METER_FLOOR_MS);
         let open =
             u128::from(self.count.saturating_sub(1)).saturating_mul(1_000) / u128::from(elapsed);
@@ -255,7 +259,7 @@ impl LeasePool {
             .min(MAX_LIFE_MS)
             .min(tolerance_ms / 8)
             .max(window);
-        let rate = self.meter.per_second();
+        let rate = self.meter.per_second(window);
         if rate == 0 {
             return window;
         }
@@ -278,7 +282,7 @@ impl LeasePool {
         let Some(config) = config else {
             return cost;
         };
-        let expected = u128::from(self.meter.per_second())
+        let expected = u128::from(self.meter.per_second(config.window_ms))
             .saturating_mul(u128::from(cost))
             .saturating_mul(u128::from(self.life_ms(config, quota)))
             / 1_000;

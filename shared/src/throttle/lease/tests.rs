@@ -11,23 +11,24 @@ const NOW: u64 = 1_700_000_000_000;
 fn the_meter_measures_from_the_second_request() {
     let mut m = RateMeter::default();
     m.observe(NOW);
-    assert_eq!(m.per_second(), 0, "one request is no rate");
+    assert_eq!(m.per_second(0), 0, "one request is no rate");
     m.observe(NOW + 200);
-    assert_eq!(m.per_second(), 5, "two requests 200 ms apart: 5/s");
+    assert_eq!(m.per_second(0), 5, "two requests 200 ms apart: 5/s");
+    assert_eq!(m.per_second(250), 4, "or one per 250 ms window");
     for i in 6..20 {
         m.observe(NOW + i * 40);
     }
-    assert_eq!(m.per_second(), 15 * 1_000 / 760, "15 gaps in 760 ms");
+    assert_eq!(m.per_second(0), 15 * 1_000 / 760, "15 gaps in 760 ms");
     for i in 20..25 {
         m.observe(NOW + i * 40);
     }
     // At 1,000 ms the span closes: 21 requests in [0, 1000) ms.
     m.observe(NOW + 1_000);
-    assert_eq!(m.per_second(), 21, "the closed span counts");
+    assert_eq!(m.per_second(0), 21, "the closed span counts");
     m.observe(NOW + 1_100);
-    assert_eq!(m.per_second(), 21, "the closed span still counts");
+    assert_eq!(m.per_second(0), 21, "the closed span still counts");
     m.observe(NOW + 2_100);
-    assert_eq!(m.per_second(), 0, "a second without a request forgets");
+    assert_eq!(m.per_second(0), 0, "a second without a request forgets");
 }
 
 #[test]
@@ -36,7 +37,8 @@ fn the_meter_reads_a_same_millisecond_cluster_as_a_few_per_second() {
     for _ in 0..8 {
         m.observe(NOW);
     }
-    assert_eq!(m.per_second(), 7 * 1_000 / METER_FLOOR_MS);
+    assert_eq!(m.per_second(0), 7 * 1_000 / METER_FLOOR_MS);
+    assert_eq!(m.per_second(1_000), 7, "seven more per window of 1 s");
 }
 
 #[test]
@@ -45,7 +47,7 @@ fn the_meter_survives_a_clock_going_back() {
     m.observe(NOW);
     m.observe(NOW - 500);
     m.observe(NOW + 100);
-    assert_eq!(m.per_second(), 2 * 1_000 / 100);
+    assert_eq!(m.per_second(0), 2 * 1_000 / 100);
 }
 
 #[test]
@@ -65,7 +67,7 @@ fn a_moderately_busy_key_gets_a_longer_life_than_the_window() {
     assert_eq!(hot.want(Some(config), &quota, 1), 250);
     // 31/s (every 32 ms): 32 requests' life, about a second.
     let warm = at(32, 40);
-    assert_eq!(warm.meter.per_second(), 31);
+    assert_eq!(warm.meter.per_second(250), 31);
     assert_eq!(warm.life_ms(config, &quota), 1_033);
     assert_eq!(warm.lead_ms(Some(config), &quota), 1_033);
     assert_eq!(warm.want(Some(config), &quota, 1), 32);
@@ -84,7 +86,8 @@ fn a_moderately_busy_key_gets_a_longer_life_than_the_window() {
     assert_eq!(cold.lead_ms(None, &quota), 0, "leasing off: no lead");
     // A long window is not stretched past MAX_LIFE_MS.
     let long = LeaseConfig { window_ms: 4_000 };
-    assert_eq!(slow.life_ms(long, &quota), MAX_LIFE_MS);
+    let steady_slow = at(250, 20);
+    assert_eq!(steady_slow.life_ms(long, &quota), MAX_LIFE_MS);
     assert_eq!(hot.life_ms(long, &quota), 4_000, "nor cut below the window");
 }
 
