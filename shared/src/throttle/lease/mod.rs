@@ -20,16 +20,17 @@
 //! configured window for a busy key and, for a key too slow to bring
 //! [`SLICE_REQUESTS`] requests in a window (tens a second), as long as those
 //! requests take, up to [`LIFE_STRETCH`] windows ([`MAX_LIFE_MS`] at most),
-//! where the object will lead the slice by that life (`protocol::lead_for`:
-//! at most an eighth of the quota's tolerance). So such a key makes about
-//! one object call per `SLICE_REQUESTS` requests instead of one per window.
-//! What it can cost (under-admission; exactness does not depend on sizing):
-//! a slice is still at most `burst / LEASE_SHARE` units, and what its holder
-//! does not use is withheld from other isolates until its slots pass (at
-//! most its life after the grant, plus `units × T`) or it is handed back on
-//! the holder's next call. The lead adds nothing once the key's TAT is that
-//! far ahead of now, as it is near the limit (the lead is at most an eighth
-//! of the tolerance).
+//! where the object will lead the slice by that life (`protocol::lead_for`)
+//! and the life is at most the tolerance over [`STRETCH_SHARE`]. So such a
+//! key makes about one object call per `SLICE_REQUESTS` requests instead of
+//! one per window. What it can cost (under-admission; exactness does not
+//! depend on sizing): a slice is still at most `burst / LEASE_SHARE` units,
+//! and what its holder does not use is withheld from other isolates until
+//! its slots pass (at most its life after the grant, plus `units × T`) or it
+//! is handed back on the holder's next call; and a slice granted while the
+//! key's TAT is less than the lead ahead of now skips the schedule up to
+//! the lead, at most `burst / STRETCH_SHARE` units for a stretched life,
+//! which a key whose demand then exceeds its limit never gets back.
 //!
 //! Clocks: a slice is laid out on the object's clock; the isolate converts
 //! its own readings with the offset `object_now − sent + CLOCK_MARGIN_MS`
@@ -94,6 +95,11 @@ pub const LIFE_STRETCH: u64 = 8;
 /// A slice lives at most this long, ms, whatever the window (the clocks are
 /// assumed to run at the same rate within [`CLOCK_MARGIN_MS`] over it).
 pub const MAX_LIFE_MS: u64 = 5_000;
+
+/// A life past the window is at most the quota's tolerance over this: the
+/// lead it asks for can skip at most `burst / STRETCH_SHARE` units of the
+/// schedule (see [`LeasePool::life_ms`]).
+pub const STRETCH_SHARE: u64 = 32;
 
 /// Leasing turned on for a route: how long a slice should last at the
 /// key's observed rate.
@@ -244,20 +250,26 @@ impl LeasePool {
     /// How long a slice should last, ms: long enough to hold
     /// [`SLICE_REQUESTS`] requests at the rate this isolate sees the key, at
     /// least the configured window and at most [`LIFE_STRETCH`] windows,
-    /// [`MAX_LIFE_MS`] and an eighth of the quota's tolerance. A busy key
-    /// (`SLICE_REQUESTS` or more per window) gets the window; a moderately
-    /// busy one (tens of requests a second) a longer life, so its slice is
-    /// not spent on a handful of requests. A life longer than the window
-    /// only where the object will lead the slice by it
+    /// [`MAX_LIFE_MS`] and the quota's tolerance over [`STRETCH_SHARE`]. A
+    /// busy key (`SLICE_REQUESTS` or more per window) gets the window; a
+    /// moderately busy one (tens of requests a second) a longer life, so its
+    /// slice is not spent on a handful of requests. A life longer than the
+    /// window only where the object will lead the slice by it
     /// (`protocol::lead_for`): without the lead, a slice's slots pass with
     /// time whatever its life, and a bigger slice would lose more of them.
+    /// The lead is what a longer life costs: a slice granted while the
+    /// key's TAT is less than the lead ahead of now skips the schedule up to
+    /// `now + lead`, units nobody is admitted in; they come back only as the
+    /// key runs under its limit, so a key whose demand then exceeds its limit
+    /// loses them (up to `lead / T`: `burst / STRETCH_SHARE` for a stretched
+    /// life, `window / T` as before for the window).
     pub fn life_ms(&self, config: LeaseConfig, quota: &Quota) -> u64 {
         let window = config.window_ms;
         let tolerance_ms = clamp_u64(quota.tolerance_ns() / 1_000_000);
         let longest = window
             .saturating_mul(LIFE_STRETCH)
             .min(MAX_LIFE_MS)
-            .min(tolerance_ms / 8)
+            .min(tolerance_ms / STRETCH_SHARE)
             .max(window);
         let rate = self.meter.per_second(window);
         if rate == 0 {

@@ -404,6 +404,8 @@ proptest! {
             prop_assert!(life <= window_ms.max((window_ms * LIFE_STRETCH).min(MAX_LIFE_MS)));
             if life > window_ms {
                 prop_assert!(crate::throttle::protocol::lead_for(life, &quota) > 0);
+                let tolerance_ms = quota.tolerance_ns() / 1_000_000;
+                prop_assert!(u128::from(life) * u128::from(STRETCH_SHARE) <= tolerance_ms);
             }
             prop_assert_eq!(pool.lead_ms(Some(config), &quota), life);
             let want = pool.want(Some(config), &quota, cost);
