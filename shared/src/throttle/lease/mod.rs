@@ -124,7 +124,8 @@ impl LeaseConfig {
 /// `elapsed` taken as at least the floor the caller gives (the lease window,
 /// and never under [`METER_FLOOR_MS`]): a burst inside one window reads as
 /// that many requests per window, not as thousands a second, so a burst
-/// that stops leaves at most one window's worth of its rate leased.
+/// that stops leaves about its own size leased (or [`SLICE_REQUESTS`], for
+/// a stretched life), not a window of its momentary rate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateMeter {
     /// The open span's first request, ms.
