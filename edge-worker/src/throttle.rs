@@ -293,10 +293,14 @@ async fn one(
         }
         match pool.refusal(now) {
             Some(refused) => Ok(Err(refused)),
-            None => Err((pool.want(Some(config), &quota, cost), pool.returns())),
+            None => Err((
+                pool.want(Some(config), &quota, cost),
+                pool.lead_ms(Some(config), &quota),
+                pool.returns(),
+            )),
         }
     });
-    let (want, returns) = match local {
+    let (want, lead_ms, returns) = match local {
         Ok(Ok((d, taken))) => return Ok(Outcome::Pooled(d, taken, GcraState::default())),
         Ok(Err(refused)) => return Ok(Outcome::Refused(refused, GcraState::default())),
         Err(ask_for) => ask_for,
@@ -306,7 +310,7 @@ async fn one(
         cost,
         want,
         returns,
-        lead_ms: config.window_ms,
+        lead_ms,
     };
     let reply = ask(env, charge.key, &op, calls).await?;
     let d = decision_of(&reply)?;

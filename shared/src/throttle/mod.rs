@@ -30,7 +30,8 @@ pub use headers::{
 pub use key::{limiter_key, KeySource, LimitKey, LimitKeyError, LimiterKeyParts};
 pub use lease::{
     admit_from_leases, Granted, LeaseConfig, LeasePool, LeasePools, RateMeter, Taken,
-    CLOCK_MARGIN_MS, LEASE_SHARE, MAX_SLICES, MIN_LEASE_UNITS,
+    CLOCK_MARGIN_MS, LEASE_SHARE, LIFE_STRETCH, MAX_LIFE_MS, MAX_SLICES, METER_FLOOR_MS,
+    METER_SPAN_MS, MIN_LEASE_UNITS, SLICE_REQUESTS, STRETCH_SHARE,
 };
 pub use multi::{check_all, combine, most_restrictive, LimitInput, MultiDecision};
 pub use problem::limiter_unavailable_problem;

@@ -14,13 +14,31 @@
 //! noted ([`LeasePool::note_refusal`]) and repeated without a call until the
 //! refused request could fit again ([`LeasePool::refusal`]).
 //!
+//! Sizing ([`LeasePool::want`], [`LeasePool::lead_ms`]): the pool's
+//! [`RateMeter`] estimates the key's rate in this isolate from its second
+//! request on; a slice should hold the requests of its *life*, which is the
+//! configured window for a busy key and, for a key too slow to bring
+//! [`SLICE_REQUESTS`] requests in a window (tens a second), as long as those
+//! requests take, up to [`LIFE_STRETCH`] windows ([`MAX_LIFE_MS`] at most),
+//! where the object will lead the slice by that life (`protocol::lead_for`)
+//! and the life is at most the tolerance over [`STRETCH_SHARE`]. So such a
+//! key makes about one object call per `SLICE_REQUESTS` requests instead of
+//! one per window. What it can cost (under-admission; exactness does not
+//! depend on sizing): a slice is still at most `burst / LEASE_SHARE` units,
+//! and what its holder does not use is withheld from other isolates until
+//! its slots pass (at most its life after the grant, plus `units × T`) or it
+//! is handed back on the holder's next call; and a slice granted while the
+//! key's TAT is less than the lead ahead of now skips the schedule up to
+//! the lead, at most `burst / STRETCH_SHARE` units for a stretched life,
+//! which a key whose demand then exceeds its limit never gets back.
+//!
 //! Clocks: a slice is laid out on the object's clock; the isolate converts
 //! its own readings with the offset `object_now − sent + CLOCK_MARGIN_MS`
 //! measured on the grant's call, which over-estimates the object's clock
 //! (the object read its clock after the call was sent), so slots are placed
 //! late, never early. This assumes both clocks advance at the same rate
-//! within [`CLOCK_MARGIN_MS`] over a slice's life (slices last at most a
-//! few seconds).
+//! within [`CLOCK_MARGIN_MS`] over a slice's life (at most [`MAX_LIFE_MS`]
+//! plus its units' time).
 //!
 //! ```
 //! use tidegate_policy::throttle::{apply, Granted, LeaseConfig, LeasePool, LimiterOp, Quota};
@@ -47,7 +65,7 @@ use std::time::Duration;
 
 use super::gcra::{clamp_u64, ms_to_ns, ns_to_duration, GcraState, LimitDecision, Quota};
 use super::multi::{combine, MultiDecision};
-use super::protocol::{Charge, LeaseGrant, LeaseReturn};
+use super::protocol::{lead_for, Charge, LeaseGrant, LeaseReturn};
 
 /// Milliseconds added to the measured clock offset: the two clocks are read
 /// in whole milliseconds, and a Worker's clock stands still while it runs.
@@ -62,9 +80,26 @@ pub const MAX_SLICES: usize = 32;
 /// so isolates sharing a key do not starve each other.
 pub const LEASE_SHARE: u64 = 8;
 
-/// Below this many units per window, no lease: one call per request, as
-/// without leases.
+/// Below this many requests' units per slice life, no lease: one call per
+/// request, as without leases.
 pub const MIN_LEASE_UNITS: u64 = 2;
+
+/// Requests a slice should hold: a key too slow to bring this many in one
+/// window gets a longer life ([`LeasePool::life_ms`]), so it makes about
+/// one object call per this many requests.
+pub const SLICE_REQUESTS: u64 = 32;
+
+/// A slice lives at most this many windows.
+pub const LIFE_STRETCH: u64 = 8;
+
+/// A slice lives at most this long, ms, whatever the window (the clocks are
+/// assumed to run at the same rate within [`CLOCK_MARGIN_MS`] over it).
+pub const MAX_LIFE_MS: u64 = 5_000;
+
+/// A life past the window is at most the quota's tolerance over this: the
+/// lead it asks for can skip at most `burst / STRETCH_SHARE` units of the
+/// schedule (see [`LeasePool::life_ms`]).
+pub const STRETCH_SHARE: u64 = 32;
 
 /// Leasing turned on for a route: how long a slice should last at the
 /// key's observed rate.
@@ -80,35 +115,72 @@ impl LeaseConfig {
     pub const DEFAULT_WINDOW: Duration = Duration::from_millis(250);
 }
 
-/// Requests per second one isolate sees for one key: the count of the
-/// current second, or of the previous one if that was larger.
+/// Requests per second one isolate sees for one key, counted over spans of
+/// at least [`METER_SPAN_MS`]: the last closed span's rate, or the open
+/// span's if that is larger. A span starts at the key's first request after
+/// [`METER_SPAN_MS`] without one (the meter forgets an idle key), so a key
+/// that comes back is measured from its second request on, not from the
+/// next whole second: the open span's rate is `(requests − 1) / elapsed`,
+/// `elapsed` taken as at least the floor the caller gives (the lease window,
+/// and never under [`METER_FLOOR_MS`]): a burst inside one window reads as
+/// that many requests per window, not as thousands a second, so a burst
+/// that stops leaves about its own size leased (or [`SLICE_REQUESTS`], for
+/// a stretched life), not a window of its momentary rate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateMeter {
-    second: u64,
+    /// The open span's first request, ms.
+    start_ms: u64,
+    /// The last request, ms.
+    last_ms: u64,
+    /// Requests in the open span (0: none seen yet).
     count: u64,
+    /// The last closed span's rate, requests per second.
     previous: u64,
 }
+
+/// Shortest span the meter closes, and the idle time after which it forgets
+/// a key, ms.
+pub const METER_SPAN_MS: u64 = 1_000;
+
+/// Least elapsed time, ms, the open span's rate is computed over, whatever
+/// the window.
+pub const METER_FLOOR_MS: u64 = 100;
 
 impl RateMeter {
     /// Notes one request at `now_ms`.
     pub fn observe(&mut self, now_ms: u64) {
-        let second = now_ms / 1_000;
-        if second == self.second {
-            self.count = self.count.saturating_add(1);
+        if self.count == 0 || now_ms.saturating_sub(self.last_ms) >= METER_SPAN_MS {
+            *self = Self {
+                start_ms: now_ms,
+                last_ms: now_ms,
+                count: 1,
+                previous: 0,
+            };
             return;
         }
-        self.previous = if second == self.second.saturating_add(1) {
-            self.count
+        let elapsed = now_ms.saturating_sub(self.start_ms);
+        if elapsed >= METER_SPAN_MS {
+            self.previous =
+                clamp_u64(u128::from(self.count).saturating_mul(1_000) / u128::from(elapsed));
+            self.start_ms = now_ms;
+            self.count = 1;
         } else {
-            0
-        };
-        self.second = second;
-        self.count = 1;
+            self.count = self.count.saturating_add(1);
+        }
+        self.last_ms = self.last_ms.max(now_ms);
     }
 
-    /// The estimated rate, requests per second.
-    pub fn per_second(&self) -> u64 {
-        self.count.max(self.previous)
+    /// The estimated rate, requests per second, the open span's elapsed time
+    /// taken as at least `floor_ms` (and [`METER_FLOOR_MS`]).
+    pub fn per_second(&self, floor_ms: u64) -> u64 {
+        let elapsed = self
+            .last_ms
+            .saturating_sub(self.start_ms)
+            .max(floor_ms)
+            .max(METER_FLOOR_MS);
+        let open =
+            u128::from(self.count.saturating_sub(1)).saturating_mul(1_000) / u128::from(elapsed);
+        clamp_u64(open).max(self.previous)
     }
 }
 
@@ -176,23 +248,71 @@ impl LeasePool {
         self.meter.observe(now_ms);
     }
 
+    /// How long a slice should last, ms: long enough to hold
+    /// [`SLICE_REQUESTS`] requests at the rate this isolate sees the key, at
+    /// least the configured window and at most [`LIFE_STRETCH`] windows,
+    /// [`MAX_LIFE_MS`] and the quota's tolerance over [`STRETCH_SHARE`]. A
+    /// busy key (`SLICE_REQUESTS` or more per window) gets the window; a
+    /// moderately busy one (tens of requests a second) a longer life, so its
+    /// slice is not spent on a handful of requests. A life longer than the
+    /// window only where the object will lead the slice by it
+    /// (`protocol::lead_for`): without the lead, a slice's slots pass with
+    /// time whatever its life, and a bigger slice would lose more of them.
+    /// The lead is what a longer life costs: a slice granted while the
+    /// key's TAT is less than the lead ahead of now skips the schedule up to
+    /// `now + lead`, units nobody is admitted in; they come back only as the
+    /// key runs under its limit, so a key whose demand then exceeds its limit
+    /// loses them (up to `lead / T`: `burst / STRETCH_SHARE` for a stretched
+    /// life, `window / T` as before for the window).
+    pub fn life_ms(&self, config: LeaseConfig, quota: &Quota) -> u64 {
+        let window = config.window_ms;
+        let tolerance_ms = clamp_u64(quota.tolerance_ns() / 1_000_000);
+        let longest = window
+            .saturating_mul(LIFE_STRETCH)
+            .min(MAX_LIFE_MS)
+            .min(tolerance_ms / STRETCH_SHARE)
+            .max(window);
+        let rate = self.meter.per_second(window);
+        if rate == 0 {
+            return window;
+        }
+        let life = SLICE_REQUESTS
+            .saturating_mul(1_000)
+            .div_ceil(rate)
+            .clamp(window, longest);
+        if life > window && lead_for(life, quota) == 0 {
+            return window;
+        }
+        life
+    }
+
     /// Units to ask the object for, the request's own `cost` included: the
-    /// units this isolate is expected to use within the window at the rate
-    /// it sees, at most `burst / LEASE_SHARE`; just `cost` (no lease) with
-    /// leasing off or below [`MIN_LEASE_UNITS`] per window.
+    /// units this isolate is expected to use within the slice's life
+    /// ([`Self::life_ms`]) at the rate it sees, at most `burst /
+    /// LEASE_SHARE`; just `cost` (no lease) with leasing off or below
+    /// [`MIN_LEASE_UNITS`] requests' worth in that life.
     pub fn want(&self, config: Option<LeaseConfig>, quota: &Quota, cost: u64) -> u64 {
         let Some(config) = config else {
             return cost;
         };
-        let expected = u128::from(self.meter.per_second())
+        let expected = u128::from(self.meter.per_second(config.window_ms))
             .saturating_mul(u128::from(cost))
-            .saturating_mul(u128::from(config.window_ms))
+            .saturating_mul(u128::from(self.life_ms(config, quota)))
             / 1_000;
         let expected = clamp_u64(expected);
         if expected < MIN_LEASE_UNITS.saturating_mul(cost.max(1)) {
             return cost;
         }
         expected.min(quota.burst / LEASE_SHARE).max(cost)
+    }
+
+    /// How far ahead of now (ms) the slice may start (`LimiterOp::Lease`'s
+    /// `lead_ms`): its life ([`Self::life_ms`]), so that a key far below its
+    /// limit finds slots after every request of that life (the object uses
+    /// the lead only where it is cheap: `protocol::lead_for`). 0 with
+    /// leasing off.
+    pub fn lead_ms(&self, config: Option<LeaseConfig>, quota: &Quota) -> u64 {
+        config.map_or(0, |c| self.life_ms(c, quota))
     }
 
     /// Admits `cost` from a held slice at `now_ms` (the isolate's clock):

@@ -56,7 +56,13 @@
 //! but a lease also reserves them away from other isolates meanwhile), and
 //! the holder's clock estimate runs late by up to the grant's round trip plus
 //! a margin, so its slots start that much later. Both are bounded per slice:
-//! at most `n` units, and `(round trip + margin) / T` units.
+//! at most `n` units, and `(round trip + margin) / T` units. A grant made
+//! while the key's TAT is less than the lead ahead of now skips the
+//! schedule up to `now + lead`: at most `lead / T` units of the burst, which
+//! come back only as the key runs under its limit ([`lead_for`] keeps the
+//! lead to an eighth of the tolerance; the holder asks for its slice's
+//! life, `LeasePool::lead_ms`, at most a 32nd of the tolerance when it is
+//! longer than the window).
 
 use serde::{Deserialize, Serialize};
 
