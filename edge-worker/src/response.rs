@@ -198,11 +198,12 @@ pub fn from_buffer(
     status: u16,
     headers: &[(String, String)],
 ) -> Option<web_sys::Response> {
-    let init = web_sys::ResponseInit::new();
-    init.set_status(status);
-    init.set_headers(&headers_from(headers).0);
     let body = (!null_body_status(status)).then_some(body);
-    web_sys::Response::new_with_opt_buffer_source_and_init(body.map(AsRef::as_ref), &init).ok()
+    web_sys::Response::new_with_opt_buffer_source_and_init(
+        body.map(AsRef::as_ref),
+        &init(status, headers),
+    )
+    .ok()
 }
 
 /// A JS response of `status` with exactly `headers` (built in one call into
@@ -213,11 +214,17 @@ pub fn from_stream(
     status: u16,
     headers: &[(String, String)],
 ) -> Option<web_sys::Response> {
+    let body = body.filter(|_| !null_body_status(status));
+    web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init(status, headers))
+        .ok()
+}
+
+/// A response's `status` and exactly `headers` (built in one call into JS).
+fn init(status: u16, headers: &[(String, String)]) -> web_sys::ResponseInit {
     let init = web_sys::ResponseInit::new();
     init.set_status(status);
     init.set_headers(&headers_from(headers).0);
-    let body = body.filter(|_| !null_body_status(status));
-    web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init).ok()
+    init
 }
 
 /// Statuses whose responses cannot carry a body (Fetch standard).
