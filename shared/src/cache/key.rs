@@ -241,7 +241,7 @@ fn normalize_host(scheme: &str, host: &str) -> Result<String, CacheKeyError> {
         return Err(CacheKeyError::TooLarge);
     }
     let (name, port) = split_port(host).ok_or(CacheKeyError::InvalidHost)?;
-    let name = match plain_domain(name) {
+    let name = match plain_host(name) {
         Some(plain) => plain.to_owned(),
         None => parsed_host(name)?,
     };
@@ -256,13 +256,18 @@ fn normalize_host(scheme: &str, host: &str) -> Result<String, CacheKeyError> {
     })
 }
 
-/// `name` when a URL parser's host parsing would give it back unchanged as
-/// a domain: lower-case ASCII letters, digits, `-` and `.` in non-empty
+/// `name` when a URL parser's host parsing would give it back unchanged:
+/// a domain of lower-case ASCII letters, digits, `-` and `.` in non-empty
 /// labels, no IDNA label (`xn--`), and a last label starting with a letter
-/// (so not an IPv4 number in any of its forms). What the runtime's
-/// serialised URL carries for an ordinary host: it spares the IDNA
-/// machinery, the costliest part of a key in wasm. `None`: parse it.
-fn plain_domain(name: &str) -> Option<&str> {
+/// (so not an IPv4 number in any of its forms); or an IPv4 address in
+/// canonical dotted-decimal form. What the runtime's serialised URL
+/// carries for an ordinary host: it spares the IDNA machinery, the
+/// costliest part of a key in wasm. `None`: parse it.
+fn plain_host(name: &str) -> Option<&str> {
+    (plain_domain(name) || canonical_ipv4(name)).then_some(name)
+}
+
+fn plain_domain(name: &str) -> bool {
     let bytes_ok = name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'));
@@ -274,7 +279,20 @@ fn plain_domain(name: &str) -> Option<&str> {
         .next()
         .and_then(|last| last.bytes().next())
         .is_some_and(|b| b.is_ascii_lowercase());
-    (bytes_ok && labels_ok && last_ok).then_some(name)
+    bytes_ok && labels_ok && last_ok
+}
+
+/// Four decimal parts of 0–255 without leading zeros: how an IPv4
+/// address is serialised.
+fn canonical_ipv4(name: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 3
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p == "0" || !p.starts_with('0'))
+            && p.parse::<u16>().is_ok_and(|n| n <= 255)
+    };
+    name.split('.').count() == 4 && name.split('.').all(part)
 }
 
 /// `name` as a URL parser parses a host (lowercase, IDNA, IP address

@@ -452,27 +452,50 @@ proptest! {
 }
 
 proptest::proptest! {
-    /// The plain-domain shortcut gives exactly what the URL parser gives,
+    /// The plain-host shortcut gives exactly what the URL parser gives,
     /// whenever it applies, over hosts made of the characters it takes and
-    /// the ones that make it step aside (IPv4 forms, `xn--`, empty labels).
+    /// the ones that make it step aside (other IPv4 forms, `xn--`, empty
+    /// labels).
     #[test]
-    fn a_plain_domain_is_what_the_url_parser_makes_of_it(
+    fn a_plain_host_is_what_the_url_parser_makes_of_it(
         name in "(xn--|0x|[a-z0-9.-]|[A-Z_]){1,24}"
     ) {
-        if let Some(plain) = plain_domain(&name) {
+        if let Some(plain) = plain_host(&name) {
+            proptest::prop_assert_eq!(parsed_host(&name), Ok(plain.to_owned()));
+        }
+    }
+
+    /// Dotted numbers in every form the URL parser reads as IPv4 (leading
+    /// zeros, parts over 255, fewer or more parts, hex).
+    #[test]
+    fn a_plain_ipv4_is_what_the_url_parser_makes_of_it(
+        name in "(0x)?[0-9]{1,4}(\\.(0x)?[0-9]{1,4}){0,4}\\.?"
+    ) {
+        if let Some(plain) = plain_host(&name) {
             proptest::prop_assert_eq!(parsed_host(&name), Ok(plain.to_owned()));
         }
     }
 }
 
 #[test]
-fn plain_domains_skip_the_parser_and_others_do_not() {
-    for plain in ["example.com", "api-1.example.com", "localhost", "a.b-c.d9"] {
-        assert_eq!(plain_domain(plain), Some(plain), "{plain}");
+fn plain_hosts_skip_the_parser_and_others_do_not() {
+    for plain in [
+        "example.com",
+        "api-1.example.com",
+        "localhost",
+        "a.b-c.d9",
+        "127.0.0.1",
+        "10.0.255.0",
+    ] {
+        assert_eq!(plain_host(plain), Some(plain), "{plain}");
     }
     for other in [
         "Example.com",
-        "127.0.0.1",
+        "127.0.0.01",
+        "127.1",
+        "256.0.0.1",
+        "0x7f.0.0.1",
+        "1.2.3.4.5",
         "example.0x1f",
         "example.123",
         "xn--bcher-kva.example",
@@ -482,6 +505,6 @@ fn plain_domains_skip_the_parser_and_others_do_not() {
         "my_host.example",
         "",
     ] {
-        assert_eq!(plain_domain(other), None, "{other}");
+        assert_eq!(plain_host(other), None, "{other}");
     }
 }
