@@ -59,25 +59,14 @@ impl Identity {
     /// pair's identity. All keys of one consumer share entries: they are
     /// one caller (that is how keys are rotated).
     pub fn qualified_subject(&self) -> String {
-        // Pushed chunk by chunk: the formatting machinery is a measurable
-        // part of a cache key in wasm (issue 16).
-        let mut out = String::with_capacity(self.subject.len() + 48);
+        let part = |s: &str| utf8_percent_encode(s, IDENTITY_PART).to_string();
         match self.method {
             AuthMethod::Jwt => {
-                out.push_str("jwt:");
-                out.extend(utf8_percent_encode(
-                    self.issuer.as_deref().unwrap_or(""),
-                    IDENTITY_PART,
-                ));
-                out.push(':');
-                out.extend(utf8_percent_encode(&self.subject, IDENTITY_PART));
+                let issuer = part(self.issuer.as_deref().unwrap_or(""));
+                format!("jwt:{issuer}:{}", part(&self.subject))
             }
-            AuthMethod::ApiKey => {
-                out.push_str("key:");
-                out.extend(utf8_percent_encode(&self.subject, IDENTITY_PART));
-            }
+            AuthMethod::ApiKey => format!("key:{}", part(&self.subject)),
         }
-        out
     }
 }
 

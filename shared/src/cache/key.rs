@@ -141,16 +141,11 @@ impl CacheKey {
             .canonical
             .split_once('\n')
             .map_or(self.canonical.as_str(), |(first, _)| first);
-        let mut url = String::with_capacity(first_line.len() + HASH_PARAM.len() + 74);
-        url.push_str("https://");
-        url.push_str(first_line);
-        if !first_line.ends_with('?') {
-            url.push('&');
-        }
-        url.push_str(HASH_PARAM);
-        url.push('=');
-        hex_into(&mut url, &Sha256::digest(self.canonical.as_bytes()));
-        url
+        let sep = if first_line.ends_with('?') { "" } else { "&" };
+        format!(
+            "https://{first_line}{sep}{HASH_PARAM}={}",
+            hex(&Sha256::digest(self.canonical.as_bytes()))
+        )
     }
 
     /// What every key URL of the same resource starts with, whatever its
@@ -200,24 +195,17 @@ pub fn cache_key(rule: &CacheRule, req: &RequestParts<'_>) -> Result<CacheKey, C
     }
     // A URL path always starts with `/`; without it the path would run into
     // the host in the canonical form.
+    let slash = if req.path.starts_with('/') { "" } else { "/" };
+    let path = format!("{slash}{}", utf8_percent_encode(req.path, PATH));
     let query = canonical_query(req.query.unwrap_or(""), rule.vary_query.as_deref())?;
 
-    // Pushed piece by piece, not formatted: `fmt` is a measurable part of
-    // a key in wasm (issue 16).
-    let mut canonical = String::with_capacity(host.len() + req.path.len() + query.len() + 64);
-    canonical.push_str(&host);
-    if !req.path.starts_with('/') {
-        canonical.push('/');
-    }
-    canonical.extend(utf8_percent_encode(req.path, PATH));
-    canonical.push('?');
-    canonical.push_str(&query);
+    let mut canonical = format!("{host}{path}?{query}");
     for name in &rule.vary_headers {
         canonical.push_str("\nh:");
-        canonical.extend(utf8_percent_encode(name, COMPONENT));
+        canonical.push_str(&utf8_percent_encode(name, COMPONENT).to_string());
         if let Some(value) = vary_value(req.headers, name) {
             canonical.push('=');
-            canonical.extend(utf8_percent_encode(&value, COMPONENT));
+            canonical.push_str(&utf8_percent_encode(&value, COMPONENT).to_string());
         }
         if canonical.len() > MAX_CANONICAL_LEN {
             return Err(CacheKeyError::TooLarge);
@@ -225,7 +213,7 @@ pub fn cache_key(rule: &CacheRule, req: &RequestParts<'_>) -> Result<CacheKey, C
     }
     if let Some(id) = identity {
         canonical.push_str("\nid:");
-        canonical.extend(utf8_percent_encode(id, COMPONENT));
+        canonical.push_str(&utf8_percent_encode(id, COMPONENT).to_string());
     }
     if canonical.len() > MAX_CANONICAL_LEN {
         return Err(CacheKeyError::TooLarge);
@@ -241,9 +229,15 @@ fn normalize_host(scheme: &str, host: &str) -> Result<String, CacheKeyError> {
         return Err(CacheKeyError::TooLarge);
     }
     let (name, port) = split_port(host).ok_or(CacheKeyError::InvalidHost)?;
-    let name = match plain_host(name) {
-        Some(plain) => plain.to_owned(),
-        None => parsed_host(name)?,
+    let name = match url::Host::parse(name).map_err(|_| CacheKeyError::InvalidHost)? {
+        url::Host::Domain(d) => {
+            let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+            if d.is_empty() || !d.bytes().all(plain) {
+                return Err(CacheKeyError::InvalidHost);
+            }
+            d
+        }
+        ip => ip.to_string(),
     };
     let default_port = if scheme.eq_ignore_ascii_case("http") {
         80
@@ -254,62 +248,6 @@ fn normalize_host(scheme: &str, host: &str) -> Result<String, CacheKeyError> {
         Some(p) if p != default_port => format!("{name}:{p}"),
         _ => name,
     })
-}
-
-/// `name` when a URL parser's host parsing would give it back unchanged:
-/// a domain of lower-case ASCII letters, digits, `-` and `.` in non-empty
-/// labels, no IDNA label (`xn--`), and a last label starting with a letter
-/// (so not an IPv4 number in any of its forms); or an IPv4 address in
-/// canonical dotted-decimal form. What the runtime's serialised URL
-/// carries for an ordinary host: it spares the IDNA machinery, the
-/// costliest part of a key in wasm. `None`: parse it.
-fn plain_host(name: &str) -> Option<&str> {
-    (plain_domain(name) || canonical_ipv4(name)).then_some(name)
-}
-
-fn plain_domain(name: &str) -> bool {
-    let bytes_ok = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'));
-    let labels_ok = name
-        .split('.')
-        .all(|label| !label.is_empty() && !label.starts_with("xn--"));
-    let last_ok = name
-        .rsplit('.')
-        .next()
-        .and_then(|last| last.bytes().next())
-        .is_some_and(|b| b.is_ascii_lowercase());
-    bytes_ok && labels_ok && last_ok
-}
-
-/// Four decimal parts of 0–255 without leading zeros: how an IPv4
-/// address is serialised.
-fn canonical_ipv4(name: &str) -> bool {
-    let part = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 3
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && (p == "0" || !p.starts_with('0'))
-            && p.parse::<u16>().is_ok_and(|n| n <= 255)
-    };
-    name.split('.').count() == 4 && name.split('.').all(part)
-}
-
-/// `name` as a URL parser parses a host (lowercase, IDNA, IP address
-/// forms), then held to plain characters, so it cannot inject URL syntax.
-fn parsed_host(name: &str) -> Result<String, CacheKeyError> {
-    Ok(
-        match url::Host::parse(name).map_err(|_| CacheKeyError::InvalidHost)? {
-            url::Host::Domain(d) => {
-                let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
-                if d.is_empty() || !d.bytes().all(plain) {
-                    return Err(CacheKeyError::InvalidHost);
-                }
-                d
-            }
-            ip => ip.to_string(),
-        },
-    )
 }
 
 /// Splits `host[:port]` / `[v6][:port]`; `None` when the port is not a
@@ -424,8 +362,9 @@ fn vary_value(headers: &Headers, name: &str) -> Option<String> {
     Some(joined.join(", "))
 }
 
-fn hex_into(out: &mut String, bytes: &[u8]) {
+fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         for nibble in [b >> 4, b & 0x0f] {
             out.push(char::from(
@@ -433,6 +372,7 @@ fn hex_into(out: &mut String, bytes: &[u8]) {
             ));
         }
     }
+    out
 }
 
 #[cfg(test)]
