@@ -23,7 +23,7 @@ use worker::web_sys;
 use super::{Caller, Planned};
 use crate::cache::{Entry, HandedMatch};
 use crate::error::EdgeError;
-use crate::flow::{now_ms, Phase};
+use crate::flow::{now_ms, Flow, Phase};
 use crate::{response, throttle};
 
 thread_local! {
@@ -119,6 +119,8 @@ pub struct FastLookup {
     key: String,
     /// The request's cache plan (the client's directives).
     plan: RequestPlan,
+    /// When the lookup was handed to JS (for `Server-Timing`'s `cache`).
+    asked: u64,
 }
 
 impl FastLookup {
@@ -128,6 +130,7 @@ impl FastLookup {
             caller,
             key,
             plan,
+            asked: now_ms(),
         }
     }
 }
@@ -150,13 +153,13 @@ impl FastLookup {
         found: Option<web_sys::Response>,
         request: &web_sys::Request,
     ) -> Result<Option<web_sys::Response>, JsValue> {
-        let now = now_ms();
-        let lookup_ms = now.saturating_sub(self.planned.started);
+        let lookup_ms = now_ms().saturating_sub(self.asked);
         let Self {
             planned,
             caller,
             key,
             plan,
+            ..
         } = self;
         // Cannot fail: the plan found the same route in the same config.
         let Ok(gw) = planned.loaded.as_ref().map(Rc::clone) else {
@@ -212,42 +215,49 @@ impl FastLookup {
         flow.log.cache = Some(CacheStatus::Hit.as_str());
         caller.admitted(&gw, planned.started);
         count(true);
-        // As the full path's `finish`: the rate-limit headers, then the
-        // request id and timings, over the entry's.
-        flow.timings.total = Some(now_ms().saturating_sub(planned.started));
-        let timing = flow.timings.header();
-        let mut last: Vec<(&str, &str)> = flow
-            .extra
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        last.push((REQUEST_ID_HEADER, request_id.as_str()));
-        last.push(("server-timing", timing.as_str()));
-        let head = planned.method == "HEAD";
-        let stored_status = entry.status;
-        match entry.answer_raw(CacheStatus::Hit, &planned.headers, head, &last) {
-            Some(raw) => {
-                flow.log.status = raw.status();
-                flow.log.emit(&flow.timings);
-                Ok(Some(raw))
-            }
-            // The runtime refused the entry's response: the full path's
-            // problem+json for it.
-            None => {
-                let refused = EdgeError::ResponseRefused {
-                    status: stored_status,
-                    reason: "the runtime refused a stored entry's response".to_owned(),
-                };
-                let problem = flow.fail(refused).with_request_id(request_id.as_str());
-                crate::deliver(
-                    response::problem(&problem),
-                    request_id.as_str(),
-                    flow,
-                    planned.started,
-                )
-                .map(Some)
-                .map_err(|e| JsValue::from_str(&e.to_string()))
-            }
-        }
+        answer(entry, &planned, request_id.as_str(), flow)
     }
+}
+
+/// A fresh `entry`'s answer to the planned request, with what every
+/// response carries set over its headers as the full path's `finish` sets
+/// them (the rate-limit headers, then the request id and timings), and the
+/// log line written.
+fn answer(
+    entry: Entry,
+    planned: &Planned,
+    request_id: &str,
+    mut flow: Flow,
+) -> Result<Option<web_sys::Response>, JsValue> {
+    flow.timings.total = Some(now_ms().saturating_sub(planned.started));
+    let timing = flow.timings.header();
+    let mut last: Vec<(&str, &str)> = flow
+        .extra
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    last.push((REQUEST_ID_HEADER, request_id));
+    last.push(("server-timing", timing.as_str()));
+    let head = planned.method == "HEAD";
+    let stored_status = entry.status;
+    if let Some(raw) = entry.answer_raw(CacheStatus::Hit, &planned.headers, head, &last) {
+        flow.log.status = raw.status();
+        flow.log.emit(&flow.timings);
+        return Ok(Some(raw));
+    }
+    // The runtime refused the entry's response: the full path's
+    // problem+json for it.
+    let refused = EdgeError::ResponseRefused {
+        status: stored_status,
+        reason: "the runtime refused a stored entry's response".to_owned(),
+    };
+    let problem = flow.fail(refused).with_request_id(request_id);
+    crate::deliver(
+        response::problem(&problem),
+        request_id,
+        flow,
+        planned.started,
+    )
+    .map(Some)
+    .map_err(|e| JsValue::from_str(&e.to_string()))
 }
