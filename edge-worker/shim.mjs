@@ -75,7 +75,7 @@ async function proxied(proxy, request) {
  * `serve` answers a fresh entry or gives `undefined`: the full path, handed
  * the lookup (so it does not look up again).
  */
-async function looked_up(lookup, request, full) {
+async function lookedUp(lookup, request, full) {
   let key;
   try {
     key = lookup.key;
@@ -99,7 +99,7 @@ async function looked_up(lookup, request, full) {
 
 /** The step after the plan (or after `resume`): run, or the full path. */
 function next(step, request, full) {
-  if (step instanceof FastLookup) return looked_up(step, request, full);
+  if (step instanceof FastLookup) return lookedUp(step, request, full);
   if (step instanceof FastVerify) return verified(step, request, full);
   if (step !== undefined) return proxied(step, request);
   return full();
