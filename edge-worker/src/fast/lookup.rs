@@ -41,15 +41,9 @@ pub(super) fn lookup_counts() -> (u64, u64) {
     COUNTS.with(Cell::get)
 }
 
+/// Counts one lookup, answered or handed over.
 fn count(answered: bool) {
-    COUNTS.with(|n| {
-        let (a, h) = n.get();
-        n.set(if answered {
-            (a.saturating_add(1), h)
-        } else {
-            (a, h.saturating_add(1))
-        });
-    });
+    COUNTS.with(|n| super::count_outcome(n, answered));
 }
 
 /// The lookup the fast path made for `request` and left to the full path,

@@ -50,6 +50,7 @@ mod lookup;
 mod proxy;
 mod verify;
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use serde::Serialize;
@@ -104,6 +105,16 @@ impl FastPathStats {
             cache_handed_over,
         }
     }
+}
+
+/// Adds one to a step's (answered here, left to the full path) counts.
+fn count_outcome(counts: &Cell<(u64, u64)>, answered: bool) {
+    let (here, left) = counts.get();
+    counts.set(if answered {
+        (here.saturating_add(1), left)
+    } else {
+        (here, left.saturating_add(1))
+    });
 }
 
 /// What the plan read of a request that qualifies, for the steps after

@@ -66,14 +66,7 @@ pub(super) fn verified_counts() -> (u64, u64) {
 
 /// Counts one verified token, answered or declined.
 fn count_verified(answered: bool) {
-    VERIFIED.with(|n| {
-        let (a, d) = n.get();
-        n.set(if answered {
-            (a.saturating_add(1), d)
-        } else {
-            (a, d.saturating_add(1))
-        });
-    });
+    VERIFIED.with(|n| super::count_outcome(n, answered));
 }
 
 /// A planned request whose bearer token needs only its signature checked

@@ -288,6 +288,18 @@ fn simulate(quota: &Quota, config: LeaseConfig, skews: &[i64], arrivals: &[Arriv
 }
 
 /// The GCRA bound over every interval of admission times.
+/// [`simulate`]'s admissions with leases of `window_ms`, held to
+/// [`within_gcra_bound`].
+fn leased_run_within_gcra(
+    quota: &Quota,
+    window_ms: u64,
+    skews: &[i64],
+    arrivals: &[Arrival],
+) -> Result<(), String> {
+    let run = simulate(quota, LeaseConfig { window_ms }, skews, arrivals);
+    within_gcra_bound(quota, &run.admitted)
+}
+
 fn within_gcra_bound(quota: &Quota, admitted: &[u64]) -> Result<(), String> {
     let mut times = admitted.to_vec();
     times.sort_unstable();
@@ -335,8 +347,7 @@ proptest! {
         ),
     ) {
         let quota = Quota::new(limit, Duration::from_secs(secs)).with_burst(burst);
-        let run = simulate(&quota, LeaseConfig { window_ms }, &skews, &arrivals);
-        let bound = within_gcra_bound(&quota, &run.admitted);
+        let bound = leased_run_within_gcra(&quota, window_ms, &skews, &arrivals);
         prop_assert!(bound.is_ok(), "{:?}", bound);
     }
 
@@ -354,8 +365,7 @@ proptest! {
         ),
     ) {
         let quota = Quota::new(limit, Duration::from_secs(secs)).with_burst(limit + extra_burst);
-        let run = simulate(&quota, LeaseConfig { window_ms }, &skews, &arrivals);
-        let bound = within_gcra_bound(&quota, &run.admitted);
+        let bound = leased_run_within_gcra(&quota, window_ms, &skews, &arrivals);
         prop_assert!(bound.is_ok(), "{:?}", bound);
     }
 
@@ -374,8 +384,7 @@ proptest! {
         ),
     ) {
         let quota = Quota::new(limit, Duration::from_secs(secs)).with_burst(limit + extra_burst);
-        let run = simulate(&quota, LeaseConfig { window_ms }, &skews, &arrivals);
-        let bound = within_gcra_bound(&quota, &run.admitted);
+        let bound = leased_run_within_gcra(&quota, window_ms, &skews, &arrivals);
         prop_assert!(bound.is_ok(), "{:?}", bound);
     }
 
