@@ -489,16 +489,27 @@ describe("a cached route: a fresh entry answered on the fast path (one Cache API
     expect(fast.origin.requests(path).length).toBe(1);
   });
 
-  it("a client's no-cache and a stale entry go the full way: revalidated and stale answers match", async () => {
+  it("a client's no-cache and a stale entry go the full way, handed the lookup: revalidated and stale answers match", async () => {
+    // The bodies are not compared: each gateway's entry may have been
+    // refreshed in the background by a different request while priming.
     const path = `/cache/shared/${unique()}`;
     await prime(path, () => ({}), { etag: '"n1"' });
-    const revalidated = await expectSame(path, { headers: { "cache-control": "no-cache" } }, { etag: '"n1"' });
-    expect(["REVALIDATED", "MISS"]).toContain(revalidated.a.headers.get("x-cache-status"));
     const swr = `/cache/swr/${unique()}`;
     await prime(swr);
     await new Promise((resolve) => setTimeout(resolve, 1_200));
-    const stale = await expectSame(swr);
-    expect(stale.a.headers.get("x-cache-status")).toBe("STALE");
+    const before = await fastStats(fast);
+    for (const [target, headers, expected] of [
+      [path, { "cache-control": "no-cache" }, ["REVALIDATED", "MISS"]],
+      [swr, {}, ["STALE"]],
+    ] as const) {
+      const [a, b] = await Promise.all([fast, full].map((edge) => edge.fetch(target, { headers })));
+      expect(a?.status).toBe(b?.status);
+      expect(a?.headers.get("x-cache-status")).toBe(b?.headers.get("x-cache-status"));
+      expect(expected).toContain(a?.headers.get("x-cache-status"));
+    }
+    const after = await fastStats(fast);
+    expect(after.cache_handed_over).toBe(before.cache_handed_over + 2);
+    expect(after.cache_hits).toBe(before.cache_hits);
   });
 
   it("a private route: a remembered token and a new token each get their own entry; another caller misses", async () => {
