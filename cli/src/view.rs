@@ -20,8 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tidegate_policy::auth::KeySummary;
-use tidegate_policy::config::CanaryStep;
-use tidegate_policy::config::{CanaryGateEntry, CanaryStepEntry};
+use tidegate_policy::config::{CanaryGateEntry, CanaryStep, CanaryStepEntry};
 use tidegate_policy::rollout::{AlarmReading, Approval, CanarySnapshot, Mark, Pause, Trigger};
 
 /// `GET /stages`.

@@ -21,14 +21,11 @@ mod store;
 use std::time::Duration;
 
 use tidegate_policy::auth::Identity;
-use tidegate_policy::cache::CACHE_STATUS_HEADER;
 use tidegate_policy::cache::{
-    after_origin, before_origin, cache_key, check_request, CacheRule, CacheStatus, LookupDecision,
-    RequestParts, RequestPlan, RequestVerdict, ResponseHeaders, ResponseTiming, ServeDecision,
-};
-use tidegate_policy::cache::{
-    client_condition, not_modified_headers, not_modified_matches, revalidation_headers,
-    ClientCondition, CONDITIONAL_REQUEST_HEADERS,
+    after_origin, before_origin, cache_key, check_request, client_condition, not_modified_headers,
+    not_modified_matches, revalidation_headers, CacheRule, CacheStatus, ClientCondition,
+    LookupDecision, RequestParts, RequestPlan, RequestVerdict, ResponseHeaders, ResponseTiming,
+    ServeDecision, CACHE_STATUS_HEADER, CONDITIONAL_REQUEST_HEADERS,
 };
 use url::Url;
 use worker::wasm_bindgen::JsValue;

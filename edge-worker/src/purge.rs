@@ -29,12 +29,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tidegate_policy::cache::is_variant_of;
-use tidegate_policy::cache::storage_lifetime;
 use tidegate_policy::cache::{
-    cache_key, decode_shard, encode_shard, invalidates, invalidation_targets, shard_max_age,
-    shard_of, with_keys, CacheRule, CacheScope, IndexedKey, PendingIndex, RequestParts,
-    INDEX_BATCH_WINDOW_MS, INDEX_SHARDS, PURGE_SECOND_PASS_MS,
+    cache_key, decode_shard, encode_shard, invalidates, invalidation_targets, is_variant_of,
+    shard_max_age, shard_of, storage_lifetime, with_keys, CacheRule, CacheScope, IndexedKey,
+    PendingIndex, RequestParts, INDEX_BATCH_WINDOW_MS, INDEX_SHARDS, PURGE_SECOND_PASS_MS,
 };
 use tidegate_policy::config::PurgeSettings;
 use tidegate_policy::route::{Method, RouteMatch};

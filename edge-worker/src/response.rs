@@ -240,16 +240,28 @@ pub fn finish(
     timings: &Timings,
     extra: &[(String, String)],
 ) {
+    let timing = timings.header();
+    set_all(resp.headers_mut(), &carried(extra, request_id, &timing));
+}
+
+/// What every response carries, in the order it is set (a later field
+/// replaces a same-named earlier one): `extra` (rate-limit headers,
+/// challenges...), the request id, and `Server-Timing` (`timing`, left out
+/// when empty).
+pub fn carried<'a>(
+    extra: &'a [(String, String)],
+    request_id: &'a str,
+    timing: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     let mut all: Vec<(&str, &str)> = extra
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     all.push((REQUEST_ID_HEADER, request_id));
-    let timing = timings.header();
     if !timing.is_empty() {
-        all.push(("server-timing", &timing));
+        all.push(("server-timing", timing));
     }
-    set_all(resp.headers_mut(), &all);
+    all
 }
 
 /// `resp` as the platform's response, or the runtime's refusal as an error.

@@ -77,10 +77,9 @@ fuzz_target!(|data: &[u8]| {
 /// The freshness and validation rules on `headers` as a response and as a
 /// request, with times derived from the input.
 fn freshness(rule: &CacheRule, headers: &[(String, String)], seed: u64) {
-    use tidegate_policy::cache::{origin_headers, prepare_for_serving};
-    use tidegate_policy::cache::{client_condition, refresh_headers};
     use tidegate_policy::cache::{
-        freshness_from_headers, prepare_for_storage, CacheStatus, Freshness, ResponseHeaders,
+        client_condition, freshness_from_headers, origin_headers, prepare_for_serving,
+        prepare_for_storage, refresh_headers, CacheStatus, Freshness, ResponseHeaders,
         ResponseTiming,
     };
     let now = 1_700_000_000_000u64.wrapping_add(seed.wrapping_mul(7_919));

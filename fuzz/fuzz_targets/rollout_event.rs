@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tidegate_policy::rollout::{parse_time, MAX_ALARM_NAME};
-use tidegate_policy::rollout::{parse, Input, LegacyBookkeeping, ManualCommand, StageRecord};
+use tidegate_policy::rollout::{
+    parse, parse_time, Input, LegacyBookkeeping, ManualCommand, StageRecord, MAX_ALARM_NAME,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(event) = serde_json::from_slice::<Value>(data) else {

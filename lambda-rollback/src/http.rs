@@ -67,8 +67,7 @@ use tidegate_policy::auth::{
     Algorithm, AuthRejection, AuthRequirement, CredentialHeaders, Identity, Jwk, KeyProvider,
     NativeVerifier, UnverifiedJwt,
 };
-use tidegate_policy::config::CanaryStepEntry;
-use tidegate_policy::config::{CanaryStep, Issuer};
+use tidegate_policy::config::{CanaryStep, CanaryStepEntry, Issuer};
 use tidegate_policy::health::StageHealth;
 use tidegate_policy::problem::Problem;
 use tidegate_policy::rollout::{check_steps, Hold, ManualCommand, StartCanary, Trigger};

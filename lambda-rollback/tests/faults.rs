@@ -25,8 +25,7 @@ use std::time::Duration;
 use aws_sdk_cloudwatch::types::StateValue;
 use lambda_http::RequestExt;
 use serde_json::Value;
-use tidegate_policy::rollout::parse_time;
-use tidegate_policy::rollout::{ManualCommand, Trigger};
+use tidegate_policy::rollout::{parse_time, ManualCommand, Trigger};
 use tidegate_rollback::http::Control;
 
 mod common;

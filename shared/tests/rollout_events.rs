@@ -8,10 +8,10 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tidegate_policy::config;
 use tidegate_policy::rollout::{
-    decide, parse, stages_watching, Action, AlarmEvent, AlarmReading, AlarmState, CanaryMetrics,
-    CanarySnapshot, EventError, Input, RemoveReason, Signals, StageRecord, StageSnapshot,
+    decide, parse, stages_watching, Action, AlarmEvent, AlarmKind, AlarmReading, AlarmSource,
+    AlarmState, CanaryMetrics, CanarySnapshot, EventError, HttpRequest, HttpVia, Input,
+    RemoveReason, Signals, StageRecord, StageSnapshot,
 };
-use tidegate_policy::rollout::{AlarmKind, AlarmSource, HttpRequest, HttpVia};
 
 const FIXTURES: [(&str, &str); 14] = [
     (

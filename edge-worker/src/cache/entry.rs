@@ -3,16 +3,12 @@
 
 use std::time::Duration;
 use tidegate_policy::cache::{
-    client_condition, not_modified_headers, refresh_headers, refresh_worth_storing, ClientCondition,
-};
-use tidegate_policy::cache::{
-    lifetimes, origin_headers, prepare_for_serving, stored_status, STATUS_HEADER,
+    client_condition, freshness_from_headers, lifetimes, not_modified_headers, origin_headers,
+    prepare_for_serving, prepare_for_storage, refresh_headers, refresh_worth_storing,
+    stored_status, CacheRule, CacheStatus, ClientCondition, FreshnessCheck, ResponseHeaders,
+    ResponseTiming, STATUS_HEADER,
 };
 
-use tidegate_policy::cache::{
-    freshness_from_headers, prepare_for_storage, CacheRule, CacheStatus, FreshnessCheck,
-    ResponseHeaders, ResponseTiming,
-};
 use worker::js_sys::{self, ArrayBuffer};
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -70,19 +66,8 @@ impl Entry {
     /// or a 304 when the client's `If-None-Match` / `If-Modified-Since` is
     /// met (only for a 2xx entry: RFC 9110 §13.2.1). `head` drops the body.
     pub fn answer(self, status: CacheStatus, request: &HeaderList, head: bool) -> Response {
-        let code = self.status;
-        let served = prepare_for_serving(&self.headers, self.check.age, status);
-        let met = (200..300).contains(&code)
-            && client_condition(request, self.view()) == ClientCondition::NotModified;
-        match met {
-            true => rebuild(
-                Response::from(self.raw),
-                304,
-                &not_modified_headers(&served),
-                false,
-            ),
-            false => rebuild(Response::from(self.raw), code, &served, !head),
-        }
+        let (code, headers, with_body) = self.served(status, request, head);
+        rebuild(Response::from(self.raw), code, &headers, with_body)
     }
 
     /// [`Self::answer`] as the platform's response, with `last` set over
@@ -96,17 +81,28 @@ impl Entry {
         head: bool,
         last: &[(&str, &str)],
     ) -> Option<web_sys::Response> {
-        let code = self.status;
-        let served = prepare_for_serving(&self.headers, self.check.age, status);
-        let met = (200..300).contains(&code)
-            && client_condition(request, self.view()) == ClientCondition::NotModified;
-        let (code, mut headers, body) = match met {
-            true => (304, not_modified_headers(&served), None),
-            false => (code, served, (!head).then(|| self.raw.body()).flatten()),
-        };
+        let (code, mut headers, with_body) = self.served(status, request, head);
         headers.retain(|(name, _)| !last.iter().any(|(l, _)| l.eq_ignore_ascii_case(name)));
         headers.extend(last.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
+        let body = with_body.then(|| self.raw.body()).flatten();
         crate::response::from_stream(body, code, &headers)
+    }
+
+    /// What [`Self::answer`] answers: the status, the headers served and
+    /// whether the body goes with them.
+    fn served(
+        &self,
+        status: CacheStatus,
+        request: &HeaderList,
+        head: bool,
+    ) -> (u16, HeaderList, bool) {
+        let served = prepare_for_serving(&self.headers, self.check.age, status);
+        let met = (200..300).contains(&self.status)
+            && client_condition(request, self.view()) == ClientCondition::NotModified;
+        match met {
+            true => (304, not_modified_headers(&served), false),
+            false => (self.status, served, !head),
+        }
     }
 
     /// The entry after the origin's 304 (RFC 9111 §4.3.4): its headers

@@ -3,10 +3,10 @@
 //! refresh of stale entries. Each lands the key's flight with what it
 //! stored, so coalesced requests are answered from it.
 
-use tidegate_policy::cache::not_modified_matches;
 use tidegate_policy::cache::{
     after_origin, announced_length, body_read_limit, check_body, check_response,
-    prepare_for_storage, CacheRule, RequestPlan, ResponseTiming, ResponseVerdict, ServeDecision,
+    not_modified_matches, prepare_for_storage, CacheRule, RequestPlan, ResponseTiming,
+    ResponseVerdict, ServeDecision,
 };
 use worker::js_sys::ArrayBuffer;
 use worker::{web_sys, Context, Response};

@@ -14,7 +14,6 @@ use tidegate_policy::cache::{
     before_origin, cache_key as policy_cache_key, check_request, CacheRule, CacheStatus,
     LookupDecision, RequestParts, RequestPlan, RequestVerdict,
 };
-use tidegate_policy::route::REQUEST_ID_HEADER;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::js_sys::{Array, WeakMap};
@@ -225,13 +224,7 @@ fn answer(
 ) -> Result<Option<web_sys::Response>, JsValue> {
     flow.timings.total = Some(now_ms().saturating_sub(planned.started));
     let timing = flow.timings.header();
-    let mut last: Vec<(&str, &str)> = flow
-        .extra
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    last.push((REQUEST_ID_HEADER, request_id));
-    last.push(("server-timing", timing.as_str()));
+    let last = response::carried(&flow.extra, request_id, &timing);
     let head = planned.method == "HEAD";
     let stored_status = entry.status;
     if let Some(raw) = entry.answer_raw(CacheStatus::Hit, &planned.headers, head, &last) {

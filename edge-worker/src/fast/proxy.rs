@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use tidegate_policy::cache::CacheStatus;
-use tidegate_policy::cache::CACHE_STATUS_HEADER;
-use tidegate_policy::route::REQUEST_ID_HEADER;
+use tidegate_policy::cache::{CacheStatus, CACHE_STATUS_HEADER};
 use url::Url;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -115,14 +113,11 @@ impl FastProxy {
         // As the full path: the rate-limit headers (`flow.extra`), then the
         // request id and timings (`response::finish`).
         let mut set: Vec<(&str, &str)> = vec![(CACHE_STATUS_HEADER, CacheStatus::Bypass.as_str())];
-        set.extend(
-            self.flow
-                .extra
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str())),
-        );
-        set.push((REQUEST_ID_HEADER, self.request_id.as_str()));
-        set.push(("server-timing", timing.as_str()));
+        set.extend(response::carried(
+            &self.flow.extra,
+            &self.request_id,
+            &timing,
+        ));
         let headers = response::edited_copy(&resp.headers(), &hop, &set);
         rebuild::response(resp, &headers.0).map_err(|e| EdgeError::ResponseRefused {
             status,
