@@ -12,15 +12,17 @@
 //   back with one more synchronous call (`resume`), which gives the next
 //   step or sends the request the full way (a bad signature, a refusal);
 //   a request on a cached route is planned as a `FastLookup`: the entry
-//   looked up here, a fresh one answered by one more call (`serve`), the
-//   rest sent the full way with the lookup handed over.
+//   looked up here, a fresh one answered by one more call (`serve`), a miss
+//   filled as a proxy request whose answer the Rust side stores in the
+//   background (`ctx.waitUntil`), the rest sent the full way with the lookup
+//   handed over.
 //   Every other request goes to the Rust `fetch` unchanged. The binding
 //   `TIDEGATE_FAST_PATH = "off"` sends every request the full way.
 // - It wraps the `Throttle` Durable Object: workerd serves RPC methods only on
 //   classes that extend `DurableObject`, and wasm-bindgen's class cannot. The
 //   wrapper forwards each call to the Rust object, which holds all the logic.
 import { DurableObject } from "cloudflare:workers";
-import Generated, { FastLookup, FastVerify, Throttle as RustThrottle } from "../index.js";
+import Generated, { FastLookup, FastProxy, FastVerify, Throttle as RustThrottle } from "../index.js";
 
 export * from "../index.js";
 
@@ -72,8 +74,10 @@ async function proxied(proxy, request) {
 /**
  * The planned cache lookup: the Cache API's answer for the entry's key
  * (none when `match` rejects, as the full path reads a failed lookup), then
- * `serve` answers a fresh entry or gives `undefined`: the full path, handed
- * the lookup (so it does not look up again).
+ * `serve` answers a fresh entry, gives a `FastProxy` that fills a miss (sent
+ * and finished as a proxy request; its answer stored by `answer`), or gives
+ * `undefined`: the full path, handed the lookup (so it does not look up
+ * again).
  */
 async function lookedUp(lookup, request, full) {
   let key;
@@ -94,7 +98,8 @@ async function lookedUp(lookup, request, full) {
   } catch (error) {
     return failed(error);
   }
-  return answer === undefined ? full() : answer;
+  if (answer === undefined) return full();
+  return answer instanceof FastProxy ? proxied(answer, request) : answer;
 }
 
 /** The step after the plan (or after `resume`): run, or the full path. */
@@ -141,7 +146,7 @@ export default class Tidegate extends Generated {
     if (env.TIDEGATE_FAST_PATH !== "off") {
       let step;
       try {
-        step = plan(request.method, request.url, request.headers, env);
+        step = plan(request.method, request.url, request.headers, env, this.ctx);
       } catch (error) {
         return failed(error);
       }

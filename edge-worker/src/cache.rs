@@ -39,7 +39,7 @@ use crate::response::{header_list, rebuild, with_header, HeaderList};
 use entry::Refreshed;
 
 pub use entry::Entry;
-use flight::Flight;
+use flight::{Flight, FlightGuard};
 use store::{keep, keep_refreshed, revalidate};
 
 /// The request the origin gets, kept so it can be sent again to revalidate.
@@ -131,6 +131,65 @@ pub struct HandedMatch {
     pub found: Option<worker::web_sys::Response>,
     /// How long the lookup took, ms.
     pub lookup_ms: u64,
+}
+
+/// A miss the fast path fills (`crate::fast`): nothing is stored under the
+/// key and this request leads the key's flight, so concurrent misses wait
+/// for what it stores. Dropped unanswered, it ends the flight with nothing
+/// and those waiting ask the origin themselves.
+pub struct Filling {
+    slot: Slot,
+    plan: RequestPlan,
+    guard: FlightGuard,
+}
+
+impl Filling {
+    /// Leads the flight for `key` (on route `route`, with `rule`) for a
+    /// request planned as `plan` that found nothing stored, when the request
+    /// may store what it gets and no other request is asking for the key;
+    /// `None` otherwise (the full path then waits for that request, or asks
+    /// without storing, or refuses an `only-if-cached` request).
+    pub fn lead(route: &str, rule: &CacheRule, key: &str, plan: RequestPlan) -> Option<Self> {
+        if !plan.store || before_origin(None, &plan) != LookupDecision::AskOrigin {
+            return None;
+        }
+        let guard = flight::claim(key)?;
+        Some(Self {
+            slot: Slot {
+                route: route.to_owned(),
+                rule: rule.clone(),
+                key: key.to_owned(),
+            },
+            plan,
+            guard,
+        })
+    }
+
+    /// The client's response for the origin's answer (`fresh`, received as
+    /// `timing` says), as the full path gives it for a miss: stored in the
+    /// background when the policy allows it (the flight landed with it), and
+    /// tagged with its cache status.
+    pub fn answered(
+        self,
+        ctx: &Context,
+        fresh: Result<Response, EdgeError>,
+        timing: ResponseTiming,
+        log: &mut LogLine,
+    ) -> Result<Response, EdgeError> {
+        let origin_status = fresh.as_ref().ok().map(Response::status_code);
+        let status = after_origin(None, &self.plan, false, origin_status).cache_status();
+        let resp = keep(
+            ctx,
+            &self.slot,
+            &self.plan,
+            fresh?,
+            timing,
+            Some(self.guard),
+            log,
+        )?;
+        log.cache = Some(status.as_str());
+        Ok(tag(resp, status))
+    }
 }
 
 /// Where an entry goes: the route (for the purge index), its rule and key.

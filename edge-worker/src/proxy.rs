@@ -34,7 +34,7 @@ pub async fn send(
     match JsFuture::from(sending).await {
         Ok(answer) if answer.is_null() => Err(EdgeError::OriginTimeout(timeout)),
         Ok(answer) => match answer.dyn_into::<web_sys::Response>() {
-            Ok(resp) => final_status(Response::from(resp)),
+            Ok(resp) => received(resp),
             Err(_) => Err(EdgeError::OriginUnreachable(
                 "fetch resolved to something other than a Response".into(),
             )),
@@ -106,6 +106,12 @@ export function tidegateTimedFetch(url, method, headers, body, follow, timeoutMs
             timeout_ms: u32,
         ) -> Promise;
     }
+}
+
+/// The origin's response as [`send`] gives it: `raw` when its status can be
+/// passed on, without the fields its `Connection` header names.
+pub fn received(raw: web_sys::Response) -> Result<Response, EdgeError> {
+    final_status(Response::from(raw))
 }
 
 /// `resp`, when its status can be passed on: a final status, 200–599 (the

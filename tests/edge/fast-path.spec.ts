@@ -476,17 +476,61 @@ describe("a cached route: a fresh entry answered on the fast path (one Cache API
     expect((await fastStats(fast)).cache_hits).toBe(before.cache_hits + 1);
   });
 
-  it("a MISS is handed to the full path with the lookup: one origin request, stored, then a HIT", async () => {
-    const path = `/cache/shared/${unique()}`;
+  it("a MISS is filled on the fast path: the origin sees the keyed query only, one origin request, stored, then a HIT", async () => {
+    const base = `/cache/shared/${unique()}`;
+    const path = `${base}?page=3&utm_source=mail`;
     const before = await fastStats(fast);
     const { a, log } = await expectSame(path);
     expect(a.headers.get("x-cache-status")).toBe("MISS");
+    expect(JSON.parse(a.text).url).toMatch(/\?page=3$/);
     expect(phases(a)).toEqual(["auth", "cache", "origin", "total"]);
     expect(log).toMatchObject({ cache: "MISS" });
     const after = await fastStats(fast);
-    expect(after.cache_handed_over).toBe(before.cache_handed_over + 1);
+    expect(after.cache_filled).toBe(before.cache_filled + 1);
+    expect(after.cache_handed_over).toBe(before.cache_handed_over);
     expect(after.cache_hits).toBe(before.cache_hits);
+    expect(fast.origin.requests(base).length).toBe(1);
+    const hit = await poll(
+      () => fast.fetch(path),
+      (r) => r.headers.get("x-cache-status") === "HIT",
+      { timeoutMs: 5_000, intervalMs: 30 },
+    );
+    expect(hit.text).toBe(a.text);
+    expect(fast.origin.requests(base).length).toBe(1);
+  });
+
+  it("concurrent misses of one key: one fills it, the others wait for it on the full path (one origin request)", async () => {
+    const path = `/cache/shared/${unique()}`;
+    fast.origin.respond(path, { delayMs: 150 });
+    const before = await fastStats(fast);
+    const answers = await Promise.all(Array.from({ length: 4 }, () => fast.fetch(path)));
+    for (const res of answers) expect(res.status).toBe(200);
+    expect(answers.map((r) => r.headers.get("x-cache-status")).sort()).toEqual(["HIT", "HIT", "HIT", "MISS"]);
+    expect(new Set(answers.map((r) => r.text)).size).toBe(1);
     expect(fast.origin.requests(path).length).toBe(1);
+    const after = await fastStats(fast);
+    expect(after.cache_filled).toBe(before.cache_filled + 1);
+    expect(after.cache_handed_over).toBe(before.cache_handed_over + 3);
+  });
+
+  it("a filled miss the policy will not store (an origin error, no-store) is answered as the full path answers it; a HEAD miss stays the full path's", async () => {
+    const before = await fastStats(fast);
+    for (const behaviour of [{ status: 503 }, { headers: { "cache-control": "no-store" } }]) {
+      const path = `/cache/shared/${unique()}`;
+      const { a, log } = await expectSame(path, {}, behaviour);
+      expect(a.headers.get("x-cache-status")).toBe("MISS");
+      expect(log).toMatchObject({ cache: "MISS" });
+      // Not stored: the next request asks the origin again.
+      await expectSame(path, {}, behaviour);
+      expect(fast.origin.requests(path).length).toBe(2);
+    }
+    // HEAD does not store what it gets: handed the lookup.
+    const path = `/cache/shared/${unique()}`;
+    const { a } = await expectSame(path, { method: "HEAD" });
+    expect(a.status).toBe(200);
+    const after = await fastStats(fast);
+    expect(after.cache_filled).toBe(before.cache_filled + 4);
+    expect(after.cache_handed_over).toBe(before.cache_handed_over + 1);
   });
 
   it("a client's no-cache and a stale entry go the full way, handed the lookup: revalidated and stale answers match", async () => {
@@ -512,7 +556,7 @@ describe("a cached route: a fresh entry answered on the fast path (one Cache API
     expect(after.cache_hits).toBe(before.cache_hits);
   });
 
-  it("a private route: a remembered token and a new token each get their own entry; another caller misses", async () => {
+  it("a private route: a remembered token and a new token each get their own entry; another caller's miss is filled", async () => {
     const sub = unique("sub");
     const tokens = tokensFor(sub);
     const path = `/cache/private/${unique()}`;
@@ -528,14 +572,15 @@ describe("a cached route: a fresh entry answered on the fast path (one Cache API
     const after = await fastStats(fast);
     expect(after.verified).toBe(before.verified + 1);
     expect(after.cache_hits).toBe(before.cache_hits + 1);
-    // Another subject, a new token: verified, no entry of its own, the full
-    // path takes the verification and the lookup over.
+    // Another subject, a new token: verified, no entry of its own: the miss
+    // is filled on the fast path, under that subject's key.
     const other = await expectSame(path, {}, {}, bearerOf(tokensFor(unique("sub"))));
     expect(other.a.headers.get("x-cache-status")).toBe("MISS");
     const last = await fastStats(fast);
-    expect(last.verified_then_declined).toBe(after.verified_then_declined + 1);
-    expect(last.taken_over).toBe(after.taken_over + 1);
-    expect(last.cache_handed_over).toBe(after.cache_handed_over + 1);
+    expect(last.verified).toBe(after.verified + 1);
+    expect(last.verified_then_declined).toBe(after.verified_then_declined);
+    expect(last.cache_filled).toBe(after.cache_filled + 1);
+    expect(last.cache_handed_over).toBe(after.cache_handed_over);
   });
 
   it("refusals on a cached route stay the full path's: no token, a bad token", async () => {

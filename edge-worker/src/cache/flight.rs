@@ -50,31 +50,33 @@ pub enum Flight {
 
 /// Joins the flight for `key`, leading it when none is in the air.
 pub fn join(key: &str) -> Flight {
+    if let Some(guard) = claim(key) {
+        return Flight::Leader(guard);
+    }
+    let landing = Landing::default();
     FLIGHTS.with(|flights| {
-        let mut flights = flights.borrow_mut();
-        match flights.get_mut(key) {
-            Some(waiting) => {
-                let landing = Landing::default();
-                waiting.push(Rc::clone(&landing));
-                Flight::Follower(Waiting { landing })
-            }
-            None => {
-                flights.insert(key.to_owned(), Vec::new());
-                Flight::Leader(FlightGuard {
-                    key: key.to_owned(),
-                })
-            }
+        // In the air: `claim` just found it, with no await in between.
+        if let Some(waiting) = flights.borrow_mut().get_mut(key) {
+            waiting.push(Rc::clone(&landing));
         }
-    })
+    });
+    Flight::Follower(Waiting { landing })
 }
 
-/// Leads the flight for `key` if none is in the air (a background
-/// revalidation does not wait on anyone).
+/// Leads the flight for `key` if none is in the air, and joins nothing
+/// otherwise (a background revalidation and a miss filled on the fast path
+/// do not wait on anyone).
 pub fn claim(key: &str) -> Option<FlightGuard> {
-    match join(key) {
-        Flight::Leader(guard) => Some(guard),
-        Flight::Follower(_) => None,
-    }
+    FLIGHTS.with(|flights| {
+        let mut flights = flights.borrow_mut();
+        if flights.contains_key(key) {
+            return None;
+        }
+        flights.insert(key.to_owned(), Vec::new());
+        Some(FlightGuard {
+            key: key.to_owned(),
+        })
+    })
 }
 
 /// A follower's wait for the leader.

@@ -2,25 +2,30 @@
 //! looks up the entry's key with the Cache API and hands what it found to
 //! one synchronous call, which answers a fresh entry as the full path
 //! would (`X-Cache-Status: HIT`, `Age`, the client's conditional request,
-//! the lease charged last). Anything else (no entry, an entry that is
-//! stale or must be revalidated, a lease with no room) goes to the full
-//! path with the lookup handed over, so a miss asks the Cache API once.
+//! the lease charged last). A miss (nothing stored) is filled here too when
+//! the policy allows it (`GatewayConfig::fills_misses_directly`) and no other
+//! request is filling the key: the step becomes a [`FastProxy`] whose answer
+//! is stored as the full path stores it. Anything else (an entry that is
+//! stale or must be revalidated, a lease with no room, a key being filled)
+//! goes to the full path with the lookup handed over, so it asks the Cache
+//! API once.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
 use tidegate_policy::auth::Identity;
 use tidegate_policy::cache::{
-    before_origin, cache_key as policy_cache_key, check_request, CacheRule, CacheStatus,
-    LookupDecision, RequestParts, RequestPlan, RequestVerdict,
+    before_origin, cache_key as policy_cache_key, check_request, origin_query, CacheRule,
+    CacheStatus, LookupDecision, RequestParts, RequestPlan, RequestVerdict,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::js_sys::{Array, WeakMap};
-use worker::web_sys;
+use worker::{web_sys, Context};
 
-use super::{Caller, Planned};
-use crate::cache::{Entry, HandedMatch};
+use super::proxy::Fill;
+use super::{Caller, FastProxy, Outbound, Planned};
+use crate::cache::{Entry, Filling, HandedMatch};
 use crate::error::EdgeError;
 use crate::flow::{now_ms, Flow, Phase};
 use crate::{response, throttle};
@@ -32,12 +37,24 @@ thread_local! {
     static HANDED: WeakMap = WeakMap::new();
     /// Fresh entries answered here, and lookups handed to the full path.
     static COUNTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// Misses filled here.
+    static FILLS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// How many fresh entries this isolate answered on the fast path, and how
 /// many lookups it handed to the full path.
 pub(super) fn lookup_counts() -> (u64, u64) {
     COUNTS.with(Cell::get)
+}
+
+/// How many misses this isolate filled on the fast path.
+pub(super) fn fill_count() -> u64 {
+    FILLS.with(Cell::get)
+}
+
+/// Counts one miss filled here.
+fn count_fill() {
+    FILLS.with(|n| n.set(n.get().saturating_add(1)));
 }
 
 /// Counts one lookup, answered or handed over.
@@ -102,6 +119,42 @@ pub(super) fn cache_key(
     Some((key, plan))
 }
 
+impl Planned {
+    /// The origin request that fills a miss of `key` for `caller`, charged
+    /// to its lease, and the cache's hold on the key; `None` for the full
+    /// path (the route records release health, the request may not store,
+    /// another request is filling the key, a lease with no room), with
+    /// nothing charged or held.
+    fn fill(
+        &self,
+        caller: &Caller,
+        key: &str,
+        plan: RequestPlan,
+        lookup_ms: u64,
+    ) -> Option<(Outbound, Filling)> {
+        let gw = self.loaded.as_ref().ok()?;
+        let route = gw.config.routes.get(self.index)?;
+        let rule = route.cache.as_ref()?;
+        if !gw.config.fills_misses_directly(route, self.policy_method) {
+            return None;
+        }
+        let filling = Filling::lead(&route.name, rule, key, plan)?;
+        // As the full path: the origin sees only the keyed parameters.
+        let query = origin_query(rule, &self.method, self.query.as_deref());
+        let mut outbound = self.outbound(route, caller, query.as_deref())?;
+        outbound.flow.timings.add(Phase::Cache, lookup_ms);
+        throttle::at_once(
+            gw,
+            route,
+            caller.identity(),
+            &self.headers,
+            &mut outbound.flow,
+            self.started,
+        )?;
+        Some((outbound, filling))
+    }
+}
+
 /// A planned lookup on a cached route: JS awaits the Cache API's `match`
 /// of [`Self::key`] and hands what it found to [`Self::serve`].
 #[wasm_bindgen]
@@ -138,14 +191,16 @@ impl FastLookup {
 
     /// The answer for what the Cache API `found` under the key (`null` or
     /// `undefined`: nothing): a fresh entry's response, with the log line
-    /// written; or `undefined`: the full path, handed the lookup for
-    /// `request` (and a new token's verification), nothing charged. Errs
-    /// only when even the problem response cannot be built.
+    /// written; a [`FastProxy`] that fills a miss (JS sends it, its answer
+    /// is stored as the full path stores it); or `undefined`: the full
+    /// path, handed the lookup for `request` (and a new token's
+    /// verification), nothing charged. Errs only when even the problem
+    /// response cannot be built.
     pub fn serve(
         self,
         found: Option<web_sys::Response>,
         request: &web_sys::Request,
-    ) -> Result<Option<web_sys::Response>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let lookup_ms = now_ms().saturating_sub(self.asked);
         let Self {
             planned,
@@ -156,7 +211,7 @@ impl FastLookup {
         } = self;
         // Cannot fail: the plan found the same route in the same config.
         let Ok(gw) = planned.loaded.as_ref().map(Rc::clone) else {
-            return Ok(None);
+            return Ok(JsValue::UNDEFINED);
         };
         let Some((route, Some(rule))) = gw
             .config
@@ -164,13 +219,13 @@ impl FastLookup {
             .get(planned.index)
             .map(|r| (r, r.cache.as_ref()))
         else {
-            return Ok(None);
+            return Ok(JsValue::UNDEFINED);
         };
         let entry = found.map(|raw| Entry::from_raw(raw, rule));
         let fresh = entry
             .as_ref()
             .is_some_and(|e| before_origin(Some(&e.check), &plan) == LookupDecision::ServeHit);
-        let decline = |entry: Option<Entry>, caller: Caller| {
+        let decline = |entry: Option<Entry>, caller: Caller, key: String| {
             caller.declined(&gw, route);
             count(false);
             let found = entry.map(Entry::into_raw);
@@ -182,11 +237,23 @@ impl FastLookup {
                     lookup_ms,
                 },
             );
-            Ok(None)
+            Ok(JsValue::UNDEFINED)
         };
         let entry = match entry {
             Some(entry) if fresh => entry,
-            other => return decline(other, caller),
+            None => {
+                let Some((outbound, filling)) = planned.fill(&caller, &key, plan, lookup_ms) else {
+                    return decline(None, caller, key);
+                };
+                caller.admitted(&gw, planned.started);
+                count_fill();
+                let fill = Fill {
+                    filling,
+                    ctx: Context::new(planned.ctx.clone().unchecked_into()),
+                };
+                return Ok(FastProxy::new(planned, route, outbound, Some(fill)).into());
+            }
+            other => return decline(other, caller, key),
         };
         let (request_id, mut flow) = planned.flow(route, &caller);
         // Last before answering: the lease, charged only for a request
@@ -202,7 +269,7 @@ impl FastLookup {
         )
         .is_none()
         {
-            return decline(Some(entry), caller);
+            return decline(Some(entry), caller, key);
         }
         flow.timings.add(Phase::Cache, lookup_ms);
         flow.log.cache = Some(CacheStatus::Hit.as_str());
@@ -221,7 +288,7 @@ fn answer(
     planned: &Planned,
     request_id: &str,
     mut flow: Flow,
-) -> Result<Option<web_sys::Response>, JsValue> {
+) -> Result<JsValue, JsValue> {
     flow.timings.total = Some(now_ms().saturating_sub(planned.started));
     let timing = flow.timings.header();
     let last = response::carried(&flow.extra, request_id, &timing);
@@ -230,7 +297,7 @@ fn answer(
     if let Some(raw) = entry.answer_raw(CacheStatus::Hit, &planned.headers, head, &last) {
         flow.log.status = raw.status();
         flow.log.emit(&flow.timings);
-        return Ok(Some(raw));
+        return Ok(raw.into());
     }
     // The runtime refused the entry's response: the full path's
     // problem+json for it.
@@ -245,6 +312,6 @@ fn answer(
         flow,
         planned.started,
     )
-    .map(Some)
+    .map(JsValue::from)
     .map_err(|e| JsValue::from_str(&e.to_string()))
 }

@@ -19,8 +19,10 @@
 //!   finished response and write the log line;
 //! - a [`FastLookup`] ([`lookup`]): JS awaits the Cache API's `match` of
 //!   [`FastLookup::key`] and hands what it found to [`FastLookup::serve`],
-//!   which answers a fresh entry (the lease charged last) or hands the
-//!   lookup to the full path, which then does not look up again;
+//!   which answers a fresh entry (the lease charged last), gives a
+//!   [`FastProxy`] that fills a miss (its answer stored in the background,
+//!   as the full path stores it), or hands the lookup to the full path,
+//!   which then does not look up again;
 //! - a [`FastVerify`] ([`verify`]): JS awaits `crypto.subtle.verify` and
 //!   hands the answer to [`FastVerify::resume`], which finishes the plan
 //!   (claims, scopes) and gives the next step, or `undefined` for the full
@@ -31,7 +33,8 @@
 //! the verification to the full path ([`take_handed_over`]). Everything else
 //! (admin endpoints, tokens whose keys must be fetched, refreshed or
 //! imported, the KV key store, refused credentials, limits not admitted
-//! from a lease, cache misses and entries that are not fresh, CORS,
+//! from a lease, entries that are not fresh, misses another request is
+//! filling or that must not be stored, CORS,
 //! assertions, unsafe methods, errors before the origin) goes to the full
 //! path (`fetch` in `lib.rs`) untouched.
 //!
@@ -60,6 +63,7 @@ use tidegate_policy::route::{
     apply_client_forwarding, forwarded_headers, upstream_url, ClientConnection,
     Method as PolicyMethod, RequestId, RouteMatch, TrustedIdentity,
 };
+use url::Url;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::js_sys::Uint8Array;
@@ -87,8 +91,11 @@ pub struct FastPathStats {
     pub taken_over: u64,
     /// Fresh cache entries answered on the fast path.
     pub cache_hits: u64,
-    /// Cache lookups handed to the full path (no entry, an entry that is
-    /// not fresh, a lease with no room).
+    /// Cache misses filled on the fast path (the origin asked, the answer
+    /// stored as the full path stores it).
+    pub cache_filled: u64,
+    /// Cache lookups handed to the full path (an entry that is not fresh, a
+    /// miss another request is filling, a lease with no room).
     pub cache_handed_over: u64,
 }
 
@@ -102,6 +109,7 @@ impl FastPathStats {
             verified_then_declined,
             taken_over: verify::taken_over_count(),
             cache_hits,
+            cache_filled: lookup::fill_count(),
             cache_handed_over,
         }
     }
@@ -126,6 +134,11 @@ struct Planned {
     index: usize,
     /// The full path's method text.
     method: String,
+    /// The method as the policy reads it.
+    policy_method: PolicyMethod,
+    /// The request's `ExecutionContext` (a filled miss is stored in its
+    /// `waitUntil`).
+    ctx: JsValue,
     scheme: String,
     /// The host, with a port that is not the scheme's default.
     host: String,
@@ -174,17 +187,30 @@ impl Caller {
 }
 
 /// The fast path's plan for a request: `method`, `url` and `headers` as the
-/// runtime gives them, `env` the Worker's bindings. A [`FastProxy`] to
+/// runtime gives them, `env` the Worker's bindings, `ctx` its
+/// `ExecutionContext`. A [`FastProxy`] to
 /// send, a [`FastLookup`] to look up, a [`FastVerify`] whose signature JS
 /// checks first, or `undefined`: take the full path (the headers were then
 /// not read unless the route qualified).
 #[wasm_bindgen(js_name = tidegatePlan)]
-pub fn plan(method: &str, url: &str, headers: &web_sys::Headers, env: JsValue) -> JsValue {
-    plan_step(method, url, headers, env).unwrap_or(JsValue::UNDEFINED)
+pub fn plan(
+    method: &str,
+    url: &str,
+    headers: &web_sys::Headers,
+    env: JsValue,
+    ctx: JsValue,
+) -> JsValue {
+    plan_step(method, url, headers, env, ctx).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// [`plan`]'s step as a JS value, or `None` for the full path.
-fn plan_step(method: &str, url: &str, headers: &web_sys::Headers, env: JsValue) -> Option<JsValue> {
+fn plan_step(
+    method: &str,
+    url: &str,
+    headers: &web_sys::Headers,
+    env: JsValue,
+    ctx: JsValue,
+) -> Option<JsValue> {
     let started = now_ms();
     let env: Env = env.unchecked_into();
     let loaded = config::load(&env);
@@ -216,6 +242,8 @@ fn plan_step(method: &str, url: &str, headers: &web_sys::Headers, env: JsValue) 
         loaded,
         index,
         method: method_text,
+        policy_method,
+        ctx,
         scheme: url.scheme.to_owned(),
         host: url.host.to_owned(),
         path: url.path.to_owned(),
@@ -302,45 +330,64 @@ impl Planned {
         (request_id, flow)
     }
 
-    /// The plain proxy step once the caller is known: the request id,
-    /// trace and log line, the origin request and, last, the lease charge
-    /// on a limited route. `None`: the full path (nothing charged).
-    fn proceed(self, caller: &Caller) -> Option<FastProxy> {
-        let gw = Rc::clone(self.loaded.as_ref().ok()?);
-        let route = gw.config.routes.get(self.index)?;
-        let target = upstream_url(
+    /// The origin request once `caller` is known, with `query` (the
+    /// request's own, or on a cached route its keyed parameters), and the
+    /// request's id and flow; `None` for the full path.
+    fn outbound(&self, route: &Route, caller: &Caller, query: Option<&str>) -> Option<Outbound> {
+        let gw = self.loaded.as_ref().ok()?;
+        let url = upstream_url(
             &route.upstream,
             route.strip_prefix.as_deref(),
             &self.path,
-            self.query.as_deref(),
+            query,
         )
         .ok()?;
-        let (request_id, mut flow) = self.flow(route, caller);
-        let identity = caller.identity();
-        let trusted = identity.map(TrustedIdentity::from);
+        let (request_id, flow) = self.flow(route, caller);
+        let trusted = caller.identity().map(TrustedIdentity::from);
         let forward = gw.config.forward_policy(route);
         let forwarded = forwarded_headers(&self.headers, &forward, &request_id, trusted.as_ref());
-        let mut origin_headers =
-            assertion::unsigned_origin_headers(&self.env, &gw, route, forwarded).ok()?;
+        let mut headers =
+            assertion::unsigned_origin_headers(&self.env, gw, route, forwarded).ok()?;
         apply_client_forwarding(
-            &mut origin_headers,
+            &mut headers,
             &route.forward_client_headers,
             &ClientConnection::from_headers(&self.headers, &self.scheme),
             &flow.trace.headers(),
         );
-        // Last: a lease is charged only for a request the plan takes.
-        throttle::at_once(&gw, route, identity, &self.headers, &mut flow, self.started)?;
-        Some(FastProxy {
-            request_id: request_id.as_str().to_owned(),
+        Some(Outbound {
+            request_id,
             flow,
-            started: self.started,
-            sent: self.started,
-            method: self.method,
-            url: target,
-            headers: origin_headers,
-            timeout: route.timeout,
+            url,
+            headers,
         })
     }
+
+    /// The plain proxy step once the caller is known: the origin request
+    /// and, last, the lease charge on a limited route. `None`: the full
+    /// path (nothing charged).
+    fn proceed(self, caller: &Caller) -> Option<FastProxy> {
+        let gw = Rc::clone(self.loaded.as_ref().ok()?);
+        let route = gw.config.routes.get(self.index)?;
+        let mut outbound = self.outbound(route, caller, self.query.as_deref())?;
+        // Last: a lease is charged only for a request the plan takes.
+        throttle::at_once(
+            &gw,
+            route,
+            caller.identity(),
+            &self.headers,
+            &mut outbound.flow,
+            self.started,
+        )?;
+        Some(FastProxy::new(self, route, outbound, None))
+    }
+}
+
+/// A planned request's origin request, id and flow.
+struct Outbound {
+    request_id: RequestId,
+    flow: Flow,
+    url: Url,
+    headers: HeaderList,
 }
 
 /// The parts of a request URL the fast path reads. The runtime hands over

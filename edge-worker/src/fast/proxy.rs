@@ -1,15 +1,18 @@
-//! The fast path's origin step: a planned plain proxy request, sent by JS
-//! and finished by one synchronous call.
+//! The fast path's origin step: a planned plain proxy request, or a cache
+//! miss to fill, sent by JS and finished by one synchronous call.
 
 use std::time::Duration;
 
-use tidegate_policy::cache::{CacheStatus, CACHE_STATUS_HEADER};
+use tidegate_policy::cache::{CacheStatus, ResponseTiming, CACHE_STATUS_HEADER};
+use tidegate_policy::config::Route;
 use url::Url;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::js_sys::Promise;
-use worker::web_sys;
+use worker::{web_sys, Context};
 
+use super::{Outbound, Planned};
+use crate::cache::Filling;
 use crate::error::{describe, EdgeError};
 use crate::flow::{now_ms, Flow, Phase};
 use crate::proxy;
@@ -20,21 +23,52 @@ use crate::response::{self, HeaderList};
 #[wasm_bindgen]
 pub struct FastProxy {
     /// The request id, as the client and the origin see it.
-    pub(super) request_id: String,
+    request_id: String,
     /// Timings and the log line.
-    pub(super) flow: Flow,
+    flow: Flow,
     /// When the request arrived (ms since the epoch).
-    pub(super) started: u64,
+    started: u64,
     /// When the origin request was sent.
-    pub(super) sent: u64,
+    sent: u64,
     /// The method the origin gets.
-    pub(super) method: String,
+    method: String,
     /// The upstream URL.
-    pub(super) url: Url,
+    url: Url,
     /// The origin request's headers, as the policy built them.
-    pub(super) headers: HeaderList,
+    headers: HeaderList,
     /// The route's timeout.
-    pub(super) timeout: Duration,
+    timeout: Duration,
+    /// On a cached route, the miss this request fills.
+    fill: Option<Fill>,
+}
+
+/// A miss filled on the fast path: the cache's part, and the request's
+/// context, in which the answer is stored in the background.
+pub(super) struct Fill {
+    pub(super) filling: Filling,
+    pub(super) ctx: Context,
+}
+
+impl FastProxy {
+    /// The step for a `planned` request on `route`, sending `outbound`.
+    pub(super) fn new(
+        planned: Planned,
+        route: &Route,
+        outbound: Outbound,
+        fill: Option<Fill>,
+    ) -> Self {
+        Self {
+            request_id: outbound.request_id.as_str().to_owned(),
+            flow: outbound.flow,
+            started: planned.started,
+            sent: planned.started,
+            method: planned.method,
+            url: outbound.url,
+            headers: outbound.headers,
+            timeout: route.timeout,
+            fill,
+        }
+    }
 }
 
 #[wasm_bindgen]
@@ -90,6 +124,9 @@ impl FastProxy {
         self.flow
             .timings
             .add(Phase::Origin, now.saturating_sub(self.sent));
+        if let Some(fill) = self.fill.take() {
+            return self.filled(fill, result, now);
+        }
         self.flow.log.cache = Some(CacheStatus::Bypass.as_str());
         self.flow.timings.total = Some(now.saturating_sub(self.started));
         let raw = result
@@ -98,6 +135,31 @@ impl FastProxy {
         self.flow.log.status = raw.as_ref().map_or(500, web_sys::Response::status);
         self.flow.log.emit(&self.flow.timings);
         raw.map_err(|e| JsValue::from_str(&e.to_string()))
+    }
+
+    /// The response for a filled miss, as the full path's `cache::serve`
+    /// gives it (stored in the background when the policy allows), finished
+    /// and logged as `lib.rs` finishes every response.
+    fn filled(
+        mut self,
+        fill: Fill,
+        result: Result<web_sys::Response, EdgeError>,
+        now: u64,
+    ) -> Result<web_sys::Response, JsValue> {
+        let timing = ResponseTiming {
+            requested_at_ms: self.sent,
+            received_at_ms: now,
+        };
+        let fresh = result.and_then(proxy::received);
+        let resp = fill
+            .filling
+            .answered(&fill.ctx, fresh, timing, &mut self.flow.log)
+            .unwrap_or_else(|e| {
+                let problem = self.flow.fail(e);
+                response::problem(&problem.with_request_id(self.request_id.as_str()))
+            });
+        crate::deliver(resp, &self.request_id, self.flow, self.started)
+            .map_err(|e| JsValue::from_str(&e.to_string()))
     }
 
     /// The origin's response with a final status, its hop-by-hop fields

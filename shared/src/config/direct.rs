@@ -32,6 +32,15 @@ impl GatewayConfig {
         self.answers_at_once(route, method) && route.cache.is_some()
     }
 
+    /// Whether a miss on such a route (nothing stored under the key) may
+    /// be filled on the fast path too: the origin request sent and its
+    /// answer stored as the full path stores it. What
+    /// [`Self::serves_hits_directly`] asks, and no release-health
+    /// recording, which counts origin answers.
+    pub fn fills_misses_directly(&self, route: &Route, method: Method) -> bool {
+        self.serves_hits_directly(route, method) && self.health.is_none()
+    }
+
     /// What both fast-path answers ask: a safe method, no limit but a
     /// leased one, no CORS, no identity assertion to sign.
     fn answers_at_once(&self, route: &Route, method: Method) -> bool {

@@ -586,9 +586,12 @@ fn a_cached_route_serves_fresh_hits_directly_for_safe_methods_only() {
     let r = &cached.routes[0];
     assert!(cached.serves_hits_directly(r, Method::Get));
     assert!(cached.serves_hits_directly(r, Method::Head));
+    assert!(cached.fills_misses_directly(r, Method::Get));
+    assert!(cached.fills_misses_directly(r, Method::Head));
     assert!(!cached.proxies_directly(r, Method::Get));
     for method in [Method::Post, Method::Put, Method::Delete, Method::Options] {
         assert!(!cached.serves_hits_directly(r, method), "{method:?}");
+        assert!(!cached.fills_misses_directly(r, method), "{method:?}");
     }
     // A route without a cache rule is the proxy's, not the lookup's.
     let plain = parse(&route("")).unwrap();
@@ -609,7 +612,7 @@ fn a_cached_route_serves_fresh_hits_directly_for_safe_methods_only() {
 }
 
 #[test]
-fn release_health_keeps_proxies_but_not_cache_hits_off_the_fast_path() {
+fn release_health_keeps_proxies_and_misses_but_not_cache_hits_off_the_fast_path() {
     // Health counts origin answers only; a fresh hit has none.
     use crate::route::Method;
     let plain = parse(HEALTH).unwrap();
@@ -619,6 +622,8 @@ fn release_health_keeps_proxies_but_not_cache_hits_off_the_fast_path() {
         parse(&HEALTH.replacen(auth, &format!("{auth}cache = {{ ttl = \"1m\" }}\n"), 1)).unwrap();
     assert!(cached.routes[0].cache.is_some());
     assert!(cached.serves_hits_directly(&cached.routes[0], Method::Get));
+    // A miss is an origin answer: the full path records it.
+    assert!(!cached.fills_misses_directly(&cached.routes[0], Method::Get));
 }
 
 #[test]
