@@ -16,4 +16,5 @@ export const PATHS = [
   { key: "jwt-reuse", path: "/jwt/item", mode: "jwt", reuse: 8 },
   { key: "hit-reuse", path: "/secure/item", mode: "jwt", prime: true, reuse: 8 },
   { key: "limited-reuse", path: "/limited/item", mode: "jwt", reuse: 8 },
+  { key: "miss-reuse", path: "/secure/item", mode: "jwt", unique: true, reuse: 8 },
 ];
