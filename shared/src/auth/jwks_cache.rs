@@ -377,5 +377,4 @@ fn millis(d: Duration) -> u64 {
 }
 
 #[cfg(test)]
-#[path = "jwks_cache_tests.rs"]
 mod tests;

@@ -543,5 +543,4 @@ fn algorithm(name: &str) -> Option<Algorithm> {
 }
 
 #[cfg(test)]
-#[path = "jwt_tests.rs"]
 mod tests;

@@ -82,8 +82,8 @@ fn es256_signer() -> Signer {
 
 fn es384_signer() -> Signer {
     // No P-384 generator among the dev dependencies: a fixed test key.
-    let der = include_bytes!("testdata/es384_pkcs8.der");
-    let hex = include_str!("testdata/es384_public_point.hex").trim();
+    let der = include_bytes!("../testdata/es384_pkcs8.der");
+    let hex = include_str!("../testdata/es384_public_point.hex").trim();
     let point: Vec<u8> = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
