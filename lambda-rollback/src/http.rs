@@ -74,7 +74,7 @@ use tidegate_policy::rollout::{check_steps, Hold, ManualCommand, StartCanary, Tr
 use tidegate_policy::session::{self, SessionClaims, SessionError};
 
 use crate::config::{Settings, SESSION_SECRET_ENV};
-use crate::dashboard::{self, PageContext, Progress, StageView};
+use crate::dashboard::{self, PageContext, Progress, StageDetail};
 use crate::jwks::IssuerKeys;
 use crate::live::EdgeUnavailable;
 use crate::metrics::{MetricsWindow, StageMetrics};
@@ -901,7 +901,7 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                 Some(n) => page_ctx.notice(n),
                 None => page_ctx,
             };
-            let view = StageView {
+            let view = StageDetail {
                 progress: Progress::of(&status),
                 status: &status,
                 metrics: metrics.as_ref(),

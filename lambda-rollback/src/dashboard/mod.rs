@@ -29,7 +29,7 @@ mod text;
 
 pub use chart::{render_chart, ChartLine};
 pub use layout::{page, PageContext, REFRESH_SECS};
-pub use stage::{render_list, render_signin, render_stage, PlannedStep, Progress, StageView};
+pub use stage::{render_list, render_signin, render_stage, PlannedStep, Progress, StageDetail};
 pub use text::{escape, format_time, path_segment, percent};
 
 #[cfg(test)]

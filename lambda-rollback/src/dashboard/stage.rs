@@ -64,7 +64,7 @@ impl Progress {
 
 /// Everything the stage page shows.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StageView<'a> {
+pub struct StageDetail<'a> {
     /// The stage.
     pub status: &'a StageStatus,
     /// Its canary plan and position.
@@ -129,7 +129,7 @@ fn code_or_dash(s: Option<&str>) -> String {
 }
 
 /// `GET /ui/{api}/{stage}`: one stage.
-pub fn render_stage(view: &StageView<'_>, ctx: &PageContext) -> String {
+pub fn render_stage(view: &StageDetail<'_>, ctx: &PageContext) -> String {
     let s = view.status;
     let now = ctx.now_ms;
     let mut b = String::new();
@@ -205,7 +205,7 @@ pub fn render_stage(view: &StageView<'_>, ctx: &PageContext) -> String {
     page(&format!("{} / {}", s.api, s.stage), ctx, &b, true)
 }
 
-fn render_progress(b: &mut String, view: &StageView<'_>) {
+fn render_progress(b: &mut String, view: &StageDetail<'_>) {
     let p = &view.progress;
     b.push_str("<section aria-labelledby=\"h-steps\"><h3 id=\"h-steps\">Canary steps</h3>");
     if p.steps.is_empty() {
@@ -388,7 +388,7 @@ const COMMANDS: [(&str, &str, bool); 6] = [
     ("rollback", "Remove the canary, or roll the stage back to its known-good deployment.", true),
 ];
 
-fn render_commands(b: &mut String, view: &StageView<'_>, ctx: &PageContext) {
+fn render_commands(b: &mut String, view: &StageDetail<'_>, ctx: &PageContext) {
     let s = view.status;
     let canary = s.canary.is_some();
     let paused = s.paused.is_some();

@@ -99,7 +99,7 @@ fn stage_page_shows_everything_escaped() {
     let mut s = hostile();
     s.steps = steps();
     let m = metrics();
-    let view = StageView {
+    let view = StageDetail {
         progress: Progress::of(&s),
         status: &s,
         metrics: Some(&m),
@@ -137,7 +137,7 @@ fn stage_page_shows_everything_escaped() {
 #[test]
 fn renders_without_optional_parts() {
     let s = StageStatus::new("api", "prod", true);
-    let view = StageView {
+    let view = StageDetail {
         progress: Progress::default(),
         status: &s,
         metrics: None,
@@ -204,7 +204,7 @@ fn a_canary_waiting_for_approval_offers_approve() {
     s.canary.as_mut().unwrap().percent_traffic = 50.0;
     s.step_index = Some(2);
     s.awaiting_approval = true;
-    let view = StageView {
+    let view = StageDetail {
         progress: Progress::of(&s),
         status: &s,
         metrics: None,
@@ -231,7 +231,7 @@ fn edge_figures() -> StageHealth {
 
 fn edge_page(edge: &Result<StageHealth, EdgeUnavailable>) -> String {
     let s = hostile();
-    let view = StageView {
+    let view = StageDetail {
         progress: Progress::of(&s),
         status: &s,
         metrics: None,
