@@ -28,7 +28,7 @@ use super::{Caller, FastProxy, Outbound, Planned};
 use crate::cache::{Entry, Filling, HandedMatch};
 use crate::error::EdgeError;
 use crate::flow::{now_ms, Flow, Phase};
-use crate::{response, throttle};
+use crate::response;
 
 thread_local! {
     /// Lookups handed to the full path, by request (the JS object the
@@ -143,14 +143,7 @@ impl Planned {
         let query = origin_query(rule, &self.method, self.query.as_deref());
         let mut outbound = self.outbound(route, caller, query.as_deref())?;
         outbound.flow.timings.add(Phase::Cache, lookup_ms);
-        throttle::at_once(
-            gw,
-            route,
-            caller.identity(),
-            &self.headers,
-            &mut outbound.flow,
-            self.started,
-        )?;
+        self.charge(gw, route, caller, &mut outbound.flow)?;
         Some((outbound, filling))
     }
 }
@@ -258,17 +251,7 @@ impl FastLookup {
         let (request_id, mut flow) = planned.flow(route, &caller);
         // Last before answering: the lease, charged only for a request
         // answered here.
-        let identity = caller.identity();
-        if throttle::at_once(
-            &gw,
-            route,
-            identity,
-            &planned.headers,
-            &mut flow,
-            planned.started,
-        )
-        .is_none()
-        {
+        if planned.charge(&gw, route, &caller, &mut flow).is_none() {
             return decline(Some(entry), caller, key);
         }
         flow.timings.add(Phase::Cache, lookup_ms);

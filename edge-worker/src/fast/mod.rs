@@ -73,6 +73,7 @@ pub use lookup::{take_handed_match, FastLookup};
 pub use proxy::FastProxy;
 pub use verify::{take_handed_over, FastVerify};
 
+use crate::config::Gateway;
 use crate::flow::{now_ms, Flow, Phase};
 use crate::response::{raw_header_list, HeaderList};
 use crate::{assertion, auth, begin, config, throttle, webcrypto};
@@ -370,15 +371,22 @@ impl Planned {
         let route = gw.config.routes.get(self.index)?;
         let mut outbound = self.outbound(route, caller, self.query.as_deref())?;
         // Last: a lease is charged only for a request the plan takes.
+        self.charge(&gw, route, caller, &mut outbound.flow)?;
+        Some(FastProxy::new(self, route, outbound, None))
+    }
+
+    /// Charges `caller`'s lease on a limited `route`, noting the admission
+    /// in `flow`: the last check before a step is taken. `None` when the
+    /// lease has no room (the full path; nothing charged).
+    fn charge(&self, gw: &Gateway, route: &Route, caller: &Caller, flow: &mut Flow) -> Option<()> {
         throttle::at_once(
-            &gw,
+            gw,
             route,
             caller.identity(),
             &self.headers,
-            &mut outbound.flow,
+            flow,
             self.started,
-        )?;
-        Some(FastProxy::new(self, route, outbound, None))
+        )
     }
 }
 
