@@ -75,8 +75,11 @@ pub struct Timings {
     /// Waiting for the origin's response headers.
     pub origin: Option<u64>,
     /// The whole request up to the response headers; always sent, so every
-    /// response has a `Server-Timing` header.
+    /// response has a `Server-Timing` header (unless it is withheld).
     pub total: Option<u64>,
+    /// `Server-Timing` is withheld (`[gateway] server_timing = false`): the
+    /// durations go to the log line only.
+    pub withheld: bool,
 }
 
 impl Timings {
@@ -100,8 +103,12 @@ impl Timings {
         *slot = Some(slot.unwrap_or(0).saturating_add(ms));
     }
 
-    /// The `Server-Timing` value, e.g. `auth;dur=1, origin;dur=12, total;dur=14`.
+    /// The `Server-Timing` value, e.g. `auth;dur=1, origin;dur=12, total;dur=14`;
+    /// empty (no header) when withheld.
     pub fn header(&self) -> String {
+        if self.withheld {
+            return String::new();
+        }
         let phases = [
             ("auth", self.auth),
             ("throttle", self.throttle),

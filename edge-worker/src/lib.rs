@@ -119,9 +119,9 @@ fn begin(
     method: String,
     path: String,
 ) -> (RequestId, Flow) {
-    let trust_id = loaded
-        .as_ref()
-        .map_or(true, |gw| gw.config.gateway.trust_request_id);
+    let settings = loaded.as_ref().ok().map(|gw| &gw.config.gateway);
+    let trust_id = settings.is_none_or(|g| g.trust_request_id);
+    let server_timing = settings.is_none_or(|g| g.server_timing);
     // One draw: a new request id and a new trace id share the first 16 bytes.
     let random: [u8; TRACE_RANDOM_BYTES] = random_bytes();
     let id_random = random.first_chunk::<16>().copied().unwrap_or_default();
@@ -132,7 +132,10 @@ fn begin(
     };
     let trace = TraceContext::from_headers(headers, random);
     let flow = Flow {
-        timings: Timings::default(),
+        timings: Timings {
+            withheld: !server_timing,
+            ..Timings::default()
+        },
         log: LogLine {
             id: request_id.as_str().to_owned(),
             method,

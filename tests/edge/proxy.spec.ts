@@ -4,6 +4,7 @@
 // 502 / 504 when the origin is unreachable or too slow.
 import { describe, expect, it } from "vitest";
 import { cacheStatus, echoOf, expectProblem, expectTraced, headerValues, tidegateHeaders, UUID_V4 } from "./support/expect";
+import { Gateway } from "./support/gateway";
 import { poll, unique, useEdge } from "./support/harness";
 
 const edge = useEdge();
@@ -200,4 +201,36 @@ describe("origin failures", () => {
     // Gave up near the timeout, not when the origin finally answered.
     expect(res.ms).toBeLessThan(6_000);
   });
+});
+
+describe("[gateway] server_timing = false", () => {
+  it("withholds Server-Timing on every path (fast proxy, full path, cache MISS and HIT, problem); the log line keeps the durations", async () => {
+    const config = edge.config.replace("trust_request_id = true", "trust_request_id = true\nserver_timing = false");
+    expect(config).not.toBe(edge.config);
+    const quiet = await Gateway.start({ config, apiKeys: edge.apiKeys.json });
+    try {
+      const id = `rid-quiet-${unique()}`;
+      const shared = `/cache/shared/${unique()}`;
+      const answers = [
+        await quiet.fetch(`/public/${unique()}`, { headers: { "x-request-id": id } }),
+        await quiet.fetch(`/jwt/${unique()}`, { headers: { authorization: `Bearer ${edge.token()}` } }),
+        await quiet.fetch(shared),
+        await poll(() => quiet.fetch(shared), (r) => r.headers.get("x-cache-status") === "HIT", { timeoutMs: 5_000, intervalMs: 30 }),
+        await quiet.fetch(`/nowhere/${unique()}`),
+      ];
+      expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 404]);
+      for (const res of answers) {
+        expect(res.headers.get("server-timing")).toBeNull();
+        expect(res.headers.get("x-request-id")).toBeTruthy();
+      }
+      const line = await poll(
+        async () => quiet.logs.find((l) => l.includes(`"id":"${id}"`)),
+        (l) => l !== undefined,
+        { timeoutMs: 2_000, intervalMs: 20 },
+      );
+      expect(JSON.parse(line ?? "{}").ms).toHaveProperty("total");
+    } finally {
+      await quiet.dispose();
+    }
+  }, 60_000);
 });

@@ -249,6 +249,10 @@ pub struct GatewaySection {
     /// Reuse a well-formed incoming `x-request-id` instead of generating one. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_request_id: Option<bool>,
+    /// Send `Server-Timing` (the gateway's phase durations) on every response. Default true;
+    /// `false` keeps the durations in the log line only, out of clients' sight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_timing: Option<bool>,
     /// The per-isolate cache of verified JWTs: a token sent again is not verified again
     /// while its `exp`, the TTL and its issuer's keys allow. Default on, 4096 tokens, `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

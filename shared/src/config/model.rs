@@ -173,6 +173,8 @@ pub struct GatewaySettings {
     pub default_timeout: Duration,
     /// Reuse a well-formed incoming request id.
     pub trust_request_id: bool,
+    /// Send `Server-Timing` on every response.
+    pub server_timing: bool,
     /// The per-isolate cache of verified tokens.
     pub token_cache: TokenCacheSettings,
 }
@@ -190,6 +192,7 @@ impl Default for GatewaySettings {
             admin_prefix: Self::DEFAULT_ADMIN_PREFIX.to_owned(),
             default_timeout: Self::DEFAULT_TIMEOUT,
             trust_request_id: true,
+            server_timing: true,
             token_cache: TokenCacheSettings::default(),
         }
     }

@@ -17,6 +17,7 @@ impl GatewayConfig {
                 admin_prefix: Some(self.gateway.admin_prefix.clone()),
                 default_timeout: Some(text(self.gateway.default_timeout)),
                 trust_request_id: Some(self.gateway.trust_request_id),
+                server_timing: Some(self.gateway.server_timing),
                 token_cache: Some(TokenCacheSection {
                     enabled: Some(self.gateway.token_cache.enabled),
                     max_entries: u64::try_from(self.gateway.token_cache.max_entries).ok(),

@@ -31,6 +31,18 @@ fn minimal_file_gets_every_default() {
 }
 
 #[test]
+fn server_timing_is_on_by_default_and_can_be_withheld() {
+    assert!(GatewaySettings::default().server_timing);
+    let off = parse(&format!("[gateway]\nserver_timing = false\n{MINIMAL}")).unwrap();
+    assert!(!off.gateway.server_timing);
+    // Written out and read back the same.
+    let text = toml::to_string(&off.to_file()).unwrap();
+    assert!(!parse(&text).unwrap().gateway.server_timing, "{text}");
+    let bad = problems("[gateway]\nserver_timing = \"no\"\n");
+    assert!(bad.iter().any(|p| p.contains("server_timing")), "{bad:?}");
+}
+
+#[test]
 fn empty_file_is_a_valid_gateway_with_no_routes() {
     assert_eq!(parse("").unwrap(), GatewayConfig::empty());
 }

@@ -143,6 +143,7 @@ fn gateway(g: GatewaySection, c: &mut Collector) -> Option<GatewaySettings> {
         admin_prefix: admin_prefix?,
         default_timeout: default_timeout?,
         trust_request_id: g.trust_request_id.unwrap_or(true),
+        server_timing: g.server_timing.unwrap_or(true),
         token_cache: token_cache?,
     })
 }
