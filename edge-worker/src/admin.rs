@@ -22,8 +22,8 @@
 //!   (`crate::fast`) did since it started (`crate::fast::FastPathStats`:
 //!   new bearer tokens verified and answered, verified and then left to
 //!   the full path, and of those taken over without verifying again; fresh
-//!   cache entries answered, and lookups handed to the full path), per
-//!   isolate, as `stats/limiter`
+//!   cache entries answered, misses filled, and lookups handed to the full
+//!   path), per isolate, as `stats/limiter`
 //! - `keys`, `keys/{id}`, `keys/{id}/rotate`, `keys/{id}/revoke`: the KV
 //!   key store ([`crate::keystore`])
 //!

@@ -1,9 +1,10 @@
 //! Which requests the edge may answer on its synchronous fast path: the
 //! origin request (or the cache lookup) is planned and the answer finished
-//! by synchronous calls, with no Durable Object, KV or `waitUntil` work in
-//! between, and at most one WebCrypto check and one Cache API lookup. The policy owns the rule so the edge cannot drift from
-//! it: every feature that needs asynchronous work of the edge's own takes
-//! the full path.
+//! by synchronous calls, with no Durable Object or KV work in between, at
+//! most one WebCrypto check and one Cache API lookup, and no `waitUntil`
+//! work but the storing of a filled miss. The policy owns the rule so the
+//! edge cannot drift from it: every feature that needs asynchronous work of
+//! the edge's own takes the full path.
 
 use super::model::{GatewayConfig, Route};
 use crate::route::Method;
@@ -25,9 +26,9 @@ impl GatewayConfig {
     /// fresh cache entry with one Cache API lookup and no other
     /// asynchronous work: a route with a cache rule and otherwise what
     /// [`Self::proxies_directly`] asks, except release-health recording,
-    /// which only counts origin answers. Anything but a fresh entry (a
-    /// miss, a stale entry, one to revalidate) is then the full path's,
-    /// handed the lookup.
+    /// which only counts origin answers. A miss may be filled there too
+    /// ([`Self::fills_misses_directly`]); anything else (a stale entry, one
+    /// to revalidate) is then the full path's, handed the lookup.
     pub fn serves_hits_directly(&self, route: &Route, method: Method) -> bool {
         self.answers_at_once(route, method) && route.cache.is_some()
     }
