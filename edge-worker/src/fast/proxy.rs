@@ -154,10 +154,7 @@ impl FastProxy {
         let resp = fill
             .filling
             .answered(&fill.ctx, fresh, timing, &mut self.flow.log)
-            .unwrap_or_else(|e| {
-                let problem = self.flow.fail(e);
-                response::problem(&problem.with_request_id(self.request_id.as_str()))
-            });
+            .unwrap_or_else(|e| self.problem_response(e));
         crate::deliver(resp, &self.request_id, self.flow, self.started)
             .map_err(|e| JsValue::from_str(&e.to_string()))
     }
@@ -187,12 +184,17 @@ impl FastProxy {
         })
     }
 
-    /// The problem+json response for `e`, noted in the log line.
+    /// The problem+json response for `e`, finished, noted in the log line.
     fn problem(&mut self, e: EdgeError) -> Result<web_sys::Response, EdgeError> {
-        let problem = self.flow.fail(e).with_request_id(self.request_id.as_str());
-        let mut resp = response::problem(&problem);
+        let mut resp = self.problem_response(e);
         crate::finish(&mut resp, &self.request_id, &self.flow);
         response::into_raw(resp)
+    }
+
+    /// The problem+json for `e` with the request id, noted in the log line.
+    fn problem_response(&mut self, e: EdgeError) -> worker::Response {
+        let problem = self.flow.fail(e).with_request_id(self.request_id.as_str());
+        response::problem(&problem)
     }
 }
 
