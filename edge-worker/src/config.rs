@@ -15,7 +15,7 @@ use tidegate_policy::auth::{ApiKeyStore, JwksCache, TokenCache, TokenDigest, Ver
 use tidegate_policy::config::{self, GatewayConfig};
 use tidegate_policy::route::RouteTable;
 use worker::wasm_bindgen::JsValue;
-use worker::Env;
+use worker::{js_sys, Env};
 
 use crate::error::EdgeError;
 use crate::throttle::Leases;
@@ -77,6 +77,10 @@ thread_local! {
     static CONFIG: RefCell<Option<(Source, Loaded)>> = const { RefCell::new(None) };
     static API_KEYS: RefCell<Option<(Source, LoadedKeys)>> =
         const { RefCell::new(None) };
+    /// The names of the bindings read on every request, as JS strings made
+    /// once per isolate (not decoded from wasm memory per read).
+    static CONFIG_NAME: JsValue = JsValue::from_str(CONFIG_VAR);
+    static API_KEYS_NAME: JsValue = JsValue::from_str(API_KEYS_VAR);
 }
 
 /// Where a cached parse came from: the binding's JS string as the runtime
@@ -92,32 +96,37 @@ enum Source {
     Binding(JsValue),
 }
 
-/// A string binding's value as the runtime holds it; `None` if unset or
-/// not a string.
-fn raw_binding(env: &Env, name: &str) -> Option<JsValue> {
-    env.var(name).ok().map(JsValue::from)
+/// A string binding's value as the runtime holds it, read by its `name` as
+/// a JS string; `None` if unset or not a string. One `Reflect.get` and a
+/// `typeof` check: `Env::var` also decodes the name and asks the value's
+/// constructor for its name, three more calls into JS, on every request.
+fn raw_binding(env: &Env, name: &JsValue) -> Option<JsValue> {
+    let value = js_sys::Reflect::get(env, name).ok()?;
+    value.is_string().then_some(value)
 }
 
 /// A string binding (variable or secret), if set.
 pub fn string_binding(env: &Env, name: &str) -> Option<String> {
-    raw_binding(env, name).and_then(|v| v.as_string())
+    raw_binding(env, &JsValue::from_str(name)).and_then(|v| v.as_string())
 }
 
 /// The gateway configuration for this request. Parsed once per isolate and
 /// binding value; checked against the binding each request.
 pub fn load(env: &Env) -> Loaded {
-    parsed_once(&CONFIG, env, CONFIG_VAR, load_text)
+    parsed_once(&CONFIG, env, &CONFIG_NAME, load_text)
 }
 
-/// What `parse` makes of binding `name`, reused while the binding is the
-/// same JS value; parsed again (and kept) when it changed.
+/// What `parse` makes of the binding `name` names, reused while the binding
+/// is the same JS value; parsed again (and kept) when it changed.
 fn parsed_once<T: Clone>(
     cache: &'static LocalKey<RefCell<Option<(Source, T)>>>,
     env: &Env,
-    name: &str,
+    name: &'static LocalKey<JsValue>,
     parse: impl FnOnce(&Env, &Source) -> T,
 ) -> T {
-    let source = raw_binding(env, name).map_or(Source::Unset, Source::Binding);
+    let source = name
+        .with(|name| raw_binding(env, name))
+        .map_or(Source::Unset, Source::Binding);
     cache.with(|cell| {
         let mut cached = cell.borrow_mut();
         if let Some((seen, parsed)) = cached.as_ref() {
@@ -165,7 +174,7 @@ fn parse(text: &str) -> Loaded {
 /// The API key store for this request: empty when `API_KEYS` is not set.
 /// Parsed once per isolate and secret value, like [`load`].
 pub fn api_keys(env: &Env) -> Result<Rc<ApiKeyStore>, EdgeError> {
-    parsed_once(&API_KEYS, env, API_KEYS_VAR, parse_api_keys)
+    parsed_once(&API_KEYS, env, &API_KEYS_NAME, parse_api_keys)
         .map_err(|e| EdgeError::InvalidApiKeys(e.to_string()))
 }
 
