@@ -52,6 +52,23 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The `status` it is written with in JSON (`applied`,
+    /// `nothing_to_do`, …), for redirects, answers and charts that name it.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Applied { .. } => "applied",
+            Self::NothingToDo => "nothing_to_do",
+            Self::DryRun => "dry_run",
+            Self::Drifted { .. } => "drifted",
+            Self::Yielded { .. } => "yielded",
+            Self::Withdrawn { .. } => "withdrawn",
+            Self::Failed { .. } => "failed",
+            Self::Interrupted { .. } => "interrupted",
+        }
+    }
+}
+
 /// The audit line for `record` and its `outcome`.
 pub fn line(record: &AuditRecord, outcome: &Outcome) -> String {
     #[derive(Serialize)]
@@ -206,6 +223,29 @@ mod tests {
             "{line}"
         );
         in_flight.finish();
+    }
+
+    #[test]
+    fn the_status_is_the_one_written_in_json() {
+        for outcome in [
+            Outcome::Applied { steps: 1 },
+            Outcome::NothingToDo,
+            Outcome::DryRun,
+            Outcome::Drifted { drift: "d".into() },
+            Outcome::Yielded {
+                holder: "h".into(),
+                until_ms: 1,
+            },
+            Outcome::Withdrawn { reason: "r".into() },
+            Outcome::Failed { error: "e".into() },
+            Outcome::Interrupted {
+                applied: 1,
+                steps: 2,
+            },
+        ] {
+            let json = serde_json::to_value(&outcome).unwrap();
+            assert_eq!(json["status"], outcome.status(), "{outcome:?}");
+        }
     }
 
     #[test]

@@ -46,6 +46,56 @@ pub struct RunReport {
     pub outcome: Outcome,
 }
 
+#[cfg(any(test, feature = "test-support"))]
+impl RunReport {
+    /// A report of a decision to `action` on `api`/`stage` and what came of
+    /// it, for fakes of [`crate::http::Control`] (feature `test-support`):
+    /// the rest of the decision is filler (no plan, the default record, an
+    /// audit record of a schedule tick at time 0 on deployment `d1`).
+    pub fn with_action(api: &str, stage: &str, action: rollout::Action, outcome: Outcome) -> Self {
+        let attention = action.hold().is_some_and(rollout::Hold::needs_attention);
+        let audit = rollout::AuditRecord {
+            at_ms: 0,
+            rest_api_id: api.to_owned(),
+            rest_api_name: None,
+            stage: stage.to_owned(),
+            trigger: Trigger::Schedule,
+            actor: "tidegate".to_owned(),
+            summary: action.to_string(),
+            action: action.clone(),
+            dry_run: false,
+            attention,
+            deployment_id: "d1".to_owned(),
+            canary: None,
+            known_good: None,
+            firing_alarms: Vec::new(),
+            unreadable_alarms: Vec::new(),
+            canary_metrics: None,
+            paused: false,
+        };
+        let decision = Decision {
+            action,
+            dry_run: false,
+            attention,
+            expectation: rollout::Expectation {
+                deployment_id: "d1".to_owned(),
+                canary: None,
+            },
+            record: rollout::StageRecord::default(),
+            record_changed: false,
+            plan: Vec::new(),
+            confirm_alarms: false,
+            audit,
+        };
+        Self {
+            api: api.to_owned(),
+            stage: stage.to_owned(),
+            decision: Some(decision),
+            outcome,
+        }
+    }
+}
+
 /// Everything read about a stage: the inputs of [`rollout::decide`].
 #[derive(Debug, Clone)]
 pub struct StageReading {

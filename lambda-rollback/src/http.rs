@@ -75,6 +75,7 @@ use tidegate_policy::session::{self, SessionClaims, SessionError};
 
 use crate::config::{Settings, SESSION_SECRET_ENV};
 use crate::dashboard::{self, PageContext, Progress, StageDetail};
+use crate::execute::RunReport;
 use crate::jwks::IssuerKeys;
 use crate::live::EdgeUnavailable;
 use crate::metrics::{MetricsWindow, StageMetrics};
@@ -106,9 +107,10 @@ pub trait Control: Send + Sync {
     /// The status of managed stage `index`.
     fn show(&self, index: usize) -> BoxFuture<'_, Option<StageStatus>>;
     /// Runs an operator command (a [`Trigger::Manual`]) or the edge's
-    /// signal (a [`Trigger::Edge`]) on managed stage `index`; the report as
-    /// JSON.
-    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, serde_json::Value>;
+    /// signal (a [`Trigger::Edge`]) on managed stage `index`: the report
+    /// (the decision and what came of it), `None` when there is no managed
+    /// stage `index`.
+    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, Option<RunReport>>;
     /// The metrics of managed stage `index` over `window`.
     fn metrics(&self, index: usize, window: MetricsWindow) -> BoxFuture<'_, Option<StageMetrics>>;
     /// The newest `limit` history entries of managed stage `index`, newest
@@ -416,17 +418,12 @@ pub fn history_limit(query: Option<&str>) -> Result<usize, String> {
 
 /// The problem for a command the stage's state refused, if it was refused:
 /// the decision's hold for `command`.
-pub fn refusal(command: ManualCommand, report: &serde_json::Value) -> Option<Problem> {
-    let hold: Hold = report
-        .pointer("/decision/action/reason")
-        .filter(|_| {
-            report.pointer("/decision/action/type") == Some(&serde_json::Value::from("none"))
-        })
-        .and_then(|v| serde_json::from_value(v.clone()).ok())?;
+pub fn refusal(command: ManualCommand, report: &RunReport) -> Option<Problem> {
+    let hold = report.decision.as_ref()?.action.hold()?;
     let conflict = |slug: &str, title: &str, fix: &str| {
         Some(Problem::new(409, slug, title).with_detail(format!("{hold}; {fix}")))
     };
-    match (command, &hold) {
+    match (command, hold) {
         (ManualCommand::Approve, Hold::NotAwaitingApproval) => conflict(
             "not-awaiting-approval",
             "The canary does not wait for approval",
@@ -1021,18 +1018,16 @@ pub async fn handle(control: &dyn Control, req: Request, now_ms: u64) -> Respons
                         until_ms,
                         start,
                     };
-                    let report = control.command(i, trigger).await;
+                    let Some(report) = control.command(i, trigger).await else {
+                        return unknown_stage(&api, &stage);
+                    };
                     let refused = refusal(command, &report);
                     if form {
                         // Back to the stage's page (relative: works under
                         // any prefix), with what came of it.
                         let outcome = match &refused {
                             Some(_) => "refused",
-                            None => report
-                                .get("outcome")
-                                .and_then(|o| o.get("status"))
-                                .and_then(|s| s.as_str())
-                                .unwrap_or("sent"),
+                            None => report.outcome.status(),
                         };
                         let name = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
                         return see_other(

@@ -397,14 +397,11 @@ impl http::Control for App {
         })
     }
 
-    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, Value> {
+    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, Option<execute::RunReport>> {
         Box::pin(async move {
-            let Some(stage) = self.settings.policy.stages.get(index) else {
-                return Value::Null;
-            };
+            let stage = self.settings.policy.stages.get(index)?;
             let aws = self.aws().await;
-            let report = execute::run(aws, stage, trigger, self.topic_arn()).await;
-            serde_json::to_value(&report).unwrap_or(Value::Null)
+            Some(execute::run(aws, stage, trigger, self.topic_arn()).await)
         })
     }
 }

@@ -5,7 +5,6 @@
 //! blocks or undoes the action (see [`crate::aws::Aws::publish`]).
 
 use serde::Serialize;
-use serde_json::Value;
 use tidegate_policy::rollout::{AuditRecord, Decision, Trigger};
 
 use crate::audit::Outcome;
@@ -32,7 +31,7 @@ struct Body<'a> {
     rest_api_name: Option<&'a str>,
     stage: &'a str,
     summary: &'a str,
-    trigger: Value,
+    trigger: &'a Trigger,
     outcome: &'a Outcome,
     dry_run: bool,
     deployment_id: &'a str,
@@ -74,7 +73,7 @@ pub fn for_decision(decision: &Decision, outcome: &Outcome) -> Option<Notificati
         rest_api_name: r.rest_api_name.as_deref(),
         stage: &r.stage,
         summary: &r.summary,
-        trigger: serde_json::to_value(&r.trigger).unwrap_or(Value::Null),
+        trigger: &r.trigger,
         outcome,
         dry_run: r.dry_run,
         deployment_id: &r.deployment_id,
@@ -179,7 +178,7 @@ mod tests {
         )
     }
 
-    fn body(n: &Notification) -> Value {
+    fn body(n: &Notification) -> serde_json::Value {
         serde_json::from_str(&n.message).unwrap()
     }
 

@@ -12,8 +12,10 @@ use lambda_http::{Body, RequestExt, Response};
 use serde_json::{json, Value};
 use tidegate_policy::auth::hash_key;
 use tidegate_policy::health::StageHealth;
-use tidegate_policy::rollout::Trigger;
+use tidegate_policy::rollout::{Action, Hold, Trigger};
+use tidegate_rollback::audit::Outcome;
 use tidegate_rollback::config::{self, Settings};
+use tidegate_rollback::execute::RunReport;
 use tidegate_rollback::http::{self, BoxFuture, Control};
 use tidegate_rollback::jwks::IssuerKeys;
 use tidegate_rollback::live::EdgeUnavailable;
@@ -72,7 +74,7 @@ struct Fake {
     keys: IssuerKeys,
     calls: Mutex<Vec<String>>,
     /// The report `command` answers with (default: nothing to do).
-    report: Mutex<Option<Value>>,
+    report: Mutex<Option<RunReport>>,
     /// What `edge_health` answers (default: not configured).
     edge: Mutex<Option<Result<StageHealth, EdgeUnavailable>>>,
 }
@@ -111,7 +113,7 @@ impl Control for Fake {
         self.calls.lock().unwrap().push(format!("show {index}"));
         Box::pin(async { Some(StageStatus::new("orders-api", "prod", false)) })
     }
-    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, Value> {
+    fn command(&self, index: usize, trigger: Trigger) -> BoxFuture<'_, Option<RunReport>> {
         let Trigger::Manual {
             command,
             reason,
@@ -131,7 +133,12 @@ impl Control for Fake {
         ));
         let report = self.report.lock().unwrap().clone();
         Box::pin(async move {
-            report.unwrap_or_else(|| json!({"outcome": {"status": "nothing_to_do"}}))
+            Some(report.unwrap_or_else(|| RunReport {
+                api: "orders-api".into(),
+                stage: "prod".into(),
+                decision: None,
+                outcome: Outcome::NothingToDo,
+            }))
         })
     }
     fn history(
@@ -720,48 +727,67 @@ async fn bad_start_bodies_are_400() {
 /// deployment that does not exist) naming the fix; other holds stay 200.
 #[tokio::test]
 async fn refused_commands_are_conflicts() {
-    let report = |hold: Value| json!({"decision": {"action": {"type": "none", "reason": hold}}, "outcome": {"status": "nothing_to_do"}});
+    let report = |hold: Hold| {
+        RunReport::with_action(
+            "orders-api",
+            "prod",
+            Action::None { reason: hold },
+            Outcome::NothingToDo,
+        )
+    };
     for (cmd, hold, status, slug) in [
         (
             "approve",
-            json!({"kind": "not_awaiting_approval"}),
+            Hold::NotAwaitingApproval,
             409,
             "not-awaiting-approval",
         ),
         (
             "advance",
-            json!({"kind": "no_active_canary_to_advance"}),
+            Hold::NoActiveCanaryToAdvance,
             409,
             "no-active-canary",
         ),
         (
             "advance",
-            json!({"kind": "awaiting_approval", "deployment": "d2", "percent": 50.0}),
+            Hold::AwaitingApproval {
+                deployment: "d2".into(),
+                percent: 50.0,
+            },
             409,
             "awaiting-approval",
         ),
         (
             "start",
-            json!({"kind": "canary_already_active", "deployment": "d2"}),
+            Hold::CanaryAlreadyActive {
+                deployment: "d2".into(),
+            },
             409,
             "canary-active",
         ),
         (
             "start",
-            json!({"kind": "deployment_missing", "deployment": "d9"}),
+            Hold::DeploymentMissing {
+                deployment: "d9".into(),
+            },
             422,
             "unknown-deployment",
         ),
         (
             "start",
-            json!({"kind": "deployment_unverified", "deployment": "d9"}),
+            Hold::DeploymentUnverified {
+                deployment: "d9".into(),
+            },
             503,
             "deployment-unverified",
         ),
-        ("advance", json!({"kind": "paused", "reason": "x"}), 200, ""),
+        ("advance", Hold::Paused { reason: "x".into() }, 200, ""),
         (
             "approve",
-            json!({"kind": "approved", "deployment": "d2", "percent": 50.0}),
+            Hold::Approved {
+                deployment: "d2".into(),
+                percent: 50.0,
+            },
             200,
             "",
         ),
@@ -775,8 +801,18 @@ async fn refused_commands_are_conflicts() {
             r#"{"reason":"x"}"#
         };
         let resp = http::handle(&fake, post(&path, payload), NOW_MS).await;
-        assert_eq!(resp.status(), status, "{cmd} {hold}");
-        if status != 200 {
+        assert_eq!(resp.status(), status, "{cmd} {hold:?}");
+        if status == 200 {
+            // The report itself, as the command's answer.
+            let b = body(&resp);
+            assert_eq!(b["decision"]["action"]["type"], "none", "{b}");
+            assert_eq!(
+                b["decision"]["action"]["reason"],
+                serde_json::to_value(&hold).unwrap(),
+                "{b}"
+            );
+            assert_eq!(b["outcome"]["status"], "nothing_to_do", "{b}");
+        } else {
             assert_eq!(content_type(&resp), "application/problem+json");
             let b = body(&resp);
             assert!(

@@ -55,19 +55,6 @@ pub struct EdgeAnswer {
     pub action: Option<Action>,
 }
 
-/// The report fields the endpoint reads back from [`Control::command`].
-#[derive(Debug, Deserialize)]
-struct Report {
-    outcome: Outcome,
-    #[serde(default)]
-    decision: Option<ReportDecision>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReportDecision {
-    action: Action,
-}
-
 /// The problem for a refused event.
 pub fn signal_problem(e: &SignalError) -> Problem {
     let (status, slug, title) = match e {
@@ -155,7 +142,6 @@ pub async fn receive(
     tracing::info!(id = %id, api = %event.api, stage = %event.stage, release = %event.release,
         breach = event.breach.as_str(), detail = %event.detail, "edge health event");
     let report = control.command(index, Trigger::Edge(event)).await;
-    let report: Option<Report> = serde_json::from_value(report).ok();
     let (outcome, action) = match report {
         Some(r) => (r.outcome, r.decision.map(|d| d.action)),
         None => (
@@ -181,21 +167,11 @@ pub async fn receive(
         }
         return unavailable(error);
     }
-    let status = match &outcome {
-        Outcome::Applied { .. } => "applied",
-        Outcome::NothingToDo => "nothing_to_do",
-        Outcome::DryRun => "dry_run",
-        Outcome::Drifted { .. } => "drifted",
-        Outcome::Yielded { .. } => "yielded",
-        Outcome::Withdrawn { .. } => "withdrawn",
-        Outcome::Failed { .. } => "failed",
-        Outcome::Interrupted { .. } => "interrupted",
-    };
     EdgeReply::Answer(
         202,
         EdgeAnswer {
             id,
-            outcome: status.into(),
+            outcome: outcome.status().into(),
             action,
         },
     )

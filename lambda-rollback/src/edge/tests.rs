@@ -6,13 +6,14 @@ use std::sync::Mutex;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request};
-use serde_json::{json, Value};
-use tidegate_policy::health::{sign, EdgeHealthEvent, SignalKey, SIGNATURE_HEADER};
-use tidegate_policy::rollout::Trigger;
+use serde_json::Value;
+use tidegate_policy::health::{sign, BreachKind, EdgeHealthEvent, SignalKey, SIGNATURE_HEADER};
+use tidegate_policy::rollout::{RemoveReason, Trigger};
 
 use super::*;
 use crate::config::tests::{env, CONFIG};
 use crate::config::{load, Settings, CONFIG_ENV, HEALTH_SECRET_ENV};
+use crate::execute::RunReport;
 use crate::http::{handle, BoxFuture};
 use crate::jwks::IssuerKeys;
 use crate::metrics::{MetricsWindow, StageMetrics};
@@ -47,7 +48,7 @@ struct Fake {
     keys: IssuerKeys,
     claimed: Mutex<HashSet<String>>,
     triggers: Mutex<Vec<Trigger>>,
-    report: Value,
+    report: RunReport,
     store_down: bool,
 }
 
@@ -58,12 +59,20 @@ impl Fake {
             keys: IssuerKeys::new(),
             claimed: Mutex::default(),
             triggers: Mutex::default(),
-            report: json!({
-                "api": "orders-api", "stage": "prod",
-                "decision": {"action": {"type": "remove_canary", "deployment_id": "d2", "percent": 50.0,
-                    "reason": {"kind": "edge", "release": "canary", "breach": "error_rate", "detail": "d"}}},
-                "outcome": {"status": "applied", "steps": 1}
-            }),
+            report: RunReport::with_action(
+                "orders-api",
+                "prod",
+                Action::RemoveCanary {
+                    deployment_id: "d2".into(),
+                    percent: 50.0,
+                    reason: RemoveReason::Edge {
+                        release: "canary".into(),
+                        breach: BreachKind::ErrorRate,
+                        detail: "d".into(),
+                    },
+                },
+                Outcome::Applied { steps: 1 },
+            ),
             store_down: false,
         }
     }
@@ -85,9 +94,9 @@ impl Control for Fake {
     fn show(&self, _: usize) -> BoxFuture<'_, Option<StageStatus>> {
         Box::pin(async { None })
     }
-    fn command(&self, _: usize, trigger: Trigger) -> BoxFuture<'_, Value> {
+    fn command(&self, _: usize, trigger: Trigger) -> BoxFuture<'_, Option<RunReport>> {
         self.triggers.lock().unwrap().push(trigger);
-        Box::pin(async { self.report.clone() })
+        Box::pin(async { Some(self.report.clone()) })
     }
     fn metrics(&self, _: usize, _: MetricsWindow) -> BoxFuture<'_, Option<StageMetrics>> {
         Box::pin(async { None })
@@ -226,8 +235,14 @@ async fn without_the_secret_the_endpoint_is_off() {
 #[tokio::test]
 async fn aws_trouble_is_a_503_and_the_retry_is_acted_on() {
     let mut fake = Fake::new(Some(SECRET));
-    fake.report = json!({"api": "orders-api", "stage": "prod",
-        "outcome": {"status": "failed", "error": "GetStage: throttled"}});
+    fake.report = RunReport {
+        api: "orders-api".into(),
+        stage: "prod".into(),
+        decision: None,
+        outcome: Outcome::Failed {
+            error: "GetStage: throttled".into(),
+        },
+    };
     let (h, b) = signed(&event());
     let (s, v) = send(&fake, Some(&h), &b, NOW).await;
     assert_eq!(s, 503, "{v}");

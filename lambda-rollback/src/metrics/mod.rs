@@ -71,16 +71,12 @@ pub struct ChartAction {
 impl ChartAction {
     /// The chart's view of a history entry.
     pub fn from_entry(e: &HistoryEntry) -> Self {
-        let outcome = serde_json::to_value(&e.outcome)
-            .ok()
-            .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_owned))
-            .unwrap_or_default();
         Self {
             at_ms: e.at_ms,
             what: e.what.clone(),
             who: e.who.clone(),
             why: e.why.clone(),
-            outcome,
+            outcome: e.outcome.status().to_owned(),
         }
     }
 }
