@@ -46,12 +46,12 @@ pub struct RunReport {
     pub outcome: Outcome,
 }
 
-#[cfg(any(test, feature = "test-support"))]
 impl RunReport {
     /// A report of a decision to `action` on `api`/`stage` and what came of
-    /// it, for fakes of [`crate::http::Control`] (feature `test-support`):
-    /// the rest of the decision is filler (no plan, the default record, an
-    /// audit record of a schedule tick at time 0 on deployment `d1`).
+    /// it, for fakes of [`crate::http::Control`] in tests: the rest of the
+    /// decision is filler (no plan, the default record, an audit record of a
+    /// schedule tick at time 0 on deployment `d1`). Not for real reports.
+    #[doc(hidden)]
     pub fn with_action(api: &str, stage: &str, action: rollout::Action, outcome: Outcome) -> Self {
         let attention = action.hold().is_some_and(rollout::Hold::needs_attention);
         let audit = rollout::AuditRecord {
