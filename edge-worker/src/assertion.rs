@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use serde::Serialize;
 use tidegate_policy::assertion::{
     assertion_audience, build_assertion, origin_credential_headers, origin_credentials,
     AssertionAlgorithm, AssertionInput, AssertionKeySet, AssertionSigningKey,
@@ -31,6 +32,7 @@ use worker::{Env, Headers, Response};
 
 use crate::config::{string_binding, Gateway, Loaded};
 use crate::error::{describe, EdgeError};
+use crate::log::{self, Level};
 use crate::webcrypto::{object, subtle};
 
 /// The parsed key set and the signing key, imported.
@@ -168,9 +170,12 @@ async fn signer(env: &Env, settings: &AssertionSettings) -> Result<Rc<Signer>, E
         None => {
             let loaded = load(binding, &text).await.map(Rc::new).map_err(Rc::new);
             if let Err(e) = &loaded {
-                worker::console_error!(
-                    "{}",
-                    serde_json::json!({"event": "assertion_keys_invalid", "detail": e.as_str()})
+                log::event(
+                    Level::Error,
+                    &AssertionKeysInvalid {
+                        detail: e.as_str(),
+                        event: "assertion_keys_invalid",
+                    },
                 );
             }
             SIGNER.with(|cell| *cell.borrow_mut() = Some((text, loaded.clone())));
@@ -178,6 +183,17 @@ async fn signer(env: &Env, settings: &AssertionSettings) -> Result<Rc<Signer>, E
         }
     };
     loaded.map_err(|e| EdgeError::AssertionKeys(e.to_string()))
+}
+
+/// The error logged when the key set secret does not parse or its signing
+/// key does not import; requests needing an assertion answer 500 until the
+/// secret changes.
+#[derive(Serialize)]
+struct AssertionKeysInvalid<'a> {
+    /// What is wrong with it, prefixed with the secret's name.
+    detail: &'a str,
+    /// Always `assertion_keys_invalid`.
+    event: &'static str,
 }
 
 async fn load(binding: &str, text: &str) -> Result<Signer, String> {

@@ -29,6 +29,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use serde::Serialize;
 use tidegate_policy::cache::{
     cache_key, decode_shard, encode_shard, invalidates, invalidation_targets, is_variant_of,
     shard_max_age, shard_of, storage_lifetime, with_keys, CacheRule, CacheScope, IndexedKey,
@@ -41,6 +42,7 @@ use worker::{Cache, Context, Env, Response};
 
 use crate::config::{self, Gateway};
 use crate::flow::Flow;
+use crate::log::{self, Level};
 use crate::response::{header_list, HeaderList};
 
 /// Base of the index entries' URLs; `.invalid` never resolves, so no real
@@ -326,13 +328,28 @@ pub async fn purge_globally(
 /// One JSON log line about a global purge (it runs after the request's own
 /// line was written).
 pub fn log_global(request_id: &str, files: usize, outcome: &Result<usize, GlobalPurgeError>) {
-    let line = serde_json::json!({
-        "id": request_id,
-        "event": "global-purge",
-        "files": files,
-        "error": outcome.as_ref().err().map(ToString::to_string),
-    });
-    worker::console_log!("{line}");
+    log::event(
+        Level::Info,
+        &GlobalPurgeLine {
+            error: outcome.as_ref().err().map(ToString::to_string),
+            event: "global-purge",
+            files,
+            id: request_id,
+        },
+    );
+}
+
+/// The log line of a global purge.
+#[derive(Serialize)]
+struct GlobalPurgeLine<'a> {
+    /// Why it failed; `null` when every call succeeded.
+    error: Option<String>,
+    /// Always `global-purge`.
+    event: &'static str,
+    /// How many URLs it was asked to drop.
+    files: usize,
+    /// The id of the request that purged.
+    id: &'a str,
 }
 
 /// A request the origin answered, as invalidation needs it.
