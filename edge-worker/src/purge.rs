@@ -265,6 +265,8 @@ pub enum GlobalPurgeError {
     Unreachable(String),
     /// The API answered with a non-success status.
     Status(u16),
+    /// The request body could not be written.
+    Encode(String),
 }
 
 impl fmt::Display for GlobalPurgeError {
@@ -273,6 +275,7 @@ impl fmt::Display for GlobalPurgeError {
             Self::MissingToken(name) => write!(f, "the Worker secret {name} is missing or empty"),
             Self::Unreachable(why) => write!(f, "zone purge API unreachable: {why}"),
             Self::Status(status) => write!(f, "zone purge API answered {status}"),
+            Self::Encode(why) => write!(f, "zone purge request not encoded: {why}"),
         }
     }
 }
@@ -305,7 +308,8 @@ pub async fn purge_globally(
     ];
     let mut sent = 0;
     for batch in files.chunks(PurgeSettings::MAX_FILES_PER_CALL) {
-        let body = serde_json::json!({ "files": batch }).to_string();
+        let body = serde_json::to_string(&ZonePurgeBody { files: batch })
+            .map_err(|e| GlobalPurgeError::Encode(e.to_string()))?;
         let resp = crate::proxy::send(
             "POST",
             &endpoint,
@@ -337,6 +341,13 @@ pub fn log_global(request_id: &str, files: usize, outcome: &Result<usize, Global
             id: request_id,
         },
     );
+}
+
+/// The body of a zone purge API call: `{"files": [...]}`.
+#[derive(Serialize)]
+struct ZonePurgeBody<'a> {
+    /// The URLs to drop (Cache API key URLs).
+    files: &'a [String],
 }
 
 /// The log line of a global purge.
