@@ -196,6 +196,36 @@ struct AssertionKeysInvalid<'a> {
     event: &'static str,
 }
 
+/// The public half of the signing key as imported to verify the probe:
+/// only the key material of the published JWK (no `kid`, `alg` or `use`).
+/// A member the key lacks (`y` of an Ed25519 key) is `null`.
+#[derive(Serialize)]
+struct ProbeJwk<'a> {
+    /// The curve: `Ed25519` or `P-256`.
+    crv: Option<&'a str>,
+    /// The key type: `OKP` or `EC`.
+    kty: Option<&'a str>,
+    /// The public point's x coordinate (Ed25519: the public key), base64url.
+    x: Option<&'a str>,
+    /// The public point's y coordinate (P-256 only), base64url.
+    y: Option<&'a str>,
+}
+
+impl<'a> ProbeJwk<'a> {
+    /// The members of `key`'s published JWK (all strings, as the policy
+    /// writes them).
+    fn of(key: &'a AssertionSigningKey) -> Self {
+        let public = key.public_jwk();
+        let member = |name: &str| public.get(name).and_then(|v| v.as_str());
+        Self {
+            crv: member("crv"),
+            kty: member("kty"),
+            x: member("x"),
+            y: member("y"),
+        }
+    }
+}
+
 async fn load(binding: &str, text: &str) -> Result<Signer, String> {
     let keys = AssertionKeySet::parse(text).map_err(|errors| {
         let listed: Vec<String> = errors.iter().map(|e| format!("{binding} {e}")).collect();
@@ -222,12 +252,9 @@ async fn import(key: &AssertionSigningKey) -> Result<JsValue, String> {
         .map_err(describe)?;
     let crypto_key = JsFuture::from(promise).await.map_err(describe)?;
 
-    let public = key.public_jwk().clone();
-    let public = serde_json::json!({
-        "kty": public.get("kty"), "crv": public.get("crv"),
-        "x": public.get("x"), "y": public.get("y"),
-    });
-    let public = js_sys::JSON::parse(&public.to_string()).map_err(describe)?;
+    let public = serde_json::to_string(&ProbeJwk::of(key))
+        .map_err(|e| format!("cannot be imported: {e}"))?;
+    let public = js_sys::JSON::parse(&public).map_err(describe)?;
     let verify_usage = Array::of1(&JsValue::from_str("verify"));
     let promise = subtle
         .import_key("jwk", &public, &params, false, &verify_usage)
