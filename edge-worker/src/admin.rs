@@ -34,7 +34,6 @@ use std::rc::Rc;
 
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use subtle::ConstantTimeEq;
 use tidegate_policy::auth::{bearer_token, hash_key};
 use tidegate_policy::cache::first_header;
@@ -112,9 +111,7 @@ pub async fn handle(
         }
         ("stats/limiter", Method::Get) => {
             let (calls, requests) = crate::throttle::counts();
-            Ok(response::json(
-                &json!({ "calls": calls, "requests": requests }),
-            ))
+            Ok(response::json(&LimiterStats { calls, requests }))
         }
         ("stats/fast-path", Method::Get) => Ok(response::json(&crate::fast::FastPathStats::now())),
         ("config", Method::Get) => match loaded {
@@ -170,17 +167,42 @@ fn not_found() -> Problem {
         .with_detail("No configured route matches this path.")
 }
 
+// The answers below declare their members in alphabetical order: the order
+// clients have always seen.
+
+/// The answer to `GET stats/limiter`.
+#[derive(Serialize)]
+struct LimiterStats {
+    /// Limiter object calls this isolate made since it started.
+    calls: u64,
+    /// Rate-limited requests this isolate checked since it started.
+    requests: u64,
+}
+
+/// The answer to `GET health`.
+#[derive(Serialize)]
+struct HealthAnswer {
+    /// `ok`, or `invalid` when the configuration does not load.
+    config: &'static str,
+    /// Why it does not load; absent when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_errors: Option<String>,
+    /// Always `ok`: the Worker answers.
+    status: &'static str,
+    /// The crate version of the Worker.
+    version: &'static str,
+    /// The isolate's wasm linear memory, in bytes.
+    wasm_memory_bytes: u64,
+}
+
 fn health(loaded: &Loaded) -> Response {
-    let mut body = json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "config": if loaded.is_ok() { "ok" } else { "invalid" },
-        "wasm_memory_bytes": wasm_memory_bytes(),
-    });
-    if let (Err(errors), Some(obj)) = (loaded, body.as_object_mut()) {
-        obj.insert("config_errors".into(), json!(errors.to_string()));
-    }
-    response::json(&body)
+    response::json(&HealthAnswer {
+        config: if loaded.is_ok() { "ok" } else { "invalid" },
+        config_errors: loaded.as_ref().err().map(ToString::to_string),
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        wasm_memory_bytes: wasm_memory_bytes(),
+    })
 }
 
 /// Size of this isolate's wasm linear memory (64 KiB pages).
@@ -316,13 +338,6 @@ async fn purge(
 async fn limits(env: &Env, loaded: &Loaded, raw: &str) -> Result<Response, EdgeError> {
     let key = percent_decode_str(raw).decode_utf8_lossy().into_owned();
     let reply = durable::call(env, &key, &LimiterOp::Peek).await?;
-    let mut body = json!({
-        "key": key,
-        "tat_ns": reply.tat_ns,
-        "stored": reply.stored,
-        "now_ms": reply.now_ms,
-        "idle": GcraState { tat_ns: reply.tat_ns }.is_idle(reply.now_ms),
-    });
     // Which configured limit the key belongs to, decoded by the policy.
     let parts = LimiterKeyParts::parse(&key);
     let limit = parts.zip(loaded.as_ref().ok()).and_then(|(parts, gw)| {
@@ -335,27 +350,77 @@ async fn limits(env: &Env, loaded: &Loaded, raw: &str) -> Result<Response, EdgeE
                 .map(|limit| (route.name.clone(), limit.clone()))
         })
     });
-    if let (Some((route, limit)), Some(obj)) = (limit, body.as_object_mut()) {
-        let state = GcraState {
-            tat_ns: reply.tat_ns,
-        };
-        let now = reply.now_ms;
-        let peek = throttle::peek(state, now, &limit.quota);
-        obj.insert("route".into(), json!(route));
-        obj.insert("limit".into(), json!(limit.name));
-        obj.insert(
-            "quota".into(),
-            json!({
-                "limit": limit.quota.limit,
-                "period_ms": limit.quota.period.as_millis() as u64,
-                "burst": limit.quota.burst,
-            }),
-        );
-        obj.insert("remaining".into(), json!(peek.remaining));
-        obj.insert(
-            "reset_after_ms".into(),
-            json!(peek.reset_after.as_millis() as u64),
-        );
+    let state = GcraState {
+        tat_ns: reply.tat_ns,
+    };
+    let mut body = LimitState {
+        idle: state.is_idle(reply.now_ms),
+        key,
+        limit: None,
+        now_ms: reply.now_ms,
+        quota: None,
+        remaining: None,
+        reset_after_ms: None,
+        route: None,
+        stored: reply.stored,
+        tat_ns: reply.tat_ns,
+    };
+    if let Some((route, limit)) = limit {
+        let peek = throttle::peek(state, reply.now_ms, &limit.quota);
+        body.route = Some(route);
+        body.quota = Some(QuotaView {
+            burst: limit.quota.burst,
+            limit: limit.quota.limit,
+            period_ms: limit.quota.period.as_millis() as u64,
+        });
+        body.limit = Some(limit.name);
+        body.remaining = Some(peek.remaining);
+        body.reset_after_ms = Some(peek.reset_after.as_millis() as u64);
     }
     Ok(response::json(&body))
+}
+
+/// The answer to `GET limits/{key}`: the limiter object's state for the
+/// key and, when the key belongs to a configured limit, that limit and what
+/// it would admit now (the five optional members come together).
+#[derive(Serialize)]
+struct LimitState {
+    /// Whether the bucket is full again now (the stored state is as good as
+    /// none).
+    idle: bool,
+    /// The limiter key, percent-decoded.
+    key: String,
+    /// The limit's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<String>,
+    /// The object's clock, ms since the epoch.
+    now_ms: u64,
+    /// The limit's quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<QuotaView>,
+    /// Units the limit would admit now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remaining: Option<u64>,
+    /// Milliseconds until the bucket is completely full again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_after_ms: Option<u64>,
+    /// The route the limit belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<String>,
+    /// Whether a state is stored at all.
+    stored: bool,
+    /// The stored theoretical arrival time (GCRA), ns since the epoch (0:
+    /// empty).
+    tat_ns: u64,
+}
+
+/// A quota as `GET limits/{key}` shows it.
+#[derive(Serialize)]
+struct QuotaView {
+    /// Units that may be admitted at once from a full bucket.
+    burst: u64,
+    /// Units admitted per period at the sustained rate.
+    limit: u64,
+    /// The period, in milliseconds.
+    period_ms: u64,
 }

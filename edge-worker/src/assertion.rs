@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use serde::Serialize;
 use tidegate_policy::assertion::{
     assertion_audience, build_assertion, origin_credential_headers, origin_credentials,
     AssertionAlgorithm, AssertionInput, AssertionKeySet, AssertionSigningKey,
@@ -31,6 +32,7 @@ use worker::{Env, Headers, Response};
 
 use crate::config::{string_binding, Gateway, Loaded};
 use crate::error::{describe, EdgeError};
+use crate::log::{self, Level};
 use crate::webcrypto::{object, subtle};
 
 /// The parsed key set and the signing key, imported.
@@ -168,9 +170,12 @@ async fn signer(env: &Env, settings: &AssertionSettings) -> Result<Rc<Signer>, E
         None => {
             let loaded = load(binding, &text).await.map(Rc::new).map_err(Rc::new);
             if let Err(e) = &loaded {
-                worker::console_error!(
-                    "{}",
-                    serde_json::json!({"event": "assertion_keys_invalid", "detail": e.as_str()})
+                log::event(
+                    Level::Error,
+                    &AssertionKeysInvalid {
+                        detail: e.as_str(),
+                        event: "assertion_keys_invalid",
+                    },
                 );
             }
             SIGNER.with(|cell| *cell.borrow_mut() = Some((text, loaded.clone())));
@@ -178,6 +183,47 @@ async fn signer(env: &Env, settings: &AssertionSettings) -> Result<Rc<Signer>, E
         }
     };
     loaded.map_err(|e| EdgeError::AssertionKeys(e.to_string()))
+}
+
+/// The error logged when the key set secret does not parse or its signing
+/// key does not import; requests needing an assertion answer 500 until the
+/// secret changes.
+#[derive(Serialize)]
+struct AssertionKeysInvalid<'a> {
+    /// What is wrong with it, prefixed with the secret's name.
+    detail: &'a str,
+    /// Always `assertion_keys_invalid`.
+    event: &'static str,
+}
+
+/// The public half of the signing key as imported to verify the probe:
+/// only the key material of the published JWK (no `kid`, `alg` or `use`).
+/// A member the key lacks (`y` of an Ed25519 key) is `null`.
+#[derive(Serialize)]
+struct ProbeJwk<'a> {
+    /// The curve: `Ed25519` or `P-256`.
+    crv: Option<&'a str>,
+    /// The key type: `OKP` or `EC`.
+    kty: Option<&'a str>,
+    /// The public point's x coordinate (Ed25519: the public key), base64url.
+    x: Option<&'a str>,
+    /// The public point's y coordinate (P-256 only), base64url.
+    y: Option<&'a str>,
+}
+
+impl<'a> ProbeJwk<'a> {
+    /// The members of `key`'s published JWK (all strings, as the policy
+    /// writes them).
+    fn of(key: &'a AssertionSigningKey) -> Self {
+        let public = key.public_jwk();
+        let member = |name: &str| public.get(name).and_then(|v| v.as_str());
+        Self {
+            crv: member("crv"),
+            kty: member("kty"),
+            x: member("x"),
+            y: member("y"),
+        }
+    }
 }
 
 async fn load(binding: &str, text: &str) -> Result<Signer, String> {
@@ -206,12 +252,9 @@ async fn import(key: &AssertionSigningKey) -> Result<JsValue, String> {
         .map_err(describe)?;
     let crypto_key = JsFuture::from(promise).await.map_err(describe)?;
 
-    let public = key.public_jwk().clone();
-    let public = serde_json::json!({
-        "kty": public.get("kty"), "crv": public.get("crv"),
-        "x": public.get("x"), "y": public.get("y"),
-    });
-    let public = js_sys::JSON::parse(&public.to_string()).map_err(describe)?;
+    let public = serde_json::to_string(&ProbeJwk::of(key))
+        .map_err(|e| format!("cannot be imported: {e}"))?;
+    let public = js_sys::JSON::parse(&public).map_err(describe)?;
     let verify_usage = Array::of1(&JsValue::from_str("verify"));
     let promise = subtle
         .import_key("jwk", &public, &params, false, &verify_usage)

@@ -17,12 +17,14 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use serde::Serialize;
 use tidegate_policy::auth::{parse_jwks, Algorithm, AuthRejection, Jwk, JwkSet, KeyLookup};
 use tidegate_policy::config::{Issuer, JwksSource};
 use url::Url;
 use worker::{Cache, Context, Delay, Response};
 
 use crate::config::Gateway;
+use crate::log::{self, Level};
 use crate::proxy;
 use crate::response::headers_from;
 
@@ -165,9 +167,13 @@ async fn fetch_into_cache(gw: &Rc<Gateway>, issuer: &Issuer, kid: Option<&str>) 
             }
             (Err(reason), Some(cache)) => {
                 cache.on_fetch_failed(now);
-                worker::console_warn!(
-                    "{}",
-                    serde_json::json!({"event": "jwks_fetch_failed", "issuer": issuer.name, "reason": reason})
+                log::event(
+                    Level::Warn,
+                    &JwksFetchFailed {
+                        event: "jwks_fetch_failed",
+                        issuer: &issuer.name,
+                        reason: &reason,
+                    },
                 );
                 None
             }
@@ -181,6 +187,18 @@ async fn fetch_into_cache(gw: &Rc<Gateway>, issuer: &Issuer, kid: Option<&str>) 
         let lifetime = policy.ttl.saturating_add(policy.max_stale);
         store_in_cache_api(url, body, now, lifetime).await;
     }
+}
+
+/// The warning logged when fetching an issuer's JWKS failed.
+#[derive(Serialize)]
+struct JwksFetchFailed<'a> {
+    /// Always `jwks_fetch_failed`.
+    event: &'static str,
+    /// The issuer's configured name.
+    issuer: &'a str,
+    /// What went wrong: the fetch, a status other than 200, the body or
+    /// the document.
+    reason: &'a str,
 }
 
 /// Fetches and parses a JWKS document: the usable keys and the raw body.

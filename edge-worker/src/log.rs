@@ -1,6 +1,8 @@
 //! One JSON log line per request (Workers Logs / `wrangler tail` pick it up
 //! from the console). It never holds a token, API key, secret or query
-//! string: only ids, names, labels and durations.
+//! string: only ids, names, labels and durations. Events beside it (a JWKS
+//! fetch that failed, a global purge...) are lines of their own ([`event`]),
+//! each typed by the module that writes it.
 
 use serde::Serialize;
 use tidegate_policy::auth::Identity;
@@ -112,5 +114,32 @@ impl LogLine {
         if let Ok(line) = serde_json::to_string(&self) {
             worker::web_sys::console::log_1(&line.into());
         }
+    }
+}
+
+/// The console method an event line goes to (Workers Logs keeps the level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `console.log`.
+    Info,
+    /// `console.warn`.
+    Warn,
+    /// `console.error`.
+    Error,
+}
+
+/// Writes one JSON event line beside the requests' own lines (a JWKS fetch
+/// that failed, a global purge...): `line` serialized, as one string. The
+/// event types declare their members in alphabetical order, the order
+/// these lines have always had.
+pub fn event<T: Serialize + ?Sized>(level: Level, line: &T) {
+    let Ok(line) = serde_json::to_string(line) else {
+        return;
+    };
+    let line = line.into();
+    match level {
+        Level::Info => worker::web_sys::console::log_1(&line),
+        Level::Warn => worker::web_sys::console::warn_1(&line),
+        Level::Error => worker::web_sys::console::error_1(&line),
     }
 }

@@ -29,6 +29,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use serde::Serialize;
 use tidegate_policy::cache::{
     cache_key, decode_shard, encode_shard, invalidates, invalidation_targets, is_variant_of,
     shard_max_age, shard_of, storage_lifetime, with_keys, CacheRule, CacheScope, IndexedKey,
@@ -41,6 +42,7 @@ use worker::{Cache, Context, Env, Response};
 
 use crate::config::{self, Gateway};
 use crate::flow::Flow;
+use crate::log::{self, Level};
 use crate::response::{header_list, HeaderList};
 
 /// Base of the index entries' URLs; `.invalid` never resolves, so no real
@@ -263,6 +265,8 @@ pub enum GlobalPurgeError {
     Unreachable(String),
     /// The API answered with a non-success status.
     Status(u16),
+    /// The request body could not be written.
+    Encode(String),
 }
 
 impl fmt::Display for GlobalPurgeError {
@@ -271,6 +275,7 @@ impl fmt::Display for GlobalPurgeError {
             Self::MissingToken(name) => write!(f, "the Worker secret {name} is missing or empty"),
             Self::Unreachable(why) => write!(f, "zone purge API unreachable: {why}"),
             Self::Status(status) => write!(f, "zone purge API answered {status}"),
+            Self::Encode(why) => write!(f, "zone purge request not encoded: {why}"),
         }
     }
 }
@@ -303,7 +308,8 @@ pub async fn purge_globally(
     ];
     let mut sent = 0;
     for batch in files.chunks(PurgeSettings::MAX_FILES_PER_CALL) {
-        let body = serde_json::json!({ "files": batch }).to_string();
+        let body = serde_json::to_string(&ZonePurgeBody { files: batch })
+            .map_err(|e| GlobalPurgeError::Encode(e.to_string()))?;
         let resp = crate::proxy::send(
             "POST",
             &endpoint,
@@ -326,13 +332,35 @@ pub async fn purge_globally(
 /// One JSON log line about a global purge (it runs after the request's own
 /// line was written).
 pub fn log_global(request_id: &str, files: usize, outcome: &Result<usize, GlobalPurgeError>) {
-    let line = serde_json::json!({
-        "id": request_id,
-        "event": "global-purge",
-        "files": files,
-        "error": outcome.as_ref().err().map(ToString::to_string),
-    });
-    worker::console_log!("{line}");
+    log::event(
+        Level::Info,
+        &GlobalPurgeLine {
+            error: outcome.as_ref().err().map(ToString::to_string),
+            event: "global-purge",
+            files,
+            id: request_id,
+        },
+    );
+}
+
+/// The body of a zone purge API call: `{"files": [...]}`.
+#[derive(Serialize)]
+struct ZonePurgeBody<'a> {
+    /// The URLs to drop (Cache API key URLs).
+    files: &'a [String],
+}
+
+/// The log line of a global purge.
+#[derive(Serialize)]
+struct GlobalPurgeLine<'a> {
+    /// Why it failed; `null` when every call succeeded.
+    error: Option<String>,
+    /// Always `global-purge`.
+    event: &'static str,
+    /// How many URLs it was asked to drop.
+    files: usize,
+    /// The id of the request that purged.
+    id: &'a str,
 }
 
 /// A request the origin answered, as invalidation needs it.

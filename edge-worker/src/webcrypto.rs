@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 
+use serde::Serialize;
 use tidegate_policy::auth::{
     Algorithm, SignatureCheck, SignatureOutcome, SignatureVerifier, VerificationKey,
 };
@@ -27,6 +28,7 @@ use worker::js_sys::{self, Array, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
 
 use crate::error::describe;
+use crate::log::{self, Level};
 
 #[wasm_bindgen]
 extern "C" {
@@ -234,10 +236,28 @@ pub(crate) fn subtle() -> Option<SubtleCrypto> {
     (subtle.is_object()).then(|| subtle.unchecked_into())
 }
 
-fn warn(event: &str, check: &SignatureCheck<'_>, reason: &str) {
-    let kid = check.jwk().common.key_id.as_deref();
-    worker::console_warn!(
-        "{}",
-        serde_json::json!({"event": event, "alg": format!("{:?}", check.alg()), "kid": kid, "reason": reason})
+/// The warning logged when WebCrypto cannot check a token's signature
+/// (the token is refused as for an unknown key).
+#[derive(Serialize)]
+struct SignatureCheckFailed<'a> {
+    /// The token's algorithm (`RS256`, `EdDSA`...).
+    alg: Algorithm,
+    /// `webcrypto_unavailable` or `webcrypto_import_failed`.
+    event: &'static str,
+    /// The key's `kid`; `null` when it has none.
+    kid: Option<&'a str>,
+    /// What WebCrypto said, or why it was not asked.
+    reason: &'a str,
+}
+
+fn warn(event: &'static str, check: &SignatureCheck<'_>, reason: &str) {
+    log::event(
+        Level::Warn,
+        &SignatureCheckFailed {
+            alg: check.alg(),
+            event,
+            kid: check.jwk().common.key_id.as_deref(),
+            reason,
+        },
     );
 }
