@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use tidegate_policy::auth::KeySummary;
+use tidegate_policy::auth::{KeyStatus, KeySummary};
 
 use crate::{HistoryView, StageView, TriggerView};
 
@@ -299,10 +299,7 @@ pub fn key_table(keys: &[KeySummary]) -> String {
                 k.id.clone(),
                 k.consumer.clone(),
                 k.tier.clone().unwrap_or_else(|| "-".into()),
-                k.status
-                    .and_then(|s| serde_json::to_value(s).ok())
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "-".into()),
+                k.status.map_or("-", KeyStatus::as_str).to_owned(),
                 format_secs(k.created_at),
                 k.expires_at.map_or("-".into(), format_secs),
                 k.hash_prefix.clone(),

@@ -217,6 +217,19 @@ pub enum KeyStatus {
     Revoked,
 }
 
+impl KeyStatus {
+    /// The status as it is written in JSON (`active`, `pending`, `expired`,
+    /// `revoked`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Pending => "pending",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
 /// What listing shows of a key: never the key, never its full hash. It is
 /// the KV metadata of the consumer index entry (at most 1024 bytes there;
 /// the admin request limits keep it well under).

@@ -372,3 +372,16 @@ mod props {
         }
     }
 }
+
+#[test]
+fn key_status_names_are_their_json() {
+    for status in [
+        KeyStatus::Active,
+        KeyStatus::Pending,
+        KeyStatus::Expired,
+        KeyStatus::Revoked,
+    ] {
+        let json = serde_json::to_string(&status).unwrap();
+        assert_eq!(json, format!("\"{}\"", status.as_str()));
+    }
+}
