@@ -94,7 +94,7 @@ const out = {};
 try {
   for (const p of PATHS) {
     for (const b of builds) {
-      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile, apiKey: key.key };
+      const base = { url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, browser: p.browser ?? false, connections: 8, tokensFile, apiKey: key.key };
       if (p.prime) {
         for (const { token, subject } of pool) {
           const res = await fetch(`${base.url}${p.path}`, { headers: p.mode === "jwt" ? { authorization: `Bearer ${token}`, "x-bench-key": subject } : {} });
@@ -115,7 +115,7 @@ try {
         const b = builds.find((x) => x.name === name);
         await new Promise((resolve) => setTimeout(resolve, 200));
         const cpu0 = cpuMs(pids);
-        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, connections: 8, tokensFile, apiKey: key.key, seconds: SECONDS });
+        const run = await runWrk({ url: `http://127.0.0.1:${b.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse ?? 0, browser: p.browser ?? false, connections: 8, tokensFile, apiKey: key.key, seconds: SECONDS });
         const wrong = p.status === 404 ? run.requests - run.non200 : run.non200;
         if (wrong > 0) throw new Error(`${name} ${p.key}: ${wrong} answers other than ${p.status ?? 200}`);
         got[name].push((cpuMs(pids) - cpu0) / run.requests);

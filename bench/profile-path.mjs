@@ -60,7 +60,7 @@ try {
     const profiler = await openProfiler(await mf.getInspectorURL(), t.name, INTERVAL_US);
     try {
       for (const p of PATHS) {
-        const base = { url: `http://127.0.0.1:${t.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse, connections: 1, tokensFile, apiKey: key.key };
+        const base = { url: `http://127.0.0.1:${t.port}`, path: p.path, mode: p.mode, unique: p.unique, reuse: p.reuse, browser: p.browser ?? false, connections: 1, tokensFile, apiKey: key.key };
         if (p.prime) await prime(base, pool);
         await runWrk({ ...base, seconds: 2 }); // warm-up: JIT, caches, leases
         await profiler.start();

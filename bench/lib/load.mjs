@@ -21,7 +21,7 @@ export function wrkVersion() {
  * Returns wrk's counts and latency quantiles (ms), and wrk's own CPU (ms,
  * from the shell's `times`).
  */
-export function runWrk({ url, path, mode, unique, reuse = 0, seconds, connections, tokensFile, apiKey }) {
+export function runWrk({ url, path, mode, unique, reuse = 0, browser = false, seconds, connections, tokensFile, apiKey }) {
   return new Promise((resolve, reject) => {
     const args = [
       "-c",
@@ -42,6 +42,7 @@ export function runWrk({ url, path, mode, unique, reuse = 0, seconds, connection
       apiKey ?? "",
       `${process.pid}.${(runs += 1)}`,
       String(reuse),
+      browser ? "1" : "0",
     ];
     const child = spawn("bash", args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";

@@ -7,6 +7,9 @@
 --     each keep one token. (wrk's Lua cannot tell connections apart, so the
 --     thread's requests take the N tokens in turn: each token comes back every
 --     N requests, as it would with one token per connection.)
+--   7 browser: 1 adds what a browser and Cloudflare's edge put on a real request
+--     (user agent, accept*, client hints, a cookie, cf-* and x-forwarded-*):
+--     19 more headers, where the bare requests carry one or two.
 -- Every response's status and X-Cache-Status are counted; done() prints one
 -- line "WRK_JSON {...}" with the counts and latency quantiles (microseconds).
 threads = {}
@@ -20,6 +23,7 @@ function init(args)
   tokens, subjects = {}, {}
   mode, unique, apikey, run = args[2], args[3] == "1", args[4], args[5]
   reuse = tonumber(args[6] or "0") or 0
+  browser = args[7] == "1"
   counter, hit, miss, other, non200 = 0, 0, 0, 0, 0
   if mode == "jwt" then
     for line in io.lines(args[1]) do
@@ -35,6 +39,27 @@ function request()
   local path = wrk.path
   if unique then path = path .. "?n=" .. run .. "-" .. id .. "-" .. counter end
   local headers = {}
+  if browser then
+    headers["user-agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+    headers["accept"] = "application/json, text/plain, */*"
+    headers["accept-language"] = "en-GB,en;q=0.9,de;q=0.8"
+    headers["accept-encoding"] = "gzip, br"
+    headers["referer"] = "https://app.example.com/orders?page=2"
+    headers["origin"] = "https://app.example.com"
+    headers["sec-ch-ua"] = '"Chromium";v="131", "Not_A Brand";v="24"'
+    headers["sec-ch-ua-mobile"] = "?0"
+    headers["sec-ch-ua-platform"] = '"Linux"'
+    headers["sec-fetch-dest"] = "empty"
+    headers["sec-fetch-mode"] = "cors"
+    headers["sec-fetch-site"] = "same-site"
+    headers["cookie"] = "session=3f9a1c0e7b2d4a6f8e1c; theme=dark; consent=1"
+    headers["cf-connecting-ip"] = "203.0.113." .. (counter % 250 + 1)
+    headers["cf-ipcountry"] = "GB"
+    headers["cf-ray"] = string.format("8f%014x-LHR", counter)
+    headers["cf-visitor"] = '{"scheme":"https"}'
+    headers["x-forwarded-proto"] = "https"
+    headers["x-real-ip"] = "203.0.113." .. (counter % 250 + 1)
+  end
   if mode == "jwt" then
     -- Walk the pool: consecutive requests carry different tokens and subjects
     -- (or, reusing, cycle the first `reuse` tokens).
