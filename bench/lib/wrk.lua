@@ -14,6 +14,27 @@
 -- line "WRK_JSON {...}" with the counts and latency quantiles (microseconds).
 threads = {}
 
+-- What a browser and Cloudflare's edge put on every request (argument 7);
+-- the client's address and the ray id are added per request.
+BROWSER_HEADERS = {
+  ["user-agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+  ["accept"] = "application/json, text/plain, */*",
+  ["accept-language"] = "en-GB,en;q=0.9,de;q=0.8",
+  ["accept-encoding"] = "gzip, br",
+  ["referer"] = "https://app.example.com/orders?page=2",
+  ["origin"] = "https://app.example.com",
+  ["sec-ch-ua"] = '"Chromium";v="131", "Not_A Brand";v="24"',
+  ["sec-ch-ua-mobile"] = "?0",
+  ["sec-ch-ua-platform"] = '"Linux"',
+  ["sec-fetch-dest"] = "empty",
+  ["sec-fetch-mode"] = "cors",
+  ["sec-fetch-site"] = "same-site",
+  ["cookie"] = "session=3f9a1c0e7b2d4a6f8e1c; theme=dark; consent=1",
+  ["cf-ipcountry"] = "GB",
+  ["cf-visitor"] = '{"scheme":"https"}',
+  ["x-forwarded-proto"] = "https",
+}
+
 function setup(thread)
   table.insert(threads, thread)
   thread:set("id", #threads)
@@ -40,25 +61,11 @@ function request()
   if unique then path = path .. "?n=" .. run .. "-" .. id .. "-" .. counter end
   local headers = {}
   if browser then
-    headers["user-agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-    headers["accept"] = "application/json, text/plain, */*"
-    headers["accept-language"] = "en-GB,en;q=0.9,de;q=0.8"
-    headers["accept-encoding"] = "gzip, br"
-    headers["referer"] = "https://app.example.com/orders?page=2"
-    headers["origin"] = "https://app.example.com"
-    headers["sec-ch-ua"] = '"Chromium";v="131", "Not_A Brand";v="24"'
-    headers["sec-ch-ua-mobile"] = "?0"
-    headers["sec-ch-ua-platform"] = '"Linux"'
-    headers["sec-fetch-dest"] = "empty"
-    headers["sec-fetch-mode"] = "cors"
-    headers["sec-fetch-site"] = "same-site"
-    headers["cookie"] = "session=3f9a1c0e7b2d4a6f8e1c; theme=dark; consent=1"
-    headers["cf-connecting-ip"] = "203.0.113." .. (counter % 250 + 1)
-    headers["cf-ipcountry"] = "GB"
+    for name, value in pairs(BROWSER_HEADERS) do headers[name] = value end
+    local ip = "203.0.113." .. (counter % 250 + 1)
+    headers["cf-connecting-ip"] = ip
+    headers["x-real-ip"] = ip
     headers["cf-ray"] = string.format("8f%014x-LHR", counter)
-    headers["cf-visitor"] = '{"scheme":"https"}'
-    headers["x-forwarded-proto"] = "https"
-    headers["x-real-ip"] = "203.0.113." .. (counter % 250 + 1)
   end
   if mode == "jwt" then
     -- Walk the pool: consecutive requests carry different tokens and subjects
