@@ -83,31 +83,58 @@ thread_local! {
     static API_KEYS_NAME: JsValue = JsValue::from_str(API_KEYS_VAR);
 }
 
-/// Where a cached parse came from: the binding's JS string as the runtime
+/// Where a cached parse came from: the binding's value as the runtime
 /// holds it, or nothing (the embedded default). Checking whether the
 /// binding changed is one `===` in JS (V8 compares the very string object
 /// the runtime hands out each request by pointer), where copying the text
 /// into wasm to compare it cost kilobytes of UTF-16 → UTF-8 per request.
 #[derive(PartialEq)]
 enum Source {
-    /// The binding is absent or blank.
+    /// The binding is absent.
     Unset,
-    /// The binding's value.
-    Binding(JsValue),
+    /// The binding's text.
+    Text(JsValue),
+    /// A binding that is not text: a `[vars]` table in `wrangler.toml`
+    /// arrives as an object. Refused, never read as unset.
+    NotText(JsValue),
 }
 
-/// A string binding's value as the runtime holds it, read by its `name` as
-/// a JS string; `None` if unset or not a string. One `Reflect.get` and a
-/// `typeof` check: `Env::var` also decodes the name and asks the value's
-/// constructor for its name, three more calls into JS, on every request.
-fn raw_binding(env: &Env, name: &JsValue) -> Option<JsValue> {
-    let value = js_sys::Reflect::get(env, name).ok()?;
-    value.is_string().then_some(value)
+impl Source {
+    /// The binding `name` (a JS string) holds: one `Reflect.get` and a
+    /// `typeof` check, where `Env::var` also decodes the name and asks the
+    /// value's constructor for its name, three more calls into JS, on every
+    /// request.
+    fn read(env: &Env, name: &JsValue) -> Self {
+        match js_sys::Reflect::get(env, name) {
+            Ok(value) if value.is_string() => Self::Text(value),
+            Ok(value) if !value.is_undefined() && !value.is_null() => Self::NotText(value),
+            _ => Self::Unset,
+        }
+    }
+
+    /// Why a binding that is not text is refused: its name, its JS type and
+    /// the fix.
+    fn not_text(name: &str, value: &JsValue) -> String {
+        let kind = value.js_typeof().as_string().unwrap_or_default();
+        format!(
+            "{name} is a{} {kind}, not text: set it to a string (a table under [vars] in \
+             wrangler.toml arrives as an object; write the value as one string, e.g. with \
+             TOML's triple quotes, or as a secret)",
+            if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "n"
+            } else {
+                ""
+            },
+        )
+    }
 }
 
 /// A string binding (variable or secret), if set.
 pub fn string_binding(env: &Env, name: &str) -> Option<String> {
-    raw_binding(env, &JsValue::from_str(name)).and_then(|v| v.as_string())
+    match Source::read(env, &JsValue::from_str(name)) {
+        Source::Text(value) => value.as_string(),
+        Source::Unset | Source::NotText(_) => None,
+    }
 }
 
 /// The gateway configuration for this request. Parsed once per isolate and
@@ -124,9 +151,7 @@ fn parsed_once<T: Clone>(
     name: &'static LocalKey<JsValue>,
     parse: impl FnOnce(&Env, &Source) -> T,
 ) -> T {
-    let source = name
-        .with(|name| raw_binding(env, name))
-        .map_or(Source::Unset, Source::Binding);
+    let source = name.with(|name| Source::read(env, name));
     cache.with(|cell| {
         let mut cached = cell.borrow_mut();
         if let Some((seen, parsed)) = cached.as_ref() {
@@ -141,10 +166,12 @@ fn parsed_once<T: Clone>(
 }
 
 /// The configuration `source` holds: the binding's text unless it is blank,
-/// else the embedded file; a binding over Cloudflare's cap is refused.
+/// else the embedded file; a binding over Cloudflare's cap, or one that is
+/// not text, is refused.
 fn load_text(env: &Env, source: &Source) -> Loaded {
     let text = match source {
-        Source::Binding(value) => value.as_string().filter(|t| !t.trim().is_empty()),
+        Source::Text(value) => value.as_string().filter(|t| !t.trim().is_empty()),
+        Source::NotText(value) => return Err(Rc::new(Source::not_text(CONFIG_VAR, value))),
         Source::Unset => None,
     };
     match text {
@@ -181,7 +208,8 @@ pub fn api_keys(env: &Env) -> Result<Rc<ApiKeyStore>, EdgeError> {
 /// The key store `source` holds (empty when unset or blank).
 fn parse_api_keys(env: &Env, source: &Source) -> LoadedKeys {
     let text = match source {
-        Source::Binding(value) => value.as_string().unwrap_or_default(),
+        Source::Text(value) => value.as_string().unwrap_or_default(),
+        Source::NotText(value) => return Err(Rc::new(Source::not_text(API_KEYS_VAR, value))),
         Source::Unset => String::new(),
     };
     check_size(env, API_KEYS_VAR, &text).map_err(Rc::new)?;

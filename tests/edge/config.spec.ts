@@ -81,6 +81,33 @@ describe("TIDEGATE_CONFIG that is not TOML", () => {
   });
 });
 
+describe("TIDEGATE_CONFIG that is not text", () => {
+  // A [vars] table in wrangler.toml arrives as an object: refused by name,
+  // never read as unset (which would serve the embedded config instead).
+  const gateway = useGateway({ config: { routes: [{ name: "r", path: "/x/*", upstream: "http://127.0.0.1:9" }] } });
+
+  it("answers 500 invalid-config naming the binding, its type and the fix", async () => {
+    const body = expectProblem(await gateway().fetch("/v1/catalog/x"), 500, "invalid-config");
+    const detail = String(body.detail);
+    expect(detail).toContain("TIDEGATE_CONFIG is an object, not text");
+    expect(detail).toContain("wrangler.toml");
+  });
+});
+
+describe("API_KEYS that is not text", () => {
+  const edge = useEdge({ apiKeys: { keys: [] } });
+
+  it("fails requests that need API keys with 500 naming API_KEYS and its type", async () => {
+    const res = await edge.fetch(`/keys/${unique()}`, { headers: { "x-api-key": "whatever-key-value" } });
+    const body = expectProblem(res, 500, "invalid-config");
+    expect(String(body.detail)).toContain("API_KEYS is an object, not text");
+  });
+
+  it("still serves routes that do not use API keys", async () => {
+    expect((await edge.fetch(`/public/${unique()}`)).status).toBe(200);
+  });
+});
+
 describe("invalid API_KEYS", () => {
   const edge = useEdge({ apiKeys: '[{"id": "k1", "consumer": "acme"}]' });
 

@@ -55,10 +55,14 @@ function checkBuild(): { throttle: boolean } {
 }
 
 export interface GatewayOptions {
-  /** TIDEGATE_CONFIG text; `undefined` leaves the binding out (the embedded config applies). */
-  config?: string;
-  /** API_KEYS secret; `undefined` leaves it out. */
-  apiKeys?: string;
+  /**
+   * TIDEGATE_CONFIG text; `undefined` leaves the binding out (the embedded
+   * config applies). An object binds a JSON variable, as a `[vars]` table in
+   * wrangler.toml does (which the Worker refuses).
+   */
+  config?: string | Record<string, unknown>;
+  /** API_KEYS secret; `undefined` leaves it out. An object binds a JSON variable. */
+  apiKeys?: string | Record<string, unknown>;
   /** ADMIN_KEY secret; `undefined` leaves it out (admin disabled). */
   adminKey?: string;
   /** Further secrets by binding name (assertion keys, origin secrets). */
@@ -115,7 +119,7 @@ export class Gateway {
 
   static async start(options: GatewayOptions = {}): Promise<Gateway> {
     const { throttle } = checkBuild();
-    const bindings: Record<string, string> = {};
+    const bindings: Record<string, string | Record<string, unknown>> = {};
     if (options.config !== undefined) bindings.TIDEGATE_CONFIG = options.config;
     if (options.apiKeys !== undefined) bindings.API_KEYS = options.apiKeys;
     if (options.adminKey !== undefined) bindings.ADMIN_KEY = options.adminKey;
