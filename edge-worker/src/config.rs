@@ -67,16 +67,21 @@ pub struct Gateway {
     pub handed_over: RefCell<HashMap<(TokenDigest, String), VerifiedBearer>>,
 }
 
+/// What a binding parsed into, or what is wrong with it.
+type Parsed<T> = Result<Rc<T>, Rc<String>>;
+
+/// A binding's last parse and the value it came from.
+type ParseCache<T> = RefCell<Option<(Source, Parsed<T>)>>;
+
 /// The configuration as loaded: usable, or the errors that make it unusable.
-pub type Loaded = Result<Rc<Gateway>, Rc<String>>;
+pub type Loaded = Parsed<Gateway>;
 
 /// The API key store as loaded, or what is wrong with the secret.
-type LoadedKeys = Result<Rc<ApiKeyStore>, Rc<String>>;
+type LoadedKeys = Parsed<ApiKeyStore>;
 
 thread_local! {
-    static CONFIG: RefCell<Option<(Source, Loaded)>> = const { RefCell::new(None) };
-    static API_KEYS: RefCell<Option<(Source, LoadedKeys)>> =
-        const { RefCell::new(None) };
+    static CONFIG: ParseCache<Gateway> = const { RefCell::new(None) };
+    static API_KEYS: ParseCache<ApiKeyStore> = const { RefCell::new(None) };
     /// The names of the bindings read on every request, as JS strings made
     /// once per isolate (not decoded from wasm memory per read).
     static CONFIG_NAME: JsValue = JsValue::from_str(CONFIG_VAR);
@@ -143,15 +148,16 @@ pub fn load(env: &Env) -> Loaded {
     parsed_once(&CONFIG, env, &CONFIG_NAME, load_text)
 }
 
-/// What `parse` makes of the binding `name` names, reused while the binding
-/// is the same JS value; parsed again (and kept) when it changed.
-fn parsed_once<T: Clone>(
-    cache: &'static LocalKey<RefCell<Option<(Source, T)>>>,
+/// What `parse` makes of the text of the binding `name` names (`None` when
+/// unset), reused while the binding is the same JS value; parsed again (and
+/// kept) when it changed. A binding that is not text is refused here.
+fn parsed_once<T>(
+    cache: &'static LocalKey<ParseCache<T>>,
     env: &Env,
     name: &'static LocalKey<JsValue>,
-    parse: impl FnOnce(&Env, &Source) -> T,
-) -> T {
-    let source = name.with(|name| Source::read(env, name));
+    parse: impl FnOnce(&Env, Option<String>) -> Parsed<T>,
+) -> Parsed<T> {
+    let (source, name) = name.with(|name| (Source::read(env, name), name.as_string()));
     cache.with(|cell| {
         let mut cached = cell.borrow_mut();
         if let Some((seen, parsed)) = cached.as_ref() {
@@ -159,22 +165,23 @@ fn parsed_once<T: Clone>(
                 return parsed.clone();
             }
         }
-        let parsed = parse(env, &source);
+        let parsed = match &source {
+            Source::Text(value) => parse(env, value.as_string()),
+            Source::Unset => parse(env, None),
+            Source::NotText(value) => Err(Rc::new(Source::not_text(
+                name.as_deref().unwrap_or_default(),
+                value,
+            ))),
+        };
         *cached = Some((source, parsed.clone()));
         parsed
     })
 }
 
-/// The configuration `source` holds: the binding's text unless it is blank,
-/// else the embedded file; a binding over Cloudflare's cap, or one that is
-/// not text, is refused.
-fn load_text(env: &Env, source: &Source) -> Loaded {
-    let text = match source {
-        Source::Text(value) => value.as_string().filter(|t| !t.trim().is_empty()),
-        Source::NotText(value) => return Err(Rc::new(Source::not_text(CONFIG_VAR, value))),
-        Source::Unset => None,
-    };
-    match text {
+/// The configuration from the binding's `text` unless it is unset or blank,
+/// else from the embedded file; a binding over Cloudflare's cap is refused.
+fn load_text(env: &Env, text: Option<String>) -> Loaded {
+    match text.filter(|t| !t.trim().is_empty()) {
         Some(text) => {
             check_size(env, CONFIG_VAR, &text).map_err(Rc::new)?;
             parse(&text)
@@ -205,13 +212,9 @@ pub fn api_keys(env: &Env) -> Result<Rc<ApiKeyStore>, EdgeError> {
         .map_err(|e| EdgeError::InvalidApiKeys(e.to_string()))
 }
 
-/// The key store `source` holds (empty when unset or blank).
-fn parse_api_keys(env: &Env, source: &Source) -> LoadedKeys {
-    let text = match source {
-        Source::Text(value) => value.as_string().unwrap_or_default(),
-        Source::NotText(value) => return Err(Rc::new(Source::not_text(API_KEYS_VAR, value))),
-        Source::Unset => String::new(),
-    };
+/// The key store the secret's `text` holds (empty when unset or blank).
+fn parse_api_keys(env: &Env, text: Option<String>) -> LoadedKeys {
+    let text = text.unwrap_or_default();
     check_size(env, API_KEYS_VAR, &text).map_err(Rc::new)?;
     if text.trim().is_empty() {
         return Ok(Rc::new(ApiKeyStore::default()));

@@ -111,9 +111,7 @@ impl LogLine {
         // One string, one `console.log` call: workerd's cheapest way to
         // write a line (an object costs three times as much:
         // bench/log-cost.mjs), and no `format!` copy on the way.
-        if let Ok(line) = serde_json::to_string(&self) {
-            worker::web_sys::console::log_1(&line.into());
-        }
+        event(Level::Info, &self);
     }
 }
 
